@@ -1,0 +1,7 @@
+//! `fear`: rank NATS-Bench architectures by FEAR on a hand-written engine.
+//!
+//! Read top-down: [`engine`] (element types, ops, devices, tape), [`space`] (the NATS-Bench
+//! topology search space), [`net`] (the TinyNetwork builder), [`train`] (optimiser, schedule),
+//! and [`cli`] (the `fear` subcommands).
+pub mod engine;
+pub mod space;

@@ -1,0 +1,1 @@
+//! The NATS-Bench topology search space.
