@@ -3,5 +3,11 @@
 //! Read top-down: [`engine`] (element types, ops, devices, tape), [`space`] (the NATS-Bench
 //! topology search space), [`net`] (the TinyNetwork builder), [`train`] (optimiser, schedule),
 //! and [`cli`] (the `fear` subcommands).
+pub mod cli;
+pub mod data;
 pub mod engine;
+pub mod net;
+pub mod rank;
 pub mod space;
+pub mod train;
+pub mod util;

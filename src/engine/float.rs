@@ -33,8 +33,11 @@ pub trait Float:
         beta: Self, c: *mut Self, rsc: isize, csc: isize,
     );
 
+    /// Conversion from f64 (rounding to nearest for f32).
     fn from_f64(v: f64) -> Self;
-    fn to_f64(self) -> f64;
+    /// Exact widening to f64 (named apart from `num_traits::ToPrimitive::to_f64`, which returns
+    /// an Option).
+    fn as_f64(self) -> f64;
 }
 
 impl Float for f32 {
@@ -48,7 +51,7 @@ impl Float for f32 {
         matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
     }
     fn from_f64(v: f64) -> f32 { v as f32 }
-    fn to_f64(self) -> f64 { self as f64 }
+    fn as_f64(self) -> f64 { self as f64 }
 }
 
 impl Float for f64 {
@@ -62,5 +65,5 @@ impl Float for f64 {
         matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
     }
     fn from_f64(v: f64) -> f64 { v }
-    fn to_f64(self) -> f64 { self }
+    fn as_f64(self) -> f64 { self }
 }

@@ -1,5 +1,15 @@
-//! The engine: element types, the CPU ops, devices, tensors and the autograd tape.
+//! The engine: element types, the CPU ops, kernels, devices, the graph, its plan and the tape.
 pub mod cpu;
+pub mod device;
 pub mod float;
+pub mod graph;
+pub mod kernel;
+pub mod plan;
+pub mod session;
 
+pub use device::{Cpu, Device, MemoryLayout};
 pub use float::Float;
+pub use kernel::{Kernel, Loc, Space};
+pub use graph::{Graph, GraphBuilder, Init, ParamSpec};
+pub use plan::{PlanOptions, Program};
+pub use session::{GraphFn, Session, StepOutput};

@@ -1,4 +1,10 @@
 //! Batch normalisation over [n, c, hw] (PyTorch BatchNorm2d semantics).
+//!
+//! Parallel over channels: one task reads a channel's n planes for its statistics and then writes
+//! the same planes while they are still in cache. Sums are accumulated in f64 over independent
+//! lanes (so they vectorise).
+use rayon::prelude::*;
+
 use crate::engine::Float;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -9,25 +15,214 @@ pub struct BnGeom {
     pub hw: usize,
 }
 
+impl BnGeom {
+    fn len(&self) -> usize { self.n * self.c * self.hw }
+    /// Values per channel.
+    fn count(&self) -> usize { self.n * self.hw }
+}
+
+/// A raw pointer that channel tasks share to write their own (disjoint) planes.
+#[derive(Clone, Copy)]
+struct SharedMut<T>(*mut T);
+// SAFETY: only used to hand disjoint regions of one slice to parallel tasks.
+unsafe impl<T: Send> Send for SharedMut<T> {}
+unsafe impl<T: Send> Sync for SharedMut<T> {}
+impl<T> SharedMut<T> {
+    /// # Safety
+    /// `off..off+len` must be in bounds and touched by no other live reference.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice(&self, off: usize, len: usize) -> &mut [T] { std::slice::from_raw_parts_mut(self.0.add(off), len) }
+}
+
+const LANES: usize = 8;
+
+/// sum(x - shift) in f64.
+fn sum_shifted<T: Float>(x: &[T], shift: f64) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for ch in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(ch) {
+            *a += v.as_f64() - shift;
+        }
+    }
+    chunks.remainder().iter().map(|v| v.as_f64() - shift).sum::<f64>() + acc.iter().sum::<f64>()
+}
+
+/// sum((x - mean)^2) in f64.
+fn sum_sq_dev<T: Float>(x: &[T], mean: f64) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for ch in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(ch) {
+            let d = v.as_f64() - mean;
+            *a += d * d;
+        }
+    }
+    chunks.remainder().iter().map(|v| (v.as_f64() - mean).powi(2)).sum::<f64>() + acc.iter().sum::<f64>()
+}
+
+/// (sum(dy), sum(dy * (x - mean))) in f64.
+fn sum_dy_dyxc<T: Float>(x: &[T], dy: &[T], mean: f64) -> (f64, f64) {
+    let (mut a, mut b) = ([0.0f64; LANES], [0.0f64; LANES]);
+    let mut xc = x.chunks_exact(LANES);
+    let mut dc = dy.chunks_exact(LANES);
+    for (xs, ds) in (&mut xc).zip(&mut dc) {
+        for l in 0..LANES {
+            let d = ds[l].as_f64();
+            a[l] += d;
+            b[l] += d * (xs[l].as_f64() - mean);
+        }
+    }
+    let (mut sa, mut sb) = (a.iter().sum::<f64>(), b.iter().sum::<f64>());
+    for (&xv, &dv) in xc.remainder().iter().zip(dc.remainder()) {
+        sa += dv.as_f64();
+        sb += dv.as_f64() * (xv.as_f64() - mean);
+    }
+    (sa, sb)
+}
+
+/// y = x * scale + shift.
+fn affine<T: Float>(x: &[T], scale: T, shift: T, y: &mut [T]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y = x * scale + shift;
+    }
+}
+
 /// Train mode: normalise with the biased batch variance; running_mean/var updated in place with
 /// `running = (1 - momentum) * running + momentum * batch` (the variance update uses the unbiased
 /// variance). Writes the batch `mean` and `invstd = 1/sqrt(var_biased + eps)` (length c) for backward.
+///
+/// With a single value per channel (n*hw = 1, which PyTorch rejects in train mode) the running
+/// variance is updated with the biased variance (0) instead of dividing by zero.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_train_forward<T: Float>(
-    _g: &BnGeom, _x: &[T], _gamma: &[T], _beta: &[T], _eps: f64, _momentum: f64,
-    _running_mean: &mut [T], _running_var: &mut [T], _y: &mut [T], _mean: &mut [T], _invstd: &mut [T],
-) { unimplemented!() }
+    g: &BnGeom, x: &[T], gamma: &[T], beta: &[T], eps: f64, momentum: f64,
+    running_mean: &mut [T], running_var: &mut [T], y: &mut [T], mean: &mut [T], invstd: &mut [T],
+) {
+    let (n, c, hw) = (g.n, g.c, g.hw);
+    assert_eq!(x.len(), g.len(), "batch_norm: x length");
+    assert_eq!(y.len(), g.len(), "batch_norm: y length");
+    for (name, v) in [("gamma", gamma.len()), ("beta", beta.len()), ("running_mean", running_mean.len()),
+        ("running_var", running_var.len()), ("mean", mean.len()), ("invstd", invstd.len())] {
+        assert_eq!(v, c, "batch_norm: {name} length");
+    }
+    let m = g.count();
+    if m == 0 {
+        return;
+    }
+    let yp = SharedMut(y.as_mut_ptr());
+    // Per channel: (mean, biased variance), computed two-pass while the channel is in cache, then y.
+    let stats: Vec<(f64, f64)> = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let plane = |i: usize| &x[(i * c + ch) * hw..(i * c + ch + 1) * hw];
+            let mu = (0..n).map(|i| sum_shifted(plane(i), 0.0)).sum::<f64>() / m as f64;
+            let var = (0..n).map(|i| sum_sq_dev(plane(i), mu)).sum::<f64>() / m as f64;
+            let inv = 1.0 / (var + eps).sqrt();
+            let scale = gamma[ch].as_f64() * inv;
+            let (s, b) = (T::from_f64(scale), T::from_f64(beta[ch].as_f64() - mu * scale));
+            for i in 0..n {
+                // SAFETY: plane (i, ch) belongs to this task alone and lies inside y.
+                let yi = unsafe { yp.slice((i * c + ch) * hw, hw) };
+                affine(plane(i), s, b, yi);
+            }
+            (mu, var)
+        })
+        .collect();
+    let unbias = if m > 1 { m as f64 / (m - 1) as f64 } else { 1.0 };
+    for (ch, &(mu, var)) in stats.iter().enumerate() {
+        mean[ch] = T::from_f64(mu);
+        invstd[ch] = T::from_f64(1.0 / (var + eps).sqrt());
+        running_mean[ch] = T::from_f64((1.0 - momentum) * running_mean[ch].as_f64() + momentum * mu);
+        running_var[ch] = T::from_f64((1.0 - momentum) * running_var[ch].as_f64() + momentum * var * unbias);
+    }
+}
 
 /// Eval mode: normalise with the running statistics.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_eval_forward<T: Float>(
-    _g: &BnGeom, _x: &[T], _gamma: &[T], _beta: &[T], _running_mean: &[T], _running_var: &[T],
-    _eps: f64, _y: &mut [T],
-) { unimplemented!() }
+    g: &BnGeom, x: &[T], gamma: &[T], beta: &[T], running_mean: &[T], running_var: &[T],
+    eps: f64, y: &mut [T],
+) {
+    let (c, hw) = (g.c, g.hw);
+    assert_eq!(x.len(), g.len(), "batch_norm: x length");
+    assert_eq!(y.len(), g.len(), "batch_norm: y length");
+    assert!(gamma.len() == c && beta.len() == c && running_mean.len() == c && running_var.len() == c,
+        "batch_norm: parameter lengths must be c = {c}");
+    if hw == 0 || c == 0 {
+        return;
+    }
+    let coef: Vec<(T, T)> = (0..c)
+        .map(|ch| {
+            let scale = gamma[ch].as_f64() / (running_var[ch].as_f64() + eps).sqrt();
+            (T::from_f64(scale), T::from_f64(beta[ch].as_f64() - running_mean[ch].as_f64() * scale))
+        })
+        .collect();
+    let planes_per_task = (1 << 14) / hw + 1;
+    y.par_chunks_mut(planes_per_task * hw).zip(x.par_chunks(planes_per_task * hw)).enumerate().for_each(|(t, (y, x))| {
+        for (j, (y, x)) in y.chunks_exact_mut(hw).zip(x.chunks_exact(hw)).enumerate() {
+            let (s, b) = coef[(t * planes_per_task + j) % c];
+            affine(x, s, b, y);
+        }
+    });
+}
 
 /// Backward of train mode; accumulates into whichever gradients are requested.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_backward<T: Float>(
-    _g: &BnGeom, _x: &[T], _dy: &[T], _gamma: &[T], _mean: &[T], _invstd: &[T],
-    _dx: Option<&mut [T]>, _dgamma: Option<&mut [T]>, _dbeta: Option<&mut [T]>,
-) { unimplemented!() }
+    g: &BnGeom, x: &[T], dy: &[T], gamma: &[T], mean: &[T], invstd: &[T],
+    dx: Option<&mut [T]>, dgamma: Option<&mut [T]>, dbeta: Option<&mut [T]>,
+) {
+    let (n, c, hw) = (g.n, g.c, g.hw);
+    assert_eq!(x.len(), g.len(), "batch_norm: x length");
+    assert_eq!(dy.len(), g.len(), "batch_norm: dy length");
+    assert!(gamma.len() == c && mean.len() == c && invstd.len() == c, "batch_norm: parameter lengths must be c = {c}");
+    let m = g.count();
+    if m == 0 {
+        return;
+    }
+    let dxp = dx.map(|d| {
+        assert_eq!(d.len(), g.len(), "batch_norm: dx length");
+        SharedMut(d.as_mut_ptr())
+    });
+    // Per channel: (sum dy, sum dy * (x - mean)); then dx += a*dy + b*x + k with
+    // a = gamma*invstd, b = -a*invstd^2*sum(dy*(x-mean))/m, k = -b*mean - a*sum(dy)/m.
+    let sums: Vec<(f64, f64)> = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let at = |i: usize| (i * c + ch) * hw..(i * c + ch + 1) * hw;
+            let mu = mean[ch].as_f64();
+            let (sdy, sdyx) = (0..n).fold((0.0, 0.0), |(a, b), i| {
+                let (da, db) = sum_dy_dyxc(&x[at(i)], &dy[at(i)], mu);
+                (a + da, b + db)
+            });
+            if let Some(dxp) = dxp {
+                let inv = invstd[ch].as_f64();
+                let a = gamma[ch].as_f64() * inv;
+                let b = -a * inv * inv * sdyx / m as f64;
+                let k = -b * mu - a * sdy / m as f64;
+                let (a, b, k) = (T::from_f64(a), T::from_f64(b), T::from_f64(k));
+                for i in 0..n {
+                    // SAFETY: plane (i, ch) belongs to this task alone and lies inside dx.
+                    let d = unsafe { dxp.slice(at(i).start, hw) };
+                    for ((d, &g), &x) in d.iter_mut().zip(&dy[at(i)]).zip(&x[at(i)]) {
+                        *d = *d + (a * g + (b * x + k));
+                    }
+                }
+            }
+            (sdy, sdyx)
+        })
+        .collect();
+    if let Some(dgamma) = dgamma {
+        assert_eq!(dgamma.len(), c, "batch_norm: dgamma length");
+        for (ch, d) in dgamma.iter_mut().enumerate() {
+            *d = *d + T::from_f64(sums[ch].1 * invstd[ch].as_f64());
+        }
+    }
+    if let Some(dbeta) = dbeta {
+        assert_eq!(dbeta.len(), c, "batch_norm: dbeta length");
+        for (d, s) in dbeta.iter_mut().zip(&sums) {
+            *d = *d + T::from_f64(s.0);
+        }
+    }
+}

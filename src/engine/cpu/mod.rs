@@ -12,6 +12,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod linear;
 pub mod loss;
+pub mod optim;
 pub mod pool;
 
 pub use batchnorm::*;
@@ -19,4 +20,5 @@ pub use conv::*;
 pub use elementwise::*;
 pub use linear::*;
 pub use loss::*;
+pub use optim::*;
 pub use pool::*;

@@ -1,0 +1,150 @@
+//! `fear bench`: step throughput, full training versus FEAR's frozen stage 2.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::Args;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::engine::{Cpu, PlanOptions, Session};
+use crate::net::{stage2_prefixes, tiny_network, NetConfig};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Where to run: `cpu`, or `auto` (the best device present).
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Architecture (index or arch string).
+    #[arg(long, default_value = "1")]
+    pub arch: String,
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Untimed steps before measuring.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Timed steps; the median is reported.
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also print the time spent in each kind of kernel (full step, then frozen step).
+    #[arg(long)]
+    pub profile: bool,
+}
+
+#[derive(Serialize, Debug)]
+pub struct BenchReport {
+    pub arch: String,
+    pub index: usize,
+    pub device: String,
+    pub batch: usize,
+    pub steps: usize,
+    pub full_step_ms: f64,
+    pub frozen_step_ms: f64,
+    /// frozen_step_ms / full_step_ms.
+    pub frozen_ratio: f64,
+    pub full_backward_nodes: usize,
+    pub frozen_backward_nodes: usize,
+    pub full_saved_bytes: usize,
+    pub frozen_saved_bytes: usize,
+    pub full_work_bytes: usize,
+    pub frozen_work_bytes: usize,
+    /// Training images per second in full steps.
+    pub images_per_s: f64,
+    pub frozen_images_per_s: f64,
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    let arch = super::parse_arch_arg(&args.arch)?;
+    if args.batch == 0 || args.steps == 0 {
+        return Err(super::UsageError("--batch and --steps must be positive".into()).into());
+    }
+    super::check_cpu_device(&args.device)?;
+    if let Some(t) = args.threads {
+        rayon::ThreadPoolBuilder::new().num_threads(t).build_global()?;
+    }
+    let cfg = NetConfig::default();
+    let build = Box::new(move |n| tiny_network(&arch, &cfg, n));
+    let mut session: Session<f32, Cpu> = Session::new(Cpu, build, args.batch, PlanOptions::default())?;
+    session.init_params(0)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let images: Vec<f32> = (0..args.batch * 3 * 32 * 32).map(|_| rng.random_range(-2.0..2.0)).collect();
+    let labels: Vec<u32> = (0..args.batch).map(|_| rng.random_range(0..10)).collect();
+
+    let full = time_steps(&mut session, &images, &labels, &args)?;
+    let full_profile = session.profile();
+    let full_plan = session.program(args.batch, true)?.clone();
+    let keep = stage2_prefixes(&cfg, 4);
+    session.set_trainable(|name| keep.iter().any(|p| name.starts_with(&format!("{p}."))));
+    session.reset_momentum()?;
+    let frozen = time_steps(&mut session, &images, &labels, &args)?;
+    let frozen_profile = session.profile();
+    let frozen_plan = session.program(args.batch, true)?.clone();
+
+    let report = BenchReport {
+        arch: arch.to_string(),
+        index: arch.index(),
+        device: crate::engine::Device::<f32>::name(&Cpu),
+        batch: args.batch,
+        steps: args.steps,
+        full_step_ms: full,
+        frozen_step_ms: frozen,
+        frozen_ratio: frozen / full,
+        full_backward_nodes: full_plan.backward_nodes,
+        frozen_backward_nodes: frozen_plan.backward_nodes,
+        full_saved_bytes: full_plan.saved_elems * 4,
+        frozen_saved_bytes: frozen_plan.saved_elems * 4,
+        full_work_bytes: full_plan.layout.work * 4,
+        frozen_work_bytes: frozen_plan.layout.work * 4,
+        images_per_s: args.batch as f64 / (full / 1e3),
+        frozen_images_per_s: args.batch as f64 / (frozen / 1e3),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_table(&report);
+    }
+    if args.profile {
+        for (what, rows) in [("full", full_profile), ("frozen", frozen_profile)] {
+            eprintln!("{what} step, ms per step by kernel:");
+            for (name, launches, secs) in rows {
+                eprintln!("  {name:<24}{:>10.2}{:>8} launches", secs * 1e3 / args.steps as f64, launches / args.steps);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Median milliseconds of `args.steps` training steps after `args.warmup` untimed ones.
+fn time_steps(session: &mut Session<f32, Cpu>, images: &[f32], labels: &[u32], args: &BenchArgs) -> Result<f64> {
+    let mut times = Vec::with_capacity(args.steps);
+    for i in 0..args.warmup + args.steps {
+        if i == args.warmup && args.profile {
+            session.start_profile();
+        }
+        let start = Instant::now();
+        session.train_step(images, labels, 0.01)?;
+        if i >= args.warmup {
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+fn print_table(r: &BenchReport) {
+    println!("arch {} ({}) on {}, batch {}, median of {} steps", r.index, r.arch, r.device, r.batch, r.steps);
+    println!("{:<22}{:>14}{:>18}", "", "full", "frozen (stage 2)");
+    println!("{:<22}{:>14.2}{:>18.2}", "step (ms)", r.full_step_ms, r.frozen_step_ms);
+    println!("{:<22}{:>14.1}{:>18.1}", "images/s", r.images_per_s, r.frozen_images_per_s);
+    println!("{:<22}{:>14}{:>18}", "backward nodes", r.full_backward_nodes, r.frozen_backward_nodes);
+    println!("{:<22}{:>14.1}{:>18.1}", "saved activations MB", r.full_saved_bytes as f64 / 1e6, r.frozen_saved_bytes as f64 / 1e6);
+    println!("{:<22}{:>14.1}{:>18.1}", "work memory MB", r.full_work_bytes as f64 / 1e6, r.frozen_work_bytes as f64 / 1e6);
+    println!("frozen / full step time: {:.2}", r.frozen_ratio);
+}

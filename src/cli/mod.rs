@@ -1,0 +1,60 @@
+//! The `fear` command line: one module per subcommand.
+
+use clap::{Parser, Subcommand};
+
+pub mod arch;
+pub mod bench;
+pub mod rank;
+
+/// Rank NATS-Bench architectures by FEAR on a hand-written CPU/GPU engine.
+#[derive(Parser, Debug)]
+#[command(name = "fear", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Describe an architecture: index, arch string, parameter count, FLOPs.
+    Arch(arch::ArchArgs),
+    /// Rank architectures by FEAR on a dataset (JSON Lines out, resumable).
+    Rank(rank::RankArgs),
+    /// Time a full training step and a FEAR stage-2 (frozen) step.
+    Bench(bench::BenchArgs),
+}
+
+/// An error in what the user asked for (exit status 2), as opposed to a failure while working.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Arch(args) => arch::run(args),
+        Command::Rank(args) => rank::run(args),
+        Command::Bench(args) => bench::run(args),
+    }
+}
+
+/// Parses an architecture given on the command line as an index or an arch string.
+pub fn parse_arch_arg(s: &str) -> anyhow::Result<crate::space::Arch> {
+    crate::space::parse_arch(s).map_err(|e| UsageError(e.to_string()).into())
+}
+
+/// Checks a `--device` value; only the CPU backend exists in this build.
+pub fn check_cpu_device(device: &str) -> anyhow::Result<()> {
+    match device {
+        "cpu" | "auto" => Ok(()),
+        other if other.starts_with("cuda") => anyhow::bail!("device {other}: this build has no CUDA backend yet; use --device cpu"),
+        other => Err(UsageError(format!("unknown device {other:?}; expected cpu, cuda[:N] or auto")).into()),
+    }
+}

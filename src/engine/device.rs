@@ -1,0 +1,217 @@
+//! Devices: where a planned step's memory lives and how its kernels run.
+//!
+//! A device owns nothing but the way to allocate the step's memory and to launch a [`Kernel`] on
+//! it; the plan (which kernels, which locations) is device independent. The CPU device runs each
+//! kernel as the matching function of [`super::cpu`]; a GPU device launches the matching CUDA
+//! kernel with the same locations.
+
+use anyhow::{bail, ensure, Result};
+
+use super::cpu;
+use super::kernel::{Kernel, Loc, Space};
+use super::Float;
+
+/// How many elements each space of a step's memory holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryLayout {
+    /// Parameters (and, with the same length, their gradients and momentum).
+    pub params: usize,
+    pub state: usize,
+    pub work: usize,
+    /// Capacity of the label buffer (the batch size).
+    pub labels: usize,
+}
+
+impl MemoryLayout {
+    pub fn len(&self, space: Space) -> usize {
+        match space {
+            Space::Params | Space::ParamGrads | Space::Momentum => self.params,
+            Space::State => self.state,
+            Space::Work => self.work,
+            Space::Virtual => 0,
+        }
+    }
+}
+
+/// A place that can hold a step's memory and run its kernels, in element type `T`.
+pub trait Device<T: Float> {
+    type Memory;
+    /// A short human-readable name (`cpu`, `cuda:0 (NVIDIA H100)`).
+    fn name(&self) -> String;
+    /// Allocates every space of `layout`, zero-filled.
+    fn alloc(&self, layout: &MemoryLayout) -> Result<Self::Memory>;
+    /// Grows the `Work` space and the label buffer to at least `layout`'s sizes (their contents
+    /// are scratch between steps and may be lost); the other spaces are kept.
+    fn grow_scratch(&self, mem: &mut Self::Memory, layout: &MemoryLayout) -> Result<()>;
+    fn write(&self, mem: &mut Self::Memory, loc: Loc, data: &[T]) -> Result<()>;
+    fn read(&self, mem: &Self::Memory, loc: Loc) -> Result<Vec<T>>;
+    fn write_labels(&self, mem: &mut Self::Memory, labels: &[u32]) -> Result<()>;
+    fn launch(&self, mem: &mut Self::Memory, kernel: &Kernel) -> Result<()>;
+}
+
+/// The CPU device: kernels run as the rayon-parallel functions of [`super::cpu`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cpu;
+
+/// A step's memory on the CPU: one vector per space plus the labels.
+pub struct CpuMemory<T> {
+    spaces: [Vec<T>; 5],
+    labels: Vec<u32>,
+}
+
+fn space_index(space: Space) -> usize {
+    match space {
+        Space::Params => 0,
+        Space::ParamGrads => 1,
+        Space::Momentum => 2,
+        Space::State => 3,
+        Space::Work => 4,
+        Space::Virtual => panic!("a kernel still addresses a virtual buffer: the step was not planned"),
+    }
+}
+
+impl<T: Float> CpuMemory<T> {
+    fn check(&self, loc: Loc) -> Result<()> {
+        let have = self.spaces[space_index(loc.space)].len();
+        ensure!(loc.end() <= have, "{loc:?} lies outside its space of {have} elements");
+        Ok(())
+    }
+}
+
+impl<T: Float> Device<T> for Cpu {
+    type Memory = CpuMemory<T>;
+
+    fn name(&self) -> String {
+        format!("cpu ({} threads)", rayon::current_num_threads())
+    }
+
+    fn alloc(&self, layout: &MemoryLayout) -> Result<CpuMemory<T>> {
+        let space = |s| vec![T::zero(); layout.len(s)];
+        Ok(CpuMemory {
+            spaces: [space(Space::Params), space(Space::ParamGrads), space(Space::Momentum), space(Space::State), space(Space::Work)],
+            labels: vec![0; layout.labels],
+        })
+    }
+
+    fn grow_scratch(&self, mem: &mut CpuMemory<T>, layout: &MemoryLayout) -> Result<()> {
+        let work = &mut mem.spaces[space_index(Space::Work)];
+        if work.len() < layout.work {
+            *work = vec![T::zero(); layout.work];
+        }
+        if mem.labels.len() < layout.labels {
+            mem.labels = vec![0; layout.labels];
+        }
+        Ok(())
+    }
+
+    fn write(&self, mem: &mut CpuMemory<T>, loc: Loc, data: &[T]) -> Result<()> {
+        mem.check(loc)?;
+        ensure!(data.len() == loc.len, "writing {} elements into {loc:?}", data.len());
+        mem.spaces[space_index(loc.space)][loc.offset..loc.end()].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn read(&self, mem: &CpuMemory<T>, loc: Loc) -> Result<Vec<T>> {
+        mem.check(loc)?;
+        Ok(mem.spaces[space_index(loc.space)][loc.offset..loc.end()].to_vec())
+    }
+
+    fn write_labels(&self, mem: &mut CpuMemory<T>, labels: &[u32]) -> Result<()> {
+        ensure!(labels.len() <= mem.labels.len(), "{} labels exceed the batch capacity {}", labels.len(), mem.labels.len());
+        mem.labels[..labels.len()].copy_from_slice(labels);
+        Ok(())
+    }
+
+    fn launch(&self, mem: &mut CpuMemory<T>, kernel: &Kernel) -> Result<()> {
+        let locs = kernel.locs();
+        for loc in &locs {
+            mem.check(*loc)?;
+        }
+        check_no_aliasing(kernel, &locs)?;
+        run_on_cpu(mem, kernel);
+        Ok(())
+    }
+}
+
+/// Every output of a kernel must be disjoint from every other location it touches (the planner
+/// guarantees it; this check turns a planner bug into an error instead of silent corruption).
+fn check_no_aliasing(kernel: &Kernel, locs: &[Loc]) -> Result<()> {
+    let outputs = output_count(kernel);
+    let (ins, outs) = locs.split_at(locs.len() - outputs);
+    for (i, o) in outs.iter().enumerate() {
+        if let Some(other) = ins.iter().chain(&outs[i + 1..]).find(|l| l.overlaps(o)) {
+            bail!("{} writes {o:?}, which overlaps {other:?}", kernel.name());
+        }
+    }
+    Ok(())
+}
+
+/// How many trailing entries of [`Kernel::locs_mut`] are written by the kernel.
+fn output_count(kernel: &Kernel) -> usize {
+    use Kernel::*;
+    match kernel {
+        BnTrainForward { .. } => 5, // running_mean, running_var, y, mean, invstd
+        BnEvalForward { .. } => 1,
+        BnBackward { dx, dgamma, dbeta, .. } => dx.is_some() as usize + dgamma.is_some() as usize + dbeta.is_some() as usize,
+        LinearBackward { dx, dw, db, .. } => dx.is_some() as usize + dw.is_some() as usize + db.is_some() as usize,
+        SoftmaxXentForward { .. } => 3,
+        Sgd { .. } => 3, // g (decay is added in place), w, buf
+        Zero { .. } => 1,
+        _ => 1,
+    }
+}
+
+fn run_on_cpu<T: Float>(mem: &mut CpuMemory<T>, kernel: &Kernel) {
+    let bases: Vec<*mut T> = mem.spaces.iter_mut().map(|s| s.as_mut_ptr()).collect();
+    // SAFETY: every location was bounds-checked against its space and every written location was
+    // checked to be disjoint from all others the kernel touches, so the shared and mutable slices
+    // made here never alias; the memory outlives this call.
+    let r = |l: Loc| -> &[T] { unsafe { std::slice::from_raw_parts(bases[space_index(l.space)].add(l.offset), l.len) } };
+    let w = |l: Loc| -> &mut [T] { unsafe { std::slice::from_raw_parts_mut(bases[space_index(l.space)].add(l.offset), l.len) } };
+    let labels = &mem.labels;
+    use Kernel::*;
+    match *kernel {
+        ConvForward { g, x, w: wt, y } => cpu::conv2d_forward(&g, r(x), r(wt), w(y)),
+        ConvBackwardInput { g, dy, w: wt, dx } => cpu::conv2d_backward_input(&g, r(dy), r(wt), w(dx)),
+        ConvBackwardWeight { g, x, dy, dw } => cpu::conv2d_backward_weight(&g, r(x), r(dy), w(dw)),
+        BnTrainForward { g, x, gamma, beta, running_mean, running_var, y, mean, invstd, eps, momentum } => {
+            cpu::batch_norm_train_forward(
+                &g, r(x), r(gamma), r(beta), eps, momentum, w(running_mean), w(running_var), w(y), w(mean), w(invstd),
+            )
+        }
+        BnEvalForward { g, x, gamma, beta, running_mean, running_var, y, eps } => {
+            cpu::batch_norm_eval_forward(&g, r(x), r(gamma), r(beta), r(running_mean), r(running_var), eps, w(y))
+        }
+        BnBackward { g, x, dy, gamma, mean, invstd, dx, dgamma, dbeta } => cpu::batch_norm_backward(
+            &g, r(x), r(dy), r(gamma), r(mean), r(invstd), dx.map(w), dgamma.map(w), dbeta.map(w),
+        ),
+        Relu { x, y } => cpu::relu_forward(r(x), w(y)),
+        ReluBackward { y, dy, dx } => cpu::relu_backward(r(y), r(dy), w(dx)),
+        Add { a, b, y } => cpu::add_forward(r(a), r(b), w(y)),
+        Accumulate { acc, x } => cpu::accumulate(w(acc), r(x)),
+        Zero { y } => cpu::fill_zero(w(y)),
+        AvgPool3Forward { g, x, y } => cpu::avg_pool3x3_forward(&g, r(x), w(y)),
+        AvgPool3Backward { g, dy, dx } => cpu::avg_pool3x3_backward(&g, r(dy), w(dx)),
+        AvgPool2Forward { g, x, y } => cpu::avg_pool2x2_forward(&g, r(x), w(y)),
+        AvgPool2Backward { g, dy, dx } => cpu::avg_pool2x2_backward(&g, r(dy), w(dx)),
+        GapForward { n, c, hw, x, y } => cpu::global_avg_pool_forward(n, c, hw, r(x), w(y)),
+        GapBackward { n, c, hw, dy, dx } => cpu::global_avg_pool_backward(n, c, hw, r(dy), w(dx)),
+        LinearForward { g, x, w: wt, b, y } => cpu::linear_forward(&g, r(x), r(wt), b.map(r), w(y)),
+        LinearBackward { g, x, w: wt, dy, dx, dw, db } => {
+            cpu::linear_backward(&g, r(x), r(wt), r(dy), dx.map(w), dw.map(w), db.map(w))
+        }
+        SoftmaxXentForward { n, classes, logits, probs, loss, correct } => {
+            let (l, c) = cpu::softmax_cross_entropy_forward(n, classes, r(logits), &labels[..n], w(probs));
+            w(loss)[0] = l;
+            w(correct)[0] = T::from_f64(c as f64);
+        }
+        SoftmaxXentBackward { n, classes, probs, dlogits } => {
+            cpu::softmax_cross_entropy_backward(n, classes, r(probs), &labels[..n], T::one(), w(dlogits))
+        }
+        SumSquares { x, out } => w(out)[0] = cpu::sum_squares(r(x)),
+        ClipByNorm { grads, sum_sq, max_norm } => cpu::clip_by_norm(w(grads), r(sum_sq)[0], max_norm),
+        Sgd { w: wt, g, buf, lr, momentum, weight_decay, nesterov } => {
+            cpu::sgd_step(w(wt), w(g), w(buf), r(lr)[0], momentum, weight_decay, nesterov)
+        }
+    }
+}

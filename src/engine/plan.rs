@@ -1,0 +1,478 @@
+//! The planner: lowers a [`Graph`] to the kernels of one step, and plans its memory.
+//!
+//! This is where the autograd tape lives. Walking the graph forward, every value learns whether it
+//! needs a gradient (it depends on a trainable parameter, or on the input when asked). Walking it
+//! backward, only nodes whose output needs a gradient are recorded: their backward kernels are the
+//! tape. Frozen parameters, and everything computed only from them, record nothing, keep no saved
+//! activations, and backward stops at the first trainable layer.
+//!
+//! Memory: every activation, saved tensor and activation gradient is a virtual buffer with a
+//! lifetime (first to last kernel that touches it); buffers whose lifetimes do not overlap share
+//! space in one `Work` region. Forward-only values (all of a frozen prefix) are recycled at once;
+//! values the tape reads stay alive into backward, and those are the step's saved bytes. The
+//! result is a fixed kernel list over fixed locations, the same every step.
+
+use super::cpu::{BnGeom, ConvGeom, LinearGeom, PoolGeom};
+use super::device::MemoryLayout;
+use super::graph::{Graph, Op, Source, ValueId};
+use super::kernel::{Kernel, Loc, Space};
+
+/// What kind of step to plan.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PlanOptions {
+    /// Train mode: BN uses batch statistics (and updates its running ones), and a backward pass
+    /// and an SGD update are planned for the trainable parameters. Otherwise forward only with
+    /// BN in eval mode.
+    pub train: bool,
+    /// Also compute the gradient of the loss with respect to the input batch.
+    pub input_grad: bool,
+    /// Clip the global gradient norm to this value before the update.
+    pub grad_clip: Option<f64>,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub nesterov: bool,
+}
+
+impl Default for PlanOptions {
+    /// The NATS-Bench recipe: SGD momentum 0.9, Nesterov, weight decay 5e-4, no clipping.
+    fn default() -> Self {
+        PlanOptions { train: true, input_grad: false, grad_clip: None, momentum: 0.9, weight_decay: 5e-4, nesterov: true }
+    }
+}
+
+/// One planned step: its kernels, its memory layout, and where to find its inputs and outputs.
+#[derive(Clone, Debug)]
+pub struct Program {
+    pub batch: usize,
+    pub forward: Vec<Kernel>,
+    /// The tape: the recorded backward kernels, in execution order.
+    pub backward: Vec<Kernel>,
+    /// Gradient clipping and the SGD update of the trainable parameters.
+    pub update: Vec<Kernel>,
+    pub layout: MemoryLayout,
+    pub input: Loc,
+    pub logits: Loc,
+    pub loss: Loc,
+    pub correct: Loc,
+    pub lr: Loc,
+    pub grad_sum_sq: Loc,
+    pub input_grad: Option<Loc>,
+    /// Graph nodes with a recorded backward.
+    pub backward_nodes: usize,
+    /// Elements of activations kept alive from forward into backward.
+    pub saved_elems: usize,
+}
+
+/// Plans a step of `graph` in which the parameters with `trainable[p]` get gradients and updates.
+pub fn plan(graph: &Graph, trainable: &[bool], opts: &PlanOptions) -> Program {
+    assert_eq!(trainable.len(), graph.params.len(), "one trainable flag per parameter");
+    let mut p = Planner::new(graph, trainable, opts);
+    for i in 0..graph.nodes.len() {
+        p.forward_node(i);
+    }
+    let n_forward = p.kernels.len();
+    let mut backward_nodes = 0;
+    if opts.train && p.requires_grad[graph.loss.0] {
+        p.kernels.push(Kernel::Zero { y: Loc::new(Space::ParamGrads, 0, graph.param_len()) });
+        for i in (0..graph.nodes.len()).rev() {
+            backward_nodes += p.backward_node(i) as usize;
+        }
+    }
+    let input_grad = if opts.input_grad { p.grads[graph.input.0] } else { None };
+    let pinned: Vec<Loc> = [Some(p.acts[graph.logits.0].unwrap()), input_grad].into_iter().flatten().collect();
+    let mut kernels = std::mem::take(&mut p.kernels);
+    let placed = place_buffers(&mut kernels, &p.vbufs, p.acts[graph.input.0].unwrap(), &pinned, n_forward);
+    let backward = kernels.split_off(n_forward);
+    let update = if opts.train { update_kernels(graph, trainable, opts, &p.scalars) } else { Vec::new() };
+    Program {
+        batch: graph.batch(),
+        forward: kernels,
+        backward,
+        update,
+        layout: MemoryLayout {
+            params: graph.param_len(),
+            state: p.scalars.end,
+            work: placed.work_len,
+            labels: graph.batch(),
+        },
+        input: placed.resolve(p.acts[graph.input.0].unwrap()),
+        logits: placed.resolve(p.acts[graph.logits.0].unwrap()),
+        loss: p.scalars.loss,
+        correct: p.scalars.correct,
+        lr: p.scalars.lr,
+        grad_sum_sq: p.scalars.grad_sum_sq,
+        input_grad: input_grad.map(|l| placed.resolve(l)),
+        backward_nodes,
+        saved_elems: placed.saved_elems,
+    }
+}
+
+/// The one-element slots after the BN running statistics in the `State` space.
+#[derive(Clone, Copy, Debug)]
+struct Scalars {
+    loss: Loc,
+    correct: Loc,
+    lr: Loc,
+    grad_sum_sq: Loc,
+    end: usize,
+}
+
+impl Scalars {
+    fn after(offset: usize) -> Scalars {
+        let slot = |i| Loc::new(Space::State, offset + i, 1);
+        Scalars { loss: slot(0), correct: slot(1), lr: slot(2), grad_sum_sq: slot(3), end: offset + 4 }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BufKind {
+    /// A forward value or a tensor saved for backward.
+    Activation,
+    Gradient,
+}
+
+struct VBuf {
+    len: usize,
+    kind: BufKind,
+}
+
+struct Planner<'g> {
+    graph: &'g Graph,
+    opts: &'g PlanOptions,
+    requires_grad: Vec<bool>,
+    vbufs: Vec<VBuf>,
+    /// Where each value lives (parameters in `Params`, others virtual until placed).
+    acts: Vec<Option<Loc>>,
+    grads: Vec<Option<Loc>>,
+    /// Per node, the extra buffers its forward writes for its backward (BN mean/invstd, softmax).
+    aux: Vec<Vec<Loc>>,
+    scalars: Scalars,
+    kernels: Vec<Kernel>,
+}
+
+impl<'g> Planner<'g> {
+    fn new(graph: &'g Graph, trainable: &'g [bool], opts: &'g PlanOptions) -> Planner<'g> {
+        let mut requires_grad = vec![false; graph.values.len()];
+        let mut acts = vec![None; graph.values.len()];
+        for (i, v) in graph.values.iter().enumerate() {
+            requires_grad[i] = match v.source {
+                Source::Input => opts.input_grad,
+                Source::Param(p) => trainable[p.0],
+                Source::Node(n) => graph.nodes[n].inputs.iter().any(|x| requires_grad[x.0]),
+            };
+            if let Source::Param(p) = v.source {
+                let spec = &graph.params[p.0];
+                acts[i] = Some(Loc::new(Space::Params, spec.offset, spec.len()));
+            }
+        }
+        let mut planner = Planner {
+            graph,
+            opts,
+            requires_grad,
+            vbufs: Vec::new(),
+            acts,
+            grads: vec![None; graph.values.len()],
+            aux: vec![Vec::new(); graph.nodes.len()],
+            scalars: Scalars::after(graph.state_len()),
+            kernels: Vec::new(),
+        };
+        let input_len = graph.values[graph.input.0].len();
+        planner.acts[graph.input.0] = Some(planner.vbuf(input_len, BufKind::Activation));
+        planner
+    }
+
+    fn vbuf(&mut self, len: usize, kind: BufKind) -> Loc {
+        self.vbufs.push(VBuf { len, kind });
+        Loc::new(Space::Virtual, self.vbufs.len() - 1, len)
+    }
+
+    fn act(&self, v: ValueId) -> Loc {
+        self.acts[v.0].expect("value used before it was computed")
+    }
+
+    fn shape(&self, v: ValueId) -> &'g [usize] {
+        &self.graph.values[v.0].shape
+    }
+
+    fn state(&self, s: super::graph::StateId) -> Loc {
+        let spec = &self.graph.states[s.0];
+        Loc::new(Space::State, spec.offset, spec.len())
+    }
+
+    /// The gradient location of `v`; an activation's is created (and zeroed) on first use.
+    fn grad(&mut self, v: ValueId) -> Loc {
+        if let Source::Param(p) = self.graph.values[v.0].source {
+            let spec = &self.graph.params[p.0];
+            return Loc::new(Space::ParamGrads, spec.offset, spec.len());
+        }
+        if let Some(g) = self.grads[v.0] {
+            return g;
+        }
+        let g = self.vbuf(self.graph.values[v.0].len(), BufKind::Gradient);
+        self.kernels.push(Kernel::Zero { y: g });
+        self.grads[v.0] = Some(g);
+        g
+    }
+
+    /// The gradient of `v` if it needs one.
+    fn grad_if_needed(&mut self, v: ValueId) -> Option<Loc> {
+        self.requires_grad[v.0].then(|| self.grad(v))
+    }
+
+    fn forward_node(&mut self, i: usize) {
+        let node = &self.graph.nodes[i];
+        let out_len = self.graph.values[node.output.0].len();
+        let ins = &node.inputs;
+        let y = if node.op == Op::SoftmaxXent { self.scalars.loss } else { self.vbuf(out_len, BufKind::Activation) };
+        self.acts[node.output.0] = Some(y);
+        let kernel = match node.op {
+            Op::Conv { stride, pad } => {
+                Kernel::ConvForward { g: self.conv_geom(ins[0], ins[1], stride, pad), x: self.act(ins[0]), w: self.act(ins[1]), y }
+            }
+            Op::BatchNorm { running_mean, running_var, eps, momentum } => {
+                let g = self.bn_geom(ins[0]);
+                let (x, gamma, beta) = (self.act(ins[0]), self.act(ins[1]), self.act(ins[2]));
+                let (running_mean, running_var) = (self.state(running_mean), self.state(running_var));
+                if self.opts.train {
+                    let mean = self.vbuf(g.c, BufKind::Activation);
+                    let invstd = self.vbuf(g.c, BufKind::Activation);
+                    self.aux[i] = vec![mean, invstd];
+                    Kernel::BnTrainForward { g, x, gamma, beta, running_mean, running_var, y, mean, invstd, eps, momentum }
+                } else {
+                    Kernel::BnEvalForward { g, x, gamma, beta, running_mean, running_var, y, eps }
+                }
+            }
+            Op::Relu => Kernel::Relu { x: self.act(ins[0]), y },
+            Op::Sum => {
+                self.kernels.push(Kernel::Add { a: self.act(ins[0]), b: self.act(ins[1]), y });
+                for t in &ins[2..] {
+                    self.kernels.push(Kernel::Accumulate { acc: y, x: self.act(*t) });
+                }
+                return;
+            }
+            Op::Zeros => Kernel::Zero { y },
+            Op::AvgPool3 => Kernel::AvgPool3Forward { g: self.pool_geom(ins[0]), x: self.act(ins[0]), y },
+            Op::AvgPool2 => Kernel::AvgPool2Forward { g: self.pool_geom(ins[0]), x: self.act(ins[0]), y },
+            Op::GlobalAvgPool => {
+                let s = self.shape(ins[0]);
+                Kernel::GapForward { n: s[0], c: s[1], hw: s[2] * s[3], x: self.act(ins[0]), y }
+            }
+            Op::Linear => Kernel::LinearForward {
+                g: self.linear_geom(ins[0], ins[1]),
+                x: self.act(ins[0]),
+                w: self.act(ins[1]),
+                b: Some(self.act(ins[2])),
+                y,
+            },
+            Op::SoftmaxXent => {
+                let s = self.shape(ins[0]);
+                let probs = self.vbuf(s[0] * s[1], BufKind::Activation);
+                self.aux[i] = vec![probs];
+                let (loss, correct) = (self.scalars.loss, self.scalars.correct);
+                Kernel::SoftmaxXentForward { n: s[0], classes: s[1], logits: self.act(ins[0]), probs, loss, correct }
+            }
+        };
+        self.kernels.push(kernel);
+    }
+
+    /// Records node `i`'s backward kernels if its output needs a gradient and received one.
+    fn backward_node(&mut self, i: usize) -> bool {
+        let node = &self.graph.nodes[i];
+        let ins = &node.inputs;
+        if !self.requires_grad[node.output.0] {
+            return false;
+        }
+        if node.op == Op::SoftmaxXent {
+            // The loss seeds the backward pass: d loss / d loss = 1.
+            let s = self.shape(ins[0]);
+            let dlogits = self.grad(ins[0]);
+            self.kernels.push(Kernel::SoftmaxXentBackward { n: s[0], classes: s[1], probs: self.aux[i][0], dlogits });
+            return true;
+        }
+        let Some(dy) = self.grads[node.output.0] else {
+            return false; // nothing downstream used this value
+        };
+        let y = self.act(node.output);
+        match node.op {
+            Op::Conv { stride, pad } => {
+                let g = self.conv_geom(ins[0], ins[1], stride, pad);
+                let (x, w) = (self.act(ins[0]), self.act(ins[1]));
+                if let Some(dw) = self.grad_if_needed(ins[1]) {
+                    self.kernels.push(Kernel::ConvBackwardWeight { g, x, dy, dw });
+                }
+                if let Some(dx) = self.grad_if_needed(ins[0]) {
+                    self.kernels.push(Kernel::ConvBackwardInput { g, dy, w, dx });
+                }
+            }
+            Op::BatchNorm { .. } => {
+                let g = self.bn_geom(ins[0]);
+                let (x, gamma) = (self.act(ins[0]), self.act(ins[1]));
+                let (mean, invstd) = (self.aux[i][0], self.aux[i][1]);
+                let dgamma = self.grad_if_needed(ins[1]);
+                let dbeta = self.grad_if_needed(ins[2]);
+                let dx = self.grad_if_needed(ins[0]);
+                self.kernels.push(Kernel::BnBackward { g, x, dy, gamma, mean, invstd, dx, dgamma, dbeta });
+            }
+            Op::Relu => {
+                if let Some(dx) = self.grad_if_needed(ins[0]) {
+                    self.kernels.push(Kernel::ReluBackward { y, dy, dx });
+                }
+            }
+            Op::Sum => {
+                for t in ins {
+                    if let Some(dx) = self.grad_if_needed(*t) {
+                        self.kernels.push(Kernel::Accumulate { acc: dx, x: dy });
+                    }
+                }
+            }
+            Op::Zeros => {}
+            Op::AvgPool3 | Op::AvgPool2 => {
+                let g = self.pool_geom(ins[0]);
+                if let Some(dx) = self.grad_if_needed(ins[0]) {
+                    self.kernels.push(if node.op == Op::AvgPool3 {
+                        Kernel::AvgPool3Backward { g, dy, dx }
+                    } else {
+                        Kernel::AvgPool2Backward { g, dy, dx }
+                    });
+                }
+            }
+            Op::GlobalAvgPool => {
+                let s = self.shape(ins[0]);
+                if let Some(dx) = self.grad_if_needed(ins[0]) {
+                    self.kernels.push(Kernel::GapBackward { n: s[0], c: s[1], hw: s[2] * s[3], dy, dx });
+                }
+            }
+            Op::Linear => {
+                let g = self.linear_geom(ins[0], ins[1]);
+                let (x, w) = (self.act(ins[0]), self.act(ins[1]));
+                let dw = self.grad_if_needed(ins[1]);
+                let db = self.grad_if_needed(ins[2]);
+                let dx = self.grad_if_needed(ins[0]);
+                self.kernels.push(Kernel::LinearBackward { g, x, w, dy, dx, dw, db });
+            }
+            Op::SoftmaxXent => unreachable!("handled above"),
+        }
+        true
+    }
+
+    fn conv_geom(&self, x: ValueId, w: ValueId, stride: usize, pad: usize) -> ConvGeom {
+        let (xs, ws) = (self.shape(x), self.shape(w));
+        ConvGeom { n: xs[0], c_in: xs[1], h: xs[2], w: xs[3], c_out: ws[0], k: ws[2], stride, pad }
+    }
+
+    fn bn_geom(&self, x: ValueId) -> BnGeom {
+        let s = self.shape(x);
+        BnGeom { n: s[0], c: s[1], hw: s[2..].iter().product() }
+    }
+
+    fn pool_geom(&self, x: ValueId) -> PoolGeom {
+        let s = self.shape(x);
+        PoolGeom { n: s[0], c: s[1], h: s[2], w: s[3] }
+    }
+
+    fn linear_geom(&self, x: ValueId, w: ValueId) -> LinearGeom {
+        LinearGeom { n: self.shape(x)[0], d_in: self.shape(w)[1], d_out: self.shape(w)[0] }
+    }
+}
+
+/// Clipping, then one SGD kernel per contiguous run of trainable parameters (frozen ones must
+/// not see weight decay).
+fn update_kernels(graph: &Graph, trainable: &[bool], opts: &PlanOptions, s: &Scalars) -> Vec<Kernel> {
+    let mut kernels = Vec::new();
+    let all = Loc::new(Space::ParamGrads, 0, graph.param_len());
+    if let Some(max_norm) = opts.grad_clip {
+        // Frozen gradients are zero, so the whole buffer's norm is the trainable parameters' norm.
+        kernels.push(Kernel::SumSquares { x: all, out: s.grad_sum_sq });
+        kernels.push(Kernel::ClipByNorm { grads: all, sum_sq: s.grad_sum_sq, max_norm });
+    }
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for (spec, _) in graph.params.iter().zip(trainable).filter(|(_, t)| **t) {
+        match runs.last_mut() {
+            Some((start, len)) if *start + *len == spec.offset => *len += spec.len(),
+            _ => runs.push((spec.offset, spec.len())),
+        }
+    }
+    for (offset, len) in runs {
+        kernels.push(Kernel::Sgd {
+            w: Loc::new(Space::Params, offset, len),
+            g: Loc::new(Space::ParamGrads, offset, len),
+            buf: Loc::new(Space::Momentum, offset, len),
+            lr: s.lr,
+            momentum: opts.momentum,
+            weight_decay: opts.weight_decay,
+            nesterov: opts.nesterov,
+        });
+    }
+    kernels
+}
+
+/// The placed virtual buffers.
+struct Placement {
+    offsets: Vec<usize>,
+    work_len: usize,
+    saved_elems: usize,
+}
+
+impl Placement {
+    fn resolve(&self, loc: Loc) -> Loc {
+        match loc.space {
+            Space::Virtual => Loc::new(Space::Work, self.offsets[loc.offset], loc.len),
+            _ => loc,
+        }
+    }
+}
+
+/// Offsets are multiples of this many elements (64 bytes in f32), so GPU loads stay aligned.
+const ALIGN: usize = 16;
+
+/// Gives every virtual buffer an offset in `Work` such that buffers alive at the same time never
+/// overlap (first fit, in order of first use), and rewrites the kernels to use them.
+fn place_buffers(kernels: &mut [Kernel], vbufs: &[VBuf], input: Loc, pinned: &[Loc], n_forward: usize) -> Placement {
+    let end = kernels.len();
+    let mut life = vec![(usize::MAX, 0usize); vbufs.len()];
+    for (i, k) in kernels.iter_mut().enumerate() {
+        for loc in k.locs_mut() {
+            if loc.space == Space::Virtual && loc.len > 0 {
+                let l = &mut life[loc.offset];
+                *l = (l.0.min(i), l.1.max(i));
+            }
+        }
+    }
+    life[input.offset].0 = 0; // written by the host before the first kernel
+    for p in pinned {
+        life[p.offset].1 = end; // read by the host after the last kernel
+    }
+    let mut order: Vec<usize> = (0..vbufs.len()).filter(|&b| life[b].0 != usize::MAX).collect();
+    order.sort_by_key(|&b| (life[b].0, b));
+    let mut offsets = vec![0; vbufs.len()];
+    let mut live: Vec<(usize, usize, usize)> = Vec::new(); // (offset, len, last use)
+    let mut work_len = 0;
+    let mut saved_elems = 0;
+    for b in order {
+        let (first, last) = life[b];
+        live.retain(|&(_, _, l)| l >= first);
+        live.sort_unstable();
+        let len = vbufs[b].len.div_ceil(ALIGN) * ALIGN;
+        let mut offset = 0;
+        for &(o, l, _) in &live {
+            if offset + len <= o {
+                break;
+            }
+            offset = offset.max(o + l);
+        }
+        live.push((offset, len, last));
+        offsets[b] = offset;
+        work_len = work_len.max(offset + len);
+        if vbufs[b].kind == BufKind::Activation && first < n_forward && last >= n_forward && last != end {
+            saved_elems += vbufs[b].len;
+        }
+    }
+    for k in kernels.iter_mut() {
+        for loc in k.locs_mut() {
+            if loc.space == Space::Virtual && loc.len > 0 {
+                *loc = Loc::new(Space::Work, offsets[loc.offset], loc.len);
+            }
+        }
+    }
+    Placement { offsets, work_len, saved_elems }
+}

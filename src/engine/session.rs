@@ -1,0 +1,276 @@
+//! A session: one network's memory on one device, and the planned steps that run on it.
+//!
+//! The session owns the parameters, gradients, momentum and BN statistics (allocated once) and a
+//! cache of planned programs, one per (batch size, mode) and per set of trainable parameters.
+//! Freezing parameters re-plans the step, so a frozen prefix runs forward only.
+
+use std::collections::HashMap;
+
+use anyhow::{anyhow, ensure, Context, Result};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::device::{Device, MemoryLayout};
+use super::graph::{Graph, Init, ParamSpec};
+use super::kernel::{Kernel, Loc, Space};
+use super::plan::{plan, PlanOptions, Program};
+use super::Float;
+
+/// Builds the network's graph for a batch size.
+pub type GraphFn = Box<dyn Fn(usize) -> Graph + Send + Sync>;
+
+/// What one step reports.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepOutput {
+    /// Mean cross-entropy over the batch.
+    pub loss: f64,
+    /// Rows whose top-1 prediction equals the label.
+    pub correct: usize,
+    pub n: usize,
+}
+
+pub struct Session<T: Float, D: Device<T>> {
+    device: D,
+    build: GraphFn,
+    graph: Graph,
+    trainable: Vec<bool>,
+    opts: PlanOptions,
+    programs: HashMap<(usize, bool), Program>,
+    mem: D::Memory,
+    layout: MemoryLayout,
+    /// Seconds and launches per kernel name, when profiling is on.
+    profile: Option<HashMap<&'static str, (usize, f64)>>,
+}
+
+impl<T: Float, D: Device<T>> Session<T, D> {
+    /// A session for the network `build` makes, every parameter trainable, memory sized for
+    /// `batch`; parameters start at zero until [`Session::init_params`] or a load.
+    pub fn new(device: D, build: GraphFn, batch: usize, opts: PlanOptions) -> Result<Self> {
+        let graph = build(batch);
+        let trainable = vec![true; graph.params.len()];
+        let first = plan(&graph, &trainable, &opts);
+        let layout = first.layout;
+        let mem = device.alloc(&layout).context("allocating the network's memory")?;
+        let mut s = Session { device, build, graph, trainable, opts, programs: HashMap::new(), mem, layout, profile: None };
+        s.programs.insert((batch, opts.train), first);
+        s.reset_state()?;
+        Ok(s)
+    }
+
+    pub fn device(&self) -> &D {
+        &self.device
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    pub fn params(&self) -> &[ParamSpec] {
+        &self.graph.params
+    }
+
+    pub fn options(&self) -> &PlanOptions {
+        &self.opts
+    }
+
+    /// Changes the optimiser and clipping options (re-plans).
+    pub fn set_options(&mut self, opts: PlanOptions) {
+        self.opts = opts;
+        self.programs.clear();
+    }
+
+    /// Draws every parameter from its PyTorch default distribution with a seeded generator, and
+    /// resets BN statistics and momentum.
+    pub fn init_params(&mut self, seed: u64) -> Result<()> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut values = vec![T::zero(); self.graph.param_len()];
+        for spec in &self.graph.params {
+            let slot = &mut values[spec.offset..spec.offset + spec.len()];
+            fill(slot, spec.init, &mut rng);
+        }
+        self.device.write(&mut self.mem, Loc::new(Space::Params, 0, values.len()), &values)?;
+        self.reset_state()?;
+        self.reset_momentum()
+    }
+
+    /// BN running statistics back to mean 0, variance 1.
+    pub fn reset_state(&mut self) -> Result<()> {
+        let mut values = vec![T::zero(); self.graph.state_len()];
+        for spec in &self.graph.states {
+            fill(&mut values[spec.offset..spec.offset + spec.len()], spec.init, &mut ChaCha8Rng::seed_from_u64(0));
+        }
+        self.device.write(&mut self.mem, Loc::new(Space::State, 0, values.len()), &values)
+    }
+
+    /// A fresh optimiser: momentum buffers to zero.
+    pub fn reset_momentum(&mut self) -> Result<()> {
+        let zeros = vec![T::zero(); self.graph.param_len()];
+        self.device.write(&mut self.mem, Loc::new(Space::Momentum, 0, zeros.len()), &zeros)
+    }
+
+    /// Makes exactly the parameters whose name satisfies `keep` trainable (re-plans the step).
+    pub fn set_trainable(&mut self, keep: impl Fn(&str) -> bool) {
+        self.trainable = self.graph.params.iter().map(|p| keep(&p.name)).collect();
+        self.programs.clear();
+    }
+
+    /// Freezes every parameter whose name starts with one of `prefixes` (e.g. `cells.13`
+    /// matches `cells.13.layers...` but not `cells.130`).
+    pub fn freeze(&mut self, prefixes: &[&str]) {
+        let frozen = self.trainable.iter().zip(&self.graph.params).map(|(t, p)| *t && !has_prefix(&p.name, prefixes));
+        self.trainable = frozen.collect();
+        self.programs.clear();
+    }
+
+    /// Unfreezes every parameter whose name starts with one of `prefixes`.
+    pub fn unfreeze(&mut self, prefixes: &[&str]) {
+        let on = self.trainable.iter().zip(&self.graph.params).map(|(t, p)| *t || has_prefix(&p.name, prefixes));
+        self.trainable = on.collect();
+        self.programs.clear();
+    }
+
+    pub fn is_trainable(&self, name: &str) -> Option<bool> {
+        self.graph.params.iter().position(|p| p.name == name).map(|i| self.trainable[i])
+    }
+
+    /// The planned step for `batch` images in train or eval mode.
+    pub fn program(&mut self, batch: usize, train: bool) -> Result<&Program> {
+        ensure!(batch > 0, "a batch needs at least one image");
+        if !self.programs.contains_key(&(batch, train)) {
+            let graph = if batch == self.graph.batch() { self.graph.clone() } else { (self.build)(batch) };
+            let p = plan(&graph, &self.trainable, &PlanOptions { train, ..self.opts });
+            if p.layout.work > self.layout.work || p.layout.labels > self.layout.labels {
+                self.layout.work = self.layout.work.max(p.layout.work);
+                self.layout.labels = self.layout.labels.max(p.layout.labels);
+                self.device.grow_scratch(&mut self.mem, &self.layout)?;
+            }
+            self.programs.insert((batch, train), p);
+        }
+        Ok(&self.programs[&(batch, train)])
+    }
+
+    /// Train-mode forward and backward (gradients left in place, no update).
+    pub fn forward_backward(&mut self, images: &[T], labels: &[u32]) -> Result<StepOutput> {
+        self.run(images, labels, true, None)
+    }
+
+    /// One training step: forward, backward, clipping if configured, SGD at learning rate `lr`.
+    pub fn train_step(&mut self, images: &[T], labels: &[u32], lr: f64) -> Result<StepOutput> {
+        self.run(images, labels, true, Some(lr))
+    }
+
+    /// Eval-mode forward (BN uses running statistics; nothing is updated).
+    pub fn evaluate(&mut self, images: &[T], labels: &[u32]) -> Result<StepOutput> {
+        self.run(images, labels, false, None)
+    }
+
+    fn run(&mut self, images: &[T], labels: &[u32], train: bool, lr: Option<f64>) -> Result<StepOutput> {
+        let n = labels.len();
+        let per_image: usize = self.graph.values[self.graph.input.0].shape[1..].iter().product();
+        ensure!(images.len() == n * per_image, "{} input values for {n} labels of {per_image} values each", images.len());
+        self.program(n, train)?;
+        let p = &self.programs[&(n, train)];
+        let (dev, mem, profile) = (&self.device, &mut self.mem, &mut self.profile);
+        dev.write(mem, p.input, images)?;
+        dev.write_labels(mem, labels)?;
+        let mut launch = |k: &Kernel| -> Result<()> {
+            let Some(profile) = profile.as_mut() else { return dev.launch(mem, k) };
+            let start = std::time::Instant::now();
+            dev.launch(mem, k)?;
+            let e = profile.entry(k.name()).or_default();
+            *e = (e.0 + 1, e.1 + start.elapsed().as_secs_f64());
+            Ok(())
+        };
+        p.forward.iter().try_for_each(&mut launch)?;
+        if train {
+            p.backward.iter().try_for_each(&mut launch)?;
+        }
+        drop(launch);
+        if let Some(lr) = lr {
+            dev.write(mem, p.lr, &[T::from_f64(lr)])?;
+            for k in &p.update {
+                dev.launch(mem, k)?;
+            }
+        }
+        let loss = dev.read(mem, p.loss)?[0].as_f64();
+        let correct = dev.read(mem, p.correct)?[0].as_f64() as usize;
+        Ok(StepOutput { loss, correct, n })
+    }
+
+    /// Starts (or restarts) timing every kernel launch by kernel name.
+    pub fn start_profile(&mut self) {
+        self.profile = Some(HashMap::new());
+    }
+
+    /// (kernel name, launches, seconds) since [`Session::start_profile`], slowest first.
+    pub fn profile(&self) -> Vec<(&'static str, usize, f64)> {
+        let mut rows: Vec<_> = self.profile.iter().flatten().map(|(k, (n, t))| (*k, *n, *t)).collect();
+        rows.sort_by(|a, b| b.2.total_cmp(&a.2));
+        rows
+    }
+
+    /// The last step's logits ([n, classes]) for a batch of `n`.
+    pub fn logits(&self, n: usize, train: bool) -> Result<Vec<T>> {
+        let p = self.programs.get(&(n, train)).ok_or_else(|| anyhow!("no step of batch {n} has run"))?;
+        self.device.read(&self.mem, p.logits)
+    }
+
+    /// The last train step's gradient with respect to its input batch of `n` (planned with
+    /// `input_grad`).
+    pub fn read_input_grad(&self, n: usize) -> Result<Vec<T>> {
+        let p = self.programs.get(&(n, true)).ok_or_else(|| anyhow!("no train step of batch {n} has run"))?;
+        let loc = p.input_grad.ok_or_else(|| anyhow!("the step was not planned with an input gradient"))?;
+        self.device.read(&self.mem, loc)
+    }
+
+    fn param_loc(&self, space: Space, name: &str) -> Result<Loc> {
+        let spec = self.graph.param_by_name(name).ok_or_else(|| anyhow!("the network has no parameter named {name}"))?;
+        Ok(Loc::new(space, spec.offset, spec.len()))
+    }
+
+    pub fn read_param(&self, name: &str) -> Result<Vec<T>> {
+        self.device.read(&self.mem, self.param_loc(Space::Params, name)?)
+    }
+
+    pub fn read_grad(&self, name: &str) -> Result<Vec<T>> {
+        self.device.read(&self.mem, self.param_loc(Space::ParamGrads, name)?)
+    }
+
+    /// A BN running statistic by its PyTorch name.
+    pub fn read_state(&self, name: &str) -> Result<Vec<T>> {
+        let spec = self.graph.states.iter().find(|s| s.name == name).ok_or_else(|| anyhow!("the network has no buffer named {name}"))?;
+        self.device.read(&self.mem, Loc::new(Space::State, spec.offset, spec.len()))
+    }
+
+    /// All parameters, flat, in parameter order.
+    pub fn read_all_params(&self) -> Result<Vec<T>> {
+        self.device.read(&self.mem, Loc::new(Space::Params, 0, self.graph.param_len()))
+    }
+
+    /// All parameter gradients, flat, in parameter order.
+    pub fn read_all_grads(&self) -> Result<Vec<T>> {
+        self.device.read(&self.mem, Loc::new(Space::ParamGrads, 0, self.graph.param_len()))
+    }
+
+    /// Sets a parameter or a BN buffer by its PyTorch name; the length must match.
+    pub fn write_named(&mut self, name: &str, data: &[T]) -> Result<()> {
+        let spec = self.graph.params.iter().map(|s| (s, Space::Params))
+            .chain(self.graph.states.iter().map(|s| (s, Space::State)))
+            .find(|(s, _)| s.name == name);
+        let (spec, space) = spec.ok_or_else(|| anyhow!("the network has no parameter or buffer named {name}"))?;
+        ensure!(data.len() == spec.len(), "{name}: {} values given, the network's has shape {:?}", data.len(), spec.shape);
+        self.device.write(&mut self.mem, Loc::new(space, spec.offset, spec.len()), data)
+    }
+}
+
+fn has_prefix(name: &str, prefixes: &[&str]) -> bool {
+    prefixes.iter().any(|p| name == *p || name.strip_prefix(p).is_some_and(|rest| rest.starts_with('.')))
+}
+
+fn fill<T: Float>(slot: &mut [T], init: Init, rng: &mut ChaCha8Rng) {
+    match init {
+        Init::Zeros => slot.fill(T::zero()),
+        Init::Ones => slot.fill(T::one()),
+        Init::Uniform(bound) => slot.iter_mut().for_each(|v| *v = T::from_f64(rng.random_range(-bound..bound))),
+    }
+}

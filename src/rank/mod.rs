@@ -1,0 +1,5 @@
+//! The rankers: FEAR (and, to come, shortreg, the zero-cost proxies and random search).
+pub mod fear;
+pub mod results;
+
+pub use fear::{run_fear, FearConfig, FearOutcome, FearProgress, Status};

@@ -1,0 +1,94 @@
+//! Training epochs on a session: batches from the data module, one SGD step each, and the
+//! epoch's running training accuracy as SPEC 4.2 defines it (each step's top-1 on its own
+//! augmented batch, from that step's train-mode forward, weighted by batch size).
+
+use std::time::Instant;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::data::augment::Augment;
+use crate::data::batches::Batcher;
+use crate::data::dataset::Split;
+use crate::engine::{Device, Session};
+
+/// What one epoch did.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EpochReport {
+    pub epoch: usize,
+    pub lr: f64,
+    /// Batch-size-weighted mean of each step's top-1 accuracy.
+    pub train_acc: f64,
+    pub train_loss: f64,
+    /// Wall-clock seconds, batch preparation included.
+    pub seconds: f64,
+    pub images: usize,
+    /// A step's loss was NaN or infinite; the epoch stopped there.
+    pub diverged: bool,
+}
+
+/// Where an epoch is, for progress displays.
+#[derive(Clone, Copy, Debug)]
+pub struct StepProgress {
+    pub step: usize,
+    pub steps: usize,
+    /// Running accuracy of the epoch so far.
+    pub acc: f64,
+}
+
+/// One epoch over `split` with batches of `batch`, shuffled and augmented from `(seed, epoch)`.
+#[allow(clippy::too_many_arguments)]
+pub fn train_epoch<D: Device<f32>>(
+    session: &mut Session<f32, D>,
+    split: &Split,
+    aug: &Augment,
+    batch: usize,
+    seed: u64,
+    epoch: usize,
+    lr: f64,
+    on_step: &mut dyn FnMut(StepProgress),
+) -> Result<EpochReport> {
+    let start = Instant::now();
+    let batcher = Batcher::train(split, *aug, batch, seed, epoch as u64);
+    let floats = aug.image_floats();
+    let mut images = vec![0f32; batch * floats];
+    let mut labels = vec![0u32; batch];
+    let (mut seen, mut correct, mut loss_sum, mut diverged) = (0usize, 0usize, 0f64, false);
+    let steps = batcher.num_batches();
+    for k in 0..steps {
+        let n = batcher.fill(k, &mut images, &mut labels);
+        let out = session.train_step(&images[..n * floats], &labels[..n], lr)?;
+        if !out.loss.is_finite() {
+            diverged = true;
+            break;
+        }
+        seen += n;
+        correct += out.correct;
+        loss_sum += out.loss * n as f64;
+        on_step(StepProgress { step: k + 1, steps, acc: correct as f64 / seen as f64 });
+    }
+    let per = |v: f64| if seen > 0 { v / seen as f64 } else { f64::NAN };
+    Ok(EpochReport {
+        epoch,
+        lr,
+        train_acc: per(correct as f64),
+        train_loss: per(loss_sum),
+        seconds: start.elapsed().as_secs_f64(),
+        images: seen,
+        diverged,
+    })
+}
+
+/// Accuracy of the network in eval mode (running BN statistics) over `split`.
+pub fn evaluate<D: Device<f32>>(session: &mut Session<f32, D>, split: &Split, aug: &Augment, batch: usize) -> Result<f64> {
+    let batcher = Batcher::eval(split, *aug, batch);
+    let floats = aug.image_floats();
+    let mut images = vec![0f32; batch * floats];
+    let mut labels = vec![0u32; batch];
+    let mut correct = 0;
+    for k in 0..batcher.num_batches() {
+        let n = batcher.fill(k, &mut images, &mut labels);
+        correct += session.evaluate(&images[..n * floats], &labels[..n])?.correct;
+    }
+    Ok(correct as f64 / split.len().max(1) as f64)
+}

@@ -1,0 +1,66 @@
+//! The `fear` binary as a user meets it: outputs, and one-line errors with exit status 2.
+
+use std::process::{Command, Output};
+
+fn fear(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fear")).args(args).output().expect("running fear")
+}
+
+fn assert_usage_error(args: &[&str], needle: &str) {
+    let out = fear(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?} should exit 2; stderr: {err}");
+    assert!(err.contains(needle), "{args:?}: stderr {err:?} should mention {needle:?}");
+}
+
+#[test]
+fn arch_reports_index_string_params_and_flops() {
+    let out = fear(&["arch", "1", "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["index"], 1);
+    assert_eq!(v["arch"], "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|");
+    assert_eq!(v["params"], 802_426);
+    assert!(v["flops"].as_u64().unwrap() > 1_000_000);
+    // The same architecture given by its string.
+    let by_string = fear(&["arch", "--json", "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"]);
+    assert_eq!(by_string.stdout, out.stdout);
+}
+
+#[test]
+fn arch_all_lists_every_architecture_once() {
+    let out = fear(&["arch", "--all", "--json"]);
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = out.stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap()).collect();
+    assert_eq!(lines.len(), 15625);
+    for (i, v) in lines.iter().enumerate() {
+        assert_eq!(v["index"], i);
+    }
+    assert_eq!(lines[0]["params"], 129_306);
+    assert_eq!(lines[6111]["params"], 1_073_466);
+    assert_eq!(lines.iter().filter(|v| v["connected"] == false).count(), 341);
+}
+
+#[test]
+fn bad_input_is_a_one_line_error_with_status_2() {
+    assert_usage_error(&["arch", "15625"], "15625");
+    assert_usage_error(&["arch", "|nor_conv_9x9~0|+|none~0|none~1|+|none~0|none~1|none~2|"], "nor_conv_9x9");
+    assert_usage_error(&["arch", "|nor_conv_3x3~0|+|none~0|"], "");
+    assert_usage_error(&["arch", "1", "--no-such-flag"], "--no-such-flag");
+    assert_usage_error(&["bench", "--arch", "-3"], "");
+    let out = fear(&["arch", "99999"]);
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim().lines().count(), 1, "one line");
+}
+
+#[test]
+fn bench_reports_what_freezing_buys() {
+    let out = fear(&["bench", "--device", "cpu", "--arch", "1", "--batch", "2", "--steps", "1", "--warmup", "0", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in ["full_step_ms", "frozen_step_ms", "full_backward_nodes", "frozen_backward_nodes", "full_saved_bytes", "frozen_saved_bytes", "images_per_s"] {
+        assert!(v[key].as_f64().unwrap() > 0.0, "{key} in {v}");
+    }
+    assert!(v["frozen_backward_nodes"].as_u64() < v["full_backward_nodes"].as_u64());
+    assert!(v["frozen_saved_bytes"].as_u64() < v["full_saved_bytes"].as_u64());
+}

@@ -1,0 +1,235 @@
+//! The tape and the memory plan, end to end on small graphs: gradients against finite
+//! differences of the whole network's loss, the frozen prefix recording nothing, and SGD.
+
+use fear::engine::{Cpu, Graph, GraphBuilder, Init, PlanOptions, Session};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// A small network touching every op: stem conv + BN, a cell-like block with a ReLU-conv-BN,
+/// a 3x3 pool and a sum of three terms, a reduction (2x2 pool + 1x1 conv), head BN, ReLU,
+/// global pool, linear.
+fn small_graph(n: usize) -> Graph {
+    let mut b = GraphBuilder::new(&[n, 3, 6, 6]);
+    let x = b.input();
+    let w = b.param("stem.0.weight", &[4, 3, 3, 3], Init::Uniform(0.5));
+    let x = b.conv(x, w, 1, 1);
+    let x0 = b.batch_norm(x, "stem.1");
+    let r = b.relu(x0);
+    let w = b.param("cells.0.layers.0.op.1.weight", &[4, 4, 3, 3], Init::Uniform(0.4));
+    let c = b.conv(r, w, 1, 1);
+    let c = b.batch_norm(c, "cells.0.layers.0.op.2");
+    let p = b.avg_pool3(x0);
+    let shape = b.shape(x0).to_vec();
+    let s = b.sum(&[c, p, x0], &shape);
+    let r = b.relu(s);
+    let w = b.param("cells.1.conv_a.op.1.weight", &[5, 4, 3, 3], Init::Uniform(0.4));
+    let a = b.conv(r, w, 2, 1);
+    let a = b.batch_norm(a, "cells.1.conv_a.op.2");
+    let d = b.avg_pool2(s);
+    let w = b.param("cells.1.downsample.1.weight", &[5, 4, 1, 1], Init::Uniform(0.5));
+    let d = b.conv(d, w, 1, 0);
+    let shape = b.shape(a).to_vec();
+    let s = b.sum(&[d, a], &shape);
+    let h = b.batch_norm(s, "lastact.0");
+    let h = b.relu(h);
+    let h = b.global_avg_pool(h);
+    let w = b.param("classifier.weight", &[3, 5], Init::Uniform(0.5));
+    let bias = b.param("classifier.bias", &[3], Init::Uniform(0.5));
+    let logits = b.linear(h, w, bias);
+    b.finish(logits)
+}
+
+fn batch(n: usize, seed: u64) -> (Vec<f64>, Vec<u32>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let x = (0..n * 3 * 36).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let y = (0..n).map(|_| rng.random_range(0..3)).collect();
+    (x, y)
+}
+
+fn session(n: usize) -> Session<f64, Cpu> {
+    let mut s = Session::new(Cpu, Box::new(small_graph), n, PlanOptions::default()).unwrap();
+    s.init_params(7).unwrap();
+    s
+}
+
+#[test]
+fn gradients_match_finite_differences_of_the_loss() {
+    let n = 5;
+    let (x, y) = batch(n, 1);
+    let mut s = session(n);
+    s.forward_backward(&x, &y).unwrap();
+    let params = s.read_all_params().unwrap();
+    let grads = s.read_all_grads().unwrap();
+    let h = 1e-6;
+    let mut worst: f64 = 0.0;
+    for i in (0..params.len()).step_by(3) {
+        let mut loss_at = |v: f64| {
+            let mut p = params.clone();
+            p[i] = v;
+            write_all(&mut s, &p);
+            s.reset_state().unwrap();
+            s.forward_backward(&x, &y).unwrap().loss
+        };
+        let fd = (loss_at(params[i] + h) - loss_at(params[i] - h)) / (2.0 * h);
+        let err = (fd - grads[i]).abs() / (fd.abs().max(grads[i].abs()).max(1e-3));
+        worst = worst.max(err);
+        assert!(err < 1e-5, "parameter element {i}: finite difference {fd}, tape {}", grads[i]);
+    }
+    eprintln!("worst relative error {worst:e}");
+}
+
+fn write_all(s: &mut Session<f64, Cpu>, flat: &[f64]) {
+    for p in s.params().to_vec() {
+        s.write_named(&p.name, &flat[p.offset..p.offset + p.len()]).unwrap();
+    }
+}
+
+#[test]
+fn input_gradient_matches_finite_differences() {
+    let n = 3;
+    let (x, y) = batch(n, 2);
+    let build = Box::new(small_graph);
+    let opts = PlanOptions { input_grad: true, ..PlanOptions::default() };
+    let mut s: Session<f64, Cpu> = Session::new(Cpu, build, n, opts).unwrap();
+    s.init_params(3).unwrap();
+    s.forward_backward(&x, &y).unwrap();
+    let dx = s.read_input_grad(n).unwrap();
+    for i in (0..x.len()).step_by(7) {
+        let mut loss_at = |v: f64| {
+            let mut xi = x.clone();
+            xi[i] = v;
+            s.forward_backward(&xi, &y).unwrap().loss
+        };
+        let fd = (loss_at(x[i] + 1e-6) - loss_at(x[i] - 1e-6)) / 2e-6;
+        assert!((fd - dx[i]).abs() <= 1e-5 * fd.abs().max(1e-3), "input element {i}: fd {fd}, tape {}", dx[i]);
+    }
+}
+
+/// Stage 2 of FEAR: everything before the last block frozen.
+fn freeze_prefix(s: &mut Session<f64, Cpu>) {
+    s.set_trainable(|name| name.starts_with("cells.1.") || name.starts_with("lastact.") || name.starts_with("classifier."));
+}
+
+#[test]
+fn frozen_prefix_records_no_backward_and_saves_less() {
+    let n = 4;
+    let mut s = session(n);
+    let full = s.program(n, true).unwrap().clone();
+    freeze_prefix(&mut s);
+    let frozen = s.program(n, true).unwrap().clone();
+    assert!(frozen.backward_nodes < full.backward_nodes);
+    assert!(frozen.saved_elems < full.saved_elems);
+    // No backward kernel touches a frozen parameter's gradient or the stem's activations.
+    let stem_len = s.params().iter().filter(|p| p.name.starts_with("stem") || p.name.starts_with("cells.0")).map(|p| p.len()).sum::<usize>();
+    for k in &frozen.backward {
+        for loc in k.locs() {
+            if loc.space == fear::engine::Space::ParamGrads && k.name() != "zero" {
+                assert!(loc.offset >= stem_len, "{} writes a frozen gradient at {loc:?}", k.name());
+            }
+        }
+        assert!(!k.name().starts_with("conv_backward") || !matches!(k, fear::engine::Kernel::ConvBackwardInput { g, .. } if g.c_in == 3));
+    }
+    // Exactly the nodes downstream of a trainable parameter: conv_a's conv and BN, the
+    // downsample conv, the sum, lastact's BN, the ReLU, the global pool, the linear layer and the
+    // loss. The ReLU before conv_a reads only frozen values, so it records nothing.
+    assert_eq!(frozen.backward_nodes, 9);
+}
+
+#[test]
+fn frozen_parameters_stay_bit_for_bit_and_trainable_ones_move() {
+    let n = 4;
+    let (x, y) = batch(n, 3);
+    let mut s = session(n);
+    freeze_prefix(&mut s);
+    let before = s.read_all_params().unwrap();
+    for _ in 0..3 {
+        s.train_step(&x, &y, 0.1).unwrap();
+    }
+    let after = s.read_all_params().unwrap();
+    for p in s.params() {
+        let (b, a) = (&before[p.offset..p.offset + p.len()], &after[p.offset..p.offset + p.len()]);
+        if s.is_trainable(&p.name).unwrap() {
+            assert!(b != a, "{} did not change", p.name);
+        } else {
+            assert!(b.iter().zip(a).all(|(u, v)| u.to_bits() == v.to_bits()), "{} changed while frozen", p.name);
+        }
+    }
+}
+
+#[test]
+fn frozen_gradients_equal_the_full_gradients_of_the_trainable_part() {
+    let n = 4;
+    let (x, y) = batch(n, 4);
+    let mut s = session(n);
+    s.forward_backward(&x, &y).unwrap();
+    let full = s.read_all_grads().unwrap();
+    freeze_prefix(&mut s);
+    s.forward_backward(&x, &y).unwrap();
+    let frozen = s.read_all_grads().unwrap();
+    for p in s.params() {
+        let r = p.offset..p.offset + p.len();
+        if s.is_trainable(&p.name).unwrap() {
+            for (a, b) in full[r.clone()].iter().zip(&frozen[r]) {
+                assert!((a - b).abs() <= 1e-12 * a.abs().max(1.0), "{}: {a} vs {b}", p.name);
+            }
+        } else {
+            assert!(frozen[r].iter().all(|g| *g == 0.0), "{} has a gradient while frozen", p.name);
+        }
+    }
+}
+
+#[test]
+fn sgd_matches_pytorch_semantics_over_two_steps() {
+    // PyTorch SGD: d = g + wd*w; buf = d on the first step, m*buf + d after; w -= lr*(d + m*buf).
+    let (lr, m, wd) = (0.1, 0.9, 5e-4);
+    let grads = [[0.1f64, 0.2, -0.3], [-0.05, 0.4, 0.0]];
+    let (mut w, mut buf) = ([0.5f64, -1.0, 2.0], [0.0f64; 3]);
+    let (mut expect_w, mut expect_buf) = (w, [0.0f64; 3]);
+    for (step, g) in grads.iter().enumerate() {
+        let mut g_in = *g;
+        fear::engine::cpu::sgd_step(&mut w, &mut g_in, &mut buf, lr, m, wd, true);
+        for i in 0..3 {
+            let d = g[i] + wd * expect_w[i];
+            expect_buf[i] = if step == 0 { d } else { m * expect_buf[i] + d };
+            expect_w[i] -= lr * (d + m * expect_buf[i]);
+            assert!((w[i] - expect_w[i]).abs() < 1e-15, "step {step} element {i}: {} vs {}", w[i], expect_w[i]);
+        }
+    }
+}
+
+#[test]
+fn clipping_scales_to_the_max_norm() {
+    let mut g = vec![3.0f64, 4.0];
+    let ss = fear::engine::cpu::sum_squares(&g);
+    assert_eq!(ss, 25.0);
+    fear::engine::cpu::clip_by_norm(&mut g, ss, 1.0);
+    let norm = (g[0] * g[0] + g[1] * g[1]).sqrt();
+    assert!((norm - 5.0 / (5.0 + 1e-6)).abs() < 1e-12);
+    let mut small = vec![0.3f64, 0.4];
+    fear::engine::cpu::clip_by_norm(&mut small, 0.25, 1.0);
+    assert_eq!(small, vec![0.3, 0.4]);
+}
+
+#[test]
+fn training_lowers_the_loss() {
+    let n = 8;
+    let (x, y) = batch(n, 5);
+    let mut s = session(n);
+    let first = s.forward_backward(&x, &y).unwrap().loss;
+    let mut last = first;
+    for _ in 0..30 {
+        last = s.train_step(&x, &y, 0.05).unwrap().loss;
+    }
+    assert!(last < 0.5 * first, "loss went from {first} to {last}");
+}
+
+#[test]
+fn a_partial_batch_runs_with_the_same_parameters() {
+    let mut s = session(6);
+    let (x, y) = batch(2, 6);
+    let out = s.forward_backward(&x, &y).unwrap();
+    assert_eq!(out.n, 2);
+    assert!(out.loss.is_finite());
+    let eval = s.evaluate(&x, &y).unwrap();
+    assert!(eval.loss.is_finite());
+}
