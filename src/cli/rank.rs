@@ -52,13 +52,13 @@ pub struct RankArgs {
     /// Stage-1 training-accuracy threshold (default per dataset: SPEC 4).
     #[arg(long)]
     pub threshold: Option<f64>,
-    /// Stage-1 batch size.
-    #[arg(long, default_value_t = 256)]
-    pub stage1_batch: usize,
+    /// Stage-1 batch size (default 256; on a tiny dataset capped so an epoch has 8 steps).
+    #[arg(long)]
+    pub stage1_batch: Option<usize>,
     /// Give up stage 1 after this many epochs.
     #[arg(long, default_value_t = 200)]
     pub max_stage1_epochs: usize,
-    /// Stage-2 batch size (default per dataset).
+    /// Stage-2 batch size (default per dataset; on a tiny dataset capped so an epoch has 4 steps).
     #[arg(long)]
     pub stage2_batch: Option<usize>,
     /// Stage-2 epochs (default per dataset).
@@ -142,13 +142,14 @@ fn fear_config(args: &RankArgs, data: &Dataset) -> FearConfig {
     if let Some(t) = args.threshold {
         cfg.threshold = t;
     }
-    if let Some(b) = args.stage2_batch {
-        cfg.stage2_batch = b;
-    }
+    // The paper's batch sizes assume tens of thousands of images; on a tiny set (the built-in
+    // demo) they would leave one or two steps per epoch, so they are capped unless given.
+    let n = data.train.len().max(1);
+    cfg.stage1_batch = args.stage1_batch.unwrap_or(cfg.stage1_batch.min(n.div_ceil(8)));
+    cfg.stage2_batch = args.stage2_batch.unwrap_or(cfg.stage2_batch.min(n.div_ceil(4)));
     if let Some(e) = args.stage2_epochs {
         cfg.stage2_epochs = e;
     }
-    cfg.stage1_batch = args.stage1_batch;
     cfg.max_stage1_epochs = args.max_stage1_epochs;
     cfg.lr = args.lr;
     cfg.grad_clip = (args.grad_clip > 0.0).then_some(args.grad_clip);

@@ -1,8 +1,8 @@
 //! Batch normalisation over [n, c, hw] (PyTorch BatchNorm2d semantics).
 //!
 //! Parallel over channels: one task reads a channel's n planes for its statistics and then writes
-//! the same planes while they are still in cache. Sums are accumulated in f64 over independent
-//! lanes (so they vectorise).
+//! the same planes while they are still in cache. Sums run in the element type over independent
+//! lanes (so they vectorise) within blocks of 256 values, and in f64 across blocks.
 use rayon::prelude::*;
 
 use crate::engine::Float;
@@ -35,56 +35,67 @@ impl<T> SharedMut<T> {
 }
 
 const LANES: usize = 8;
+/// Values summed in T (over LANES independent lanes, so it vectorises) before each partial sum is
+/// added into an f64 total: bounds the rounding of the T sums whatever the plane size.
+const BLOCK: usize = 256;
 
-/// sum(x - shift) in f64.
-fn sum_shifted<T: Float>(x: &[T], shift: f64) -> f64 {
-    let mut acc = [0.0f64; LANES];
-    let mut chunks = x.chunks_exact(LANES);
-    for ch in &mut chunks {
-        for (a, &v) in acc.iter_mut().zip(ch) {
-            *a += v.as_f64() - shift;
+/// Sum over x (and y) of f(x, y), accumulated in T within blocks and in f64 across them.
+#[inline(always)]
+fn blocked_sum<T: Float>(x: &[T], y: &[T], f: impl Fn(T, T) -> T) -> f64 {
+    let mut total = 0.0f64;
+    for (xb, yb) in x.chunks(BLOCK).zip(y.chunks(BLOCK)) {
+        let mut acc = [T::zero(); LANES];
+        let mut xc = xb.chunks_exact(LANES);
+        let mut yc = yb.chunks_exact(LANES);
+        for (xs, ys) in (&mut xc).zip(&mut yc) {
+            for l in 0..LANES {
+                acc[l] = acc[l] + f(xs[l], ys[l]);
+            }
         }
+        let tail = xc.remainder().iter().zip(yc.remainder()).fold(T::zero(), |a, (&x, &y)| a + f(x, y));
+        total += acc.iter().fold(tail, |a, &b| a + b).as_f64();
     }
-    chunks.remainder().iter().map(|v| v.as_f64() - shift).sum::<f64>() + acc.iter().sum::<f64>()
+    total
 }
 
+/// sum(x - shift) in f64.
+fn sum_shifted<T: Float>(x: &[T], shift: T) -> f64 { blocked_sum(x, x, |v, _| v - shift) }
+
 /// sum((x - mean)^2) in f64.
-fn sum_sq_dev<T: Float>(x: &[T], mean: f64) -> f64 {
-    let mut acc = [0.0f64; LANES];
-    let mut chunks = x.chunks_exact(LANES);
-    for ch in &mut chunks {
-        for (a, &v) in acc.iter_mut().zip(ch) {
-            let d = v.as_f64() - mean;
-            *a += d * d;
-        }
-    }
-    chunks.remainder().iter().map(|v| (v.as_f64() - mean).powi(2)).sum::<f64>() + acc.iter().sum::<f64>()
+fn sum_sq_dev<T: Float>(x: &[T], mean: T) -> f64 {
+    blocked_sum(x, x, |v, _| {
+        let d = v - mean;
+        d * d
+    })
 }
 
 /// (sum(dy), sum(dy * (x - mean))) in f64.
-fn sum_dy_dyxc<T: Float>(x: &[T], dy: &[T], mean: f64) -> (f64, f64) {
-    let (mut a, mut b) = ([0.0f64; LANES], [0.0f64; LANES]);
-    let mut xc = x.chunks_exact(LANES);
-    let mut dc = dy.chunks_exact(LANES);
-    for (xs, ds) in (&mut xc).zip(&mut dc) {
-        for l in 0..LANES {
-            let d = ds[l].as_f64();
-            a[l] += d;
-            b[l] += d * (xs[l].as_f64() - mean);
-        }
-    }
-    let (mut sa, mut sb) = (a.iter().sum::<f64>(), b.iter().sum::<f64>());
-    for (&xv, &dv) in xc.remainder().iter().zip(dc.remainder()) {
-        sa += dv.as_f64();
-        sb += dv.as_f64() * (xv.as_f64() - mean);
-    }
-    (sa, sb)
+fn sum_dy_dyxc<T: Float>(x: &[T], dy: &[T], mean: T) -> (f64, f64) {
+    (blocked_sum(dy, dy, |d, _| d), blocked_sum(x, dy, |v, d| d * (v - mean)))
 }
 
-/// y = x * scale + shift.
-fn affine<T: Float>(x: &[T], scale: T, shift: T, y: &mut [T]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y = x * scale + shift;
+/// How a channel is normalised: y = ((x - mean_hi) - mean_lo) * scale + beta. The mean is split
+/// into two T parts so the subtraction stays exact when |mean| >> std (x*scale + (beta -
+/// mean*scale) would cancel two large terms).
+#[derive(Clone, Copy)]
+struct Affine<T> {
+    mean_hi: T,
+    mean_lo: T,
+    scale: T,
+    beta: T,
+}
+
+impl<T: Float> Affine<T> {
+    fn new(mean: f64, scale: f64, beta: T) -> Self {
+        let mean_hi = T::from_f64(mean);
+        Affine { mean_hi, mean_lo: T::from_f64(mean - mean_hi.as_f64()), scale: T::from_f64(scale), beta }
+    }
+
+    fn apply(&self, x: &[T], y: &mut [T]) {
+        let Affine { mean_hi, mean_lo, scale, beta } = *self;
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y = ((x - mean_hi) - mean_lo) * scale + beta;
+        }
     }
 }
 
@@ -116,15 +127,18 @@ pub fn batch_norm_train_forward<T: Float>(
         .into_par_iter()
         .map(|ch| {
             let plane = |i: usize| &x[(i * c + ch) * hw..(i * c + ch + 1) * hw];
-            let mu = (0..n).map(|i| sum_shifted(plane(i), 0.0)).sum::<f64>() / m as f64;
-            let var = (0..n).map(|i| sum_sq_dev(plane(i), mu)).sum::<f64>() / m as f64;
-            let inv = 1.0 / (var + eps).sqrt();
-            let scale = gamma[ch].as_f64() * inv;
-            let (s, b) = (T::from_f64(scale), T::from_f64(beta[ch].as_f64() - mu * scale));
+            // Two passes (the second while the channel is still in cache); the first is shifted by
+            // the channel's first value, the second by the mean, so large offsets do not cancel.
+            let shift = plane(0)[0];
+            let mu = shift.as_f64() + (0..n).map(|i| sum_shifted(plane(i), shift)).sum::<f64>() / m as f64;
+            let mu_t = T::from_f64(mu);
+            let var = (0..n).map(|i| sum_sq_dev(plane(i), mu_t)).sum::<f64>() / m as f64
+                - (mu - mu_t.as_f64()).powi(2);
+            let affine = Affine::new(mu, gamma[ch].as_f64() / (var + eps).sqrt(), beta[ch]);
             for i in 0..n {
                 // SAFETY: plane (i, ch) belongs to this task alone and lies inside y.
                 let yi = unsafe { yp.slice((i * c + ch) * hw, hw) };
-                affine(plane(i), s, b, yi);
+                affine.apply(plane(i), yi);
             }
             (mu, var)
         })
@@ -152,17 +166,13 @@ pub fn batch_norm_eval_forward<T: Float>(
     if hw == 0 || c == 0 {
         return;
     }
-    let coef: Vec<(T, T)> = (0..c)
-        .map(|ch| {
-            let scale = gamma[ch].as_f64() / (running_var[ch].as_f64() + eps).sqrt();
-            (T::from_f64(scale), T::from_f64(beta[ch].as_f64() - running_mean[ch].as_f64() * scale))
-        })
+    let coef: Vec<Affine<T>> = (0..c)
+        .map(|ch| Affine::new(running_mean[ch].as_f64(), gamma[ch].as_f64() / (running_var[ch].as_f64() + eps).sqrt(), beta[ch]))
         .collect();
     let planes_per_task = (1 << 14) / hw + 1;
     y.par_chunks_mut(planes_per_task * hw).zip(x.par_chunks(planes_per_task * hw)).enumerate().for_each(|(t, (y, x))| {
         for (j, (y, x)) in y.chunks_exact_mut(hw).zip(x.chunks_exact(hw)).enumerate() {
-            let (s, b) = coef[(t * planes_per_task + j) % c];
-            affine(x, s, b, y);
+            coef[(t * planes_per_task + j) % c].apply(x, y);
         }
     });
 }
@@ -185,28 +195,27 @@ pub fn batch_norm_backward<T: Float>(
         assert_eq!(d.len(), g.len(), "batch_norm: dx length");
         SharedMut(d.as_mut_ptr())
     });
-    // Per channel: (sum dy, sum dy * (x - mean)); then dx += a*dy + b*x + k with
-    // a = gamma*invstd, b = -a*invstd^2*sum(dy*(x-mean))/m, k = -b*mean - a*sum(dy)/m.
+    // Per channel: (sum dy, sum dy * (x - mean)); then dx += a*dy + b*(x - mean) + k with
+    // a = gamma*invstd, b = -a*invstd^2*sum(dy*(x-mean))/m, k = -a*sum(dy)/m.
     let sums: Vec<(f64, f64)> = (0..c)
         .into_par_iter()
         .map(|ch| {
             let at = |i: usize| (i * c + ch) * hw..(i * c + ch + 1) * hw;
-            let mu = mean[ch].as_f64();
             let (sdy, sdyx) = (0..n).fold((0.0, 0.0), |(a, b), i| {
-                let (da, db) = sum_dy_dyxc(&x[at(i)], &dy[at(i)], mu);
+                let (da, db) = sum_dy_dyxc(&x[at(i)], &dy[at(i)], mean[ch]);
                 (a + da, b + db)
             });
             if let Some(dxp) = dxp {
                 let inv = invstd[ch].as_f64();
                 let a = gamma[ch].as_f64() * inv;
                 let b = -a * inv * inv * sdyx / m as f64;
-                let k = -b * mu - a * sdy / m as f64;
-                let (a, b, k) = (T::from_f64(a), T::from_f64(b), T::from_f64(k));
+                let k = -a * sdy / m as f64;
+                let (a, b, k, mu) = (T::from_f64(a), T::from_f64(b), T::from_f64(k), mean[ch]);
                 for i in 0..n {
                     // SAFETY: plane (i, ch) belongs to this task alone and lies inside dx.
                     let d = unsafe { dxp.slice(at(i).start, hw) };
                     for ((d, &g), &x) in d.iter_mut().zip(&dy[at(i)]).zip(&x[at(i)]) {
-                        *d = *d + (a * g + (b * x + k));
+                        *d = *d + (a * g + (b * (x - mu) + k));
                     }
                 }
             }

@@ -7,6 +7,7 @@
 //! - everywhere else (f64, other CPUs, the stride-2 input gradient): `im2col` into a per-thread
 //!   scratch buffer, then one GEMM with the weight viewed as a [c_out, c_in*k*k] matrix; a 1x1
 //!   stride-1 unpadded convolution is a plain GEMM on the image itself.
+//!
 //! The weight gradient keeps one accumulator per rayon job and sums them at the end.
 use std::any::Any;
 use std::cell::Cell;
@@ -326,8 +327,9 @@ pub fn conv2d_backward_weight<T: Float>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mu
 /// The image is zero-padded and, for stride s > 1, split into s*s polyphase planes, so that every
 /// tap (ci, kh, kw) is a constant offset into the packed input: output (oy, ox) reads
 /// `xq[offset(tap) + oy*wq + ox]`. Outputs are taken 8 at a time along a row ("vectors"; a row
-/// whose width is not a multiple of 8 computes a few lanes that are dropped). The micro-kernels
-/// run contiguous vector loads against broadcast weights, with no im2col matrix and no packing:
+/// whose width is not a multiple of 8 computes a few lanes that are dropped; images with fewer
+/// than MIN_VECS vectors are grouped). The micro-kernels multiply contiguous (unaligned) vector
+/// loads of the input by weights stored pre-broadcast, with no im2col matrix and no GEMM packing:
 /// - forward: MR output channels x NV vectors, accumulated over all taps;
 /// - weight gradient: MR output channels x MT taps, accumulated over all vectors;
 /// - input gradient (stride 1): the forward of dy with the flipped, transposed kernel.
@@ -416,13 +418,15 @@ mod direct {
         /// Length of a per-image output (or dy) buffer: [cop, vectors, 8].
         fn out_len(&self) -> usize { self.cop * self.vecs.len() * 8 }
 
-        /// Weights as [cop / MR, taps, MR]; `w(co, tap)` gives the value, channels >= c_out are 0.
+        /// Weights as [cop / MR, taps, MR, 8], each value repeated over the 8 lanes (a vector load
+        /// is cheaper than a broadcast in the kernel); `w(co, tap)` gives the value, channels >=
+        /// c_out are 0.
         fn pack_weights(&self, w: impl Fn(usize, usize) -> f32) -> Vec<f32> {
             let taps = self.taps();
-            let mut wt = vec![0.0f32; self.cop * taps];
+            let mut wt = vec![0.0f32; self.cop * taps * 8];
             for co in 0..self.c_out {
                 for t in 0..taps {
-                    wt[((co / MR) * taps + t) * MR + co % MR] = w(co, t);
+                    wt[(((co / MR) * taps + t) * MR + co % MR) * 8..][..8].fill(w(co, t));
                 }
             }
             wt
@@ -513,16 +517,18 @@ mod direct {
         /// out[co, v, lane] = sum over taps of wt(co, tap) * xq[offs[tap] + vecs[v] + lane].
         fn forward_image(&self, xq: &[f32], wt: &[f32], out: &mut [f32]) {
             let (taps, nv) = (self.taps(), self.vecs.len() * 8);
-            assert!(xq.len() >= self.xq_len && wt.len() >= self.cop * taps && out.len() >= self.out_len());
-            for v0 in (0..self.vecs.len()).step_by(NV) {
-                let xs: [*const f32; NV] = std::array::from_fn(|v| xq[self.vecs[v0 + v]..].as_ptr());
-                for cb in 0..self.cop / MR {
+            assert!(xq.len() >= self.xq_len && wt.len() >= self.cop * taps * 8 && out.len() >= self.out_len());
+            // Channel blocks outside: a block's weights (taps * MR * 8 floats) stay in cache
+            // while the image's vectors stream past.
+            for cb in 0..self.cop / MR {
+                for v0 in (0..self.vecs.len()).step_by(NV) {
+                    let xs: [*const f32; NV] = std::array::from_fn(|v| xq[self.vecs[v0 + v]..].as_ptr());
                     // SAFETY: lengths checked above; every read is below max(offs) + max(vecs) + 8
-                    // <= xq_len, weights below cop*taps, writes below out_len. The CPU features
+                    // <= xq_len, weights below cop*taps*8, writes below out_len. The CPU features
                     // were checked by `available`.
                     unsafe {
                         forward_kernel(
-                            taps, self.offs.as_ptr(), wt.as_ptr().add(cb * taps * MR), xs,
+                            taps, self.offs.as_ptr(), wt.as_ptr().add(cb * taps * MR * 8), xs,
                             out.as_mut_ptr().add(cb * MR * nv + v0 * 8), nv,
                         )
                     }
@@ -553,16 +559,16 @@ mod direct {
         }
     }
 
-    /// out[m, v*8 + lane] = sum_t w[t*MR + m] * x_v[offs[t] + lane] for m < MR, v < NV.
+    /// out[m, v*8 + lane] = sum_t w[(t*MR + m)*8 + lane] * x_v[offs[t] + lane] for m < MR, v < NV.
     #[target_feature(enable = "avx2,fma")]
     unsafe fn forward_kernel(taps: usize, offs: *const usize, w: *const f32, xs: [*const f32; NV], out: *mut f32, ostride: usize) {
         let mut acc = [[_mm256_setzero_ps(); NV]; MR];
         for t in 0..taps {
             let o = *offs.add(t);
             let xv: [__m256; NV] = std::array::from_fn(|v| _mm256_loadu_ps(xs[v].add(o)));
-            let wp = w.add(t * MR);
+            let wp = w.add(t * MR * 8);
             for (m, acc) in acc.iter_mut().enumerate() {
-                let b = _mm256_broadcast_ss(&*wp.add(m));
+                let b = _mm256_loadu_ps(wp.add(m * 8));
                 for v in 0..NV {
                     acc[v] = _mm256_fmadd_ps(b, xv[v], acc[v]);
                 }
@@ -613,7 +619,7 @@ mod direct {
         fn new(n: usize, c_in: usize, c_out: usize, h: usize, w: usize, k: usize, s: usize, pad: usize) -> Plans {
             let group = Plan::group(h, w, k, s, pad).min(n.max(1));
             let full = Plan::new(group, c_in, c_out, h, w, k, s, pad);
-            let tail = (n % group != 0).then(|| Plan::new(n % group, c_in, c_out, h, w, k, s, pad));
+            let tail = (!n.is_multiple_of(group)).then(|| Plan::new(n % group, c_in, c_out, h, w, k, s, pad));
             Plans { group, full, tail }
         }
 
