@@ -233,3 +233,27 @@ fn a_partial_batch_runs_with_the_same_parameters() {
     let eval = s.evaluate(&x, &y).unwrap();
     assert!(eval.loss.is_finite());
 }
+
+#[test]
+fn training_is_bit_identical_whatever_the_thread_count() {
+    // Shards of a ranking run on different machines must agree: no reduction may depend on how
+    // rayon splits the work.
+    let n = 37;
+    let (x, y) = batch(n, 8);
+    let x32: Vec<f32> = x.iter().map(|v| *v as f32).collect();
+    let run = |threads: usize| {
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
+            let mut s: Session<f32, Cpu> = Session::new(Cpu, Box::new(small_graph), n, PlanOptions { grad_clip: Some(1.0), ..PlanOptions::default() }).unwrap();
+            s.init_params(5).unwrap();
+            for _ in 0..3 {
+                s.train_step(&x32, &y, 0.1).unwrap();
+            }
+            s.read_all_params().unwrap()
+        })
+    };
+    let one = run(1);
+    for threads in [2, 3, 8] {
+        let other = run(threads);
+        assert!(one.iter().zip(&other).all(|(a, b)| a.to_bits() == b.to_bits()), "{threads} threads differ from 1");
+    }
+}

@@ -24,12 +24,13 @@ pub const DEFAULT_ARCHS: &str = "1,6111,123,15624";
 #[derive(Args, Debug)]
 pub struct RankArgs {
     /// Dataset: synthetic-cifar10, cifar10:DIR, cifar100:DIR, folder:DIR or imagenet16:DIR.
-    #[arg(long, default_value = "synthetic-cifar10")]
-    pub dataset: String,
-    /// Synthetic CIFAR-10 training images per class (the paper's set has 5000; the default is a
-    /// small version that ranks in minutes on a CPU).
-    #[arg(long, default_value_t = 50)]
-    pub synthetic_size: usize,
+    /// Without it, `fear rank` runs the built-in demo: a small Synthetic CIFAR-10 (50 images per
+    /// class) and a reduced network (C=8, N=2), so it finishes in minutes on a CPU.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Synthetic CIFAR-10 training images per class (default 5000, the paper's set; 50 in the demo).
+    #[arg(long)]
+    pub synthetic_size: Option<usize>,
     /// Where generated data is cached.
     #[arg(long, default_value = "data-cache")]
     pub cache_dir: PathBuf,
@@ -73,11 +74,13 @@ pub struct RankArgs {
     /// Cutout side (0 = none).
     #[arg(long, default_value_t = 0)]
     pub cutout: usize,
-    /// Network channels C and cells per stage N.
-    #[arg(long, default_value_t = 16)]
-    pub channels: usize,
-    #[arg(long, default_value_t = 5)]
-    pub cells_per_stage: usize,
+    /// Network channels C (default 16, NATS-Bench's; 8 in the demo).
+    #[arg(long)]
+    pub channels: Option<usize>,
+    /// Cells per stage N (default 5, NATS-Bench's; 2 in the demo). Stage 2 trains the last N-1
+    /// cells (cells 13-16 at N=5), `lastact` and the classifier.
+    #[arg(long)]
+    pub cells_per_stage: Option<usize>,
     /// CPU threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -102,12 +105,39 @@ pub struct RankRecord {
     pub stage2_acc: Vec<f64>,
     pub threshold: f64,
     pub dataset: String,
+    /// Network channels C and cells per stage N.
+    pub channels: usize,
+    pub cells_per_stage: usize,
     pub device: String,
     pub seed: u64,
 }
 
+/// The fields that must agree between a results file and a run that appends to it.
+const CONFIG_FIELDS: [&str; 5] = ["dataset", "seed", "threshold", "channels", "cells_per_stage"];
+
+/// Refuses to append to a results file written under another configuration.
+fn check_same_config(results: &ResultsFile, now: &serde_json::Value) -> Result<()> {
+    for line in &results.lines {
+        for key in CONFIG_FIELDS {
+            if line.get(key) != now.get(key) {
+                anyhow::bail!(
+                    "{} holds results with {key} = {}, but this run has {key} = {}: use another --out",
+                    results.path().display(), line.get(key).unwrap_or(&serde_json::Value::Null), now[key]
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn run(args: RankArgs) -> Result<()> {
-    let spec: DatasetSpec = args.dataset.parse().map_err(|e: anyhow::Error| UsageError(e.to_string()))?;
+    let demo = args.dataset.is_none();
+    if demo {
+        eprintln!("no --dataset given: running the built-in demo (Synthetic CIFAR-10, 50 images per class, network C=8 N=2); \
+                   `fear rank --help` shows how to rank on real data with NATS-Bench's network");
+    }
+    let spec: DatasetSpec = args.dataset.as_deref().unwrap_or("synthetic-cifar10").parse()
+        .map_err(|e: anyhow::Error| UsageError(e.to_string()))?;
     let archs = parse_arch_list(&args.archs, args.seed).map_err(|e| UsageError(e.to_string()))?;
     let archs = shard(archs, args.shard.as_deref())?;
     super::check_cpu_device(&args.device)?;
@@ -120,11 +150,22 @@ pub fn run(args: RankArgs) -> Result<()> {
         eprintln!("{}: {} of {} architectures already done; resuming", args.out.display(), archs.len() - todo.len(), archs.len());
     }
     let started = Instant::now();
-    let opts = LoadOptions { cache_dir: args.cache_dir.clone(), synthetic_size: args.synthetic_size, ..LoadOptions::default() };
+    let mut opts = LoadOptions { cache_dir: args.cache_dir.clone(), ..LoadOptions::default() };
+    opts.synthetic_size = args.synthetic_size.unwrap_or(if demo { 50 } else { opts.synthetic_size });
     let data = spec.load(&opts).with_context(|| format!("loading {spec}"))?;
     eprintln!("{}: {} training images, {} classes, {}x{} (loaded in {:.1}s)", data.name, data.train.len(), data.classes, data.image_size, data.image_size, started.elapsed().as_secs_f64());
-    let cfg = fear_config(&args, &data);
-    let net = NetConfig { c: args.channels, n: args.cells_per_stage, classes: data.classes, image_size: data.image_size };
+    let net = NetConfig {
+        c: args.channels.unwrap_or(if demo { 8 } else { 16 }),
+        n: args.cells_per_stage.unwrap_or(if demo { 2 } else { 5 }),
+        classes: data.classes,
+        image_size: data.image_size,
+    };
+    if net.c == 0 || net.n == 0 {
+        return Err(UsageError("--channels and --cells-per-stage must be positive".into()).into());
+    }
+    let cfg = fear_config(&args, &data, &net);
+    let config = serde_json::json!({"dataset": data.name, "seed": args.seed, "threshold": cfg.threshold, "channels": net.c, "cells_per_stage": net.n});
+    check_same_config(&results, &config)?;
     let bar = progress_bar(todo.len());
     for arch in todo {
         let record = rank_one(&arch, &data, &net, &cfg, &args, &bar)?;
@@ -137,8 +178,9 @@ pub fn run(args: RankArgs) -> Result<()> {
     Ok(())
 }
 
-fn fear_config(args: &RankArgs, data: &Dataset) -> FearConfig {
+fn fear_config(args: &RankArgs, data: &Dataset, net: &NetConfig) -> FearConfig {
     let mut cfg = FearConfig::for_dataset(&data.name);
+    cfg.stage2_cells = net.n - 1;
     if let Some(t) = args.threshold {
         cfg.threshold = t;
     }
@@ -191,6 +233,8 @@ fn rank_one(arch: &Arch, data: &Dataset, net: &NetConfig, cfg: &FearConfig, args
         stage2_acc: outcome.stage2.iter().map(|r| r.train_acc).collect(),
         threshold: cfg.threshold,
         dataset: data.name.clone(),
+        channels: net.c,
+        cells_per_stage: net.n,
         device,
         seed: args.seed,
     })
@@ -229,7 +273,7 @@ fn print_ranking(lines: &[serde_json::Value]) {
         println!(
             "{:>4}  {:>5}  {:>8}  {:>8}  {:>9.1}  {}",
             i + 1,
-            v["index"],
+            v["index"].as_u64().map_or("?".into(), |i| i.to_string()),
             v.get("score").and_then(|s| s.as_f64()).map_or("-".into(), |s| format!("{s:.4}")),
             v["status"].as_str().unwrap_or("?"),
             v["time_s"].as_f64().unwrap_or(0.0),

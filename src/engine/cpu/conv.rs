@@ -227,12 +227,13 @@ pub fn conv2d_backward_weight_im2col<T: Float>(g: &ConvGeom, x: &[T], dy: &[T], 
         return;
     }
     let pointwise = g.is_pointwise();
-    let total = x
-        .par_chunks(xs)
-        .zip(dy.par_chunks(ys))
-        .fold(
-            || vec![T::zero(); dw.len()],
-            |mut acc, (xi, dyi)| {
+    let per_job = images_per_job(g.n, 1);
+    let partials: Vec<Vec<T>> = x
+        .par_chunks(per_job * xs)
+        .zip(dy.par_chunks(per_job * ys))
+        .map(|(xj, dyj)| {
+            let mut acc = vec![T::zero(); dw.len()];
+            for (xi, dyi) in xj.chunks(xs).zip(dyj.chunks(ys)) {
                 // acc [c_out, kk] += dy_i [c_out, ohw] * col_i^T [ohw, kk]
                 let gemm = |col: &[T], acc: &mut [T]| unsafe {
                     T::gemm(
@@ -250,16 +251,21 @@ pub fn conv2d_backward_weight_im2col<T: Float>(g: &ConvGeom, x: &[T], dy: &[T], 
                         gemm(col, &mut acc);
                     });
                 }
-                acc
-            },
-        )
-        .reduce_with(|mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(a, &b)| *a = *a + b);
-            a
-        });
-    if let Some(total) = total {
-        dw.iter_mut().zip(&total).for_each(|(d, &t)| *d = *d + t);
+            }
+            acc
+        })
+        .collect();
+    for part in &partials {
+        dw.iter_mut().zip(part).for_each(|(d, &t)| *d = *d + t);
     }
+}
+
+/// Images per parallel job of a weight gradient: a multiple of `unit` that depends on the batch
+/// alone (never on the thread count or on work stealing), so the partial sums, added in job
+/// order, give bit-identical gradients on every run and every machine.
+fn images_per_job(n: usize, unit: usize) -> usize {
+    const JOBS: usize = 16;
+    n.div_ceil(unit).div_ceil(JOBS).max(1) * unit
 }
 
 /// The slice as f32 when T is f32.
@@ -684,12 +690,13 @@ mod direct {
         let kk = plans.full.taps();
         let tp = kk.div_ceil(MT) * MT;
         let (xs, ys, gr) = (g.c_in * g.h * g.w, g.c_out * g.out_h() * g.out_w(), plans.group);
-        let total = x
-            .par_chunks(gr * xs)
-            .zip(dy.par_chunks(gr * ys))
-            .fold(
-                || vec![0.0f32; plans.full.cop * tp],
-                |mut acc, (xi, dyi)| {
+        let per_job = super::images_per_job(g.n, gr);
+        let partials: Vec<Vec<f32>> = x
+            .par_chunks(per_job * xs)
+            .zip(dy.par_chunks(per_job * ys))
+            .map(|(xj, dyj)| {
+                let mut acc = vec![0.0f32; plans.full.cop * tp];
+                for (xi, dyi) in xj.chunks(gr * xs).zip(dyj.chunks(gr * ys)) {
                     let plan = plans.get(xi.len() / xs);
                     with_scratch(plan.xq_len + plan.out_len(), |buf: &mut [f32]| {
                         let (xq, dyv) = buf.split_at_mut(plan.xq_len);
@@ -697,13 +704,14 @@ mod direct {
                         plan.pack_dy(dyi, dyv);
                         plan.weight_grad_image(xq, dyv, &mut acc);
                     });
-                    acc
-                },
-            )
-            .reduce_with(|mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            });
+                }
+                acc
+            })
+            .collect();
+        let total = partials.into_iter().reduce(|mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+            a
+        });
         if let Some(total) = total {
             for (co, row) in dw.chunks_exact_mut(kk).enumerate() {
                 row.iter_mut().zip(&total[co * tp..co * tp + kk]).for_each(|(d, t)| *d += t);

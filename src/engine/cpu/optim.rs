@@ -24,9 +24,11 @@ pub fn sgd_step<T: Float>(w: &mut [T], g: &mut [T], buf: &mut [T], lr: T, moment
         });
 }
 
-/// Sum of squares, accumulated in f64.
+/// Sum of squares, accumulated in f64, deterministically.
 pub fn sum_squares<T: Float>(x: &[T]) -> T {
-    let s: f64 = x.par_chunks(CHUNK).map(|c| c.iter().map(|v| v.as_f64() * v.as_f64()).sum::<f64>()).sum();
+    // Partials collected in chunk order and added sequentially: the same sum on every run.
+    let partials: Vec<f64> = x.par_chunks(CHUNK).map(|c| c.iter().map(|v| v.as_f64() * v.as_f64()).sum::<f64>()).collect();
+    let s: f64 = partials.iter().sum();
     T::from_f64(s)
 }
 
