@@ -24,6 +24,14 @@ ROOT = os.path.dirname(HERE)
 FEAR = os.path.join(ROOT, "target", "release", "fear")
 
 
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def run_json(cmd):
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -75,7 +83,7 @@ def main():
               f"frozen {row['fear_frozen_step_ms']:.0f} ms ({row['fear_frozen_over_full']:.2f}x own full)", flush=True)
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": f"{cpu_model()}, {os.cpu_count()} cores",
         "batch": a.batch, "threads": a.threads, "steps": a.steps, "warmup": a.warmup, "rounds": a.rounds,
         "command": " ".join(sys.argv),
         "results": rows,

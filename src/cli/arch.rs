@@ -1,5 +1,7 @@
 //! `fear arch`: what an architecture is and what it costs.
 
+use std::io::Write;
+
 use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
@@ -50,18 +52,25 @@ pub fn run(args: ArchArgs) -> Result<()> {
         Some(s) => vec![super::parse_arch_arg(s)?],
         None => (0..NUM_ARCHS).map(|i| Arch::from_index(i).expect("index in range")).collect(),
     };
+    let mut out = std::io::stdout().lock();
     for arch in &archs {
         let info = describe(arch);
-        if args.json {
-            println!("{}", serde_json::to_string(&info)?);
+        let written = if args.json {
+            writeln!(out, "{}", serde_json::to_string(&info)?)
         } else if args.all {
-            println!("{:>5}  {:>9}  {:>8.2}M  {}", info.index, info.params, info.flops as f64 / 1e6, info.arch);
+            writeln!(out, "{:>5}  {:>9}  {:>8.2}M  {}", info.index, info.params, info.flops as f64 / 1e6, info.arch)
         } else {
-            println!("index      {}", info.index);
-            println!("arch       {}", info.arch);
-            println!("params     {} (10 classes)", info.params);
-            println!("flops      {:.2} M per 32x32 image", info.flops as f64 / 1e6);
-            println!("connected  {}", if info.connected { "yes" } else { "no (the output ignores the input)" });
+            writeln!(
+                out,
+                "index      {}\narch       {}\nparams     {} (10 classes)\nflops      {:.2} M per 32x32 image\nconnected  {}",
+                info.index, info.arch, info.params, info.flops as f64 / 1e6,
+                if info.connected { "yes" } else { "no (the output ignores the input)" }
+            )
+        };
+        match written {
+            // A closed pipe (`fear arch --all | head`) is the reader's choice, not an error.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            other => other?,
         }
     }
     Ok(())

@@ -4,7 +4,9 @@ use clap::{Parser, Subcommand};
 
 pub mod arch;
 pub mod bench;
+pub mod merge;
 pub mod rank;
+pub mod shortreg;
 
 /// Rank NATS-Bench architectures by FEAR on a hand-written CPU/GPU engine.
 #[derive(Parser, Debug)]
@@ -22,6 +24,10 @@ pub enum Command {
     Rank(rank::RankArgs),
     /// Time a full training step and a FEAR stage-2 (frozen) step.
     Bench(bench::BenchArgs),
+    /// Rank architectures by short training (shortreg, SPEC 5): best epoch training accuracy.
+    Shortreg(shortreg::ShortregArgs),
+    /// Join results files (shards of rank or shortreg) into one, each architecture once.
+    Merge(merge::MergeArgs),
 }
 
 /// An error in what the user asked for (exit status 2), as opposed to a failure while working.
@@ -42,6 +48,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Arch(args) => arch::run(args),
         Command::Rank(args) => rank::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Shortreg(args) => shortreg::run(args),
+        Command::Merge(args) => merge::run(args),
     }
 }
 

@@ -241,7 +241,7 @@ fn rank_one(arch: &Arch, data: &Dataset, net: &NetConfig, cfg: &FearConfig, args
 }
 
 /// Every N-th architecture starting at K, from `--shard K/N` or Slurm's array variables.
-fn shard(archs: Vec<Arch>, arg: Option<&str>) -> Result<Vec<Arch>> {
+pub(crate) fn shard(archs: Vec<Arch>, arg: Option<&str>) -> Result<Vec<Arch>> {
     let from_env = || -> Option<String> {
         let k = std::env::var("SLURM_ARRAY_TASK_ID").ok()?;
         let n = std::env::var("SLURM_ARRAY_TASK_COUNT").ok()?;
@@ -257,14 +257,14 @@ fn shard(archs: Vec<Arch>, arg: Option<&str>) -> Result<Vec<Arch>> {
     Ok(archs.into_iter().skip(k).step_by(n).collect())
 }
 
-fn progress_bar(len: usize) -> ProgressBar {
+pub(crate) fn progress_bar(len: usize) -> ProgressBar {
     let bar = ProgressBar::new(len as u64);
     bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} archs  {msg}").unwrap().progress_chars("=> "));
     bar
 }
 
 /// The ranking of every line in the results file, best score first (non-ok lines last).
-fn print_ranking(lines: &[serde_json::Value]) {
+pub(crate) fn print_ranking(lines: &[serde_json::Value]) {
     let mut rows: Vec<&serde_json::Value> = lines.iter().collect();
     let score = |v: &serde_json::Value| v.get("score").and_then(|s| s.as_f64()).unwrap_or(f64::NEG_INFINITY);
     rows.sort_by(|a, b| score(b).total_cmp(&score(a)));

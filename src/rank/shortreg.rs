@@ -1,0 +1,83 @@
+//! shortreg (SPEC 5): the short-training baseline. Plain training for E epochs with a cosine
+//! schedule over those E epochs (annealing to 0), batch B; the score is the best epoch's training
+//! accuracy.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::data::augment::Augment;
+use crate::data::Dataset;
+use crate::engine::{Device, PlanOptions, Session};
+use crate::train::{cosine_lr, train_epoch, EpochReport, StepProgress};
+
+use super::Status;
+
+/// shortreg's settings.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ShortregConfig {
+    /// E: the epochs trained, and T of the cosine schedule.
+    pub epochs: usize,
+    /// B.
+    pub batch: usize,
+    pub lr: f64,
+    pub grad_clip: Option<f64>,
+    /// Cutout side (0 = none).
+    pub cutout: usize,
+}
+
+impl ShortregConfig {
+    /// The NATS-Bench recipe (SGD 0.1, gradient clip 5, no cutout) for `epochs` epochs at `batch`.
+    pub fn new(epochs: usize, batch: usize) -> ShortregConfig {
+        ShortregConfig { epochs, batch, lr: 0.1, grad_clip: Some(5.0), cutout: 0 }
+    }
+}
+
+/// The result of shortreg on one architecture.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ShortregOutcome {
+    /// `Ok`, or `Diverged` when a loss went NaN or infinite (training stops there).
+    pub status: Status,
+    /// The best epoch's training accuracy (None unless `status` is ok).
+    pub score: Option<f64>,
+    /// Seconds of training epochs (data loading and training only, as SPEC 4.5 counts FEAR's).
+    pub time_s: f64,
+    pub epochs: Vec<EpochReport>,
+}
+
+/// What shortreg is doing, for progress displays.
+#[derive(Clone, Copy, Debug)]
+pub struct ShortregProgress {
+    pub epoch: usize,
+    pub step: StepProgress,
+}
+
+/// Runs shortreg on a session whose parameters are initialised; every parameter is made
+/// trainable and the optimiser starts from zero momentum.
+pub fn run_shortreg<D: Device<f32>>(
+    session: &mut Session<f32, D>,
+    data: &Dataset,
+    cfg: &ShortregConfig,
+    seed: u64,
+    on_progress: &mut dyn FnMut(ShortregProgress),
+) -> Result<ShortregOutcome> {
+    anyhow::ensure!(cfg.batch > 0, "shortreg: batch size must be positive");
+    let aug = Augment::train(data).with_cutout(cfg.cutout);
+    session.set_options(PlanOptions { grad_clip: cfg.grad_clip, ..PlanOptions::default() });
+    session.set_trainable(|_| true);
+    session.reset_momentum()?;
+    let mut out = ShortregOutcome { status: Status::Ok, score: None, time_s: 0.0, epochs: Vec::new() };
+    for epoch in 0..cfg.epochs {
+        let lr = cosine_lr(cfg.lr, 0.0, epoch, cfg.epochs);
+        let mut step = |s| on_progress(ShortregProgress { epoch, step: s });
+        let r = train_epoch(session, &data.train, &aug, cfg.batch, seed, epoch, lr, &mut step)?;
+        out.time_s += r.seconds;
+        let diverged = r.diverged;
+        out.epochs.push(r);
+        if diverged {
+            out.status = Status::Diverged;
+            return Ok(out);
+        }
+    }
+    out.score = out.epochs.iter().map(|r| r.train_acc).filter(|a| !a.is_nan()).reduce(f64::max);
+    Ok(out)
+}
