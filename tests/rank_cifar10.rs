@@ -1,0 +1,67 @@
+//! End to end on real images: `fear rank` on a few hundred CIFAR-10 JPEGs from
+//! `../shared/data/cifar10-jpeg.tar.gz` (skipped with a message where the archive is absent).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The archive: `$FEAR_CIFAR10_JPEG`, or `shared/data/cifar10-jpeg.tar.gz` in or beside the repo.
+fn archive() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::env::var_os("FEAR_CIFAR10_JPEG").map(PathBuf::from).into_iter()
+        .chain([root.join("shared/data/cifar10-jpeg.tar.gz"), root.join("../shared/data/cifar10-jpeg.tar.gz")])
+        .find(|p| p.is_file())
+}
+
+/// Unpacks the first 30 training and 5 test images of every class (300 + 50 images) into an
+/// ignored folder under `target/`, once.
+fn small_cifar10(archive: &Path) -> PathBuf {
+    let dest = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cifar10-jpeg-small");
+    let done = dest.join(".unpacked");
+    if !done.is_file() {
+        let _ = std::fs::remove_dir_all(&dest);
+        std::fs::create_dir_all(&dest).unwrap();
+        let status = Command::new("tar")
+            .arg("xzf").arg(archive).arg("-C").arg(&dest).arg("--wildcards")
+            .args(["cifar10-jpeg/train/*/000[0-9].jpg", "cifar10-jpeg/train/*/001[0-9].jpg", "cifar10-jpeg/train/*/002[0-9].jpg", "cifar10-jpeg/test/*/000[0-4].jpg"])
+            .status().expect("running tar");
+        assert!(status.success(), "tar failed on {}", archive.display());
+        std::fs::write(&done, "").unwrap();
+    }
+    dest.join("cifar10-jpeg")
+}
+
+#[test]
+fn rank_two_architectures_on_real_cifar10_images() {
+    let Some(archive) = archive() else {
+        println!("SKIP rank_two_architectures_on_real_cifar10_images: cifar10-jpeg.tar.gz not found (set FEAR_CIFAR10_JPEG)");
+        return;
+    };
+    let root = small_cifar10(&archive);
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("rank-cifar10.jsonl");
+    let _ = std::fs::remove_file(&out);
+    let run = Command::new(env!("CARGO_BIN_EXE_fear"))
+        .args(["rank", "--dataset", &format!("folder:{}", root.display()), "--archs", "1,15624"])
+        .args(["--channels", "4", "--cells-per-stage", "1", "--threshold", "0.12", "--max-stage1-epochs", "3", "--stage2-epochs", "1"])
+        .arg("--out").arg(&out)
+        .output().unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "fear rank failed: {stderr}");
+    assert!(stderr.contains("300 training images"), "{stderr}");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    let mut indices: Vec<u64> = lines.iter().map(|v| v["index"].as_u64().unwrap()).collect();
+    indices.sort();
+    assert_eq!(indices, [1, 15624]);
+    for v in &lines {
+        let status = v["status"].as_str().unwrap();
+        assert!(status == "ok" || status == "capped", "{v}");
+        if status == "ok" {
+            let s = v["score"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&s), "{v}");
+            assert_eq!(v["stage2_acc"].as_array().unwrap().len(), 1);
+        }
+        assert!(v["stage1_epochs"].as_u64().unwrap() >= 1);
+        assert!(v["time_s"].as_f64().unwrap() > 0.0);
+        assert_eq!(v["dataset"], "cifar10-jpeg");
+    }
+}
