@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod arch;
+pub mod common;
 pub mod bench;
 pub mod merge;
 pub mod rank;

@@ -1,0 +1,150 @@
+//! What `fear rank` and `fear shortreg` share: the flags that choose the data, architectures,
+//! network and device, and the set-up of a resumable run over a list of architectures.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use crate::data::{Dataset, DatasetSpec, LoadOptions};
+use crate::net::NetConfig;
+use crate::rank::results::ResultsFile;
+use crate::space::{parse_arch_list, Arch};
+
+use super::UsageError;
+
+/// The architectures ranked when none are named: a spread of NATS-Bench cells from strong
+/// (1, 6111) to weak (15624, an all-1x1 cell).
+pub const DEFAULT_ARCHS: &str = "1,6111,123,15624";
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Dataset: synthetic-cifar10, cifar10:DIR, cifar100:DIR, folder:DIR or imagenet16:DIR.
+    /// Without it, the built-in demo: a small Synthetic CIFAR-10 (50 images per class) and a
+    /// reduced network (C=8, N=2), so a run finishes in minutes on a CPU.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Synthetic CIFAR-10 training images per class (default 5000, the paper's set; 50 in the demo).
+    #[arg(long)]
+    pub synthetic_size: Option<usize>,
+    /// Where generated data is cached.
+    #[arg(long, default_value = "data-cache")]
+    pub cache_dir: PathBuf,
+    /// Architectures: `all`, `sample:N`, `file:PATH`, or a comma list of indices / arch strings.
+    #[arg(long, default_value = DEFAULT_ARCHS)]
+    pub archs: String,
+    /// Device: cpu, cuda[:N] or auto.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Seed of initialisation, shuffling, augmentation and `sample:N`.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Take every N-th architecture starting at K (`K/N`, 0-based); defaults to
+    /// SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT when those are set.
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// Learning rate (initial, for cosine schedules).
+    #[arg(long, default_value_t = 0.1)]
+    pub lr: f64,
+    /// Global gradient-norm clip (0 = none).
+    #[arg(long, default_value_t = 5.0)]
+    pub grad_clip: f64,
+    /// Cutout side (0 = none).
+    #[arg(long, default_value_t = 0)]
+    pub cutout: usize,
+    /// Network channels C (default 16, NATS-Bench's; 8 in the demo).
+    #[arg(long)]
+    pub channels: Option<usize>,
+    /// Cells per stage N (default 5, NATS-Bench's; 2 in the demo). FEAR's stage 2 trains the last
+    /// N-1 cells (cells 13-16 at N=5), `lastact` and the classifier.
+    #[arg(long)]
+    pub cells_per_stage: Option<usize>,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// A run ready to go: what is left to do, where results go, the data and the network.
+pub struct Prepared {
+    pub todo: Vec<Arch>,
+    pub results: ResultsFile,
+    pub data: Dataset,
+    pub net: NetConfig,
+}
+
+impl RunArgs {
+    /// The gradient clip as an option.
+    pub fn grad_clip(&self) -> Option<f64> {
+        (self.grad_clip > 0.0).then_some(self.grad_clip)
+    }
+
+    /// Checks the flags, opens `out` (skipping what it already holds), then loads the data.
+    /// Everything that can be wrong with the command line is reported before the data loads.
+    pub fn prepare(&self, out: &Path) -> Result<Prepared> {
+        let demo = self.dataset.is_none();
+        if demo {
+            eprintln!("no --dataset given: running the built-in demo (Synthetic CIFAR-10, 50 images per class, network C=8 N=2); \
+                       --help shows how to rank on real data with NATS-Bench's network");
+        }
+        let spec: DatasetSpec = self.dataset.as_deref().unwrap_or("synthetic-cifar10").parse()
+            .map_err(|e: anyhow::Error| UsageError(e.to_string()))?;
+        let archs = parse_arch_list(&self.archs, self.seed).map_err(|e| UsageError(e.to_string()))?;
+        let archs = shard(archs, self.shard.as_deref())?;
+        super::check_cpu_device(&self.device)?;
+        let (c, n) = (self.channels.unwrap_or(if demo { 8 } else { 16 }), self.cells_per_stage.unwrap_or(if demo { 2 } else { 5 }));
+        if c == 0 || n == 0 {
+            return Err(UsageError("--channels and --cells-per-stage must be positive".into()).into());
+        }
+        if let Some(t) = self.threads {
+            rayon::ThreadPoolBuilder::new().num_threads(t).build_global()?;
+        }
+        let results = ResultsFile::open(out)?;
+        let todo: Vec<Arch> = archs.iter().copied().filter(|a| !results.done.contains(&a.index())).collect();
+        if todo.len() < archs.len() {
+            eprintln!("{}: {} of {} architectures already done; resuming", out.display(), archs.len() - todo.len(), archs.len());
+        }
+        let started = Instant::now();
+        let mut opts = LoadOptions { cache_dir: self.cache_dir.clone(), ..LoadOptions::default() };
+        opts.synthetic_size = self.synthetic_size.unwrap_or(if demo { 50 } else { opts.synthetic_size });
+        let data = spec.load(&opts).with_context(|| format!("loading {spec}"))?;
+        eprintln!(
+            "{}: {} training images, {} classes, {}x{} (loaded in {:.1}s)",
+            data.name, data.train.len(), data.classes, data.image_size, data.image_size, started.elapsed().as_secs_f64()
+        );
+        let net = NetConfig { c, n, classes: data.classes, image_size: data.image_size };
+        Ok(Prepared { todo, results, data, net })
+    }
+}
+
+/// Refuses to append to a results file whose lines disagree with `now` on any of `fields`.
+pub fn check_same_config(results: &ResultsFile, now: &serde_json::Value, fields: &[&str]) -> Result<()> {
+    for line in &results.lines {
+        for key in fields {
+            if line.get(key) != now.get(key) {
+                anyhow::bail!(
+                    "{} holds results with {key} = {}, but this run has {key} = {}: use another --out",
+                    results.path().display(), line.get(key).unwrap_or(&serde_json::Value::Null), now[key]
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every N-th architecture starting at K, from `--shard K/N` or Slurm's array variables.
+pub fn shard(archs: Vec<Arch>, arg: Option<&str>) -> Result<Vec<Arch>> {
+    let from_env = || -> Option<String> {
+        let k = std::env::var("SLURM_ARRAY_TASK_ID").ok()?;
+        let n = std::env::var("SLURM_ARRAY_TASK_COUNT").ok()?;
+        Some(format!("{k}/{n}"))
+    };
+    let Some(spec) = arg.map(str::to_string).or_else(from_env) else { return Ok(archs) };
+    let bad = || UsageError(format!("--shard {spec:?}: expected K/N with 0 <= K < N"));
+    let (k, n) = spec.split_once('/').ok_or_else(bad)?;
+    let (k, n): (usize, usize) = (k.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    if n == 0 || k >= n {
+        return Err(bad().into());
+    }
+    Ok(archs.into_iter().skip(k).step_by(n).collect())
+}
