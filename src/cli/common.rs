@@ -6,6 +6,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
 
 use crate::data::{Dataset, DatasetSpec, LoadOptions};
 use crate::net::NetConfig;
@@ -117,8 +119,32 @@ impl RunArgs {
     }
 }
 
+impl Prepared {
+    /// Refuses a results file written under another configuration (`config`, compared on
+    /// `fields`), then runs `one` on every architecture left, appending each record as it
+    /// finishes, and prints the ranking of the whole file.
+    pub fn run_all<R: Serialize>(
+        mut self,
+        config: &serde_json::Value,
+        fields: &[&str],
+        mut one: impl FnMut(&Arch, &Dataset, &NetConfig, &ProgressBar) -> Result<R>,
+    ) -> Result<()> {
+        check_same_config(&self.results, config, fields)?;
+        let bar = progress_bar(self.todo.len());
+        for arch in &self.todo {
+            let record = one(arch, &self.data, &self.net, &bar)?;
+            self.results.append(&record)?;
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        print_ranking(&self.results.lines);
+        eprintln!("results: {}", self.results.path().display());
+        Ok(())
+    }
+}
+
 /// Refuses to append to a results file whose lines disagree with `now` on any of `fields`.
-pub fn check_same_config(results: &ResultsFile, now: &serde_json::Value, fields: &[&str]) -> Result<()> {
+fn check_same_config(results: &ResultsFile, now: &serde_json::Value, fields: &[&str]) -> Result<()> {
     for line in &results.lines {
         for key in fields {
             if line.get(key) != now.get(key) {
@@ -147,4 +173,29 @@ pub fn shard(archs: Vec<Arch>, arg: Option<&str>) -> Result<Vec<Arch>> {
         return Err(bad().into());
     }
     Ok(archs.into_iter().skip(k).step_by(n).collect())
+}
+
+fn progress_bar(len: usize) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} archs  {msg}").unwrap().progress_chars("=> "));
+    bar
+}
+
+/// The ranking of every line in the results file, best score first (non-ok lines last).
+fn print_ranking(lines: &[serde_json::Value]) {
+    let mut rows: Vec<&serde_json::Value> = lines.iter().collect();
+    let score = |v: &serde_json::Value| v.get("score").and_then(|s| s.as_f64()).unwrap_or(f64::NEG_INFINITY);
+    rows.sort_by(|a, b| score(b).total_cmp(&score(a)));
+    println!("{:>4}  {:>5}  {:>8}  {:>8}  {:>9}  arch", "rank", "index", "score", "status", "time (s)");
+    for (i, v) in rows.iter().enumerate() {
+        println!(
+            "{:>4}  {:>5}  {:>8}  {:>8}  {:>9.1}  {}",
+            i + 1,
+            v["index"].as_u64().map_or("?".into(), |i| i.to_string()),
+            v.get("score").and_then(|s| s.as_f64()).map_or("-".into(), |s| format!("{s:.4}")),
+            v["status"].as_str().unwrap_or("?"),
+            v["time_s"].as_f64().unwrap_or(0.0),
+            v["arch"].as_str().unwrap_or("?"),
+        );
+    }
 }

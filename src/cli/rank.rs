@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::data::Dataset;
@@ -13,7 +13,7 @@ use crate::net::{tiny_network, NetConfig};
 use crate::rank::{run_fear, FearConfig, FearOutcome, Status};
 use crate::space::Arch;
 
-use super::common::{check_same_config, Prepared, RunArgs};
+use super::common::RunArgs;
 
 #[derive(Args, Debug)]
 pub struct RankArgs {
@@ -69,20 +69,11 @@ pub struct RankRecord {
 const CONFIG_FIELDS: [&str; 5] = ["dataset", "seed", "threshold", "channels", "cells_per_stage"];
 
 pub fn run(args: RankArgs) -> Result<()> {
-    let Prepared { todo, mut results, data, net } = args.run.prepare(&args.out)?;
-    let cfg = fear_config(&args, &data, &net);
+    let prepared = args.run.prepare(&args.out)?;
+    let (data, net) = (&prepared.data, &prepared.net);
+    let cfg = fear_config(&args, data, net);
     let config = serde_json::json!({"dataset": data.name, "seed": args.run.seed, "threshold": cfg.threshold, "channels": net.c, "cells_per_stage": net.n});
-    check_same_config(&results, &config, &CONFIG_FIELDS)?;
-    let bar = progress_bar(todo.len());
-    for arch in todo {
-        let record = rank_one(&arch, &data, &net, &cfg, &args, &bar)?;
-        results.append(&record)?;
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    print_ranking(&results.lines);
-    eprintln!("results: {}", args.out.display());
-    Ok(())
+    prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, bar| rank_one(arch, data, net, &cfg, &args, bar))
 }
 
 fn fear_config(args: &RankArgs, data: &Dataset, net: &NetConfig) -> FearConfig {
@@ -145,29 +136,4 @@ fn rank_one(arch: &Arch, data: &Dataset, net: &NetConfig, cfg: &FearConfig, args
         device,
         seed: args.run.seed,
     })
-}
-
-pub(crate) fn progress_bar(len: usize) -> ProgressBar {
-    let bar = ProgressBar::new(len as u64);
-    bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} archs  {msg}").unwrap().progress_chars("=> "));
-    bar
-}
-
-/// The ranking of every line in the results file, best score first (non-ok lines last).
-pub(crate) fn print_ranking(lines: &[serde_json::Value]) {
-    let mut rows: Vec<&serde_json::Value> = lines.iter().collect();
-    let score = |v: &serde_json::Value| v.get("score").and_then(|s| s.as_f64()).unwrap_or(f64::NEG_INFINITY);
-    rows.sort_by(|a, b| score(b).total_cmp(&score(a)));
-    println!("{:>4}  {:>5}  {:>8}  {:>8}  {:>9}  arch", "rank", "index", "score", "status", "time (s)");
-    for (i, v) in rows.iter().enumerate() {
-        println!(
-            "{:>4}  {:>5}  {:>8}  {:>8}  {:>9.1}  {}",
-            i + 1,
-            v["index"].as_u64().map_or("?".into(), |i| i.to_string()),
-            v.get("score").and_then(|s| s.as_f64()).map_or("-".into(), |s| format!("{s:.4}")),
-            v["status"].as_str().unwrap_or("?"),
-            v["time_s"].as_f64().unwrap_or(0.0),
-            v["arch"].as_str().unwrap_or("?"),
-        );
-    }
 }

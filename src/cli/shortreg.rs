@@ -14,8 +14,7 @@ use crate::net::{tiny_network, NetConfig};
 use crate::rank::{run_shortreg, ShortregConfig, ShortregProgress, Status};
 use crate::space::Arch;
 
-use super::common::{check_same_config, Prepared, RunArgs};
-use super::rank::{print_ranking, progress_bar};
+use super::common::RunArgs;
 use super::UsageError;
 
 #[derive(Args, Debug)]
@@ -63,7 +62,8 @@ pub fn run(args: ShortregArgs) -> Result<()> {
     if args.epochs == 0 || args.batch == 0 {
         return Err(UsageError("--epochs and --batch must be positive".into()).into());
     }
-    let Prepared { todo, mut results, data, net } = args.run.prepare(&args.out)?;
+    let prepared = args.run.prepare(&args.out)?;
+    let (data, net) = (&prepared.data, &prepared.net);
     let cfg = ShortregConfig {
         epochs: args.epochs,
         batch: args.batch,
@@ -72,17 +72,7 @@ pub fn run(args: ShortregArgs) -> Result<()> {
         cutout: args.run.cutout,
     };
     let config = serde_json::json!({"dataset": data.name, "seed": args.run.seed, "epochs": cfg.epochs, "batch": cfg.batch, "lr": cfg.lr, "channels": net.c, "cells_per_stage": net.n});
-    check_same_config(&results, &config, &CONFIG_FIELDS)?;
-    let bar = progress_bar(todo.len());
-    for arch in todo {
-        let record = shortreg_one(&arch, &data, &net, &cfg, args.run.seed, &bar)?;
-        results.append(&record)?;
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    print_ranking(&results.lines);
-    eprintln!("results: {}", args.out.display());
-    Ok(())
+    prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, bar| shortreg_one(arch, data, net, &cfg, args.run.seed, bar))
 }
 
 /// shortreg on one architecture, on the CPU.
