@@ -173,6 +173,9 @@ impl<T: Float, D: Device<T>> Session<T, D> {
         let (dev, mem, profile) = (&self.device, &mut self.mem, &mut self.profile);
         dev.write(mem, p.input, images)?;
         dev.write_labels(mem, labels)?;
+        if let Some(lr) = lr {
+            dev.write(mem, p.lr, &[T::from_f64(lr)])?;
+        }
         let mut launch = |k: &Kernel| -> Result<()> {
             let Some(profile) = profile.as_mut() else { return dev.launch(mem, k) };
             let start = std::time::Instant::now();
@@ -185,12 +188,8 @@ impl<T: Float, D: Device<T>> Session<T, D> {
         if train {
             p.backward.iter().try_for_each(&mut launch)?;
         }
-        drop(launch);
-        if let Some(lr) = lr {
-            dev.write(mem, p.lr, &[T::from_f64(lr)])?;
-            for k in &p.update {
-                dev.launch(mem, k)?;
-            }
+        if lr.is_some() {
+            p.update.iter().try_for_each(&mut launch)?;
         }
         let loss = dev.read(mem, p.loss)?[0].as_f64();
         let correct = dev.read(mem, p.correct)?[0].as_f64() as usize;
