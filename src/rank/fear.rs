@@ -191,3 +191,22 @@ fn stage2<D: Device<f32>>(
     out.score = out.stage2.last().map(|r| r.train_acc);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::FearConfig;
+
+    #[test]
+    fn paper_defaults_per_dataset() {
+        let t = |name: &str| {
+            let c = FearConfig::for_dataset(name);
+            (c.threshold, c.stage2_batch, c.stage2_epochs)
+        };
+        assert_eq!(t("cifar10"), (0.6, 1024, 5));
+        assert_eq!(t("cifar100"), (0.3, 512, 5));
+        assert_eq!(t("imagenet16-120"), (0.2, 512, 10));
+        assert_eq!(t("synthetic-cifar10"), (0.15, 1024, 5));
+        let c = FearConfig::for_dataset("cifar10");
+        assert_eq!((c.lr, c.stage1_batch, c.stage1_cosine_epochs, c.grad_clip, c.stage2_cells), (0.1, 256, 200, Some(5.0), 4));
+    }
+}
