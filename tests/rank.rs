@@ -281,3 +281,17 @@ fn shortreg_trains_e_epochs_and_scores_the_best() {
     assert!(!refused.status.success(), "a different --epochs appended to the same file");
     assert!(stderr(&refused).contains("epochs"), "{}", stderr(&refused));
 }
+
+#[test]
+fn a_diverging_run_is_recorded_and_the_run_goes_on() {
+    let dir = test_dir("a_diverging_run_is_recorded_and_the_run_goes_on");
+    // A learning rate of 1e8 without clipping blows the loss up in the first epoch.
+    assert_ok(&rank(&dir, "1,15624", "div.jsonl", &["--lr", "1e8", "--grad-clip", "0", "--max-stage1-epochs", "3"]), "diverging rank");
+    let lines = read_lines(&dir.join("div.jsonl"));
+    assert_eq!(indices(&lines), [1, 15624], "every architecture still gets its line");
+    for l in &lines {
+        assert_eq!(l["status"], "diverged", "{l}");
+        assert!(l["score"].is_null(), "{l}");
+        assert_eq!(l["stage2_acc"].as_array().unwrap().len(), 0);
+    }
+}
