@@ -65,6 +65,9 @@ pub struct RunArgs {
     /// CPU threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Append to a results file even though it was written under another configuration.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// A run ready to go: what is left to do, where results go, the data and the network.
@@ -73,6 +76,8 @@ pub struct Prepared {
     pub results: ResultsFile,
     pub data: Dataset,
     pub net: NetConfig,
+    /// Skip the configuration check of an existing results file.
+    pub force: bool,
 }
 
 impl RunArgs {
@@ -115,7 +120,7 @@ impl RunArgs {
             data.name, data.train.len(), data.classes, data.image_size, data.image_size, started.elapsed().as_secs_f64()
         );
         let net = NetConfig { c, n, classes: data.classes, image_size: data.image_size };
-        Ok(Prepared { todo, results, data, net })
+        Ok(Prepared { todo, results, data, net, force: self.force })
     }
 }
 
@@ -129,7 +134,9 @@ impl Prepared {
         fields: &[&str],
         mut one: impl FnMut(&Arch, &Dataset, &NetConfig, &ProgressBar) -> Result<R>,
     ) -> Result<()> {
-        check_same_config(&self.results, config, fields)?;
+        if !self.force {
+            check_same_config(&self.results, config, fields)?;
+        }
         let bar = progress_bar(self.todo.len());
         for arch in &self.todo {
             let record = one(arch, &self.data, &self.net, &bar)?;
@@ -149,7 +156,7 @@ fn check_same_config(results: &ResultsFile, now: &serde_json::Value, fields: &[&
         for key in fields {
             if line.get(key) != now.get(key) {
                 anyhow::bail!(
-                    "{} holds results with {key} = {}, but this run has {key} = {}: use another --out",
+                    "{} holds results with {key} = {}, but this run has {key} = {}: use another --out (or --force to mix them)",
                     results.path().display(), line.get(key).unwrap_or(&serde_json::Value::Null), now[key]
                 );
             }
