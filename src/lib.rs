@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod data;
 pub mod engine;
+pub mod features;
 pub mod net;
 pub mod rank;
 pub mod space;
