@@ -1,8 +1,9 @@
 //! `fear`: rank NATS-Bench architectures by FEAR on a hand-written engine.
 //!
-//! Read top-down: [`engine`] (element types, ops, devices, tape), [`space`] (the NATS-Bench
-//! topology search space), [`net`] (the TinyNetwork builder), [`train`] (optimiser, schedule),
-//! and [`cli`] (the `fear` subcommands).
+//! Read top-down: [`engine`] (element types, ops, kernels, devices, the planned tape),
+//! [`space`] (the NATS-Bench topology search space), [`net`] (TinyNetwork), [`data`] (datasets,
+//! augmentation, batches), [`train`] (schedule, epochs), [`rank`] (FEAR, shortreg, results files),
+//! [`features`] (HoG for the threshold learner) and [`cli`] (the `fear` subcommands).
 pub mod cli;
 pub mod data;
 pub mod engine;
