@@ -81,7 +81,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let full_profile = session.profile();
     let full_plan = session.program(args.batch, true)?.clone();
     let keep = stage2_prefixes(&cfg, 4);
-    session.set_trainable(|name| keep.iter().any(|p| name.starts_with(&format!("{p}."))));
+    session.train_only(&keep);
     session.reset_momentum()?;
     let frozen = time_steps(&mut session, &images, &labels, &args)?;
     let frozen_profile = session.profile();

@@ -114,6 +114,12 @@ impl<T: Float, D: Device<T>> Session<T, D> {
         self.programs.clear();
     }
 
+    /// Makes exactly the parameters under one of `prefixes` trainable (FEAR's stage 2).
+    pub fn train_only(&mut self, prefixes: &[String]) {
+        let prefixes: Vec<&str> = prefixes.iter().map(String::as_str).collect();
+        self.set_trainable(|name| has_prefix(name, &prefixes));
+    }
+
     /// Freezes every parameter whose name starts with one of `prefixes` (e.g. `cells.13`
     /// matches `cells.13.layers...` but not `cells.130`).
     pub fn freeze(&mut self, prefixes: &[&str]) {

@@ -170,7 +170,7 @@ fn stage2<D: Device<f32>>(
     on_progress: &mut dyn FnMut(FearProgress),
 ) -> Result<()> {
     let keep = stage2_prefixes(net, cfg.stage2_cells);
-    session.set_trainable(|name| keep.iter().any(|p| name.starts_with(&format!("{p}."))));
+    session.train_only(&keep);
     session.reset_momentum()?;
     // Stage 2 shuffles with its own stream, unrelated to stage 1's epochs.
     let seed2 = crate::data::augment::derive_seed(seed, 2, 0, 0x5354_4732);
