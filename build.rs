@@ -1,22 +1,318 @@
-//! Embeds the CUDA kernel sources of `kernels/` into the binary (`OUT_DIR/kernels.rs`), so a
-//! GPU device can compile them at run time where no precompiled cubin fits.
+//! Builds the CUDA face of the engine from `kernels/*.cu`, three ways:
+//!
+//! 1. Embeds the sources (a GPU device compiles them at run time where no cubin fits).
+//! 2. Compiles them through NVRTC, when it can be loaded, to cubins for sm_70, sm_80 and sm_90
+//!    plus PTX for newer GPUs, keeping ptxas's register/spill report. A compile error fails the
+//!    build; with `FEAR_REQUIRE_NVRTC=1` (CI) a missing NVRTC or a register spill fails it too.
+//! 3. Compiles them as C++ for the host with `kernels/emulate/` (an emulation of the CUDA
+//!    built-ins), so tests and `fear doctor` run every kernel through the same launch code on a
+//!    machine with no GPU.
+//!
+//! Everything lands in `OUT_DIR/kernels.rs`, included by `src/engine/cuda/artifacts.rs`.
 
+use std::ffi::{c_char, c_int, CStr, CString};
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// (sm number, whether a cubin (else PTX)) for every target compiled.
+const TARGETS: &[(u32, bool)] = &[(70, true), (80, true), (90, true), (90, false)];
 
 fn main() {
     println!("cargo:rerun-if-changed=kernels");
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels");
-    let mut sources: Vec<_> = std::fs::read_dir(&dir)
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "cu")).collect())
-        .unwrap_or_default();
-    sources.sort();
-    let mut out = String::from("/// (file name, CUDA source) of every kernel file, embedded by build.rs.\npub const KERNEL_SOURCES: &[(&str, &str)] = &[\n");
-    for path in &sources {
+    println!("cargo:rerun-if-env-changed=FEAR_NVRTC");
+    println!("cargo:rerun-if-env-changed=FEAR_REQUIRE_NVRTC");
+    println!("cargo:rerun-if-env-changed=LD_LIBRARY_PATH");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    let sources = kernel_sources(&root.join("kernels"));
+    let names: Vec<String> = sources.iter().flat_map(|(_, text)| kernel_names(text)).collect();
+
+    let mut out = String::new();
+    out.push_str("/// (file name, CUDA source) of every kernel file.\npub const KERNEL_SOURCES: &[(&str, &str)] = &[\n");
+    for (path, _) in &sources {
         let name = path.file_name().unwrap().to_string_lossy();
         writeln!(out, "    ({name:?}, include_str!({:?})),", path.display().to_string()).unwrap();
     }
+    out.push_str("];\n/// Every `extern \"C\" __global__` kernel, in source order.\npub const KERNEL_NAMES: &[&str] = &[\n");
+    for n in &names {
+        writeln!(out, "    {n:?},").unwrap();
+    }
     out.push_str("];\n");
-    let dest = Path::new(&std::env::var("OUT_DIR").unwrap()).join("kernels.rs");
-    std::fs::write(dest, out).unwrap();
+    out.push_str(&nvrtc_artifacts(&sources, &out_dir));
+    std::fs::write(out_dir.join("kernels.rs"), out).unwrap();
+
+    build_emulation(root, &sources, &names, &out_dir);
+}
+
+fn kernel_sources(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "cu")).collect())
+        .unwrap_or_default();
+    paths.sort();
+    paths.into_iter().map(|p| (p.clone(), std::fs::read_to_string(&p).unwrap())).collect()
+}
+
+/// Names of the `extern "C" __global__ void NAME(` kernels of a source.
+fn kernel_names(text: &str) -> Vec<String> {
+    const MARK: &str = "extern \"C\" __global__ void ";
+    text.match_indices(MARK)
+        .map(|(at, _)| {
+            let rest = &text[at + MARK.len()..];
+            rest[..rest.find('(').expect("kernel without a parameter list")].trim().to_string()
+        })
+        .collect()
+}
+
+/// The body (from the first `{` to its matching `}`) of the function whose name is followed by
+/// `(` at `at` in `text`.
+fn body_after(text: &str, at: usize) -> &str {
+    let open = at + text[at..].find('{').expect("function without a body");
+    let mut depth = 0;
+    for (i, ch) in text[open..].char_indices() {
+        match ch {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return &text[open..open + i + 1];
+                }
+            }
+            _ => {}
+        }
+    }
+    panic!("unbalanced braces in a kernel source");
+}
+
+/// Whether each kernel synchronises its block (`__syncthreads`, a warp shuffle, or a call to a
+/// `__device__` function that does): only those need the emulator's fibers; the others run
+/// their threads as plain calls, which is far faster.
+fn kernels_needing_barriers(sources: &[(PathBuf, String)], names: &[String]) -> Vec<bool> {
+    let all: String = sources.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>().join("\n");
+    let syncs = |body: &str| body.contains("__syncthreads") || body.contains("__shfl");
+    // __device__ helpers that synchronise, by name.
+    let mut helpers = Vec::new();
+    for (at, _) in all.match_indices("__device__ ") {
+        let head = &all[at..];
+        let paren = head.find('(').unwrap_or(0);
+        let name = head[..paren].split_whitespace().last().unwrap_or("").to_string();
+        if syncs(body_after(&all, at)) {
+            helpers.push(name);
+        }
+    }
+    names
+        .iter()
+        .map(|n| {
+            let at = all.find(&format!(" {n}(")).expect("kernel name vanished");
+            let body = body_after(&all, at);
+            syncs(body) || helpers.iter().any(|h| body.contains(&format!("{h}(")))
+        })
+        .collect()
+}
+
+/// The host-emulation library: every .cu after the host header, then the launch runtime and a
+/// generated table of (name, entry, argument sizes).
+fn build_emulation(root: &Path, sources: &[(PathBuf, String)], names: &[String], out_dir: &Path) {
+    let emu = root.join("kernels/emulate");
+    let mut tu = format!("#include {:?}\n", emu.join("cuda_host.hpp").display().to_string());
+    for (path, _) in sources {
+        writeln!(tu, "#include {:?}", path.display().to_string()).unwrap();
+    }
+    writeln!(tu, "#include {:?}", emu.join("emulate.cpp").display().to_string()).unwrap();
+    tu.push_str("namespace fear_emu {\n");
+    tu.push_str("template <typename... A> struct ArgSizes { static constexpr unsigned value[] = {(unsigned)sizeof(A)...}; };\n");
+    tu.push_str("template <typename... A> static constexpr const unsigned* arg_sizes(void (*)(A...)) { return ArgSizes<A...>::value; }\n");
+    for n in names {
+        writeln!(tu, "static void entry_{n}(void** a) {{ invoke({n}, a); }}").unwrap();
+    }
+    tu.push_str("extern const KernelInfo kKernels[] = {\n");
+    for (n, barrier) in names.iter().zip(kernels_needing_barriers(sources, names)) {
+        writeln!(tu, "    {{\"{n}\", entry_{n}, arity_of({n}), arg_sizes({n}), {barrier}}},").unwrap();
+    }
+    writeln!(tu, "}};\nextern const int kKernelCount = {};\n}}", names.len()).unwrap();
+    let path = out_dir.join("emulated_kernels.cpp");
+    std::fs::write(&path, tu).unwrap();
+    cc::Build::new()
+        .cpp(true)
+        .file(&path)
+        .flag("-std=c++17")
+        .flag("-pthread")
+        .flag_if_supported("-Wno-unused-parameter")
+        .flag_if_supported("-Wno-unused-function")
+        .flag_if_supported("-Wno-sign-compare")
+        .opt_level(2)
+        .compile("fear_emulated_kernels");
+    println!("cargo:rustc-link-lib=pthread");
+}
+
+// ---- NVRTC, loaded at build time ----------------------------------------------------------
+
+type Program = *mut std::ffi::c_void;
+
+struct Nvrtc {
+    _lib: libloading::Library,
+    version: unsafe extern "C" fn(*mut c_int, *mut c_int) -> c_int,
+    create: unsafe extern "C" fn(*mut Program, *const c_char, *const c_char, c_int, *const *const c_char, *const *const c_char) -> c_int,
+    compile: unsafe extern "C" fn(Program, c_int, *const *const c_char) -> c_int,
+    log_size: unsafe extern "C" fn(Program, *mut usize) -> c_int,
+    log: unsafe extern "C" fn(Program, *mut c_char) -> c_int,
+    cubin_size: unsafe extern "C" fn(Program, *mut usize) -> c_int,
+    cubin: unsafe extern "C" fn(Program, *mut c_char) -> c_int,
+    ptx_size: unsafe extern "C" fn(Program, *mut usize) -> c_int,
+    ptx: unsafe extern "C" fn(Program, *mut c_char) -> c_int,
+    destroy: unsafe extern "C" fn(*mut Program) -> c_int,
+}
+
+impl Nvrtc {
+    /// `$FEAR_NVRTC`, else the usual library names on the loader's path (`LD_LIBRARY_PATH`).
+    fn load() -> Result<Nvrtc, String> {
+        let candidates: Vec<String> = match std::env::var("FEAR_NVRTC") {
+            Ok(p) => vec![p],
+            Err(_) => ["libnvrtc.so.12", "libnvrtc.so.13", "libnvrtc.so", "/usr/local/cuda/lib64/libnvrtc.so"].map(String::from).to_vec(),
+        };
+        let mut last = String::new();
+        for c in &candidates {
+            // SAFETY: loading NVRTC runs only its initialisers.
+            match unsafe { libloading::Library::new(c) } {
+                Ok(lib) => return unsafe { Nvrtc::bind(lib) }.map_err(|e| format!("{c}: {e}")),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(format!("no NVRTC library found (tried {}; last error: {last})", candidates.join(", ")))
+    }
+
+    unsafe fn bind(lib: libloading::Library) -> Result<Nvrtc, libloading::Error> {
+        macro_rules! sym {
+            ($name:literal) => {
+                *lib.get($name)?
+            };
+        }
+        Ok(Nvrtc {
+            version: sym!(b"nvrtcVersion\0"),
+            create: sym!(b"nvrtcCreateProgram\0"),
+            compile: sym!(b"nvrtcCompileProgram\0"),
+            log_size: sym!(b"nvrtcGetProgramLogSize\0"),
+            log: sym!(b"nvrtcGetProgramLog\0"),
+            cubin_size: sym!(b"nvrtcGetCUBINSize\0"),
+            cubin: sym!(b"nvrtcGetCUBIN\0"),
+            ptx_size: sym!(b"nvrtcGetPTXSize\0"),
+            ptx: sym!(b"nvrtcGetPTX\0"),
+            destroy: sym!(b"nvrtcDestroyProgram\0"),
+            _lib: lib,
+        })
+    }
+
+    fn version(&self) -> (i32, i32) {
+        let (mut a, mut b) = (0, 0);
+        unsafe { (self.version)(&mut a, &mut b) };
+        (a, b)
+    }
+
+    /// Compiles `source` for one target: Ok((image, log)) or Err(log).
+    fn compile(&self, source: &str, sm: u32, cubin: bool) -> Result<(Vec<u8>, String), String> {
+        let src = CString::new(source).unwrap();
+        let name = CString::new("fear_kernels.cu").unwrap();
+        let arch = if cubin { format!("--gpu-architecture=sm_{sm}") } else { format!("--gpu-architecture=compute_{sm}") };
+        let mut opts = vec![arch, "--std=c++17".into()];
+        if cubin {
+            opts.push("--ptxas-options=-v".into());
+        }
+        let opts: Vec<CString> = opts.into_iter().map(|o| CString::new(o).unwrap()).collect();
+        let opt_ptrs: Vec<*const c_char> = opts.iter().map(|o| o.as_ptr()).collect();
+        unsafe {
+            let mut prog: Program = std::ptr::null_mut();
+            let rc = (self.create)(&mut prog, src.as_ptr(), name.as_ptr(), 0, std::ptr::null(), std::ptr::null());
+            if rc != 0 {
+                return Err(format!("nvrtcCreateProgram failed ({rc})"));
+            }
+            let rc = (self.compile)(prog, opt_ptrs.len() as c_int, opt_ptrs.as_ptr());
+            let mut size = 0usize;
+            (self.log_size)(prog, &mut size);
+            let mut log = vec![0 as c_char; size.max(1)];
+            (self.log)(prog, log.as_mut_ptr());
+            let log = CStr::from_ptr(log.as_ptr()).to_string_lossy().into_owned();
+            if rc != 0 {
+                (self.destroy)(&mut prog);
+                return Err(log);
+            }
+            let (size_fn, get_fn) = if cubin { (self.cubin_size, self.cubin) } else { (self.ptx_size, self.ptx) };
+            let mut size = 0usize;
+            size_fn(prog, &mut size);
+            let mut image = vec![0u8; size];
+            get_fn(prog, image.as_mut_ptr() as *mut c_char);
+            (self.destroy)(&mut prog);
+            if !cubin {
+                while image.last() == Some(&0) {
+                    image.pop();
+                }
+            }
+            Ok((image, log))
+        }
+    }
+}
+
+/// Total spill bytes (stores + loads) in a ptxas report.
+fn spill_bytes(report: &str) -> u64 {
+    let mut total = 0;
+    for line in report.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for w in words.windows(3) {
+            if w[1] == "bytes" && w[2] == "spill" {
+                total += w[0].parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
+    total
+}
+
+/// Compiles every target where NVRTC allows and returns the Rust items describing the results.
+fn nvrtc_artifacts(sources: &[(PathBuf, String)], out_dir: &Path) -> String {
+    let strict = std::env::var("FEAR_REQUIRE_NVRTC").is_ok_and(|v| v == "1");
+    let source: String = sources.iter().map(|(p, t)| format!("// ---- {}\n{t}\n", p.file_name().unwrap().to_string_lossy())).collect();
+    let mut items = String::new();
+    let nvrtc = match Nvrtc::load() {
+        Ok(n) => n,
+        Err(why) => {
+            if strict {
+                panic!("FEAR_REQUIRE_NVRTC=1 but {why}");
+            }
+            println!("cargo:warning=NVRTC not found at build time ({why}); CUDA kernels will be compiled at run time from the embedded sources");
+            writeln!(items, "pub const NVRTC_VERSION: Option<(i32, i32)> = None;\npub const BUILD_NOTE: &str = {:?};", format!("no NVRTC at build time: {why}")).unwrap();
+            items.push_str("pub const IMAGES: &[Image] = &[];\n");
+            return items;
+        }
+    };
+    let (major, minor) = nvrtc.version();
+    let mut images = Vec::new();
+    let mut notes = Vec::new();
+    for &(sm, cubin) in TARGETS {
+        let kind = if cubin { "cubin" } else { "ptx" };
+        if sm < 75 && major >= 13 {
+            notes.push(format!("sm_{sm} skipped: NVRTC {major}.{minor} no longer targets it (use NVRTC 12.x)"));
+            continue;
+        }
+        match nvrtc.compile(&source, sm, cubin) {
+            Ok((image, log)) => {
+                let spills = spill_bytes(&log);
+                if spills > 0 {
+                    let msg = format!("kernels spill {spills} bytes of registers on sm_{sm}:\n{log}");
+                    if strict {
+                        panic!("{msg}");
+                    }
+                    println!("cargo:warning={}", msg.lines().next().unwrap());
+                }
+                let file = out_dir.join(format!("fear_kernels_sm{sm}.{kind}"));
+                std::fs::write(&file, &image).unwrap();
+                images.push((sm, cubin, file, log));
+            }
+            Err(log) => panic!("NVRTC {major}.{minor} failed to compile kernels/*.cu for sm_{sm} ({kind}):\n{log}"),
+        }
+    }
+    writeln!(items, "pub const NVRTC_VERSION: Option<(i32, i32)> = Some(({major}, {minor}));").unwrap();
+    writeln!(items, "pub const BUILD_NOTE: &str = {:?};", notes.join("; ")).unwrap();
+    items.push_str("pub const IMAGES: &[Image] = &[\n");
+    for (sm, cubin, file, log) in images {
+        writeln!(items, "    Image {{ sm: {sm}, cubin: {cubin}, bytes: include_bytes!({:?}), ptxas_report: {log:?} }},", file.display().to_string()).unwrap();
+    }
+    items.push_str("];\n");
+    items
 }

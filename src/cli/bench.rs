@@ -8,12 +8,12 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::engine::{Cpu, PlanOptions, Session};
+use crate::engine::{AnyDevice, Device, PlanOptions, Session};
 use crate::net::{stage2_prefixes, tiny_network, NetConfig};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Where to run: `cpu`, or `auto` (the best device present).
+    /// Where to run: cpu, cuda, cuda:N, emulated, or auto (a GPU when there is one).
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Architecture (index or arch string).
@@ -65,13 +65,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.batch == 0 || args.steps == 0 {
         return Err(super::UsageError("--batch and --steps must be positive".into()).into());
     }
-    super::check_cpu_device(&args.device)?;
+    let device = super::device::open_device(&args.device)?;
     if let Some(t) = args.threads {
         rayon::ThreadPoolBuilder::new().num_threads(t).build_global()?;
     }
     let cfg = NetConfig::default();
     let build = Box::new(move |n| tiny_network(&arch, &cfg, n));
-    let mut session: Session<f32, Cpu> = Session::new(Cpu, build, args.batch, PlanOptions::default())?;
+    let mut session: Session<f32, AnyDevice> = Session::new(device.clone(), build, args.batch, PlanOptions::default())?;
     session.init_params(0)?;
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let images: Vec<f32> = (0..args.batch * 3 * 32 * 32).map(|_| rng.random_range(-2.0..2.0)).collect();
@@ -90,7 +90,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let report = BenchReport {
         arch: arch.to_string(),
         index: arch.index(),
-        device: crate::engine::Device::<f32>::name(&Cpu),
+        device: device.name(),
         batch: args.batch,
         steps: args.steps,
         full_step_ms: full,
@@ -122,14 +122,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
 }
 
 /// Median milliseconds of `args.steps` training steps after `args.warmup` untimed ones.
-fn time_steps(session: &mut Session<f32, Cpu>, images: &[f32], labels: &[u32], args: &BenchArgs) -> Result<f64> {
+fn time_steps(session: &mut Session<f32, AnyDevice>, images: &[f32], labels: &[u32], args: &BenchArgs) -> Result<f64> {
     let mut times = Vec::with_capacity(args.steps);
     for i in 0..args.warmup + args.steps {
         if i == args.warmup && args.profile {
             session.start_profile();
         }
+        session.device().synchronize()?;
         let start = Instant::now();
         session.train_step(images, labels, 0.01)?;
+        session.device().synchronize()?;
         if i >= args.warmup {
             times.push(start.elapsed().as_secs_f64() * 1e3);
         }

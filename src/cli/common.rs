@@ -2,6 +2,8 @@
 //! network and device, and the set-up of a resumable run over a list of architectures.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -10,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::data::{Dataset, DatasetSpec, LoadOptions};
+use crate::engine::AnyDevice;
 use crate::net::NetConfig;
 use crate::rank::results::ResultsFile;
 use crate::space::{parse_arch_list, Arch};
@@ -36,7 +39,8 @@ pub struct RunArgs {
     /// Architectures: `all`, `sample:N`, `file:PATH`, or a comma list of indices / arch strings.
     #[arg(long, default_value = DEFAULT_ARCHS)]
     pub archs: String,
-    /// Device: cpu, cuda[:N] or auto.
+    /// Device: cpu, cuda, cuda:N, cuda:0,1,... (one worker per GPU), emulated, or auto (a GPU
+    /// when the CUDA driver finds one, else the CPU).
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Seed of initialisation, shuffling, augmentation and `sample:N`.
@@ -78,6 +82,8 @@ pub struct Prepared {
     pub net: NetConfig,
     /// Skip the configuration check of an existing results file.
     pub force: bool,
+    /// One worker per device (`--device cuda:0,1,2,3` gives four).
+    pub devices: Vec<AnyDevice>,
 }
 
 impl RunArgs {
@@ -98,7 +104,7 @@ impl RunArgs {
             .map_err(|e: anyhow::Error| UsageError(e.to_string()))?;
         let archs = parse_arch_list(&self.archs, self.seed).map_err(|e| UsageError(e.to_string()))?;
         let archs = shard(archs, self.shard.as_deref())?;
-        super::check_cpu_device(&self.device)?;
+        let devices = super::device::open_devices(&self.device)?;
         let (c, n) = (self.channels.unwrap_or(if demo { 8 } else { 16 }), self.cells_per_stage.unwrap_or(if demo { 2 } else { 5 }));
         if c == 0 || n == 0 {
             return Err(UsageError("--channels and --cells-per-stage must be positive".into()).into());
@@ -120,32 +126,47 @@ impl RunArgs {
             data.name, data.train.len(), data.classes, data.image_size, data.image_size, started.elapsed().as_secs_f64()
         );
         let net = NetConfig { c, n, classes: data.classes, image_size: data.image_size };
-        Ok(Prepared { todo, results, data, net, force: self.force })
+        Ok(Prepared { todo, results, data, net, force: self.force, devices })
     }
 }
 
 impl Prepared {
     /// Refuses a results file written under another configuration (`config`, compared on
     /// `fields`), then runs `one` on every architecture left, appending each record as it
-    /// finishes, and prints the ranking of the whole file.
+    /// finishes, and prints the ranking of the whole file. With several devices, one worker
+    /// per device takes the next architecture as it frees up.
     pub fn run_all<R: Serialize>(
-        mut self,
+        self,
         config: &serde_json::Value,
         fields: &[&str],
-        mut one: impl FnMut(&Arch, &Dataset, &NetConfig, &ProgressBar) -> Result<R>,
+        one: impl Fn(&Arch, &Dataset, &NetConfig, &AnyDevice, &ProgressBar) -> Result<R> + Sync,
     ) -> Result<()> {
         if !self.force {
             check_same_config(&self.results, config, fields)?;
         }
         let bar = progress_bar(self.todo.len());
-        for arch in &self.todo {
-            let record = one(arch, &self.data, &self.net, &bar)?;
-            self.results.append(&record)?;
-            bar.inc(1);
-        }
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let results = Mutex::new(self.results);
+        let (todo, data, net) = (&self.todo, &self.data, &self.net);
+        let work = |device: &AnyDevice| -> Result<()> {
+            while !failed.load(Ordering::Relaxed) {
+                let Some(arch) = todo.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
+                let record = one(arch, data, net, device, &bar).inspect_err(|_| failed.store(true, Ordering::Relaxed))?;
+                results.lock().unwrap_or_else(|e| e.into_inner()).append(&record)?;
+                bar.inc(1);
+            }
+            Ok(())
+        };
+        let outcomes: Vec<Result<()>> = std::thread::scope(|s| {
+            let workers: Vec<_> = self.devices.iter().map(|d| s.spawn(|| work(d))).collect();
+            workers.into_iter().map(|w| w.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a worker panicked")))).collect()
+        });
         bar.finish_and_clear();
-        print_ranking(&self.results.lines);
-        eprintln!("results: {}", self.results.path().display());
+        let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+        outcomes.into_iter().collect::<Result<()>>()?;
+        print_ranking(&results.lines);
+        eprintln!("results: {}", results.path().display());
         Ok(())
     }
 }

@@ -4,6 +4,8 @@ use clap::{Parser, Subcommand};
 
 pub mod arch;
 pub mod common;
+pub mod device;
+pub mod doctor;
 pub mod bench;
 pub mod merge;
 pub mod rank;
@@ -27,6 +29,9 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Rank architectures by short training (shortreg, SPEC 5): best epoch training accuracy.
     Shortreg(shortreg::ShortregArgs),
+    /// What this machine has (CUDA driver, GPUs, embedded kernels) and a self-test of every
+    /// kernel against its CPU op on each device (the host emulation included).
+    Doctor(doctor::DoctorArgs),
     /// Join results files (shards of rank or shortreg) into one, each architecture once.
     Merge(merge::MergeArgs),
 }
@@ -51,6 +56,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Shortreg(args) => shortreg::run(args),
         Command::Merge(args) => merge::run(args),
+        Command::Doctor(args) => doctor::run(args),
     }
 }
 
@@ -59,11 +65,7 @@ pub fn parse_arch_arg(s: &str) -> anyhow::Result<crate::space::Arch> {
     crate::space::parse_arch(s).map_err(|e| UsageError(e.to_string()).into())
 }
 
-/// Checks a `--device` value; only the CPU backend exists in this build.
-pub fn check_cpu_device(device: &str) -> anyhow::Result<()> {
-    match device {
-        "cpu" | "auto" => Ok(()),
-        other if other.starts_with("cuda") => anyhow::bail!("device {other}: this build has no CUDA backend yet; use --device cpu"),
-        other => Err(UsageError(format!("unknown device {other:?}; expected cpu, cuda[:N] or auto")).into()),
-    }
+/// Checks a `--device` value and that the device it names can be opened (before any work).
+pub fn check_device(device: &str) -> anyhow::Result<()> {
+    device::open_devices(device).map(|_| ())
 }

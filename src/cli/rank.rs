@@ -8,7 +8,7 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::data::Dataset;
-use crate::engine::{Cpu, Device, PlanOptions, Session};
+use crate::engine::{AnyDevice, Device, PlanOptions, Session};
 use crate::net::{tiny_network, NetConfig};
 use crate::rank::{run_fear, FearConfig, FearOutcome, Status};
 use crate::space::Arch;
@@ -73,7 +73,7 @@ pub fn run(args: RankArgs) -> Result<()> {
     let (data, net) = (&prepared.data, &prepared.net);
     let cfg = fear_config(&args, data, net);
     let config = serde_json::json!({"dataset": data.name, "seed": args.run.seed, "threshold": cfg.threshold, "channels": net.c, "cells_per_stage": net.n});
-    prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, bar| rank_one(arch, data, net, &cfg, &args, bar))
+    prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| rank_one(arch, data, net, dev, &cfg, &args, bar))
 }
 
 fn fear_config(args: &RankArgs, data: &Dataset, net: &NetConfig) -> FearConfig {
@@ -97,16 +97,16 @@ fn fear_config(args: &RankArgs, data: &Dataset, net: &NetConfig) -> FearConfig {
     cfg
 }
 
-/// FEAR on one architecture, on the CPU.
-fn rank_one(arch: &Arch, data: &Dataset, net: &NetConfig, cfg: &FearConfig, args: &RankArgs, bar: &ProgressBar) -> Result<RankRecord> {
-    let device = Device::<f32>::name(&Cpu);
+/// FEAR on one architecture, on `dev`.
+fn rank_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &AnyDevice, cfg: &FearConfig, args: &RankArgs, bar: &ProgressBar) -> Result<RankRecord> {
+    let device = dev.name();
     let majority = data.train.class_counts(data.classes).into_iter().max().unwrap_or(0) as f64 / data.train.len().max(1) as f64;
     let (outcome, reason) = if !arch.is_connected() && cfg.threshold > majority {
         // The output ignores the input, so no training can beat the largest class's share.
         (FearOutcome::skipped(), Some(format!("disconnected cell: accuracy cannot exceed the largest class share {majority:.3}")))
     } else {
         let (a, n) = (*arch, *net);
-        let mut session: Session<f32, Cpu> = Session::new(Cpu, Box::new(move |b| tiny_network(&a, &n, b)), cfg.stage1_batch, PlanOptions::default())?;
+        let mut session: Session<f32, AnyDevice> = Session::new(dev.clone(), Box::new(move |b| tiny_network(&a, &n, b)), cfg.stage1_batch, PlanOptions::default())?;
         session.init_params(args.run.seed)?;
         let mut on_progress = |p: crate::rank::FearProgress| {
             bar.set_message(format!("arch {} stage {} epoch {} step {}/{} acc {:.3}", arch.index(), p.stage, p.epoch + 1, p.step.step, p.step.steps, p.step.acc));

@@ -9,7 +9,7 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::data::Dataset;
-use crate::engine::{Cpu, Device, PlanOptions, Session};
+use crate::engine::{AnyDevice, Device, PlanOptions, Session};
 use crate::net::{tiny_network, NetConfig};
 use crate::rank::{run_shortreg, ShortregConfig, ShortregProgress, Status};
 use crate::space::Arch;
@@ -72,14 +72,14 @@ pub fn run(args: ShortregArgs) -> Result<()> {
         cutout: args.run.cutout,
     };
     let config = serde_json::json!({"dataset": data.name, "seed": args.run.seed, "epochs": cfg.epochs, "batch": cfg.batch, "lr": cfg.lr, "channels": net.c, "cells_per_stage": net.n});
-    prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, bar| shortreg_one(arch, data, net, &cfg, args.run.seed, bar))
+    prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| shortreg_one(arch, data, net, dev, &cfg, args.run.seed, bar))
 }
 
-/// shortreg on one architecture, on the CPU.
-fn shortreg_one(arch: &Arch, data: &Dataset, net: &NetConfig, cfg: &ShortregConfig, seed: u64, bar: &ProgressBar) -> Result<ShortregRecord> {
-    let device = Device::<f32>::name(&Cpu);
+/// shortreg on one architecture, on `dev`.
+fn shortreg_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &AnyDevice, cfg: &ShortregConfig, seed: u64, bar: &ProgressBar) -> Result<ShortregRecord> {
+    let device = dev.name();
     let (a, n) = (*arch, *net);
-    let mut session: Session<f32, Cpu> = Session::new(Cpu, Box::new(move |b| tiny_network(&a, &n, b)), cfg.batch, PlanOptions::default())?;
+    let mut session: Session<f32, AnyDevice> = Session::new(dev.clone(), Box::new(move |b| tiny_network(&a, &n, b)), cfg.batch, PlanOptions::default())?;
     session.init_params(seed)?;
     let mut on_progress = |p: ShortregProgress| {
         bar.set_message(format!("arch {} epoch {}/{} step {}/{} acc {:.3}", arch.index(), p.epoch + 1, cfg.epochs, p.step.step, p.step.steps, p.step.acc));

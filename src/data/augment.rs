@@ -8,9 +8,6 @@
 //! `(seed, epoch, position in the epoch)` alone, so a batch is the same whatever its size, thread
 //! count or device: a GPU path can take the same `ImageAug`s and match the CPU bit for bit.
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-
 use super::dataset::{Dataset, Normalization};
 use super::synthetic;
 
@@ -57,6 +54,12 @@ pub fn derive_seed(seed: u64, a: u64, b: u64, tag: u64) -> u64 {
     splitmix64(splitmix64(splitmix64(splitmix64(seed) ^ a) ^ b) ^ tag)
 }
 
+/// A value in `0..n` from the top 32 bits of a well-mixed draw (multiply-shift; the bias is
+/// below n / 2^32).
+pub fn uniform_below(draw: u64, n: usize) -> usize {
+    (((draw >> 32) * n as u64) >> 32) as usize
+}
+
 /// Tag of the per-image augmentation streams.
 const AUG_TAG: u64 = 0x4155_4731; // "AUG1"
 
@@ -88,31 +91,28 @@ impl Augment {
         3 * self.size * self.size
     }
 
-    /// Draws one image's choices: crop row offset, crop column offset, flip, cutout row,
-    /// cutout column, in that order, each only if enabled.
-    pub fn sample<R: Rng>(&self, rng: &mut R) -> ImageAug {
+    /// The choices for the image at `position` of epoch `epoch` (its place in the epoch's
+    /// order, not its index in the split), from `seed`: crop row offset, crop column offset,
+    /// flip, cutout row, cutout column, each only if enabled. Counter-based (draw `k` is a hash of
+    /// `(seed, epoch, position, k)`), so the data kernel (`kernels/augment.cu`) computes the same
+    /// choices on the device from the counters alone.
+    pub fn params(&self, seed: u64, epoch: u64, position: u64) -> ImageAug {
+        let draw = |k: u64| derive_seed(seed, epoch, position, AUG_TAG + k);
         let mut a = ImageAug::default();
+        if self.is_deterministic() {
+            return a;
+        }
         if self.pad > 0 {
-            a.dy = rng.random_range(0..=2 * self.pad);
-            a.dx = rng.random_range(0..=2 * self.pad);
+            a.dy = uniform_below(draw(0), 2 * self.pad + 1);
+            a.dx = uniform_below(draw(1), 2 * self.pad + 1);
         }
         if self.flip {
-            a.flip = rng.random_range(0..2u32) == 1;
+            a.flip = draw(2) >> 63 == 1;
         }
         if self.cutout > 0 {
-            a.cutout = Some((rng.random_range(0..self.size), rng.random_range(0..self.size)));
+            a.cutout = Some((uniform_below(draw(3), self.size), uniform_below(draw(4), self.size)));
         }
         a
-    }
-
-    /// The choices for the image at `position` of epoch `epoch` (its place in the epoch's
-    /// order, not its index in the split), from `seed`.
-    pub fn params(&self, seed: u64, epoch: u64, position: u64) -> ImageAug {
-        if self.is_deterministic() {
-            return ImageAug::default();
-        }
-        let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, epoch, position, AUG_TAG));
-        self.sample(&mut rng)
     }
 
     /// Writes one augmented, normalised image `[3, size, size]` into `out`. `img` is the

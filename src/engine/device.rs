@@ -135,7 +135,7 @@ impl<T: Float> Device<T> for Cpu {
 
 /// Every output of a kernel must be disjoint from every other location it touches (the planner
 /// guarantees it; this check turns a planner bug into an error instead of silent corruption).
-fn check_no_aliasing(kernel: &Kernel, locs: &[Loc]) -> Result<()> {
+pub(crate) fn check_no_aliasing(kernel: &Kernel, locs: &[Loc]) -> Result<()> {
     let outputs = output_count(kernel);
     let (ins, outs) = locs.split_at(locs.len() - outputs);
     for (i, o) in outs.iter().enumerate() {

@@ -1,5 +1,7 @@
 //! The engine: element types, the CPU ops, kernels, devices, the graph, its plan and the tape.
+pub mod any_device;
 pub mod cpu;
+pub mod cuda;
 pub mod device;
 pub mod float;
 pub mod graph;
@@ -7,6 +9,7 @@ pub mod kernel;
 pub mod plan;
 pub mod session;
 
+pub use any_device::AnyDevice;
 pub use device::{Cpu, Device, MemoryLayout};
 pub use float::Float;
 pub use kernel::{Kernel, Loc, Space};

@@ -16,9 +16,10 @@ pub struct BnGeom {
 }
 
 impl BnGeom {
-    fn len(&self) -> usize { self.n * self.c * self.hw }
+    /// Elements of x (and y, dx).
+    pub fn len(&self) -> usize { self.n * self.c * self.hw }
     /// Values per channel.
-    fn count(&self) -> usize { self.n * self.hw }
+    pub fn count(&self) -> usize { self.n * self.hw }
 }
 
 /// A raw pointer that channel tasks share to write their own (disjoint) planes.

@@ -1,0 +1,195 @@
+// The emulated launch: runs a kernel's grid on the CPU (see cuda_host.hpp for the model).
+// Exposed to Rust as fear_emu_launch; build.rs appends the table of kernels (name, entry,
+// argument sizes) generated from kernels/*.cu.
+#include <ucontext.h>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+#include <vector>
+
+thread_local uint3 threadIdx;
+thread_local uint3 blockIdx;
+thread_local uint3 blockDim;
+thread_local uint3 gridDim;
+
+namespace fear_emu {
+
+// A kernel entry: unpacks the argument array (as cuLaunchKernel takes it) and calls the kernel.
+typedef void (*Entry)(void** args);
+
+struct KernelInfo {
+    const char* name;
+    Entry entry;
+    int arity;
+    const unsigned* arg_sizes;
+    // Whether the kernel synchronises its block (found by build.rs in the source); kernels that
+    // do not run their threads as plain calls instead of fibers.
+    bool needs_barrier;
+};
+
+template <typename... A, size_t... I>
+static void invoke_impl(void (*f)(A...), void** args, std::index_sequence<I...>) {
+    f(*static_cast<A*>(args[I])...);
+}
+template <typename... A>
+static void invoke(void (*f)(A...), void** args) {
+    invoke_impl(f, args, std::index_sequence_for<A...>{});
+}
+template <typename... A>
+static constexpr int arity_of(void (*)(A...)) { return (int)sizeof...(A); }
+
+// Each CUDA thread of a block is a fiber; the block's scheduler resumes them round by round.
+struct Fiber {
+    ucontext_t context;
+    uint3 index;
+    bool done;
+};
+
+struct BlockRun {
+    ucontext_t scheduler;
+    std::vector<Fiber> fibers;
+    size_t current = 0;
+    Entry entry = nullptr;
+    void** args = nullptr;
+    std::vector<unsigned long long> exchange_slots;
+};
+
+static const size_t kStackBytes = 64 * 1024;
+thread_local BlockRun* running = nullptr;
+thread_local std::vector<char> stacks;
+
+void syncthreads() {
+    BlockRun* b = running;
+    if (b->fibers.empty()) {
+        std::fprintf(stderr, "fear emulator: __syncthreads in a kernel that build.rs found barrier-free\n");
+        std::abort();
+    }
+    swapcontext(&b->fibers[b->current].context, &b->scheduler);
+}
+
+unsigned long long exchange(unsigned long long mine, unsigned source) {
+    BlockRun* b = running;
+    b->exchange_slots[threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)] = mine;
+    syncthreads();
+    unsigned long long got = b->exchange_slots[source];
+    syncthreads();
+    return got;
+}
+
+static void fiber_main() {
+    BlockRun* b = running;
+    b->entry(b->args);
+    b->fibers[b->current].done = true;
+    // Returning resumes uc_link: the scheduler.
+}
+
+// Runs one block of a kernel that never synchronises: each thread is a plain call.
+static void run_block_directly(BlockRun& b, uint3 block, uint3 dims) {
+    blockIdx = block;
+    blockDim = dims;
+    running = &b;
+    for (unsigned z = 0; z < dims.z; ++z)
+        for (unsigned y = 0; y < dims.y; ++y)
+            for (unsigned x = 0; x < dims.x; ++x) {
+                threadIdx = uint3{x, y, z};
+                b.entry(b.args);
+            }
+    running = nullptr;
+}
+
+// Runs one block to completion on the calling OS thread, its threads as fibers.
+static void run_block(BlockRun& b, uint3 block, uint3 dims) {
+    size_t count = (size_t)dims.x * dims.y * dims.z;
+    if (stacks.size() < count * kStackBytes) stacks.assign(count * kStackBytes, 0);
+    b.fibers.assign(count, Fiber{});
+    b.exchange_slots.assign(count, 0);
+    blockIdx = block;
+    blockDim = dims;
+    running = &b;
+    for (size_t t = 0; t < count; ++t) {
+        Fiber& f = b.fibers[t];
+        f.index = uint3{(unsigned)(t % dims.x), (unsigned)(t / dims.x % dims.y), (unsigned)(t / dims.x / dims.y)};
+        f.done = false;
+        getcontext(&f.context);
+        f.context.uc_stack.ss_sp = stacks.data() + t * kStackBytes;
+        f.context.uc_stack.ss_size = kStackBytes;
+        f.context.uc_link = &b.scheduler;
+        makecontext(&f.context, fiber_main, 0);
+    }
+    // Rounds alternate the order threads run in, so a missing barrier shows whichever way the
+    // race goes (a thread reading a slot a higher- or a lower-numbered thread writes).
+    bool forward = true;
+    for (bool live = true; live; forward = !forward) {
+        live = false;
+        for (size_t i = 0; i < count; ++i) {
+            size_t t = forward ? i : count - 1 - i;
+            if (b.fibers[t].done) continue;
+            b.current = t;
+            threadIdx = b.fibers[t].index;
+            swapcontext(&b.scheduler, &b.fibers[t].context);
+            live |= !b.fibers[t].done;
+        }
+    }
+    running = nullptr;
+}
+
+}  // namespace fear_emu
+
+namespace fear_emu {
+extern const KernelInfo kKernels[];
+extern const int kKernelCount;
+}
+
+// Launches `name` over grid x block with cuLaunchKernel's argument array. Checks the argument
+// count and each argument's size against the kernel's C signature, so the Rust launch code's
+// argument lists are verified wherever tests run. Returns 0, or 1 with a message in `err`.
+extern "C" int fear_emu_launch(const char* name, const unsigned* grid, const unsigned* block, void** args,
+                               int nargs, const unsigned* arg_sizes, char* err, int err_len) {
+    using namespace fear_emu;
+    const KernelInfo* k = nullptr;
+    for (int i = 0; i < kKernelCount; ++i)
+        if (std::strcmp(kKernels[i].name, name) == 0) k = &kKernels[i];
+    if (!k) {
+        std::snprintf(err, err_len, "no kernel named %s", name);
+        return 1;
+    }
+    if (k->arity != nargs) {
+        std::snprintf(err, err_len, "%s takes %d arguments, got %d", name, k->arity, nargs);
+        return 1;
+    }
+    for (int i = 0; i < nargs; ++i) {
+        if (k->arg_sizes[i] != arg_sizes[i]) {
+            std::snprintf(err, err_len, "%s argument %d is %u bytes, got %u", name, i, k->arg_sizes[i], arg_sizes[i]);
+            return 1;
+        }
+    }
+    unsigned long long threads = (unsigned long long)block[0] * block[1] * block[2];
+    if (threads == 0 || threads > 1024) {
+        std::snprintf(err, err_len, "%s: %llu threads per block (1..1024)", name, threads);
+        return 1;
+    }
+    unsigned long long blocks = (unsigned long long)grid[0] * grid[1] * grid[2];
+    uint3 g{grid[0], grid[1], grid[2]}, b{block[0], block[1], block[2]};
+    std::atomic<unsigned long long> next{0};
+    auto worker = [&]() {
+        gridDim = g;
+        BlockRun run;
+        run.entry = k->entry;
+        run.args = args;
+        for (unsigned long long i; (i = next.fetch_add(1)) < blocks;) {
+            uint3 at{(unsigned)(i % g.x), (unsigned)(i / g.x % g.y), (unsigned)(i / g.x / g.y)};
+            if (k->needs_barrier) run_block(run, at, b);
+            else run_block_directly(run, at, b);
+        }
+    };
+    unsigned workers = std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), (unsigned)std::min<unsigned long long>(blocks, 64)));
+    std::vector<std::thread> pool;
+    for (unsigned i = 1; i < workers; ++i) pool.emplace_back(worker);
+    worker();
+    for (auto& t : pool) t.join();
+    return 0;
+}
+
+extern "C" int fear_emu_kernel_count() { return fear_emu::kKernelCount; }
+extern "C" const char* fear_emu_kernel_name(int i) { return fear_emu::kKernels[i].name; }

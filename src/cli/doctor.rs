@@ -1,0 +1,146 @@
+//! `fear doctor`: what this machine has for the engine (CUDA driver, GPUs, the kernels embedded
+//! at build time with their registers and spills) and a self-test of every kernel against its
+//! CPU op on each device present, the host emulation included. Exit status 1 when a self-test
+//! fails.
+
+use anyhow::Result;
+use clap::Args;
+use serde::Serialize;
+
+use crate::engine::cuda::artifacts::{self, parse_ptxas_report, KernelResources};
+use crate::engine::cuda::selftest::{self, OpCheck};
+use crate::engine::cuda::{driver, Gpu};
+
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// Print one JSON object instead of the report.
+    #[arg(long)]
+    pub json: bool,
+    /// Seed of the self-test's random inputs.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
+
+#[derive(Serialize, Debug)]
+struct ImageReport {
+    target: String,
+    kind: &'static str,
+    bytes: usize,
+    kernels: Vec<KernelResources>,
+}
+
+#[derive(Serialize, Debug)]
+struct DeviceTest {
+    device: String,
+    passed: bool,
+    checks: Vec<OpCheck>,
+}
+
+#[derive(Serialize, Debug)]
+struct Report {
+    fear_version: &'static str,
+    /// NVRTC used at build time, e.g. "12.9"; null when the sources were embedded uncompiled.
+    nvrtc_at_build: Option<String>,
+    build_note: &'static str,
+    kernels: usize,
+    images: Vec<ImageReport>,
+    /// The CUDA driver's version, or why there is none.
+    driver: std::result::Result<String, String>,
+    gpus: Vec<std::result::Result<String, String>>,
+    self_tests: Vec<DeviceTest>,
+    passed: bool,
+}
+
+pub fn run(args: DoctorArgs) -> Result<()> {
+    let images = artifacts::IMAGES
+        .iter()
+        .map(|i| ImageReport {
+            target: if i.cubin { format!("sm_{}", i.sm) } else { format!("compute_{}", i.sm) },
+            kind: if i.cubin { "cubin" } else { "ptx" },
+            bytes: i.bytes.len(),
+            kernels: parse_ptxas_report(i.ptxas_report),
+        })
+        .collect();
+    let count = driver::device_count();
+    let driver = driver::driver_version().map(|(a, b)| format!("CUDA {a}.{b}")).map_err(|e| format!("{e:#}"));
+    let mut devices: Vec<Gpu> = vec![Gpu::emulated()];
+    let mut gpus = Vec::new();
+    for i in 0..*count.as_ref().unwrap_or(&0) {
+        match super::device::open_gpu(i) {
+            Ok(g) => {
+                gpus.push(Ok(crate::engine::Device::<f32>::name(&g)));
+                devices.push(g);
+            }
+            Err(e) => gpus.push(Err(format!("cuda:{i}: {e:#}"))),
+        }
+    }
+    let self_tests: Vec<DeviceTest> = devices
+        .iter()
+        .map(|g| {
+            let checks = selftest::run(g, args.seed);
+            DeviceTest { device: crate::engine::Device::<f32>::name(g), passed: checks.iter().all(|c| c.passed), checks }
+        })
+        .collect();
+    let passed = self_tests.iter().all(|t| t.passed) && gpus.iter().all(|g| g.is_ok());
+    let report = Report {
+        fear_version: env!("CARGO_PKG_VERSION"),
+        nvrtc_at_build: artifacts::NVRTC_VERSION.map(|(a, b)| format!("{a}.{b}")),
+        build_note: artifacts::BUILD_NOTE,
+        kernels: artifacts::KERNEL_NAMES.len(),
+        images,
+        driver,
+        gpus,
+        self_tests,
+        passed,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+    }
+    if !report.passed {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn print_report(r: &Report) {
+    println!("fear {}: {} CUDA kernels", r.fear_version, r.kernels);
+    match &r.nvrtc_at_build {
+        Some(v) => println!("built with NVRTC {v}: {}", r.images.iter().map(|i| format!("{} {}", i.target, i.kind)).collect::<Vec<_>>().join(", ")),
+        None => println!("built without NVRTC: kernels compile at run time ({})", r.build_note),
+    }
+    if !r.build_note.is_empty() && r.nvrtc_at_build.is_some() {
+        println!("  note: {}", r.build_note);
+    }
+    for image in r.images.iter().filter(|i| !i.kernels.is_empty()) {
+        let max_regs = image.kernels.iter().map(|k| k.registers).max().unwrap_or(0);
+        let spills: u32 = image.kernels.iter().map(|k| k.spill_bytes).sum();
+        println!("  {}: most registers {max_regs} per thread, {spills} bytes spilled in all", image.target);
+        for k in image.kernels.iter().filter(|k| k.spill_bytes > 0) {
+            println!("    {} spills {} bytes", k.kernel, k.spill_bytes);
+        }
+    }
+    match &r.driver {
+        Ok(v) => println!("driver: {v}"),
+        Err(e) => println!("driver: none ({e})"),
+    }
+    if r.gpus.is_empty() {
+        println!("GPUs: none; the CUDA kernels are checked through the host emulation only");
+    }
+    for g in &r.gpus {
+        match g {
+            Ok(name) => println!("GPU: {name}"),
+            Err(e) => println!("GPU: unusable: {e}"),
+        }
+    }
+    for t in &r.self_tests {
+        let failed: Vec<&OpCheck> = t.checks.iter().filter(|c| !c.passed).collect();
+        let worst = t.checks.iter().map(|c| c.max_rel_error).fold(0f64, f64::max);
+        println!("self-test on {}: {} of {} ops pass (worst relative error {worst:.1e})", t.device, t.checks.len() - failed.len(), t.checks.len());
+        for c in &t.checks {
+            println!("  {:<30} {:>9.1e}  (< {:.0e})  {}", c.op, c.max_rel_error, c.tolerance, if c.passed { "ok".to_string() } else { format!("FAILED {}", c.error.clone().unwrap_or_default()) });
+        }
+    }
+    println!("{}", if r.passed { "all checks passed" } else { "SOME CHECKS FAILED" });
+}

@@ -1,0 +1,96 @@
+//! [`AnyDevice`]: the device chosen at run time (`--device`), so the command-line code holds one
+//! session type whatever the machine has.
+
+use anyhow::Result;
+
+use super::cuda::{Gpu, GpuMemory};
+use super::device::{Cpu, CpuMemory, Device, MemoryLayout};
+use super::kernel::{Kernel, Loc};
+
+/// The CPU or a GPU (real or emulated), for f32 steps.
+#[derive(Clone)]
+pub enum AnyDevice {
+    Cpu(Cpu),
+    Gpu(Gpu),
+}
+
+pub enum AnyMemory {
+    Cpu(CpuMemory<f32>),
+    Gpu(GpuMemory),
+}
+
+impl AnyDevice {
+    /// Waits for queued work (a no-op on the CPU); for timing.
+    pub fn synchronize(&self) -> Result<()> {
+        match self {
+            AnyDevice::Cpu(_) => Ok(()),
+            AnyDevice::Gpu(g) => g.synchronize(),
+        }
+    }
+
+    pub fn is_gpu(&self) -> bool {
+        matches!(self, AnyDevice::Gpu(_))
+    }
+}
+
+fn mismatch() -> anyhow::Error {
+    anyhow::anyhow!("memory of one device used with another")
+}
+
+impl Device<f32> for AnyDevice {
+    type Memory = AnyMemory;
+
+    fn name(&self) -> String {
+        match self {
+            AnyDevice::Cpu(c) => Device::<f32>::name(c),
+            AnyDevice::Gpu(g) => g.name(),
+        }
+    }
+
+    fn alloc(&self, layout: &MemoryLayout) -> Result<AnyMemory> {
+        Ok(match self {
+            AnyDevice::Cpu(c) => AnyMemory::Cpu(c.alloc(layout)?),
+            AnyDevice::Gpu(g) => AnyMemory::Gpu(g.alloc(layout)?),
+        })
+    }
+
+    fn grow_scratch(&self, mem: &mut AnyMemory, layout: &MemoryLayout) -> Result<()> {
+        match (self, mem) {
+            (AnyDevice::Cpu(c), AnyMemory::Cpu(m)) => c.grow_scratch(m, layout),
+            (AnyDevice::Gpu(g), AnyMemory::Gpu(m)) => g.grow_scratch(m, layout),
+            _ => Err(mismatch()),
+        }
+    }
+
+    fn write(&self, mem: &mut AnyMemory, loc: Loc, data: &[f32]) -> Result<()> {
+        match (self, mem) {
+            (AnyDevice::Cpu(c), AnyMemory::Cpu(m)) => c.write(m, loc, data),
+            (AnyDevice::Gpu(g), AnyMemory::Gpu(m)) => g.write(m, loc, data),
+            _ => Err(mismatch()),
+        }
+    }
+
+    fn read(&self, mem: &AnyMemory, loc: Loc) -> Result<Vec<f32>> {
+        match (self, mem) {
+            (AnyDevice::Cpu(c), AnyMemory::Cpu(m)) => c.read(m, loc),
+            (AnyDevice::Gpu(g), AnyMemory::Gpu(m)) => g.read(m, loc),
+            _ => Err(mismatch()),
+        }
+    }
+
+    fn write_labels(&self, mem: &mut AnyMemory, labels: &[u32]) -> Result<()> {
+        match (self, mem) {
+            (AnyDevice::Cpu(c), AnyMemory::Cpu(m)) => Device::<f32>::write_labels(c, m, labels),
+            (AnyDevice::Gpu(g), AnyMemory::Gpu(m)) => g.write_labels(m, labels),
+            _ => Err(mismatch()),
+        }
+    }
+
+    fn launch(&self, mem: &mut AnyMemory, kernel: &Kernel) -> Result<()> {
+        match (self, mem) {
+            (AnyDevice::Cpu(c), AnyMemory::Cpu(m)) => c.launch(m, kernel),
+            (AnyDevice::Gpu(g), AnyMemory::Gpu(m)) => g.launch(m, kernel),
+            _ => Err(mismatch()),
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! [`Gpu`]: the [`Device`] whose kernels are the CUDA kernels, on a real GPU or emulated.
+//!
+//! A step's memory is one allocation per [`Space`] (so parameters, gradients and momentum are
+//! each one flat buffer and SGD is one launch) plus the labels; a [`Loc`] is an offset into its
+//! space. The allocations are made once per session and never move, which is what lets a whole
+//! step be captured as a CUDA graph and replayed.
+
+use std::sync::Arc;
+
+use anyhow::{ensure, Result};
+
+use super::driver::CudaDriver;
+use super::emulated::Emulated;
+use super::launch::{Backend, DevicePtr};
+use super::ops;
+use crate::engine::device::{check_no_aliasing, Device, MemoryLayout};
+use crate::engine::kernel::{Kernel, Loc, Space};
+
+/// A GPU (or its emulation) running f32 steps.
+#[derive(Clone)]
+pub struct Gpu {
+    backend: Arc<dyn Backend>,
+}
+
+impl Gpu {
+    /// GPU `ordinal` through the CUDA driver; a clear error where there is none.
+    pub fn cuda(ordinal: usize) -> Result<Gpu> {
+        Ok(Gpu { backend: Arc::new(CudaDriver::open(ordinal)?) })
+    }
+
+    /// The host emulation (no GPU needed).
+    pub fn emulated() -> Gpu {
+        Gpu { backend: Arc::new(Emulated) }
+    }
+
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.backend
+    }
+
+    /// Waits for every launched kernel (for timing).
+    pub fn synchronize(&self) -> Result<()> {
+        self.backend.synchronize()
+    }
+
+    /// A zero-filled buffer of `bytes` bytes on this device.
+    pub fn buffer(&self, bytes: usize) -> Result<Buffer> {
+        Ok(Buffer { ptr: self.backend.alloc_zeroed(bytes)?, bytes, backend: self.backend.clone() })
+    }
+}
+
+/// One device allocation, freed on drop.
+pub struct Buffer {
+    ptr: DevicePtr,
+    bytes: usize,
+    backend: Arc<dyn Backend>,
+}
+
+impl Buffer {
+    pub fn ptr(&self) -> DevicePtr {
+        self.ptr
+    }
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+    /// Copies `data` to the start of the buffer.
+    pub fn upload(&self, data: &[u8]) -> Result<()> {
+        ensure!(data.len() <= self.bytes, "writing {} bytes into a buffer of {}", data.len(), self.bytes);
+        self.backend.upload(self.ptr, data)
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        // SAFETY: allocated by this backend, dropped once.
+        unsafe { self.backend.free(self.ptr, self.bytes) }
+    }
+}
+
+/// A step's memory on a [`Gpu`]: one f32 buffer per space, and the labels (u32).
+pub struct GpuMemory {
+    spaces: [Buffer; 5],
+    lens: [usize; 5],
+    labels: Buffer,
+    label_capacity: usize,
+}
+
+fn space_index(space: Space) -> usize {
+    match space {
+        Space::Params => 0,
+        Space::ParamGrads => 1,
+        Space::Momentum => 2,
+        Space::State => 3,
+        Space::Work => 4,
+        Space::Virtual => panic!("a kernel still addresses a virtual buffer: the step was not planned"),
+    }
+}
+
+const F32: usize = std::mem::size_of::<f32>();
+
+impl GpuMemory {
+    /// The device address of `loc`, after checking it lies inside its space.
+    pub fn address(&self, loc: Loc) -> Result<DevicePtr> {
+        let i = space_index(loc.space);
+        ensure!(loc.end() <= self.lens[i], "{loc:?} lies outside its space of {} elements", self.lens[i]);
+        Ok(self.spaces[i].ptr + (loc.offset * F32) as u64)
+    }
+
+    /// The label buffer's address and capacity.
+    pub fn labels(&self) -> (DevicePtr, usize) {
+        (self.labels.ptr, self.label_capacity)
+    }
+}
+
+impl Device<f32> for Gpu {
+    type Memory = GpuMemory;
+
+    fn name(&self) -> String {
+        self.backend.describe()
+    }
+
+    fn alloc(&self, layout: &MemoryLayout) -> Result<GpuMemory> {
+        let spaces = [Space::Params, Space::ParamGrads, Space::Momentum, Space::State, Space::Work];
+        let lens = spaces.map(|s| layout.len(s));
+        let buffers: Vec<Buffer> = lens.iter().map(|&n| self.buffer(n * F32)).collect::<Result<_>>()?;
+        Ok(GpuMemory {
+            spaces: buffers.try_into().unwrap_or_else(|_| unreachable!()),
+            lens,
+            labels: self.buffer(layout.labels * 4)?,
+            label_capacity: layout.labels,
+        })
+    }
+
+    fn grow_scratch(&self, mem: &mut GpuMemory, layout: &MemoryLayout) -> Result<()> {
+        let work = space_index(Space::Work);
+        if mem.lens[work] < layout.work {
+            mem.spaces[work] = self.buffer(layout.work * F32)?;
+            mem.lens[work] = layout.work;
+        }
+        if mem.label_capacity < layout.labels {
+            mem.labels = self.buffer(layout.labels * 4)?;
+            mem.label_capacity = layout.labels;
+        }
+        Ok(())
+    }
+
+    fn write(&self, mem: &mut GpuMemory, loc: Loc, data: &[f32]) -> Result<()> {
+        ensure!(data.len() == loc.len, "writing {} elements into {loc:?}", data.len());
+        let at = mem.address(loc)?;
+        self.backend.upload(at, bytemuck::cast_slice(data))
+    }
+
+    fn read(&self, mem: &GpuMemory, loc: Loc) -> Result<Vec<f32>> {
+        let at = mem.address(loc)?;
+        let mut out = vec![0f32; loc.len];
+        self.backend.download(at, bytemuck::cast_slice_mut(&mut out))?;
+        Ok(out)
+    }
+
+    fn write_labels(&self, mem: &mut GpuMemory, labels: &[u32]) -> Result<()> {
+        ensure!(labels.len() <= mem.label_capacity, "{} labels exceed the batch capacity {}", labels.len(), mem.label_capacity);
+        self.backend.upload(mem.labels.ptr, bytemuck::cast_slice(labels))
+    }
+
+    fn launch(&self, mem: &mut GpuMemory, kernel: &Kernel) -> Result<()> {
+        let locs = kernel.locs();
+        for loc in &locs {
+            mem.address(*loc)?;
+        }
+        check_no_aliasing(kernel, &locs)?;
+        ops::launch_kernel(&*self.backend, mem, kernel)
+    }
+}

@@ -1,0 +1,117 @@
+//! Every CUDA kernel against its CPU op, through the host emulation of `kernels/*.cu` and the
+//! same launch code a GPU uses (no GPU needed); on a machine with a GPU (`FEAR_TEST_CUDA=1`),
+//! against the real device too.
+
+use fear::engine::cuda::{selftest, Gpu};
+
+fn assert_all_pass(gpu: &Gpu) {
+    let results = selftest::run(gpu, 7);
+    let failed: Vec<_> = results.iter().filter(|r| !r.passed).collect();
+    for r in &results {
+        eprintln!("{:28} rel err {:.2e} (< {:.0e}) {}", r.op, r.max_rel_error, r.tolerance, r.error.as_deref().unwrap_or(""));
+    }
+    assert!(failed.is_empty(), "kernels failing against the CPU op: {failed:#?}");
+    assert!(results.len() >= 30, "only {} checks ran", results.len());
+}
+
+#[test]
+fn emulated_kernels_match_the_cpu_ops() {
+    assert_all_pass(&Gpu::emulated());
+}
+
+#[test]
+fn real_gpu_kernels_match_the_cpu_ops() {
+    if std::env::var("FEAR_TEST_CUDA").as_deref() != Ok("1") {
+        eprintln!("skipped: set FEAR_TEST_CUDA=1 on a machine with a GPU to check the real kernels");
+        return;
+    }
+    assert_all_pass(&Gpu::cuda(0).expect("FEAR_TEST_CUDA=1 but no usable GPU"));
+}
+
+/// Whole steps of a small network (every op kind: convs, pools, skip, BN, the residual blocks,
+/// the head, SGD with clipping), planned once and run by the CPU and by the emulated GPU: same
+/// loss, hits and parameters; then the same for a frozen stage-2 step.
+#[test]
+fn training_steps_on_the_emulated_gpu_match_the_cpu() {
+    use fear::engine::{Cpu, Device, PlanOptions, Session};
+    use fear::net::{stage2_prefixes, tiny_network, NetConfig};
+    use rand::{Rng, SeedableRng};
+
+    let arch = fear::space::parse_arch("|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|").unwrap();
+    let cfg = NetConfig { c: 4, n: 1, classes: 10, image_size: 16 };
+    let batch = 5;
+    let build = move |b| tiny_network(&arch, &cfg, b);
+    let opts = PlanOptions { grad_clip: Some(0.5), ..PlanOptions::default() };
+    let mut cpu: Session<f32, Cpu> = Session::new(Cpu, Box::new(build), batch, opts).unwrap();
+    let mut gpu: Session<f32, Gpu> = Session::new(Gpu::emulated(), Box::new(build), batch, opts).unwrap();
+    cpu.init_params(11).unwrap();
+    gpu.init_params(11).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let images: Vec<f32> = (0..batch * 3 * 16 * 16).map(|_| rng.random_range(-2.0..2.0)).collect();
+    let labels: Vec<u32> = (0..batch).map(|_| rng.random_range(0..10)).collect();
+
+    let compare = |cpu: &Session<f32, Cpu>, gpu: &Session<f32, Gpu>, what: &str| {
+        let (a, b) = (cpu.read_all_params().unwrap(), gpu.read_all_params().unwrap());
+        let err = selftest::relative_error(&b, &a);
+        assert!(err < 1e-4, "{what}: parameters differ by {err:e} (relative)");
+    };
+    for step in 0..3 {
+        let (c, g) = (cpu.train_step(&images, &labels, 0.1).unwrap(), gpu.train_step(&images, &labels, 0.1).unwrap());
+        assert!((c.loss - g.loss).abs() < 1e-4 * c.loss.abs().max(1.0), "step {step}: loss {} vs {}", c.loss, g.loss);
+        assert_eq!(c.correct, g.correct, "step {step}: hits");
+        compare(&cpu, &gpu, &format!("full step {step}"));
+    }
+    let keep = stage2_prefixes(&cfg, 0);
+    cpu.train_only(&keep);
+    gpu.train_only(&keep);
+    let frozen_name = gpu.params().iter().find(|p| p.name.starts_with("cells.0.")).expect("cell 0 has parameters").name.clone();
+    let frozen_before = gpu.read_param(&frozen_name).unwrap();
+    for step in 0..2 {
+        let (c, g) = (cpu.train_step(&images, &labels, 0.1).unwrap(), gpu.train_step(&images, &labels, 0.1).unwrap());
+        assert!((c.loss - g.loss).abs() < 1e-4 * c.loss.abs().max(1.0), "frozen step {step}: loss {} vs {}", c.loss, g.loss);
+        compare(&cpu, &gpu, &format!("frozen step {step}"));
+    }
+    assert_eq!(frozen_before, gpu.read_param(&frozen_name).unwrap(), "a frozen parameter ({frozen_name}) moved on the GPU");
+    let (c, g) = (cpu.evaluate(&images, &labels).unwrap(), gpu.evaluate(&images, &labels).unwrap());
+    assert!((c.loss - g.loss).abs() < 1e-4 * c.loss.abs().max(1.0), "eval loss {} vs {}", c.loss, g.loss);
+    assert!(Device::<f32>::name(gpu.device()).starts_with("emulated"));
+}
+
+/// With NVRTC at build time, every kernel has a cubin for sm_70, sm_80 and sm_90 plus PTX, and
+/// none spills registers. CI sets FEAR_REQUIRE_NVRTC=1 (build.rs then fails without NVRTC).
+#[test]
+fn every_kernel_is_compiled_for_every_target_without_spills() {
+    use fear::engine::cuda::artifacts::{parse_ptxas_report, IMAGES, KERNEL_NAMES, NVRTC_VERSION};
+    if NVRTC_VERSION.is_none() {
+        assert_ne!(std::env::var("FEAR_REQUIRE_NVRTC").as_deref(), Ok("1"), "FEAR_REQUIRE_NVRTC=1 but the build embedded no NVRTC output");
+        eprintln!("skipped: built without NVRTC (put libnvrtc on LD_LIBRARY_PATH; see .ci/run)");
+        return;
+    }
+    for sm in [70, 80, 90] {
+        let image = IMAGES.iter().find(|i| i.cubin && i.sm == sm).unwrap_or_else(|| panic!("no sm_{sm} cubin"));
+        let kernels = parse_ptxas_report(image.ptxas_report);
+        for name in KERNEL_NAMES {
+            let k = kernels.iter().find(|k| k.kernel == *name).unwrap_or_else(|| panic!("{name} missing from the sm_{sm} report"));
+            assert_eq!(k.spill_bytes, 0, "{name} spills on sm_{sm}");
+            assert!(k.registers > 0, "{name}: no register count on sm_{sm}");
+        }
+    }
+    let ptx = IMAGES.iter().find(|i| !i.cubin).expect("no PTX for newer GPUs");
+    let text = std::str::from_utf8(ptx.bytes).unwrap();
+    assert!(KERNEL_NAMES.iter().all(|n| text.contains(&format!(".entry {n}("))), "PTX lacks a kernel");
+}
+
+/// `fear doctor` on a machine with no GPU says so and passes the emulated self-test.
+#[test]
+fn doctor_reports_the_machine_and_passes_the_emulated_self_test() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fear")).args(["doctor", "--json"]).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("doctor --json prints JSON");
+    assert!(out.status.success(), "doctor failed: {report:#}");
+    let tests = report["self_tests"].as_array().unwrap();
+    assert!(tests[0]["device"].as_str().unwrap().starts_with("emulated"));
+    assert!(tests.iter().all(|t| t["passed"] == true));
+    assert!(tests[0]["checks"].as_array().unwrap().len() >= 30);
+    if report["gpus"].as_array().unwrap().is_empty() {
+        assert!(report["driver"]["Err"].as_str().is_some_and(|e| e.contains("use --device cpu")), "{:#}", report["driver"]);
+    }
+}
