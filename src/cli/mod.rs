@@ -5,8 +5,10 @@ use clap::{Parser, Subcommand};
 pub mod arch;
 pub mod common;
 pub mod bench;
+pub mod evaluate;
 pub mod merge;
 pub mod rank;
+pub mod search;
 pub mod shortreg;
 
 /// Rank NATS-Bench architectures by FEAR on a hand-written CPU/GPU engine.
@@ -29,6 +31,10 @@ pub enum Command {
     Shortreg(shortreg::ShortregArgs),
     /// Join results files (shards of rank or shortreg) into one, each architecture once.
     Merge(merge::MergeArgs),
+    /// Measure results files against NATS-Bench's ground truth (SPEC 6), with optional SVG plots.
+    Evaluate(evaluate::EvaluateArgs),
+    /// Random search with FEAR or shortreg in the inner loop (JSON Lines trajectory, resumable).
+    Search(search::SearchArgs),
 }
 
 /// An error in what the user asked for (exit status 2), as opposed to a failure while working.
@@ -51,6 +57,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Shortreg(args) => shortreg::run(args),
         Command::Merge(args) => merge::run(args),
+        Command::Evaluate(args) => evaluate::run(args),
+        Command::Search(args) => search::run(args),
     }
 }
 

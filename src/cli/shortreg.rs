@@ -76,7 +76,7 @@ pub fn run(args: ShortregArgs) -> Result<()> {
 }
 
 /// shortreg on one architecture, on the CPU.
-fn shortreg_one(arch: &Arch, data: &Dataset, net: &NetConfig, cfg: &ShortregConfig, seed: u64, bar: &ProgressBar) -> Result<ShortregRecord> {
+pub(crate) fn shortreg_one(arch: &Arch, data: &Dataset, net: &NetConfig, cfg: &ShortregConfig, seed: u64, bar: &ProgressBar) -> Result<ShortregRecord> {
     let device = Device::<f32>::name(&Cpu);
     let (a, n) = (*arch, *net);
     let mut session: Session<f32, Cpu> = Session::new(Cpu, Box::new(move |b| tiny_network(&a, &n, b)), cfg.batch, PlanOptions::default())?;
