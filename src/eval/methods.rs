@@ -54,6 +54,9 @@ pub struct MethodResults {
 
 /// Reads the methods in one results file's lines; `file` names the file in messages and output.
 pub fn methods_from_lines(file: &str, lines: &[Value]) -> Result<Vec<MethodResults>> {
+    if lines.is_empty() {
+        bail!("{file}: no results in it");
+    }
     check_indices(file, lines)?;
     if lines.iter().any(|l| l.get("score").is_some()) {
         let kind = score_kind(lines);
@@ -184,6 +187,7 @@ mod tests {
         let err = methods_from_lines("z.jsonl", &[json!({"index": 1}), json!({"index": 1})]).unwrap_err().to_string();
         assert!(err.contains("appears twice"), "{err}");
         assert!(methods_from_lines("z.jsonl", &[json!({"index": 1, "arch": "x"})]).is_err());
+        assert!(methods_from_lines("z.jsonl", &[]).unwrap_err().to_string().contains("no results"));
         assert!(methods_from_lines("z.jsonl", &[json!({"index": 15625, "score": 1})]).is_err());
     }
 
