@@ -95,6 +95,13 @@ impl RunArgs {
     /// Checks the flags, opens `out` (skipping what it already holds), then loads the data.
     /// Everything that can be wrong with the command line is reported before the data loads.
     pub fn prepare(&self, out: &Path) -> Result<Prepared> {
+        let archs = parse_arch_list(&self.archs, self.seed).map_err(|e| UsageError(e.to_string()))?;
+        let archs = shard(archs, self.shard.as_deref())?;
+        self.prepare_archs(archs, out)
+    }
+
+    /// [`RunArgs::prepare`] for architectures chosen otherwise than by `--archs` and `--shard`.
+    pub fn prepare_archs(&self, archs: Vec<Arch>, out: &Path) -> Result<Prepared> {
         let demo = self.dataset.is_none();
         if demo {
             eprintln!("no --dataset given: running the built-in demo (Synthetic CIFAR-10, 50 images per class, network C=8 N=2); \
@@ -102,8 +109,6 @@ impl RunArgs {
         }
         let spec: DatasetSpec = self.dataset.as_deref().unwrap_or("synthetic-cifar10").parse()
             .map_err(|e: anyhow::Error| UsageError(e.to_string()))?;
-        let archs = parse_arch_list(&self.archs, self.seed).map_err(|e| UsageError(e.to_string()))?;
-        let archs = shard(archs, self.shard.as_deref())?;
         let devices = super::device::open_devices(&self.device)?;
         let (c, n) = (self.channels.unwrap_or(if demo { 8 } else { 16 }), self.cells_per_stage.unwrap_or(if demo { 2 } else { 5 }));
         if c == 0 || n == 0 {

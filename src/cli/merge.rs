@@ -20,18 +20,18 @@ pub struct MergeArgs {
 }
 
 /// One complete line of a results file.
-struct Line {
-    index: u64,
+pub(crate) struct Line {
+    pub index: u64,
     /// The line as written (without its newline), so the merged file keeps it byte for byte.
-    text: String,
-    value: serde_json::Value,
+    pub text: String,
+    pub value: serde_json::Value,
     /// 1-based line number in its file.
-    no: usize,
+    pub no: usize,
 }
 
 /// Reads a results file without changing it: complete lines only; a torn last line (a run killed
 /// mid-write) is dropped with a warning.
-fn read_results(path: &Path) -> Result<Vec<Line>> {
+pub(crate) fn read_results(path: &Path) -> Result<Vec<Line>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
     if complete < bytes.len() {

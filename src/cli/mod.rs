@@ -7,8 +7,10 @@ pub mod common;
 pub mod device;
 pub mod doctor;
 pub mod bench;
+pub mod evaluate;
 pub mod merge;
 pub mod rank;
+pub mod search;
 pub mod shortreg;
 
 /// Rank NATS-Bench architectures by FEAR on a hand-written CPU/GPU engine.
@@ -34,6 +36,10 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// Join results files (shards of rank or shortreg) into one, each architecture once.
     Merge(merge::MergeArgs),
+    /// Measure results files against NATS-Bench's ground truth (SPEC 6), with optional SVG plots.
+    Evaluate(evaluate::EvaluateArgs),
+    /// Random search with FEAR or shortreg in the inner loop (JSON Lines trajectory, resumable).
+    Search(search::SearchArgs),
 }
 
 /// An error in what the user asked for (exit status 2), as opposed to a failure while working.
@@ -57,6 +63,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Shortreg(args) => shortreg::run(args),
         Command::Merge(args) => merge::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Evaluate(args) => evaluate::run(args),
+        Command::Search(args) => search::run(args),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The rankers: FEAR (and, to come, shortreg, the zero-cost proxies and random search).
 pub mod fear;
 pub mod results;
+pub mod search;
 pub mod shortreg;
 
 pub use fear::{run_fear, FearConfig, FearOutcome, FearProgress, Status};
