@@ -8,6 +8,7 @@ pub mod bench;
 pub mod merge;
 pub mod rank;
 pub mod shortreg;
+pub mod zero_cost;
 
 /// Rank NATS-Bench architectures by FEAR on a hand-written CPU/GPU engine.
 #[derive(Parser, Debug)]
@@ -29,6 +30,8 @@ pub enum Command {
     Shortreg(shortreg::ShortregArgs),
     /// Join results files (shards of rank or shortreg) into one, each architecture once.
     Merge(merge::MergeArgs),
+    /// Score architectures by zero-cost proxies (synflow, snip, ...; JSON Lines out, resumable).
+    ZeroCost(zero_cost::ZeroCostArgs),
 }
 
 /// An error in what the user asked for (exit status 2), as opposed to a failure while working.
@@ -51,6 +54,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Shortreg(args) => shortreg::run(args),
         Command::Merge(args) => merge::run(args),
+        Command::ZeroCost(args) => zero_cost::run(args),
     }
 }
 
