@@ -8,6 +8,7 @@ pub mod bench;
 pub mod merge;
 pub mod rank;
 pub mod shortreg;
+pub mod threshold;
 pub mod zero_cost;
 
 /// Rank NATS-Bench architectures by FEAR on a hand-written CPU/GPU engine.
@@ -32,6 +33,8 @@ pub enum Command {
     Merge(merge::MergeArgs),
     /// Score architectures by zero-cost proxies (synflow, snip, ...; JSON Lines out, resumable).
     ZeroCost(zero_cost::ZeroCostArgs),
+    /// Train the HoG + MLP threshold learner on a dataset and suggest a stage-1 threshold.
+    Threshold(threshold::ThresholdArgs),
 }
 
 /// An error in what the user asked for (exit status 2), as opposed to a failure while working.
@@ -55,6 +58,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Shortreg(args) => shortreg::run(args),
         Command::Merge(args) => merge::run(args),
         Command::ZeroCost(args) => zero_cost::run(args),
+        Command::Threshold(args) => threshold::run(args),
     }
 }
 
