@@ -79,7 +79,7 @@ pub struct ZeroCostArgs {
 const CONFIG_FIELDS: [&str; 7] = ["proxies", "dataset", "seed", "batch", "trained_epochs", "channels", "cells_per_stage"];
 
 /// Architectures scored in parallel between appends on the data-free path.
-const PARALLEL_CHUNK: usize = 32;
+const PARALLEL_CHUNK: usize = 128;
 
 pub fn run(args: ZeroCostArgs) -> Result<()> {
     let usage = |m: String| anyhow::Error::from(UsageError(m));
