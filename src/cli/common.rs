@@ -177,7 +177,7 @@ impl Prepared {
 }
 
 /// Refuses to append to a results file whose lines disagree with `now` on any of `fields`.
-fn check_same_config(results: &ResultsFile, now: &serde_json::Value, fields: &[&str]) -> Result<()> {
+pub(crate) fn check_same_config(results: &ResultsFile, now: &serde_json::Value, fields: &[&str]) -> Result<()> {
     for line in &results.lines {
         for key in fields {
             if line.get(key) != now.get(key) {
@@ -208,7 +208,7 @@ pub fn shard(archs: Vec<Arch>, arg: Option<&str>) -> Result<Vec<Arch>> {
     Ok(archs.into_iter().skip(k).step_by(n).collect())
 }
 
-fn progress_bar(len: usize) -> ProgressBar {
+pub(crate) fn progress_bar(len: usize) -> ProgressBar {
     let bar = ProgressBar::new(len as u64);
     bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} archs  {msg}").unwrap().progress_chars("=> "));
     bar

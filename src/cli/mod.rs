@@ -12,6 +12,8 @@ pub mod merge;
 pub mod rank;
 pub mod search;
 pub mod shortreg;
+pub mod threshold;
+pub mod zero_cost;
 
 /// Rank NATS-Bench architectures by FEAR on a hand-written CPU/GPU engine.
 #[derive(Parser, Debug)]
@@ -40,6 +42,10 @@ pub enum Command {
     Evaluate(evaluate::EvaluateArgs),
     /// Random search with FEAR or shortreg in the inner loop (JSON Lines trajectory, resumable).
     Search(search::SearchArgs),
+    /// Score architectures by zero-cost proxies (synflow, snip, ...; JSON Lines out, resumable).
+    ZeroCost(zero_cost::ZeroCostArgs),
+    /// Train the HoG + MLP threshold learner on a dataset and suggest a stage-1 threshold.
+    Threshold(threshold::ThresholdArgs),
 }
 
 /// An error in what the user asked for (exit status 2), as opposed to a failure while working.
@@ -65,6 +71,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Doctor(args) => doctor::run(args),
         Command::Evaluate(args) => evaluate::run(args),
         Command::Search(args) => search::run(args),
+        Command::ZeroCost(args) => zero_cost::run(args),
+        Command::Threshold(args) => threshold::run(args),
     }
 }
 
