@@ -48,12 +48,12 @@ fn stripes(per_class: usize, seed: u64) -> Split {
     };
     for i in 0..per_class * 4 {
         let class = i % 4;
-        let (phase, period) = (next() * 6.28, 4.0 + next() * 4.0);
+        let (phase, period) = (next() * std::f64::consts::TAU, 4.0 + next() * 4.0);
         for _c in 0..3 {
             for y in 0..size {
                 for x in 0..size {
                     let t = match class { 0 => x as f64, 1 => y as f64, 2 => (x + y) as f64 / 1.4, _ => (x as f64 - y as f64) / 1.4 };
-                    let v = 128.0 + 90.0 * (t * 6.28 / period + phase).sin() + (next() - 0.5) * 40.0;
+                    let v = 128.0 + 90.0 * (t * std::f64::consts::TAU / period + phase).sin() + (next() - 0.5) * 40.0;
                     images.push(v.clamp(0.0, 255.0) as u8);
                 }
             }

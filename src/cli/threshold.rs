@@ -42,7 +42,7 @@ pub struct ThresholdArgs {
 }
 
 pub fn run(args: ThresholdArgs) -> Result<()> {
-    if args.epochs == 0 || args.batch == 0 || !(args.lr > 0.0) {
+    if args.epochs == 0 || args.batch == 0 || args.lr.is_nan() || args.lr <= 0.0 {
         return Err(UsageError("--epochs, --batch and --lr must be positive".into()).into());
     }
     let spec: DatasetSpec = args.dataset.as_deref().unwrap_or("synthetic-cifar10").parse()

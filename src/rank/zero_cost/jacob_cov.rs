@@ -32,7 +32,7 @@ pub fn jacob_cov_score(j: &[f64], n: usize) -> f64 {
 /// `np.corrcoef` of the rows of `x` (`n` rows), clipped to [-1, 1]; zero-variance rows are
 /// correlated 1 with everything (see the module).
 pub fn correlation(x: &[f64], n: usize) -> Vec<f64> {
-    let d = if n == 0 { 0 } else { x.len() / n };
+    let d = x.len().checked_div(n).unwrap_or(0);
     let centred: Vec<Vec<f64>> = x.chunks_exact(d.max(1)).take(n).map(|row| {
         let mean = row.iter().sum::<f64>() / d as f64;
         row.iter().map(|v| v - mean).collect()

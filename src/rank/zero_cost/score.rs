@@ -2,8 +2,8 @@
 //! and how long each took.
 //!
 //! Passes: synflow / synflow_bn run their own float64 batch-1 network ([`super::synflow`]);
-//! snip, grad_norm, grasp and fisher share one cross-entropy forward and backward (grasp adds two
-//! more for its Hessian-gradient product); jacob_cov runs the network ending in the sum of its
+//! snip, grad_norm and fisher share one cross-entropy forward and backward; grasp runs its own
+//! in float64 and then at least four more for its Hessian-gradient product; jacob_cov runs the network ending in the sum of its
 //! logits with an input gradient; naswot one forward with the ReLU codes gathered. Each proxy's
 //! time is the time of the passes it needs (a shared pass counts for each proxy that uses it),
 //! i.e. what computing that proxy alone would cost.
@@ -60,15 +60,12 @@ pub fn score_arch<T: Float>(arch: &Arch, net: &NetConfig, proxies: &[Proxy], bat
             push(proxy, synflow_with_params(&graph, &params)?, t.elapsed().as_secs_f64());
         }
     }
-    let gradient_proxies = [Proxy::Snip, Proxy::GradNorm, Proxy::Grasp, Proxy::Fisher];
+    let gradient_proxies = [Proxy::Snip, Proxy::GradNorm, Proxy::Fisher];
     if gradient_proxies.iter().any(|p| wants(*p)) {
         let b = data()?;
         let t = Instant::now();
         let opts = PlanOptions { fisher: wants(Proxy::Fisher), ..PlanOptions::default() };
-        let mut s = session::<T>(arch, net, NetVariant::default(), b.labels.len(), opts, weights)?;
-        let scored = scored_weights(s.graph());
-        let names: Vec<String> = s.params().iter().zip(&scored).filter(|(_, k)| **k).map(|(p, _)| p.name.clone()).collect();
-        s.set_trainable(|name| names.iter().any(|n| n == name));
+        let mut s = weight_gradient_session::<T>(arch, net, b.labels.len(), opts, weights)?;
         s.forward_backward(b.images, b.labels)?;
         let layers = saliency::layer_grads(&s)?;
         let shared = t.elapsed().as_secs_f64();
@@ -81,11 +78,17 @@ pub fn score_arch<T: Float>(arch: &Arch, net: &NetConfig, proxies: &[Proxy], bat
         if wants(Proxy::Fisher) {
             push(Proxy::Fisher, fisher::fisher(&s, b.labels.len())?, shared);
         }
-        if wants(Proxy::Grasp) {
-            let t = Instant::now();
-            let score = saliency::grasp(&mut s, b.images, b.labels, &layers)?;
-            push(Proxy::Grasp, score, shared + t.elapsed().as_secs_f64());
-        }
+    }
+    if wants(Proxy::Grasp) {
+        // Always float64: its finite-difference step is far below float32's resolution.
+        let b = data()?;
+        let t = Instant::now();
+        let images: Vec<f64> = b.images.iter().map(|v| v.as_f64()).collect();
+        let mut s = weight_gradient_session::<f64>(arch, net, b.labels.len(), PlanOptions::default(), weights)?;
+        s.forward_backward(&images, b.labels)?;
+        let layers = saliency::layer_grads(&s)?;
+        let score = saliency::grasp(&mut s, &images, b.labels, &layers)?;
+        push(Proxy::Grasp, score, t.elapsed().as_secs_f64());
     }
     if wants(Proxy::JacobCov) {
         let b = data()?;
@@ -117,6 +120,15 @@ pub fn score_arch<T: Float>(arch: &Arch, net: &NetConfig, proxies: &[Proxy], bat
     }
     out.sort_by_key(|s| proxies.iter().position(|p| *p == s.proxy));
     Ok(out)
+}
+
+/// A session of the trained form of the network with only the scored weights trainable.
+fn weight_gradient_session<T: Float>(arch: &Arch, net: &NetConfig, batch: usize, opts: PlanOptions, weights: &Weights) -> Result<Session<T, Cpu>> {
+    let mut s = session::<T>(arch, net, NetVariant::default(), batch, opts, weights)?;
+    let scored = scored_weights(s.graph());
+    let names: Vec<String> = s.params().iter().zip(&scored).filter(|(_, k)| **k).map(|(p, _)| p.name.clone()).collect();
+    s.set_trainable(|name| names.iter().any(|n| n == name));
+    Ok(s)
 }
 
 /// A CPU session of the network in form `variant`, holding `weights`.
