@@ -1,4 +1,5 @@
 //! The rankers: FEAR (and, to come, shortreg, the zero-cost proxies and random search).
+pub mod failure;
 pub mod fear;
 pub mod results;
 pub mod shortreg;
