@@ -332,7 +332,7 @@ fn a_failing_architecture_is_recorded_and_the_run_goes_on() {
     // The ranking puts it last and counts it.
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("1 of 3 architectures not ok (ranked last): 1 failed"), "{table}");
-    let last_row = table.lines().filter(|l| l.trim_start().starts_with(char::is_numeric)).last().unwrap();
+    let last_row = table.lines().rfind(|l| l.trim_start().starts_with(char::is_numeric)).unwrap();
     assert!(last_row.contains("failed"), "{table}");
 
     // A failed line is a result like any other: a rerun accepts the file and redoes nothing.

@@ -10,8 +10,11 @@ use fear::data::{cifar, folder, imagenet16, Split};
 use fear::rank::results::parse_results;
 use fear::space::{parse_arch, parse_arch_lines, parse_arch_list, Arch, NUM_ARCHS};
 
+/// A fuzz target's body.
+pub type Body = fn(&[u8]);
+
 /// Every fuzz target, by name (the file under `fuzz_targets/` and the corpus folder).
-pub const TARGETS: [(&str, fn(&[u8])); 6] = [
+pub const TARGETS: [(&str, Body); 6] = [
     ("arch", arch),
     ("arch_list", arch_list),
     ("cifar", cifar),
