@@ -334,6 +334,22 @@ fn pickle_refuses_cycles_but_reads_shared_values() {
     assert_eq!(pickle::int_list(&items[1]).unwrap(), vec![7]);
 }
 
+/// Found by fuzzing (tests/fixtures/fuzz/imagenet16/crash-*): a dtype whose text is not
+/// ASCII made the dtype check slice inside a character and panic.
+#[test]
+fn numpy_dtypes_from_the_file_are_checked_not_trusted() {
+    let arr = |dtype: &str| pickle::NdArray { shape: vec![1], dtype: dtype.into(), fortran_order: false, data: std::rc::Rc::from(vec![7u8]) };
+    assert_eq!(arr("|u1").itemsize().unwrap(), 1);
+    assert_eq!(arr("|u1").to_i64().unwrap(), vec![7]);
+    for bad in ["\u{ca}|u1", "|\u{ca}1", "", "|", "|u", "|u0", "|x1", "u1", "<f\u{ca}"] {
+        let e = format!("{:#}", arr(bad).itemsize().unwrap_err());
+        assert!(e.contains("unsupported numpy dtype"), "{bad:?}: {e}");
+        assert!(arr(bad).to_i64().is_err(), "{bad:?}");
+    }
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fuzz/imagenet16/crash-9cd5c340304ab241874f0cf10ec5cf4e3723d081")).unwrap();
+    assert!(imagenet16::parse_batch("crash", &bytes, 120).is_err());
+}
+
 #[test]
 fn imagenet16_keeps_labels_up_to_120() {
     for name in FIXTURES {

@@ -762,6 +762,9 @@ fn dtype_of(v: &Value) -> Result<String> {
         .and_then(|s| s.get(1).and_then(|x| x.as_text()))
         .unwrap_or_else(|| "|".into());
     let order = if order == "=" { "<".to_string() } else { order };
+    if !matches!(order.as_str(), "|" | "<" | ">") {
+        bail!("numpy.dtype with byte order {order:?}, expected one of | < > =");
+    }
     Ok(format!("{order}{code}"))
 }
 
@@ -807,14 +810,14 @@ impl NdArray {
         } else {
             bail!("expected a numpy array, found {}", v.kind());
         };
-        let count: usize = arr.shape.iter().product();
         let item = arr.itemsize()?;
-        if arr.data.len() != count * item {
+        let bytes = arr.shape.iter().try_fold(item, |n, &d| n.checked_mul(d));
+        if bytes != Some(arr.data.len()) {
             bail!(
                 "numpy array of shape {:?} and dtype {} needs {} bytes, the payload has {}",
                 arr.shape,
                 arr.dtype,
-                count * item,
+                bytes.map_or("more than 2^64".to_string(), |b| b.to_string()),
                 arr.data.len()
             );
         }
@@ -823,18 +826,20 @@ impl NdArray {
 
     /// Bytes per element, from the dtype string.
     pub fn itemsize(&self) -> Result<usize> {
-        let code = &self.dtype[1..];
-        code.get(1..)
-            .and_then(|n| n.parse().ok())
-            .filter(|_| matches!(code.as_bytes().first(), Some(b'u' | b'i' | b'f' | b'b')))
-            .ok_or_else(|| anyhow!("unsupported numpy dtype {}", self.dtype))
+        let bad = || anyhow!("unsupported numpy dtype {:?}", self.dtype);
+        // Checked byte by byte: the dtype comes from the file and may hold any text.
+        let code = self.dtype.strip_prefix(['|', '<', '>']).ok_or_else(bad)?;
+        if !matches!(code.as_bytes().first(), Some(b'u' | b'i' | b'f' | b'b')) {
+            return Err(bad());
+        }
+        code[1..].parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(bad)
     }
 
     /// The elements as `i64` for integer (and bool) dtypes, in storage order.
     pub fn to_i64(&self) -> Result<Vec<i64>> {
+        let item = self.itemsize()?; // first: it checks the dtype's shape, so slicing is safe
         let code = &self.dtype[1..];
         let big = self.dtype.starts_with('>');
-        let item = self.itemsize()?;
         let kind = code.as_bytes()[0];
         if !matches!(kind, b'u' | b'i' | b'b') || !matches!(item, 1 | 2 | 4 | 8) {
             bail!("numpy dtype {} is not an integer type", self.dtype);
