@@ -316,6 +316,40 @@ fn pickle_errors_give_offset_and_opcode() {
     assert!(e.contains("val_data") && e.contains("'data'"), "{e}");
 }
 
+/// Found by fuzzing (tests/fixtures/fuzz/imagenet16/): a container put inside itself made an
+/// Rc cycle that leaked. Cycles are refused; a container shared twice (no cycle) still reads.
+#[test]
+fn pickle_refuses_cycles_but_reads_shared_values() {
+    // Protocol 0: a list memoised as 0, fetched and appended to itself.
+    let e = format!("{:#}", pickle::parse(b"(lp0\ng0\na.").unwrap_err());
+    assert!(e.contains("inside itself") && e.contains("opcode 0x61 ('a')"), "{e}");
+    // The same through a dict value, a nested list, and an object's BUILD state.
+    assert!(pickle::parse(b"(dp0\nS'k'\ng0\ns.").is_err());
+    assert!(pickle::parse(b"(lp0\n(lp1\ng0\naa.").is_err());
+    assert!(pickle::parse(b"cm\nf\n)Rp0\n(g0\ntb.").is_err());
+    // One list put twice into another is no cycle.
+    let v = pickle::parse(b"(lp0\n(lp1\nI7\naag1\na.").unwrap();
+    let items = v.items().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(pickle::int_list(&items[1]).unwrap(), vec![7]);
+}
+
+/// Found by fuzzing (tests/fixtures/fuzz/imagenet16/crash-*): a dtype whose text is not
+/// ASCII made the dtype check slice inside a character and panic.
+#[test]
+fn numpy_dtypes_from_the_file_are_checked_not_trusted() {
+    let arr = |dtype: &str| pickle::NdArray { shape: vec![1], dtype: dtype.into(), fortran_order: false, data: std::rc::Rc::from(vec![7u8]) };
+    assert_eq!(arr("|u1").itemsize().unwrap(), 1);
+    assert_eq!(arr("|u1").to_i64().unwrap(), vec![7]);
+    for bad in ["\u{ca}|u1", "|\u{ca}1", "", "|", "|u", "|u0", "|x1", "u1", "<f\u{ca}"] {
+        let e = format!("{:#}", arr(bad).itemsize().unwrap_err());
+        assert!(e.contains("unsupported numpy dtype"), "{bad:?}: {e}");
+        assert!(arr(bad).to_i64().is_err(), "{bad:?}");
+    }
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fuzz/imagenet16/crash-9cd5c340304ab241874f0cf10ec5cf4e3723d081")).unwrap();
+    assert!(imagenet16::parse_batch("crash", &bytes, 120).is_err());
+}
+
 #[test]
 fn imagenet16_keeps_labels_up_to_120() {
     for name in FIXTURES {

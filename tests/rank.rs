@@ -21,8 +21,15 @@ fn test_dir(name: &str) -> PathBuf {
 }
 
 fn fear(dir: &Path, args: &[&str]) -> Output {
+    fear_env(dir, args, &[])
+}
+
+/// `fear` with extra environment variables (the failure-injection hook).
+fn fear_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fear"))
         .args(args)
+        .env_remove("FEAR_INJECT_FAILURE")
+        .envs(env.iter().copied())
         .current_dir(dir)
         // A test run inside a Slurm array job must not be sharded behind its back.
         .env_remove("SLURM_ARRAY_TASK_ID")
@@ -53,10 +60,14 @@ fn tiny() -> Vec<String> {
 
 /// `fear rank` on the tiny set; `extra` adds or overrides options.
 fn rank(dir: &Path, archs: &str, out: &str, extra: &[&str]) -> Output {
+    rank_env(dir, archs, out, extra, &[])
+}
+
+fn rank_env(dir: &Path, archs: &str, out: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
     let mut args: Vec<String> = vec!["rank".into(), "--archs".into(), archs.into(), "--out".into(), out.into(), "--seed".into(), "0".into()];
     args.extend(tiny());
     args.extend(extra.iter().map(|s| s.to_string()));
-    fear(dir, &args.iter().map(String::as_str).collect::<Vec<_>>())
+    fear_env(dir, &args.iter().map(String::as_str).collect::<Vec<_>>(), env)
 }
 
 /// A rank that finishes both stages quickly: stage 1 stops after its first epoch, one stage-2 epoch.
@@ -294,4 +305,72 @@ fn a_diverging_run_is_recorded_and_the_run_goes_on() {
         assert!(l["score"].is_null(), "{l}");
         assert_eq!(l["stage2_acc"].as_array().unwrap().len(), 0);
     }
+}
+
+/// What every `failed` line holds: the reason, a null score, and the run's configuration.
+fn assert_failed_line(l: &Value, config_keys: &[&str]) {
+    assert_eq!(l["status"], "failed", "{l}");
+    assert!(l["score"].is_null(), "{l}");
+    assert!(l["reason"].as_str().unwrap_or("").contains("injected failure"), "{l}");
+    for key in config_keys {
+        assert!(l.get(key).is_some(), "failed line lacks {key}: {l}");
+    }
+}
+
+#[test]
+fn a_failing_architecture_is_recorded_and_the_run_goes_on() {
+    let dir = test_dir("a_failing_architecture_is_recorded_and_the_run_goes_on");
+    let inject = [("FEAR_INJECT_FAILURE", "123")];
+    let out = rank_env(&dir, "1,123,15624", "r.jsonl", &QUICK, &inject);
+    assert_ok(&out, "rank with arch 123 failing");
+    let lines = read_lines(&dir.join("r.jsonl"));
+    assert_eq!(indices(&lines), [1, 123, 15624], "every architecture gets its line");
+    assert_failed_line(by_index(&lines, 123), &["dataset", "seed", "threshold", "channels", "cells_per_stage", "arch", "device"]);
+    assert_eq!(by_index(&lines, 1)["status"], "ok");
+    assert_eq!(by_index(&lines, 15624)["status"], "ok");
+    assert!(stderr(&out).contains("failed: injected failure"), "{}", stderr(&out));
+    // The ranking puts it last and counts it.
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("1 of 3 architectures not ok (ranked last): 1 failed"), "{table}");
+    let last_row = table.lines().rfind(|l| l.trim_start().starts_with(char::is_numeric)).unwrap();
+    assert!(last_row.contains("failed"), "{table}");
+
+    // A failed line is a result like any other: a rerun accepts the file and redoes nothing.
+    let before = std::fs::read(dir.join("r.jsonl")).unwrap();
+    let again = rank(&dir, "1,123,15624", "r.jsonl", &QUICK);
+    assert_ok(&again, "rerun");
+    assert!(stderr(&again).contains("3 of 3 architectures already done"), "{}", stderr(&again));
+    assert_eq!(std::fs::read(dir.join("r.jsonl")).unwrap(), before);
+}
+
+#[test]
+fn shortreg_records_a_failing_architecture_and_goes_on() {
+    let dir = test_dir("shortreg_records_a_failing_architecture_and_goes_on");
+    let mut args: Vec<String> = ["shortreg", "--epochs", "1", "--batch", "8", "--archs", "1,15624", "--out", "s.jsonl", "--seed", "0"]
+        .iter().map(|s| s.to_string()).collect();
+    args.extend(tiny());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = fear_env(&dir, &args, &[("FEAR_INJECT_FAILURE", "1")]);
+    assert_ok(&out, "shortreg with arch 1 failing");
+    let lines = read_lines(&dir.join("s.jsonl"));
+    assert_eq!(indices(&lines), [1, 15624]);
+    assert_failed_line(by_index(&lines, 1), &["dataset", "seed", "epochs", "batch", "lr", "channels", "cells_per_stage"]);
+    assert_eq!(by_index(&lines, 15624)["status"], "ok");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 of 2 architectures not ok"));
+}
+
+#[test]
+fn five_failures_in_a_row_stop_the_run() {
+    let dir = test_dir("five_failures_in_a_row_stop_the_run");
+    // Every architecture fails, as when the device is lost: the run stops after five lines
+    // instead of writing a failed line for every architecture in the list.
+    let out = rank_env(&dir, "2,3,4,5,6,7,8", "r.jsonl", &QUICK, &[("FEAR_INJECT_FAILURE", "2,3,4,5,6,7,8")]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("the last 5 architectures all failed"), "{}", stderr(&out));
+    let lines = read_lines(&dir.join("r.jsonl"));
+    assert_eq!(indices(&lines), [2, 3, 4, 5, 6]);
+    // A success in between resets the count.
+    let out = rank_env(&dir, "11,12,13,14,1,15,16,17", "s.jsonl", &QUICK, &[("FEAR_INJECT_FAILURE", "11,12,13,14,15,16,17")]);
+    assert_ok(&out, "four failures, a success, three failures");
+    assert_eq!(read_lines(&dir.join("s.jsonl")).len(), 8);
 }

@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::data::{Dataset, DatasetSpec, LoadOptions};
 use crate::engine::AnyDevice;
 use crate::net::NetConfig;
+use crate::rank::failure;
 use crate::rank::results::ResultsFile;
 use crate::space::{parse_arch_list, Arch};
 
@@ -139,7 +140,9 @@ impl Prepared {
     /// Refuses a results file written under another configuration (`config`, compared on
     /// `fields`), then runs `one` on every architecture left, appending each record as it
     /// finishes, and prints the ranking of the whole file. With several devices, one worker
-    /// per device takes the next architecture as it frees up.
+    /// per device takes the next architecture as it frees up. An architecture whose `one` fails
+    /// (an error or a panic) gets a `failed` line with the reason and the run goes on, unless
+    /// [`STOP_AFTER_FAILURES_IN_A_ROW`] fail in a row (a lost device, not a bad architecture).
     pub fn run_all<R: Serialize>(
         self,
         config: &serde_json::Value,
@@ -151,14 +154,30 @@ impl Prepared {
         }
         let bar = progress_bar(self.todo.len());
         let next = AtomicUsize::new(0);
-        let failed = AtomicBool::new(false);
+        let stop = AtomicBool::new(false);
+        let in_a_row = AtomicUsize::new(0);
+        let gave_up = AtomicBool::new(false);
         let results = Mutex::new(self.results);
         let (todo, data, net) = (&self.todo, &self.data, &self.net);
         let work = |device: &AnyDevice| -> Result<()> {
-            while !failed.load(Ordering::Relaxed) {
+            while !stop.load(Ordering::Relaxed) {
                 let Some(arch) = todo.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
-                let record = one(arch, data, net, device, &bar).inspect_err(|_| failed.store(true, Ordering::Relaxed))?;
-                results.lock().unwrap_or_else(|e| e.into_inner()).append(&record)?;
+                let line = match failure::attempt(arch, || one(arch, data, net, device, &bar)) {
+                    Ok(record) => {
+                        in_a_row.store(0, Ordering::Relaxed);
+                        serde_json::to_value(record)?
+                    }
+                    Err(reason) => {
+                        // Always shown, also when stderr is no terminal (where the bar and its lines are hidden).
+                        bar.suspend(|| eprintln!("arch {:>5}  failed: {reason}", arch.index()));
+                        if in_a_row.fetch_add(1, Ordering::Relaxed) + 1 >= STOP_AFTER_FAILURES_IN_A_ROW {
+                            gave_up.store(true, Ordering::Relaxed);
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                        failure::failed_line(arch, &crate::engine::Device::<f32>::name(device), &reason, config)
+                    }
+                };
+                results.lock().unwrap_or_else(|e| e.into_inner()).append(&line).inspect_err(|_| stop.store(true, Ordering::Relaxed))?;
                 bar.inc(1);
             }
             Ok(())
@@ -170,11 +189,21 @@ impl Prepared {
         bar.finish_and_clear();
         let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
         outcomes.into_iter().collect::<Result<()>>()?;
+        if gave_up.into_inner() {
+            anyhow::bail!(
+                "stopped: the last {STOP_AFTER_FAILURES_IN_A_ROW} architectures all failed (see their reasons above); \
+                 to retry them, delete their \"failed\" lines from {} and rerun",
+                results.path().display()
+            );
+        }
         print_ranking(&results.lines);
         eprintln!("results: {}", results.path().display());
         Ok(())
     }
 }
+
+/// So many failures in a row stop a run: the device is gone, not one architecture bad.
+pub const STOP_AFTER_FAILURES_IN_A_ROW: usize = 5;
 
 /// Refuses to append to a results file whose lines disagree with `now` on any of `fields`.
 pub(crate) fn check_same_config(results: &ResultsFile, now: &serde_json::Value, fields: &[&str]) -> Result<()> {
@@ -231,4 +260,22 @@ fn print_ranking(lines: &[serde_json::Value]) {
             v["arch"].as_str().unwrap_or("?"),
         );
     }
+    if let Some(summary) = not_ok_summary(lines) {
+        println!("{summary}");
+    }
+}
+
+/// "N of M architectures not ok (ranked last): a diverged, b capped, c failed", or None when
+/// every line is ok.
+pub fn not_ok_summary(lines: &[serde_json::Value]) -> Option<String> {
+    let status = |v: &serde_json::Value| v.get("status").and_then(|s| s.as_str()).unwrap_or("?").to_string();
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for s in lines.iter().map(status).filter(|s| s != "ok") {
+        *counts.entry(s).or_default() += 1;
+    }
+    let total: usize = counts.values().sum();
+    (total > 0).then(|| {
+        let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        format!("{total} of {} architectures not ok (ranked last): {}", lines.len(), parts.join(", "))
+    })
 }

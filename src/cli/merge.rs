@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Args;
 
+use crate::rank::results::{parse_results, ResultLine};
+
 #[derive(Args, Debug)]
 pub struct MergeArgs {
     /// The merged results file (written atomically; may also be one of the inputs).
@@ -19,42 +21,20 @@ pub struct MergeArgs {
     pub force: bool,
 }
 
-/// One complete line of a results file.
-pub(crate) struct Line {
-    pub index: u64,
-    /// The line as written (without its newline), so the merged file keeps it byte for byte.
-    pub text: String,
-    pub value: serde_json::Value,
-    /// 1-based line number in its file.
-    pub no: usize,
-}
-
 /// Reads a results file without changing it: complete lines only; a torn last line (a run killed
 /// mid-write) is dropped with a warning.
-pub(crate) fn read_results(path: &Path) -> Result<Vec<Line>> {
+pub(crate) fn read_results(path: &Path) -> Result<Vec<ResultLine>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    if complete < bytes.len() {
-        eprintln!("warning: {}: dropping a torn last line ({} bytes) left by an interrupted run", path.display(), bytes.len() - complete);
+    let parsed = parse_results(&path.display().to_string(), &bytes)?;
+    if parsed.torn_bytes > 0 {
+        eprintln!("warning: {}: dropping a torn last line ({} bytes) left by an interrupted run", path.display(), parsed.torn_bytes);
     }
-    let mut lines = Vec::new();
-    for (i, raw) in bytes[..complete].split(|b| *b == b'\n').enumerate() {
-        let no = i + 1;
-        let text = std::str::from_utf8(raw).with_context(|| format!("{} line {no}: not UTF-8", path.display()))?.trim();
-        if text.is_empty() {
-            continue;
-        }
-        let value: serde_json::Value = serde_json::from_str(text).with_context(|| format!("{} line {no}: not JSON", path.display()))?;
-        let index = value.get("index").and_then(|i| i.as_u64())
-            .with_context(|| format!("{} line {no}: no architecture index", path.display()))?;
-        lines.push(Line { index, text: text.to_string(), value, no });
-    }
-    Ok(lines)
+    Ok(parsed.lines)
 }
 
 pub fn run(args: MergeArgs) -> Result<()> {
     // index -> (input number, line) of the first line seen for it.
-    let mut kept: BTreeMap<u64, (usize, Line)> = BTreeMap::new();
+    let mut kept: BTreeMap<u64, (usize, ResultLine)> = BTreeMap::new();
     let (mut read, mut duplicates, mut conflicts) = (0usize, 0usize, 0usize);
     for (f, path) in args.inputs.iter().enumerate() {
         for line in read_results(path)? {

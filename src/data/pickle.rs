@@ -479,7 +479,9 @@ impl<'a> Machine<'a> {
             }
             b'b' => {
                 let state = self.pop()?;
-                match self.top()? {
+                let target = self.top()?;
+                refuse_cycle(target, std::iter::once(&state))?;
+                match target {
                     Value::Object(o) => o.borrow_mut().state = Some(state),
                     other => bail!("BUILD on a {}, expected an object", other.kind()),
                 }
@@ -529,6 +531,7 @@ fn pairs(items: Vec<Value>) -> Result<Vec<(Value, Value)>> {
 }
 
 fn extend(target: &mut Value, items: Vec<Value>) -> Result<()> {
+    refuse_cycle(target, items.iter())?;
     match target {
         Value::List(l) => {
             l.borrow_mut().extend(items);
@@ -539,6 +542,7 @@ fn extend(target: &mut Value, items: Vec<Value>) -> Result<()> {
 }
 
 fn set_items(target: &mut Value, kv: Vec<(Value, Value)>) -> Result<()> {
+    refuse_cycle(target, kv.iter().flat_map(|(k, v)| [k, v]))?;
     match target {
         Value::Dict(d) => {
             let mut d = d.borrow_mut();
@@ -560,6 +564,47 @@ fn set_items(target: &mut Value, kv: Vec<(Value, Value)>) -> Result<()> {
         }
         other => bail!("SETITEM(S) on a {}, expected a dict", other.kind()),
     }
+}
+
+/// The address of a container (what a cycle would run through); None for plain values.
+fn container_addr(v: &Value) -> Option<*const ()> {
+    match v {
+        Value::List(l) => Some(Rc::as_ptr(l) as *const ()),
+        Value::Dict(d) => Some(Rc::as_ptr(d) as *const ()),
+        Value::Object(o) => Some(Rc::as_ptr(o) as *const ()),
+        Value::Tuple(t) => Some(Rc::as_ptr(t) as *const Value as *const ()),
+        _ => None,
+    }
+}
+
+/// Refuses to put `items` into `target` when one of them reaches `target`: pickles may build
+/// cycles (a list appended to itself), but no array file needs one, and reference-counted
+/// values in a cycle would never be freed. Before the insertion the values form no cycle, so
+/// this is the only way one can appear. Walks each container once, without recursion.
+fn refuse_cycle<'v>(target: &Value, items: impl Iterator<Item = &'v Value>) -> Result<()> {
+    let Some(target) = container_addr(target) else { return Ok(()) };
+    let mut seen = std::collections::HashSet::new();
+    let mut todo: Vec<Value> = items.filter(|v| container_addr(v).is_some()).cloned().collect();
+    while let Some(v) = todo.pop() {
+        let Some(addr) = container_addr(&v) else { continue };
+        if addr == target {
+            bail!("the pickle puts a container inside itself (cyclic structures are not supported)");
+        }
+        if !seen.insert(addr) {
+            continue;
+        }
+        match &v {
+            Value::List(l) => todo.extend(l.borrow().iter().cloned()),
+            Value::Tuple(t) => todo.extend(t.iter().cloned()),
+            Value::Dict(d) => todo.extend(d.borrow().iter().flat_map(|(k, x)| [k.clone(), x.clone()])),
+            Value::Object(o) => {
+                let o = o.borrow();
+                todo.extend([o.callable.clone(), o.args.clone()].into_iter().chain(o.state.clone()));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// `REDUCE`: evaluates the few byte constructors Python 3 uses in protocols 0-2; records any
@@ -717,6 +762,9 @@ fn dtype_of(v: &Value) -> Result<String> {
         .and_then(|s| s.get(1).and_then(|x| x.as_text()))
         .unwrap_or_else(|| "|".into());
     let order = if order == "=" { "<".to_string() } else { order };
+    if !matches!(order.as_str(), "|" | "<" | ">") {
+        bail!("numpy.dtype with byte order {order:?}, expected one of | < > =");
+    }
     Ok(format!("{order}{code}"))
 }
 
@@ -762,14 +810,14 @@ impl NdArray {
         } else {
             bail!("expected a numpy array, found {}", v.kind());
         };
-        let count: usize = arr.shape.iter().product();
         let item = arr.itemsize()?;
-        if arr.data.len() != count * item {
+        let bytes = arr.shape.iter().try_fold(item, |n, &d| n.checked_mul(d));
+        if bytes != Some(arr.data.len()) {
             bail!(
                 "numpy array of shape {:?} and dtype {} needs {} bytes, the payload has {}",
                 arr.shape,
                 arr.dtype,
-                count * item,
+                bytes.map_or("more than 2^64".to_string(), |b| b.to_string()),
                 arr.data.len()
             );
         }
@@ -778,18 +826,20 @@ impl NdArray {
 
     /// Bytes per element, from the dtype string.
     pub fn itemsize(&self) -> Result<usize> {
-        let code = &self.dtype[1..];
-        code.get(1..)
-            .and_then(|n| n.parse().ok())
-            .filter(|_| matches!(code.as_bytes().first(), Some(b'u' | b'i' | b'f' | b'b')))
-            .ok_or_else(|| anyhow!("unsupported numpy dtype {}", self.dtype))
+        let bad = || anyhow!("unsupported numpy dtype {:?}", self.dtype);
+        // Checked byte by byte: the dtype comes from the file and may hold any text.
+        let code = self.dtype.strip_prefix(['|', '<', '>']).ok_or_else(bad)?;
+        if !matches!(code.as_bytes().first(), Some(b'u' | b'i' | b'f' | b'b')) {
+            return Err(bad());
+        }
+        code[1..].parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(bad)
     }
 
     /// The elements as `i64` for integer (and bool) dtypes, in storage order.
     pub fn to_i64(&self) -> Result<Vec<i64>> {
+        let item = self.itemsize()?; // first: it checks the dtype's shape, so slicing is safe
         let code = &self.dtype[1..];
         let big = self.dtype.starts_with('>');
-        let item = self.itemsize()?;
         let kind = code.as_bytes()[0];
         if !matches!(kind, b'u' | b'i' | b'b') || !matches!(item, 1 | 2 | 4 | 8) {
             bail!("numpy dtype {} is not an integer type", self.dtype);

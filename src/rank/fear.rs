@@ -69,6 +69,9 @@ pub enum Status {
     Diverged,
     /// Stage 1 never reached the threshold within its epoch cap or time budget.
     Capped,
+    /// The run of this architecture ended in an error (a device error, an out-of-memory, a
+    /// panic); the line's `reason` says which. See [`super::failure`].
+    Failed,
 }
 
 /// The result of FEAR on one architecture.

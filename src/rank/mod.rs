@@ -1,4 +1,6 @@
-//! The rankers: FEAR, shortreg and the zero-cost proxies (random search to come).
+//! The rankers: FEAR, shortreg and the zero-cost proxies, per-architecture failure handling, and
+//! the results files they write.
+pub mod failure;
 pub mod fear;
 pub mod results;
 pub mod search;

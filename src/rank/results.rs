@@ -31,23 +31,15 @@ impl ResultsFile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
-        let complete = existing.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        let mut lines = Vec::new();
-        for (no, line) in existing[..complete].split(|b| *b == b'\n').enumerate() {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let v: serde_json::Value = serde_json::from_slice(line)
-                .with_context(|| format!("{} line {}: not a JSON object", path.display(), no + 1))?;
-            lines.push(v);
-        }
+        let parsed = parse_results(&path.display().to_string(), &existing)?;
         let file = OpenOptions::new().create(true).append(true).open(path)
             .with_context(|| format!("opening {} for writing", path.display()))?;
-        if complete < existing.len() {
-            eprintln!("warning: {}: dropping a torn last line ({} bytes) left by an interrupted run", path.display(), existing.len() - complete);
-            file.set_len(complete as u64).with_context(|| format!("truncating {}", path.display()))?;
+        if parsed.torn_bytes > 0 {
+            eprintln!("warning: {}: dropping a torn last line ({} bytes) left by an interrupted run", path.display(), parsed.torn_bytes);
+            file.set_len((existing.len() - parsed.torn_bytes) as u64).with_context(|| format!("truncating {}", path.display()))?;
         }
-        let done = lines.iter().filter_map(|v| v.get("index").and_then(|i| i.as_u64()).map(|i| i as usize)).collect();
+        let done = parsed.lines.iter().map(|l| l.index as usize).collect();
+        let lines = parsed.lines.into_iter().map(|l| l.value).collect();
         Ok(ResultsFile { path: path.to_path_buf(), file, done, lines })
     }
 
@@ -68,4 +60,44 @@ impl ResultsFile {
         self.lines.push(value);
         Ok(())
     }
+}
+
+/// One complete line of a results file.
+#[derive(Debug)]
+pub struct ResultLine {
+    /// The architecture index.
+    pub index: u64,
+    /// The line as written, without its newline and surrounding white space.
+    pub text: String,
+    pub value: serde_json::Value,
+    /// 1-based line number in its file.
+    pub no: usize,
+}
+
+/// A results file's complete lines, and the length of a torn last line (0 if none).
+#[derive(Debug)]
+pub struct ParsedResults {
+    pub lines: Vec<ResultLine>,
+    pub torn_bytes: usize,
+}
+
+/// Parses the bytes of a results file (`name` goes into every error). Only newline-terminated
+/// lines count: what follows the last newline is a line torn by a killed writer, reported in
+/// `torn_bytes`, never parsed. Blank lines are skipped; any other line must be a JSON object
+/// with an `index` (an unsigned integer), else the error names the file and line.
+pub fn parse_results(name: &str, bytes: &[u8]) -> Result<ParsedResults> {
+    let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let mut lines = Vec::new();
+    for (i, raw) in bytes[..complete].split(|b| *b == b'\n').enumerate() {
+        let no = i + 1;
+        let text = std::str::from_utf8(raw).with_context(|| format!("{name} line {no}: not UTF-8"))?.trim();
+        if text.is_empty() {
+            continue;
+        }
+        let value: serde_json::Value = serde_json::from_str(text).with_context(|| format!("{name} line {no}: not JSON"))?;
+        let index = value.get("index").and_then(|i| i.as_u64())
+            .with_context(|| format!("{name} line {no}: not a results line (no architecture index)"))?;
+        lines.push(ResultLine { index, text: text.to_string(), value, no });
+    }
+    Ok(ParsedResults { lines, torn_bytes: bytes.len() - complete })
 }

@@ -109,16 +109,22 @@ fn sample(spec: &str, n: &str, seed: u64) -> Result<Vec<Arch>, ArchListError> {
 fn read_file(path: &Path) -> Result<Vec<Arch>, ArchListError> {
     let text =
         std::fs::read_to_string(path).map_err(|source| ArchListError::Io { path: path.to_path_buf(), source })?;
+    parse_arch_lines(&text, &path.display().to_string())
+}
+
+/// Parses the text of an architecture file (`file:PATH`): one index or arch string per line;
+/// blank lines and `#` comments are skipped. `source` (the file's name) goes into every error.
+pub fn parse_arch_lines(text: &str, source: &str) -> Result<Vec<Arch>, ArchListError> {
     let entries: Vec<(String, &str)> = text
         .lines()
         .enumerate()
         .filter_map(|(i, line)| {
             let content = line.split('#').next().unwrap_or("").trim();
-            (!content.is_empty()).then(|| (format!("{} line {}", path.display(), i + 1), content))
+            (!content.is_empty()).then(|| (format!("{source} line {}", i + 1), content))
         })
         .collect();
     if entries.is_empty() {
-        return Err(ArchListError::Empty { what: format!("file {}", path.display()) });
+        return Err(ArchListError::Empty { what: format!("file {source}") });
     }
     collect_distinct(entries)
 }

@@ -13,4 +13,4 @@ pub mod mt19937;
 
 pub use arch::{parse_arch, Arch, Op, EDGES, NUM_ARCHS};
 pub use error::ArchError;
-pub use list::{parse_arch_list, ArchListError};
+pub use list::{parse_arch_lines, parse_arch_list, ArchListError};
