@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""PyTorch CPU baseline for one TinyNetwork training step (full size, C=16, N=5).
+"""PyTorch baseline for one TinyNetwork training step (full size, C=16, N=5), on the CPU or a GPU.
 
     python3 bench/pytorch_cpu_step.py --arch ARCH_STRING --batch 64 --threads 2 \
-        --warmup 3 --steps 10 [--json]
+        --warmup 3 --steps 10 [--device cpu|cuda] [--json]
+
+On a GPU every timed step ends with torch.cuda.synchronize(), as `fear bench` waits for its
+step (it reads the loss back).
 
 (a) full step: zero_grad, forward (train mode), mean CE, backward,
     SGD(lr .1, momentum .9, nesterov, wd 5e-4) step, all parameters.
@@ -35,15 +38,22 @@ def make_sgd(params):
     return torch.optim.SGD(params, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
 
 
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def time_steps(model, opt, x, y, warmup, steps):
     model.train()
     times = []
     for i in range(warmup + steps):
+        sync(x.device)
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
+        sync(x.device)
         dt = time.perf_counter() - t0
         if i >= warmup:
             times.append(dt)
@@ -60,16 +70,18 @@ def main():
     ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--image-size", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
+    device = torch.device(a.device)
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    x = torch.randn(a.batch, 3, a.image_size, a.image_size)
-    y = torch.randint(0, a.classes, (a.batch,))
+    x = torch.randn(a.batch, 3, a.image_size, a.image_size).to(device)
+    y = torch.randint(0, a.classes, (a.batch,)).to(device)
 
     # (a) full training step
-    model = TinyNetwork(a.arch, C=16, N=5, num_classes=a.classes)
+    model = TinyNetwork(a.arch, C=16, N=5, num_classes=a.classes).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     full_s, full_all = time_steps(model, make_sgd(model.parameters()), x, y, a.warmup, a.steps)
 
@@ -99,6 +111,7 @@ def main():
         "steps": a.steps,
         "threads": torch.get_num_threads(),
         "torch_version": torch.__version__,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "machine": platform.machine(),
         "loadavg_after": list(os.getloadavg()),
     }

@@ -115,3 +115,17 @@ fn doctor_reports_the_machine_and_passes_the_emulated_self_test() {
         assert!(report["driver"]["Err"].as_str().is_some_and(|e| e.contains("use --device cpu")), "{:#}", report["driver"]);
     }
 }
+
+/// A binary built without NVRTC compiles the embedded sources at run time (through cudarc's
+/// NVRTC); checked wherever libnvrtc can be loaded (CI puts it on LD_LIBRARY_PATH).
+#[test]
+fn the_embedded_sources_compile_with_nvrtc_at_run_time() {
+    use fear::engine::cuda::{artifacts::KERNEL_NAMES, driver::compile_at_run_time};
+    match compile_at_run_time(9, 0) {
+        Ok(ptx) => assert!(KERNEL_NAMES.iter().all(|n| ptx.contains(&format!(".entry {n}("))), "run-time PTX lacks a kernel"),
+        Err(e) => {
+            assert_ne!(std::env::var("FEAR_REQUIRE_NVRTC").as_deref(), Ok("1"), "FEAR_REQUIRE_NVRTC=1 but: {e:#}");
+            eprintln!("skipped: {e:#}");
+        }
+    }
+}

@@ -3,7 +3,8 @@
 // this header before every .cu file.
 //
 // Execution model (emulate.cpp): a launch runs its blocks on a few OS threads; inside a block
-// every CUDA thread is a fiber (ucontext) on that OS thread. __syncthreads() switches back to the
+// every CUDA thread is a fiber on that OS thread (its own stack; a hand-written register switch
+// on x86-64, ucontext elsewhere). __syncthreads() switches back to the
 // block's scheduler, which resumes each live fiber once per round, so no thread passes barrier k
 // before all have reached it. `__shared__` variables are thread_local statics: one copy per OS
 // thread, which runs one block at a time, i.e. one copy per block.

@@ -39,15 +39,61 @@ static void invoke(void (*f)(A...), void** args) {
 template <typename... A>
 static constexpr int arity_of(void (*)(A...)) { return (int)sizeof...(A); }
 
+// Context switches between fibers. On x86-64 a hand-written switch saves the six callee-saved
+// registers on the old stack and swaps stack pointers (no system call, unlike swapcontext, which
+// saves the signal mask each time); elsewhere ucontext.
+#if defined(__x86_64__)
+extern "C" void fear_emu_switch(void** save_sp, void* next_sp);
+__asm__(
+    ".text\n"
+    ".globl fear_emu_switch\n"
+    ".type fear_emu_switch,@function\n"
+    "fear_emu_switch:\n"
+    "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+    "  movq %rsp, (%rdi)\n"
+    "  movq %rsi, %rsp\n"
+    "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+    "  ret\n"
+    ".size fear_emu_switch, .-fear_emu_switch\n");
+
+struct Context {
+    void* sp = nullptr;
+};
+
+// Makes `c` start `fn` on `stack`: a frame that fear_emu_switch's pops and `ret` consume, leaving
+// the stack pointer as a call would (8 past a 16-byte boundary).
+static void prepare(Context& c, char* stack, size_t bytes, void (*fn)()) {
+    uintptr_t top = ((uintptr_t)(stack + bytes)) & ~(uintptr_t)15;
+    void** sp = (void**)top - 8;
+    for (int i = 0; i < 6; ++i) sp[i] = nullptr;
+    sp[6] = (void*)fn;
+    sp[7] = nullptr;
+    c.sp = sp;
+}
+static void switch_context(Context& from, Context& to) { fear_emu_switch(&from.sp, to.sp); }
+#else
+struct Context {
+    ucontext_t uc;
+};
+static void prepare(Context& c, char* stack, size_t bytes, void (*fn)()) {
+    getcontext(&c.uc);
+    c.uc.uc_stack.ss_sp = stack;
+    c.uc.uc_stack.ss_size = bytes;
+    c.uc.uc_link = nullptr;
+    makecontext(&c.uc, fn, 0);
+}
+static void switch_context(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
+#endif
+
 // Each CUDA thread of a block is a fiber; the block's scheduler resumes them round by round.
 struct Fiber {
-    ucontext_t context;
+    Context context;
     uint3 index;
     bool done;
 };
 
 struct BlockRun {
-    ucontext_t scheduler;
+    Context scheduler;
     std::vector<Fiber> fibers;
     size_t current = 0;
     Entry entry = nullptr;
@@ -65,7 +111,7 @@ void syncthreads() {
         std::fprintf(stderr, "fear emulator: __syncthreads in a kernel that build.rs found barrier-free\n");
         std::abort();
     }
-    swapcontext(&b->fibers[b->current].context, &b->scheduler);
+    switch_context(b->fibers[b->current].context, b->scheduler);
 }
 
 unsigned long long exchange(unsigned long long mine, unsigned source) {
@@ -77,11 +123,14 @@ unsigned long long exchange(unsigned long long mine, unsigned source) {
     return got;
 }
 
+// A fiber's first frame: runs the kernel for this thread, then hands control back for good.
 static void fiber_main() {
     BlockRun* b = running;
     b->entry(b->args);
-    b->fibers[b->current].done = true;
-    // Returning resumes uc_link: the scheduler.
+    Fiber& self = b->fibers[b->current];
+    self.done = true;
+    switch_context(self.context, b->scheduler);
+    std::abort();  // a finished fiber is never resumed
 }
 
 // Runs one block of a kernel that never synchronises: each thread is a plain call.
@@ -111,11 +160,7 @@ static void run_block(BlockRun& b, uint3 block, uint3 dims) {
         Fiber& f = b.fibers[t];
         f.index = uint3{(unsigned)(t % dims.x), (unsigned)(t / dims.x % dims.y), (unsigned)(t / dims.x / dims.y)};
         f.done = false;
-        getcontext(&f.context);
-        f.context.uc_stack.ss_sp = stacks.data() + t * kStackBytes;
-        f.context.uc_stack.ss_size = kStackBytes;
-        f.context.uc_link = &b.scheduler;
-        makecontext(&f.context, fiber_main, 0);
+        prepare(f.context, stacks.data() + t * kStackBytes, kStackBytes, fiber_main);
     }
     // Rounds alternate the order threads run in, so a missing barrier shows whichever way the
     // race goes (a thread reading a slot a higher- or a lower-numbered thread writes).
@@ -127,7 +172,7 @@ static void run_block(BlockRun& b, uint3 block, uint3 dims) {
             if (b.fibers[t].done) continue;
             b.current = t;
             threadIdx = b.fibers[t].index;
-            swapcontext(&b.scheduler, &b.fibers[t].context);
+            switch_context(b.scheduler, b.fibers[t].context);
             live |= !b.fibers[t].done;
         }
     }

@@ -96,6 +96,13 @@ impl RunArgs {
     /// Checks the flags, opens `out` (skipping what it already holds), then loads the data.
     /// Everything that can be wrong with the command line is reported before the data loads.
     pub fn prepare(&self, out: &Path) -> Result<Prepared> {
+        let archs = parse_arch_list(&self.archs, self.seed).map_err(|e| UsageError(e.to_string()))?;
+        let archs = shard(archs, self.shard.as_deref())?;
+        self.prepare_archs(archs, out)
+    }
+
+    /// [`RunArgs::prepare`] for architectures chosen otherwise than by `--archs` and `--shard`.
+    pub fn prepare_archs(&self, archs: Vec<Arch>, out: &Path) -> Result<Prepared> {
         let demo = self.dataset.is_none();
         if demo {
             eprintln!("no --dataset given: running the built-in demo (Synthetic CIFAR-10, 50 images per class, network C=8 N=2); \
@@ -103,8 +110,6 @@ impl RunArgs {
         }
         let spec: DatasetSpec = self.dataset.as_deref().unwrap_or("synthetic-cifar10").parse()
             .map_err(|e: anyhow::Error| UsageError(e.to_string()))?;
-        let archs = parse_arch_list(&self.archs, self.seed).map_err(|e| UsageError(e.to_string()))?;
-        let archs = shard(archs, self.shard.as_deref())?;
         let devices = super::device::open_devices(&self.device)?;
         let (c, n) = (self.channels.unwrap_or(if demo { 8 } else { 16 }), self.cells_per_stage.unwrap_or(if demo { 2 } else { 5 }));
         if c == 0 || n == 0 {
@@ -201,7 +206,7 @@ impl Prepared {
 pub const STOP_AFTER_FAILURES_IN_A_ROW: usize = 5;
 
 /// Refuses to append to a results file whose lines disagree with `now` on any of `fields`.
-fn check_same_config(results: &ResultsFile, now: &serde_json::Value, fields: &[&str]) -> Result<()> {
+pub(crate) fn check_same_config(results: &ResultsFile, now: &serde_json::Value, fields: &[&str]) -> Result<()> {
     for line in &results.lines {
         for key in fields {
             if line.get(key) != now.get(key) {
@@ -232,7 +237,7 @@ pub fn shard(archs: Vec<Arch>, arg: Option<&str>) -> Result<Vec<Arch>> {
     Ok(archs.into_iter().skip(k).step_by(n).collect())
 }
 
-fn progress_bar(len: usize) -> ProgressBar {
+pub(crate) fn progress_bar(len: usize) -> ProgressBar {
     let bar = ProgressBar::new(len as u64);
     bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} archs  {msg}").unwrap().progress_chars("=> "));
     bar

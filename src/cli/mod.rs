@@ -7,9 +7,13 @@ pub mod common;
 pub mod device;
 pub mod doctor;
 pub mod bench;
+pub mod evaluate;
 pub mod merge;
 pub mod rank;
+pub mod search;
 pub mod shortreg;
+pub mod threshold;
+pub mod zero_cost;
 
 /// Rank NATS-Bench architectures by FEAR on a hand-written CPU/GPU engine.
 #[derive(Parser, Debug)]
@@ -34,6 +38,14 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// Join results files (shards of rank or shortreg) into one, each architecture once.
     Merge(merge::MergeArgs),
+    /// Measure results files against NATS-Bench's ground truth (SPEC 6), with optional SVG plots.
+    Evaluate(evaluate::EvaluateArgs),
+    /// Random search with FEAR or shortreg in the inner loop (JSON Lines trajectory, resumable).
+    Search(search::SearchArgs),
+    /// Score architectures by zero-cost proxies (synflow, snip, ...; JSON Lines out, resumable).
+    ZeroCost(zero_cost::ZeroCostArgs),
+    /// Train the HoG + MLP threshold learner on a dataset and suggest a stage-1 threshold.
+    Threshold(threshold::ThresholdArgs),
 }
 
 /// An error in what the user asked for (exit status 2), as opposed to a failure while working.
@@ -57,6 +69,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Shortreg(args) => shortreg::run(args),
         Command::Merge(args) => merge::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Evaluate(args) => evaluate::run(args),
+        Command::Search(args) => search::run(args),
+        Command::ZeroCost(args) => zero_cost::run(args),
+        Command::Threshold(args) => threshold::run(args),
     }
 }
 

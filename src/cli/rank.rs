@@ -22,6 +22,13 @@ pub struct RankArgs {
     /// Results (JSON Lines, appended as each architecture finishes; rerun to resume).
     #[arg(long, default_value = "fear-rank.jsonl")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub fear: FearArgs,
+}
+
+/// FEAR's own flags (shared with `fear search`).
+#[derive(Args, Debug)]
+pub struct FearArgs {
     /// Stage-1 training-accuracy threshold (default per dataset: SPEC 4).
     #[arg(long)]
     pub threshold: Option<f64>,
@@ -71,12 +78,13 @@ const CONFIG_FIELDS: [&str; 5] = ["dataset", "seed", "threshold", "channels", "c
 pub fn run(args: RankArgs) -> Result<()> {
     let prepared = args.run.prepare(&args.out)?;
     let (data, net) = (&prepared.data, &prepared.net);
-    let cfg = fear_config(&args, data, net);
+    let cfg = fear_config(&args.fear, &args.run, data, net);
     let config = serde_json::json!({"dataset": data.name, "seed": args.run.seed, "threshold": cfg.threshold, "channels": net.c, "cells_per_stage": net.n});
-    prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| rank_one(arch, data, net, dev, &cfg, &args, bar))
+    prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| rank_one(arch, data, net, dev, &cfg, args.run.seed, bar))
 }
 
-fn fear_config(args: &RankArgs, data: &Dataset, net: &NetConfig) -> FearConfig {
+/// FEAR's settings for a run: the dataset's defaults (SPEC 4), then the flags.
+pub(crate) fn fear_config(args: &FearArgs, run: &RunArgs, data: &Dataset, net: &NetConfig) -> FearConfig {
     let mut cfg = FearConfig::for_dataset(&data.name);
     cfg.stage2_cells = net.n - 1;
     if let Some(t) = args.threshold {
@@ -91,14 +99,14 @@ fn fear_config(args: &RankArgs, data: &Dataset, net: &NetConfig) -> FearConfig {
         cfg.stage2_epochs = e;
     }
     cfg.max_stage1_epochs = args.max_stage1_epochs;
-    cfg.lr = args.run.lr;
-    cfg.grad_clip = args.run.grad_clip();
-    cfg.cutout = args.run.cutout;
+    cfg.lr = run.lr;
+    cfg.grad_clip = run.grad_clip();
+    cfg.cutout = run.cutout;
     cfg
 }
 
 /// FEAR on one architecture, on `dev`.
-fn rank_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &AnyDevice, cfg: &FearConfig, args: &RankArgs, bar: &ProgressBar) -> Result<RankRecord> {
+pub(crate) fn rank_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &AnyDevice, cfg: &FearConfig, seed: u64, bar: &ProgressBar) -> Result<RankRecord> {
     let device = dev.name();
     let majority = data.train.class_counts(data.classes).into_iter().max().unwrap_or(0) as f64 / data.train.len().max(1) as f64;
     let (outcome, reason) = if !arch.is_connected() && cfg.threshold > majority {
@@ -107,11 +115,11 @@ fn rank_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &AnyDevice, cfg: 
     } else {
         let (a, n) = (*arch, *net);
         let mut session: Session<f32, AnyDevice> = Session::new(dev.clone(), Box::new(move |b| tiny_network(&a, &n, b)), cfg.stage1_batch, PlanOptions::default())?;
-        session.init_params(args.run.seed)?;
+        session.init_params(seed)?;
         let mut on_progress = |p: crate::rank::FearProgress| {
             bar.set_message(format!("arch {} stage {} epoch {} step {}/{} acc {:.3}", arch.index(), p.stage, p.epoch + 1, p.step.step, p.step.steps, p.step.acc));
         };
-        let outcome = run_fear(&mut session, data, net, cfg, args.run.seed, &mut on_progress)?;
+        let outcome = run_fear(&mut session, data, net, cfg, seed, &mut on_progress)?;
         let reason = (outcome.status == Status::Capped).then(|| format!("threshold {} not reached in {} epochs", cfg.threshold, outcome.stage1_epochs));
         (outcome, reason)
     };
@@ -134,6 +142,6 @@ fn rank_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &AnyDevice, cfg: 
         channels: net.c,
         cells_per_stage: net.n,
         device,
-        seed: args.run.seed,
+        seed,
     })
 }

@@ -213,5 +213,9 @@ fn run_on_cpu<T: Float>(mem: &mut CpuMemory<T>, kernel: &Kernel) {
         Sgd { w: wt, g, buf, lr, momentum, weight_decay, nesterov } => {
             cpu::sgd_step(w(wt), w(g), w(buf), r(lr)[0], momentum, weight_decay, nesterov)
         }
+        SumAll { x, out } => w(out)[0] = cpu::sum_all(r(x)),
+        SumAllBackward { dx } => cpu::sum_all_backward(w(dx)),
+        ChannelFisher { n, c, hw, x, dy, out } => cpu::channel_fisher(n, c, hw, r(x), r(dy), w(out)),
+        BinaryCodeGram { n, d, x, k } => cpu::binary_code_gram(n, d, r(x), w(k)),
     }
 }

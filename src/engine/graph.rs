@@ -89,6 +89,19 @@ pub enum Op {
     Linear,
     /// inputs [logits]; output the mean cross-entropy against the step's labels, shape [1].
     SoftmaxXent,
+    /// inputs [x]; output the sum of all its elements, shape [1] (a terminal op: the value
+    /// synflow and jacob_cov differentiate).
+    SumAll,
+}
+
+/// What a graph's output is reduced to, i.e. what its backward pass differentiates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Head {
+    /// The mean softmax cross-entropy against the step's labels (training).
+    #[default]
+    SoftmaxXent,
+    /// The sum of every output (synflow's R, jacob_cov's d(sum of logits)/d(input)).
+    SumAll,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -149,6 +162,8 @@ pub struct GraphBuilder {
     params: Vec<ParamSpec>,
     states: Vec<ParamSpec>,
     input: ValueId,
+    /// When false, `batch_norm` is the identity and registers nothing (synflow's network).
+    batch_norm: bool,
 }
 
 impl GraphBuilder {
@@ -160,7 +175,15 @@ impl GraphBuilder {
             params: Vec::new(),
             states: Vec::new(),
             input: ValueId(0),
+            batch_norm: true,
         }
+    }
+
+    /// Makes every later `batch_norm` the identity (no parameters, no statistics): the network
+    /// with BN removed that synflow scores.
+    pub fn without_batch_norm(mut self) -> GraphBuilder {
+        self.batch_norm = false;
+        self
     }
 
     pub fn input(&self) -> ValueId {
@@ -208,7 +231,11 @@ impl GraphBuilder {
 
     /// BatchNorm2d(c) named `prefix` (`prefix.weight`, `.bias`, `.running_mean`, `.running_var`),
     /// PyTorch defaults: eps 1e-5, momentum 0.1, affine, tracking running statistics.
+    /// With BN removed ([`GraphBuilder::without_batch_norm`]) it returns `x`.
     pub fn batch_norm(&mut self, x: ValueId, prefix: &str) -> ValueId {
+        if !self.batch_norm {
+            return x;
+        }
         let c = self.shape(x)[1];
         let gamma = self.param(&format!("{prefix}.weight"), &[c], Init::Ones);
         let beta = self.param(&format!("{prefix}.bias"), &[c], Init::Zeros);
@@ -259,9 +286,18 @@ impl GraphBuilder {
     }
 
     /// Finishes the graph with the mean softmax cross-entropy of `logits` against the labels.
-    pub fn finish(mut self, logits: ValueId) -> Graph {
+    pub fn finish(self, logits: ValueId) -> Graph {
+        self.finish_with(logits, Head::SoftmaxXent)
+    }
+
+    /// Finishes the graph with `head` over `logits` as its loss.
+    pub fn finish_with(mut self, logits: ValueId, head: Head) -> Graph {
         assert_eq!(self.shape(logits).len(), 2, "logits must be [n, classes]");
-        let loss = self.node(Op::SoftmaxXent, vec![logits], vec![1]);
+        let op = match head {
+            Head::SoftmaxXent => Op::SoftmaxXent,
+            Head::SumAll => Op::SumAll,
+        };
+        let loss = self.node(op, vec![logits], vec![1]);
         Graph {
             values: self.values,
             nodes: self.nodes,

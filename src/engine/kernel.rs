@@ -87,6 +87,15 @@ pub enum Kernel {
     /// PyTorch SGD: g += wd*w; buf = m*buf + g; g = g + m*buf (Nesterov) or buf; w -= lr*g.
     /// The learning rate is read from the one-element location `lr`.
     Sgd { w: Loc, g: Loc, buf: Loc, lr: Loc, momentum: f64, weight_decay: f64, nesterov: bool },
+    /// out = the sum of every element of `x` (one element): a loss that is the sum of the outputs.
+    SumAll { x: Loc, out: Loc },
+    /// dx += 1: the backward of `SumAll`, seeding the tape.
+    SumAllBackward { dx: Loc },
+    /// out[c] = 0.5 * mean over n of (sum over hw of x * dy)^2 (x: a layer's output [n, c, hw],
+    /// dy: its gradient).
+    ChannelFisher { n: usize, c: usize, hw: usize, x: Loc, dy: Loc, out: Loc },
+    /// k [n, n] += agreements of the samples' binary codes `x > 0` (x: [n, d], a ReLU's input).
+    BinaryCodeGram { n: usize, d: usize, x: Loc, k: Loc },
 }
 
 impl Kernel {
@@ -117,6 +126,10 @@ impl Kernel {
             Kernel::SumSquares { .. } => "sum_squares",
             Kernel::ClipByNorm { .. } => "clip_by_norm",
             Kernel::Sgd { .. } => "sgd",
+            Kernel::SumAll { .. } => "sum_all",
+            Kernel::SumAllBackward { .. } => "sum_all_backward",
+            Kernel::ChannelFisher { .. } => "channel_fisher",
+            Kernel::BinaryCodeGram { .. } => "binary_code_gram",
         }
     }
 
@@ -162,6 +175,10 @@ impl Kernel {
             SumSquares { x, out } => v.extend([x, out]),
             ClipByNorm { grads, sum_sq, .. } => v.extend([sum_sq, grads]),
             Sgd { w, g, buf, lr, .. } => v.extend([lr, g, w, buf]),
+            SumAll { x, out } => v.extend([x, out]),
+            SumAllBackward { dx } => v.push(dx),
+            ChannelFisher { x, dy, out, .. } => v.extend([x, dy, out]),
+            BinaryCodeGram { x, k, .. } => v.extend([x, k]),
         }
         v
     }

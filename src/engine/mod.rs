@@ -13,6 +13,6 @@ pub use any_device::AnyDevice;
 pub use device::{Cpu, Device, MemoryLayout};
 pub use float::Float;
 pub use kernel::{Kernel, Loc, Space};
-pub use graph::{Graph, GraphBuilder, Init, ParamSpec};
+pub use graph::{Graph, GraphBuilder, Head, Init, ParamSpec};
 pub use plan::{PlanOptions, Program};
-pub use session::{GraphFn, Session, StepOutput};
+pub use session::{initial_params, GraphFn, Session, StepOutput};

@@ -31,12 +31,27 @@ pub struct PlanOptions {
     pub momentum: f64,
     pub weight_decay: f64,
     pub nesterov: bool,
+    /// Also compute, during backward, the Fisher term of every conv and linear output
+    /// ([`Kernel::ChannelFisher`]; read from [`Program::fisher`]).
+    pub fisher: bool,
+    /// Also accumulate, during forward, the Gram matrix of the binary codes of every ReLU's
+    /// input ([`Kernel::BinaryCodeGram`]; read from [`Program::code_gram`]).
+    pub relu_codes: bool,
 }
 
 impl Default for PlanOptions {
     /// The NATS-Bench recipe: SGD momentum 0.9, Nesterov, weight decay 5e-4, no clipping.
     fn default() -> Self {
-        PlanOptions { train: true, input_grad: false, grad_clip: None, momentum: 0.9, weight_decay: 5e-4, nesterov: true }
+        PlanOptions {
+            train: true,
+            input_grad: false,
+            grad_clip: None,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            nesterov: true,
+            fisher: false,
+            relu_codes: false,
+        }
     }
 }
 
@@ -57,6 +72,11 @@ pub struct Program {
     pub lr: Loc,
     pub grad_sum_sq: Loc,
     pub input_grad: Option<Loc>,
+    /// Per conv or linear layer whose output got a gradient (with `fisher`): the index of its
+    /// weight in `graph.params` and its per-output-channel Fisher term, `[c_out]`.
+    pub fisher: Vec<(usize, Loc)>,
+    /// With `relu_codes`: the `[batch, batch]` Gram matrix of the ReLU input codes.
+    pub code_gram: Option<Loc>,
     /// Graph nodes with a recorded backward.
     pub backward_nodes: usize,
     /// Elements of activations kept alive from forward into backward.
@@ -67,6 +87,12 @@ pub struct Program {
 pub fn plan(graph: &Graph, trainable: &[bool], opts: &PlanOptions) -> Program {
     assert_eq!(trainable.len(), graph.params.len(), "one trainable flag per parameter");
     let mut p = Planner::new(graph, trainable, opts);
+    if opts.relu_codes {
+        let n = graph.batch();
+        let k = p.vbuf(n * n, BufKind::Activation);
+        p.kernels.push(Kernel::Zero { y: k });
+        p.code_gram = Some(k);
+    }
     for i in 0..graph.nodes.len() {
         p.forward_node(i);
     }
@@ -78,8 +104,10 @@ pub fn plan(graph: &Graph, trainable: &[bool], opts: &PlanOptions) -> Program {
             backward_nodes += p.backward_node(i) as usize;
         }
     }
-    let input_grad = if opts.input_grad { p.grads[graph.input.0] } else { None };
-    let pinned: Vec<Loc> = [Some(p.acts[graph.logits.0].unwrap()), input_grad].into_iter().flatten().collect();
+    // An input the loss does not depend on (a disconnected cell) has a zero gradient.
+    let input_grad = (opts.input_grad && opts.train).then(|| p.grad(graph.input));
+    let probes = p.fisher.iter().map(|f| f.1).chain(p.code_gram);
+    let pinned: Vec<Loc> = [Some(p.acts[graph.logits.0].unwrap()), input_grad].into_iter().flatten().chain(probes).collect();
     let mut kernels = std::mem::take(&mut p.kernels);
     let placed = place_buffers(&mut kernels, &p.vbufs, p.acts[graph.input.0].unwrap(), &pinned, n_forward);
     let backward = kernels.split_off(n_forward);
@@ -102,6 +130,8 @@ pub fn plan(graph: &Graph, trainable: &[bool], opts: &PlanOptions) -> Program {
         lr: p.scalars.lr,
         grad_sum_sq: p.scalars.grad_sum_sq,
         input_grad: input_grad.map(|l| placed.resolve(l)),
+        fisher: p.fisher.iter().map(|&(w, l)| (w, placed.resolve(l))).collect(),
+        code_gram: p.code_gram.map(|l| placed.resolve(l)),
         backward_nodes,
         saved_elems: placed.saved_elems,
     }
@@ -148,6 +178,8 @@ struct Planner<'g> {
     aux: Vec<Vec<Loc>>,
     scalars: Scalars,
     kernels: Vec<Kernel>,
+    fisher: Vec<(usize, Loc)>,
+    code_gram: Option<Loc>,
 }
 
 impl<'g> Planner<'g> {
@@ -175,6 +207,8 @@ impl<'g> Planner<'g> {
             aux: vec![Vec::new(); graph.nodes.len()],
             scalars: Scalars::after(graph.state_len()),
             kernels: Vec::new(),
+            fisher: Vec::new(),
+            code_gram: None,
         };
         let input_len = graph.values[graph.input.0].len();
         planner.acts[graph.input.0] = Some(planner.vbuf(input_len, BufKind::Activation));
@@ -223,7 +257,8 @@ impl<'g> Planner<'g> {
         let node = &self.graph.nodes[i];
         let out_len = self.graph.values[node.output.0].len();
         let ins = &node.inputs;
-        let y = if node.op == Op::SoftmaxXent { self.scalars.loss } else { self.vbuf(out_len, BufKind::Activation) };
+        let terminal = matches!(node.op, Op::SoftmaxXent | Op::SumAll);
+        let y = if terminal { self.scalars.loss } else { self.vbuf(out_len, BufKind::Activation) };
         self.acts[node.output.0] = Some(y);
         let kernel = match node.op {
             Op::Conv { stride, pad } => {
@@ -242,7 +277,14 @@ impl<'g> Planner<'g> {
                     Kernel::BnEvalForward { g, x, gamma, beta, running_mean, running_var, y, eps }
                 }
             }
-            Op::Relu => Kernel::Relu { x: self.act(ins[0]), y },
+            Op::Relu => {
+                if let Some(k) = self.code_gram {
+                    let s = self.shape(ins[0]);
+                    let (n, d) = (s[0], s[1..].iter().product());
+                    self.kernels.push(Kernel::BinaryCodeGram { n, d, x: self.act(ins[0]), k });
+                }
+                Kernel::Relu { x: self.act(ins[0]), y }
+            }
             Op::Sum => {
                 self.kernels.push(Kernel::Add { a: self.act(ins[0]), b: self.act(ins[1]), y });
                 for t in &ins[2..] {
@@ -271,6 +313,7 @@ impl<'g> Planner<'g> {
                 let (loss, correct) = (self.scalars.loss, self.scalars.correct);
                 Kernel::SoftmaxXentForward { n: s[0], classes: s[1], logits: self.act(ins[0]), probs, loss, correct }
             }
+            Op::SumAll => Kernel::SumAll { x: self.act(ins[0]), out: y },
         };
         self.kernels.push(kernel);
     }
@@ -289,10 +332,18 @@ impl<'g> Planner<'g> {
             self.kernels.push(Kernel::SoftmaxXentBackward { n: s[0], classes: s[1], probs: self.aux[i][0], dlogits });
             return true;
         }
+        if node.op == Op::SumAll {
+            let dx = self.grad(ins[0]);
+            self.kernels.push(Kernel::SumAllBackward { dx });
+            return true;
+        }
         let Some(dy) = self.grads[node.output.0] else {
             return false; // nothing downstream used this value
         };
         let y = self.act(node.output);
+        if self.opts.fisher && matches!(node.op, Op::Conv { .. } | Op::Linear) {
+            self.push_fisher(node.inputs[1], node.output, y, dy);
+        }
         match node.op {
             Op::Conv { stride, pad } => {
                 let g = self.conv_geom(ins[0], ins[1], stride, pad);
@@ -350,9 +401,20 @@ impl<'g> Planner<'g> {
                 let dx = self.grad_if_needed(ins[0]);
                 self.kernels.push(Kernel::LinearBackward { g, x, w, dy, dx, dw, db });
             }
-            Op::SoftmaxXent => unreachable!("handled above"),
+            Op::SoftmaxXent | Op::SumAll => unreachable!("handled above"),
         }
         true
+    }
+
+    /// The Fisher term of a layer's output (value `out_v` at `y`, gradient `dy`), filed under
+    /// the layer's weight `w`.
+    fn push_fisher(&mut self, w: ValueId, out_v: ValueId, y: Loc, dy: Loc) {
+        let Source::Param(param) = self.graph.values[w.0].source else { return };
+        let s = self.shape(out_v);
+        let (n, c, hw) = (s[0], s[1], s[2..].iter().product());
+        let out = self.vbuf(c, BufKind::Activation);
+        self.kernels.push(Kernel::ChannelFisher { n, c, hw, x: y, dy, out });
+        self.fisher.push((param.0, out));
     }
 
     fn conv_geom(&self, x: ValueId, w: ValueId, stride: usize, pad: usize) -> ConvGeom {

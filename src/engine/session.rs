@@ -82,12 +82,7 @@ impl<T: Float, D: Device<T>> Session<T, D> {
     /// Draws every parameter from its PyTorch default distribution with a seeded generator, and
     /// resets BN statistics and momentum.
     pub fn init_params(&mut self, seed: u64) -> Result<()> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut values = vec![T::zero(); self.graph.param_len()];
-        for spec in &self.graph.params {
-            let slot = &mut values[spec.offset..spec.offset + spec.len()];
-            fill(slot, spec.init, &mut rng);
-        }
+        let values: Vec<T> = initial_params(&self.graph, seed);
         self.device.write(&mut self.mem, Loc::new(Space::Params, 0, values.len()), &values)?;
         self.reset_state()?;
         self.reset_momentum()
@@ -228,6 +223,21 @@ impl<T: Float, D: Device<T>> Session<T, D> {
         self.device.read(&self.mem, loc)
     }
 
+    /// After a train step of batch `n` planned with `fisher`: per conv / linear layer, its
+    /// weight's name and the per-output-channel Fisher term of its output.
+    pub fn read_fisher(&self, n: usize) -> Result<Vec<(String, Vec<T>)>> {
+        let p = self.programs.get(&(n, true)).ok_or_else(|| anyhow!("no train step of batch {n} has run"))?;
+        p.fisher.iter().map(|&(w, loc)| Ok((self.graph.params[w].name.clone(), self.device.read(&self.mem, loc)?))).collect()
+    }
+
+    /// After a train step of batch `n` planned with `relu_codes`: the `[n, n]` Gram matrix of
+    /// the ReLU input codes.
+    pub fn read_code_gram(&self, n: usize) -> Result<Vec<T>> {
+        let p = self.programs.get(&(n, true)).ok_or_else(|| anyhow!("no train step of batch {n} has run"))?;
+        let loc = p.code_gram.ok_or_else(|| anyhow!("the step was not planned with relu_codes"))?;
+        self.device.read(&self.mem, loc)
+    }
+
     fn param_loc(&self, space: Space, name: &str) -> Result<Loc> {
         let spec = self.graph.param_by_name(name).ok_or_else(|| anyhow!("the network has no parameter named {name}"))?;
         Ok(Loc::new(space, spec.offset, spec.len()))
@@ -257,6 +267,12 @@ impl<T: Float, D: Device<T>> Session<T, D> {
         self.device.read(&self.mem, Loc::new(Space::ParamGrads, 0, self.graph.param_len()))
     }
 
+    /// Sets every parameter at once (flat, in parameter order).
+    pub fn write_all_params(&mut self, values: &[T]) -> Result<()> {
+        ensure!(values.len() == self.graph.param_len(), "{} parameter values given, the network has {}", values.len(), self.graph.param_len());
+        self.device.write(&mut self.mem, Loc::new(Space::Params, 0, values.len()), values)
+    }
+
     /// Sets a parameter or a BN buffer by its PyTorch name; the length must match.
     pub fn write_named(&mut self, name: &str, data: &[T]) -> Result<()> {
         let spec = self.graph.params.iter().map(|s| (s, Space::Params))
@@ -266,6 +282,17 @@ impl<T: Float, D: Device<T>> Session<T, D> {
         ensure!(data.len() == spec.len(), "{name}: {} values given, the network's has shape {:?}", data.len(), spec.shape);
         self.device.write(&mut self.mem, Loc::new(space, spec.offset, spec.len()), data)
     }
+}
+
+/// Every parameter of `graph` drawn from its PyTorch default distribution by a generator seeded
+/// with `seed`, flat in parameter order (what [`Session::init_params`] writes).
+pub fn initial_params<T: Float>(graph: &Graph, seed: u64) -> Vec<T> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut values = vec![T::zero(); graph.param_len()];
+    for spec in &graph.params {
+        fill(&mut values[spec.offset..spec.offset + spec.len()], spec.init, &mut rng);
+    }
+    values
 }
 
 fn has_prefix(name: &str, prefixes: &[&str]) -> bool {

@@ -2,4 +2,4 @@
 pub mod tiny;
 pub mod weights;
 
-pub use tiny::{stage2_prefixes, tiny_network, NetConfig};
+pub use tiny::{stage2_prefixes, tiny_network, tiny_network_variant, NetConfig, NetVariant};

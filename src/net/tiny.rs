@@ -6,7 +6,7 @@
 //! `lastact`, `classifier`) form one contiguous run at its end.
 
 use crate::engine::graph::ValueId;
-use crate::engine::{Graph, GraphBuilder, Init};
+use crate::engine::{Graph, GraphBuilder, Head, Init};
 use crate::space::{Arch, Op, EDGES};
 
 /// The network's size: C channels in the first stage, N cells per stage.
@@ -38,9 +38,33 @@ impl NetConfig {
     }
 }
 
+/// A form of the network other than the trained one: the zero-cost proxies score it with BN
+/// removed (synflow) or differentiate the sum of its outputs instead of a loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetVariant {
+    /// Keep the BN layers (false: every BN is the identity and has no parameters).
+    pub batch_norm: bool,
+    pub head: Head,
+}
+
+impl Default for NetVariant {
+    /// The network as trained: BN everywhere, softmax cross-entropy.
+    fn default() -> Self {
+        NetVariant { batch_norm: true, head: Head::SoftmaxXent }
+    }
+}
+
 /// Builds TinyNetwork for `arch` and a batch of `batch` images.
 pub fn tiny_network(arch: &Arch, cfg: &NetConfig, batch: usize) -> Graph {
+    tiny_network_variant(arch, cfg, batch, NetVariant::default())
+}
+
+/// Builds TinyNetwork for `arch` and a batch of `batch` images in the form `variant`.
+pub fn tiny_network_variant(arch: &Arch, cfg: &NetConfig, batch: usize, variant: NetVariant) -> Graph {
     let mut b = GraphBuilder::new(&[batch, 3, cfg.image_size, cfg.image_size]);
+    if !variant.batch_norm {
+        b = b.without_batch_norm();
+    }
     let x = b.input();
     let w = conv_weight(&mut b, "stem.0.weight", cfg.c, 3, 3);
     let x = b.conv(x, w, 1, 1);
@@ -61,7 +85,7 @@ pub fn tiny_network(arch: &Arch, cfg: &NetConfig, batch: usize) -> Graph {
     let w = b.param("classifier.weight", &[cfg.classes, channels], Init::Uniform(bound));
     let bias = b.param("classifier.bias", &[cfg.classes], Init::Uniform(bound));
     let logits = b.linear(x, w, bias);
-    b.finish(logits)
+    b.finish_with(logits, variant.head)
 }
 
 /// A conv weight [c_out, c_in, k, k] with PyTorch's default bound 1/sqrt(c_in * k * k).

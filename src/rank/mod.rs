@@ -1,8 +1,10 @@
-//! The rankers: FEAR (and, to come, shortreg, the zero-cost proxies and random search).
+//! The rankers: FEAR, shortreg and the zero-cost proxies (random search to come).
 pub mod failure;
 pub mod fear;
 pub mod results;
+pub mod search;
 pub mod shortreg;
 
 pub use fear::{run_fear, FearConfig, FearOutcome, FearProgress, Status};
 pub use shortreg::{run_shortreg, ShortregConfig, ShortregOutcome, ShortregProgress};
+pub mod zero_cost;

@@ -14,6 +14,7 @@ pub mod linear;
 pub mod loss;
 pub mod optim;
 pub mod pool;
+pub mod probe;
 
 pub use batchnorm::*;
 pub use conv::*;
@@ -22,3 +23,4 @@ pub use linear::*;
 pub use loss::*;
 pub use optim::*;
 pub use pool::*;
+pub use probe::*;

@@ -115,15 +115,25 @@ unsafe fn load_kernels(major: u32, minor: u32) -> Result<(sys::CUmodule, String)
         };
         return Ok((module.map_err(|e| anyhow!("loading the embedded {what}: {e}"))?, what));
     }
-    let arch: &'static str = Box::leak(format!("compute_{major}{minor}").into_boxed_str());
-    let ptx = catch_unwind(|| {
-        cudarc::nvrtc::compile_ptx_with_opts(artifacts::combined_source(), cudarc::nvrtc::CompileOptions { arch: Some(arch), ..Default::default() })
-    })
-    .map_err(|_| anyhow!("no embedded kernels fit sm_{major}{minor} and NVRTC could not be loaded at run time ({})", artifacts::BUILD_NOTE))?
-    .map_err(|e| anyhow!("NVRTC failed to compile the kernels for {arch}: {e:?}"))?;
-    let src = CString::new(ptx.to_src()).context("PTX holds a NUL byte")?;
+    let ptx = compile_at_run_time(major, minor)?;
+    let src = CString::new(ptx).context("PTX holds a NUL byte")?;
     let module = result::module::load_data(src.as_ptr() as *const c_void).map_err(|e| anyhow!("loading run-time PTX: {e}"))?;
-    Ok((module, format!("NVRTC at run time ({arch})")))
+    Ok((module, format!("NVRTC at run time (compute_{major}{minor})")))
+}
+
+/// Compiles the embedded kernel sources to PTX for compute capability major.minor with the
+/// NVRTC found at run time (for binaries built without it, or GPUs newer than what is embedded).
+pub fn compile_at_run_time(major: u32, minor: u32) -> Result<String> {
+    // SAFETY: only tries to dlopen libnvrtc.
+    if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+        bail!("no embedded kernels fit sm_{major}{minor} and NVRTC could not be loaded at run time ({})", artifacts::BUILD_NOTE);
+    }
+    let arch: &'static str = Box::leak(format!("compute_{major}{minor}").into_boxed_str());
+    let opts = cudarc::nvrtc::CompileOptions { arch: Some(arch), ..Default::default() };
+    let ptx = catch_unwind(|| cudarc::nvrtc::compile_ptx_with_opts(artifacts::combined_source(), opts))
+        .map_err(|_| anyhow!("NVRTC at run time lacks a required function"))?
+        .map_err(|e| anyhow!("NVRTC failed to compile the kernels for {arch}: {e:?}"))?;
+    Ok(ptx.to_src())
 }
 
 fn bytemuck_copy(bytes: &[u8], words: &mut [u64]) {

@@ -15,6 +15,7 @@ const WGRAD_THREADS: u32 = 256; // FEAR_WGRAD_THREADS, conv.cu
 const BN_THREADS: u32 = 256; // FEAR_BN_THREADS, batchnorm.cu
 const LOSS_THREADS: u32 = 256; // FEAR_LOSS_THREADS, loss.cu
 const SUMSQ_THREADS: u32 = 1024; // FEAR_SUMSQ_THREADS, optim.cu
+const PROBE_THREADS: u32 = 256; // FEAR_PROBE_THREADS, probe.cu
 /// The largest convolution kernel side conv.cu handles (FEAR_CONV_MAX_K).
 const CONV_MAX_K: usize = 3;
 
@@ -153,5 +154,14 @@ pub fn launch_kernel(b: &dyn Backend, mem: &GpuMemory, kernel: &Kernel) -> Resul
             ];
             elementwise(b, "fear_sgd", w.len, &args)
         }
+        SumAll { x, out } => {
+            // SAFETY: as elementwise.
+            unsafe { launch(b, "fear_sum_all", Dims::per_item(1, PROBE_THREADS), &[p(x)?, p(out)?, len(x.len)?]) }
+        }
+        SumAllBackward { dx } => elementwise(b, "fear_sum_all_backward", dx.len, &[p(dx)?, len(dx.len)?]),
+        ChannelFisher { n, c, hw, x, dy, out } => {
+            per_item(b, "fear_channel_fisher", c, PROBE_THREADS, &[p(x)?, p(dy)?, p(out)?, len(n)?, len(c)?, len(hw)?])
+        }
+        BinaryCodeGram { n, d, x, k } => elementwise(b, "fear_binary_code_gram", n * n, &[p(x)?, p(k)?, len(n)?, len(d)?]),
     }
 }

@@ -146,6 +146,12 @@ fn cases() -> Vec<(String, f64, Kernel, Vec<(Loc, Vec<f32>)>)> {
             Kernel::Sgd { w, g, buf, lr: c.preset(vec![0.1]), momentum: 0.9, weight_decay: 5e-4, nesterov }
         });
     }
+    add("sum_all", REDUCTION_TOLERANCE, &|c| Kernel::SumAll { x: c.loc(3001), out: c.loc(1) });
+    add("sum_all_backward", ELEMENTWISE_TOLERANCE, &|c| Kernel::SumAllBackward { dx: c.loc(301) });
+    add("channel_fisher", REDUCTION_TOLERANCE, &|c| {
+        Kernel::ChannelFisher { n: 3, c: 7, hw: 25, x: c.loc(n), dy: c.loc(n), out: c.loc(7) }
+    });
+    add("binary_code_gram", ELEMENTWISE_TOLERANCE, &|c| Kernel::BinaryCodeGram { n: 5, d: 77, x: c.loc(5 * 77), k: c.loc(25) });
     out
 }
 

@@ -1,0 +1,246 @@
+//! `fear search`: random search with FEAR or shortreg in its inner loop (SPEC 6), written as a
+//! resumable JSON Lines trajectory.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use anyhow::Result;
+use clap::Args;
+use serde::Serialize;
+
+use crate::eval::{column_for_dataset, GroundTruth, GROUND_TRUTH_COLUMNS};
+use crate::rank::search::{Candidate, SearchState};
+use crate::rank::ShortregConfig;
+use crate::space::{parse_arch_list, Arch, NUM_ARCHS};
+
+use super::common::{RunArgs, DEFAULT_ARCHS};
+use super::rank::{fear_config, rank_one, FearArgs};
+use super::shortreg::shortreg_one;
+use super::UsageError;
+
+#[derive(Args, Debug)]
+// The search draws its own architectures: `--archs` and `--shard` do not apply.
+#[command(mut_arg("archs", |a| a.hide(true)), mut_arg("shard", |a| a.hide(true)))]
+pub struct SearchArgs {
+    /// The ranker in the inner loop.
+    #[arg(long, value_parser = ["fear", "shortreg"])]
+    pub method: String,
+    /// Architectures to evaluate, drawn uniformly without replacement (from `--seed`).
+    #[arg(long, default_value_t = 500)]
+    pub archs_budget: usize,
+    /// FEAR: cut a candidate's stage 1 off once it runs longer than this many times the fastest
+    /// time to threshold seen so far.
+    #[arg(long, default_value_t = 4.0)]
+    pub cutoff_ratio: f64,
+    /// Ground-truth CSV: adds each candidate's and the best one's ground truth to the trajectory.
+    #[arg(long)]
+    pub ground_truth: Option<PathBuf>,
+    /// Ground-truth column (default: the dataset's own; needed for other datasets).
+    #[arg(long, value_parser = GROUND_TRUTH_COLUMNS)]
+    pub ground_truth_column: Option<String>,
+    /// shortreg: E, the epochs to train.
+    #[arg(long, required_if_eq("method", "shortreg"))]
+    pub epochs: Option<usize>,
+    /// shortreg: B, the batch size.
+    #[arg(long, required_if_eq("method", "shortreg"))]
+    pub batch: Option<usize>,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub fear: FearArgs,
+    /// The trajectory (JSON Lines, one line per architecture evaluated; rerun to resume).
+    #[arg(long, default_value = "fear-search.jsonl")]
+    pub out: PathBuf,
+}
+
+/// One trajectory line: the candidate's own results line (as `fear rank` or `fear shortreg`
+/// writes it) and where the search stands after it.
+#[derive(Serialize)]
+struct SearchRecord<R: Serialize> {
+    #[serde(flatten)]
+    candidate: R,
+    method: &'static str,
+    archs_budget: usize,
+    /// FEAR only.
+    cutoff_ratio: Option<f64>,
+    stage2_batch: Option<usize>,
+    stage2_epochs: Option<usize>,
+    /// The stage-1 time budget this candidate ran under (none before any reached the threshold).
+    cutoff_s: Option<f64>,
+    /// The score the search ranks by: FEAR's best stage-2 epoch, shortreg's score.
+    search_score: Option<f64>,
+    /// After this candidate: architectures evaluated, seconds spent (cut-off runs included), the best.
+    evaluated: usize,
+    search_time_s: f64,
+    best_index: Option<usize>,
+    best_arch: Option<String>,
+    best_score: Option<f64>,
+    /// Ground truth (with `--ground-truth`) of this candidate and of the best so far.
+    ground_truth: Option<f64>,
+    best_ground_truth: Option<f64>,
+}
+
+/// The fields that must agree between a trajectory and a run that appends to it.
+const CONFIG_FIELDS: [&str; 12] = ["method", "dataset", "seed", "archs_budget", "cutoff_ratio", "threshold", "stage2_batch", "stage2_epochs", "epochs", "batch", "channels", "cells_per_stage"];
+
+pub fn run(args: SearchArgs) -> Result<()> {
+    check_args(&args)?;
+    let truth = read_ground_truth(&args)?;
+    let archs = parse_arch_list(&format!("sample:{}", args.archs_budget), args.run.seed).map_err(|e| UsageError(e.to_string()))?;
+    let mut prepared = args.run.prepare_archs(archs, &args.out)?;
+    // Random search is sequential: each candidate's cut-off depends on the ones before it.
+    prepared.devices.truncate(1);
+    let state = SearchState::replay(&prepared.results.lines);
+    if state.evaluated > 0 {
+        eprintln!("{}: resuming after {} architectures, {:.1} s of search", args.out.display(), state.evaluated, state.search_time_s);
+    }
+    let (data, net) = (&prepared.data, &prepared.net);
+    let seed = args.run.seed;
+    let state = Mutex::new(state);
+    let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
+    let truth_of = |index: usize| truth.as_ref().and_then(|t| t.get(index));
+    let step = |state: &SearchState, c: &Candidate, cutoff_s: Option<f64>| Progress {
+        evaluated: state.evaluated,
+        search_time_s: state.search_time_s,
+        best_index: state.best.map(|b| b.index),
+        best_arch: state.best.map(|b| Arch::from_index(b.index).expect("an index in range").to_string()),
+        best_score: state.best.map(|b| b.score),
+        ground_truth: truth_of(c.index),
+        best_ground_truth: state.best.and_then(|b| truth_of(b.index)),
+        cutoff_s,
+        search_score: c.score,
+    };
+    match args.method.as_str() {
+        "fear" => {
+            let cfg = fear_config(&args.fear, &args.run, data, net);
+            let config = serde_json::json!({"method": "fear", "dataset": data.name, "seed": seed, "archs_budget": args.archs_budget,
+                "cutoff_ratio": args.cutoff_ratio, "threshold": cfg.threshold, "stage2_batch": cfg.stage2_batch, "stage2_epochs": cfg.stage2_epochs,
+                "channels": net.c, "cells_per_stage": net.n});
+            prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| {
+                let cutoff_s = lock().cutoff_s(args.cutoff_ratio);
+                let cfg = crate::rank::FearConfig { stage1_time_budget_s: cutoff_s, ..cfg.clone() };
+                let record = rank_one(arch, data, net, dev, &cfg, seed, bar)?;
+                let ok = record.status == crate::rank::Status::Ok;
+                let candidate = Candidate {
+                    index: record.index,
+                    // SPEC 4.4: in random search FEAR's score is its best stage-2 epoch.
+                    score: record.stage2_acc.iter().copied().reduce(f64::max).filter(|_| ok),
+                    time_s: record.time_s,
+                    time_to_threshold_s: record.reached_threshold.then_some(record.stage1_s),
+                };
+                let mut state = lock();
+                state.observe(&candidate);
+                let p = step(&state, &candidate, cutoff_s);
+                Ok(p.record(record, "fear", &args, Some(&cfg)))
+            })?;
+        }
+        _ => {
+            let cfg = ShortregConfig {
+                epochs: args.epochs.expect("clap requires it"),
+                batch: args.batch.expect("clap requires it"),
+                lr: args.run.lr,
+                grad_clip: args.run.grad_clip(),
+                cutout: args.run.cutout,
+            };
+            let config = serde_json::json!({"method": "shortreg", "dataset": data.name, "seed": seed, "archs_budget": args.archs_budget,
+                "cutoff_ratio": null, "stage2_batch": null, "stage2_epochs": null,
+                "epochs": cfg.epochs, "batch": cfg.batch, "channels": net.c, "cells_per_stage": net.n});
+            prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| {
+                let record = shortreg_one(arch, data, net, dev, &cfg, seed, bar)?;
+                let candidate = Candidate { index: record.index, score: record.score, time_s: record.time_s, time_to_threshold_s: None };
+                let mut state = lock();
+                state.observe(&candidate);
+                let p = step(&state, &candidate, None);
+                Ok(p.record(record, "shortreg", &args, None))
+            })?;
+        }
+    }
+    print_summary(&lock(), truth.as_ref());
+    Ok(())
+}
+
+/// Where the search stands after a candidate, ready to be written beside its record.
+struct Progress {
+    evaluated: usize,
+    search_time_s: f64,
+    best_index: Option<usize>,
+    best_arch: Option<String>,
+    best_score: Option<f64>,
+    ground_truth: Option<f64>,
+    best_ground_truth: Option<f64>,
+    cutoff_s: Option<f64>,
+    search_score: Option<f64>,
+}
+
+impl Progress {
+    fn record<R: Serialize>(self, candidate: R, method: &'static str, args: &SearchArgs, fear: Option<&crate::rank::FearConfig>) -> SearchRecord<R> {
+        SearchRecord {
+            candidate,
+            method,
+            archs_budget: args.archs_budget,
+            cutoff_ratio: fear.map(|_| args.cutoff_ratio),
+            stage2_batch: fear.map(|c| c.stage2_batch),
+            stage2_epochs: fear.map(|c| c.stage2_epochs),
+            cutoff_s: self.cutoff_s,
+            search_score: self.search_score,
+            evaluated: self.evaluated,
+            search_time_s: self.search_time_s,
+            best_index: self.best_index,
+            best_arch: self.best_arch,
+            best_score: self.best_score,
+            ground_truth: self.ground_truth,
+            best_ground_truth: self.best_ground_truth,
+        }
+    }
+}
+
+fn check_args(args: &SearchArgs) -> Result<()> {
+    if args.run.archs != DEFAULT_ARCHS || args.run.shard.is_some() {
+        return Err(UsageError("fear search draws its own architectures: use --archs-budget (and --seed), not --archs or --shard".into()).into());
+    }
+    if !(1..=NUM_ARCHS).contains(&args.archs_budget) {
+        return Err(UsageError(format!("--archs-budget {}: expected 1..={NUM_ARCHS}", args.archs_budget)).into());
+    }
+    if !(args.cutoff_ratio.is_finite() && args.cutoff_ratio >= 1.0) {
+        return Err(UsageError(format!("--cutoff-ratio {}: expected a number >= 1", args.cutoff_ratio)).into());
+    }
+    if args.epochs == Some(0) || args.batch == Some(0) {
+        return Err(UsageError("--epochs and --batch must be positive".into()).into());
+    }
+    if args.method == "fear" && (args.epochs.is_some() || args.batch.is_some()) {
+        return Err(UsageError("--epochs and --batch are shortreg's: with --method fear use --stage2-epochs, --stage1-batch, --stage2-batch".into()).into());
+    }
+    Ok(())
+}
+
+/// The ground truth of `--ground-truth`, in the dataset's column unless one is named.
+fn read_ground_truth(args: &SearchArgs) -> Result<Option<GroundTruth>> {
+    let Some(path) = &args.ground_truth else {
+        if args.ground_truth_column.is_some() {
+            return Err(UsageError("--ground-truth-column needs --ground-truth".into()).into());
+        }
+        return Ok(None);
+    };
+    let dataset = args.run.dataset.as_deref().unwrap_or("synthetic-cifar10");
+    let kind = dataset.split(':').next().unwrap_or(dataset);
+    let inferred = column_for_dataset(if kind == "imagenet16" { "imagenet16-120" } else { kind });
+    let Some(column) = args.ground_truth_column.as_deref().or(inferred) else {
+        return Err(UsageError(format!("NATS-Bench has no ground truth for dataset {dataset}: name one with --ground-truth-column")).into());
+    };
+    if !path.is_file() {
+        return Err(UsageError(format!("--ground-truth {}: no such file", path.display())).into());
+    }
+    Ok(Some(GroundTruth::read(path, column)?))
+}
+
+fn print_summary(state: &SearchState, truth: Option<&GroundTruth>) {
+    let Some(best) = state.best else {
+        eprintln!("search: {} architectures in {:.1} s, none finished", state.evaluated, state.search_time_s);
+        return;
+    };
+    let gt = truth.and_then(|t| t.get(best.index)).map_or(String::new(), |g| format!(", ground truth {g:.2}"));
+    eprintln!(
+        "search: best {} {} (score {:.4}{gt}) after {} architectures in {:.1} s",
+        best.index, Arch::from_index(best.index).expect("in range"), best.score, state.evaluated, state.search_time_s
+    );
+}

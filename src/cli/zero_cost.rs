@@ -1,0 +1,203 @@
+//! `fear zero-cost`: score architectures by zero-cost proxies (SPEC 5), one results line per
+//! architecture, resumable and shardable like `fear rank`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use rayon::prelude::*;
+use serde_json::{json, Map, Value};
+
+use crate::data::{Batcher, Dataset, DatasetSpec, LoadOptions};
+use crate::data::augment::Augment;
+use crate::engine::{Cpu, Device};
+use crate::net::NetConfig;
+use crate::rank::results::ResultsFile;
+use crate::rank::zero_cost::score::{score_arch, ProxyBatch, Weights};
+use crate::rank::zero_cost::trained::trained_weights;
+use crate::rank::zero_cost::parse_proxies;
+use crate::space::{parse_arch_list, Arch};
+
+use super::common::{check_same_config, progress_bar, shard, DEFAULT_ARCHS};
+use super::UsageError;
+
+#[derive(Args, Debug)]
+pub struct ZeroCostArgs {
+    /// Proxies: a comma list of synflow, synflow_bn, snip, grasp, fisher, grad_norm, jacob_cov,
+    /// naswot, params, flops; or `all`.
+    #[arg(long)]
+    pub proxy: String,
+    /// Dataset of the training batch: synthetic-cifar10, cifar10:DIR, cifar100:DIR, folder:DIR
+    /// or imagenet16:DIR. synflow, synflow_bn, params and flops need none (a 10-class 32x32
+    /// network); without it the other proxies use the demo's small Synthetic CIFAR-10.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Synthetic CIFAR-10 training images per class (default 5000; 50 without --dataset).
+    #[arg(long)]
+    pub synthetic_size: Option<usize>,
+    /// Where generated data is cached.
+    #[arg(long, default_value = "data-cache")]
+    pub cache_dir: PathBuf,
+    /// Architectures: `all`, `sample:N`, `file:PATH`, or a comma list of indices / arch strings.
+    #[arg(long, default_value = DEFAULT_ARCHS)]
+    pub archs: String,
+    /// Images in the one augmented training batch the data proxies read.
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+    /// Device: cpu, or auto (= cpu: the proxies run on the CPU, synflow in float64).
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Seed of initialisation, the batch's augmentation and `sample:N`.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Take every N-th architecture starting at K (`K/N`), as in `fear rank`.
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// Results (JSON Lines, appended as architectures finish; rerun to resume).
+    #[arg(long, default_value = "fear-zero-cost.jsonl")]
+    pub out: PathBuf,
+    /// Score the network after E epochs of regular training (SPEC 3 recipe, batch 256) instead
+    /// of at initialisation.
+    #[arg(long, default_value_t = 0)]
+    pub trained_epochs: usize,
+    /// Network channels C.
+    #[arg(long, default_value_t = 16)]
+    pub channels: usize,
+    /// Cells per stage N.
+    #[arg(long, default_value_t = 5)]
+    pub cells_per_stage: usize,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Append to a results file even though it was written under another configuration.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The fields that must agree between a results file and a run that appends to it.
+const CONFIG_FIELDS: [&str; 7] = ["proxies", "dataset", "seed", "batch", "trained_epochs", "channels", "cells_per_stage"];
+
+/// Architectures scored in parallel between appends on the data-free path.
+const PARALLEL_CHUNK: usize = 128;
+
+pub fn run(args: ZeroCostArgs) -> Result<()> {
+    let usage = |m: String| anyhow::Error::from(UsageError(m));
+    let proxies = parse_proxies(&args.proxy).map_err(|e| usage(format!("--proxy: {e}")))?;
+    let archs = parse_arch_list(&args.archs, args.seed).map_err(|e| usage(e.to_string()))?;
+    let archs = shard(archs, args.shard.as_deref())?;
+    check_zero_cost_device(&args.device)?;
+    if args.batch == 0 || args.channels == 0 || args.cells_per_stage == 0 {
+        return Err(usage("--batch, --channels and --cells-per-stage must be positive".into()));
+    }
+    if let Some(t) = args.threads {
+        rayon::ThreadPoolBuilder::new().num_threads(t).build_global()?;
+    }
+    let mut results = ResultsFile::open(&args.out)?;
+    let todo: Vec<Arch> = archs.iter().copied().filter(|a| !results.done.contains(&a.index())).collect();
+    if todo.len() < archs.len() {
+        eprintln!("{}: {} of {} architectures already done; resuming", args.out.display(), archs.len() - todo.len(), archs.len());
+    }
+    let needs_data = proxies.iter().any(|p| p.needs_data()) || args.trained_epochs > 0;
+    let data = if needs_data || args.dataset.is_some() { Some(load_data(&args)?) } else { None };
+    let net = NetConfig {
+        c: args.channels,
+        n: args.cells_per_stage,
+        classes: data.as_ref().map_or(10, |d| d.classes),
+        image_size: data.as_ref().map_or(32, |d| d.image_size),
+    };
+    let names: Vec<&str> = proxies.iter().map(|p| p.name()).collect();
+    let config = json!({
+        "proxies": names.join(","),
+        "dataset": data.as_ref().map(|d| d.name.clone()),
+        "seed": args.seed,
+        "batch": args.batch,
+        "trained_epochs": args.trained_epochs,
+        "channels": net.c,
+        "cells_per_stage": net.n,
+    });
+    if !args.force {
+        check_same_config(&results, &config, &CONFIG_FIELDS)?;
+    }
+    let device = Device::<f32>::name(&Cpu);
+    let record = |arch: &Arch, scores: Vec<crate::rank::zero_cost::score::ProxyScore>| -> Value {
+        let mut m = Map::new();
+        m.insert("index".into(), json!(arch.index()));
+        m.insert("arch".into(), json!(arch.to_string()));
+        m.insert("status".into(), json!(if arch.is_connected() { "ok" } else { "disconnected" }));
+        for s in &scores {
+            m.insert(s.proxy.name().into(), json!(s.score));
+            m.insert(format!("{}_time_s", s.proxy.name()), json!(s.seconds));
+        }
+        for (k, v) in config.as_object().unwrap() {
+            m.insert(k.clone(), v.clone());
+        }
+        m.insert("device".into(), json!(device));
+        Value::Object(m)
+    };
+    let bar = progress_bar(todo.len());
+    let started = Instant::now();
+    if needs_data {
+        let data = data.as_ref().unwrap();
+        let batcher = Batcher::train(&data.train, Augment::train(data), args.batch, args.seed, 0);
+        let b = batcher.batch(0);
+        if b.len < args.batch {
+            eprintln!("note: the training split has {} images; the batch holds all of them", b.len);
+        }
+        let batch = ProxyBatch { images: &b.images, labels: &b.labels };
+        for arch in &todo {
+            bar.set_message(format!("arch {}", arch.index()));
+            let weights = if args.trained_epochs > 0 {
+                trained_weights(arch, &net, data, args.trained_epochs, args.seed)?
+            } else {
+                Weights::Init(args.seed)
+            };
+            let scores = score_arch::<f32>(arch, &net, &proxies, Some(&batch), &weights)
+                .with_context(|| format!("arch {}", arch.index()))?;
+            results.append(&record(arch, scores))?;
+            bar.inc(1);
+        }
+    } else {
+        // No data: each architecture is a small single-image network, so architectures run in
+        // parallel (one per thread) rather than each op over the threads.
+        for chunk in todo.chunks(PARALLEL_CHUNK) {
+            let scored: Vec<Result<Value>> = chunk.par_iter().with_max_len(1).map(|arch| {
+                let scores = score_arch::<f32>(arch, &net, &proxies, None, &Weights::Init(args.seed))
+                    .with_context(|| format!("arch {}", arch.index()))?;
+                Ok(record(arch, scores))
+            }).collect();
+            for r in scored {
+                results.append(&r?)?;
+            }
+            bar.inc(chunk.len() as u64);
+        }
+    }
+    bar.finish_and_clear();
+    eprintln!("{} architectures scored in {:.1}s; results: {}", todo.len(), started.elapsed().as_secs_f64(), args.out.display());
+    Ok(())
+}
+
+/// Loads `--dataset` (the demo's small Synthetic CIFAR-10 without one).
+fn load_data(args: &ZeroCostArgs) -> Result<Dataset> {
+    let demo = args.dataset.is_none();
+    if demo {
+        eprintln!("no --dataset given: the data proxies read the demo's Synthetic CIFAR-10 (50 images per class)");
+    }
+    let spec: DatasetSpec = args.dataset.as_deref().unwrap_or("synthetic-cifar10").parse()
+        .map_err(|e: anyhow::Error| UsageError(e.to_string()))?;
+    let mut opts = LoadOptions { cache_dir: args.cache_dir.clone(), ..LoadOptions::default() };
+    opts.synthetic_size = args.synthetic_size.unwrap_or(if demo { 50 } else { opts.synthetic_size });
+    let t = Instant::now();
+    let data = spec.load(&opts).with_context(|| format!("loading {spec}"))?;
+    eprintln!("{}: {} training images, {} classes, {}x{} (loaded in {:.1}s)", data.name, data.train.len(), data.classes, data.image_size, data.image_size, t.elapsed().as_secs_f64());
+    Ok(data)
+}
+
+/// The proxies run on the CPU (synflow in float64): `cpu` and `auto` are accepted; a GPU is a
+/// clear error rather than a silent fallback.
+fn check_zero_cost_device(device: &str) -> Result<()> {
+    match super::device::parse_device(device)? {
+        super::device::DeviceSpec::Cpu | super::device::DeviceSpec::Auto => Ok(()),
+        _ => Err(UsageError(format!("fear zero-cost runs on the CPU (synflow needs float64); --device {device} is not supported, use cpu")).into()),
+    }
+}

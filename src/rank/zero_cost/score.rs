@@ -1,0 +1,159 @@
+//! Scoring one architecture by a set of proxies: which networks and passes each proxy needs,
+//! and how long each took.
+//!
+//! Passes: synflow / synflow_bn run their own float64 batch-1 network ([`super::synflow`]);
+//! snip, grad_norm and fisher share one cross-entropy forward and backward; grasp runs its own
+//! in float64 and then at least four more for its Hessian-gradient product; jacob_cov runs the network ending in the sum of its
+//! logits with an input gradient; naswot one forward with the ReLU codes gathered. Each proxy's
+//! time is the time of the passes it needs (a shared pass counts for each proxy that uses it),
+//! i.e. what computing that proxy alone would cost.
+
+use std::time::Instant;
+
+use anyhow::{anyhow, Result};
+
+use crate::engine::{Cpu, Float, Head, PlanOptions, Session};
+use crate::net::{tiny_network, tiny_network_variant, NetConfig, NetVariant};
+use crate::space::Arch;
+
+use super::synflow::{synflow_graph, synflow_with_params};
+use super::{fisher, jacob_cov, naswot, saliency, scored_weights, Proxy};
+
+/// The weights the proxies see.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Weights {
+    /// PyTorch's default initialisation drawn from this seed.
+    Init(u64),
+    /// Every parameter and BN statistic of the (BN) network by name, e.g. after training.
+    Named(Vec<(String, Vec<f64>)>),
+}
+
+/// One proxy's score and the seconds it took.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ProxyScore {
+    pub proxy: Proxy,
+    pub score: f64,
+    pub seconds: f64,
+}
+
+/// One batch of images (`[n, 3, S, S]`, normalised and augmented) and labels.
+pub struct ProxyBatch<'a, T> {
+    pub images: &'a [T],
+    pub labels: &'a [u32],
+}
+
+/// Scores `arch` by `proxies` (in that order). `batch` is needed by the proxies that read data.
+pub fn score_arch<T: Float>(arch: &Arch, net: &NetConfig, proxies: &[Proxy], batch: Option<&ProxyBatch<T>>, weights: &Weights) -> Result<Vec<ProxyScore>> {
+    let mut out: Vec<ProxyScore> = Vec::new();
+    let mut push = |proxy, score, seconds| out.push(ProxyScore { proxy, score, seconds });
+    let wants = |p: Proxy| proxies.contains(&p);
+    let data = || batch.ok_or_else(|| anyhow!("these proxies need a batch of training images"));
+    for bn in [false, true] {
+        let proxy = if bn { Proxy::SynflowBn } else { Proxy::Synflow };
+        if wants(proxy) {
+            let t = Instant::now();
+            let graph = synflow_graph(arch, net, bn);
+            let params = match weights {
+                Weights::Init(seed) => crate::engine::initial_params(&graph, *seed),
+                Weights::Named(named) => flat_params(&graph.params, named)?,
+            };
+            push(proxy, synflow_with_params(&graph, &params)?, t.elapsed().as_secs_f64());
+        }
+    }
+    let gradient_proxies = [Proxy::Snip, Proxy::GradNorm, Proxy::Fisher];
+    if gradient_proxies.iter().any(|p| wants(*p)) {
+        let b = data()?;
+        let t = Instant::now();
+        let opts = PlanOptions { fisher: wants(Proxy::Fisher), ..PlanOptions::default() };
+        let mut s = weight_gradient_session::<T>(arch, net, b.labels.len(), opts, weights)?;
+        s.forward_backward(b.images, b.labels)?;
+        let layers = saliency::layer_grads(&s)?;
+        let shared = t.elapsed().as_secs_f64();
+        if wants(Proxy::Snip) {
+            push(Proxy::Snip, saliency::snip(&layers), shared);
+        }
+        if wants(Proxy::GradNorm) {
+            push(Proxy::GradNorm, saliency::grad_norm(&layers), shared);
+        }
+        if wants(Proxy::Fisher) {
+            push(Proxy::Fisher, fisher::fisher(&s, b.labels.len())?, shared);
+        }
+    }
+    if wants(Proxy::Grasp) {
+        // Always float64: its finite-difference step is far below float32's resolution.
+        let b = data()?;
+        let t = Instant::now();
+        let images: Vec<f64> = b.images.iter().map(|v| v.as_f64()).collect();
+        let mut s = weight_gradient_session::<f64>(arch, net, b.labels.len(), PlanOptions::default(), weights)?;
+        s.forward_backward(&images, b.labels)?;
+        let layers = saliency::layer_grads(&s)?;
+        let score = saliency::grasp(&mut s, &images, b.labels, &layers)?;
+        push(Proxy::Grasp, score, t.elapsed().as_secs_f64());
+    }
+    if wants(Proxy::JacobCov) {
+        let b = data()?;
+        let t = Instant::now();
+        let variant = NetVariant { batch_norm: true, head: Head::SumAll };
+        let opts = PlanOptions { input_grad: true, ..PlanOptions::default() };
+        let mut s = session::<T>(arch, net, variant, b.labels.len(), opts, weights)?;
+        s.set_trainable(|_| false);
+        push(Proxy::JacobCov, jacob_cov::jacob_cov(&mut s, b.images, b.labels)?, t.elapsed().as_secs_f64());
+    }
+    if wants(Proxy::Naswot) {
+        let b = data()?;
+        let t = Instant::now();
+        let opts = PlanOptions { relu_codes: true, ..PlanOptions::default() };
+        let mut s = session::<T>(arch, net, NetVariant::default(), b.labels.len(), opts, weights)?;
+        s.set_trainable(|_| false);
+        push(Proxy::Naswot, naswot::naswot(&mut s, b.images, b.labels)?, t.elapsed().as_secs_f64());
+    }
+    if wants(Proxy::Params) || wants(Proxy::Flops) {
+        let t = Instant::now();
+        let graph = tiny_network(arch, net, 1);
+        let seconds = t.elapsed().as_secs_f64();
+        if wants(Proxy::Params) {
+            push(Proxy::Params, graph.param_len() as f64, seconds);
+        }
+        if wants(Proxy::Flops) {
+            push(Proxy::Flops, graph.flops_per_image() as f64, seconds);
+        }
+    }
+    out.sort_by_key(|s| proxies.iter().position(|p| *p == s.proxy));
+    Ok(out)
+}
+
+/// A session of the trained form of the network with only the scored weights trainable.
+fn weight_gradient_session<T: Float>(arch: &Arch, net: &NetConfig, batch: usize, opts: PlanOptions, weights: &Weights) -> Result<Session<T, Cpu>> {
+    let mut s = session::<T>(arch, net, NetVariant::default(), batch, opts, weights)?;
+    let scored = scored_weights(s.graph());
+    let names: Vec<String> = s.params().iter().zip(&scored).filter(|(_, k)| **k).map(|(p, _)| p.name.clone()).collect();
+    s.set_trainable(|name| names.iter().any(|n| n == name));
+    Ok(s)
+}
+
+/// A CPU session of the network in form `variant`, holding `weights`.
+fn session<T: Float>(arch: &Arch, net: &NetConfig, variant: NetVariant, batch: usize, opts: PlanOptions, weights: &Weights) -> Result<Session<T, Cpu>> {
+    let (a, n) = (*arch, *net);
+    let mut s: Session<T, Cpu> = Session::new(Cpu, Box::new(move |b| tiny_network_variant(&a, &n, b, variant)), batch, opts)?;
+    match weights {
+        Weights::Init(seed) => s.init_params(*seed)?,
+        Weights::Named(named) => {
+            for (name, values) in named {
+                let v: Vec<T> = values.iter().map(|x| T::from_f64(*x)).collect();
+                s.write_named(name, &v)?;
+            }
+        }
+    }
+    Ok(s)
+}
+
+/// The flat parameter vector of a graph with parameters `specs`, taken by name from `named`.
+fn flat_params(specs: &[crate::engine::ParamSpec], named: &[(String, Vec<f64>)]) -> Result<Vec<f64>> {
+    let mut flat = Vec::with_capacity(specs.iter().map(|s| s.len()).sum());
+    for spec in specs {
+        let (_, v) = named.iter().find(|(n, _)| *n == spec.name).ok_or_else(|| anyhow!("no weights given for {}", spec.name))?;
+        anyhow::ensure!(v.len() == spec.len(), "{}: {} values given, {} expected", spec.name, v.len(), spec.len());
+        flat.extend_from_slice(v);
+    }
+    Ok(flat)
+}
