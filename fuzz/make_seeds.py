@@ -71,6 +71,22 @@ def main():
     write("results", "torn", line(1, "0.5") + '{"index":7,"sco')
     write("results", "failed", '{"index":3,"status":"failed","reason":"injected","score":null}\n\n')
 
+    fear_line = lambda i, status, score: ('{"index":%d,"arch":"a","status":"%s","score":%s,"reached_threshold":%s,'
+                                          '"stage1_s":1.5,"stage2_s":2.0,"time_s":3.5,"dataset":"cifar10","seed":0}\n'
+                                          % (i, status, score, "true" if score != "null" else "false"))
+    write("evaluate", "fear", fear_line(0, "ok", "0.8") + fear_line(1, "ok", "0.9") + fear_line(3, "capped", "null")
+          + fear_line(6111, "failed", "null") + fear_line(15624, "ok", "0.5"))
+    write("evaluate", "shortreg", "".join('{"index":%d,"status":"ok","score":%s,"epochs":10,"batch":256,"time_s":9}\n'
+                                          % (i, s) for i, s in [(0, 0.4), (1, 0.6), (2, 0.1), (6111, 0.7)]))
+    write("evaluate", "zero_cost", "".join('{"index":%d,"status":"ok","synflow":%s,"synflow_time_s":0.1,"snip":%s,'
+                                           '"snip_time_s":0.2,"jacob_cov":%s,"jacob_cov_time_s":0.3}\n' % (i, a, b, c)
+                                           for i, a, b, c in [(0, 1e3, 2.5, -40), (1, 5e4, 3.0, -20), (2, 0, 0, "null"),
+                                                              (15624, 10, 1.0, -60)]))
+
+    write("ground_truth", "three_rows", b"\x00index,arch,cifar10,cifar100\n1," + ARCH1.encode() + b",93.5,71.0\n6111,,94.0,73.1\n")
+    write("ground_truth", "no_arch_column", b"\x01index,cifar100,imagenet16_120\n 5 , 60.5 , 30.25 \n")
+    write("ground_truth", "bad_index", b"\x02index,imagenet16_120\n15625,1.0\n")
+
 
 if __name__ == "__main__":
     main()

@@ -1,8 +1,8 @@
 //! Crash safety: runs `fear rank`, `fear shortreg`, `fear zero-cost` and `fear search` over a few
-//! tiny architectures, kills them with SIGKILL at random moments (55 kills in all), resumes each
-//! time, and checks that every
-//! results file then parses, holds each architecture exactly once, and equals an uninterrupted
-//! run's lines (scores included: CPU runs are deterministic for a seed; only the timings differ).
+//! tiny architectures, kills them with SIGKILL at random moments (75 kills in all), resumes each
+//! time, and checks that every results file then parses, holds each architecture exactly once,
+//! and equals an uninterrupted run's lines (scores included: CPU runs are deterministic for a
+//! seed; only the timings differ).
 //!
 //! Another resumable command is one more line in [`COMMANDS`]. The random moments come from a
 //! seed printed at the start; `FEAR_CRASH_SEED=N` replays a run.
@@ -14,30 +14,25 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
-/// A resumable command under test: its arguments (before `--out`) and how many kills it gets.
+/// A resumable command under test: its own arguments (the tiny data, network, seed and `--out`
+/// are added) and how many kills it gets. Each run covers [`LINES`] architectures.
 struct Case {
     name: &'static str,
     args: &'static [&'static str],
     kills: usize,
-    /// Whether it takes `--archs ARCHS` (search samples its own candidates instead).
-    takes_archs: bool,
 }
 
 /// Arch 10 is a disconnected cell (capped without training) and 6111 fails on purpose
-/// (FEAR_INJECT_FAILURE), so ok, capped and failed lines all go through kills and resumes.
+/// (FEAR_INJECT_FAILURE, honoured by the commands built on `run_all`), so ok, capped and failed
+/// lines all go through kills and resumes.
 const ARCHS: &str = "1,6111,123,10,15624,2,3,4";
+const LINES: usize = 8;
 
 const COMMANDS: &[Case] = &[
-    Case { name: "rank", args: &["rank", "--threshold", "0", "--stage2-epochs", "1", "--max-stage1-epochs", "2"], kills: 20, takes_archs: true },
-    Case { name: "shortreg", args: &["shortreg", "--epochs", "2", "--batch", "8"], kills: 15, takes_archs: true },
-    Case { name: "zero-cost", args: &["zero-cost", "--proxy", "synflow,snip,naswot", "--batch", "8"], kills: 10, takes_archs: true },
-    // A cut-off ratio no candidate can reach: the trajectory does not depend on timings.
-    Case {
-        name: "search",
-        args: &["search", "--method", "fear", "--archs-budget", "6", "--cutoff-ratio", "1e9", "--threshold", "0", "--stage2-epochs", "1", "--max-stage1-epochs", "2"],
-        kills: 10,
-        takes_archs: false,
-    },
+    Case { name: "rank", args: &["rank", "--archs", ARCHS, "--threshold", "0", "--stage2-epochs", "1", "--max-stage1-epochs", "2"], kills: 30 },
+    Case { name: "shortreg", args: &["shortreg", "--archs", ARCHS, "--epochs", "2", "--batch", "8"], kills: 25 },
+    Case { name: "zero-cost", args: &["zero-cost", "--archs", ARCHS, "--proxy", "synflow,snip,params", "--batch", "16"], kills: 10 },
+    Case { name: "search", args: &["search", "--method", "shortreg", "--epochs", "1", "--batch", "8", "--archs-budget", "8"], kills: 10 },
 ];
 
 fn tmp_root() -> PathBuf {
@@ -48,7 +43,6 @@ fn spawn(case: &Case, dir: &Path, out: &str) -> Child {
     let cache = dir.join("cache");
     Command::new(env!("CARGO_BIN_EXE_fear"))
         .args(case.args)
-        .args(if case.takes_archs { vec!["--archs", ARCHS] } else { vec![] })
         .args(["--out", out, "--seed", "0", "--dataset", "synthetic-cifar10", "--synthetic-size", "4"])
         .arg("--cache-dir")
         .arg(&cache)
@@ -105,9 +99,7 @@ fn killed_runs_resume_to_the_uninterrupted_result() {
         run_to_end(case, &dir, "reference.jsonl");
         let whole_run = started.elapsed();
         let reference = lines_by_index(&dir.join("reference.jsonl"));
-        if case.takes_archs {
-            assert_eq!(reference.len(), ARCHS.split(',').count());
-        }
+        assert_eq!(reference.len(), LINES, "{}: reference lines", case.name);
 
         let (mut kills, mut completions) = (0, 0);
         while kills < case.kills {

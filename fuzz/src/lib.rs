@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use fear::data::{cifar, folder, imagenet16, Split};
+use fear::eval::{disambiguate, evaluate as evaluate_method, methods_from_lines, vote, GroundTruth, GROUND_TRUTH_COLUMNS};
 use fear::rank::results::parse_results;
 use fear::space::{parse_arch, parse_arch_lines, parse_arch_list, Arch, NUM_ARCHS};
 
@@ -14,10 +15,12 @@ use fear::space::{parse_arch, parse_arch_lines, parse_arch_list, Arch, NUM_ARCHS
 pub type Body = fn(&[u8]);
 
 /// Every fuzz target, by name (the file under `fuzz_targets/` and the corpus folder).
-pub const TARGETS: [(&str, Body); 6] = [
+pub const TARGETS: [(&str, Body); 8] = [
     ("arch", arch),
     ("arch_list", arch_list),
     ("cifar", cifar),
+    ("evaluate", evaluate),
+    ("ground_truth", ground_truth),
     ("image_folder", image_folder),
     ("imagenet16", imagenet16),
     ("results", results),
@@ -124,3 +127,32 @@ pub fn results(data: &[u8]) {
         }
     }
 }
+
+/// The NATS-Bench ground-truth CSV (`fear evaluate --ground-truth`); the first byte picks the
+/// accuracy column.
+pub fn ground_truth(data: &[u8]) {
+    let Some((&pick, rest)) = data.split_first() else { return };
+    let Ok(text) = std::str::from_utf8(rest) else { return };
+    let column = GROUND_TRUTH_COLUMNS[pick as usize % GROUND_TRUTH_COLUMNS.len()];
+    if let Ok(truth) = GroundTruth::parse(text, column) {
+        assert!(truth.len() <= NUM_ARCHS);
+        assert!((0..NUM_ARCHS).filter_map(|i| truth.get(i)).all(f64::is_finite));
+    }
+}
+
+/// A results file as `fear evaluate` reads it: parsed, turned into methods, each evaluated
+/// (and voted) against a small fixed ground truth.
+pub fn evaluate(data: &[u8]) {
+    let Ok(parsed) = parse_results("fuzz.jsonl", data) else { return };
+    let values: Vec<serde_json::Value> = parsed.lines.into_iter().map(|l| l.value).collect();
+    let Ok(mut methods) = methods_from_lines("fuzz.jsonl", &values) else { return };
+    disambiguate(&mut methods);
+    let truth = GroundTruth::parse(EVAL_TRUTH, GROUND_TRUTH_COLUMNS[0]).expect("the fixed ground truth parses");
+    for m in &methods {
+        let _ = evaluate_method(m, &truth);
+    }
+    let _ = vote(&methods, &truth);
+}
+
+/// Ground truth for the `evaluate` target: a few indices, every column.
+const EVAL_TRUTH: &str = "index,cifar10,cifar100,imagenet16_120\n0,90.1,70.2,40.3\n1,93.5,71.0,45.1\n2,10.0,1.0,0.8\n3,85.5,60.0,30.5\n6111,94.0,73.1,46.7\n15624,80.0,50.0,20.0\n";

@@ -22,7 +22,7 @@ pub struct MergeArgs {
 }
 
 /// Reads a results file without changing it: complete lines only; a torn last line (a run killed
-/// mid-write) is dropped with a warning.
+/// mid-write) is dropped with a warning. `fear evaluate` reads results files through it too.
 pub(crate) fn read_results(path: &Path) -> Result<Vec<ResultLine>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let parsed = parse_results(&path.display().to_string(), &bytes)?;
