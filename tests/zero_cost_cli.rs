@@ -80,3 +80,27 @@ fn every_proxy_on_a_small_network_and_synthetic_data() {
         assert_eq!(l["dataset"], "synthetic-cifar10");
     }
 }
+
+/// An architecture that fails (here on purpose, FEAR_INJECT_FAILURE) gets a `failed` line with its
+/// reason and the others are still scored, on both the data-free and the data path.
+#[test]
+fn a_failing_architecture_is_recorded_and_the_run_goes_on() {
+    for (name, proxies) in [("zc-failed-nodata.jsonl", "synflow,params"), ("zc-failed-data.jsonl", "snip,params")] {
+        let out = tmp(name);
+        let run = Command::new(env!("CARGO_BIN_EXE_fear"))
+            .args(["zero-cost", "--proxy", proxies, "--archs", "1,123,15624", "--out", out.to_str().unwrap()])
+            .args(["--channels", "2", "--cells-per-stage", "1", "--batch", "4", "--synthetic-size", "2"])
+            .arg("--cache-dir")
+            .arg(Path::new(env!("CARGO_TARGET_TMPDIR")).join("zc-cache"))
+            .env("FEAR_INJECT_FAILURE", "123")
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        let v = lines(&out);
+        assert_eq!(v.len(), 3, "{v:?}");
+        let failed = v.iter().find(|l| l["index"] == 123).unwrap();
+        assert_eq!(failed["status"], "failed", "{failed}");
+        assert!(failed["reason"].as_str().is_some_and(|r| !r.is_empty()));
+        assert!(v.iter().filter(|l| l["index"] != 123).all(|l| l["status"] == "ok"), "{v:?}");
+    }
+}

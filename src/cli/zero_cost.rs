@@ -13,6 +13,7 @@ use crate::data::{Batcher, Dataset, DatasetSpec, LoadOptions};
 use crate::data::augment::Augment;
 use crate::engine::{Cpu, Device};
 use crate::net::NetConfig;
+use crate::rank::failure;
 use crate::rank::results::ResultsFile;
 use crate::rank::zero_cost::score::{score_arch, ProxyBatch, Weights};
 use crate::rank::zero_cost::trained::trained_weights;
@@ -136,6 +137,13 @@ pub fn run(args: ZeroCostArgs) -> Result<()> {
         Value::Object(m)
     };
     let bar = progress_bar(todo.len());
+    // One architecture's error or panic becomes its `failed` line; the run goes on.
+    let attempt_line = |arch: &Arch, work: &dyn Fn() -> Result<Value>| -> Value {
+        failure::attempt(arch, work).unwrap_or_else(|reason| {
+            bar.suspend(|| eprintln!("arch {:>5}  failed: {reason}", arch.index()));
+            failure::failed_line(arch, &device, &reason, &config)
+        })
+    };
     let started = Instant::now();
     if needs_data {
         let data = data.as_ref().unwrap();
@@ -147,27 +155,26 @@ pub fn run(args: ZeroCostArgs) -> Result<()> {
         let batch = ProxyBatch { images: &b.images, labels: &b.labels };
         for arch in &todo {
             bar.set_message(format!("arch {}", arch.index()));
-            let weights = if args.trained_epochs > 0 {
-                trained_weights(arch, &net, data, args.trained_epochs, args.seed)?
-            } else {
-                Weights::Init(args.seed)
-            };
-            let scores = score_arch::<f32>(arch, &net, &proxies, Some(&batch), &weights)
-                .with_context(|| format!("arch {}", arch.index()))?;
-            results.append(&record(arch, scores))?;
+            let line = attempt_line(arch, &|| {
+                let weights = if args.trained_epochs > 0 {
+                    trained_weights(arch, &net, data, args.trained_epochs, args.seed)?
+                } else {
+                    Weights::Init(args.seed)
+                };
+                Ok(record(arch, score_arch::<f32>(arch, &net, &proxies, Some(&batch), &weights)?))
+            });
+            results.append(&line)?;
             bar.inc(1);
         }
     } else {
         // No data: each architecture is a small single-image network, so architectures run in
         // parallel (one per thread) rather than each op over the threads.
         for chunk in todo.chunks(PARALLEL_CHUNK) {
-            let scored: Vec<Result<Value>> = chunk.par_iter().with_max_len(1).map(|arch| {
-                let scores = score_arch::<f32>(arch, &net, &proxies, None, &Weights::Init(args.seed))
-                    .with_context(|| format!("arch {}", arch.index()))?;
-                Ok(record(arch, scores))
+            let scored: Vec<Value> = chunk.par_iter().with_max_len(1).map(|arch| {
+                attempt_line(arch, &|| Ok(record(arch, score_arch::<f32>(arch, &net, &proxies, None, &Weights::Init(args.seed))?)))
             }).collect();
-            for r in scored {
-                results.append(&r?)?;
+            for line in &scored {
+                results.append(line)?;
             }
             bar.inc(chunk.len() as u64);
         }
