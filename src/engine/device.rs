@@ -59,7 +59,8 @@ pub struct CpuMemory<T> {
     labels: Vec<u32>,
 }
 
-fn space_index(space: Space) -> usize {
+/// Which of a step's five allocated spaces `space` is (the index into every device's memory).
+pub(crate) fn space_index(space: Space) -> usize {
     match space {
         Space::Params => 0,
         Space::ParamGrads => 1,

@@ -13,7 +13,7 @@ use super::driver::CudaDriver;
 use super::emulated::Emulated;
 use super::launch::{Backend, DevicePtr};
 use super::ops;
-use crate::engine::device::{check_no_aliasing, Device, MemoryLayout};
+use crate::engine::device::{check_no_aliasing, space_index, Device, MemoryLayout};
 use crate::engine::kernel::{Kernel, Loc, Space};
 
 /// A GPU (or its emulation) running f32 steps.
@@ -82,17 +82,6 @@ pub struct GpuMemory {
     lens: [usize; 5],
     labels: Buffer,
     label_capacity: usize,
-}
-
-fn space_index(space: Space) -> usize {
-    match space {
-        Space::Params => 0,
-        Space::ParamGrads => 1,
-        Space::Momentum => 2,
-        Space::State => 3,
-        Space::Work => 4,
-        Space::Virtual => panic!("a kernel still addresses a virtual buffer: the step was not planned"),
-    }
 }
 
 const F32: usize = std::mem::size_of::<f32>();
