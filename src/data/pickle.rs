@@ -41,6 +41,26 @@ pub enum Value {
     Object(Rc<RefCell<Object>>),
 }
 
+impl Default for Value {
+    fn default() -> Value {
+        Value::None
+    }
+}
+
+impl Drop for Value {
+    /// Frees nested containers from a worklist instead of by recursion: a pickle of a few
+    /// megabytes can nest a million tuples (one opcode byte each), and the derived, recursive
+    /// drop would overflow the stack on it.
+    fn drop(&mut self) {
+        let mut pending = Vec::new();
+        self.take_children(&mut pending);
+        while let Some(mut v) = pending.pop() {
+            v.take_children(&mut pending);
+            // `v` drops here, holding no children, so its own drop does not go deeper.
+        }
+    }
+}
+
 /// A call recorded, not made.
 #[derive(Clone, Debug)]
 pub struct Object {
@@ -50,6 +70,35 @@ pub struct Object {
 }
 
 impl Value {
+    /// Moves the children of a container that nothing else shares into `out` (shared ones
+    /// stay: their last owner frees them).
+    fn take_children(&mut self, out: &mut Vec<Value>) {
+        match self {
+            Value::List(l) => {
+                if let Some(items) = Rc::get_mut(l) {
+                    out.append(items.get_mut());
+                }
+            }
+            Value::Tuple(t) => {
+                if let Some(items) = Rc::get_mut(t) {
+                    out.extend(items.iter_mut().map(std::mem::take));
+                }
+            }
+            Value::Dict(d) => {
+                if let Some(pairs) = Rc::get_mut(d) {
+                    out.extend(pairs.get_mut().drain(..).flat_map(|(k, v)| [k, v]));
+                }
+            }
+            Value::Object(o) => {
+                if let Some(o) = Rc::get_mut(o) {
+                    let o = o.get_mut();
+                    out.extend([std::mem::take(&mut o.callable), std::mem::take(&mut o.args)].into_iter().chain(o.state.take()));
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Whether this is the string `key` (as `str` or as bytes).
     pub fn key_is(&self, key: &str) -> bool {
         match self {
@@ -96,7 +145,7 @@ impl Value {
     /// The keys of a dict, as text where they are strings.
     pub fn dict_keys(&self) -> Vec<String> {
         match self {
-            Value::Dict(d) => d.borrow().iter().map(|(k, _)| k.as_text().unwrap_or_else(|| format!("{k:?}"))).collect(),
+            Value::Dict(d) => d.borrow().iter().map(|(k, _)| k.as_text().unwrap_or_else(|| k.kind())).collect(),
             _ => Vec::new(),
         }
     }
@@ -455,8 +504,8 @@ impl<'a> Machine<'a> {
             0x93 => {
                 let name = self.pop()?;
                 let module = self.pop()?;
-                match (module, name) {
-                    (Value::Str(m), Value::Str(n)) => self.push(Value::Global(m, n)),
+                match (&module, &name) {
+                    (Value::Str(m), Value::Str(n)) => self.push(Value::Global(m.clone(), n.clone())),
                     (m, n) => bail!("STACK_GLOBAL needs two str, got {} and {}", m.kind(), n.kind()),
                 }
             }
@@ -878,4 +927,48 @@ pub fn int_list(v: &Value) -> Result<Vec<i64>> {
             .collect();
     }
     NdArray::from_value(v)?.to_i64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Nesting this deep would need hundreds of megabytes of stack to drop recursively.
+    const DEEP: usize = 1_000_000;
+
+    /// Parses and drops on a thread with a small stack: an overflow aborts the test binary.
+    fn parse_and_drop_on_small_stack(bytes: Vec<u8>) -> Result<Vec<String>> {
+        std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || parse(&bytes).map(|v| v.dict_keys()))
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_million_nested_tuples_parse_and_drop_without_recursion() {
+        let mut p = vec![0x80, 2, b')'];
+        p.extend(std::iter::repeat_n(0x85u8, DEEP)); // TUPLE1 wraps the top
+        p.push(b'.');
+        assert!(parse_and_drop_on_small_stack(p).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_million_nested_lists_parse_and_drop_without_recursion() {
+        let mut p = vec![0x80, 2];
+        p.extend(std::iter::repeat_n(b'(', DEEP)); // one MARK per level
+        p.push(b']');
+        p.extend(std::iter::repeat_n(b'l', DEEP)); // LIST wraps everything above its mark
+        p.push(b'.');
+        assert!(parse_and_drop_on_small_stack(p).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_deeply_nested_dict_key_is_named_by_its_kind() {
+        let mut p = vec![0x80, 2, b'}', b')'];
+        p.extend(std::iter::repeat_n(0x85u8, DEEP));
+        p.extend([b'K', 1, b's', b'.']); // {((...),): 1}
+        assert_eq!(parse_and_drop_on_small_stack(p).unwrap(), vec!["tuple[1]".to_string()]);
+    }
 }
