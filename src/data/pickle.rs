@@ -187,7 +187,8 @@ fn latin1(s: &str) -> Option<Vec<u8>> {
 
 /// Parses a whole pickle (up to its `STOP`) and returns the top value.
 pub fn parse(bytes: &[u8]) -> Result<Value> {
-    Machine { b: bytes, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new() }.run()
+    let cycle_walk_budget = CYCLE_WALK_PER_BYTE * bytes.len() + CYCLE_WALK_BASE;
+    Machine { b: bytes, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new(), cycle_walk_budget }.run()
 }
 
 struct Machine<'a> {
@@ -197,7 +198,15 @@ struct Machine<'a> {
     /// Stack lengths at each MARK.
     marks: Vec<usize>,
     memo: HashMap<u64, Value>,
+    /// Values the cycle checks may still visit (see [`refuse_cycle`]).
+    cycle_walk_budget: usize,
 }
+
+/// The cycle checks' allowance: a few visits per input byte, plus a floor. Array files insert
+/// plain values and spend almost none; a pickle that appends one large shared structure again
+/// and again would otherwise cost time quadratic in its size.
+const CYCLE_WALK_PER_BYTE: usize = 16;
+const CYCLE_WALK_BASE: usize = 1 << 20;
 
 fn opname(op: u8) -> String {
     if op.is_ascii_graphic() {
@@ -256,6 +265,11 @@ impl<'a> Machine<'a> {
             bail!("stack underflow");
         }
         Ok(self.stack.last_mut().unwrap())
+    }
+    /// The top of the stack, beside the cycle checks' budget (both borrowed at once).
+    fn top_and_budget(&mut self) -> Result<(&mut Value, &mut usize)> {
+        self.top()?;
+        Ok((self.stack.last_mut().unwrap(), &mut self.cycle_walk_budget))
     }
     /// Pops everything above the last MARK, and the mark.
     fn pop_mark(&mut self) -> Result<Vec<Value>> {
@@ -450,21 +464,25 @@ impl<'a> Machine<'a> {
             }
             b'a' => {
                 let v = self.pop()?;
-                extend(self.top()?, vec![v])?
+                let (list, budget) = self.top_and_budget()?;
+                extend(list, vec![v], budget)?
             }
             b'e' | 0x90 => {
                 let items = self.pop_mark()?;
-                extend(self.top()?, items)?
+                let (list, budget) = self.top_and_budget()?;
+                extend(list, items, budget)?
             }
             b's' => {
                 let v = self.pop()?;
                 let k = self.pop()?;
-                set_items(self.top()?, vec![(k, v)])?
+                let (dict, budget) = self.top_and_budget()?;
+                set_items(dict, vec![(k, v)], budget)?
             }
             b'u' => {
                 let items = self.pop_mark()?;
                 let kv = pairs(items)?;
-                set_items(self.top()?, kv)?
+                let (dict, budget) = self.top_and_budget()?;
+                set_items(dict, kv, budget)?
             }
             // Memo.
             b'p' => {
@@ -528,8 +546,8 @@ impl<'a> Machine<'a> {
             }
             b'b' => {
                 let state = self.pop()?;
-                let target = self.top()?;
-                refuse_cycle(target, std::iter::once(&state))?;
+                let (target, budget) = self.top_and_budget()?;
+                refuse_cycle(target, std::iter::once(&state), budget)?;
                 match target {
                     Value::Object(o) => o.borrow_mut().state = Some(state),
                     other => bail!("BUILD on a {}, expected an object", other.kind()),
@@ -579,8 +597,8 @@ fn pairs(items: Vec<Value>) -> Result<Vec<(Value, Value)>> {
     Ok(out)
 }
 
-fn extend(target: &mut Value, items: Vec<Value>) -> Result<()> {
-    refuse_cycle(target, items.iter())?;
+fn extend(target: &mut Value, items: Vec<Value>, budget: &mut usize) -> Result<()> {
+    refuse_cycle(target, items.iter(), budget)?;
     match target {
         Value::List(l) => {
             l.borrow_mut().extend(items);
@@ -590,8 +608,8 @@ fn extend(target: &mut Value, items: Vec<Value>) -> Result<()> {
     }
 }
 
-fn set_items(target: &mut Value, kv: Vec<(Value, Value)>) -> Result<()> {
-    refuse_cycle(target, kv.iter().flat_map(|(k, v)| [k, v]))?;
+fn set_items(target: &mut Value, kv: Vec<(Value, Value)>, budget: &mut usize) -> Result<()> {
+    refuse_cycle(target, kv.iter().flat_map(|(k, v)| [k, v]), budget)?;
     match target {
         Value::Dict(d) => {
             let mut d = d.borrow_mut();
@@ -629,12 +647,16 @@ fn container_addr(v: &Value) -> Option<*const ()> {
 /// Refuses to put `items` into `target` when one of them reaches `target`: pickles may build
 /// cycles (a list appended to itself), but no array file needs one, and reference-counted
 /// values in a cycle would never be freed. Before the insertion the values form no cycle, so
-/// this is the only way one can appear. Walks each container once, without recursion.
-fn refuse_cycle<'v>(target: &Value, items: impl Iterator<Item = &'v Value>) -> Result<()> {
+/// this is the only way one can appear. Walks each container once, without recursion, and
+/// spends one unit of `budget` per value visited, refusing the pickle when it runs out.
+fn refuse_cycle<'v>(target: &Value, items: impl Iterator<Item = &'v Value>, budget: &mut usize) -> Result<()> {
     let Some(target) = container_addr(target) else { return Ok(()) };
     let mut seen = std::collections::HashSet::new();
     let mut todo: Vec<Value> = items.filter(|v| container_addr(v).is_some()).cloned().collect();
     while let Some(v) = todo.pop() {
+        *budget = budget.checked_sub(1).ok_or_else(|| {
+            anyhow!("the pickle inserts shared structures too often to check them for cycles (is it an array file?)")
+        })?;
         let Some(addr) = container_addr(&v) else { continue };
         if addr == target {
             bail!("the pickle puts a container inside itself (cyclic structures are not supported)");
@@ -962,6 +984,20 @@ mod tests {
         p.extend(std::iter::repeat_n(b'l', DEEP)); // LIST wraps everything above its mark
         p.push(b'.');
         assert!(parse_and_drop_on_small_stack(p).unwrap().is_empty());
+    }
+
+    #[test]
+    fn appending_one_large_shared_structure_many_times_is_refused_quickly() {
+        // A 100k-deep tuple memoised, then appended 200k times: 10^10 visits unchecked.
+        let mut p = vec![0x80, 2, b')'];
+        p.extend(std::iter::repeat_n(0x85u8, 100_000));
+        p.extend([b'q', 0, b']']); // BINPUT 0, EMPTY_LIST
+        for _ in 0..200_000 {
+            p.extend([b'h', 0, b'a']); // BINGET 0, APPEND
+        }
+        p.push(b'.');
+        let err = parse_and_drop_on_small_stack(p).unwrap_err().to_string();
+        assert!(err.contains("too often to check them for cycles"), "{err}");
     }
 
     #[test]
