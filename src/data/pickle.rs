@@ -21,8 +21,9 @@ use std::rc::Rc;
 use anyhow::{anyhow, bail, Result};
 
 /// A decoded pickle value. Clones share (like Python references).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub enum Value {
+    #[default]
     None,
     Bool(bool),
     Int(i64),
@@ -39,12 +40,6 @@ pub enum Value {
     Global(Rc<str>, Rc<str>),
     /// The result of calling something (`REDUCE`, `NEWOBJ`), with any `BUILD` state.
     Object(Rc<RefCell<Object>>),
-}
-
-impl Default for Value {
-    fn default() -> Value {
-        Value::None
-    }
 }
 
 impl Drop for Value {

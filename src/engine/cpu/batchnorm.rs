@@ -18,6 +18,7 @@ pub struct BnGeom {
 impl BnGeom {
     /// Elements of x (and y, dx).
     pub fn len(&self) -> usize { self.n * self.c * self.hw }
+    pub fn is_empty(&self) -> bool { self.len() == 0 }
     /// Values per channel.
     pub fn count(&self) -> usize { self.n * self.hw }
 }

@@ -24,7 +24,7 @@ impl Gpu {
     /// Copies `images` (`count` images of `3 x size x size` bytes) to the device.
     pub fn upload_images(&self, images: &[u8], size: usize) -> Result<DeviceImages> {
         let per = 3 * size * size;
-        ensure!(per > 0 && images.len() % per == 0, "{} image bytes are not whole {size}x{size} RGB images", images.len());
+        ensure!(per > 0 && images.len().is_multiple_of(per), "{} image bytes are not whole {size}x{size} RGB images", images.len());
         let bytes = self.buffer(images.len())?;
         bytes.upload(images)?;
         Ok(DeviceImages { bytes, count: images.len() / per, size })

@@ -75,9 +75,12 @@ fn conv_cases() -> Vec<(String, f64, Kernel)> {
     out
 }
 
-/// Every case: (op name, tolerance, kernel, the case's preset values).
-fn cases() -> Vec<(String, f64, Kernel, Vec<(Loc, Vec<f32>)>)> {
-    let mut out: Vec<(String, f64, Kernel, Vec<(Loc, Vec<f32>)>)> =
+/// One case: op name, tolerance, kernel, and the values preset at some locations.
+type SelfTestCase = (String, f64, Kernel, Vec<(Loc, Vec<f32>)>);
+
+/// Every case.
+fn cases() -> Vec<SelfTestCase> {
+    let mut out: Vec<SelfTestCase> =
         conv_cases().into_iter().map(|(n, t, k)| (n, t, k, Vec::new())).collect();
     let mut add = |name: &str, tol: f64, build: &dyn Fn(&mut Case) -> Kernel| {
         let mut c = Case::new();
