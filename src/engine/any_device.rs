@@ -3,7 +3,9 @@
 
 use anyhow::Result;
 
+use super::cuda::data::ResidentSplit;
 use super::cuda::{Gpu, GpuMemory};
+use crate::data::augment::Augment;
 use super::device::{Cpu, CpuMemory, Device, MemoryLayout};
 use super::kernel::{Kernel, Loc};
 
@@ -90,6 +92,23 @@ impl Device<f32> for AnyDevice {
         match (self, mem) {
             (AnyDevice::Cpu(c), AnyMemory::Cpu(m)) => c.launch(m, kernel),
             (AnyDevice::Gpu(g), AnyMemory::Gpu(m)) => g.launch(m, kernel),
+            _ => Err(mismatch()),
+        }
+    }
+
+    fn make_resident(&self, images: &[u8], aug: &Augment) -> Result<Option<ResidentSplit>> {
+        match self {
+            AnyDevice::Cpu(_) => Ok(None),
+            AnyDevice::Gpu(g) => Device::<f32>::make_resident(g, images, aug),
+        }
+    }
+
+    fn augment_resident(
+        &self, mem: &mut AnyMemory, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, n: usize, out: Loc,
+    ) -> Result<()> {
+        match (self, mem) {
+            (AnyDevice::Gpu(g), AnyMemory::Gpu(m)) => Device::<f32>::augment_resident(g, m, split, seed, epoch, start, n, out),
+            (AnyDevice::Cpu(_), _) => anyhow::bail!("the CPU keeps no images on a device"),
             _ => Err(mismatch()),
         }
     }

@@ -8,6 +8,8 @@
 use anyhow::{bail, ensure, Result};
 
 use super::cpu;
+use super::cuda::data::ResidentSplit;
+use crate::data::augment::Augment;
 use super::kernel::{Kernel, Loc, Space};
 use super::Float;
 
@@ -47,6 +49,22 @@ pub trait Device<T: Float> {
     fn read(&self, mem: &Self::Memory, loc: Loc) -> Result<Vec<T>>;
     fn write_labels(&self, mem: &mut Self::Memory, labels: &[u32]) -> Result<()>;
     fn launch(&self, mem: &mut Self::Memory, kernel: &Kernel) -> Result<()>;
+
+    /// Keeps a training split's images (bytes) on the device, so that each step's batch is
+    /// augmented there instead of on the host and uploaded ([`ResidentSplit`]). `None` where
+    /// the device takes its batches from host memory (the CPU).
+    fn make_resident(&self, _images: &[u8], _aug: &Augment) -> Result<Option<ResidentSplit>> {
+        Ok(None)
+    }
+
+    /// Writes positions `start .. start + n` of a resident split's epoch order, augmented for
+    /// `(seed, epoch)`, into `out`.
+    #[allow(clippy::too_many_arguments)]
+    fn augment_resident(
+        &self, _mem: &mut Self::Memory, _split: &ResidentSplit, _seed: u64, _epoch: u64, _start: usize, _n: usize, _out: Loc,
+    ) -> Result<()> {
+        bail!("{} keeps no images on the device", self.name())
+    }
 }
 
 /// The CPU device: kernels run as the rayon-parallel functions of [`super::cpu`].

@@ -10,6 +10,7 @@ use anyhow::{anyhow, ensure, Context, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::cuda::data::ResidentSplit;
 use super::device::{Device, MemoryLayout};
 use super::graph::{Graph, Init, ParamSpec};
 use super::kernel::{Kernel, Loc, Space};
@@ -152,27 +153,40 @@ impl<T: Float, D: Device<T>> Session<T, D> {
 
     /// Train-mode forward and backward (gradients left in place, no update).
     pub fn forward_backward(&mut self, images: &[T], labels: &[u32]) -> Result<StepOutput> {
-        self.run(images, labels, true, None)
+        self.run(Input::Host(images), labels, true, None)
     }
 
     /// One training step: forward, backward, clipping if configured, SGD at learning rate `lr`.
     pub fn train_step(&mut self, images: &[T], labels: &[u32], lr: f64) -> Result<StepOutput> {
-        self.run(images, labels, true, Some(lr))
+        self.run(Input::Host(images), labels, true, Some(lr))
+    }
+
+    /// [`Session::train_step`] on the batch at positions `start .. start + labels.len()` of a
+    /// resident split's epoch order, augmented on the device for `(seed, epoch)`.
+    pub fn train_step_resident(
+        &mut self, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, labels: &[u32], lr: f64,
+    ) -> Result<StepOutput> {
+        self.run(Input::Resident { split, seed, epoch, start }, labels, true, Some(lr))
     }
 
     /// Eval-mode forward (BN uses running statistics; nothing is updated).
     pub fn evaluate(&mut self, images: &[T], labels: &[u32]) -> Result<StepOutput> {
-        self.run(images, labels, false, None)
+        self.run(Input::Host(images), labels, false, None)
     }
 
-    fn run(&mut self, images: &[T], labels: &[u32], train: bool, lr: Option<f64>) -> Result<StepOutput> {
+    fn run(&mut self, input: Input<T>, labels: &[u32], train: bool, lr: Option<f64>) -> Result<StepOutput> {
         let n = labels.len();
-        let per_image: usize = self.graph.values[self.graph.input.0].shape[1..].iter().product();
-        ensure!(images.len() == n * per_image, "{} input values for {n} labels of {per_image} values each", images.len());
+        if let Input::Host(images) = input {
+            let per_image: usize = self.graph.values[self.graph.input.0].shape[1..].iter().product();
+            ensure!(images.len() == n * per_image, "{} input values for {n} labels of {per_image} values each", images.len());
+        }
         self.program(n, train)?;
         let p = &self.programs[&(n, train)];
         let (dev, mem, profile) = (&self.device, &mut self.mem, &mut self.profile);
-        dev.write(mem, p.input, images)?;
+        match input {
+            Input::Host(images) => dev.write(mem, p.input, images)?,
+            Input::Resident { split, seed, epoch, start } => dev.augment_resident(mem, split, seed, epoch, start, n, p.input)?,
+        }
         dev.write_labels(mem, labels)?;
         if let Some(lr) = lr {
             dev.write(mem, p.lr, &[T::from_f64(lr)])?;
@@ -282,6 +296,15 @@ impl<T: Float, D: Device<T>> Session<T, D> {
         ensure!(data.len() == spec.len(), "{name}: {} values given, the network's has shape {:?}", data.len(), spec.shape);
         self.device.write(&mut self.mem, Loc::new(space, spec.offset, spec.len()), data)
     }
+}
+
+/// Where a step's input batch comes from.
+#[derive(Clone, Copy)]
+enum Input<'a, T> {
+    /// Floats in host memory, uploaded before the step.
+    Host(&'a [T]),
+    /// Positions `start..` of a resident split's epoch order, augmented on the device.
+    Resident { split: &'a ResidentSplit, seed: u64, epoch: u64, start: usize },
 }
 
 /// Every parameter of `graph` drawn from its PyTorch default distribution by a generator seeded

@@ -10,7 +10,7 @@ use crate::data::augment::Augment;
 use crate::data::Dataset;
 use crate::engine::{Device, PlanOptions, Session};
 use crate::net::{stage2_prefixes, NetConfig};
-use crate::train::{cosine_lr, train_epoch, EpochReport, StepProgress};
+use crate::train::{cosine_lr, train_epoch, EpochReport, StepProgress, TrainSplit};
 
 /// FEAR's settings; [`FearConfig::for_dataset`] gives the paper's.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -127,7 +127,7 @@ pub fn run_fear<D: Device<f32>>(
     seed: u64,
     on_progress: &mut dyn FnMut(FearProgress),
 ) -> Result<FearOutcome> {
-    let aug = Augment::train(data).with_cutout(cfg.cutout);
+    let mut train = TrainSplit::for_device(session.device(), &data.train, Augment::train(data).with_cutout(cfg.cutout))?;
     session.set_options(PlanOptions { grad_clip: cfg.grad_clip, ..PlanOptions::default() });
     session.set_trainable(|_| true);
     let mut out = FearOutcome::skipped();
@@ -135,7 +135,7 @@ pub fn run_fear<D: Device<f32>>(
     for epoch in 0..cfg.max_stage1_epochs {
         let lr = cosine_lr(cfg.lr, 0.0, epoch, cfg.stage1_cosine_epochs);
         let mut step = |s| on_progress(FearProgress { stage: 1, epoch, step: s });
-        let r = train_epoch(session, &data.train, &aug, cfg.stage1_batch, seed, epoch, lr, &mut step)?;
+        let r = train_epoch(session, &mut train, cfg.stage1_batch, seed, epoch, lr, &mut step)?;
         out.stage1_s += r.seconds;
         out.stage1_epochs += 1;
         let (diverged, acc) = (r.diverged, r.train_acc);
@@ -153,7 +153,7 @@ pub fn run_fear<D: Device<f32>>(
         }
     }
     if out.reached_threshold {
-        stage2(session, data, net, cfg, seed, &aug, &mut out, on_progress)?;
+        stage2(session, &mut train, net, cfg, seed, &mut out, on_progress)?;
     }
     out.time_s = out.stage1_s + out.stage2_s;
     Ok(out)
@@ -164,11 +164,10 @@ pub fn run_fear<D: Device<f32>>(
 #[allow(clippy::too_many_arguments)]
 fn stage2<D: Device<f32>>(
     session: &mut Session<f32, D>,
-    data: &Dataset,
+    train: &mut TrainSplit,
     net: &NetConfig,
     cfg: &FearConfig,
     seed: u64,
-    aug: &Augment,
     out: &mut FearOutcome,
     on_progress: &mut dyn FnMut(FearProgress),
 ) -> Result<()> {
@@ -180,7 +179,7 @@ fn stage2<D: Device<f32>>(
     for epoch in 0..cfg.stage2_epochs {
         let lr = cosine_lr(cfg.lr, 0.0, epoch, cfg.stage2_epochs);
         let mut step = |s| on_progress(FearProgress { stage: 2, epoch, step: s });
-        let r = train_epoch(session, &data.train, aug, cfg.stage2_batch, seed2, epoch, lr, &mut step)?;
+        let r = train_epoch(session, train, cfg.stage2_batch, seed2, epoch, lr, &mut step)?;
         out.stage2_s += r.seconds;
         let (diverged, acc) = (r.diverged, r.train_acc);
         out.stage2.push(r);

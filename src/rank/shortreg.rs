@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::data::augment::Augment;
 use crate::data::Dataset;
 use crate::engine::{Device, PlanOptions, Session};
-use crate::train::{cosine_lr, train_epoch, EpochReport, StepProgress};
+use crate::train::{cosine_lr, train_epoch, EpochReport, StepProgress, TrainSplit};
 
 use super::Status;
 
@@ -61,7 +61,7 @@ pub fn run_shortreg<D: Device<f32>>(
     on_progress: &mut dyn FnMut(ShortregProgress),
 ) -> Result<ShortregOutcome> {
     anyhow::ensure!(cfg.batch > 0, "shortreg: batch size must be positive");
-    let aug = Augment::train(data).with_cutout(cfg.cutout);
+    let mut train = TrainSplit::for_device(session.device(), &data.train, Augment::train(data).with_cutout(cfg.cutout))?;
     session.set_options(PlanOptions { grad_clip: cfg.grad_clip, ..PlanOptions::default() });
     session.set_trainable(|_| true);
     session.reset_momentum()?;
@@ -69,7 +69,7 @@ pub fn run_shortreg<D: Device<f32>>(
     for epoch in 0..cfg.epochs {
         let lr = cosine_lr(cfg.lr, 0.0, epoch, cfg.epochs);
         let mut step = |s| on_progress(ShortregProgress { epoch, step: s });
-        let r = train_epoch(session, &data.train, &aug, cfg.batch, seed, epoch, lr, &mut step)?;
+        let r = train_epoch(session, &mut train, cfg.batch, seed, epoch, lr, &mut step)?;
         out.time_s += r.seconds;
         let diverged = r.diverged;
         out.epochs.push(r);

@@ -12,6 +12,8 @@ use crate::data::batches::Batcher;
 use crate::data::dataset::Split;
 use crate::engine::{Device, Session};
 
+use super::feed::TrainSplit;
+
 /// What one epoch did.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EpochReport {
@@ -36,12 +38,10 @@ pub struct StepProgress {
     pub acc: f64,
 }
 
-/// One epoch over `split` with batches of `batch`, shuffled and augmented from `(seed, epoch)`.
-#[allow(clippy::too_many_arguments)]
+/// One epoch over `data` with batches of `batch`, shuffled and augmented from `(seed, epoch)`.
 pub fn train_epoch<D: Device<f32>>(
     session: &mut Session<f32, D>,
-    split: &Split,
-    aug: &Augment,
+    data: &mut TrainSplit,
     batch: usize,
     seed: u64,
     epoch: usize,
@@ -49,22 +49,35 @@ pub fn train_epoch<D: Device<f32>>(
     on_step: &mut dyn FnMut(StepProgress),
 ) -> Result<EpochReport> {
     let start = Instant::now();
-    let batcher = Batcher::train(split, *aug, batch, seed, epoch as u64);
-    let floats = aug.image_floats();
-    let mut images = vec![0f32; batch * floats];
+    let batcher = Batcher::train(data.split, data.aug, batch, seed, epoch as u64);
+    if let Some(resident) = data.resident.as_mut() {
+        resident.set_order(batcher.order())?;
+    }
+    let floats = data.aug.image_floats();
+    let mut images = if data.resident.is_some() { Vec::new() } else { vec![0f32; batch * floats] };
     let mut labels = vec![0u32; batch];
     let (mut seen, mut correct, mut loss_sum, mut diverged) = (0usize, 0usize, 0f64, false);
     let steps = batcher.num_batches();
     for k in 0..steps {
-        let n = batcher.fill(k, &mut images, &mut labels);
-        let out = session.train_step(&images[..n * floats], &labels[..n], lr)?;
+        let out = match &data.resident {
+            Some(resident) => {
+                let indices = batcher.indices(k);
+                let labels = &mut labels[..indices.len()];
+                labels.iter_mut().zip(indices).for_each(|(l, &i)| *l = data.split.labels[i as usize]);
+                session.train_step_resident(resident, seed, epoch as u64, k * batch, labels, lr)?
+            }
+            None => {
+                let n = batcher.fill(k, &mut images, &mut labels);
+                session.train_step(&images[..n * floats], &labels[..n], lr)?
+            }
+        };
         if !out.loss.is_finite() {
             diverged = true;
             break;
         }
-        seen += n;
+        seen += out.n;
         correct += out.correct;
-        loss_sum += out.loss * n as f64;
+        loss_sum += out.loss * out.n as f64;
         on_step(StepProgress { step: k + 1, steps, acc: correct as f64 / seen as f64 });
     }
     let per = |v: f64| if seen > 0 { v / seen as f64 } else { f64::NAN };

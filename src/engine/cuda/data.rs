@@ -2,63 +2,100 @@
 //! the network's input: crop, flip, Cutout and normalisation on the device, with the random
 //! choices drawn from counters (seed, epoch, position) exactly as [`Augment::params`] draws them
 //! on the CPU, so both produce the same floats.
+//!
+//! A [`ResidentSplit`] is uploaded once per run (images as bytes, a quarter of their f32 size)
+//! with its normalisation table; each epoch writes only its order (4 bytes an image), and each
+//! step launches one kernel reading from those fixed buffers: no host augmentation, no per-step
+//! image upload, no allocation and no synchronisation between steps.
 
-use anyhow::{ensure, Result};
+use anyhow::{bail, ensure, Result};
 
 use super::gpu::{Buffer, Gpu, GpuMemory};
 use super::launch::{launch, Arg, Dims};
 use crate::data::augment::Augment;
 use crate::engine::kernel::Loc;
 
-/// A split's images (`[count, 3, size, size]` bytes) copied to the device once.
-pub struct DeviceImages {
-    bytes: Buffer,
-    pub count: usize,
-    pub size: usize,
-}
-
 /// Threads per image of the augmentation kernel.
 const AUG_THREADS: u32 = 256;
 
-impl Gpu {
-    /// Copies `images` (`count` images of `3 x size x size` bytes) to the device.
-    pub fn upload_images(&self, images: &[u8], size: usize) -> Result<DeviceImages> {
-        let per = 3 * size * size;
-        ensure!(per > 0 && images.len().is_multiple_of(per), "{} image bytes are not whole {size}x{size} RGB images", images.len());
-        let bytes = self.buffer(images.len())?;
-        bytes.upload(images)?;
-        Ok(DeviceImages { bytes, count: images.len() / per, size })
+/// A split's images (`[count, 3, size, size]` bytes) on the device, the augmentation they get,
+/// and the current epoch's order (which image each position of the epoch holds).
+pub struct ResidentSplit {
+    gpu: Gpu,
+    images: Buffer,
+    count: usize,
+    aug: Augment,
+    /// The normalisation as a 3 x 256 table of floats, as [`crate::data::dataset::Normalization::lut`].
+    lut: Buffer,
+    order: Option<Buffer>,
+    order_len: usize,
+}
+
+impl std::fmt::Debug for ResidentSplit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResidentSplit").field("count", &self.count).field("aug", &self.aug).field("order_len", &self.order_len).finish()
+    }
+}
+
+impl ResidentSplit {
+    /// Images held.
+    pub fn count(&self) -> usize {
+        self.count
     }
 
-    /// Writes the augmented batch of images `indices` (batch row r is the image at position
-    /// `first_position + r` of epoch `epoch`) into `out` (`[batch, 3, size, size]` f32).
-    #[allow(clippy::too_many_arguments)]
-    pub fn augment(
-        &self, images: &DeviceImages, indices: &[u32], aug: &Augment, seed: u64, epoch: u64, first_position: u64,
-        mem: &GpuMemory, out: Loc,
-    ) -> Result<()> {
-        ensure!(aug.size == images.size, "augmenting {}x{} images as {}x{}", images.size, images.size, aug.size, aug.size);
-        ensure!(out.len == indices.len() * aug.image_floats(), "{out:?} does not hold {} images", indices.len());
-        if let Some(&bad) = indices.iter().find(|&&i| i as usize >= images.count) {
-            anyhow::bail!("image index {bad} is out of range: the device holds {} images", images.count);
+    pub fn augment(&self) -> &Augment {
+        &self.aug
+    }
+
+    /// Sets the epoch's order: position `p` of the epoch is image `order[p]`. Between steps
+    /// only (it is an upload).
+    pub fn set_order(&mut self, order: &[u32]) -> Result<()> {
+        if let Some(&bad) = order.iter().find(|&&i| i as usize >= self.count) {
+            bail!("image index {bad} is out of range: the device holds {} images", self.count);
         }
-        if indices.is_empty() {
-            return Ok(());
+        let bytes = std::mem::size_of_val(order);
+        if self.order.as_ref().is_none_or(|b| b.bytes() < bytes) {
+            self.order = Some(self.gpu.buffer(bytes.max(4))?);
         }
+        self.order.as_ref().expect("just allocated").upload(bytemuck::cast_slice(order))?;
+        self.order_len = order.len();
+        Ok(())
+    }
+}
+
+impl Gpu {
+    /// Copies `images` (whole `aug.size x aug.size` RGB images, bytes) to the device, to be
+    /// augmented by `aug`.
+    pub fn upload_split(&self, images: &[u8], aug: &Augment) -> Result<ResidentSplit> {
+        let per = 3 * aug.size * aug.size;
+        ensure!(per > 0 && images.len().is_multiple_of(per), "{} image bytes are not whole {}x{} RGB images", images.len(), aug.size, aug.size);
+        let bytes = self.buffer(images.len().max(1))?;
+        bytes.upload(images)?;
         let lut: Vec<f32> = aug.norm.lut().iter().flatten().copied().collect();
         let lut_buf = self.buffer(lut.len() * 4)?;
         lut_buf.upload(bytemuck::cast_slice(&lut))?;
-        let idx_buf = self.buffer(indices.len() * 4)?;
-        idx_buf.upload(bytemuck::cast_slice(indices))?;
+        Ok(ResidentSplit { gpu: self.clone(), images: bytes, count: images.len() / per, aug: *aug, lut: lut_buf, order: None, order_len: 0 })
+    }
+
+    /// Writes positions `start .. start + n` of the epoch's order, augmented for `(seed, epoch)`
+    /// as [`Augment::params`]`(seed, epoch, position)` draws, into `out` (`[n, 3, size, size]`
+    /// f32). Queued on the device's stream; nothing waits.
+    #[allow(clippy::too_many_arguments)]
+    pub fn augment_batch(
+        &self, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, n: usize, mem: &GpuMemory, out: Loc,
+    ) -> Result<()> {
+        let aug = &split.aug;
+        ensure!(std::ptr::addr_eq(self.backend(), split.gpu.backend()), "the resident images live on another device");
+        ensure!(out.len == n * aug.image_floats(), "{out:?} does not hold {n} images");
+        ensure!(start + n <= split.order_len, "positions {start}..{} lie beyond the epoch's {} (set_order first)", start + n, split.order_len);
+        let Some(order) = split.order.as_ref().filter(|_| n > 0) else { return Ok(()) };
         let args = [
-            Arg::Ptr(images.bytes.ptr()), Arg::Ptr(idx_buf.ptr()), Arg::Ptr(lut_buf.ptr()), Arg::Ptr(mem.address(out)?),
-            Arg::len(indices.len())?, Arg::len(aug.size)?, Arg::len(aug.pad)?, Arg::I32(aug.flip as i32),
-            Arg::len(aug.cutout)?, Arg::I32(aug.fill as i32), Arg::U64(seed), Arg::U64(epoch), Arg::U64(first_position),
+            Arg::Ptr(split.images.ptr()), Arg::Ptr(order.ptr() + (start * 4) as u64), Arg::Ptr(split.lut.ptr()),
+            Arg::Ptr(mem.address(out)?), Arg::len(n)?, Arg::len(aug.size)?, Arg::len(aug.pad)?, Arg::I32(aug.flip as i32),
+            Arg::len(aug.cutout)?, Arg::I32(aug.fill as i32), Arg::U64(seed), Arg::U64(epoch), Arg::U64(start as u64),
         ];
-        // SAFETY: the image, index and LUT buffers were sized above; `out` is bounds-checked and
-        // holds indices.len() images.
-        unsafe { launch(self.backend(), "fear_augment", Dims::per_item(indices.len(), AUG_THREADS), &args)? };
-        // The temporaries are freed on drop, after the kernel has run.
-        self.synchronize()
+        // SAFETY: every index in the order was checked against the images held; positions
+        // start..start+n lie inside the order buffer; `out` is bounds-checked and holds n images.
+        unsafe { launch(self.backend(), "fear_augment", Dims::per_item(n, AUG_THREADS), &args) }
     }
 }

@@ -9,10 +9,12 @@ use std::sync::Arc;
 
 use anyhow::{ensure, Result};
 
+use super::data::ResidentSplit;
 use super::driver::CudaDriver;
 use super::emulated::Emulated;
 use super::launch::{Backend, DevicePtr};
 use super::ops;
+use crate::data::augment::Augment;
 use crate::engine::device::{check_no_aliasing, space_index, Device, MemoryLayout};
 use crate::engine::kernel::{Kernel, Loc, Space};
 
@@ -157,5 +159,15 @@ impl Device<f32> for Gpu {
         }
         check_no_aliasing(kernel, &locs)?;
         ops::launch_kernel(&*self.backend, mem, kernel)
+    }
+
+    fn make_resident(&self, images: &[u8], aug: &Augment) -> Result<Option<ResidentSplit>> {
+        self.upload_split(images, aug).map(Some)
+    }
+
+    fn augment_resident(
+        &self, mem: &mut GpuMemory, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, n: usize, out: Loc,
+    ) -> Result<()> {
+        self.augment_batch(split, seed, epoch, start, n, mem, out)
     }
 }

@@ -226,10 +226,13 @@ fn check_augment(gpu: &Gpu, seed: u64) -> Result<f64> {
         let img = &images[i as usize * floats..(i as usize + 1) * floats];
         aug.apply(img, &a, &lut, &mut want[r * floats..(r + 1) * floats]);
     }
-    let dev = gpu.upload_images(&images, size)?;
+    let mut resident = gpu.upload_split(&images, &aug)?;
+    // Positions before `first` hold image 0; the batch is positions first..first+4.
+    let order: Vec<u32> = std::iter::repeat_n(0, first as usize).chain(indices).collect();
+    resident.set_order(&order)?;
     let out = Loc::new(Space::Work, 0, want.len());
     let mem = gpu.alloc(&MemoryLayout { params: 0, state: 0, work: want.len(), labels: 0 })?;
-    gpu.augment(&dev, &indices, &aug, aug_seed, epoch, first, &mem, out)?;
+    gpu.augment_batch(&resident, aug_seed, epoch, first as usize, indices.len(), &mem, out)?;
     Ok(relative_error(&gpu.read(&mem, out)?, &want))
 }
 

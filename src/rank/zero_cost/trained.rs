@@ -8,7 +8,7 @@ use crate::data::{Augment, Dataset};
 use crate::engine::{Cpu, PlanOptions, Session};
 use crate::net::{tiny_network, NetConfig};
 use crate::space::Arch;
-use crate::train::{cosine_lr, train_epoch};
+use crate::train::{cosine_lr, train_epoch, TrainSplit};
 
 use super::score::Weights;
 
@@ -24,10 +24,10 @@ pub fn trained_weights(arch: &Arch, net: &NetConfig, data: &Dataset, epochs: usi
     let opts = PlanOptions { grad_clip: Some(5.0), ..PlanOptions::default() };
     let mut s: Session<f32, Cpu> = Session::new(Cpu, Box::new(move |b| tiny_network(&a, &n, b)), batch, opts)?;
     s.init_params(seed)?;
-    let aug = Augment::train(data);
+    let mut train = TrainSplit::on_host(&data.train, Augment::train(data));
     for epoch in 0..epochs {
         let lr = cosine_lr(0.1, 0.0, epoch, SCHEDULE_EPOCHS);
-        train_epoch(&mut s, &data.train, &aug, batch, seed, epoch, lr, &mut |_| {})?;
+        train_epoch(&mut s, &mut train, batch, seed, epoch, lr, &mut |_| {})?;
     }
     let widen = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<f64>>();
     let mut named = Vec::new();

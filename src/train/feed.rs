@@ -1,0 +1,36 @@
+//! Where a training epoch's batches come from: augmented on the host and uploaded at each step,
+//! or, on a device that can keep the split, augmented on the device from images uploaded once.
+//! Both draw each image's augmentation from `(seed, epoch, position)` and visit the images in
+//! the same order, so they feed the network the same floats.
+
+use anyhow::Result;
+
+use crate::data::augment::Augment;
+use crate::data::dataset::Split;
+use crate::engine::cuda::data::ResidentSplit;
+use crate::engine::Device;
+
+/// A training split and its augmentation, resident on the device where it can be.
+pub struct TrainSplit<'a> {
+    pub split: &'a Split,
+    pub aug: Augment,
+    pub(crate) resident: Option<ResidentSplit>,
+}
+
+impl<'a> TrainSplit<'a> {
+    /// Batches augmented on the host (any device).
+    pub fn on_host(split: &'a Split, aug: Augment) -> TrainSplit<'a> {
+        TrainSplit { split, aug, resident: None }
+    }
+
+    /// Resident on `device` when it can keep the images (a GPU), else on the host. The upload
+    /// happens here, once for every epoch trained from this value.
+    pub fn for_device<D: Device<f32>>(device: &D, split: &'a Split, aug: Augment) -> Result<TrainSplit<'a>> {
+        let resident = device.make_resident(&split.images, &aug)?;
+        Ok(TrainSplit { split, aug, resident })
+    }
+
+    pub fn is_resident(&self) -> bool {
+        self.resident.is_some()
+    }
+}
