@@ -53,7 +53,7 @@ pub struct SearchArgs {
 }
 
 /// One trajectory line: the candidate's own results line (as `fear rank` or `fear shortreg`
-/// writes it) and where the search stands after it.
+/// writes it), the search's settings and where the search stands after it.
 #[derive(Serialize)]
 struct SearchRecord<R: Serialize> {
     #[serde(flatten)]
@@ -64,6 +64,13 @@ struct SearchRecord<R: Serialize> {
     cutoff_ratio: Option<f64>,
     stage2_batch: Option<usize>,
     stage2_epochs: Option<usize>,
+    #[serde(flatten)]
+    progress: Progress,
+}
+
+/// Where the search stands after a candidate, written beside its record.
+#[derive(Serialize)]
+struct Progress {
     /// The stage-1 time budget this candidate ran under (none before any reached the threshold).
     cutoff_s: Option<f64>,
     /// The score the search ranks by: FEAR's best stage-2 epoch, shortreg's score.
@@ -152,19 +159,6 @@ pub fn run(args: SearchArgs) -> Result<()> {
     Ok(())
 }
 
-/// Where the search stands after a candidate, ready to be written beside its record.
-struct Progress {
-    evaluated: usize,
-    search_time_s: f64,
-    best_index: Option<usize>,
-    best_arch: Option<String>,
-    best_score: Option<f64>,
-    ground_truth: Option<f64>,
-    best_ground_truth: Option<f64>,
-    cutoff_s: Option<f64>,
-    search_score: Option<f64>,
-}
-
 impl Progress {
     fn record<R: Serialize>(self, candidate: R, method: &'static str, args: &SearchArgs, fear: Option<&crate::rank::FearConfig>) -> SearchRecord<R> {
         SearchRecord {
@@ -174,15 +168,7 @@ impl Progress {
             cutoff_ratio: fear.map(|_| args.cutoff_ratio),
             stage2_batch: fear.map(|c| c.stage2_batch),
             stage2_epochs: fear.map(|c| c.stage2_epochs),
-            cutoff_s: self.cutoff_s,
-            search_score: self.search_score,
-            evaluated: self.evaluated,
-            search_time_s: self.search_time_s,
-            best_index: self.best_index,
-            best_arch: self.best_arch,
-            best_score: self.best_score,
-            ground_truth: self.ground_truth,
-            best_ground_truth: self.best_ground_truth,
+            progress: self,
         }
     }
 }
