@@ -7,12 +7,14 @@
 //! Another resumable command is one more line in [`COMMANDS`]. The random moments come from a
 //! seed printed at the start; `FEAR_CRASH_SEED=N` replays a run.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
+
+mod common;
 
 /// A resumable command under test: its own arguments (the tiny data, network, seed and `--out`
 /// are added) and how many kills it gets. Each run covers [`LINES`] architectures.
@@ -34,10 +36,6 @@ const COMMANDS: &[Case] = &[
     Case { name: "zero-cost", args: &["zero-cost", "--archs", ARCHS, "--proxy", "synflow,snip,params", "--batch", "16"], kills: 10 },
     Case { name: "search", args: &["search", "--method", "shortreg", "--epochs", "1", "--batch", "8", "--archs-budget", "8"], kills: 10 },
 ];
-
-fn tmp_root() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_fear")).parent().unwrap().parent().unwrap().join("test-tmp").join("crash_safety")
-}
 
 fn spawn(case: &Case, dir: &Path, out: &str) -> Child {
     let cache = dir.join("cache");
@@ -89,9 +87,7 @@ fn killed_runs_resume_to_the_uninterrupted_result() {
     eprintln!("crash_safety: FEAR_CRASH_SEED={seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     for case in COMMANDS {
-        let dir = tmp_root().join(case.name);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = common::test_dir(&format!("crash_safety/{}", case.name));
         // A first run generates the dataset cache, so the timed one below is what a resumed
         // run costs; the kill moments are drawn within it.
         run_to_end(case, &dir, "warm-up.jsonl");

@@ -10,12 +10,11 @@ use fear::data::augment::{Augment, ImageAug};
 use fear::data::{cifar, folder, imagenet16, pickle, synthetic};
 use fear::data::{epoch_order, fill_batch, num_batches, Batcher, Dataset, DatasetSpec, LoadOptions, Normalization, Split};
 
+mod common;
+
 /// A fresh, empty scratch folder for one test.
 fn scratch(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("data-tests").join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::test_dir(&format!("data-tests/{name}"))
 }
 
 fn fixture(name: &str) -> PathBuf {
@@ -781,22 +780,9 @@ fn synthetic_timing() {
 // ---------------------------------------------------------------------------------------------
 // The real CIFAR-10 as JPEGs
 
-/// The archive: `$FEAR_CIFAR10_JPEG`, or `shared/data/cifar10-jpeg.tar.gz` in or beside the repo.
-fn cifar10_jpeg_archive() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::env::var_os("FEAR_CIFAR10_JPEG")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([root.join("shared/data/cifar10-jpeg.tar.gz"), root.join("../shared/data/cifar10-jpeg.tar.gz")])
-        .find(|p| p.is_file())
-}
-
 #[test]
 fn real_cifar10_jpeg_folder() {
-    let Some(archive) = cifar10_jpeg_archive() else {
-        println!("SKIP real_cifar10_jpeg_folder: cifar10-jpeg.tar.gz not found (set FEAR_CIFAR10_JPEG)");
-        return;
-    };
+    let Some(archive) = common::cifar10_jpeg_archive("real_cifar10_jpeg_folder") else { return };
     let dest = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("test-data");
     let root = dest.join("cifar10-jpeg");
     let done = dest.join(".cifar10-jpeg.unpacked");

@@ -9,6 +9,8 @@ use fear::eval::metrics::{kendall_tau_b, pairwise_accuracy, precision_at, regret
 use fear::eval::{bins, evaluate, vote, ArchResult, Bin, GroundTruth, Kind, MethodResults, Population, BIN_PERCENTS};
 use serde_json::Value;
 
+mod common;
+
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/eval")
 }
@@ -320,8 +322,8 @@ fn noisy_example_matches_scipy() {
 
 #[test]
 fn table_says_how_many_are_not_ok_and_plots_are_written() {
-    let dir = Path::new(env!("CARGO_BIN_EXE_fear")).parent().unwrap().parent().unwrap().join("test-tmp/eval-plots");
-    let _ = std::fs::remove_dir_all(&dir);
+    // A folder that does not exist yet: `fear evaluate --plots` makes it.
+    let dir = common::test_dir("eval-plots").join("plots");
     let out = evaluate_fixtures(&["--plots", dir.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let table = String::from_utf8_lossy(&out.stdout);
@@ -348,8 +350,7 @@ fn table_says_how_many_are_not_ok_and_plots_are_written() {
 fn bad_input_is_a_clear_error() {
     let f = fixtures();
     let gt = f.join("ground_truth.csv");
-    let dir = Path::new(env!("CARGO_BIN_EXE_fear")).parent().unwrap().parent().unwrap().join("test-tmp/eval-errors");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::test_dir("eval-errors");
     let run = |file: &Path, dataset: &str| fear(&["evaluate", file.to_str().unwrap(), "--ground-truth", gt.to_str().unwrap(), "--dataset", dataset]);
     let err = |out: &Output| String::from_utf8_lossy(&out.stderr).into_owned();
 

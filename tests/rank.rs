@@ -2,40 +2,16 @@
 //! Synthetic CIFAR-10 (4 images per class), one thread each: results lines, resuming, sharding,
 //! merging, the threshold stop and the disconnected-cell shortcut.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
 use serde_json::Value;
 
-/// `target/test-tmp`, beside the binary's profile folder.
-fn tmp_root() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_fear")).parent().unwrap().parent().unwrap().join("test-tmp")
-}
-
-/// A fresh, empty `target/test-tmp/<name>`.
-fn test_dir(name: &str) -> PathBuf {
-    let dir = tmp_root().join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+mod common;
+use common::{fear_env, test_dir, tiny_run_args};
 
 fn fear(dir: &Path, args: &[&str]) -> Output {
     fear_env(dir, args, &[])
-}
-
-/// `fear` with extra environment variables (the failure-injection hook).
-fn fear_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fear"))
-        .args(args)
-        .env_remove("FEAR_INJECT_FAILURE")
-        .envs(env.iter().copied())
-        .current_dir(dir)
-        // A test run inside a Slurm array job must not be sharded behind its back.
-        .env_remove("SLURM_ARRAY_TASK_ID")
-        .env_remove("SLURM_ARRAY_TASK_COUNT")
-        .output()
-        .expect("running fear")
 }
 
 fn stderr(out: &Output) -> String {
@@ -46,18 +22,6 @@ fn assert_ok(out: &Output, what: &str) {
     assert!(out.status.success(), "{what} failed ({:?}): {}", out.status, stderr(out));
 }
 
-/// The common arguments of a tiny run: dataset, cache, network, one CPU thread.
-fn tiny() -> Vec<String> {
-    let cache = tmp_root().join("cache");
-    [
-        "--dataset", "synthetic-cifar10", "--synthetic-size", "4", "--cache-dir", cache.to_str().unwrap(),
-        "--channels", "4", "--cells-per-stage", "1", "--device", "cpu", "--threads", "1",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
 /// `fear rank` on the tiny set; `extra` adds or overrides options.
 fn rank(dir: &Path, archs: &str, out: &str, extra: &[&str]) -> Output {
     rank_env(dir, archs, out, extra, &[])
@@ -65,7 +29,7 @@ fn rank(dir: &Path, archs: &str, out: &str, extra: &[&str]) -> Output {
 
 fn rank_env(dir: &Path, archs: &str, out: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
     let mut args: Vec<String> = vec!["rank".into(), "--archs".into(), archs.into(), "--out".into(), out.into(), "--seed".into(), "0".into()];
-    args.extend(tiny());
+    args.extend(tiny_run_args());
     args.extend(extra.iter().map(|s| s.to_string()));
     fear_env(dir, &args.iter().map(String::as_str).collect::<Vec<_>>(), env)
 }
@@ -258,7 +222,7 @@ fn shortreg_trains_e_epochs_and_scores_the_best() {
     let dir = test_dir("shortreg_trains_e_epochs_and_scores_the_best");
     let mut args: Vec<String> = ["shortreg", "--epochs", "2", "--batch", "8", "--archs", "1,15624", "--out", "s.jsonl", "--seed", "3"]
         .iter().map(|s| s.to_string()).collect();
-    args.extend(tiny());
+    args.extend(tiny_run_args());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = fear(&dir, &args);
     assert_ok(&out, "shortreg");
@@ -348,7 +312,7 @@ fn shortreg_records_a_failing_architecture_and_goes_on() {
     let dir = test_dir("shortreg_records_a_failing_architecture_and_goes_on");
     let mut args: Vec<String> = ["shortreg", "--epochs", "1", "--batch", "8", "--archs", "1,15624", "--out", "s.jsonl", "--seed", "0"]
         .iter().map(|s| s.to_string()).collect();
-    args.extend(tiny());
+    args.extend(tiny_run_args());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = fear_env(&dir, &args, &[("FEAR_INJECT_FAILURE", "1")]);
     assert_ok(&out, "shortreg with arch 1 failing");

@@ -4,38 +4,18 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The archive: `$FEAR_CIFAR10_JPEG`, or `shared/data/cifar10-jpeg.tar.gz` in or beside the repo.
-fn archive() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::env::var_os("FEAR_CIFAR10_JPEG").map(PathBuf::from).into_iter()
-        .chain([root.join("shared/data/cifar10-jpeg.tar.gz"), root.join("../shared/data/cifar10-jpeg.tar.gz")])
-        .find(|p| p.is_file())
-}
+mod common;
 
-/// Unpacks the first 30 training and 5 test images of every class (300 + 50 images) into an
-/// ignored folder under `target/`, once.
+/// The first 30 training and 5 test images of every class (300 + 50 images), unpacked once
+/// under `target/`.
 fn small_cifar10(archive: &Path) -> PathBuf {
-    let dest = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cifar10-jpeg-small");
-    let done = dest.join(".unpacked");
-    if !done.is_file() {
-        let _ = std::fs::remove_dir_all(&dest);
-        std::fs::create_dir_all(&dest).unwrap();
-        let status = Command::new("tar")
-            .arg("xzf").arg(archive).arg("-C").arg(&dest).arg("--wildcards")
-            .args(["cifar10-jpeg/train/*/000[0-9].jpg", "cifar10-jpeg/train/*/001[0-9].jpg", "cifar10-jpeg/train/*/002[0-9].jpg", "cifar10-jpeg/test/*/000[0-4].jpg"])
-            .status().expect("running tar");
-        assert!(status.success(), "tar failed on {}", archive.display());
-        std::fs::write(&done, "").unwrap();
-    }
-    dest.join("cifar10-jpeg")
+    let patterns = ["cifar10-jpeg/train/*/000[0-9].jpg", "cifar10-jpeg/train/*/001[0-9].jpg", "cifar10-jpeg/train/*/002[0-9].jpg", "cifar10-jpeg/test/*/000[0-4].jpg"];
+    common::unpack_cifar10_subset(archive, "cifar10-jpeg-small", &patterns)
 }
 
 #[test]
 fn rank_two_architectures_on_real_cifar10_images() {
-    let Some(archive) = archive() else {
-        println!("SKIP rank_two_architectures_on_real_cifar10_images: cifar10-jpeg.tar.gz not found (set FEAR_CIFAR10_JPEG)");
-        return;
-    };
+    let Some(archive) = common::cifar10_jpeg_archive("rank_two_architectures_on_real_cifar10_images") else { return };
     let root = small_cifar10(&archive);
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("rank-cifar10.jsonl");
     let _ = std::fs::remove_file(&out);

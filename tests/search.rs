@@ -3,29 +3,15 @@
 //! far, ground truth), resuming, and the command line's errors. Nothing here depends on timings.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
-fn tmp_root() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_fear")).parent().unwrap().parent().unwrap().join("test-tmp")
-}
-
-fn test_dir(name: &str) -> PathBuf {
-    let dir = tmp_root().join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+mod common;
+use common::{fear_env, test_dir, tiny_run_args};
 
 fn fear(dir: &Path, args: &[String]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fear"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("SLURM_ARRAY_TASK_ID")
-        .env_remove("SLURM_ARRAY_TASK_COUNT")
-        .output()
-        .expect("running fear")
+    fear_env(dir, args, &[])
 }
 
 fn stderr(out: &Output) -> String {
@@ -49,11 +35,8 @@ fn truth(index: u64) -> f64 {
 
 /// `fear search` on the tiny set; `extra` adds options.
 fn search(dir: &Path, extra: &[&str]) -> Output {
-    let cache = tmp_root().join("cache");
-    let mut args: Vec<String> = [
-        "search", "--dataset", "synthetic-cifar10", "--synthetic-size", "4", "--cache-dir", cache.to_str().unwrap(),
-        "--channels", "4", "--cells-per-stage", "1", "--device", "cpu", "--threads", "1", "--seed", "5", "--out", "s.jsonl",
-    ].iter().map(|s| s.to_string()).collect();
+    let mut args: Vec<String> = ["search", "--seed", "5", "--out", "s.jsonl"].map(String::from).to_vec();
+    args.extend(tiny_run_args());
     args.extend(extra.iter().map(|s| s.to_string()));
     fear(dir, &args)
 }

@@ -9,6 +9,8 @@ use fear::data::Split;
 use fear::engine::{Cpu, PlanOptions, Session};
 use fear::threshold::{mlp_graph, train_threshold_learner, Features, MlpRecipe};
 
+mod common;
+
 #[test]
 fn mlp_graph_matches_a_naive_forward() {
     let (d, hidden, classes, n) = (5, [4, 3], 2, 3);
@@ -77,37 +79,15 @@ fn learns_oriented_stripes_well_above_chance() {
     assert!((last.lr - fear::train::cosine_lr(0.1, 0.001, 14, 15)).abs() < 1e-15);
 }
 
-/// The archive: `$FEAR_CIFAR10_JPEG`, or `shared/data/cifar10-jpeg.tar.gz` in or beside the repo.
-fn archive() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::env::var_os("FEAR_CIFAR10_JPEG").map(PathBuf::from).into_iter()
-        .chain([root.join("shared/data/cifar10-jpeg.tar.gz"), root.join("../shared/data/cifar10-jpeg.tar.gz")])
-        .find(|p| p.is_file())
-}
-
 /// The first 50 training and 10 test images of every class, unpacked once under `target/`.
 fn small_cifar10(archive: &Path) -> PathBuf {
-    let dest = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cifar10-jpeg-threshold");
-    let done = dest.join(".unpacked");
-    if !done.is_file() {
-        let _ = std::fs::remove_dir_all(&dest);
-        std::fs::create_dir_all(&dest).unwrap();
-        let status = Command::new("tar")
-            .arg("xzf").arg(archive).arg("-C").arg(&dest).arg("--wildcards")
-            .args(["cifar10-jpeg/train/*/000[0-9].jpg", "cifar10-jpeg/train/*/00[1-4][0-9].jpg", "cifar10-jpeg/test/*/000[0-9].jpg"])
-            .status().expect("running tar");
-        assert!(status.success(), "tar failed on {}", archive.display());
-        std::fs::write(&done, "").unwrap();
-    }
-    dest.join("cifar10-jpeg")
+    let patterns = ["cifar10-jpeg/train/*/000[0-9].jpg", "cifar10-jpeg/train/*/00[1-4][0-9].jpg", "cifar10-jpeg/test/*/000[0-9].jpg"];
+    common::unpack_cifar10_subset(archive, "cifar10-jpeg-threshold", &patterns)
 }
 
 #[test]
 fn fear_threshold_trains_on_real_cifar10_images() {
-    let Some(archive) = archive() else {
-        println!("SKIP fear_threshold_trains_on_real_cifar10_images: cifar10-jpeg.tar.gz not found (set FEAR_CIFAR10_JPEG)");
-        return;
-    };
+    let Some(archive) = common::cifar10_jpeg_archive("fear_threshold_trains_on_real_cifar10_images") else { return };
     let root = small_cifar10(&archive);
     let run = Command::new(env!("CARGO_BIN_EXE_fear"))
         .args(["threshold", "--dataset", &format!("folder:{}", root.display()), "--epochs", "8", "--batch", "100"])

@@ -14,12 +14,11 @@ use fear::net::NetConfig;
 use fear::rank::results::ResultsFile;
 use fear::space::Arch;
 
+mod common;
+
 #[test]
 fn workers_share_the_architectures_and_each_runs_once() {
-    let dir = std::env::temp_dir().join(format!("fear-workers-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join("results.jsonl");
-    let _ = std::fs::remove_file(&out);
+    let out = common::test_dir("workers").join("results.jsonl");
     let empty = || Split { images: Vec::new(), labels: Vec::new() };
     let data = Dataset { name: "none".into(), classes: 10, image_size: 8, train: empty(), test: empty(), norm: Normalization::CIFAR10, pad: 0 };
     let todo: Vec<Arch> = (0..24).map(|i| Arch::from_index(i * 600).unwrap()).collect();
@@ -45,5 +44,4 @@ fn workers_share_the_architectures_and_each_runs_once() {
     let want: Vec<u64> = todo.iter().map(|a| a.index() as u64).collect();
     assert_eq!(seen, want, "each architecture exactly once");
     assert!(threads.lock().unwrap().len() > 1, "only one worker ran");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,5 +1,6 @@
-//! What `fear rank` and `fear shortreg` share: the flags that choose the data, architectures,
-//! network and device, and the set-up of a resumable run over a list of architectures.
+//! What `fear rank`, `fear shortreg`, `fear search` and `fear zero-cost` share: the flags that
+//! choose the data, architectures, network and device, and the set-up of a resumable run over a
+//! list of architectures.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -14,7 +15,7 @@ use serde::Serialize;
 use crate::data::{Dataset, DatasetSpec, LoadOptions};
 use crate::engine::AnyDevice;
 use crate::net::NetConfig;
-use crate::rank::failure;
+use crate::rank::{failure, ShortregConfig};
 use crate::rank::results::ResultsFile;
 use crate::space::{parse_arch_list, Arch};
 
@@ -24,14 +25,18 @@ use super::UsageError;
 /// (1, 6111) to weak (15624, an all-1x1 cell).
 pub const DEFAULT_ARCHS: &str = "1,6111,123,15624";
 
+/// The flags of every run over a list of architectures (`fear rank`, `fear shortreg`,
+/// `fear search`, `fear zero-cost`): the data, the architectures, the seed, the shard, the
+/// threads, and whether to mix configurations in one results file. Each command keeps its own
+/// device, network and output flags, whose defaults differ.
 #[derive(Args, Debug)]
-pub struct RunArgs {
+pub struct SelectArgs {
     /// Dataset: synthetic-cifar10, cifar10:DIR, cifar100:DIR, folder:DIR or imagenet16:DIR.
     /// Without it, the built-in demo: a small Synthetic CIFAR-10 (50 images per class) and a
     /// reduced network (C=8, N=2), so a run finishes in minutes on a CPU.
     #[arg(long)]
     pub dataset: Option<String>,
-    /// Synthetic CIFAR-10 training images per class (default 5000, the paper's set; 50 in the demo).
+    /// Synthetic CIFAR-10 training images per class (default 5000, the paper's set; 50 without --dataset).
     #[arg(long)]
     pub synthetic_size: Option<usize>,
     /// Where generated data is cached.
@@ -40,10 +45,6 @@ pub struct RunArgs {
     /// Architectures: `all`, `sample:N`, `file:PATH`, or a comma list of indices / arch strings.
     #[arg(long, default_value = DEFAULT_ARCHS)]
     pub archs: String,
-    /// Device: cpu, cuda, cuda:N, cuda:0,1,... (one worker per GPU), emulated, or auto (a GPU
-    /// when the CUDA driver finds one, else the CPU).
-    #[arg(long, default_value = "auto")]
-    pub device: String,
     /// Seed of initialisation, shuffling, augmentation and `sample:N`.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -51,6 +52,74 @@ pub struct RunArgs {
     /// SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT when those are set.
     #[arg(long)]
     pub shard: Option<String>,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Append to a results file even though it was written under another configuration.
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl SelectArgs {
+    /// This shard's share of `--archs` (`sample:N` drawn from `--seed`).
+    pub fn archs(&self) -> Result<Vec<Arch>> {
+        let archs = parse_arch_list(&self.archs, self.seed).map_err(|e| UsageError(e.to_string()))?;
+        shard(archs, self.shard.as_deref())
+    }
+
+    /// The demo runs when no `--dataset` is given; each command says what its demo is.
+    pub fn is_demo(&self) -> bool {
+        self.dataset.is_none()
+    }
+
+    /// `--dataset`, or the demo's Synthetic CIFAR-10 without one.
+    pub fn dataset_spec(&self) -> Result<DatasetSpec> {
+        Ok(self.dataset.as_deref().unwrap_or("synthetic-cifar10").parse().map_err(|e: anyhow::Error| UsageError(e.to_string()))?)
+    }
+
+    /// Loads `spec` (50 synthetic images per class in the demo) and says what it loaded.
+    pub fn load(&self, spec: &DatasetSpec) -> Result<Dataset> {
+        let started = Instant::now();
+        let mut opts = LoadOptions { cache_dir: self.cache_dir.clone(), ..LoadOptions::default() };
+        opts.synthetic_size = self.synthetic_size.unwrap_or(if self.is_demo() { 50 } else { opts.synthetic_size });
+        let data = spec.load(&opts).with_context(|| format!("loading {spec}"))?;
+        eprintln!(
+            "{}: {} training images, {} classes, {}x{} (loaded in {:.1}s)",
+            data.name, data.train.len(), data.classes, data.image_size, data.image_size, started.elapsed().as_secs_f64()
+        );
+        Ok(data)
+    }
+
+    /// Sizes rayon's global pool by `--threads` (left to rayon without it).
+    pub fn set_threads(&self) -> Result<()> {
+        if let Some(t) = self.threads {
+            rayon::ThreadPoolBuilder::new().num_threads(t).build_global()?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens the results file `out` and keeps of `archs` those it does not hold yet, saying so when
+/// a run resumes.
+pub fn open_results(out: &Path, archs: &[Arch]) -> Result<(ResultsFile, Vec<Arch>)> {
+    let results = ResultsFile::open(out)?;
+    let todo: Vec<Arch> = archs.iter().copied().filter(|a| !results.done.contains(&a.index())).collect();
+    if todo.len() < archs.len() {
+        eprintln!("{}: {} of {} architectures already done; resuming", out.display(), archs.len() - todo.len(), archs.len());
+    }
+    Ok((results, todo))
+}
+
+/// The flags of `fear rank`, `fear shortreg` and `fear search`: [`SelectArgs`], the device and
+/// the training recipe.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Device: cpu, cuda, cuda:N, cuda:0,1,... (one worker per GPU), emulated, or auto (a GPU
+    /// when the CUDA driver finds one, else the CPU).
+    #[arg(long, default_value = "auto")]
+    pub device: String,
     /// Learning rate (initial, for cosine schedules).
     #[arg(long, default_value_t = 0.1)]
     pub lr: f64,
@@ -67,12 +136,6 @@ pub struct RunArgs {
     /// N-1 cells (cells 13-16 at N=5), `lastact` and the classifier.
     #[arg(long)]
     pub cells_per_stage: Option<usize>,
-    /// CPU threads (default: all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Append to a results file even though it was written under another configuration.
-    #[arg(long)]
-    pub force: bool,
 }
 
 /// A run ready to go: what is left to do, where results go, the data and the network.
@@ -93,46 +156,36 @@ impl RunArgs {
         (self.grad_clip > 0.0).then_some(self.grad_clip)
     }
 
+    /// shortreg's recipe (`fear shortreg`, `fear search --method shortreg`): E and B, with these
+    /// flags' learning rate, clip and Cutout.
+    pub fn shortreg_config(&self, epochs: usize, batch: usize) -> ShortregConfig {
+        ShortregConfig { epochs, batch, lr: self.lr, grad_clip: self.grad_clip(), cutout: self.cutout }
+    }
+
     /// Checks the flags, opens `out` (skipping what it already holds), then loads the data.
     /// Everything that can be wrong with the command line is reported before the data loads.
     pub fn prepare(&self, out: &Path) -> Result<Prepared> {
-        let archs = parse_arch_list(&self.archs, self.seed).map_err(|e| UsageError(e.to_string()))?;
-        let archs = shard(archs, self.shard.as_deref())?;
-        self.prepare_archs(archs, out)
+        self.prepare_archs(self.select.archs()?, out)
     }
 
     /// [`RunArgs::prepare`] for architectures chosen otherwise than by `--archs` and `--shard`.
     pub fn prepare_archs(&self, archs: Vec<Arch>, out: &Path) -> Result<Prepared> {
-        let demo = self.dataset.is_none();
+        let demo = self.select.is_demo();
         if demo {
             eprintln!("no --dataset given: running the built-in demo (Synthetic CIFAR-10, 50 images per class, network C=8 N=2); \
                        --help shows how to rank on real data with NATS-Bench's network");
         }
-        let spec: DatasetSpec = self.dataset.as_deref().unwrap_or("synthetic-cifar10").parse()
-            .map_err(|e: anyhow::Error| UsageError(e.to_string()))?;
+        let spec = self.select.dataset_spec()?;
         let devices = super::device::open_devices(&self.device)?;
         let (c, n) = (self.channels.unwrap_or(if demo { 8 } else { 16 }), self.cells_per_stage.unwrap_or(if demo { 2 } else { 5 }));
         if c == 0 || n == 0 {
             return Err(UsageError("--channels and --cells-per-stage must be positive".into()).into());
         }
-        if let Some(t) = self.threads {
-            rayon::ThreadPoolBuilder::new().num_threads(t).build_global()?;
-        }
-        let results = ResultsFile::open(out)?;
-        let todo: Vec<Arch> = archs.iter().copied().filter(|a| !results.done.contains(&a.index())).collect();
-        if todo.len() < archs.len() {
-            eprintln!("{}: {} of {} architectures already done; resuming", out.display(), archs.len() - todo.len(), archs.len());
-        }
-        let started = Instant::now();
-        let mut opts = LoadOptions { cache_dir: self.cache_dir.clone(), ..LoadOptions::default() };
-        opts.synthetic_size = self.synthetic_size.unwrap_or(if demo { 50 } else { opts.synthetic_size });
-        let data = spec.load(&opts).with_context(|| format!("loading {spec}"))?;
-        eprintln!(
-            "{}: {} training images, {} classes, {}x{} (loaded in {:.1}s)",
-            data.name, data.train.len(), data.classes, data.image_size, data.image_size, started.elapsed().as_secs_f64()
-        );
+        self.select.set_threads()?;
+        let (results, todo) = open_results(out, &archs)?;
+        let data = self.select.load(&spec)?;
         let net = NetConfig { c, n, classes: data.classes, image_size: data.image_size };
-        Ok(Prepared { todo, results, data, net, force: self.force, devices })
+        Ok(Prepared { todo, results, data, net, force: self.select.force, devices })
     }
 }
 

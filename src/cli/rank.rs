@@ -79,8 +79,8 @@ pub fn run(args: RankArgs) -> Result<()> {
     let prepared = args.run.prepare(&args.out)?;
     let (data, net) = (&prepared.data, &prepared.net);
     let cfg = fear_config(&args.fear, &args.run, data, net);
-    let config = serde_json::json!({"dataset": data.name, "seed": args.run.seed, "threshold": cfg.threshold, "channels": net.c, "cells_per_stage": net.n});
-    prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| rank_one(arch, data, net, dev, &cfg, args.run.seed, bar))
+    let config = serde_json::json!({"dataset": data.name, "seed": args.run.select.seed, "threshold": cfg.threshold, "channels": net.c, "cells_per_stage": net.n});
+    prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| rank_one(arch, data, net, dev, &cfg, args.run.select.seed, bar))
 }
 
 /// FEAR's settings for a run: the dataset's defaults (SPEC 4), then the flags.

@@ -10,7 +10,6 @@ use serde::Serialize;
 
 use crate::eval::{column_for_dataset, GroundTruth, GROUND_TRUTH_COLUMNS};
 use crate::rank::search::{Candidate, SearchState};
-use crate::rank::ShortregConfig;
 use crate::space::{parse_arch_list, Arch, NUM_ARCHS};
 
 use super::common::{RunArgs, DEFAULT_ARCHS};
@@ -54,7 +53,7 @@ pub struct SearchArgs {
 }
 
 /// One trajectory line: the candidate's own results line (as `fear rank` or `fear shortreg`
-/// writes it) and where the search stands after it.
+/// writes it), the search's settings and where the search stands after it.
 #[derive(Serialize)]
 struct SearchRecord<R: Serialize> {
     #[serde(flatten)]
@@ -65,6 +64,13 @@ struct SearchRecord<R: Serialize> {
     cutoff_ratio: Option<f64>,
     stage2_batch: Option<usize>,
     stage2_epochs: Option<usize>,
+    #[serde(flatten)]
+    progress: Progress,
+}
+
+/// Where the search stands after a candidate, written beside its record.
+#[derive(Serialize)]
+struct Progress {
     /// The stage-1 time budget this candidate ran under (none before any reached the threshold).
     cutoff_s: Option<f64>,
     /// The score the search ranks by: FEAR's best stage-2 epoch, shortreg's score.
@@ -86,7 +92,7 @@ const CONFIG_FIELDS: [&str; 12] = ["method", "dataset", "seed", "archs_budget", 
 pub fn run(args: SearchArgs) -> Result<()> {
     check_args(&args)?;
     let truth = read_ground_truth(&args)?;
-    let archs = parse_arch_list(&format!("sample:{}", args.archs_budget), args.run.seed).map_err(|e| UsageError(e.to_string()))?;
+    let archs = parse_arch_list(&format!("sample:{}", args.archs_budget), args.run.select.seed).map_err(|e| UsageError(e.to_string()))?;
     let mut prepared = args.run.prepare_archs(archs, &args.out)?;
     // Random search is sequential: each candidate's cut-off depends on the ones before it.
     prepared.devices.truncate(1);
@@ -95,7 +101,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
         eprintln!("{}: resuming after {} architectures, {:.1} s of search", args.out.display(), state.evaluated, state.search_time_s);
     }
     let (data, net) = (&prepared.data, &prepared.net);
-    let seed = args.run.seed;
+    let seed = args.run.select.seed;
     let state = Mutex::new(state);
     let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
     let truth_of = |index: usize| truth.as_ref().and_then(|t| t.get(index));
@@ -135,13 +141,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
             })?;
         }
         _ => {
-            let cfg = ShortregConfig {
-                epochs: args.epochs.expect("clap requires it"),
-                batch: args.batch.expect("clap requires it"),
-                lr: args.run.lr,
-                grad_clip: args.run.grad_clip(),
-                cutout: args.run.cutout,
-            };
+            let cfg = args.run.shortreg_config(args.epochs.expect("clap requires it"), args.batch.expect("clap requires it"));
             let config = serde_json::json!({"method": "shortreg", "dataset": data.name, "seed": seed, "archs_budget": args.archs_budget,
                 "cutoff_ratio": null, "stage2_batch": null, "stage2_epochs": null,
                 "epochs": cfg.epochs, "batch": cfg.batch, "channels": net.c, "cells_per_stage": net.n});
@@ -159,19 +159,6 @@ pub fn run(args: SearchArgs) -> Result<()> {
     Ok(())
 }
 
-/// Where the search stands after a candidate, ready to be written beside its record.
-struct Progress {
-    evaluated: usize,
-    search_time_s: f64,
-    best_index: Option<usize>,
-    best_arch: Option<String>,
-    best_score: Option<f64>,
-    ground_truth: Option<f64>,
-    best_ground_truth: Option<f64>,
-    cutoff_s: Option<f64>,
-    search_score: Option<f64>,
-}
-
 impl Progress {
     fn record<R: Serialize>(self, candidate: R, method: &'static str, args: &SearchArgs, fear: Option<&crate::rank::FearConfig>) -> SearchRecord<R> {
         SearchRecord {
@@ -181,21 +168,13 @@ impl Progress {
             cutoff_ratio: fear.map(|_| args.cutoff_ratio),
             stage2_batch: fear.map(|c| c.stage2_batch),
             stage2_epochs: fear.map(|c| c.stage2_epochs),
-            cutoff_s: self.cutoff_s,
-            search_score: self.search_score,
-            evaluated: self.evaluated,
-            search_time_s: self.search_time_s,
-            best_index: self.best_index,
-            best_arch: self.best_arch,
-            best_score: self.best_score,
-            ground_truth: self.ground_truth,
-            best_ground_truth: self.best_ground_truth,
+            progress: self,
         }
     }
 }
 
 fn check_args(args: &SearchArgs) -> Result<()> {
-    if args.run.archs != DEFAULT_ARCHS || args.run.shard.is_some() {
+    if args.run.select.archs != DEFAULT_ARCHS || args.run.select.shard.is_some() {
         return Err(UsageError("fear search draws its own architectures: use --archs-budget (and --seed), not --archs or --shard".into()).into());
     }
     if !(1..=NUM_ARCHS).contains(&args.archs_budget) {
@@ -221,7 +200,7 @@ fn read_ground_truth(args: &SearchArgs) -> Result<Option<GroundTruth>> {
         }
         return Ok(None);
     };
-    let dataset = args.run.dataset.as_deref().unwrap_or("synthetic-cifar10");
+    let dataset = args.run.select.dataset.as_deref().unwrap_or("synthetic-cifar10");
     let kind = dataset.split(':').next().unwrap_or(dataset);
     let inferred = column_for_dataset(if kind == "imagenet16" { "imagenet16-120" } else { kind });
     let Some(column) = args.ground_truth_column.as_deref().or(inferred) else {

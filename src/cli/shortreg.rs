@@ -64,15 +64,9 @@ pub fn run(args: ShortregArgs) -> Result<()> {
     }
     let prepared = args.run.prepare(&args.out)?;
     let (data, net) = (&prepared.data, &prepared.net);
-    let cfg = ShortregConfig {
-        epochs: args.epochs,
-        batch: args.batch,
-        lr: args.run.lr,
-        grad_clip: args.run.grad_clip(),
-        cutout: args.run.cutout,
-    };
-    let config = serde_json::json!({"dataset": data.name, "seed": args.run.seed, "epochs": cfg.epochs, "batch": cfg.batch, "lr": cfg.lr, "channels": net.c, "cells_per_stage": net.n});
-    prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| shortreg_one(arch, data, net, dev, &cfg, args.run.seed, bar))
+    let cfg = args.run.shortreg_config(args.epochs, args.batch);
+    let config = serde_json::json!({"dataset": data.name, "seed": args.run.select.seed, "epochs": cfg.epochs, "batch": cfg.batch, "lr": cfg.lr, "channels": net.c, "cells_per_stage": net.n});
+    prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| shortreg_one(arch, data, net, dev, &cfg, args.run.select.seed, bar))
 }
 
 /// shortreg on one architecture, on `dev`.

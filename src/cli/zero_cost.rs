@@ -4,57 +4,40 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use rayon::prelude::*;
 use serde_json::{json, Map, Value};
 
-use crate::data::{Batcher, Dataset, DatasetSpec, LoadOptions};
+use crate::data::{Batcher, Dataset};
 use crate::data::augment::Augment;
 use crate::engine::{Cpu, Device};
 use crate::net::NetConfig;
 use crate::rank::failure;
-use crate::rank::results::ResultsFile;
 use crate::rank::zero_cost::score::{score_arch, ProxyBatch, Weights};
 use crate::rank::zero_cost::trained::trained_weights;
 use crate::rank::zero_cost::parse_proxies;
-use crate::space::{parse_arch_list, Arch};
+use crate::space::Arch;
 
-use super::common::{check_same_config, progress_bar, shard, DEFAULT_ARCHS};
+use super::common::{check_same_config, open_results, progress_bar, SelectArgs};
 use super::UsageError;
 
 #[derive(Args, Debug)]
+// Without --dataset the data-free proxies need no data at all: the shared help would mislead.
+#[command(mut_arg("dataset", |a| a.help(DATASET_HELP)))]
 pub struct ZeroCostArgs {
     /// Proxies: a comma list of synflow, synflow_bn, snip, grasp, fisher, grad_norm, jacob_cov,
     /// naswot, params, flops; or `all`.
     #[arg(long)]
     pub proxy: String,
-    /// Dataset of the training batch: synthetic-cifar10, cifar10:DIR, cifar100:DIR, folder:DIR
-    /// or imagenet16:DIR. synflow, synflow_bn, params and flops need none (a 10-class 32x32
-    /// network); without it the other proxies use the demo's small Synthetic CIFAR-10.
-    #[arg(long)]
-    pub dataset: Option<String>,
-    /// Synthetic CIFAR-10 training images per class (default 5000; 50 without --dataset).
-    #[arg(long)]
-    pub synthetic_size: Option<usize>,
-    /// Where generated data is cached.
-    #[arg(long, default_value = "data-cache")]
-    pub cache_dir: PathBuf,
-    /// Architectures: `all`, `sample:N`, `file:PATH`, or a comma list of indices / arch strings.
-    #[arg(long, default_value = DEFAULT_ARCHS)]
-    pub archs: String,
+    #[command(flatten)]
+    pub select: SelectArgs,
     /// Images in the one augmented training batch the data proxies read.
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
     /// Device: cpu, or auto (= cpu: the proxies run on the CPU, synflow in float64).
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// Seed of initialisation, the batch's augmentation and `sample:N`.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Take every N-th architecture starting at K (`K/N`), as in `fear rank`.
-    #[arg(long)]
-    pub shard: Option<String>,
     /// Results (JSON Lines, appended as architectures finish; rerun to resume).
     #[arg(long, default_value = "fear-zero-cost.jsonl")]
     pub out: PathBuf,
@@ -68,13 +51,11 @@ pub struct ZeroCostArgs {
     /// Cells per stage N.
     #[arg(long, default_value_t = 5)]
     pub cells_per_stage: usize,
-    /// CPU threads (default: all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Append to a results file even though it was written under another configuration.
-    #[arg(long)]
-    pub force: bool,
 }
+
+const DATASET_HELP: &str = "Dataset of the training batch: synthetic-cifar10, cifar10:DIR, cifar100:DIR, folder:DIR \
+    or imagenet16:DIR. synflow, synflow_bn, params and flops need none (a 10-class 32x32 network); without it the other \
+    proxies use the demo's small Synthetic CIFAR-10";
 
 /// The fields that must agree between a results file and a run that appends to it.
 const CONFIG_FIELDS: [&str; 7] = ["proxies", "dataset", "seed", "batch", "trained_epochs", "channels", "cells_per_stage"];
@@ -85,22 +66,15 @@ const PARALLEL_CHUNK: usize = 128;
 pub fn run(args: ZeroCostArgs) -> Result<()> {
     let usage = |m: String| anyhow::Error::from(UsageError(m));
     let proxies = parse_proxies(&args.proxy).map_err(|e| usage(format!("--proxy: {e}")))?;
-    let archs = parse_arch_list(&args.archs, args.seed).map_err(|e| usage(e.to_string()))?;
-    let archs = shard(archs, args.shard.as_deref())?;
+    let archs = args.select.archs()?;
     check_zero_cost_device(&args.device)?;
     if args.batch == 0 || args.channels == 0 || args.cells_per_stage == 0 {
         return Err(usage("--batch, --channels and --cells-per-stage must be positive".into()));
     }
-    if let Some(t) = args.threads {
-        rayon::ThreadPoolBuilder::new().num_threads(t).build_global()?;
-    }
-    let mut results = ResultsFile::open(&args.out)?;
-    let todo: Vec<Arch> = archs.iter().copied().filter(|a| !results.done.contains(&a.index())).collect();
-    if todo.len() < archs.len() {
-        eprintln!("{}: {} of {} architectures already done; resuming", args.out.display(), archs.len() - todo.len(), archs.len());
-    }
+    args.select.set_threads()?;
+    let (mut results, todo) = open_results(&args.out, &archs)?;
     let needs_data = proxies.iter().any(|p| p.needs_data()) || args.trained_epochs > 0;
-    let data = if needs_data || args.dataset.is_some() { Some(load_data(&args)?) } else { None };
+    let data = if needs_data || !args.select.is_demo() { Some(load_data(&args.select)?) } else { None };
     let net = NetConfig {
         c: args.channels,
         n: args.cells_per_stage,
@@ -111,13 +85,13 @@ pub fn run(args: ZeroCostArgs) -> Result<()> {
     let config = json!({
         "proxies": names.join(","),
         "dataset": data.as_ref().map(|d| d.name.clone()),
-        "seed": args.seed,
+        "seed": args.select.seed,
         "batch": args.batch,
         "trained_epochs": args.trained_epochs,
         "channels": net.c,
         "cells_per_stage": net.n,
     });
-    if !args.force {
+    if !args.select.force {
         check_same_config(&results, &config, &CONFIG_FIELDS)?;
     }
     let device = Device::<f32>::name(&Cpu);
@@ -147,7 +121,7 @@ pub fn run(args: ZeroCostArgs) -> Result<()> {
     let started = Instant::now();
     if needs_data {
         let data = data.as_ref().unwrap();
-        let batcher = Batcher::train(&data.train, Augment::train(data), args.batch, args.seed, 0);
+        let batcher = Batcher::train(&data.train, Augment::train(data), args.batch, args.select.seed, 0);
         let b = batcher.batch(0);
         if b.len < args.batch {
             eprintln!("note: the training split has {} images; the batch holds all of them", b.len);
@@ -157,9 +131,9 @@ pub fn run(args: ZeroCostArgs) -> Result<()> {
             bar.set_message(format!("arch {}", arch.index()));
             let line = attempt_line(arch, &|| {
                 let weights = if args.trained_epochs > 0 {
-                    trained_weights(arch, &net, data, args.trained_epochs, args.seed)?
+                    trained_weights(arch, &net, data, args.trained_epochs, args.select.seed)?
                 } else {
-                    Weights::Init(args.seed)
+                    Weights::Init(args.select.seed)
                 };
                 Ok(record(arch, score_arch::<f32>(arch, &net, &proxies, Some(&batch), &weights)?))
             });
@@ -171,7 +145,7 @@ pub fn run(args: ZeroCostArgs) -> Result<()> {
         // parallel (one per thread) rather than each op over the threads.
         for chunk in todo.chunks(PARALLEL_CHUNK) {
             let scored: Vec<Value> = chunk.par_iter().with_max_len(1).map(|arch| {
-                attempt_line(arch, &|| Ok(record(arch, score_arch::<f32>(arch, &net, &proxies, None, &Weights::Init(args.seed))?)))
+                attempt_line(arch, &|| Ok(record(arch, score_arch::<f32>(arch, &net, &proxies, None, &Weights::Init(args.select.seed))?)))
             }).collect();
             for line in &scored {
                 results.append(line)?;
@@ -185,19 +159,11 @@ pub fn run(args: ZeroCostArgs) -> Result<()> {
 }
 
 /// Loads `--dataset` (the demo's small Synthetic CIFAR-10 without one).
-fn load_data(args: &ZeroCostArgs) -> Result<Dataset> {
-    let demo = args.dataset.is_none();
-    if demo {
+fn load_data(select: &SelectArgs) -> Result<Dataset> {
+    if select.is_demo() {
         eprintln!("no --dataset given: the data proxies read the demo's Synthetic CIFAR-10 (50 images per class)");
     }
-    let spec: DatasetSpec = args.dataset.as_deref().unwrap_or("synthetic-cifar10").parse()
-        .map_err(|e: anyhow::Error| UsageError(e.to_string()))?;
-    let mut opts = LoadOptions { cache_dir: args.cache_dir.clone(), ..LoadOptions::default() };
-    opts.synthetic_size = args.synthetic_size.unwrap_or(if demo { 50 } else { opts.synthetic_size });
-    let t = Instant::now();
-    let data = spec.load(&opts).with_context(|| format!("loading {spec}"))?;
-    eprintln!("{}: {} training images, {} classes, {}x{} (loaded in {:.1}s)", data.name, data.train.len(), data.classes, data.image_size, data.image_size, t.elapsed().as_secs_f64());
-    Ok(data)
+    select.load(&select.dataset_spec()?)
 }
 
 /// The proxies run on the CPU (synflow in float64): `cpu` and `auto` are accepted; a GPU is a

@@ -1,0 +1,91 @@
+//! Helpers several integration tests share: `mod common;` in a test file brings them in.
+//!
+//! Each test file compiles its own copy and uses only some of these, hence the allow.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// `target/test-tmp`, beside the binary's profile folder: under `target/` so `cargo clean`
+/// removes it, and kept after a run so a failure's files can be looked at.
+pub fn tmp_root() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_fear")).parent().unwrap().parent().unwrap().join("test-tmp")
+}
+
+/// A fresh, empty `target/test-tmp/<name>` (`name` may hold `/`). Tests run in parallel, so
+/// each needs a name of its own.
+pub fn test_dir(name: &str) -> PathBuf {
+    let dir = tmp_root().join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `fear args`, run in `dir` with `env` added. Slurm's array variables and the failure hook are
+/// cleared first: a test run inside a Slurm array job, or with the hook exported, must not be
+/// sharded or failed behind its back.
+pub fn fear_env<S: AsRef<OsStr>>(dir: &Path, args: &[S], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fear"))
+        .args(args)
+        .env_remove("FEAR_INJECT_FAILURE")
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .env_remove("SLURM_ARRAY_TASK_COUNT")
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .output()
+        .expect("running fear")
+}
+
+/// The flags of a tiny run, seconds long: Synthetic CIFAR-10 with 4 images per class (cached in
+/// `target/test-tmp/cache`), a C=4 N=1 network, one CPU thread.
+pub fn tiny_run_args() -> Vec<String> {
+    let cache = tmp_root().join("cache");
+    [
+        "--dataset", "synthetic-cifar10", "--synthetic-size", "4", "--cache-dir", cache.to_str().unwrap(),
+        "--channels", "4", "--cells-per-stage", "1", "--device", "cpu", "--threads", "1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Where the CIFAR-10 JPEG archive is looked for: `$FEAR_CIFAR10_JPEG`, then
+/// `shared/data/cifar10-jpeg.tar.gz` in the repo, then beside it (a worktree's `../shared`).
+fn cifar10_jpeg_candidates() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::env::var_os("FEAR_CIFAR10_JPEG").map(PathBuf::from).into_iter()
+        .chain([root.join("shared/data/cifar10-jpeg.tar.gz"), root.join("../shared/data/cifar10-jpeg.tar.gz")])
+        .collect()
+}
+
+/// The CIFAR-10 JPEG archive, or None after printing why `test` is skipped: the real images are
+/// too large to commit, so tests on them run only where the archive is.
+pub fn cifar10_jpeg_archive(test: &str) -> Option<PathBuf> {
+    let candidates = cifar10_jpeg_candidates();
+    let found = candidates.iter().find(|p| p.is_file()).cloned();
+    if found.is_none() {
+        let looked: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+        println!("SKIP {test}: cifar10-jpeg.tar.gz not found (looked at {}; set FEAR_CIFAR10_JPEG to its path)", looked.join(", "));
+    }
+    found
+}
+
+/// Unpacks the archive's members matching `patterns` (tar wildcards) into
+/// `CARGO_TARGET_TMPDIR/<name>` once, and returns the `cifar10-jpeg` folder there. A marker file
+/// written last makes an interrupted unpack start over.
+pub fn unpack_cifar10_subset(archive: &Path, name: &str, patterns: &[&str]) -> PathBuf {
+    let dest = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let done = dest.join(".unpacked");
+    if !done.is_file() {
+        let _ = std::fs::remove_dir_all(&dest);
+        std::fs::create_dir_all(&dest).unwrap();
+        let status = Command::new("tar")
+            .arg("xzf").arg(archive).arg("-C").arg(&dest).arg("--wildcards")
+            .args(patterns)
+            .status().expect("running tar");
+        assert!(status.success(), "tar failed on {}", archive.display());
+        std::fs::write(&done, "").unwrap();
+    }
+    dest.join("cifar10-jpeg")
+}
