@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use super::cuda::{Gpu, GpuMemory};
+use super::cuda::{Gpu, GpuCapture, GpuMemory};
 use super::device::{Cpu, CpuMemory, Device, MemoryLayout};
 use super::kernel::{Kernel, Loc};
 
@@ -39,6 +39,8 @@ fn mismatch() -> anyhow::Error {
 
 impl Device<f32> for AnyDevice {
     type Memory = AnyMemory;
+    /// Only a GPU captures.
+    type Captured = GpuCapture;
 
     fn name(&self) -> String {
         match self {
@@ -90,6 +92,21 @@ impl Device<f32> for AnyDevice {
         match (self, mem) {
             (AnyDevice::Cpu(c), AnyMemory::Cpu(m)) => c.launch(m, kernel),
             (AnyDevice::Gpu(g), AnyMemory::Gpu(m)) => g.launch(m, kernel),
+            _ => Err(mismatch()),
+        }
+    }
+
+    fn capture(&self, mem: &mut AnyMemory, kernels: &[&Kernel]) -> Result<Option<GpuCapture>> {
+        match (self, mem) {
+            (AnyDevice::Cpu(_), AnyMemory::Cpu(_)) => Ok(None),
+            (AnyDevice::Gpu(g), AnyMemory::Gpu(m)) => g.capture(m, kernels),
+            _ => Err(mismatch()),
+        }
+    }
+
+    fn replay(&self, mem: &mut AnyMemory, captured: &GpuCapture) -> Result<()> {
+        match (self, mem) {
+            (AnyDevice::Gpu(g), AnyMemory::Gpu(m)) => g.replay(m, captured),
             _ => Err(mismatch()),
         }
     }
