@@ -95,6 +95,7 @@ for t in doctor.get("self_tests", []):
     print(f"- self-test on {t['device']}: {'pass' if t['passed'] else 'FAIL'} (worst relative error {worst:.1e})")
 print("\n| arch | fear full ms | fear frozen ms | fear graph full ms | fear graph frozen ms | launches per graph (full) | torch full ms | torch frozen ms | fear/torch (full) | fear graph/torch (full) |")
 print("|---|---|---|---|---|---|---|---|---|---|")
+graph_errors = []
 for arch in (1, 9930):
     f = next((load(p) for p in glob.glob(os.path.join(out, f"bench-fear-*-arch{arch}.json"))), None)
     t = load(os.path.join(out, f"bench-torch-cuda-arch{arch}.json"))
@@ -104,6 +105,10 @@ for arch in (1, 9930):
     print(f"| {arch} | {cell(f, 'full_step_ms')} | {cell(f, 'frozen_step_ms')} | {cell(g('full_graph'), 'step_ms')} | "
           f"{cell(g('frozen_graph'), 'step_ms')} | {g('full_graph').get('launches', '-')} | {cell(t, 'full_step_ms')} | "
           f"{cell(t, 'frozen_step_ms')} | {ratio(f and f['full_step_ms'])} | {ratio(g('full_graph').get('step_ms'))} |")
+    if f and f.get("graph_error"):
+        graph_errors.append(f"arch {arch}: CUDA graph failed: {f['graph_error']}")
+for e in graph_errors:
+    print(f"\n{e}")
 PY
 
 if [ ${#failures[@]} -gt 0 ]; then

@@ -70,6 +70,9 @@ pub struct BenchReport {
     /// With `--cuda-graph`: the frozen step replayed as a CUDA graph.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frozen_graph: Option<GraphTiming>,
+    /// Why a step could not be captured or replayed (the eager times still stand).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graph_error: Option<String>,
 }
 
 /// A step timed as a replayed capture.
@@ -105,7 +108,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let full = time_steps(&mut session, &images, &labels, &args, args.profile)?;
     let full_profile = session.profile();
     session.stop_profile();
-    let full_graph = time_graph(&mut session, &images, &labels, &args, full)?;
+    let mut graph_error = None;
+    let full_graph = time_graph(&mut session, &images, &labels, &args, full).unwrap_or_else(|e| {
+        graph_error = Some(format!("full step: {e:#}"));
+        None
+    });
     let full_plan = session.program(args.batch, true)?.clone();
     let keep = stage2_prefixes(&cfg, 4);
     session.train_only(&keep);
@@ -113,7 +120,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let frozen = time_steps(&mut session, &images, &labels, &args, args.profile)?;
     let frozen_profile = session.profile();
     session.stop_profile();
-    let frozen_graph = time_graph(&mut session, &images, &labels, &args, frozen)?;
+    let frozen_graph = time_graph(&mut session, &images, &labels, &args, frozen).unwrap_or_else(|e| {
+        graph_error.get_or_insert(format!("frozen step: {e:#}"));
+        None
+    });
     let frozen_plan = session.program(args.batch, true)?.clone();
 
     let report = BenchReport {
@@ -135,6 +145,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         frozen_images_per_s: args.batch as f64 / (frozen / 1e3),
         full_graph,
         frozen_graph,
+        graph_error,
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -153,7 +164,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
 }
 
 /// With `--cuda-graph`, the same steps captured and replayed, beside `eager_ms`. The capture is
-/// made in the first warm-up step (or the first timed one without warm-up).
+/// made in the first warm-up step (or the first timed one without warm-up). Capture is off
+/// again afterwards, whatever happened, so a failure here leaves the eager figures standing.
 fn time_graph(
     session: &mut Session<f32, AnyDevice>, images: &[f32], labels: &[u32], args: &BenchArgs, eager_ms: f64,
 ) -> Result<Option<GraphTiming>> {
@@ -161,11 +173,12 @@ fn time_graph(
         return Ok(None);
     }
     session.set_capture(true);
-    let step_ms = time_steps(session, images, labels, args, false)?;
-    let captured = session.captured(args.batch, true, true).ok_or_else(|| anyhow!("{} made no capture", session.device().name()))?;
-    let launches = captured.launches();
+    let timed = time_steps(session, images, labels, args, false).and_then(|step_ms| {
+        let captured = session.captured(args.batch, true, true).ok_or_else(|| anyhow!("{} made no capture", session.device().name()))?;
+        Ok(GraphTiming { step_ms, speedup: eager_ms / step_ms, launches: captured.launches() })
+    });
     session.set_capture(false);
-    Ok(Some(GraphTiming { step_ms, speedup: eager_ms / step_ms, launches }))
+    Ok(Some(timed?))
 }
 
 /// Median milliseconds of `args.steps` training steps after `args.warmup` untimed ones, timing
@@ -196,6 +209,9 @@ fn print_table(r: &BenchReport) {
     println!("{:<22}{:>14}{:>18}", "backward nodes", r.full_backward_nodes, r.frozen_backward_nodes);
     println!("{:<22}{:>14.1}{:>18.1}", "saved activations MB", r.full_saved_bytes as f64 / 1e6, r.frozen_saved_bytes as f64 / 1e6);
     println!("{:<22}{:>14.1}{:>18.1}", "work memory MB", r.full_work_bytes as f64 / 1e6, r.frozen_work_bytes as f64 / 1e6);
+    if let Some(e) = &r.graph_error {
+        println!("CUDA graph: failed: {e}");
+    }
     if let (Some(f), Some(z)) = (&r.full_graph, &r.frozen_graph) {
         println!("{:<22}{:>14.2}{:>18.2}", "step, CUDA graph (ms)", f.step_ms, z.step_ms);
         println!("{:<22}{:>14.2}{:>18.2}", "graph speed-up", f.speedup, z.speedup);
