@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One command for a GPU machine: every test (the real-GPU kernel tests included), `fear doctor`,
-# and `fear bench` on the GPU for archs 1 and 9930 beside PyTorch on the same GPU; writes a short
+# One command for a GPU machine: every test (the real-GPU kernel and CUDA graph tests included),
+# `fear doctor`, and `fear bench --cuda-graph` on the GPU for archs 1 and 9930 (each step launched
+# kernel by kernel and replayed as a CUDA graph) beside PyTorch on the same GPU; writes a short
 # table (summary.md) and JSON files into the folder given as its argument.
 #
 #   scripts/gpu-check.sh OUT_DIR
@@ -62,8 +63,8 @@ for t in $test_bins; do
 done
 
 for arch in 1 9930; do
-    log "fear bench --device $device --arch $arch --batch $batch"
-    if $fear bench --device "$device" --arch "$arch" --batch "$batch" --warmup 3 --steps 20 --json > "$out/bench-fear-$device-arch$arch.json" 2>> "$out/log.txt"; then
+    log "fear bench --device $device --arch $arch --batch $batch --cuda-graph"
+    if $fear bench --device "$device" --arch "$arch" --batch "$batch" --warmup 3 --steps 20 --cuda-graph --json > "$out/bench-fear-$device-arch$arch.json" 2>> "$out/log.txt"; then
         cat "$out/bench-fear-$device-arch$arch.json" >> "$out/log.txt"
     else
         failures+=("bench arch $arch")
@@ -92,14 +93,22 @@ print("GPU:", open(os.path.join(out, "gpu.txt")).read().strip().splitlines()[-1]
 for t in doctor.get("self_tests", []):
     worst = max((c["max_rel_error"] for c in t["checks"]), default=0)
     print(f"- self-test on {t['device']}: {'pass' if t['passed'] else 'FAIL'} (worst relative error {worst:.1e})")
-print("\n| arch | fear full ms | fear frozen ms | torch full ms | torch frozen ms | fear/torch (full) |")
-print("|---|---|---|---|---|---|")
+print("\n| arch | fear full ms | fear frozen ms | fear graph full ms | fear graph frozen ms | launches per graph (full) | torch full ms | torch frozen ms | fear/torch (full) | fear graph/torch (full) |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+graph_errors = []
 for arch in (1, 9930):
     f = next((load(p) for p in glob.glob(os.path.join(out, f"bench-fear-*-arch{arch}.json"))), None)
     t = load(os.path.join(out, f"bench-torch-cuda-arch{arch}.json"))
-    cell = lambda d, k: f"{d[k]:.2f}" if d else "-"
-    ratio = f"{f['full_step_ms'] / t['full_step_ms']:.2f}" if f and t else "-"
-    print(f"| {arch} | {cell(f, 'full_step_ms')} | {cell(f, 'frozen_step_ms')} | {cell(t, 'full_step_ms')} | {cell(t, 'frozen_step_ms')} | {ratio} |")
+    cell = lambda d, k: f"{d[k]:.2f}" if d and k in d else "-"
+    g = lambda which: (f or {}).get(which) or {}
+    ratio = lambda ms: f"{ms / t['full_step_ms']:.2f}" if ms and t else "-"
+    print(f"| {arch} | {cell(f, 'full_step_ms')} | {cell(f, 'frozen_step_ms')} | {cell(g('full_graph'), 'step_ms')} | "
+          f"{cell(g('frozen_graph'), 'step_ms')} | {g('full_graph').get('launches', '-')} | {cell(t, 'full_step_ms')} | "
+          f"{cell(t, 'frozen_step_ms')} | {ratio(f and f['full_step_ms'])} | {ratio(g('full_graph').get('step_ms'))} |")
+    if f and f.get("graph_error"):
+        graph_errors.append(f"arch {arch}: CUDA graph failed: {f['graph_error']}")
+for e in graph_errors:
+    print(f"\n{e}")
 PY
 
 if [ ${#failures[@]} -gt 0 ]; then

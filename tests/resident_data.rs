@@ -1,8 +1,8 @@
 //! Training from a split resident on the device (images uploaded once, each batch augmented by
 //! the data kernel) against the host path (batches augmented on the CPU and uploaded): on the
 //! same device they must train identically, bit for bit, over epochs with a partial last batch,
-//! a stage-2 freeze and a change of batch size. Run on the emulated GPU here; with
-//! FEAR_TEST_CUDA=1 on cuda:0 as well.
+//! a stage-2 freeze and a change of batch size, with and without step capture. Run on the
+//! emulated GPU here; with FEAR_TEST_CUDA=1 on cuda:0 as well.
 
 use fear::data::augment::Augment;
 use fear::data::dataset::{Normalization, Split};
@@ -60,6 +60,14 @@ fn resident_and_host_train_identically(gpu: &Gpu) {
     assert_eq!(a.iter().map(|r| r.images).collect::<Vec<_>>(), [40, 40, 40]);
     let (p, q) = (on_device.read_all_params().unwrap(), on_host.read_all_params().unwrap());
     assert!(p.iter().zip(&q).all(|(x, y)| x.to_bits() == y.to_bits()), "parameters differ between the resident and the host path");
+    // Resident batches under step capture: the data kernel runs before each replayed step.
+    let mut captured = session(gpu);
+    captured.set_capture(true);
+    let c = train(&mut captured, &mut TrainSplit::for_device(gpu, &data, augment()).unwrap());
+    assert!(captured.captured(32, true, true).is_some(), "stage 2 was not captured");
+    assert_eq!(c.iter().map(|r| r.train_loss.to_bits()).collect::<Vec<_>>(), a.iter().map(|r| r.train_loss.to_bits()).collect::<Vec<_>>());
+    let r = captured.read_all_params().unwrap();
+    assert!(r.iter().zip(&p).all(|(x, y)| x.to_bits() == y.to_bits()), "parameters differ with step capture");
 }
 
 #[test]

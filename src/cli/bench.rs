@@ -1,8 +1,10 @@
-//! `fear bench`: step throughput, full training versus FEAR's frozen stage 2.
+//! `fear bench`: step throughput, full training versus FEAR's frozen stage 2; with
+//! `--cuda-graph`, also each step replayed as a CUDA graph against the same step launched kernel
+//! by kernel.
 
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 use clap::Args;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -36,6 +38,10 @@ pub struct BenchArgs {
     /// Also print the time spent in each kind of kernel (full step, then frozen step).
     #[arg(long)]
     pub profile: bool,
+    /// Also time the steps captured once and replayed as a CUDA graph (GPU devices, the
+    /// emulated one included), beside the same steps launched kernel by kernel.
+    #[arg(long)]
+    pub cuda_graph: bool,
 }
 
 #[derive(Serialize, Debug)]
@@ -58,6 +64,25 @@ pub struct BenchReport {
     /// Training images per second in full steps.
     pub images_per_s: f64,
     pub frozen_images_per_s: f64,
+    /// With `--cuda-graph`: the full step replayed as a CUDA graph.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub full_graph: Option<GraphTiming>,
+    /// With `--cuda-graph`: the frozen step replayed as a CUDA graph.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frozen_graph: Option<GraphTiming>,
+    /// Why a step could not be captured or replayed (the eager times still stand).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graph_error: Option<String>,
+}
+
+/// A step timed as a replayed capture.
+#[derive(Serialize, Debug)]
+pub struct GraphTiming {
+    pub step_ms: f64,
+    /// Eager step time / replayed step time.
+    pub speedup: f64,
+    /// Kernel launches the graph holds (one graph launch replaces them).
+    pub launches: usize,
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -66,6 +91,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         return Err(super::UsageError("--batch and --steps must be positive".into()).into());
     }
     let device = super::device::open_device(&args.device)?;
+    if args.cuda_graph && !device.is_gpu() {
+        return Err(super::UsageError("--cuda-graph needs a GPU device (cuda, cuda:N or emulated)".into()).into());
+    }
     if let Some(t) = args.threads {
         rayon::ThreadPoolBuilder::new().num_threads(t).build_global()?;
     }
@@ -77,14 +105,25 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let images: Vec<f32> = (0..args.batch * 3 * 32 * 32).map(|_| rng.random_range(-2.0..2.0)).collect();
     let labels: Vec<u32> = (0..args.batch).map(|_| rng.random_range(0..10)).collect();
 
-    let full = time_steps(&mut session, &images, &labels, &args)?;
+    let full = time_steps(&mut session, &images, &labels, &args, args.profile)?;
     let full_profile = session.profile();
+    session.stop_profile();
+    let mut graph_error = None;
+    let full_graph = time_graph(&mut session, &images, &labels, &args, full).unwrap_or_else(|e| {
+        graph_error = Some(format!("full step: {e:#}"));
+        None
+    });
     let full_plan = session.program(args.batch, true)?.clone();
     let keep = stage2_prefixes(&cfg, 4);
     session.train_only(&keep);
     session.reset_momentum()?;
-    let frozen = time_steps(&mut session, &images, &labels, &args)?;
+    let frozen = time_steps(&mut session, &images, &labels, &args, args.profile)?;
     let frozen_profile = session.profile();
+    session.stop_profile();
+    let frozen_graph = time_graph(&mut session, &images, &labels, &args, frozen).unwrap_or_else(|e| {
+        graph_error.get_or_insert(format!("frozen step: {e:#}"));
+        None
+    });
     let frozen_plan = session.program(args.batch, true)?.clone();
 
     let report = BenchReport {
@@ -104,6 +143,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         frozen_work_bytes: frozen_plan.layout.work * 4,
         images_per_s: args.batch as f64 / (full / 1e3),
         frozen_images_per_s: args.batch as f64 / (frozen / 1e3),
+        full_graph,
+        frozen_graph,
+        graph_error,
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -121,11 +163,30 @@ pub fn run(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// Median milliseconds of `args.steps` training steps after `args.warmup` untimed ones.
-fn time_steps(session: &mut Session<f32, AnyDevice>, images: &[f32], labels: &[u32], args: &BenchArgs) -> Result<f64> {
+/// With `--cuda-graph`, the same steps captured and replayed, beside `eager_ms`. The capture is
+/// made in the first warm-up step (or the first timed one without warm-up). Capture is off
+/// again afterwards, whatever happened, so a failure here leaves the eager figures standing.
+fn time_graph(
+    session: &mut Session<f32, AnyDevice>, images: &[f32], labels: &[u32], args: &BenchArgs, eager_ms: f64,
+) -> Result<Option<GraphTiming>> {
+    if !args.cuda_graph {
+        return Ok(None);
+    }
+    session.set_capture(true);
+    let timed = time_steps(session, images, labels, args, false).and_then(|step_ms| {
+        let captured = session.captured(args.batch, true, true).ok_or_else(|| anyhow!("{} made no capture", session.device().name()))?;
+        Ok(GraphTiming { step_ms, speedup: eager_ms / step_ms, launches: captured.launches() })
+    });
+    session.set_capture(false);
+    Ok(Some(timed?))
+}
+
+/// Median milliseconds of `args.steps` training steps after `args.warmup` untimed ones, timing
+/// each kernel too with `profile`.
+fn time_steps(session: &mut Session<f32, AnyDevice>, images: &[f32], labels: &[u32], args: &BenchArgs, profile: bool) -> Result<f64> {
     let mut times = Vec::with_capacity(args.steps);
     for i in 0..args.warmup + args.steps {
-        if i == args.warmup && args.profile {
+        if i == args.warmup && profile {
             session.start_profile();
         }
         session.device().synchronize()?;
@@ -148,5 +209,13 @@ fn print_table(r: &BenchReport) {
     println!("{:<22}{:>14}{:>18}", "backward nodes", r.full_backward_nodes, r.frozen_backward_nodes);
     println!("{:<22}{:>14.1}{:>18.1}", "saved activations MB", r.full_saved_bytes as f64 / 1e6, r.frozen_saved_bytes as f64 / 1e6);
     println!("{:<22}{:>14.1}{:>18.1}", "work memory MB", r.full_work_bytes as f64 / 1e6, r.frozen_work_bytes as f64 / 1e6);
+    if let Some(e) = &r.graph_error {
+        println!("CUDA graph: failed: {e}");
+    }
+    if let (Some(f), Some(z)) = (&r.full_graph, &r.frozen_graph) {
+        println!("{:<22}{:>14.2}{:>18.2}", "step, CUDA graph (ms)", f.step_ms, z.step_ms);
+        println!("{:<22}{:>14.2}{:>18.2}", "graph speed-up", f.speedup, z.speedup);
+        println!("{:<22}{:>14}{:>18}", "launches per graph", f.launches, z.launches);
+    }
     println!("frozen / full step time: {:.2}", r.frozen_ratio);
 }

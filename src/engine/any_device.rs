@@ -4,7 +4,7 @@
 use anyhow::Result;
 
 use super::cuda::data::ResidentSplit;
-use super::cuda::{Gpu, GpuMemory};
+use super::cuda::{Gpu, GpuCapture, GpuMemory};
 use crate::data::augment::Augment;
 use super::device::{Cpu, CpuMemory, Device, MemoryLayout};
 use super::kernel::{Kernel, Loc};
@@ -41,6 +41,8 @@ fn mismatch() -> anyhow::Error {
 
 impl Device<f32> for AnyDevice {
     type Memory = AnyMemory;
+    /// Only a GPU captures.
+    type Captured = GpuCapture;
 
     fn name(&self) -> String {
         match self {
@@ -109,6 +111,21 @@ impl Device<f32> for AnyDevice {
         match (self, mem) {
             (AnyDevice::Gpu(g), AnyMemory::Gpu(m)) => Device::<f32>::augment_resident(g, m, split, seed, epoch, start, n, out),
             (AnyDevice::Cpu(_), _) => anyhow::bail!("the CPU keeps no images on a device"),
+            _ => Err(mismatch()),
+        }
+    }
+
+    fn capture(&self, mem: &mut AnyMemory, kernels: &[&Kernel]) -> Result<Option<GpuCapture>> {
+        match (self, mem) {
+            (AnyDevice::Cpu(_), AnyMemory::Cpu(_)) => Ok(None),
+            (AnyDevice::Gpu(g), AnyMemory::Gpu(m)) => g.capture(m, kernels),
+            _ => Err(mismatch()),
+        }
+    }
+
+    fn replay(&self, mem: &mut AnyMemory, captured: &GpuCapture) -> Result<()> {
+        match (self, mem) {
+            (AnyDevice::Gpu(g), AnyMemory::Gpu(m)) => g.replay(m, captured),
             _ => Err(mismatch()),
         }
     }

@@ -38,6 +38,9 @@ impl MemoryLayout {
 /// A place that can hold a step's memory and run its kernels, in element type `T`.
 pub trait Device<T: Float> {
     type Memory;
+    /// A sequence of kernels recorded once to be replayed with one call (a CUDA graph); devices
+    /// that cannot capture use [`std::convert::Infallible`].
+    type Captured;
     /// A short human-readable name (`cpu`, `cuda:0 (NVIDIA H100)`).
     fn name(&self) -> String;
     /// Allocates every space of `layout`, zero-filled.
@@ -65,6 +68,18 @@ pub trait Device<T: Float> {
     ) -> Result<()> {
         bail!("{} keeps no images on the device", self.name())
     }
+
+    /// Records `kernels` on `mem` without running them, for [`Device::replay`]; `None` where the
+    /// device cannot capture (the caller then launches them one by one). Launches are what one
+    /// call saves on a GPU, where a step is about a thousand small kernels; the CPU has nothing
+    /// to save.
+    fn capture(&self, mem: &mut Self::Memory, kernels: &[&Kernel]) -> Result<Option<Self::Captured>> {
+        let _ = (mem, kernels);
+        Ok(None)
+    }
+    /// Runs captured kernels on the memory they were captured on (an error if its buffers have
+    /// been reallocated since). Inputs written before a replay are what it reads.
+    fn replay(&self, mem: &mut Self::Memory, captured: &Self::Captured) -> Result<()>;
 }
 
 /// The CPU device: kernels run as the rayon-parallel functions of [`super::cpu`].
@@ -99,6 +114,7 @@ impl<T: Float> CpuMemory<T> {
 
 impl<T: Float> Device<T> for Cpu {
     type Memory = CpuMemory<T>;
+    type Captured = std::convert::Infallible;
 
     fn name(&self) -> String {
         format!("cpu ({} threads)", rayon::current_num_threads())
@@ -149,6 +165,10 @@ impl<T: Float> Device<T> for Cpu {
         check_no_aliasing(kernel, &locs)?;
         run_on_cpu(mem, kernel);
         Ok(())
+    }
+
+    fn replay(&self, _: &mut CpuMemory<T>, captured: &std::convert::Infallible) -> Result<()> {
+        match *captured {}
     }
 }
 

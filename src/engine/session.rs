@@ -3,6 +3,9 @@
 //! The session owns the parameters, gradients, momentum and BN statistics (allocated once) and a
 //! cache of planned programs, one per (batch size, mode) and per set of trainable parameters.
 //! Freezing parameters re-plans the step, so a frozen prefix runs forward only.
+//!
+//! With [`Session::set_capture`] on, a device that can (a GPU) records each kind of step once as
+//! a CUDA graph and replays it from then on: one launch instead of one per kernel.
 
 use std::collections::HashMap;
 
@@ -41,6 +44,27 @@ pub struct Session<T: Float, D: Device<T>> {
     layout: MemoryLayout,
     /// Seconds and launches per kernel name, when profiling is on.
     profile: Option<HashMap<&'static str, (usize, f64)>>,
+    /// Whether steps are captured and replayed (see [`Session::set_capture`]).
+    capture: bool,
+    /// The captured steps: valid while their program and the memory's buffers are.
+    captured: HashMap<StepKind, D::Captured>,
+}
+
+/// Which kernels a step launches: its program's (batch, train) and whether it updates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct StepKind {
+    batch: usize,
+    train: bool,
+    update: bool,
+}
+
+impl StepKind {
+    /// The kernels of this kind of step, in launch order.
+    fn kernels(self, p: &Program) -> Vec<&Kernel> {
+        let backward = if self.train { &p.backward[..] } else { &[] };
+        let update = if self.update { &p.update[..] } else { &[] };
+        p.forward.iter().chain(backward).chain(update).collect()
+    }
 }
 
 impl<T: Float, D: Device<T>> Session<T, D> {
@@ -52,7 +76,10 @@ impl<T: Float, D: Device<T>> Session<T, D> {
         let first = plan(&graph, &trainable, &opts);
         let layout = first.layout;
         let mem = device.alloc(&layout).context("allocating the network's memory")?;
-        let mut s = Session { device, build, graph, trainable, opts, programs: HashMap::new(), mem, layout, profile: None };
+        let mut s = Session {
+            device, build, graph, trainable, opts, programs: HashMap::new(), mem, layout, profile: None,
+            capture: false, captured: HashMap::new(),
+        };
         s.programs.insert((batch, opts.train), first);
         s.reset_state()?;
         Ok(s)
@@ -77,7 +104,31 @@ impl<T: Float, D: Device<T>> Session<T, D> {
     /// Changes the optimiser and clipping options (re-plans).
     pub fn set_options(&mut self, opts: PlanOptions) {
         self.opts = opts;
+        self.forget_programs();
+    }
+
+    /// Turns step capture on or off (off by default). On a device that can capture (a GPU), the
+    /// first step of each kind (batch size; train, train without update, or eval) is captured
+    /// and then replayed, and later steps of that kind only replay: every step, the first
+    /// included, runs the same graph. (Capture records without running, as CUDA stream capture
+    /// does, so the capturing step runs by its first replay; running it eagerly as well would
+    /// apply its update twice.) Captures are dropped whenever the step is re-planned or the
+    /// scratch memory grows, and profiling launches eagerly. Elsewhere this changes nothing.
+    pub fn set_capture(&mut self, on: bool) {
+        self.capture = on;
+        self.captured.clear();
+    }
+
+    /// The captured step of `batch` images in train or eval mode, with or without the update,
+    /// if capture is on and one was made.
+    pub fn captured(&self, batch: usize, train: bool, update: bool) -> Option<&D::Captured> {
+        self.captured.get(&StepKind { batch, train, update })
+    }
+
+    /// Drops every planned step and every capture of one (after a change of what is planned).
+    fn forget_programs(&mut self) {
         self.programs.clear();
+        self.captured.clear();
     }
 
     /// Draws every parameter from its PyTorch default distribution with a seeded generator, and
@@ -107,7 +158,7 @@ impl<T: Float, D: Device<T>> Session<T, D> {
     /// Makes exactly the parameters whose name satisfies `keep` trainable (re-plans the step).
     pub fn set_trainable(&mut self, keep: impl Fn(&str) -> bool) {
         self.trainable = self.graph.params.iter().map(|p| keep(&p.name)).collect();
-        self.programs.clear();
+        self.forget_programs();
     }
 
     /// Makes exactly the parameters under one of `prefixes` trainable (FEAR's stage 2).
@@ -121,14 +172,14 @@ impl<T: Float, D: Device<T>> Session<T, D> {
     pub fn freeze(&mut self, prefixes: &[&str]) {
         let frozen = self.trainable.iter().zip(&self.graph.params).map(|(t, p)| *t && !has_prefix(&p.name, prefixes));
         self.trainable = frozen.collect();
-        self.programs.clear();
+        self.forget_programs();
     }
 
     /// Unfreezes every parameter whose name starts with one of `prefixes`.
     pub fn unfreeze(&mut self, prefixes: &[&str]) {
         let on = self.trainable.iter().zip(&self.graph.params).map(|(t, p)| *t || has_prefix(&p.name, prefixes));
         self.trainable = on.collect();
-        self.programs.clear();
+        self.forget_programs();
     }
 
     pub fn is_trainable(&self, name: &str) -> Option<bool> {
@@ -145,6 +196,8 @@ impl<T: Float, D: Device<T>> Session<T, D> {
                 self.layout.work = self.layout.work.max(p.layout.work);
                 self.layout.labels = self.layout.labels.max(p.layout.labels);
                 self.device.grow_scratch(&mut self.mem, &self.layout)?;
+                // The captures address the old buffers.
+                self.captured.clear();
             }
             self.programs.insert((batch, train), p);
         }
@@ -181,39 +234,60 @@ impl<T: Float, D: Device<T>> Session<T, D> {
             ensure!(images.len() == n * per_image, "{} input values for {n} labels of {per_image} values each", images.len());
         }
         self.program(n, train)?;
+        // Every host-to-device copy happens here, before the kernels (a capture refuses copies).
         let p = &self.programs[&(n, train)];
-        let (dev, mem, profile) = (&self.device, &mut self.mem, &mut self.profile);
         match input {
-            Input::Host(images) => dev.write(mem, p.input, images)?,
-            Input::Resident { split, seed, epoch, start } => dev.augment_resident(mem, split, seed, epoch, start, n, p.input)?,
+            Input::Host(images) => self.device.write(&mut self.mem, p.input, images)?,
+            // A kernel launch, not a copy: it runs before the step's kernels, outside any capture.
+            Input::Resident { split, seed, epoch, start } => {
+                self.device.augment_resident(&mut self.mem, split, seed, epoch, start, n, p.input)?
+            }
         }
-        dev.write_labels(mem, labels)?;
+        self.device.write_labels(&mut self.mem, labels)?;
         if let Some(lr) = lr {
-            dev.write(mem, p.lr, &[T::from_f64(lr)])?;
+            self.device.write(&mut self.mem, p.lr, &[T::from_f64(lr)])?;
         }
-        let mut launch = |k: &Kernel| -> Result<()> {
-            let Some(profile) = profile.as_mut() else { return dev.launch(mem, k) };
-            let start = std::time::Instant::now();
-            dev.launch(mem, k)?;
-            let e = profile.entry(k.name()).or_default();
-            *e = (e.0 + 1, e.1 + start.elapsed().as_secs_f64());
-            Ok(())
-        };
-        p.forward.iter().try_for_each(&mut launch)?;
-        if train {
-            p.backward.iter().try_for_each(&mut launch)?;
-        }
-        if lr.is_some() {
-            p.update.iter().try_for_each(&mut launch)?;
-        }
-        let loss = dev.read(mem, p.loss)?[0].as_f64();
-        let correct = dev.read(mem, p.correct)?[0].as_f64() as usize;
+        self.launch_step(StepKind { batch: n, train, update: lr.is_some() })?;
+        let p = &self.programs[&(n, train)];
+        let loss = self.device.read(&self.mem, p.loss)?[0].as_f64();
+        let correct = self.device.read(&self.mem, p.correct)?[0].as_f64() as usize;
         Ok(StepOutput { loss, correct, n })
     }
 
-    /// Starts (or restarts) timing every kernel launch by kernel name.
+    /// Runs a planned step's kernels: its capture's replay when capturing (capturing it first
+    /// where there is none yet), else one launch per kernel.
+    fn launch_step(&mut self, kind: StepKind) -> Result<()> {
+        let p = &self.programs[&(kind.batch, kind.train)];
+        if self.capture && self.profile.is_none() {
+            if !self.captured.contains_key(&kind) {
+                if let Some(c) = self.device.capture(&mut self.mem, &kind.kernels(p))? {
+                    self.captured.insert(kind, c);
+                }
+            }
+            if let Some(c) = self.captured.get(&kind) {
+                return self.device.replay(&mut self.mem, c);
+            }
+        }
+        for k in kind.kernels(p) {
+            let start = std::time::Instant::now();
+            self.device.launch(&mut self.mem, k)?;
+            if let Some(profile) = self.profile.as_mut() {
+                let e = profile.entry(k.name()).or_default();
+                *e = (e.0 + 1, e.1 + start.elapsed().as_secs_f64());
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts (or restarts) timing every kernel launch by kernel name (launching eagerly, one
+    /// kernel at a time, even with capture on).
     pub fn start_profile(&mut self) {
         self.profile = Some(HashMap::new());
+    }
+
+    /// Stops timing launches (and lets captured steps replay again).
+    pub fn stop_profile(&mut self) {
+        self.profile = None;
     }
 
     /// (kernel name, launches, seconds) since [`Session::start_profile`], slowest first.

@@ -1,15 +1,17 @@
 //! The real backend: a CUDA GPU through the driver API (cudarc, loaded at run time, so the
 //! binary builds and runs on machines without CUDA). Kernels come from the embedded cubin that
 //! fits the GPU, else the embedded PTX, else the sources compiled at run time with NVRTC.
+//! A capture is CUDA stream capture on the backend's stream, instantiated as a CUDA graph.
 
 use std::collections::HashMap;
 use std::ffi::{c_void, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use cudarc::driver::{result, sys};
 
 use super::artifacts;
+use super::capture::{CaptureState, CapturedLaunches};
 use super::launch::{Backend, DevicePtr, Dims};
 
 /// The message for every "no usable GPU" case: what to do instead.
@@ -57,6 +59,8 @@ pub struct CudaDriver {
     ctx: sys::CUcontext,
     stream: sys::CUstream,
     functions: HashMap<String, sys::CUfunction>,
+    /// The capture in progress, counting its launches.
+    capture: CaptureState<usize>,
 }
 
 // SAFETY: the handles are plain driver handles; the driver API is thread safe, and every call
@@ -90,7 +94,8 @@ impl CudaDriver {
             let f = result::module::get_function(module, CString::new(k).unwrap()).map_err(e("cuModuleGetFunction"))?;
             functions.insert(k.to_string(), f);
         }
-        Ok(CudaDriver { ordinal, name, compute_capability: (major, minor), kernels_from, ctx, stream, functions })
+        let capture = CaptureState::default();
+        Ok(CudaDriver { ordinal, name, compute_capability: (major, minor), kernels_from, ctx, stream, functions, capture })
     }
 
     fn bind(&self) -> Result<()> {
@@ -151,6 +156,7 @@ impl Backend for CudaDriver {
     }
 
     fn alloc_zeroed(&self, bytes: usize) -> Result<DevicePtr> {
+        self.capture.forbid("an allocation")?;
         self.bind()?;
         // SAFETY: a plain allocation, zeroed before use.
         unsafe {
@@ -163,18 +169,23 @@ impl Backend for CudaDriver {
 
     unsafe fn free(&self, ptr: DevicePtr, _bytes: usize) {
         if self.bind().is_ok() {
-            let _ = result::stream::synchronize(self.stream);
+            // Waiting on a capturing stream would invalidate the capture at the driver too.
+            if self.capture.forbid("freeing memory").is_ok() {
+                let _ = result::stream::synchronize(self.stream);
+            }
             let _ = result::free_sync(ptr);
         }
     }
 
     fn upload(&self, dst: DevicePtr, src: &[u8]) -> Result<()> {
+        self.capture.forbid("an upload")?;
         self.synchronize()?;
         // SAFETY: dst holds at least src.len() bytes (checked by GpuMemory); synchronous copy.
         unsafe { result::memcpy_htod_sync(dst, src) }.map_err(|e| anyhow!("cuda:{}: copy to the GPU: {e}", self.ordinal))
     }
 
     fn download(&self, src: DevicePtr, dst: &mut [u8]) -> Result<()> {
+        self.capture.forbid("a download")?;
         self.synchronize()?;
         // SAFETY: as upload.
         unsafe { result::memcpy_dtoh_sync(dst, src) }.map_err(|e| anyhow!("cuda:{}: copy from the GPU: {e}", self.ordinal))
@@ -185,12 +196,99 @@ impl Backend for CudaDriver {
         let f = *self.functions.get(kernel).ok_or_else(|| anyhow!("no kernel named {kernel}"))?;
         let g = (dims.grid[0], dims.grid[1], dims.grid[2]);
         let b = (dims.block[0], dims.block[1], dims.block[2]);
-        result::launch_kernel(f, g, b, 0, self.stream, args).map_err(|e| anyhow!("cuda:{}: launching {kernel}: {e}", self.ordinal))
+        result::launch_kernel(f, g, b, 0, self.stream, args).map_err(|e| anyhow!("cuda:{}: launching {kernel}: {e}", self.ordinal))?;
+        self.capture.record(|launches| *launches += 1);
+        Ok(())
     }
 
     fn synchronize(&self) -> Result<()> {
+        self.capture.forbid("synchronize")?;
         self.bind()?;
         // SAFETY: the stream lives as long as self.
         unsafe { result::stream::synchronize(self.stream) }.map_err(|e| anyhow!("cuda:{}: a kernel failed: {e}", self.ordinal))
+    }
+
+    fn begin_capture(&self) -> Result<()> {
+        self.bind()?;
+        self.capture.begin(0)?;
+        // Thread-local mode: only this thread's unsafe calls (allocations, synchronous copies)
+        // would break the capture, not those of workers driving other GPUs in this process.
+        let mode = sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL;
+        // SAFETY: the stream lives as long as self.
+        let begun = guarded("cuStreamBeginCapture", || Ok(unsafe { result::stream::begin_capture(self.stream, mode) }?));
+        if let Err(e) = begun {
+            let _ = self.capture.end();
+            bail!("cuda:{}: starting a capture: {e:#}", self.ordinal);
+        }
+        Ok(())
+    }
+
+    fn end_capture(&self) -> Result<Box<dyn CapturedLaunches>> {
+        let recorded = self.capture.end();
+        self.bind()?;
+        // SAFETY: the stream lives as long as self; ending is needed even for a broken capture.
+        let graph = guarded("cuStreamEndCapture", || Ok(unsafe { result::stream::end_capture(self.stream) }?))
+            .map_err(|e| anyhow!("cuda:{}: ending a capture: {e:#}", self.ordinal))?;
+        // SAFETY: the graph was just captured; its executable copy does not need it afterwards.
+        let instantiated = recorded.and_then(|launched| unsafe { CudaGraph::instantiate(self, graph, launched) });
+        // SAFETY: as above; nothing else holds the graph.
+        let _ = guarded("cuGraphDestroy", || Ok(unsafe { result::graph::destroy(graph) }?));
+        Ok(Box::new(instantiated?))
+    }
+}
+
+/// A captured step instantiated as a CUDA graph, launched on the backend's stream.
+struct CudaGraph {
+    exec: sys::CUgraphExec,
+    ctx: sys::CUcontext,
+    stream: sys::CUstream,
+    ordinal: usize,
+    nodes: usize,
+}
+
+// SAFETY: plain driver handles; the driver API is thread safe and every call binds the context.
+unsafe impl Send for CudaGraph {}
+unsafe impl Sync for CudaGraph {}
+
+impl CudaGraph {
+    /// The executable form of `graph`, after checking it holds one node per kernel `launched`
+    /// into the capture (anything else means launches went astray).
+    ///
+    /// # Safety
+    /// `graph` is a valid graph captured on `driver`'s stream.
+    unsafe fn instantiate(driver: &CudaDriver, graph: sys::CUgraph, launched: usize) -> Result<CudaGraph> {
+        let ordinal = driver.ordinal;
+        guarded("instantiating a CUDA graph", || {
+            let mut nodes = 0usize;
+            sys::cuGraphGetNodes(graph, std::ptr::null_mut(), &mut nodes).result().map_err(|e| anyhow!("cuda:{ordinal}: cuGraphGetNodes: {e}"))?;
+            ensure!(nodes == launched, "cuda:{ordinal}: the captured graph holds {nodes} nodes for {launched} kernel launches");
+            let flags = sys::CUgraphInstantiate_flags(0);
+            let exec = result::graph::instantiate(graph, flags).map_err(|e| anyhow!("cuda:{ordinal}: cuGraphInstantiateWithFlags: {e}"))?;
+            Ok(CudaGraph { exec, ctx: driver.ctx, stream: driver.stream, ordinal, nodes })
+        })
+    }
+}
+
+impl CapturedLaunches for CudaGraph {
+    unsafe fn replay(&self) -> Result<()> {
+        // The context and stream are never released by CudaDriver, so they outlive this graph.
+        guarded("cuGraphLaunch", || {
+            result::ctx::set_current(self.ctx).map_err(|e| anyhow!("cuda:{}: cuCtxSetCurrent: {e}", self.ordinal))?;
+            result::graph::launch(self.exec, self.stream).map_err(|e| anyhow!("cuda:{}: cuGraphLaunch: {e}", self.ordinal))
+        })
+    }
+
+    fn launches(&self) -> usize {
+        self.nodes
+    }
+}
+
+impl Drop for CudaGraph {
+    fn drop(&mut self) {
+        // SAFETY: the exec is ours; an in-flight launch is freed by the driver when it completes.
+        let _ = guarded("cuGraphExecDestroy", || {
+            unsafe { result::ctx::set_current(self.ctx) }?;
+            Ok(unsafe { result::graph::exec_destroy(self.exec) }?)
+        });
     }
 }

@@ -5,10 +5,12 @@
 //! space. The allocations are made once per session and never move, which is what lets a whole
 //! step be captured as a CUDA graph and replayed.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::{ensure, Result};
 
+use super::capture::{capture, CapturedLaunches};
 use super::data::ResidentSplit;
 use super::driver::CudaDriver;
 use super::emulated::Emulated;
@@ -32,7 +34,7 @@ impl Gpu {
 
     /// The host emulation (no GPU needed).
     pub fn emulated() -> Gpu {
-        Gpu { backend: Arc::new(Emulated) }
+        Gpu { backend: Arc::new(Emulated::default()) }
     }
 
     pub fn backend(&self) -> &dyn Backend {
@@ -84,6 +86,28 @@ pub struct GpuMemory {
     lens: [usize; 5],
     labels: Buffer,
     label_capacity: usize,
+    /// Which buffers these are: new whenever one is (re)allocated, so a capture made on other
+    /// buffers is never replayed on these.
+    epoch: u64,
+}
+
+/// A source of epochs unique in the process (so two memories never share one).
+fn next_epoch() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Kernels captured on one [`GpuMemory`] (a CUDA graph), replayable while its buffers stay.
+pub struct GpuCapture {
+    launches: Box<dyn CapturedLaunches>,
+    epoch: u64,
+}
+
+impl GpuCapture {
+    /// How many kernel launches one replay makes (the graph's nodes on a GPU).
+    pub fn launches(&self) -> usize {
+        self.launches.launches()
+    }
 }
 
 const F32: usize = std::mem::size_of::<f32>();
@@ -104,6 +128,7 @@ impl GpuMemory {
 
 impl Device<f32> for Gpu {
     type Memory = GpuMemory;
+    type Captured = GpuCapture;
 
     fn name(&self) -> String {
         self.backend.describe()
@@ -118,6 +143,7 @@ impl Device<f32> for Gpu {
             lens,
             labels: self.buffer(layout.labels * 4)?,
             label_capacity: layout.labels,
+            epoch: next_epoch(),
         })
     }
 
@@ -126,10 +152,12 @@ impl Device<f32> for Gpu {
         if mem.lens[work] < layout.work {
             mem.spaces[work] = self.buffer(layout.work * F32)?;
             mem.lens[work] = layout.work;
+            mem.epoch = next_epoch();
         }
         if mem.label_capacity < layout.labels {
             mem.labels = self.buffer(layout.labels * 4)?;
             mem.label_capacity = layout.labels;
+            mem.epoch = next_epoch();
         }
         Ok(())
     }
@@ -169,5 +197,17 @@ impl Device<f32> for Gpu {
         &self, mem: &mut GpuMemory, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, n: usize, out: Loc,
     ) -> Result<()> {
         self.augment_batch(split, seed, epoch, start, n, mem, out)
+    }
+
+    fn capture(&self, mem: &mut GpuMemory, kernels: &[&Kernel]) -> Result<Option<GpuCapture>> {
+        let launches = capture(&*self.backend, || kernels.iter().try_for_each(|k| self.launch(mem, k)))?;
+        Ok(Some(GpuCapture { launches, epoch: mem.epoch }))
+    }
+
+    fn replay(&self, mem: &mut GpuMemory, captured: &GpuCapture) -> Result<()> {
+        ensure!(captured.epoch == mem.epoch, "replaying a capture made on other buffers (the memory grew since): capture again");
+        // SAFETY: the capture's launches address this memory's buffers (same epoch), all still
+        // allocated; each location was bounds-checked when captured.
+        unsafe { captured.launches.replay() }
     }
 }

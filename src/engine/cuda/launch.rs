@@ -8,6 +8,8 @@ use std::ffi::c_void;
 
 use anyhow::{ensure, Result};
 
+use super::capture::CapturedLaunches;
+
 /// A device address: a `CUdeviceptr` on a GPU, a host address under emulation.
 pub type DevicePtr = u64;
 
@@ -88,6 +90,11 @@ pub trait Backend: Send + Sync {
     unsafe fn launch_raw(&self, kernel: &str, dims: Dims, args: &mut [*mut c_void], sizes: &[u32]) -> Result<()>;
     /// Waits until every launched kernel has finished.
     fn synchronize(&self) -> Result<()>;
+    /// From now on records launches instead of running them (CUDA stream capture; the rules are
+    /// in [`super::capture`]). Prefer [`super::capture::capture`], which always ends it.
+    fn begin_capture(&self) -> Result<()>;
+    /// Ends the capture begun last and returns its launches, ready to replay.
+    fn end_capture(&self) -> Result<Box<dyn CapturedLaunches>>;
 }
 
 /// Launches `kernel` over `dims` with `args` on `backend`.

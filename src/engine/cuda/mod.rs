@@ -4,12 +4,14 @@
 //!
 //! - [`artifacts`]: what build.rs embedded (sources, cubins/PTX per target, ptxas reports).
 //! - [`launch`]: the one launch path: argument arrays, grid sizes, the [`Backend`] trait.
+//! - [`capture`]: recording launches once and replaying them (CUDA graphs).
 //! - [`emulated`] and [`driver`]: the two backends (host fibers; the CUDA driver via cudarc).
 //! - [`gpu`]: [`Gpu`], the [`crate::engine::Device`] that runs a planned step's kernels.
 //! - [`ops`]: how each [`crate::engine::Kernel`] maps onto kernel launches.
 //! - [`data`]: images resident on the device and the augmentation kernel.
 //! - [`selftest`]: every kernel against the CPU op on small random shapes.
 pub mod artifacts;
+pub mod capture;
 pub mod data;
 pub mod driver;
 pub mod emulated;
@@ -18,5 +20,6 @@ pub mod launch;
 pub mod ops;
 pub mod selftest;
 
-pub use gpu::{Gpu, GpuMemory};
+pub use capture::CapturedLaunches;
+pub use gpu::{Gpu, GpuCapture, GpuMemory};
 pub use launch::{Arg, Backend, Dims};
