@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command for a GPU machine: every test (the real-GPU kernel and CUDA graph tests included),
-# `fear doctor`, and `fear bench --cuda-graph` on the GPU for archs 1 and 9930 (each step launched
-# kernel by kernel and replayed as a CUDA graph) beside PyTorch on the same GPU; writes a short
+# `fear doctor`, `fear bench --cuda-graph` on the GPU for archs 1 and 9930 (each step launched
+# kernel by kernel and replayed as a CUDA graph) beside PyTorch on the same GPU, and a short
+# `fear rank` on the GPU (training data resident on the device); writes a short
 # table (summary.md) and JSON files into the folder given as its argument.
 #
 #   scripts/gpu-check.sh OUT_DIR
@@ -79,6 +80,17 @@ for arch in 1 9930; do
     fi
 done
 
+# FEAR end to end on the GPU (training images resident on the device, batches augmented there):
+# two architectures on a 10k-image Synthetic CIFAR-10, NATS-Bench's network; time per arch.
+log "fear rank --device $device (Synthetic CIFAR-10, 1000 images per class, archs 1 and 9930)"
+if timeout 180 $fear rank --device "$device" --dataset synthetic-cifar10 --synthetic-size 1000 --archs 1,9930 \
+        --cache-dir "$out/data-cache" --out "$out/rank-$device.jsonl" >> "$out/log.txt" 2>&1; then
+    rm -rf "$out/data-cache"
+else
+    rm -rf "$out/data-cache"
+    failures+=("rank")
+fi
+
 python3 - "$out" <<'PY' | tee "$out/summary.md"
 import glob, json, os, sys
 out = sys.argv[1]
@@ -109,6 +121,14 @@ for arch in (1, 9930):
         graph_errors.append(f"arch {arch}: CUDA graph failed: {f['graph_error']}")
 for e in graph_errors:
     print(f"\n{e}")
+rank = os.path.join(out, f"rank-{os.environ.get('FEAR_CHECK_DEVICE', 'cuda')}.jsonl")
+if os.path.exists(rank):
+    print("\n| fear rank arch | status | score | stage-1 epochs | stage 1 s | stage 2 s |")
+    print("|---|---|---|---|---|---|")
+    for line in open(rank):
+        r = json.loads(line)
+        print(f"| {r['index']} | {r.get('status')} | {r.get('score')} | {r.get('stage1_epochs', '-')} | "
+              f"{r.get('stage1_s', '-')} | {r.get('stage2_s', '-')} |")
 PY
 
 if [ ${#failures[@]} -gt 0 ]; then
