@@ -64,8 +64,8 @@ for t in $test_bins; do
 done
 
 for arch in 1 9930; do
-    log "fear bench --device $device --arch $arch --batch $batch --cuda-graph"
-    if $fear bench --device "$device" --arch "$arch" --batch "$batch" --warmup 3 --steps 20 --cuda-graph --json > "$out/bench-fear-$device-arch$arch.json" 2>> "$out/log.txt"; then
+    log "fear bench --device $device --arch $arch --batch $batch --cuda-graph --resident-data"
+    if $fear bench --device "$device" --arch "$arch" --batch "$batch" --warmup 3 --steps 20 --cuda-graph --resident-data --json > "$out/bench-fear-$device-arch$arch.json" 2>> "$out/log.txt"; then
         cat "$out/bench-fear-$device-arch$arch.json" >> "$out/log.txt"
     else
         failures+=("bench arch $arch")
@@ -105,8 +105,8 @@ print("GPU:", open(os.path.join(out, "gpu.txt")).read().strip().splitlines()[-1]
 for t in doctor.get("self_tests", []):
     worst = max((c["max_rel_error"] for c in t["checks"]), default=0)
     print(f"- self-test on {t['device']}: {'pass' if t['passed'] else 'FAIL'} (worst relative error {worst:.1e})")
-print("\n| arch | fear full ms | fear frozen ms | fear graph full ms | fear graph frozen ms | launches per graph (full) | torch full ms | torch frozen ms | fear/torch (full) | fear graph/torch (full) |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("\n| arch | fear full ms | fear full, resident data ms | fear frozen ms | fear graph full ms | fear graph frozen ms | launches per graph (full) | torch full ms | torch frozen ms | fear/torch (full) | fear graph/torch (full) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 graph_errors = []
 for arch in (1, 9930):
     f = next((load(p) for p in glob.glob(os.path.join(out, f"bench-fear-*-arch{arch}.json"))), None)
@@ -114,7 +114,7 @@ for arch in (1, 9930):
     cell = lambda d, k: f"{d[k]:.2f}" if d and k in d else "-"
     g = lambda which: (f or {}).get(which) or {}
     ratio = lambda ms: f"{ms / t['full_step_ms']:.2f}" if ms and t else "-"
-    print(f"| {arch} | {cell(f, 'full_step_ms')} | {cell(f, 'frozen_step_ms')} | {cell(g('full_graph'), 'step_ms')} | "
+    print(f"| {arch} | {cell(f, 'full_step_ms')} | {cell(f, 'full_resident_step_ms')} | {cell(f, 'frozen_step_ms')} | {cell(g('full_graph'), 'step_ms')} | "
           f"{cell(g('frozen_graph'), 'step_ms')} | {g('full_graph').get('launches', '-')} | {cell(t, 'full_step_ms')} | "
           f"{cell(t, 'frozen_step_ms')} | {ratio(f and f['full_step_ms'])} | {ratio(g('full_graph').get('step_ms'))} |")
     if f and f.get("graph_error"):

@@ -49,7 +49,8 @@ fn bad_input_is_a_one_line_error_with_status_2() {
     assert_usage_error(&["arch", "|nor_conv_3x3~0|+|none~0|"], "");
     assert_usage_error(&["arch", "1", "--no-such-flag"], "--no-such-flag");
     assert_usage_error(&["bench", "--arch", "-3"], "");
-    assert_usage_error(&["bench", "--device", "cpu", "--cuda-graph"], "--cuda-graph needs a GPU");
+    assert_usage_error(&["bench", "--device", "cpu", "--cuda-graph"], "need a GPU device");
+    assert_usage_error(&["bench", "--device", "cpu", "--resident-data"], "need a GPU device");
     let out = fear(&["arch", "99999"]);
     assert_eq!(String::from_utf8_lossy(&out.stderr).trim().lines().count(), 1, "one line");
 }

@@ -1,6 +1,7 @@
 //! `fear bench`: step throughput, full training versus FEAR's frozen stage 2; with
 //! `--cuda-graph`, also each step replayed as a CUDA graph against the same step launched kernel
-//! by kernel.
+//! by kernel; with `--resident-data`, full steps fed by the data kernel from images kept on the
+//! device (what training on a GPU does) beside steps fed a ready batch from the host.
 
 use std::time::Instant;
 
@@ -10,6 +11,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use crate::data::augment::Augment;
+use crate::data::dataset::Normalization;
 use crate::engine::{AnyDevice, Device, PlanOptions, Session};
 use crate::net::{stage2_prefixes, tiny_network, NetConfig};
 
@@ -42,6 +45,11 @@ pub struct BenchArgs {
     /// emulated one included), beside the same steps launched kernel by kernel.
     #[arg(long)]
     pub cuda_graph: bool,
+    /// Also time full steps whose batch is cropped, flipped and normalised on the device from
+    /// images kept there (as `fear rank` trains on a GPU), beside steps whose ready batch is
+    /// uploaded from the host (GPU devices, the emulated one included).
+    #[arg(long)]
+    pub resident_data: bool,
 }
 
 #[derive(Serialize, Debug)]
@@ -70,6 +78,10 @@ pub struct BenchReport {
     /// With `--cuda-graph`: the frozen step replayed as a CUDA graph.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frozen_graph: Option<GraphTiming>,
+    /// With `--resident-data`: a full step whose batch is augmented on the device from
+    /// resident images (instead of uploaded ready from the host), launched kernel by kernel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub full_resident_step_ms: Option<f64>,
     /// Why a step could not be captured or replayed (the eager times still stand).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub graph_error: Option<String>,
@@ -91,8 +103,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         return Err(super::UsageError("--batch and --steps must be positive".into()).into());
     }
     let device = super::device::open_device(&args.device)?;
-    if args.cuda_graph && !device.is_gpu() {
-        return Err(super::UsageError("--cuda-graph needs a GPU device (cuda, cuda:N or emulated)".into()).into());
+    if (args.cuda_graph || args.resident_data) && !device.is_gpu() {
+        return Err(super::UsageError("--cuda-graph and --resident-data need a GPU device (cuda, cuda:N or emulated)".into()).into());
     }
     if let Some(t) = args.threads {
         rayon::ThreadPoolBuilder::new().num_threads(t).build_global()?;
@@ -108,6 +120,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let full = time_steps(&mut session, &images, &labels, &args, args.profile)?;
     let full_profile = session.profile();
     session.stop_profile();
+    let full_resident_step_ms = if args.resident_data { Some(time_resident_steps(&mut session, &labels, &args)?) } else { None };
     let mut graph_error = None;
     let full_graph = time_graph(&mut session, &images, &labels, &args, full).unwrap_or_else(|e| {
         graph_error = Some(format!("full step: {e:#}"));
@@ -145,6 +158,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         frozen_images_per_s: args.batch as f64 / (frozen / 1e3),
         full_graph,
         frozen_graph,
+        full_resident_step_ms,
         graph_error,
     };
     if args.json {
@@ -181,6 +195,34 @@ fn time_graph(
     Ok(Some(timed?))
 }
 
+/// With `--resident-data`: median milliseconds of full steps whose batch (`labels.len()` random
+/// images, CIFAR augmentation) the data kernel makes on the device from resident bytes.
+fn time_resident_steps(session: &mut Session<f32, AnyDevice>, labels: &[u32], args: &BenchArgs) -> Result<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let bytes: Vec<u8> = (0..labels.len() * 3 * 32 * 32).map(|_| rng.random()).collect();
+    let aug = Augment { size: 32, pad: 4, flip: true, cutout: 0, fill: 0, norm: Normalization::CIFAR10 };
+    let device = session.device().clone();
+    let mut split = device.make_resident(&bytes, &aug)?.ok_or_else(|| anyhow!("{} keeps no images", device.name()))?;
+    split.set_order(&(0..labels.len() as u32).collect::<Vec<_>>())?;
+    let mut times = Vec::with_capacity(args.steps);
+    for i in 0..args.warmup + args.steps {
+        device.synchronize()?;
+        let start = Instant::now();
+        session.train_step_resident(&split, 0, i as u64, 0, labels, 0.01)?;
+        device.synchronize()?;
+        if i >= args.warmup {
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    Ok(median(times))
+}
+
+/// The median of `times` (not empty).
+fn median(mut times: Vec<f64>) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
 /// Median milliseconds of `args.steps` training steps after `args.warmup` untimed ones, timing
 /// each kernel too with `profile`.
 fn time_steps(session: &mut Session<f32, AnyDevice>, images: &[f32], labels: &[u32], args: &BenchArgs, profile: bool) -> Result<f64> {
@@ -197,8 +239,7 @@ fn time_steps(session: &mut Session<f32, AnyDevice>, images: &[f32], labels: &[u
             times.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
-    times.sort_by(f64::total_cmp);
-    Ok(times[times.len() / 2])
+    Ok(median(times))
 }
 
 fn print_table(r: &BenchReport) {
@@ -216,6 +257,9 @@ fn print_table(r: &BenchReport) {
         println!("{:<22}{:>14.2}{:>18.2}", "step, CUDA graph (ms)", f.step_ms, z.step_ms);
         println!("{:<22}{:>14.2}{:>18.2}", "graph speed-up", f.speedup, z.speedup);
         println!("{:<22}{:>14}{:>18}", "launches per graph", f.launches, z.launches);
+    }
+    if let Some(ms) = r.full_resident_step_ms {
+        println!("{:<22}{:>14.2}", "step, resident (ms)", ms);
     }
     println!("frozen / full step time: {:.2}", r.frozen_ratio);
 }
