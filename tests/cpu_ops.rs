@@ -702,6 +702,36 @@ fn linear_forward_and_backward() {
     }
 }
 
+/// A layer large enough to run in parallel blocks of rows (70 rows and 230 outputs: partial
+/// blocks on both sides), against naive f64 products: y = x w^T + b, dx = dy w, dw = dy^T x.
+#[test]
+fn a_large_linear_layer_in_parallel_blocks_matches_the_naive_products() {
+    let mut r = rng(13);
+    let g = LinearGeom { n: 70, d_in: 300, d_out: 230 };
+    let (x, w, b, dy) = (rand_vec(&mut r, g.n * g.d_in), rand_vec(&mut r, g.d_out * g.d_in), rand_vec(&mut r, g.d_out), rand_vec(&mut r, g.n * g.d_out));
+    let want = linear_ref(&g, &x, &w, Some(&b));
+    assert_close("large linear f64", &linear::<f64>(&g, &x, &w, Some(&b)), &want, TOL64);
+    assert_close("large linear f32", &linear::<f32>(&g, &x, &w, Some(&b)), &want, TOL32);
+    let mut dx_ref = vec![0.0; g.n * g.d_in];
+    let mut dw_ref = vec![0.0; g.d_out * g.d_in];
+    for i in 0..g.n {
+        for o in 0..g.d_out {
+            for k in 0..g.d_in {
+                dx_ref[i * g.d_in + k] += dy[i * g.d_out + o] * w[o * g.d_in + k];
+                dw_ref[o * g.d_in + k] += dy[i * g.d_out + o] * x[i * g.d_in + k];
+            }
+        }
+    }
+    let (mut dx, mut dw) = (vec![0.0; dx_ref.len()], vec![0.0; dw_ref.len()]);
+    linear_backward(&g, &x, &w, &dy, Some(&mut dx), Some(&mut dw), None);
+    assert_close("large linear dx", &dx, &dx_ref, TOL64);
+    assert_close("large linear dw", &dw, &dw_ref, TOL64);
+    let (mut dx32, mut dw32) = (vec![0f32; dx_ref.len()], vec![0f32; dw_ref.len()]);
+    linear_backward(&g, &cast(&x), &cast(&w), &cast(&dy), Some(&mut dx32), Some(&mut dw32), None);
+    assert_close("large linear dx f32", &widen(&dx32), &dx_ref, TOL32);
+    assert_close("large linear dw f32", &widen(&dw32), &dw_ref, TOL32);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Softmax cross-entropy and top-1
 

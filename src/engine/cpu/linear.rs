@@ -1,7 +1,20 @@
 //! Fully connected layer y = x w^T + b (PyTorch nn.Linear layout: w is [d_out, d_in]).
 //!
-//! The head is tiny (64 x 64 -> 10), so these are single GEMM calls without rayon.
+//! TinyNetwork's head is tiny (64 -> 10): one GEMM call. Large layers (the threshold learner's
+//! 324-2048-2048 MLP at batch 1024) are split into blocks of `ROWS` output rows run in parallel
+//! (rayon); the block size is fixed, so results do not depend on the number of threads.
+use rayon::prelude::*;
+
 use crate::engine::Float;
+
+/// Multiply-adds below which a layer runs as one GEMM call.
+const PARALLEL_WORK: usize = 1 << 22;
+/// Output rows per parallel block.
+const ROWS: usize = 64;
+
+fn parallel(g: &LinearGeom) -> bool {
+    g.n * g.d_in * g.d_out >= PARALLEL_WORK
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LinearGeom {
@@ -25,14 +38,23 @@ pub fn linear_forward<T: Float>(g: &LinearGeom, x: &[T], w: &[T], b: Option<&[T]
         }
         None => T::zero(),
     };
-    // y [n, d_out] = x [n, d_in] * w^T [d_in, d_out] (+ b)
-    unsafe {
-        T::gemm(
-            n, d_in, d_out, T::one(),
-            x.as_ptr(), d_in as isize, 1,
-            w.as_ptr(), 1, d_in as isize,
-            beta, y.as_mut_ptr(), d_out as isize, 1,
-        )
+    // y [n, d_out] = x [n, d_in] * w^T [d_in, d_out] (+ b), by blocks of rows of x and y.
+    let block = |x: &[T], y: &mut [T]| {
+        let rows = y.len() / d_out.max(1);
+        // SAFETY: x holds rows x d_in, w d_out x d_in, y rows x d_out (checked above).
+        unsafe {
+            T::gemm(
+                rows, d_in, d_out, T::one(),
+                x.as_ptr(), d_in as isize, 1,
+                w.as_ptr(), 1, d_in as isize,
+                beta, y.as_mut_ptr(), d_out as isize, 1,
+            )
+        }
+    };
+    if parallel(g) {
+        y.par_chunks_mut(ROWS * d_out).zip(x.par_chunks(ROWS * d_in)).for_each(|(y, x)| block(x, y));
+    } else {
+        block(x, y);
     }
 }
 
@@ -48,26 +70,47 @@ pub fn linear_backward<T: Float>(
     assert_eq!(dy.len(), n * d_out, "linear: dy length");
     if let Some(dx) = dx {
         assert_eq!(dx.len(), n * d_in, "linear: dx length");
-        // dx [n, d_in] += dy [n, d_out] * w [d_out, d_in]
-        unsafe {
-            T::gemm(
-                n, d_out, d_in, T::one(),
-                dy.as_ptr(), d_out as isize, 1,
-                w.as_ptr(), d_in as isize, 1,
-                T::one(), dx.as_mut_ptr(), d_in as isize, 1,
-            )
+        // dx [n, d_in] += dy [n, d_out] * w [d_out, d_in], by blocks of rows of dy and dx.
+        let block = |dy: &[T], dx: &mut [T]| {
+            let rows = dx.len() / d_in.max(1);
+            // SAFETY: dy holds rows x d_out, w d_out x d_in, dx rows x d_in.
+            unsafe {
+                T::gemm(
+                    rows, d_out, d_in, T::one(),
+                    dy.as_ptr(), d_out as isize, 1,
+                    w.as_ptr(), d_in as isize, 1,
+                    T::one(), dx.as_mut_ptr(), d_in as isize, 1,
+                )
+            }
+        };
+        if parallel(g) && d_in > 0 && d_out > 0 {
+            dx.par_chunks_mut(ROWS * d_in).zip(dy.par_chunks(ROWS * d_out)).for_each(|(dx, dy)| block(dy, dx));
+        } else {
+            block(dy, dx);
         }
     }
     if let Some(dw) = dw {
         assert_eq!(dw.len(), d_out * d_in, "linear: dw length");
-        // dw [d_out, d_in] += dy^T [d_out, n] * x [n, d_in]
-        unsafe {
-            T::gemm(
-                d_out, n, d_in, T::one(),
-                dy.as_ptr(), 1, d_out as isize,
-                x.as_ptr(), d_in as isize, 1,
-                T::one(), dw.as_mut_ptr(), d_in as isize, 1,
-            )
+        // dw [d_out, d_in] += dy^T [d_out, n] * x [n, d_in], by blocks of rows of dw: block
+        // `b` reads columns b*ROWS.. of dy, so it starts at that offset of dy.
+        let block = |b: usize, dw: &mut [T]| {
+            let rows = dw.len() / d_in.max(1);
+            let dy = &dy[b * ROWS..];
+            // SAFETY: the block reads dy[i + j * d_out] for i < rows, j < n, which lies inside
+            // the slice (rows <= d_out - b * ROWS); x holds n x d_in; dw rows x d_in.
+            unsafe {
+                T::gemm(
+                    rows, n, d_in, T::one(),
+                    dy.as_ptr(), 1, d_out as isize,
+                    x.as_ptr(), d_in as isize, 1,
+                    T::one(), dw.as_mut_ptr(), d_in as isize, 1,
+                )
+            }
+        };
+        if parallel(g) && d_in > 0 && n > 0 {
+            dw.par_chunks_mut(ROWS * d_in).enumerate().for_each(|(b, dw)| block(b, dw));
+        } else {
+            block(0, dw);
         }
     }
     if let Some(db) = db {
