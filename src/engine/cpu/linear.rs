@@ -12,8 +12,15 @@ const PARALLEL_WORK: usize = 1 << 22;
 /// Output rows per parallel block.
 const ROWS: usize = 64;
 
-fn parallel(g: &LinearGeom) -> bool {
-    g.n * g.d_in * g.d_out >= PARALLEL_WORK
+/// Runs `block(b, rows)` over the blocks of `ROWS` rows (of `row_len` values each) of `out`: in
+/// parallel for a large layer, else once over all of `out` as block 0.
+fn by_row_blocks<T: Float>(g: &LinearGeom, out: &mut [T], row_len: usize, block: impl Fn(usize, &mut [T]) + Sync) {
+    if g.n * g.d_in * g.d_out >= PARALLEL_WORK {
+        // Every dimension is positive here, so the chunks are not empty.
+        out.par_chunks_mut(ROWS * row_len).enumerate().for_each(|(b, rows)| block(b, rows));
+    } else if row_len > 0 {
+        block(0, out);
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -39,9 +46,9 @@ pub fn linear_forward<T: Float>(g: &LinearGeom, x: &[T], w: &[T], b: Option<&[T]
         None => T::zero(),
     };
     // y [n, d_out] = x [n, d_in] * w^T [d_in, d_out] (+ b), by blocks of rows of x and y.
-    let block = |x: &[T], y: &mut [T]| {
-        let rows = y.len() / d_out.max(1);
-        // SAFETY: x holds rows x d_in, w d_out x d_in, y rows x d_out (checked above).
+    by_row_blocks(g, y, d_out, |b, y| {
+        let (rows, x) = (y.len() / d_out, &x[b * ROWS * d_in..]);
+        // SAFETY: x holds at least rows x d_in from here, w d_out x d_in, y rows x d_out.
         unsafe {
             T::gemm(
                 rows, d_in, d_out, T::one(),
@@ -50,12 +57,7 @@ pub fn linear_forward<T: Float>(g: &LinearGeom, x: &[T], w: &[T], b: Option<&[T]
                 beta, y.as_mut_ptr(), d_out as isize, 1,
             )
         }
-    };
-    if parallel(g) {
-        y.par_chunks_mut(ROWS * d_out).zip(x.par_chunks(ROWS * d_in)).for_each(|(y, x)| block(x, y));
-    } else {
-        block(x, y);
-    }
+    });
 }
 
 /// Accumulates dx = dy w, dw = dy^T x, db = sum_n dy, each only when requested.
@@ -71,9 +73,9 @@ pub fn linear_backward<T: Float>(
     if let Some(dx) = dx {
         assert_eq!(dx.len(), n * d_in, "linear: dx length");
         // dx [n, d_in] += dy [n, d_out] * w [d_out, d_in], by blocks of rows of dy and dx.
-        let block = |dy: &[T], dx: &mut [T]| {
-            let rows = dx.len() / d_in.max(1);
-            // SAFETY: dy holds rows x d_out, w d_out x d_in, dx rows x d_in.
+        by_row_blocks(g, dx, d_in, |b, dx| {
+            let (rows, dy) = (dx.len() / d_in, &dy[b * ROWS * d_out..]);
+            // SAFETY: dy holds at least rows x d_out from here, w d_out x d_in, dx rows x d_in.
             unsafe {
                 T::gemm(
                     rows, d_out, d_in, T::one(),
@@ -82,20 +84,14 @@ pub fn linear_backward<T: Float>(
                     T::one(), dx.as_mut_ptr(), d_in as isize, 1,
                 )
             }
-        };
-        if parallel(g) && d_in > 0 && d_out > 0 {
-            dx.par_chunks_mut(ROWS * d_in).zip(dy.par_chunks(ROWS * d_out)).for_each(|(dx, dy)| block(dy, dx));
-        } else {
-            block(dy, dx);
-        }
+        });
     }
     if let Some(dw) = dw {
         assert_eq!(dw.len(), d_out * d_in, "linear: dw length");
         // dw [d_out, d_in] += dy^T [d_out, n] * x [n, d_in], by blocks of rows of dw: block
         // `b` reads columns b*ROWS.. of dy, so it starts at that offset of dy.
-        let block = |b: usize, dw: &mut [T]| {
-            let rows = dw.len() / d_in.max(1);
-            let dy = &dy[b * ROWS..];
+        by_row_blocks(g, dw, d_in, |b, dw| {
+            let (rows, dy) = (dw.len() / d_in, &dy[b * ROWS..]);
             // SAFETY: the block reads dy[i + j * d_out] for i < rows, j < n, which lies inside
             // the slice (rows <= d_out - b * ROWS); x holds n x d_in; dw rows x d_in.
             unsafe {
@@ -106,12 +102,7 @@ pub fn linear_backward<T: Float>(
                     T::one(), dw.as_mut_ptr(), d_in as isize, 1,
                 )
             }
-        };
-        if parallel(g) && d_in > 0 && n > 0 {
-            dw.par_chunks_mut(ROWS * d_in).enumerate().for_each(|(b, dw)| block(b, dw));
-        } else {
-            block(0, dw);
-        }
+        });
     }
     if let Some(db) = db {
         assert_eq!(db.len(), d_out, "linear: db length");
