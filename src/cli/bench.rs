@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::data::augment::Augment;
 use crate::data::dataset::Normalization;
-use crate::engine::{AnyDevice, Device, PlanOptions, Session};
+use crate::engine::{AnyDevice, Device, PlanOptions, Session, StepOutput};
 use crate::net::{stage2_prefixes, tiny_network, NetConfig};
 
 #[derive(Args, Debug)]
@@ -204,28 +204,22 @@ fn time_resident_steps(session: &mut Session<f32, AnyDevice>, labels: &[u32], ar
     let device = session.device().clone();
     let mut split = device.make_resident(&bytes, &aug)?.ok_or_else(|| anyhow!("{} keeps no images", device.name()))?;
     split.set_order(&(0..labels.len() as u32).collect::<Vec<_>>())?;
-    let mut times = Vec::with_capacity(args.steps);
-    for i in 0..args.warmup + args.steps {
-        device.synchronize()?;
-        let start = Instant::now();
-        session.train_step_resident(&split, 0, i as u64, 0, labels, 0.01)?;
-        device.synchronize()?;
-        if i >= args.warmup {
-            times.push(start.elapsed().as_secs_f64() * 1e3);
-        }
-    }
-    Ok(median(times))
-}
-
-/// The median of `times` (not empty).
-fn median(mut times: Vec<f64>) -> f64 {
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    time_median(session, args, false, |s, i| s.train_step_resident(&split, 0, i as u64, 0, labels, 0.01))
 }
 
 /// Median milliseconds of `args.steps` training steps after `args.warmup` untimed ones, timing
 /// each kernel too with `profile`.
 fn time_steps(session: &mut Session<f32, AnyDevice>, images: &[f32], labels: &[u32], args: &BenchArgs, profile: bool) -> Result<f64> {
+    time_median(session, args, profile, |s, _| s.train_step(images, labels, 0.01))
+}
+
+/// Median milliseconds of `args.steps` runs of `step` (given the step's number) after
+/// `args.warmup` untimed ones, the device idle before and after each; with `profile`, the timed
+/// steps also time each kernel.
+fn time_median(
+    session: &mut Session<f32, AnyDevice>, args: &BenchArgs, profile: bool,
+    mut step: impl FnMut(&mut Session<f32, AnyDevice>, usize) -> Result<StepOutput>,
+) -> Result<f64> {
     let mut times = Vec::with_capacity(args.steps);
     for i in 0..args.warmup + args.steps {
         if i == args.warmup && profile {
@@ -233,13 +227,14 @@ fn time_steps(session: &mut Session<f32, AnyDevice>, images: &[f32], labels: &[u
         }
         session.device().synchronize()?;
         let start = Instant::now();
-        session.train_step(images, labels, 0.01)?;
+        step(session, i)?;
         session.device().synchronize()?;
         if i >= args.warmup {
             times.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
-    Ok(median(times))
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
 }
 
 fn print_table(r: &BenchReport) {

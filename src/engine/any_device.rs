@@ -100,7 +100,7 @@ impl Device<f32> for AnyDevice {
 
     fn make_resident(&self, images: &[u8], aug: &Augment) -> Result<Option<ResidentSplit>> {
         match self {
-            AnyDevice::Cpu(_) => Ok(None),
+            AnyDevice::Cpu(c) => Device::<f32>::make_resident(c, images, aug),
             AnyDevice::Gpu(g) => Device::<f32>::make_resident(g, images, aug),
         }
     }
@@ -109,8 +109,8 @@ impl Device<f32> for AnyDevice {
         &self, mem: &mut AnyMemory, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, n: usize, out: Loc,
     ) -> Result<()> {
         match (self, mem) {
+            (AnyDevice::Cpu(c), AnyMemory::Cpu(m)) => c.augment_resident(m, split, seed, epoch, start, n, out),
             (AnyDevice::Gpu(g), AnyMemory::Gpu(m)) => Device::<f32>::augment_resident(g, m, split, seed, epoch, start, n, out),
-            (AnyDevice::Cpu(_), _) => anyhow::bail!("the CPU keeps no images on a device"),
             _ => Err(mismatch()),
         }
     }

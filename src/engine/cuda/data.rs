@@ -43,10 +43,6 @@ impl ResidentSplit {
         self.count
     }
 
-    pub fn augment(&self) -> &Augment {
-        &self.aug
-    }
-
     /// Sets the epoch's order: position `p` of the epoch is image `order[p]`. Between steps
     /// only (it is an upload).
     pub fn set_order(&mut self, order: &[u32]) -> Result<()> {
