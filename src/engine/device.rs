@@ -73,8 +73,7 @@ pub trait Device<T: Float> {
     /// device cannot capture (the caller then launches them one by one). Launches are what one
     /// call saves on a GPU, where a step is about a thousand small kernels; the CPU has nothing
     /// to save.
-    fn capture(&self, mem: &mut Self::Memory, kernels: &[&Kernel]) -> Result<Option<Self::Captured>> {
-        let _ = (mem, kernels);
+    fn capture(&self, _mem: &mut Self::Memory, _kernels: &[&Kernel]) -> Result<Option<Self::Captured>> {
         Ok(None)
     }
     /// Runs captured kernels on the memory they were captured on (an error if its buffers have

@@ -9,7 +9,7 @@
 //!   allocation, free) may happen inside a capture: it is refused, and the capture is broken
 //!   (its `end_capture` fails), as a real capture is invalidated;
 //! - a replay is only sound while every buffer the captured launches address is still allocated
-//!   where it was; [`super::Gpu`] checks that with the memory's epoch (see [`super::GpuMemory`]).
+//!   where it was; [`super::Gpu`] checks that with the memory's generation (see [`super::GpuMemory`]).
 
 use std::sync::Mutex;
 

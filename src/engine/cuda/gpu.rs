@@ -88,11 +88,11 @@ pub struct GpuMemory {
     label_capacity: usize,
     /// Which buffers these are: new whenever one is (re)allocated, so a capture made on other
     /// buffers is never replayed on these.
-    epoch: u64,
+    generation: u64,
 }
 
-/// A source of epochs unique in the process (so two memories never share one).
-fn next_epoch() -> u64 {
+/// A source of generations unique in the process (so two memories never share one).
+fn next_generation() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
@@ -100,7 +100,7 @@ fn next_epoch() -> u64 {
 /// Kernels captured on one [`GpuMemory`] (a CUDA graph), replayable while its buffers stay.
 pub struct GpuCapture {
     launches: Box<dyn CapturedLaunches>,
-    epoch: u64,
+    generation: u64,
 }
 
 impl GpuCapture {
@@ -143,7 +143,7 @@ impl Device<f32> for Gpu {
             lens,
             labels: self.buffer(layout.labels * 4)?,
             label_capacity: layout.labels,
-            epoch: next_epoch(),
+            generation: next_generation(),
         })
     }
 
@@ -152,12 +152,12 @@ impl Device<f32> for Gpu {
         if mem.lens[work] < layout.work {
             mem.spaces[work] = self.buffer(layout.work * F32)?;
             mem.lens[work] = layout.work;
-            mem.epoch = next_epoch();
+            mem.generation = next_generation();
         }
         if mem.label_capacity < layout.labels {
             mem.labels = self.buffer(layout.labels * 4)?;
             mem.label_capacity = layout.labels;
-            mem.epoch = next_epoch();
+            mem.generation = next_generation();
         }
         Ok(())
     }
@@ -201,12 +201,12 @@ impl Device<f32> for Gpu {
 
     fn capture(&self, mem: &mut GpuMemory, kernels: &[&Kernel]) -> Result<Option<GpuCapture>> {
         let launches = capture(&*self.backend, || kernels.iter().try_for_each(|k| self.launch(mem, k)))?;
-        Ok(Some(GpuCapture { launches, epoch: mem.epoch }))
+        Ok(Some(GpuCapture { launches, generation: mem.generation }))
     }
 
     fn replay(&self, mem: &mut GpuMemory, captured: &GpuCapture) -> Result<()> {
-        ensure!(captured.epoch == mem.epoch, "replaying a capture made on other buffers (the memory grew since): capture again");
-        // SAFETY: the capture's launches address this memory's buffers (same epoch), all still
+        ensure!(captured.generation == mem.generation, "replaying a capture made on other buffers (the memory grew since): capture again");
+        // SAFETY: the capture's launches address this memory's buffers (same generation), all still
         // allocated; each location was bounds-checked when captured.
         unsafe { captured.launches.replay() }
     }
