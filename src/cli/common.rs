@@ -12,7 +12,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::data::{Dataset, DatasetSpec, LoadOptions};
+use crate::data::{Dataset, DatasetKind, DatasetSpec, LoadOptions, Method, Recipe};
 use crate::engine::AnyDevice;
 use crate::net::NetConfig;
 use crate::rank::{failure, ShortregConfig};
@@ -58,6 +58,10 @@ pub struct SelectArgs {
     /// Append to a results file even though it was written under another configuration.
     #[arg(long)]
     pub force: bool,
+    /// The data pipeline: `paper` (what the FEAR paper's authors ran, per dataset and method:
+    /// README's recipe table) or `natsbench` (NATS-Bench's crop, flip and normalisation everywhere).
+    #[arg(long, value_enum, default_value_t = Recipe::Paper)]
+    pub recipe: Recipe,
 }
 
 impl SelectArgs {
@@ -126,14 +130,14 @@ pub struct RunArgs {
     /// Global gradient-norm clip (0 = none).
     #[arg(long, default_value_t = 5.0)]
     pub grad_clip: f64,
-    /// Cutout side (0 = none).
-    #[arg(long, default_value_t = 0)]
-    pub cutout: usize,
+    /// Cutout side, 0 = none (default: the recipe's: 16 for FEAR on CIFAR under `paper`, else none).
+    #[arg(long)]
+    pub cutout: Option<usize>,
     /// Network channels C (default 16, NATS-Bench's; 8 in the demo).
     #[arg(long)]
     pub channels: Option<usize>,
     /// Cells per stage N (default 5, NATS-Bench's; 2 in the demo). FEAR's stage 2 trains the last
-    /// N-1 cells (cells 13-16 at N=5), `lastact` and the classifier.
+    /// N-1 cells (cells 13-16 at N=5), `lastact` and the classifier: at N=1 no cell at all.
     #[arg(long)]
     pub cells_per_stage: Option<usize>,
 }
@@ -157,9 +161,16 @@ impl RunArgs {
     }
 
     /// shortreg's recipe (`fear shortreg`, `fear search --method shortreg`): E and B, with these
-    /// flags' learning rate, clip and Cutout.
-    pub fn shortreg_config(&self, epochs: usize, batch: usize) -> ShortregConfig {
-        ShortregConfig { epochs, batch, lr: self.lr, grad_clip: self.grad_clip(), cutout: self.cutout }
+    /// flags' learning rate, clip, data recipe and Cutout.
+    pub fn shortreg_config(&self, epochs: usize, batch: usize, data: &Dataset) -> ShortregConfig {
+        let recipe = self.select.recipe;
+        let cutout = self.cutout(data, Method::Shortreg);
+        ShortregConfig { epochs, batch, lr: self.lr, grad_clip: self.grad_clip(), recipe, cutout }
+    }
+
+    /// `--cutout`, or the recipe's for `method` on `data`.
+    pub fn cutout(&self, data: &Dataset, method: Method) -> usize {
+        self.cutout.unwrap_or_else(|| self.select.recipe.cutout(DatasetKind::of(&data.name), method))
     }
 
     /// Checks the flags, opens `out` (skipping what it already holds), then loads the data.
@@ -262,6 +273,12 @@ pub const STOP_AFTER_FAILURES_IN_A_ROW: usize = 5;
 pub(crate) fn check_same_config(results: &ResultsFile, now: &serde_json::Value, fields: &[&str]) -> Result<()> {
     for line in &results.lines {
         for key in fields {
+            if line.get(key).is_none() && now.get(key).is_some() {
+                anyhow::bail!(
+                    "{} holds results without {key} (written by an older fear), but this run has {key} = {}: use another --out (or --force to mix them)",
+                    results.path().display(), now[key]
+                );
+            }
             if line.get(key) != now.get(key) {
                 anyhow::bail!(
                     "{} holds results with {key} = {}, but this run has {key} = {}: use another --out (or --force to mix them)",

@@ -7,7 +7,7 @@ use clap::Args;
 use indicatif::ProgressBar;
 use serde::Serialize;
 
-use crate::data::Dataset;
+use crate::data::{Dataset, Method, Recipe};
 use crate::engine::{AnyDevice, Device, PlanOptions, Session};
 use crate::net::{tiny_network, NetConfig};
 use crate::rank::{run_fear, FearConfig, FearOutcome, Status};
@@ -65,6 +65,9 @@ pub struct RankRecord {
     pub stage2_acc: Vec<f64>,
     pub threshold: f64,
     pub dataset: String,
+    /// The data recipe (`paper` or `natsbench`) and the Cutout side trained with.
+    pub recipe: Recipe,
+    pub cutout: usize,
     /// Network channels C and cells per stage N.
     pub channels: usize,
     pub cells_per_stage: usize,
@@ -73,18 +76,28 @@ pub struct RankRecord {
 }
 
 /// The fields that must agree between a results file and a run that appends to it.
-const CONFIG_FIELDS: [&str; 5] = ["dataset", "seed", "threshold", "channels", "cells_per_stage"];
+const CONFIG_FIELDS: [&str; 6] = ["dataset", "seed", "threshold", "channels", "cells_per_stage", "recipe"];
 
 pub fn run(args: RankArgs) -> Result<()> {
     let prepared = args.run.prepare(&args.out)?;
     let (data, net) = (&prepared.data, &prepared.net);
-    let cfg = fear_config(&args.fear, &args.run, data, net);
-    let config = serde_json::json!({"dataset": data.name, "seed": args.run.select.seed, "threshold": cfg.threshold, "channels": net.c, "cells_per_stage": net.n});
+    let cfg = fear_config(&args.fear, &args.run, data, net, Method::Fear);
+    warn_if_stage2_trains_no_cell(net);
+    let config = serde_json::json!({"dataset": data.name, "seed": args.run.select.seed, "threshold": cfg.threshold, "channels": net.c, "cells_per_stage": net.n, "recipe": cfg.recipe});
     prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| rank_one(arch, data, net, dev, &cfg, args.run.select.seed, bar))
 }
 
-/// FEAR's settings for a run: the dataset's defaults (SPEC 4), then the flags.
-pub(crate) fn fear_config(args: &FearArgs, run: &RunArgs, data: &Dataset, net: &NetConfig) -> FearConfig {
+/// Stage 2 trains the last N-1 cells: at N=1 none, only `lastact` and the classifier.
+pub(crate) fn warn_if_stage2_trains_no_cell(net: &NetConfig) {
+    if net.n < 2 {
+        eprintln!("warning: --cells-per-stage 1: stage 2 trains no cell, only lastact and the classifier \
+                   (a linear probe on frozen features, not FEAR); use --cells-per-stage 2 or more");
+    }
+}
+
+/// FEAR's settings for a run of `method` (`fear rank`'s or random search's): the dataset's
+/// defaults (SPEC 4), then the flags.
+pub(crate) fn fear_config(args: &FearArgs, run: &RunArgs, data: &Dataset, net: &NetConfig, method: Method) -> FearConfig {
     let mut cfg = FearConfig::for_dataset(&data.name);
     cfg.stage2_cells = net.n - 1;
     if let Some(t) = args.threshold {
@@ -101,7 +114,8 @@ pub(crate) fn fear_config(args: &FearArgs, run: &RunArgs, data: &Dataset, net: &
     cfg.max_stage1_epochs = args.max_stage1_epochs;
     cfg.lr = run.lr;
     cfg.grad_clip = run.grad_clip();
-    cfg.cutout = run.cutout;
+    cfg.recipe = run.select.recipe;
+    cfg.cutout = run.cutout(data, method);
     cfg
 }
 
@@ -139,6 +153,8 @@ pub(crate) fn rank_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &AnyDe
         stage2_acc: outcome.stage2.iter().map(|r| r.train_acc).collect(),
         threshold: cfg.threshold,
         dataset: data.name.clone(),
+        recipe: cfg.recipe,
+        cutout: cfg.cutout,
         channels: net.c,
         cells_per_stage: net.n,
         device,

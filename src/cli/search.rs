@@ -13,7 +13,7 @@ use crate::rank::search::{Candidate, SearchState};
 use crate::space::{parse_arch_list, Arch, NUM_ARCHS};
 
 use super::common::{RunArgs, DEFAULT_ARCHS};
-use super::rank::{fear_config, rank_one, FearArgs};
+use super::rank::{fear_config, rank_one, warn_if_stage2_trains_no_cell, FearArgs};
 use super::shortreg::shortreg_one;
 use super::UsageError;
 
@@ -87,7 +87,7 @@ struct Progress {
 }
 
 /// The fields that must agree between a trajectory and a run that appends to it.
-const CONFIG_FIELDS: [&str; 12] = ["method", "dataset", "seed", "archs_budget", "cutoff_ratio", "threshold", "stage2_batch", "stage2_epochs", "epochs", "batch", "channels", "cells_per_stage"];
+const CONFIG_FIELDS: [&str; 13] = ["method", "dataset", "seed", "archs_budget", "cutoff_ratio", "threshold", "stage2_batch", "stage2_epochs", "epochs", "batch", "channels", "cells_per_stage", "recipe"];
 
 pub fn run(args: SearchArgs) -> Result<()> {
     check_args(&args)?;
@@ -118,10 +118,11 @@ pub fn run(args: SearchArgs) -> Result<()> {
     };
     match args.method.as_str() {
         "fear" => {
-            let cfg = fear_config(&args.fear, &args.run, data, net);
+            let cfg = fear_config(&args.fear, &args.run, data, net, crate::data::Method::SearchFear);
+            warn_if_stage2_trains_no_cell(net);
             let config = serde_json::json!({"method": "fear", "dataset": data.name, "seed": seed, "archs_budget": args.archs_budget,
                 "cutoff_ratio": args.cutoff_ratio, "threshold": cfg.threshold, "stage2_batch": cfg.stage2_batch, "stage2_epochs": cfg.stage2_epochs,
-                "channels": net.c, "cells_per_stage": net.n});
+                "channels": net.c, "cells_per_stage": net.n, "recipe": cfg.recipe});
             prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| {
                 let cutoff_s = lock().cutoff_s(args.cutoff_ratio);
                 let cfg = crate::rank::FearConfig { stage1_time_budget_s: cutoff_s, ..cfg.clone() };
@@ -141,10 +142,10 @@ pub fn run(args: SearchArgs) -> Result<()> {
             })?;
         }
         _ => {
-            let cfg = args.run.shortreg_config(args.epochs.expect("clap requires it"), args.batch.expect("clap requires it"));
+            let cfg = args.run.shortreg_config(args.epochs.expect("clap requires it"), args.batch.expect("clap requires it"), data);
             let config = serde_json::json!({"method": "shortreg", "dataset": data.name, "seed": seed, "archs_budget": args.archs_budget,
                 "cutoff_ratio": null, "stage2_batch": null, "stage2_epochs": null,
-                "epochs": cfg.epochs, "batch": cfg.batch, "channels": net.c, "cells_per_stage": net.n});
+                "epochs": cfg.epochs, "batch": cfg.batch, "channels": net.c, "cells_per_stage": net.n, "recipe": cfg.recipe});
             prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| {
                 let record = shortreg_one(arch, data, net, dev, &cfg, seed, bar)?;
                 let candidate = Candidate { index: record.index, score: record.score, time_s: record.time_s, time_to_threshold_s: None };

@@ -8,7 +8,7 @@ use clap::Args;
 use indicatif::ProgressBar;
 use serde::Serialize;
 
-use crate::data::Dataset;
+use crate::data::{Dataset, Recipe};
 use crate::engine::{AnyDevice, Device, PlanOptions, Session};
 use crate::net::{tiny_network, NetConfig};
 use crate::rank::{run_shortreg, ShortregConfig, ShortregProgress, Status};
@@ -48,6 +48,9 @@ pub struct ShortregRecord {
     pub time_s: f64,
     pub lr: f64,
     pub dataset: String,
+    /// The data recipe (`paper` or `natsbench`) and the Cutout side trained with.
+    pub recipe: Recipe,
+    pub cutout: usize,
     /// Network channels C and cells per stage N.
     pub channels: usize,
     pub cells_per_stage: usize,
@@ -56,7 +59,7 @@ pub struct ShortregRecord {
 }
 
 /// The fields that must agree between a results file and a run that appends to it.
-const CONFIG_FIELDS: [&str; 7] = ["dataset", "seed", "epochs", "batch", "lr", "channels", "cells_per_stage"];
+const CONFIG_FIELDS: [&str; 8] = ["dataset", "seed", "epochs", "batch", "lr", "channels", "cells_per_stage", "recipe"];
 
 pub fn run(args: ShortregArgs) -> Result<()> {
     if args.epochs == 0 || args.batch == 0 {
@@ -64,8 +67,8 @@ pub fn run(args: ShortregArgs) -> Result<()> {
     }
     let prepared = args.run.prepare(&args.out)?;
     let (data, net) = (&prepared.data, &prepared.net);
-    let cfg = args.run.shortreg_config(args.epochs, args.batch);
-    let config = serde_json::json!({"dataset": data.name, "seed": args.run.select.seed, "epochs": cfg.epochs, "batch": cfg.batch, "lr": cfg.lr, "channels": net.c, "cells_per_stage": net.n});
+    let cfg = args.run.shortreg_config(args.epochs, args.batch, data);
+    let config = serde_json::json!({"dataset": data.name, "seed": args.run.select.seed, "epochs": cfg.epochs, "batch": cfg.batch, "lr": cfg.lr, "channels": net.c, "cells_per_stage": net.n, "recipe": cfg.recipe});
     prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| shortreg_one(arch, data, net, dev, &cfg, args.run.select.seed, bar))
 }
 
@@ -91,6 +94,8 @@ pub(crate) fn shortreg_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &A
         time_s: outcome.time_s,
         lr: cfg.lr,
         dataset: data.name.clone(),
+        recipe: cfg.recipe,
+        cutout: cfg.cutout,
         channels: net.c,
         cells_per_stage: net.n,
         device,

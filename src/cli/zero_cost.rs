@@ -9,8 +9,7 @@ use clap::Args;
 use rayon::prelude::*;
 use serde_json::{json, Map, Value};
 
-use crate::data::{Batcher, Dataset};
-use crate::data::augment::Augment;
+use crate::data::{Batcher, Dataset, Method};
 use crate::engine::{Cpu, Device};
 use crate::net::NetConfig;
 use crate::rank::failure;
@@ -58,7 +57,7 @@ const DATASET_HELP: &str = "Dataset of the training batch: synthetic-cifar10, ci
     proxies use the demo's small Synthetic CIFAR-10";
 
 /// The fields that must agree between a results file and a run that appends to it.
-const CONFIG_FIELDS: [&str; 7] = ["proxies", "dataset", "seed", "batch", "trained_epochs", "channels", "cells_per_stage"];
+const CONFIG_FIELDS: [&str; 8] = ["proxies", "dataset", "seed", "batch", "trained_epochs", "channels", "cells_per_stage", "recipe"];
 
 /// Architectures scored in parallel between appends on the data-free path.
 const PARALLEL_CHUNK: usize = 128;
@@ -90,6 +89,7 @@ pub fn run(args: ZeroCostArgs) -> Result<()> {
         "trained_epochs": args.trained_epochs,
         "channels": net.c,
         "cells_per_stage": net.n,
+        "recipe": args.select.recipe,
     });
     if !args.select.force {
         check_same_config(&results, &config, &CONFIG_FIELDS)?;
@@ -121,7 +121,8 @@ pub fn run(args: ZeroCostArgs) -> Result<()> {
     let started = Instant::now();
     if needs_data {
         let data = data.as_ref().unwrap();
-        let batcher = Batcher::train(&data.train, Augment::train(data), args.batch, args.select.seed, 0);
+        let aug = args.select.recipe.train_augment(data, Method::ZeroCost);
+        let batcher = Batcher::train(&data.train, aug, args.batch, args.select.seed, 0);
         let b = batcher.batch(0);
         if b.len < args.batch {
             eprintln!("note: the training split has {} images; the batch holds all of them", b.len);
@@ -131,7 +132,7 @@ pub fn run(args: ZeroCostArgs) -> Result<()> {
             bar.set_message(format!("arch {}", arch.index()));
             let line = attempt_line(arch, &|| {
                 let weights = if args.trained_epochs > 0 {
-                    trained_weights(arch, &net, data, args.trained_epochs, args.select.seed)?
+                    trained_weights(arch, &net, data, aug, args.trained_epochs, args.select.seed)?
                 } else {
                     Weights::Init(args.select.seed)
                 };
