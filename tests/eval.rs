@@ -303,7 +303,7 @@ fn assert_matches(path: &str, got: &Value, want: &Value) {
 
 #[test]
 fn noisy_example_matches_scipy() {
-    let out = evaluate_fixtures(&["--json"]);
+    let out = evaluate_fixtures(&["--json", "--not-ok", "last"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let got: Value = serde_json::from_slice(&out.stdout).unwrap();
     let reference: Value = serde_json::from_str(&std::fs::read_to_string(fixtures().join("reference.json")).unwrap()).unwrap();
@@ -324,7 +324,7 @@ fn noisy_example_matches_scipy() {
 fn table_says_how_many_are_not_ok_and_plots_are_written() {
     // A folder that does not exist yet: `fear evaluate --plots` makes it.
     let dir = common::test_dir("eval-plots").join("plots");
-    let out = evaluate_fixtures(&["--plots", dir.to_str().unwrap()]);
+    let out = evaluate_fixtures(&["--not-ok", "last", "--plots", dir.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let table = String::from_utf8_lossy(&out.stdout);
     let fear_row = table.lines().find(|l| l.starts_with("fear ")).unwrap();
@@ -344,6 +344,41 @@ fn table_says_how_many_are_not_ok_and_plots_are_written() {
     }
     let ttt = std::fs::read_to_string(dir.join("time-to-threshold-fear.svg")).unwrap();
     assert!(ttt.contains("Time to threshold vs final accuracy") && ttt.contains("did not: capped") && ttt.matches("<circle").count() >= 300);
+}
+
+/// `--not-ok drop` (the default, the paper's protocol) is `--not-ok last` on the file without its
+/// non-ok lines: they leave every metric and the mean time, and are counted per status.
+#[test]
+fn not_ok_lines_are_dropped_by_default_and_counted() {
+    let f = fixtures();
+    let dir = common::test_dir("eval-not-ok-drop");
+    let kept: String = std::fs::read_to_string(f.join("fear_noisy.jsonl")).unwrap().lines().filter(|l| l.contains("\"status\": \"ok\"")).map(|l| format!("{l}\n")).collect();
+    let ok_only = dir.join("fear_ok_only.jsonl");
+    std::fs::write(&ok_only, kept).unwrap();
+    let gt = f.join("ground_truth.csv");
+    let json = |file: &Path, extra: &[&str]| -> Value {
+        let mut args = vec!["evaluate", file.to_str().unwrap(), "--ground-truth", gt.to_str().unwrap(), "--dataset", "cifar10", "--json"];
+        args.extend(extra);
+        let out = fear(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["methods"][0].clone()
+    };
+    let dropped = json(&f.join("fear_noisy.jsonl"), &[]);
+    assert_eq!((dropped["n"].as_u64(), dropped["not_ok"].as_u64()), (Some(288), Some(0)), "{dropped}");
+    assert_eq!(dropped["dropped"], serde_json::json!({"capped": 12}));
+    assert_eq!(json(&f.join("fear_noisy.jsonl"), &["--not-ok", "drop"]), dropped);
+    let want = json(&ok_only, &["--not-ok", "last"]);
+    for key in ["spearman", "kendall", "pairwise_accuracy", "mean_time_s", "top_k", "bins"] {
+        assert_matches(key, &dropped[key], &want[key]);
+    }
+    // `last` keeps them, ranked last, and their time in the mean.
+    let last = json(&f.join("fear_noisy.jsonl"), &["--not-ok", "last"]);
+    assert_eq!((last["n"].as_u64(), last["not_ok"].as_u64()), (Some(300), Some(12)));
+    assert_ne!(last["mean_time_s"], dropped["mean_time_s"]);
+    // The table says what was left out.
+    let out = fear(&["evaluate", f.join("fear_noisy.jsonl").to_str().unwrap(), "--ground-truth", gt.to_str().unwrap(), "--dataset", "cifar10"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("dropped (--not-ok drop): fear: 12 capped"), "{table}");
 }
 
 #[test]

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::eval::plots::write_plots;
-use crate::eval::{column_for_dataset, disambiguate, evaluate, methods_from_lines, vote, GroundTruth, MethodReport, BIN_PERCENTS};
+use crate::eval::{column_for_dataset, disambiguate, drop_unscored, evaluate, methods_from_lines, vote, GroundTruth, MethodReport, NotOk, BIN_PERCENTS};
 
 use super::merge::read_results;
 use super::UsageError;
@@ -35,6 +35,11 @@ pub struct EvaluateArgs {
     /// Write the figures (SVG) into this folder.
     #[arg(long)]
     pub plots: Option<PathBuf>,
+    /// Architectures without a score (capped, disconnected, diverged, failed): `drop` leaves them
+    /// out of every metric and mean time and counts them (the paper's protocol); `last` ranks
+    /// them last, their time counted.
+    #[arg(long, value_enum, default_value_t = NotOk::Drop)]
+    pub not_ok: NotOk,
 }
 
 /// The `--json` output.
@@ -52,16 +57,23 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
     }
     let truth = GroundTruth::read(&args.ground_truth, column)?;
     let mut methods = Vec::new();
+    let mut dropped = Vec::new();
     for path in &args.results {
         if !path.is_file() {
             return Err(UsageError(format!("{}: no such results file", path.display())).into());
         }
         let lines: Vec<Value> = read_results(path)?.into_iter().map(|l| l.value).collect();
         warn_on_other_dataset(&path.display().to_string(), &lines, column);
-        methods.extend(methods_from_lines(&path.display().to_string(), &lines)?);
+        for mut m in methods_from_lines(&path.display().to_string(), &lines)? {
+            dropped.push(if args.not_ok == NotOk::Drop { drop_unscored(&mut m, &lines) } else { Default::default() });
+            methods.push(m);
+        }
     }
     disambiguate(&mut methods);
     let mut reports = methods.iter().map(|m| evaluate(m, &truth)).collect::<Result<Vec<_>>>()?;
+    for (r, d) in reports.iter_mut().zip(dropped) {
+        r.dropped = d;
+    }
     reports.extend(vote(&methods, &truth)?);
     let text = if args.json {
         let out = Evaluation { dataset: column, ground_truth: args.ground_truth.display().to_string(), methods: &reports };
@@ -118,6 +130,13 @@ fn tables(reports: &[MethodReport], truth: &GroundTruth, path: &str) -> String {
     }
     if reports.iter().any(|r| r.not_ok > 0) {
         let _ = writeln!(out, "(not ok: lines whose status is not ok, or with no score; they rank last)");
+    }
+    let dropped: Vec<String> = reports.iter().filter(|r| !r.dropped.is_empty()).map(|r| {
+        let counts: Vec<String> = r.dropped.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        format!("{}: {}", r.name, counts.join(", "))
+    }).collect();
+    if !dropped.is_empty() {
+        let _ = writeln!(out, "dropped (--not-ok drop): {}", dropped.join("; "));
     }
     let binned: Vec<&MethodReport> = reports.iter().filter(|r| !r.bins.is_empty()).collect();
     bin_table(&mut out, "Spearman's rho within the top x% by ground truth", &binned, w, |b| num(b.spearman, 3));
