@@ -98,7 +98,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
     // Random search is sequential: each candidate's cut-off depends on the ones before it.
     prepared.devices.truncate(1);
     let state = SearchState::replay(&prepared.results.lines);
-    if state.evaluated > 0 {
+    if state.evaluated > 0 && !prepared.todo.is_empty() {
         eprintln!("{}: resuming after {} architectures, {:.1} s of search", args.out.display(), state.evaluated, state.search_time_s);
     }
     let (data, net) = (&prepared.data, &prepared.net);
