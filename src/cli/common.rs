@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::data::{Dataset, DatasetKind, DatasetSpec, LoadOptions, Method, Recipe};
@@ -19,6 +18,8 @@ use crate::rank::{failure, ShortregConfig};
 use crate::rank::results::ResultsFile;
 use crate::space::{parse_arch_list, Arch};
 
+pub(crate) use super::progress::progress_bar;
+use super::progress::Progress;
 use super::UsageError;
 
 /// The architectures ranked when none are named: a spread of NATS-Bench cells from strong
@@ -39,12 +40,14 @@ pub struct SelectArgs {
     /// Synthetic CIFAR-10 training images per class (default 5000, the paper's set; 50 without --dataset).
     #[arg(long)]
     pub synthetic_size: Option<usize>,
-    /// Where generated data is cached.
-    #[arg(long, default_value = "data-cache")]
-    pub cache_dir: PathBuf,
+    /// Where generated data (Synthetic CIFAR-10) is cached (default: $FEAR_CACHE_DIR, else
+    /// $XDG_CACHE_HOME/fear, else ~/.cache/fear).
+    #[arg(value_parser = crate::util::path_arg, long)]
+    pub cache_dir: Option<PathBuf>,
     /// Architectures: `all`, `sample:N`, `file:PATH`, or a comma list of indices / arch strings.
-    #[arg(long, default_value = DEFAULT_ARCHS)]
-    pub archs: String,
+    /// Required with --dataset; without it, the demo's four (1,6111,123,15624).
+    #[arg(long)]
+    pub archs: Option<String>,
     /// Seed of initialisation, shuffling, augmentation and `sample:N`.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -67,7 +70,14 @@ pub struct SelectArgs {
 impl SelectArgs {
     /// This shard's share of `--archs` (`sample:N` drawn from `--seed`).
     pub fn archs(&self) -> Result<Vec<Arch>> {
-        let archs = parse_arch_list(&self.archs, self.seed).map_err(|e| UsageError(e.to_string()))?;
+        let spec = match (&self.archs, self.is_demo()) {
+            (Some(spec), _) => spec.as_str(),
+            (None, true) => DEFAULT_ARCHS,
+            (None, false) => {
+                return Err(UsageError("--archs is required with --dataset: e.g. --archs sample:1000, --archs all, --archs file:archs.txt or --archs 1,6111".into()).into())
+            }
+        };
+        let archs = parse_arch_list(spec, self.seed).map_err(|e| UsageError(e.to_string()))?;
         shard(archs, self.shard.as_deref())
     }
 
@@ -84,7 +94,7 @@ impl SelectArgs {
     /// Loads `spec` (50 synthetic images per class in the demo) and says what it loaded.
     pub fn load(&self, spec: &DatasetSpec) -> Result<Dataset> {
         let started = Instant::now();
-        let mut opts = LoadOptions { cache_dir: self.cache_dir.clone(), ..LoadOptions::default() };
+        let mut opts = LoadOptions { cache_dir: self.cache_dir.clone().unwrap_or_else(crate::util::default_cache_dir), ..LoadOptions::default() };
         opts.synthetic_size = self.synthetic_size.unwrap_or(if self.is_demo() { 50 } else { opts.synthetic_size });
         let data = spec.load(&opts).with_context(|| format!("loading {spec}"))?;
         eprintln!(
@@ -108,10 +118,20 @@ impl SelectArgs {
 pub fn open_results(out: &Path, archs: &[Arch]) -> Result<(ResultsFile, Vec<Arch>)> {
     let results = ResultsFile::open(out)?;
     let todo: Vec<Arch> = archs.iter().copied().filter(|a| !results.done.contains(&a.index())).collect();
-    if todo.len() < archs.len() {
+    if todo.is_empty() && !archs.is_empty() {
+        eprintln!("{}: all {} architectures already done; nothing to run (use another --out to start over)", out.display(), archs.len());
+    } else if todo.len() < archs.len() {
         eprintln!("{}: {} of {} architectures already done; resuming", out.display(), archs.len() - todo.len(), archs.len());
     }
     Ok((results, todo))
+}
+
+/// After a failure before any work (the data did not load), removes the results file `out`
+/// again if this run created it: a failed start leaves no empty file behind.
+pub(crate) fn forget_new_results(out: &Path, existed: bool) {
+    if !existed && std::fs::metadata(out).is_ok_and(|m| m.len() == 0) {
+        let _ = std::fs::remove_file(out);
+    }
 }
 
 /// The flags of `fear rank`, `fear shortreg` and `fear search`: [`SelectArgs`], the device and
@@ -193,8 +213,9 @@ impl RunArgs {
             return Err(UsageError("--channels and --cells-per-stage must be positive".into()).into());
         }
         self.select.set_threads()?;
+        let existed = out.exists();
         let (results, todo) = open_results(out, &archs)?;
-        let data = self.select.load(&spec)?;
+        let data = self.select.load(&spec).inspect_err(|_| forget_new_results(out, existed))?;
         let net = NetConfig { c, n, classes: data.classes, image_size: data.image_size };
         Ok(Prepared { todo, results, data, net, force: self.select.force, devices })
     }
@@ -211,7 +232,7 @@ impl Prepared {
         self,
         config: &serde_json::Value,
         fields: &[&str],
-        one: impl Fn(&Arch, &Dataset, &NetConfig, &AnyDevice, &ProgressBar) -> Result<R> + Sync,
+        one: impl Fn(&Arch, &Dataset, &NetConfig, &AnyDevice, &Progress) -> Result<R> + Sync,
     ) -> Result<()> {
         if !self.force {
             check_same_config(&self.results, config, fields)?;
@@ -266,6 +287,10 @@ impl Prepared {
     }
 }
 
+/// Printed after a demo run's ranking: so small a run ranks the pipeline, not the architectures.
+pub const DEMO_CAVEAT: &str = "note: this was the built-in demo (50 images per class, a reduced network, a few epochs): \
+its scores show the pipeline works and say little about the architectures; pass --dataset and --archs for a real ranking";
+
 /// So many failures in a row stop a run: the device is gone, not one architecture bad.
 pub const STOP_AFTER_FAILURES_IN_A_ROW: usize = 5;
 
@@ -307,17 +332,14 @@ pub fn shard(archs: Vec<Arch>, arg: Option<&str>) -> Result<Vec<Arch>> {
     Ok(archs.into_iter().skip(k).step_by(n).collect())
 }
 
-pub(crate) fn progress_bar(len: usize) -> ProgressBar {
-    let bar = ProgressBar::new(len as u64);
-    bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} archs  {msg}").unwrap().progress_chars("=> "));
-    bar
-}
-
 /// The ranking of every line in the results file, best score first (non-ok lines last).
 fn print_ranking(lines: &[serde_json::Value]) {
     let mut rows: Vec<&serde_json::Value> = lines.iter().collect();
     let score = |v: &serde_json::Value| v.get("score").and_then(|s| s.as_f64()).unwrap_or(f64::NEG_INFINITY);
     rows.sort_by(|a, b| score(b).total_cmp(&score(a)));
+    if let Some(what) = lines.first().and_then(score_meaning) {
+        println!("{what}");
+    }
     println!("{:>4}  {:>5}  {:>8}  {:>8}  {:>9}  arch", "rank", "index", "score", "status", "time (s)");
     for (i, v) in rows.iter().enumerate() {
         println!(
@@ -333,6 +355,15 @@ fn print_ranking(lines: &[serde_json::Value]) {
     if let Some(summary) = not_ok_summary(lines) {
         println!("{summary}");
     }
+}
+
+/// What `score` means in a results line, for the ranking's heading.
+fn score_meaning(line: &serde_json::Value) -> Option<String> {
+    if let Some(t) = line.get("threshold").and_then(|t| t.as_f64()) {
+        return Some(format!("score: FEAR, the training accuracy of the last stage-2 epoch (higher is better); stage-1 threshold {t}"));
+    }
+    let (e, b) = (line.get("epochs")?.as_u64()?, line.get("batch")?.as_u64()?);
+    Some(format!("score: shortreg, the best epoch's training accuracy in {e} epochs at batch {b} (higher is better)"))
 }
 
 /// "N of M architectures not ok (ranked last): a diverged, b capped, c failed", or None when

@@ -143,4 +143,21 @@ fn print_report(r: &Report) {
         }
     }
     println!("{}", if r.passed { "all checks passed" } else { "SOME CHECKS FAILED" });
+    println!("{}", verdict(r));
+}
+
+/// The closing line: which devices this machine can run `fear` on.
+fn verdict(r: &Report) -> String {
+    let passed = |name: &str| r.self_tests.iter().any(|t| t.device == name && t.passed);
+    let gpus: Vec<&str> = r.gpus.iter().filter_map(|g| g.as_ref().ok()).map(String::as_str).filter(|g| passed(g)).collect();
+    let unusable = r.gpus.len() - gpus.len();
+    let mut line = if gpus.is_empty() {
+        "verdict: this machine runs fear on the CPU only (--device cpu; auto picks it)".to_string()
+    } else {
+        format!("verdict: this machine runs fear on the CPU and on {} GPU(s): {} (--device auto picks cuda:0)", gpus.len(), gpus.join(", "))
+    };
+    if unusable > 0 {
+        line.push_str(&format!("; {unusable} GPU(s) found but unusable (see above)"));
+    }
+    line
 }

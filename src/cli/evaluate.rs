@@ -2,6 +2,7 @@
 //! the cumulative top-x% bins, precision and regret at k, pairwise accuracy and `vote`; a table,
 //! or JSON, and optionally the paper's figures as SVG.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -12,7 +13,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::eval::plots::write_plots;
-use crate::eval::{column_for_dataset, disambiguate, drop_unscored, evaluate, methods_from_lines, vote, GroundTruth, MethodReport, NotOk, BIN_PERCENTS};
+use crate::eval::ground_truth::BUILTIN_NAME;
+use crate::eval::{column_for_dataset, disambiguate, drop_unscored, evaluate, methods_from_lines, vote, GroundTruth, MethodReport, MethodResults, NotOk, BIN_PERCENTS};
 
 use super::merge::read_results;
 use super::UsageError;
@@ -21,11 +23,12 @@ use super::UsageError;
 pub struct EvaluateArgs {
     /// Results files of `fear rank`, `fear shortreg`, `fear search` or `fear zero-cost` (each
     /// proxy of a zero-cost file is its own method).
-    #[arg(required = true)]
+    #[arg(value_parser = crate::util::path_arg, required = true)]
     pub results: Vec<PathBuf>,
-    /// The ground-truth CSV (NATS-Bench 200-epoch test accuracy: index,arch,cifar10,cifar100,imagenet16_120).
-    #[arg(long)]
-    pub ground_truth: PathBuf,
+    /// A ground-truth CSV (index,arch,cifar10,cifar100,imagenet16_120); default: the built-in
+    /// table of NATS-Bench's 200-epoch test accuracies for all 15625 cells.
+    #[arg(value_parser = crate::util::path_arg, long)]
+    pub ground_truth: Option<PathBuf>,
     /// Which ground-truth column to compare with.
     #[arg(long, value_parser = ["cifar10", "cifar100", "imagenet16_120", "imagenet16-120"])]
     pub dataset: String,
@@ -33,7 +36,7 @@ pub struct EvaluateArgs {
     #[arg(long)]
     pub json: bool,
     /// Write the figures (SVG) into this folder.
-    #[arg(long)]
+    #[arg(value_parser = crate::util::path_arg, long)]
     pub plots: Option<PathBuf>,
     /// Architectures without a score (capped, disconnected, diverged, failed): `drop` leaves them
     /// out of every metric and mean time and counts them (the paper's protocol); `last` ranks
@@ -48,14 +51,29 @@ struct Evaluation<'a> {
     dataset: &'a str,
     ground_truth: String,
     methods: &'a [MethodReport],
+    /// When the methods hold different sets of architectures: every method again over the
+    /// architectures all of them hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    common: Option<CommonSet>,
+}
+
+/// The methods measured over the architectures every one of them holds.
+#[derive(Serialize)]
+struct CommonSet {
+    n: usize,
+    methods: Vec<MethodReport>,
 }
 
 pub fn run(args: EvaluateArgs) -> Result<()> {
     let column = column_for_dataset(&args.dataset).expect("clap checked the value");
-    if !args.ground_truth.is_file() {
-        return Err(UsageError(format!("--ground-truth {}: no such file", args.ground_truth.display())).into());
+    if let Some(path) = args.ground_truth.as_ref().filter(|p| !p.is_file()) {
+        return Err(UsageError(format!("--ground-truth {}: no such file", path.display())).into());
     }
-    let truth = GroundTruth::read(&args.ground_truth, column)?;
+    if let Some(dir) = args.plots.as_ref().filter(|d| d.exists() && !d.is_dir()) {
+        return Err(UsageError(format!("--plots {}: a file is there; --plots names a folder to write the SVG figures into", dir.display())).into());
+    }
+    let truth = GroundTruth::read_or_builtin(args.ground_truth.as_deref(), column)?;
+    let truth_name = args.ground_truth.as_ref().map_or(BUILTIN_NAME.to_string(), |p| p.display().to_string());
     let mut methods = Vec::new();
     let mut dropped = Vec::new();
     for path in &args.results {
@@ -64,6 +82,7 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
         }
         let lines: Vec<Value> = read_results(path)?.into_iter().map(|l| l.value).collect();
         warn_on_other_dataset(&path.display().to_string(), &lines, column);
+        warn_on_other_network(&path.display().to_string(), &lines);
         for mut m in methods_from_lines(&path.display().to_string(), &lines)? {
             dropped.push(if args.not_ok == NotOk::Drop { drop_unscored(&mut m, &lines) } else { Default::default() });
             methods.push(m);
@@ -75,11 +94,16 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
         r.dropped = d;
     }
     reports.extend(vote(&methods, &truth)?);
+    let common = common_set(&methods, &truth)?;
     let text = if args.json {
-        let out = Evaluation { dataset: column, ground_truth: args.ground_truth.display().to_string(), methods: &reports };
+        let out = Evaluation { dataset: column, ground_truth: truth_name, methods: &reports, common };
         serde_json::to_string_pretty(&out)? + "\n"
     } else {
-        tables(&reports, &truth, &args.ground_truth.display().to_string())
+        let mut text = tables(&reports, &truth, &truth_name);
+        if let Some(c) = &common {
+            let _ = write!(text, "\n\nOver the {} architectures every method holds:\n\n{}", c.n, tables(&c.methods, &truth, &truth_name));
+        }
+        text
     };
     match std::io::stdout().lock().write_all(text.as_bytes()) {
         // A closed pipe (`fear evaluate ... | head`) is the reader's choice, not an error.
@@ -93,14 +117,51 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
     Ok(())
 }
 
-/// Results written on one dataset compared with another's ground truth are most likely a slip.
+/// Results written on one dataset compared with another's ground truth are most likely a slip;
+/// results on a dataset NATS-Bench has no accuracies for (Synthetic CIFAR-10, a folder of
+/// images) are compared with a column of another dataset's.
 fn warn_on_other_dataset(file: &str, lines: &[Value], column: &str) {
     let written_on = lines.iter().find_map(|l| l.get("dataset").and_then(Value::as_str));
     if let Some(ds) = written_on {
-        if column_for_dataset(ds).is_some_and(|c| c != column) {
-            eprintln!("warning: {file} was written on {ds} but is compared with the {column} ground truth");
+        match column_for_dataset(ds) {
+            Some(c) if c == column => {}
+            Some(_) => eprintln!("warning: {file} was written on {ds} but is compared with the {column} ground truth"),
+            None => eprintln!("warning: {file} was written on {ds}, which NATS-Bench has no ground truth for; it is compared with the {column} column"),
         }
     }
+}
+
+/// The ground truth is for NATS-Bench's network (C=16, N=5): results of a reduced one (the
+/// demo's C=8, N=2) measure another network.
+fn warn_on_other_network(file: &str, lines: &[Value]) {
+    let field = |key: &str| lines.iter().find_map(|l| l.get(key).and_then(Value::as_u64));
+    if let (Some(c), Some(n)) = (field("channels"), field("cells_per_stage")) {
+        if (c, n) != (16, 5) {
+            eprintln!("warning: {file} was written with the network C={c}, N={n}; the ground truth is for NATS-Bench's C=16, N=5");
+        }
+    }
+}
+
+/// When the methods hold different sets of architectures, says so and measures every method
+/// again over the architectures all of them hold (None when the sets agree).
+fn common_set(methods: &[MethodResults], truth: &GroundTruth) -> Result<Option<CommonSet>> {
+    let sets: Vec<BTreeSet<usize>> = methods.iter().map(|m| m.archs.iter().map(|a| a.index).collect()).collect();
+    if sets.windows(2).all(|w| w[0] == w[1]) {
+        return Ok(None);
+    }
+    let common: BTreeSet<usize> = sets.iter().skip(1).fold(sets[0].clone(), |acc, s| acc.intersection(s).copied().collect());
+    let sizes: Vec<String> = methods.iter().zip(&sets).map(|(m, s)| format!("{} {}", m.name, s.len())).collect();
+    eprintln!(
+        "warning: the methods cover different architectures ({}); each is measured over its own, and again over the {} all of them hold",
+        sizes.join(", "), common.len()
+    );
+    let restricted: Vec<MethodResults> = methods
+        .iter()
+        .map(|m| MethodResults { archs: m.archs.iter().filter(|a| common.contains(&a.index)).cloned().collect(), ..m.clone() })
+        .collect();
+    let mut reports = restricted.iter().map(|m| evaluate(m, truth)).collect::<Result<Vec<_>>>()?;
+    reports.extend(vote(&restricted, truth)?);
+    Ok(Some(CommonSet { n: common.len(), methods: reports }))
 }
 
 fn num(v: Option<f64>, decimals: usize) -> String {

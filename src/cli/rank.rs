@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::data::{Dataset, Method, Recipe};
@@ -14,13 +13,14 @@ use crate::rank::{run_fear, FearConfig, FearOutcome, Status};
 use crate::space::Arch;
 
 use super::common::RunArgs;
+use super::progress::Progress;
 
 #[derive(Args, Debug)]
 pub struct RankArgs {
     #[command(flatten)]
     pub run: RunArgs,
     /// Results (JSON Lines, appended as each architecture finishes; rerun to resume).
-    #[arg(long, default_value = "fear-rank.jsonl")]
+    #[arg(value_parser = crate::util::path_arg, long, default_value = "fear-rank.jsonl")]
     pub out: PathBuf,
     #[command(flatten)]
     pub fear: FearArgs,
@@ -29,8 +29,9 @@ pub struct RankArgs {
 /// FEAR's own flags (shared with `fear search`).
 #[derive(Args, Debug)]
 pub struct FearArgs {
-    /// Stage-1 training-accuracy threshold (default per dataset: SPEC 4).
-    #[arg(long)]
+    /// Stage-1 training-accuracy threshold, in (0, 1] (default per dataset: CIFAR-10 0.6,
+    /// CIFAR-100 0.3, ImageNet16-120 0.2, Synthetic CIFAR-10 0.15).
+    #[arg(long, value_parser = threshold_arg, allow_negative_numbers = true)]
     pub threshold: Option<f64>,
     /// Stage-1 batch size (default 256; on a tiny dataset capped so an epoch has 8 steps).
     #[arg(long)]
@@ -44,6 +45,17 @@ pub struct FearArgs {
     /// Stage-2 epochs (default per dataset).
     #[arg(long)]
     pub stage2_epochs: Option<usize>,
+}
+
+/// `--threshold`: a training accuracy FEAR's stage 1 can reach, in (0, 1]. Outside it a run
+/// stops at once (<= 0) or trains every architecture to the epoch cap (> 1).
+fn threshold_arg(s: &str) -> Result<f64, String> {
+    let t: f64 = s.trim().parse().map_err(|_| format!("expected a number in (0, 1], not {s:?}"))?;
+    if t > 0.0 && t <= 1.0 {
+        Ok(t)
+    } else {
+        Err(format!("{t} is outside (0, 1]: the threshold is a training accuracy stage 1 must reach"))
+    }
 }
 
 /// One results line.
@@ -84,7 +96,11 @@ pub fn run(args: RankArgs) -> Result<()> {
     let cfg = fear_config(&args.fear, &args.run, data, net, Method::Fear);
     warn_if_stage2_trains_no_cell(net);
     let config = serde_json::json!({"dataset": data.name, "seed": args.run.select.seed, "threshold": cfg.threshold, "channels": net.c, "cells_per_stage": net.n, "recipe": cfg.recipe});
-    prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| rank_one(arch, data, net, dev, &cfg, args.run.select.seed, bar))
+    prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| rank_one(arch, data, net, dev, &cfg, args.run.select.seed, bar))?;
+    if args.run.select.is_demo() {
+        eprintln!("{}", super::common::DEMO_CAVEAT);
+    }
+    Ok(())
 }
 
 /// Stage 2 trains the last N-1 cells: at N=1 none, only `lastact` and the classifier.
@@ -120,7 +136,7 @@ pub(crate) fn fear_config(args: &FearArgs, run: &RunArgs, data: &Dataset, net: &
 }
 
 /// FEAR on one architecture, on `dev`.
-pub(crate) fn rank_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &AnyDevice, cfg: &FearConfig, seed: u64, bar: &ProgressBar) -> Result<RankRecord> {
+pub(crate) fn rank_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &AnyDevice, cfg: &FearConfig, seed: u64, bar: &Progress) -> Result<RankRecord> {
     let device = dev.name();
     let majority = data.train.class_counts(data.classes).into_iter().max().unwrap_or(0) as f64 / data.train.len().max(1) as f64;
     let (outcome, reason) = if !arch.is_connected() && cfg.threshold > majority {
@@ -131,13 +147,23 @@ pub(crate) fn rank_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &AnyDe
         let mut session: Session<f32, AnyDevice> = Session::new(dev.clone(), Box::new(move |b| tiny_network(&a, &n, b)), cfg.stage1_batch, PlanOptions::default())?;
         session.init_params(seed)?;
         let mut on_progress = |p: crate::rank::FearProgress| {
-            bar.set_message(format!("arch {} stage {} epoch {} step {}/{} acc {:.3}", arch.index(), p.stage, p.epoch + 1, p.step.step, p.step.steps, p.step.acc));
+            let (i, e, s) = (arch.index(), p.epoch + 1, p.step);
+            bar.set_message(if p.stage == 1 {
+                // Only the whole epoch's accuracy is compared with the threshold.
+                format!("arch {i} stage 1 epoch {e} step {}/{} running acc {:.3} (threshold {}, checked at epoch end)", s.step, s.steps, s.acc, cfg.threshold)
+            } else {
+                format!("arch {i} stage 2 epoch {e}/{} step {}/{} acc {:.3}", cfg.stage2_epochs, s.step, s.steps, s.acc)
+            });
         };
         let outcome = run_fear(&mut session, data, net, cfg, seed, &mut on_progress)?;
         let reason = (outcome.status == Status::Capped).then(|| format!("threshold {} not reached in {} epochs", cfg.threshold, outcome.stage1_epochs));
         (outcome, reason)
     };
-    bar.println(format!("arch {:>5}  {:<9} score {}  stage 1: {} epochs {:.1}s  stage 2: {:.1}s", arch.index(), format!("{:?}", outcome.status).to_lowercase(), outcome.score.map_or("-".into(), |s| format!("{s:.4}")), outcome.stage1_epochs, outcome.stage1_s, outcome.stage2_s));
+    bar.println(format!(
+        "arch {:>5}  {:<9} score {}  time {:.1}s (stage 1: {} epochs {:.1}s, stage 2: {:.1}s)",
+        arch.index(), format!("{:?}", outcome.status).to_lowercase(), outcome.score.map_or("-".into(), |s| format!("{s:.4}")),
+        outcome.time_s, outcome.stage1_epochs, outcome.stage1_s, outcome.stage2_s
+    ));
     Ok(RankRecord {
         index: arch.index(),
         arch: arch.to_string(),

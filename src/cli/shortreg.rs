@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::data::{Dataset, Recipe};
@@ -15,6 +14,7 @@ use crate::rank::{run_shortreg, ShortregConfig, ShortregProgress, Status};
 use crate::space::Arch;
 
 use super::common::RunArgs;
+use super::progress::Progress;
 use super::UsageError;
 
 #[derive(Args, Debug)]
@@ -28,7 +28,7 @@ pub struct ShortregArgs {
     #[command(flatten)]
     pub run: RunArgs,
     /// Results (JSON Lines, appended as each architecture finishes; rerun to resume).
-    #[arg(long, default_value = "fear-shortreg.jsonl")]
+    #[arg(value_parser = crate::util::path_arg, long, default_value = "fear-shortreg.jsonl")]
     pub out: PathBuf,
 }
 
@@ -69,11 +69,15 @@ pub fn run(args: ShortregArgs) -> Result<()> {
     let (data, net) = (&prepared.data, &prepared.net);
     let cfg = args.run.shortreg_config(args.epochs, args.batch, data);
     let config = serde_json::json!({"dataset": data.name, "seed": args.run.select.seed, "epochs": cfg.epochs, "batch": cfg.batch, "lr": cfg.lr, "channels": net.c, "cells_per_stage": net.n, "recipe": cfg.recipe});
-    prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| shortreg_one(arch, data, net, dev, &cfg, args.run.select.seed, bar))
+    prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| shortreg_one(arch, data, net, dev, &cfg, args.run.select.seed, bar))?;
+    if args.run.select.is_demo() {
+        eprintln!("{}", super::common::DEMO_CAVEAT);
+    }
+    Ok(())
 }
 
 /// shortreg on one architecture, on `dev`.
-pub(crate) fn shortreg_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &AnyDevice, cfg: &ShortregConfig, seed: u64, bar: &ProgressBar) -> Result<ShortregRecord> {
+pub(crate) fn shortreg_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &AnyDevice, cfg: &ShortregConfig, seed: u64, bar: &Progress) -> Result<ShortregRecord> {
     let device = dev.name();
     let (a, n) = (*arch, *net);
     let mut session: Session<f32, AnyDevice> = Session::new(dev.clone(), Box::new(move |b| tiny_network(&a, &n, b)), cfg.batch, PlanOptions::default())?;
@@ -82,7 +86,7 @@ pub(crate) fn shortreg_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &A
         bar.set_message(format!("arch {} epoch {}/{} step {}/{} acc {:.3}", arch.index(), p.epoch + 1, cfg.epochs, p.step.step, p.step.steps, p.step.acc));
     };
     let outcome = run_shortreg(&mut session, data, cfg, seed, &mut on_progress)?;
-    bar.println(format!("arch {:>5}  {:<9} score {}  {} epochs {:.1}s", arch.index(), format!("{:?}", outcome.status).to_lowercase(), outcome.score.map_or("-".into(), |s| format!("{s:.4}")), outcome.epochs.len(), outcome.time_s));
+    bar.println(format!("arch {:>5}  {:<9} score {}  time {:.1}s ({} epochs)", arch.index(), format!("{:?}", outcome.status).to_lowercase(), outcome.score.map_or("-".into(), |s| format!("{s:.4}")), outcome.time_s, outcome.epochs.len()));
     Ok(ShortregRecord {
         index: arch.index(),
         arch: arch.to_string(),
