@@ -122,7 +122,7 @@ fn lines(path: &Path) -> Vec<Value> {
 fn every_results_line_names_its_recipe_and_resume_refuses_to_mix_them() {
     let dir = test_dir("recipe-lines");
     let commands: [(&str, Vec<&str>); 3] = [
-        ("rank", vec!["rank", "--archs", "1", "--threshold", "0", "--stage2-epochs", "1"]),
+        ("rank", vec!["rank", "--archs", "1", "--threshold", "0.001", "--stage2-epochs", "1", "--max-stage1-epochs", "2"]),
         ("shortreg", vec!["shortreg", "--archs", "1", "--epochs", "1", "--batch", "8"]),
         ("zero-cost", vec!["zero-cost", "--archs", "1", "--proxy", "naswot", "--batch", "8"]),
     ];
@@ -154,10 +154,10 @@ fn every_results_line_names_its_recipe_and_resume_refuses_to_mix_them() {
 fn rank_warns_when_stage2_trains_no_cell() {
     let dir = test_dir("recipe-n1-warning");
     // tiny_run_args is N=1: stage 2 trains only lastact and the classifier.
-    let out = run(&dir, &["rank", "--archs", "1", "--threshold", "0", "--stage2-epochs", "1", "--out", "n1.jsonl"], &[]);
+    let out = run(&dir, &["rank", "--archs", "1", "--threshold", "0.001", "--stage2-epochs", "1", "--max-stage1-epochs", "2", "--out", "n1.jsonl"], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("warning: --cells-per-stage 1: stage 2 trains no cell"), "{}", stderr(&out));
-    let out = run_n(&dir, &["rank", "--archs", "1", "--threshold", "0", "--stage2-epochs", "1", "--out", "n2.jsonl"], "2", &[]);
+    let out = run_n(&dir, &["rank", "--archs", "1", "--threshold", "0.001", "--stage2-epochs", "1", "--max-stage1-epochs", "2", "--out", "n2.jsonl"], "2", &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stderr(&out).contains("stage 2 trains no cell"), "{}", stderr(&out));
 }
