@@ -25,7 +25,7 @@ __device__ __forceinline__ int fear_aug_uniform(unsigned long long draw, unsigne
 
 // One block per image of the batch. images: [*, 3, size, size] bytes; indices: which image each
 // batch row takes; lut: [3][256] normalised value of each byte per channel; out: [batch, 3, size, size].
-extern "C" __global__ void fear_augment(const unsigned char* __restrict__ images, const unsigned* __restrict__ indices,
+extern "C" __global__ void __launch_bounds__(FEAR_AUGMENT_THREADS) fear_augment(const unsigned char* __restrict__ images, const unsigned* __restrict__ indices,
                                         const float* __restrict__ lut, float* __restrict__ out, int batch, int size,
                                         int pad, int flip, int cutout, int fill,
                                         unsigned long long seed, unsigned long long epoch,

@@ -16,7 +16,7 @@ use crate::data::augment::Augment;
 use crate::engine::kernel::Loc;
 
 /// Threads per image of the augmentation kernel.
-const AUG_THREADS: u32 = 256;
+const AUG_THREADS: u32 = super::ops::threads::FEAR_AUGMENT_THREADS;
 
 /// A split's images (`[count, 3, size, size]` bytes) on the device, the augmentation they get,
 /// and the current epoch's order (which image each position of the epoch holds).

@@ -86,6 +86,9 @@ pub struct GpuMemory {
     lens: [usize; 5],
     labels: Buffer,
     label_capacity: usize,
+    /// Scratch for kernels that reduce over many blocks (batch-norm partial sums), reused by
+    /// each such kernel in turn (they run in stream order).
+    reduce: Buffer,
     /// Which buffers these are: new whenever one is (re)allocated, so a capture made on other
     /// buffers is never replayed on these.
     generation: u64,
@@ -124,6 +127,11 @@ impl GpuMemory {
     pub fn labels(&self) -> (DevicePtr, usize) {
         (self.labels.ptr, self.label_capacity)
     }
+
+    /// The reduction scratch buffer's address and size in bytes.
+    pub fn reduce_scratch(&self) -> (DevicePtr, usize) {
+        (self.reduce.ptr, self.reduce.bytes)
+    }
 }
 
 impl Device<f32> for Gpu {
@@ -143,6 +151,7 @@ impl Device<f32> for Gpu {
             lens,
             labels: self.buffer(layout.labels * 4)?,
             label_capacity: layout.labels,
+            reduce: self.buffer(ops::REDUCE_SCRATCH_BYTES)?,
             generation: next_generation(),
         })
     }
