@@ -68,6 +68,63 @@ fn bn_scratch(mem: &GpuMemory, c: usize, splits: usize) -> Result<(Arg, Arg)> {
     Ok((Arg::Ptr(base), Arg::Ptr(base + partial_bytes as u64)))
 }
 
+/// The CUDA kernels `launch_kernel` launches for `kernel`, in order (for non-empty tensors): what
+/// a planned step costs in launches on a GPU. Held to `launch_kernel` by the self-test, which
+/// counts the launches a capture of each case records.
+pub fn launch_names(kernel: &Kernel) -> Vec<&'static str> {
+    use Kernel::*;
+    let bn_forward = |g: crate::engine::cpu::BnGeom, first: &'static str| {
+        if g.n * g.hw == 0 { vec![] } else { vec![first, "fear_bn_apply"] }
+    };
+    match *kernel {
+        ConvForward { .. } => vec!["fear_conv_forward"],
+        ConvBackwardInput { .. } => vec!["fear_conv_backward_input"],
+        ConvBackwardWeight { .. } => vec!["fear_conv_backward_weight"],
+        BnTrainForward { g, .. } => {
+            let mut v = bn_forward(g, "fear_bn_stats");
+            if !v.is_empty() {
+                v.insert(1, "fear_bn_train_finalize");
+            }
+            v
+        }
+        BnEvalForward { g, .. } => bn_forward(g, "fear_bn_eval_coefficients"),
+        BnBackward { g, dx, .. } => match (g.n * g.hw == 0, dx.is_some()) {
+            (true, _) => vec![],
+            (false, true) => vec!["fear_bn_backward_stats", "fear_bn_backward_finalize", "fear_bn_backward_apply"],
+            (false, false) => vec!["fear_bn_backward_stats", "fear_bn_backward_finalize"],
+        },
+        Relu { .. } => vec!["fear_relu_forward"],
+        ReluBackward { .. } => vec!["fear_relu_backward"],
+        Add { .. } => vec!["fear_add"],
+        Accumulate { .. } => vec!["fear_accumulate"],
+        Zero { .. } => vec!["fear_zero"],
+        AvgPool3Forward { .. } => vec!["fear_avg_pool3_forward"],
+        AvgPool3Backward { .. } => vec!["fear_avg_pool3_backward"],
+        AvgPool2Forward { .. } => vec!["fear_avg_pool2_forward"],
+        AvgPool2Backward { .. } => vec!["fear_avg_pool2_backward"],
+        GapForward { .. } => vec!["fear_gap_forward"],
+        GapBackward { .. } => vec!["fear_gap_backward"],
+        LinearForward { .. } => vec!["fear_linear_forward"],
+        LinearBackward { dx, dw, db, .. } => [
+            dx.map(|_| "fear_linear_backward_input"),
+            dw.map(|_| "fear_linear_backward_weight"),
+            db.map(|_| "fear_linear_backward_bias"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+        SoftmaxXentForward { .. } => vec!["fear_softmax_xent_forward"],
+        SoftmaxXentBackward { .. } => vec!["fear_softmax_xent_backward"],
+        SumSquares { .. } => vec!["fear_sum_squares"],
+        ClipByNorm { .. } => vec!["fear_clip_by_norm"],
+        Sgd { .. } => vec!["fear_sgd"],
+        SumAll { .. } => vec!["fear_sum_all"],
+        SumAllBackward { .. } => vec!["fear_sum_all_backward"],
+        ChannelFisher { .. } => vec!["fear_channel_fisher"],
+        BinaryCodeGram { .. } => vec!["fear_binary_code_gram"],
+    }
+}
+
 /// Runs one planned kernel: the GPU face of `run_on_cpu` in `engine/device.rs`.
 pub fn launch_kernel(b: &dyn Backend, mem: &GpuMemory, kernel: &Kernel) -> Result<()> {
     let p = |l: Loc| -> Result<Arg> { Ok(Arg::Ptr(mem.address(l)?)) };

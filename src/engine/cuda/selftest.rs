@@ -217,6 +217,13 @@ fn check_case(gpu: &Gpu, kernel: &Kernel, presets: &[(Loc, Vec<f32>)], seed: u64
         gpu.read(&gm, all)
     };
     let got = run_on_gpu()?;
+    // The launches the plan statistics count for this kernel are the ones it makes.
+    let mut gm = gpu.alloc(&layout)?;
+    let captured = gpu.capture(&mut gm, &[kernel])?.map_or(0, |c| c.launches());
+    let named = super::ops::launch_names(kernel);
+    if captured != named.len() {
+        anyhow::bail!("the kernel makes {captured} launches but ops::launch_names lists {named:?}");
+    }
     // Reductions merge partial sums in a fixed order, so a second run gives the same bits.
     let again = run_on_gpu()?;
     if got.iter().zip(&again).any(|(a, b)| a.to_bits() != b.to_bits()) {
