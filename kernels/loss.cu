@@ -55,3 +55,13 @@ extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_soft
         dlogits[i] += scale * (probs[i] - t);
     }
 }
+
+// slots[2*slot..] = (loss, correct) of the step just run: a step's figures kept on the device, so
+// a training loop reads an epoch's worth once instead of waiting for each step.
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_record_step(const float* __restrict__ loss, const float* __restrict__ correct,
+                                                                            float* __restrict__ slots, int slot) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) {
+        slots[2 * slot] = loss[0];
+        slots[2 * slot + 1] = correct[0];
+    }
+}
