@@ -133,13 +133,23 @@ __device__ __forceinline__ void fear_conv_backward_weight_body(const float* __re
             int oy = oy0, ox = ox0;
             for (int q = col; q < plane; q += span) {
                 float g = dyp[q];
-                int off[K * K];
-                bool in[K * K];
-                fear_conv_taps<K>(oy * stride - pad, ox * stride - pad, h, w, off, in);
+                // Rows and columns are tested once each (2K tests, not K*K), then combined per tap.
+                int y0 = oy * stride - pad, x0 = ox * stride - pad;
+                bool row_in[K], col_in[K];
 #pragma unroll
-                for (int t = 0; t < K * K; ++t) {
-                    float v = xp[off[t]];
-                    acc[t] += g * (in[t] ? v : 0.0f);
+                for (int j = 0; j < K; ++j) {
+                    row_in[j] = y0 + j >= 0 && y0 + j < h;
+                    col_in[j] = x0 + j >= 0 && x0 + j < w;
+                }
+                int corner = y0 * w + x0;  // may be negative: only in-bounds taps are read
+#pragma unroll
+                for (int ky = 0; ky < K; ++ky) {
+#pragma unroll
+                    for (int kx = 0; kx < K; ++kx) {
+                        bool ok = row_in[ky] && col_in[kx];
+                        float v = ok ? xp[corner + ky * w + kx] : 0.0f;
+                        acc[ky * K + kx] += g * v;
+                    }
                 }
                 ox += step_x;
                 oy += step_y;
