@@ -11,7 +11,7 @@
 use anyhow::{bail, ensure, Result};
 
 use super::gpu::{Buffer, Gpu, GpuMemory};
-use super::launch::{launch, Arg, DevicePtr, Dims};
+use super::launch::{Arg, DevicePtr, Dims};
 use crate::data::augment::Augment;
 use crate::engine::kernel::Loc;
 
@@ -143,6 +143,6 @@ impl Gpu {
         // start..start+n lie inside the order buffer; `out` is bounds-checked and holds n images;
         // with a feed, the labels buffer holds one label per image held, the label buffer n
         // labels (checked above), and the lr address is a bounds-checked location.
-        unsafe { launch(self.backend(), "fear_augment", Dims::per_item(n, AUG_THREADS), &args) }
+        unsafe { super::ops::launch_bounded(self.backend(), "fear_augment", Dims::per_item(n, AUG_THREADS), &args) }
     }
 }

@@ -14,7 +14,7 @@ use super::capture::{capture, CapturedLaunches};
 use super::data::{ResidentSplit, StepFeed};
 use super::driver::CudaDriver;
 use super::emulated::Emulated;
-use super::launch::{launch, Arg, Backend, DevicePtr, Dims};
+use super::launch::{Arg, Backend, DevicePtr, Dims};
 use super::ops;
 use crate::data::augment::Augment;
 use crate::engine::device::{check_no_aliasing, space_index, Device, MemoryLayout};
@@ -234,7 +234,7 @@ impl Device<f32> for Gpu {
         let Some(slots) = slots else { anyhow::bail!("step slot {slot} lies beyond the slots made by begin_steps") };
         let args = [Arg::Ptr(mem.address(loss)?), Arg::Ptr(mem.address(correct)?), Arg::Ptr(slots.ptr), Arg::len(slot)?];
         // SAFETY: loss and correct are bounds-checked locations; the slot lies inside the buffer (checked above).
-        unsafe { launch(&*self.backend, "fear_record_step", Dims::elementwise(1), &args) }
+        unsafe { ops::launch_bounded(&*self.backend, "fear_record_step", Dims::elementwise(1), &args) }
     }
 
     fn read_steps(&self, mem: &GpuMemory, steps: usize) -> Result<Vec<(f32, f32)>> {

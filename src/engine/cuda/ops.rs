@@ -24,6 +24,18 @@ pub const REDUCE_SCRATCH_BYTES: usize = 256 << 10;
 /// over `ceil(BN_TARGET_BLOCKS / c)` blocks, at most one per image.
 const BN_TARGET_BLOCKS: usize = 512;
 
+/// [`launch`] after checking the block is the size the kernel's `__launch_bounds__` names: a
+/// larger block fails on a GPU ("too many resources requested for launch"), a smaller one would
+/// break the reductions, and the emulator would accept either.
+///
+/// # Safety
+/// As [`launch`].
+pub(crate) unsafe fn launch_bounded(b: &dyn Backend, name: &str, dims: Dims, args: &[Arg]) -> Result<()> {
+    let bound = threads::KERNEL_THREADS.iter().find(|(n, _)| *n == name).map(|&(_, t)| t);
+    ensure!(bound == Some(dims.block[0]) && dims.block[1..] == [1, 1], "{name}: a block of {:?} threads, but it is bounded to {bound:?}", dims.block);
+    launch(b, name, dims, args)
+}
+
 fn len(n: usize) -> Result<Arg> {
     Arg::len(n)
 }
@@ -34,7 +46,7 @@ fn elementwise(b: &dyn Backend, name: &str, n: usize, args: &[Arg]) -> Result<()
         return Ok(());
     }
     // SAFETY: every pointer argument is a bounds-checked location (see launch_kernel).
-    unsafe { launch(b, name, Dims::elementwise(n), args) }
+    unsafe { launch_bounded(b, name, Dims::elementwise(n), args) }
 }
 
 /// Launches `name` with one block of `threads` per item (nothing when there are no items).
@@ -43,7 +55,7 @@ fn per_item(b: &dyn Backend, name: &str, items: usize, threads: u32, args: &[Arg
         return Ok(());
     }
     // SAFETY: as elementwise.
-    unsafe { launch(b, name, Dims::per_item(items, threads), args) }
+    unsafe { launch_bounded(b, name, Dims::per_item(items, threads), args) }
 }
 
 fn conv_args(g: &ConvGeom) -> Result<Vec<Arg>> {
@@ -232,7 +244,7 @@ pub fn launch_kernel(b: &dyn Backend, mem: &GpuMemory, kernel: &Kernel) -> Resul
             ensure!(n <= capacity, "softmax over {n} rows but the label buffer holds {capacity}");
             let args = [p(logits)?, Arg::Ptr(labels), p(probs)?, p(loss)?, p(correct)?, len(n)?, len(classes)?];
             // SAFETY: as elementwise; the labels buffer holds n labels (checked above).
-            unsafe { launch(b, "fear_softmax_xent_forward", Dims::per_item(1, FEAR_LOSS_THREADS), &args) }
+            unsafe { launch_bounded(b, "fear_softmax_xent_forward", Dims::per_item(1, FEAR_LOSS_THREADS), &args) }
         }
         SoftmaxXentBackward { n, classes, probs, dlogits } => {
             let (labels, capacity) = mem.labels();
@@ -242,7 +254,7 @@ pub fn launch_kernel(b: &dyn Backend, mem: &GpuMemory, kernel: &Kernel) -> Resul
         }
         SumSquares { x, out } => {
             // SAFETY: as elementwise.
-            unsafe { launch(b, "fear_sum_squares", Dims::per_item(1, FEAR_SUMSQ_THREADS), &[p(x)?, p(out)?, len(x.len)?]) }
+            unsafe { launch_bounded(b, "fear_sum_squares", Dims::per_item(1, FEAR_SUMSQ_THREADS), &[p(x)?, p(out)?, len(x.len)?]) }
         }
         ClipByNorm { grads, sum_sq, max_norm } => {
             elementwise(b, "fear_clip_by_norm", grads.len, &[p(grads)?, p(sum_sq)?, len(grads.len)?, Arg::F64(max_norm)])
@@ -256,12 +268,30 @@ pub fn launch_kernel(b: &dyn Backend, mem: &GpuMemory, kernel: &Kernel) -> Resul
         }
         SumAll { x, out } => {
             // SAFETY: as elementwise.
-            unsafe { launch(b, "fear_sum_all", Dims::per_item(1, FEAR_PROBE_THREADS), &[p(x)?, p(out)?, len(x.len)?]) }
+            unsafe { launch_bounded(b, "fear_sum_all", Dims::per_item(1, FEAR_PROBE_THREADS), &[p(x)?, p(out)?, len(x.len)?]) }
         }
         SumAllBackward { dx } => elementwise(b, "fear_sum_all_backward", dx.len, &[p(dx)?, len(dx.len)?]),
         ChannelFisher { n, c, hw, x, dy, out } => {
             per_item(b, "fear_channel_fisher", c, FEAR_PROBE_THREADS, &[p(x)?, p(dy)?, p(out)?, len(n)?, len(c)?, len(hw)?])
         }
         BinaryCodeGram { n, d, x, k } => elementwise(b, "fear_binary_code_gram", n * n, &[p(x)?, p(k)?, len(n)?, len(d)?]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::cuda::emulated::Emulated;
+
+    #[test]
+    fn a_block_other_than_the_kernels_bound_is_refused() {
+        let b = Emulated::default();
+        let args = [Arg::Ptr(0), Arg::I32(0)];
+        // SAFETY: refused before launching.
+        let err = unsafe { launch_bounded(&b, "fear_zero", Dims::per_item(1, 512), &args) }.unwrap_err().to_string();
+        assert!(err.contains("bounded to Some(256)"), "{err}");
+        let err = unsafe { launch_bounded(&b, "fear_no_such_kernel", Dims::per_item(1, 256), &args) }.unwrap_err().to_string();
+        assert!(err.contains("bounded to None"), "{err}");
+        assert_eq!(threads::KERNEL_THREADS.iter().find(|(n, _)| *n == "fear_sum_squares").map(|k| k.1), Some(FEAR_SUMSQ_THREADS));
     }
 }
