@@ -171,7 +171,7 @@ pub fn launch_kernel(b: &dyn Backend, mem: &GpuMemory, kernel: &Kernel) -> Resul
             per_item(b, "fear_bn_apply", g.c * splits, FEAR_BN_THREADS, &[&[p(x)?, coef, p(y)?][..], &shape].concat())
         }
         BnEvalForward { g, x, gamma, beta, running_mean, running_var, y, eps } => {
-            if g.len() == 0 {
+            if g.is_empty() {
                 return Ok(());
             }
             let splits = bn_splits(g.n, g.c);
