@@ -124,3 +124,35 @@ fn doctor_ends_with_a_verdict() {
     let last = text.trim_end().lines().last().unwrap_or("");
     assert!(last.starts_with("verdict: this machine runs fear on the CPU"), "{last}");
 }
+
+/// `bench --plan-stats` counts the planned step's launches without running it: on a GPU plan each
+/// train-mode batch norm is three launches (stats, finalize, apply), on the CPU plan one call,
+/// and the per-kernel table adds up to the totals.
+#[test]
+fn bench_plan_stats_count_launches_per_device() {
+    let stats = |device: &str| -> serde_json::Value {
+        let out = fear(&["bench", "--plan-stats", "--device", device, "--arch", "1", "--batch", "4", "--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (gpu, cpu) = (stats("emulated"), stats("cpu"));
+    for v in [&gpu, &cpu] {
+        let rows = v["kernels"].as_array().unwrap();
+        for (total, column) in [("launches_full", "full"), ("launches_frozen", "frozen")] {
+            let sum: u64 = rows.iter().map(|r| r[column].as_u64().unwrap()).sum();
+            assert_eq!(v[total].as_u64(), Some(sum), "{total} in {v}");
+        }
+        assert!(v["launches_frozen"].as_u64() < v["launches_full"].as_u64());
+        assert!(v["flops_frozen"].as_u64() < v["flops_full"].as_u64());
+        assert!(v["planned_bytes_frozen"].as_u64() < v["planned_bytes_full"].as_u64());
+    }
+    let count = |v: &serde_json::Value, kernel: &str| {
+        v["kernels"].as_array().unwrap().iter().find(|r| r["kernel"] == kernel).map_or(0, |r| r["full"].as_u64().unwrap())
+    };
+    let bn = count(&cpu, "bn_train_forward");
+    assert!(bn > 0);
+    for k in ["fear_bn_stats", "fear_bn_train_finalize", "fear_bn_apply"] {
+        assert_eq!(count(&gpu, k), bn, "{k}");
+    }
+    assert_eq!(gpu["flops_full"], cpu["flops_full"]);
+}

@@ -9,6 +9,7 @@ pub mod doctor;
 pub mod bench;
 pub mod evaluate;
 pub mod merge;
+pub mod plan_stats;
 pub mod progress;
 pub mod rank;
 pub mod search;

@@ -115,6 +115,41 @@ impl Device<f32> for AnyDevice {
         }
     }
 
+    fn feed_resident(
+        &self, mem: &mut AnyMemory, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, n: usize, out: Loc, lr_at: Loc,
+        lr: f32,
+    ) -> Result<()> {
+        match (self, mem) {
+            (AnyDevice::Cpu(c), AnyMemory::Cpu(m)) => c.feed_resident(m, split, seed, epoch, start, n, out, lr_at, lr),
+            (AnyDevice::Gpu(g), AnyMemory::Gpu(m)) => g.feed_resident(m, split, seed, epoch, start, n, out, lr_at, lr),
+            _ => Err(mismatch()),
+        }
+    }
+
+    fn begin_steps(&self, mem: &mut AnyMemory, steps: usize) -> Result<()> {
+        match (self, mem) {
+            (AnyDevice::Cpu(c), AnyMemory::Cpu(m)) => Device::<f32>::begin_steps(c, m, steps),
+            (AnyDevice::Gpu(g), AnyMemory::Gpu(m)) => g.begin_steps(m, steps),
+            _ => Err(mismatch()),
+        }
+    }
+
+    fn record_step(&self, mem: &mut AnyMemory, loss: Loc, correct: Loc, slot: usize) -> Result<()> {
+        match (self, mem) {
+            (AnyDevice::Cpu(c), AnyMemory::Cpu(m)) => Device::<f32>::record_step(c, m, loss, correct, slot),
+            (AnyDevice::Gpu(g), AnyMemory::Gpu(m)) => g.record_step(m, loss, correct, slot),
+            _ => Err(mismatch()),
+        }
+    }
+
+    fn read_steps(&self, mem: &AnyMemory, steps: usize) -> Result<Vec<(f32, f32)>> {
+        match (self, mem) {
+            (AnyDevice::Cpu(c), AnyMemory::Cpu(m)) => c.read_steps(m, steps),
+            (AnyDevice::Gpu(g), AnyMemory::Gpu(m)) => g.read_steps(m, steps),
+            _ => Err(mismatch()),
+        }
+    }
+
     fn capture(&self, mem: &mut AnyMemory, kernels: &[&Kernel]) -> Result<Option<GpuCapture>> {
         match (self, mem) {
             (AnyDevice::Cpu(_), AnyMemory::Cpu(_)) => Ok(None),

@@ -69,6 +69,32 @@ pub trait Device<T: Float> {
         bail!("{} keeps no images on the device", self.name())
     }
 
+    /// [`Device::augment_resident`], and also the batch's labels (gathered on the device from
+    /// the split's, see [`ResidentSplit::set_labels`]) and the learning rate `lr` at `lr_at`: a
+    /// training step fed with no upload, so nothing waits between steps.
+    #[allow(clippy::too_many_arguments)]
+    fn feed_resident(
+        &self, _mem: &mut Self::Memory, _split: &ResidentSplit, _seed: u64, _epoch: u64, _start: usize, _n: usize, _out: Loc,
+        _lr_at: Loc, _lr: T,
+    ) -> Result<()> {
+        bail!("{} keeps no images on the device", self.name())
+    }
+
+    /// Makes room on the device for the figures of `steps` steps ([`Device::record_step`]).
+    fn begin_steps(&self, _mem: &mut Self::Memory, _steps: usize) -> Result<()> {
+        bail!("{} keeps no step figures", self.name())
+    }
+
+    /// Keeps the step's `loss` and `correct` in slot `slot` on the device (no waiting).
+    fn record_step(&self, _mem: &mut Self::Memory, _loss: Loc, _correct: Loc, _slot: usize) -> Result<()> {
+        bail!("{} keeps no step figures", self.name())
+    }
+
+    /// (loss, correct) of slots `0..steps`, read at once (waits for the steps).
+    fn read_steps(&self, _mem: &Self::Memory, _steps: usize) -> Result<Vec<(T, T)>> {
+        bail!("{} keeps no step figures", self.name())
+    }
+
     /// Records `kernels` on `mem` without running them, for [`Device::replay`]; `None` where the
     /// device cannot capture (the caller then launches them one by one). Launches are what one
     /// call saves on a GPU, where a step is about a thousand small kernels; the CPU has nothing

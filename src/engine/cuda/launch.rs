@@ -51,7 +51,7 @@ pub struct Dims {
 }
 
 /// Threads per block of the grid-stride elementwise kernels.
-pub const ELEMENTWISE_THREADS: u32 = 256;
+pub const ELEMENTWISE_THREADS: u32 = super::ops::threads::FEAR_ELEMENTWISE_THREADS;
 /// Blocks at most for a grid-stride kernel (each thread then loops).
 const MAX_BLOCKS: usize = 1 << 16;
 
