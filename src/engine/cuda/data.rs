@@ -81,7 +81,7 @@ impl Gpu {
         &self, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, n: usize, mem: &GpuMemory, out: Loc,
     ) -> Result<()> {
         let aug = &split.aug;
-        ensure!(std::ptr::addr_eq(self.backend(), split.gpu.backend()), "the resident images live on another device");
+        ensure!(self.backend().same_device(split.gpu.backend()), "the resident images live on another device");
         ensure!(out.len == n * aug.image_floats(), "{out:?} does not hold {n} images");
         ensure!(start + n <= split.order_len, "positions {start}..{} lie beyond the epoch's {} (set_order first)", start + n, split.order_len);
         let Some(order) = split.order.as_ref().filter(|_| n > 0) else { return Ok(()) };
