@@ -142,7 +142,25 @@ pub struct CudaDriver {
     capture: CaptureState<usize>,
     /// The last kernel queued, to name it when a later wait reports a fault.
     last_kernel: Mutex<String>,
+    /// Pinned host memory that per-step uploads are staged through (see [`Staging`]).
+    staging: Mutex<Staging>,
 }
+
+/// Page-locked host memory for uploads: a copy from pinned memory is a true asynchronous DMA,
+/// where one from pageable memory goes through the driver's own bounce buffer. Uploads take
+/// consecutive slices; the slices are reused only after the stream has been waited for (every
+/// queued copy out of them has landed), which every step does when it reads its loss.
+struct Staging {
+    ptr: *mut u8,
+    capacity: usize,
+    used: usize,
+}
+
+// SAFETY: the pointer is pinned host memory owned by the staging buffer, used under its mutex.
+unsafe impl Send for Staging {}
+
+/// Uploads above this size go straight from pageable memory (no staging buffer that large).
+const STAGING_MAX: usize = 64 << 20;
 
 impl CudaDriver {
     /// Opens GPU `ordinal`.
@@ -167,7 +185,44 @@ impl CudaDriver {
             stream,
             capture: CaptureState::default(),
             last_kernel: Mutex::new(String::new()),
+            staging: Mutex::new(Staging { ptr: std::ptr::null_mut(), capacity: 0, used: 0 }),
         })
+    }
+
+    /// Host memory holding a copy of `src` that stays untouched until this stream is next
+    /// waited for; `None` for uploads too large to stage (or where pinned memory is refused).
+    fn stage(&self, src: &[u8]) -> Result<Option<*const u8>> {
+        if src.len() > STAGING_MAX {
+            return Ok(None);
+        }
+        let mut staging = lock(&self.staging);
+        let offset = staging.used.next_multiple_of(256);
+        if offset + src.len() > staging.capacity {
+            // Earlier slices may still be in flight: wait for them before reusing or freeing.
+            // SAFETY: the stream lives as long as self.
+            unsafe { result::stream::synchronize(self.stream.handle) }.map_err(|e| self.context.fail("waiting to reuse the staging buffer", e))?;
+            staging.used = 0;
+            if src.len() > staging.capacity {
+                let capacity = src.len().next_power_of_two().clamp(1 << 20, STAGING_MAX);
+                // SAFETY: the old buffer is idle (the stream was just waited for); the new one is ours.
+                unsafe {
+                    if !staging.ptr.is_null() {
+                        let _ = result::free_host(staging.ptr as *mut c_void);
+                        *staging = Staging { ptr: std::ptr::null_mut(), capacity: 0, used: 0 };
+                    }
+                    match result::malloc_host(capacity, 0) {
+                        Ok(p) => *staging = Staging { ptr: p as *mut u8, capacity, used: 0 },
+                        Err(_) => return Ok(None),
+                    }
+                }
+            }
+        }
+        let offset = staging.used.next_multiple_of(256);
+        // SAFETY: offset + len fits in the pinned buffer (checked above), which nothing reads now.
+        let at = unsafe { staging.ptr.add(offset) };
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), at, src.len()) };
+        staging.used = offset + src.len();
+        Ok(Some(at))
     }
 
     fn bind(&self) -> Result<()> {
@@ -180,6 +235,19 @@ impl CudaDriver {
 
     fn ordinal(&self) -> usize {
         self.context.ordinal
+    }
+}
+
+impl Drop for CudaDriver {
+    fn drop(&mut self) {
+        let staging = lock(&self.staging).ptr;
+        if !staging.is_null() && self.context.bind().is_ok() {
+            // SAFETY: once the stream has finished, no copy reads the pinned buffer.
+            unsafe {
+                let _ = result::stream::synchronize(self.stream.handle);
+                let _ = result::free_host(staging as *mut c_void);
+            }
+        }
     }
 }
 
@@ -350,8 +418,13 @@ impl Backend for CudaDriver {
     unsafe fn upload_async(&self, dst: DevicePtr, src: &[u8]) -> Result<()> {
         self.capture.forbid("an upload")?;
         self.bind()?;
-        // From pageable memory the driver stages src before returning, so it may change after.
-        result::memcpy_htod_async(dst, src, self.stream.handle).map_err(|e| self.context.fail("copy to the GPU", e))
+        // From the pinned staging buffer where it fits; else from pageable memory, which the
+        // driver stages before returning. Either way src may change afterwards.
+        let from = match self.stage(src)? {
+            Some(pinned) => std::slice::from_raw_parts(pinned, src.len()),
+            None => src,
+        };
+        result::memcpy_htod_async(dst, from, self.stream.handle).map_err(|e| self.context.fail("copy to the GPU", e))
     }
 
     unsafe fn download_async(&self, src: DevicePtr, dst: *mut u8, len: usize) -> Result<()> {
@@ -384,7 +457,10 @@ impl Backend for CudaDriver {
             let last = lock(&self.last_kernel).clone();
             let what = if last.is_empty() { "a kernel failed".to_string() } else { format!("a kernel failed (the last queued: {last}; FEAR_CUDA_SYNC=1 names the one that faulted)") };
             self.context.fail(&what, e)
-        })
+        })?;
+        // Every staged upload has landed: the staging buffer is free again.
+        lock(&self.staging).used = 0;
+        Ok(())
     }
 
     fn set_max_dynamic_shared(&self, kernel: &str, bytes: u32) -> Result<()> {
