@@ -198,17 +198,17 @@ pub const REGISTERS_PER_BLOCK: u32 = 65536;
 /// threads, more registers than a block may hold (allocated per warp in units of 256), or more
 /// shared memory than allowed: 48 KB unless the kernel opted in to `optin` bytes of dynamic
 /// shared memory, and never above the device's `max_shared` per block.
-pub fn check_resources(kernel: &str, dims: Dims, shared_bytes: u32, use_: KernelFootprint, optin: u32, max_shared: u32) -> Result<()> {
+pub fn check_resources(kernel: &str, dims: Dims, shared_bytes: u32, footprint: KernelFootprint, optin: u32, max_shared: u32) -> Result<()> {
     let threads: u64 = dims.block.iter().map(|&b| b as u64).product();
     ensure!((1..=1024).contains(&threads), "{kernel}: {threads} threads per block (1..=1024)");
     let warps = threads.div_ceil(32);
-    let per_warp = (use_.registers as u64 * 32).div_ceil(256) * 256;
+    let per_warp = (footprint.registers as u64 * 32).div_ceil(256) * 256;
     ensure!(
         per_warp * warps <= REGISTERS_PER_BLOCK as u64,
         "{kernel}: {} registers x {threads} threads exceed the {REGISTERS_PER_BLOCK} registers of a block",
-        use_.registers
+        footprint.registers
     );
-    let (fixed, dynamic) = (use_.static_shared as u64, shared_bytes as u64);
+    let (fixed, dynamic) = (footprint.static_shared as u64, shared_bytes as u64);
     ensure!(fixed <= DEFAULT_SHARED_LIMIT as u64, "{kernel}: {fixed} bytes of static shared memory exceed 48 KB");
     let allowed = if optin > 0 { optin as u64 } else { DEFAULT_SHARED_LIMIT as u64 - fixed };
     ensure!(
