@@ -14,7 +14,7 @@ use super::capture::{capture, CapturedLaunches};
 use super::data::ResidentSplit;
 use super::driver::CudaDriver;
 use super::emulated::Emulated;
-use super::launch::{check_index_range, Backend, DevicePtr};
+use super::launch::{Backend, DevicePtr};
 use super::ops;
 use crate::data::augment::Augment;
 use crate::engine::device::{check_no_aliasing, space_index, Device, MemoryLayout};
@@ -226,7 +226,7 @@ impl Device<f32> for Gpu {
         // Every index product a kernel computes in `int` (n*c*h*w, n*classes, n*n, ...) is the
         // length of one of its locations; with the grid-stride step it must not wrap.
         for loc in &locs {
-            check_index_range(kernel.name(), loc.len)?;
+            super::launch::check_index_range(kernel.name(), loc.len)?;
         }
         for loc in &locs {
             mem.address(*loc)?;
