@@ -18,8 +18,15 @@ use std::ffi::{c_char, c_int, CStr, CString};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// (sm number, whether a cubin (else PTX)) for every target compiled.
-const TARGETS: &[(u32, bool)] = &[(70, true), (80, true), (90, true), (90, false)];
+/// (sm number, whether a cubin (else PTX)) for every target compiled. sm_100 and sm_120
+/// (Blackwell) are compiled only where the NVRTC in use lists them (NVRTC 12.8 and later).
+const TARGETS: &[(u32, bool)] = &[(70, true), (80, true), (90, true), (100, true), (120, true), (90, false)];
+/// Targets compiled only when NVRTC supports them (older ones are required).
+const OPTIONAL_TARGETS: &[u32] = &[100, 120];
+
+/// Put before the kernel sources on the GPU (the emulation defines the same in cuda_host.hpp):
+/// dynamic shared memory, sized per launch.
+const PRELUDE: &str = "#ifndef FEAR_DYNAMIC_SHARED\n#define FEAR_DYNAMIC_SHARED(T, name) extern __shared__ __align__(16) T name[]\n#endif\n";
 
 fn main() {
     println!("cargo:rerun-if-changed=kernels");
@@ -43,6 +50,7 @@ fn main() {
         writeln!(out, "    {n:?},").unwrap();
     }
     out.push_str("];\n");
+    writeln!(out, "/// Definitions put before the kernel sources when compiled for a GPU.\npub const KERNEL_PRELUDE: &str = {PRELUDE:?};").unwrap();
     out.push_str(&nvrtc_artifacts(&sources, &out_dir));
     std::fs::write(out_dir.join("kernels.rs"), out).unwrap();
 
@@ -212,6 +220,8 @@ struct Nvrtc {
     ptx_size: unsafe extern "C" fn(Program, *mut usize) -> c_int,
     ptx: unsafe extern "C" fn(Program, *mut c_char) -> c_int,
     destroy: unsafe extern "C" fn(*mut Program) -> c_int,
+    /// nvrtcGetNumSupportedArchs / nvrtcGetSupportedArchs (NVRTC 11.2 and later).
+    supported: Option<(unsafe extern "C" fn(*mut c_int) -> c_int, unsafe extern "C" fn(*mut c_int) -> c_int)>,
 }
 
 impl Nvrtc {
@@ -249,8 +259,23 @@ impl Nvrtc {
             ptx_size: sym!(b"nvrtcGetPTXSize\0"),
             ptx: sym!(b"nvrtcGetPTX\0"),
             destroy: sym!(b"nvrtcDestroyProgram\0"),
+            supported: lib.get(b"nvrtcGetNumSupportedArchs\0").ok().zip(lib.get(b"nvrtcGetSupportedArchs\0").ok()).map(|(a, b)| (*a, *b)),
             _lib: lib,
         })
+    }
+
+    /// Whether this NVRTC can compile for sm_`sm` (asked, else assumed from its version).
+    fn supports(&self, sm: u32) -> bool {
+        let Some((count, list)) = self.supported else { return self.version() >= (12, 8) };
+        let mut n: c_int = 0;
+        // SAFETY: the count is written, then a list of that many ints.
+        unsafe {
+            if count(&mut n) != 0 || n <= 0 {
+                return false;
+            }
+            let mut archs = vec![0 as c_int; n as usize];
+            list(archs.as_mut_ptr()) == 0 && archs.contains(&(sm as c_int))
+        }
     }
 
     fn version(&self) -> (i32, i32) {
@@ -339,7 +364,8 @@ fn stack_frames(report: &str) -> Vec<String> {
 /// Compiles every target where NVRTC allows and returns the Rust items describing the results.
 fn nvrtc_artifacts(sources: &[(PathBuf, String)], out_dir: &Path) -> String {
     let strict = std::env::var("FEAR_REQUIRE_NVRTC").is_ok_and(|v| v == "1");
-    let source: String = sources.iter().map(|(p, t)| format!("// ---- {}\n{t}\n", p.file_name().unwrap().to_string_lossy())).collect();
+    let files: String = sources.iter().map(|(p, t)| format!("// ---- {}\n{t}\n", p.file_name().unwrap().to_string_lossy())).collect();
+    let source = format!("{PRELUDE}{files}");
     let mut items = String::new();
     let nvrtc = match Nvrtc::load() {
         Ok(n) => n,
@@ -361,6 +387,10 @@ fn nvrtc_artifacts(sources: &[(PathBuf, String)], out_dir: &Path) -> String {
         let kind = if cubin { "cubin" } else { "ptx" };
         if sm < 75 && major >= 13 {
             notes.push(format!("sm_{sm} skipped: NVRTC {major}.{minor} no longer targets it (use NVRTC 12.x)"));
+            continue;
+        }
+        if OPTIONAL_TARGETS.contains(&sm) && !nvrtc.supports(sm) {
+            notes.push(format!("sm_{sm} skipped: NVRTC {major}.{minor} does not target it (NVRTC 12.8 or later does)"));
             continue;
         }
         match nvrtc.compile(&source, sm, cubin) {

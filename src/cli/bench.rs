@@ -183,7 +183,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     if args.profile {
         for (what, rows) in [("full", full_profile), ("frozen", frozen_profile)] {
-            eprintln!("{what} step, ms per step by kernel:");
+            eprintln!("{what} step, ms per step by kernel ({}):", session.profile_clock());
             for (name, launches, secs) in rows {
                 eprintln!("  {name:<24}{:>10.2}{:>8} launches", secs * 1e3 / args.steps as f64, launches / args.steps);
             }

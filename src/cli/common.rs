@@ -144,6 +144,10 @@ pub struct RunArgs {
     /// when the CUDA driver finds one, else the CPU).
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Workers per device: K architectures train at once on each GPU, each session on its own
+    /// CUDA stream (K=2-4 fills a large GPU with the small NATS-Bench networks).
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
     /// Learning rate (initial, for cosine schedules).
     #[arg(long, default_value_t = 0.1)]
     pub lr: f64,
@@ -170,7 +174,8 @@ pub struct Prepared {
     pub net: NetConfig,
     /// Skip the configuration check of an existing results file.
     pub force: bool,
-    /// One worker per device (`--device cuda:0,1,2,3` gives four).
+    /// One worker per entry (`--device cuda:0,1,2,3` gives four; `--jobs K` repeats each
+    /// device K times: entries of one GPU share it, each session on its own stream).
     pub devices: Vec<AnyDevice>,
 }
 
@@ -207,7 +212,11 @@ impl RunArgs {
                        --help shows how to rank on real data with NATS-Bench's network");
         }
         let spec = self.select.dataset_spec()?;
+        if self.jobs == 0 {
+            return Err(UsageError("--jobs must be at least 1".into()).into());
+        }
         let devices = super::device::open_devices(&self.device)?;
+        let devices = devices.iter().flat_map(|d| std::iter::repeat_n(d.clone(), self.jobs)).collect();
         let (c, n) = (self.channels.unwrap_or(if demo { 8 } else { 16 }), self.cells_per_stage.unwrap_or(if demo { 2 } else { 5 }));
         if c == 0 || n == 0 {
             return Err(UsageError("--channels and --cells-per-stage must be positive".into()).into());
@@ -244,13 +253,43 @@ impl Prepared {
         let gave_up = AtomicBool::new(false);
         let results = Mutex::new(self.results);
         let (todo, data, net) = (&self.todo, &self.data, &self.net);
+        let sticky = StickyErrors::new(&self.devices);
         let work = |device: &AnyDevice| -> Result<()> {
+            let mut device = device.clone();
             while !stop.load(Ordering::Relaxed) {
                 let Some(arch) = todo.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
-                let line = match failure::attempt(arch, || one(arch, data, net, device, &bar)) {
+                let line = match failure::attempt(arch, || one(arch, data, net, &device, &bar)) {
                     Ok(record) => {
                         in_a_row.store(0, Ordering::Relaxed);
                         serde_json::to_value(record)?
+                    }
+                    Err(reason) if device.is_poisoned() => {
+                        // A sticky CUDA error: this device's context is lost, for this
+                        // architecture and for every other one on the device. Only the first
+                        // to see it gets a `failed` line; the others stay undone for a rerun.
+                        let first = sticky.first_to_see(&device);
+                        if first {
+                            bar.suspend(|| eprintln!("arch {:>5}  failed: {reason}", arch.index()));
+                            let line = failure::failed_line(arch, &crate::engine::Device::<f32>::name(&device), &reason, config);
+                            results.lock().unwrap_or_else(|e| e.into_inner()).append(&line)?;
+                            bar.inc(1);
+                        }
+                        if sticky.shared(&device) || !first {
+                            stop.store(true, Ordering::Relaxed);
+                            break;
+                        }
+                        match device.reopen() {
+                            Ok(fresh) => {
+                                bar.suspend(|| eprintln!("{}: reopened after a sticky error", crate::engine::Device::<f32>::name(&fresh)));
+                                device = fresh;
+                                continue;
+                            }
+                            Err(e) => {
+                                sticky.could_not_reopen(format!("{e:#}"));
+                                stop.store(true, Ordering::Relaxed);
+                                break;
+                            }
+                        }
                     }
                     Err(reason) => {
                         // Always shown, also when stderr is no terminal (where the bar and its lines are hidden).
@@ -259,7 +298,7 @@ impl Prepared {
                             gave_up.store(true, Ordering::Relaxed);
                             stop.store(true, Ordering::Relaxed);
                         }
-                        failure::failed_line(arch, &crate::engine::Device::<f32>::name(device), &reason, config)
+                        failure::failed_line(arch, &crate::engine::Device::<f32>::name(&device), &reason, config)
                     }
                 };
                 results.lock().unwrap_or_else(|e| e.into_inner()).append(&line).inspect_err(|_| stop.store(true, Ordering::Relaxed))?;
@@ -274,6 +313,13 @@ impl Prepared {
         bar.finish_and_clear();
         let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
         outcomes.into_iter().collect::<Result<()>>()?;
+        if let Some(why) = sticky.stopped() {
+            anyhow::bail!(
+                "stopped: {why}; rerun the same command to resume (finished architectures are kept in {}, \
+                 the one that faulted is recorded as failed)",
+                results.path().display()
+            );
+        }
         if gave_up.into_inner() {
             anyhow::bail!(
                 "stopped: the last {STOP_AFTER_FAILURES_IN_A_ROW} architectures all failed (see their reasons above); \
@@ -290,6 +336,49 @@ impl Prepared {
 /// Printed after a demo run's ranking: so small a run ranks the pipeline, not the architectures.
 pub const DEMO_CAVEAT: &str = "note: this was the built-in demo (50 images per class, a reduced network, a few epochs): \
 its scores show the pipeline works and say little about the architectures; pass --dataset and --archs for a real ranking";
+
+/// Sticky CUDA errors seen by the workers of a run: which devices hit one, and why the run
+/// stops if it must (a device shared by several workers, or one that would not reopen).
+struct StickyErrors {
+    /// How many workers drive each device (by its identity).
+    workers: std::collections::HashMap<Option<usize>, usize>,
+    seen: Mutex<std::collections::HashSet<Option<usize>>>,
+    stop: Mutex<Option<String>>,
+}
+
+impl StickyErrors {
+    fn new(devices: &[AnyDevice]) -> StickyErrors {
+        let mut workers = std::collections::HashMap::new();
+        for d in devices {
+            *workers.entry(d.device_key()).or_default() += 1;
+        }
+        StickyErrors { workers, seen: Mutex::default(), stop: Mutex::default() }
+    }
+
+    /// Whether this worker is the first to see `device`'s sticky error.
+    fn first_to_see(&self, device: &AnyDevice) -> bool {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).insert(device.device_key())
+    }
+
+    /// Whether other workers share `device` (then reopening it would pull their context away,
+    /// so the run stops instead); records why.
+    fn shared(&self, device: &AnyDevice) -> bool {
+        let shared = self.workers.get(&device.device_key()).copied().unwrap_or(1) > 1;
+        if shared {
+            let name = crate::engine::Device::<f32>::name(device);
+            self.stop.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(format!("{name} hit a sticky error while several workers (--jobs) shared it"));
+        }
+        shared
+    }
+
+    fn could_not_reopen(&self, why: String) {
+        self.stop.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(format!("a GPU hit a sticky error and could not be reopened: {why}"));
+    }
+
+    fn stopped(&self) -> Option<String> {
+        self.stop.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
 
 /// So many failures in a row stop a run: the device is gone, not one architecture bad.
 pub const STOP_AFTER_FAILURES_IN_A_ROW: usize = 5;

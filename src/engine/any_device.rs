@@ -33,6 +33,27 @@ impl AnyDevice {
     pub fn is_gpu(&self) -> bool {
         matches!(self, AnyDevice::Gpu(_))
     }
+
+    /// Which device this is (`None` for the CPU): equal for every handle and stream of one GPU.
+    pub fn device_key(&self) -> Option<usize> {
+        match self {
+            AnyDevice::Cpu(_) => None,
+            AnyDevice::Gpu(g) => Some(g.backend().device_key()),
+        }
+    }
+
+    /// Whether a GPU hit a sticky error (never on the CPU).
+    pub fn is_poisoned(&self) -> bool {
+        matches!(self, AnyDevice::Gpu(g) if g.is_poisoned())
+    }
+
+    /// The device opened afresh after a sticky error (see [`Gpu::reopen`]).
+    pub fn reopen(&self) -> Result<AnyDevice> {
+        Ok(match self {
+            AnyDevice::Cpu(c) => AnyDevice::Cpu(*c),
+            AnyDevice::Gpu(g) => AnyDevice::Gpu(g.reopen()?),
+        })
+    }
 }
 
 fn mismatch() -> anyhow::Error {
@@ -48,6 +69,28 @@ impl Device<f32> for AnyDevice {
         match self {
             AnyDevice::Cpu(c) => Device::<f32>::name(c),
             AnyDevice::Gpu(g) => g.name(),
+        }
+    }
+
+    fn for_session(self) -> Result<AnyDevice> {
+        Ok(match self {
+            AnyDevice::Cpu(c) => AnyDevice::Cpu(c),
+            AnyDevice::Gpu(g) => AnyDevice::Gpu(g.for_session()?),
+        })
+    }
+
+    fn timed_launch(&self, mem: &mut AnyMemory, kernel: &Kernel) -> Result<f64> {
+        match (self, mem) {
+            (AnyDevice::Cpu(c), AnyMemory::Cpu(m)) => c.timed_launch(m, kernel),
+            (AnyDevice::Gpu(g), AnyMemory::Gpu(m)) => g.timed_launch(m, kernel),
+            _ => Err(mismatch()),
+        }
+    }
+
+    fn clock(&self) -> &'static str {
+        match self {
+            AnyDevice::Cpu(c) => Device::<f32>::clock(c),
+            AnyDevice::Gpu(g) => g.clock(),
         }
     }
 

@@ -43,6 +43,24 @@ pub trait Device<T: Float> {
     type Captured;
     /// A short human-readable name (`cpu`, `cuda:0 (NVIDIA H100)`).
     fn name(&self) -> String;
+    /// The device a new session runs on: itself, or for a GPU the same GPU on a stream (and
+    /// capture state) of the session's own.
+    fn for_session(self) -> Result<Self>
+    where
+        Self: Sized,
+    {
+        Ok(self)
+    }
+    /// Launches `kernel` and returns the seconds it took, as [`Device::clock`] measures.
+    fn timed_launch(&self, mem: &mut Self::Memory, kernel: &Kernel) -> Result<f64> {
+        let start = std::time::Instant::now();
+        self.launch(mem, kernel)?;
+        Ok(start.elapsed().as_secs_f64())
+    }
+    /// What [`Device::timed_launch`] measures.
+    fn clock(&self) -> &'static str {
+        "host time"
+    }
     /// Allocates every space of `layout`, zero-filled.
     fn alloc(&self, layout: &MemoryLayout) -> Result<Self::Memory>;
     /// Grows the `Work` space and the label buffer to at least `layout`'s sizes (their contents

@@ -71,6 +71,8 @@ impl<T: Float, D: Device<T>> Session<T, D> {
     /// A session for the network `build` makes, every parameter trainable, memory sized for
     /// `batch`; parameters start at zero until [`Session::init_params`] or a load.
     pub fn new(device: D, build: GraphFn, batch: usize, opts: PlanOptions) -> Result<Self> {
+        // A GPU session launches on a stream of its own (R9 of GPU-REVIEW.md).
+        let device = device.for_session()?;
         let graph = build(batch);
         let trainable = vec![true; graph.params.len()];
         let first = plan(&graph, &trainable, &opts);
@@ -302,12 +304,14 @@ impl<T: Float, D: Device<T>> Session<T, D> {
             }
         }
         for k in kind.kernels(p) {
-            let start = std::time::Instant::now();
-            self.device.launch(&mut self.mem, k)?;
-            if let Some(profile) = self.profile.as_mut() {
-                let e = profile.entry(k.name()).or_default();
-                *e = (e.0 + 1, e.1 + start.elapsed().as_secs_f64());
-            }
+            let Some(profile) = self.profile.as_mut() else {
+                self.device.launch(&mut self.mem, k)?;
+                continue;
+            };
+            // GPU time from CUDA events on a GPU, host time elsewhere (see profile_clock).
+            let secs = self.device.timed_launch(&mut self.mem, k)?;
+            let e = profile.entry(k.name()).or_default();
+            *e = (e.0 + 1, e.1 + secs);
         }
         Ok(())
     }
@@ -321,6 +325,11 @@ impl<T: Float, D: Device<T>> Session<T, D> {
     /// Stops timing launches (and lets captured steps replay again).
     pub fn stop_profile(&mut self) {
         self.profile = None;
+    }
+
+    /// What the profile's seconds measure: "GPU time (CUDA events)" or "host time".
+    pub fn profile_clock(&self) -> &'static str {
+        self.device.clock()
     }
 
     /// (kernel name, launches, seconds) since [`Session::start_profile`], slowest first.

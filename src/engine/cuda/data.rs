@@ -120,8 +120,9 @@ impl Gpu {
         feed: Option<StepFeed>,
     ) -> Result<()> {
         let aug = &split.aug;
-        ensure!(std::ptr::addr_eq(self.backend(), split.gpu.backend()), "the resident images live on another device");
+        ensure!(self.backend().same_device(split.gpu.backend()), "the resident images live on another device");
         ensure!(out.len == n * aug.image_floats(), "{out:?} does not hold {n} images");
+        super::launch::check_index_range("fear_augment", out.len)?;
         ensure!(start + n <= split.order_len, "positions {start}..{} lie beyond the epoch's {} (set_order first)", start + n, split.order_len);
         let Some(order) = split.order.as_ref().filter(|_| n > 0) else { return Ok(()) };
         let args = [

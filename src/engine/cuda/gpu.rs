@@ -37,6 +37,32 @@ impl Gpu {
         Gpu { backend: Arc::new(Emulated::default()) }
     }
 
+    /// The host emulation, with the `nth` run (0-based) of `kernel` faulting as an illegal
+    /// address does on a GPU: a sticky error, every later call fails until [`Gpu::reopen`].
+    pub fn emulated_with_fault(kernel: &str, nth: usize) -> Gpu {
+        Gpu { backend: Arc::new(Emulated::with_fault(kernel, nth)) }
+    }
+
+    /// The same device on a new stream of its own (with its own capture state): what each
+    /// [`crate::engine::Session`] launches on, so sessions never wait for or record each other.
+    pub fn new_stream(&self) -> Result<Gpu> {
+        Ok(Gpu { backend: self.backend.new_stream()? })
+    }
+
+    /// Whether the device hit a sticky error (see [`Gpu::reopen`]).
+    pub fn is_poisoned(&self) -> bool {
+        self.backend.is_poisoned()
+    }
+
+    /// The device opened afresh after a sticky error: for a GPU its context is reset (every
+    /// buffer of the old one is lost), for the emulation a new device.
+    pub fn reopen(&self) -> Result<Gpu> {
+        match self.backend.cuda_ordinal() {
+            Some(ordinal) => Ok(Gpu { backend: Arc::new(super::driver::reopen(ordinal)?) }),
+            None => Ok(Gpu::emulated()),
+        }
+    }
+
     pub fn backend(&self) -> &dyn Backend {
         &*self.backend
     }
@@ -145,6 +171,18 @@ impl Device<f32> for Gpu {
         self.backend.describe()
     }
 
+    fn for_session(self) -> Result<Gpu> {
+        self.new_stream()
+    }
+
+    fn timed_launch(&self, mem: &mut GpuMemory, kernel: &Kernel) -> Result<f64> {
+        self.backend.time(&mut || self.launch(mem, kernel))
+    }
+
+    fn clock(&self) -> &'static str {
+        self.backend.clock()
+    }
+
     fn alloc(&self, layout: &MemoryLayout) -> Result<GpuMemory> {
         let spaces = [Space::Params, Space::ParamGrads, Space::Momentum, Space::State, Space::Work];
         let lens = spaces.map(|s| layout.len(s));
@@ -178,7 +216,9 @@ impl Device<f32> for Gpu {
     fn write(&self, mem: &mut GpuMemory, loc: Loc, data: &[f32]) -> Result<()> {
         ensure!(data.len() == loc.len, "writing {} elements into {loc:?}", data.len());
         let at = mem.address(loc)?;
-        self.backend.upload(at, bytemuck::cast_slice(data))
+        // Queued on this stream, before the kernels that read it; the memory is this stream's.
+        // SAFETY: `at` addresses loc.len floats inside its space (checked above).
+        unsafe { self.backend.upload_async(at, bytemuck::cast_slice(data)) }
     }
 
     fn read(&self, mem: &GpuMemory, loc: Loc) -> Result<Vec<f32>> {
@@ -190,11 +230,17 @@ impl Device<f32> for Gpu {
 
     fn write_labels(&self, mem: &mut GpuMemory, labels: &[u32]) -> Result<()> {
         ensure!(labels.len() <= mem.label_capacity, "{} labels exceed the batch capacity {}", labels.len(), mem.label_capacity);
-        self.backend.upload(mem.labels.ptr, bytemuck::cast_slice(labels))
+        // SAFETY: the label buffer holds label_capacity labels (checked above).
+        unsafe { self.backend.upload_async(mem.labels.ptr, bytemuck::cast_slice(labels)) }
     }
 
     fn launch(&self, mem: &mut GpuMemory, kernel: &Kernel) -> Result<()> {
         let locs = kernel.locs();
+        // Every index product a kernel computes in `int` (n*c*h*w, n*classes, n*n, ...) is the
+        // length of one of its locations; with the grid-stride step it must not wrap.
+        for loc in &locs {
+            super::launch::check_index_range(kernel.name(), loc.len)?;
+        }
         for loc in &locs {
             mem.address(*loc)?;
         }
