@@ -22,10 +22,10 @@ pub struct ReproduceArgs {
     #[arg(value_parser = crate::util::path_arg, long)]
     pub out: PathBuf,
     /// `paper` (NATS-Bench's network, 1000 sampled architectures, the full shortreg grid) or
-    /// `demo` (6 architectures, C=8 N=2, 50 synthetic images per class: minutes on a CPU).
+    /// `demo` (12 architectures, C=8 N=2, 50 synthetic images per class: minutes on a CPU).
     #[arg(long, value_enum, default_value_t = Scale::Paper)]
     pub scale: Scale,
-    /// Architectures (default: sample:1000 at the paper's scale, sample:6 in the demo).
+    /// Architectures (default: sample:1000 at the paper's scale, sample:12 in the demo).
     #[arg(long)]
     pub archs: Option<String>,
     /// Seed of the sample, initialisation, shuffling and augmentation.

@@ -64,7 +64,7 @@ impl Settings {
         let demo = scale == Scale::Demo;
         Ok(Settings {
             scale,
-            archs: if demo { "sample:6" } else { "sample:1000" }.to_string(),
+            archs: if demo { "sample:12" } else { "sample:1000" }.to_string(),
             seed: 0,
             recipe: Recipe::Paper,
             synthetic_size: demo.then_some(50),
