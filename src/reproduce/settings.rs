@@ -96,6 +96,12 @@ impl Settings {
         }
     }
 
+    /// Whether `other` runs the same job: the same settings but for where the data is.
+    pub fn same_job(&self, other: &Settings) -> bool {
+        let located_nowhere = |s: &Settings| Settings { dataset: format!("{:?}", s.kind()), cache_dir: None, ..s.clone() };
+        located_nowhere(self) == located_nowhere(other)
+    }
+
     /// The settings saved in `dir`, if any.
     pub fn saved(dir: &Path) -> Result<Option<Settings>> {
         let path = dir.join(FILE);
@@ -110,6 +116,8 @@ impl Settings {
     pub fn save_or_check(&self, dir: &Path) -> Result<()> {
         match Settings::saved(dir)? {
             Some(saved) if saved == *self => Ok(()),
+            // The data moved (another folder, another cache): the same job, found elsewhere.
+            Some(saved) if saved.same_job(self) => crate::util::write_atomically(&dir.join(FILE), (serde_json::to_string_pretty(self)? + "\n").as_bytes()),
             Some(saved) => bail!(
                 "{} was started with other settings ({}); this run has {}: use another --out",
                 dir.join(FILE).display(),
@@ -136,4 +144,25 @@ fn kind_of(dataset: &str) -> Result<DatasetKind> {
         DatasetSpec::Folder(_) => DatasetKind::Folder,
         DatasetSpec::ImageNet16(_) => DatasetKind::ImageNet16,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moved_data_is_the_same_job_and_other_settings_are_refused() {
+        let dir = std::env::temp_dir().join(format!("fear-reproduce-settings-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let first = Settings::new(Scale::Paper, Some("cifar10:/data/a")).unwrap();
+        first.save_or_check(&dir).unwrap();
+        let moved = Settings { dataset: "cifar10:/elsewhere".into(), cache_dir: Some("/tmp/c".into()), ..first.clone() };
+        moved.save_or_check(&dir).unwrap();
+        assert_eq!(Settings::saved(&dir).unwrap(), Some(moved.clone()), "the new location is kept");
+        let other = Settings { seed: 1, ..moved.clone() };
+        assert!(other.save_or_check(&dir).unwrap_err().to_string().contains("other settings"));
+        let other_data = Settings::new(Scale::Paper, Some("cifar100:/elsewhere")).unwrap();
+        assert!(other_data.save_or_check(&dir).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
