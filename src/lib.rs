@@ -12,6 +12,7 @@ pub mod eval;
 pub mod features;
 pub mod net;
 pub mod rank;
+pub mod reproduce;
 pub mod space;
 pub mod threshold;
 pub mod train;

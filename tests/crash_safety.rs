@@ -2,7 +2,8 @@
 //! tiny architectures, kills them with SIGKILL at random moments (75 kills in all), resumes each
 //! time, and checks that every results file then parses, holds each architecture exactly once,
 //! and equals an uninterrupted run's lines (scores included: CPU runs are deterministic for a
-//! seed; only the timings differ).
+//! seed; only the timings differ). `fear reproduce`, a job of several such runs, is killed and
+//! resumed the same way, and must never change or repeat a finished line.
 //!
 //! Another resumable command is one more line in [`COMMANDS`]. The random moments come from a
 //! seed printed at the start; `FEAR_CRASH_SEED=N` replays a run.
@@ -121,4 +122,101 @@ fn killed_runs_resume_to_the_uninterrupted_result() {
         }
         eprintln!("crash_safety: {}: {kills} kills, {completions} resumed files equal to the uninterrupted run", case.name);
     }
+}
+
+/// `fear reproduce`'s tiny job: FEAR, the zero-cost proxies and two shortreg variants over
+/// [`ARCHS`] (one of them failing on purpose), C=4 N=2 on 4 synthetic images per class.
+fn reproduce(dir: &Path, out: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fear"));
+    cmd.args(["reproduce", "--scale", "demo", "--out", out, "--archs", ARCHS, "--synthetic-size", "4", "--channels", "4"])
+        .args(["--shortreg-grid", "1:8,2:8", "--proxies", "synflow,snip,params", "--proxy-batch", "16"])
+        .args(["--threshold", "0.001", "--max-stage1-epochs", "2", "--stage2-epochs", "1", "--device", "cpu", "--threads", "1"])
+        .arg("--cache-dir")
+        .arg(dir.join("cache"))
+        .current_dir(dir)
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .env_remove("SLURM_ARRAY_TASK_COUNT")
+        .env("FEAR_INJECT_FAILURE", "6111")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Every results file of a reproduction folder's `sub` folder (`results`, `shards/0-of-1`), by name.
+fn results_files(dir: &Path, sub: &str) -> Vec<(String, std::path::PathBuf)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join(sub)).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+    files.retain(|p: &std::path::PathBuf| p.extension().is_some_and(|e| e == "jsonl"));
+    files.sort();
+    files.into_iter().map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), p)).collect()
+}
+
+/// The complete lines of a results file (a torn last line, left by a kill, is not one).
+fn complete_lines(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text[..text.rfind('\n').map_or(0, |i| i + 1)].to_string()
+}
+
+/// `fear reproduce` killed at random moments and resumed: every finished line stays as it was
+/// (a resumed job only appends: nothing finished is redone), the joined results equal an
+/// uninterrupted job's, and table.md and the figures are written.
+#[test]
+fn killed_reproduction_resumes_without_redoing_finished_work() {
+    let seed: u64 = std::env::var("FEAR_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    });
+    eprintln!("crash_safety (reproduce): FEAR_CRASH_SEED={seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let dir = common::test_dir("crash_safety/reproduce");
+    let finish = |out: &str| {
+        let done = reproduce(&dir, out).output().unwrap();
+        assert!(done.status.success(), "reproduce failed: {}", String::from_utf8_lossy(&done.stderr));
+        String::from_utf8_lossy(&done.stderr).into_owned()
+    };
+    finish("warm-up");
+    let started = Instant::now();
+    finish("reference");
+    let whole_run = started.elapsed();
+    let reference = results_files(&dir.join("reference"), "results");
+    assert_eq!(reference.len(), 4, "fear, zero-cost and two shortreg variants: {reference:?}");
+
+    let (mut kills, mut completions) = (0, 0);
+    while kills < 12 {
+        // One job folder, killed at random moments and resumed until a run finishes on its own.
+        let out = format!("crashed-{completions}");
+        let shards = dir.join(&out).join("shards/0-of-1");
+        loop {
+            let before: Vec<(String, String)> = results_files(&dir.join(&out), "shards/0-of-1").into_iter().map(|(n, p)| (n, complete_lines(&p))).collect();
+            let mut child = reproduce(&dir, &out).spawn().unwrap();
+            std::thread::sleep(whole_run.mul_f64(rng.random_range(0.0..1.0)));
+            let finished = child.try_wait().unwrap().is_some();
+            if !finished {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                kills += 1;
+            }
+            for (name, old) in before {
+                let now = std::fs::read_to_string(shards.join(&name)).unwrap();
+                assert!(now.starts_with(&old), "{out}/{name}: finished lines changed by a resumed run (seed {seed})");
+            }
+            if finished {
+                break;
+            }
+        }
+        completions += 1;
+        let last = finish(&out);
+        assert!(last.contains("fear: done") && last.contains("shortreg-e2-b8: done"), "the finished job redid work:\n{last}");
+        // Each architecture once in every shard file: a redone one would be appended again.
+        for (_, shard) in results_files(&dir.join(&out), "shards/0-of-1") {
+            assert_eq!(lines_by_index(&shard).len(), LINES, "{}", shard.display());
+        }
+        let resumed = results_files(&dir.join(&out), "results");
+        assert_eq!(resumed.iter().map(|r| &r.0).collect::<Vec<_>>(), reference.iter().map(|r| &r.0).collect::<Vec<_>>());
+        for ((name, a), (_, b)) in resumed.iter().zip(&reference) {
+            assert_eq!(lines_by_index(a), lines_by_index(b), "{out}/{name} differs from the uninterrupted job (seed {seed})");
+        }
+        let table = std::fs::read_to_string(dir.join(&out).join("table.md")).unwrap();
+        assert!(table.contains("| 100 |") && !table.contains("Incomplete"), "{table}");
+        assert!(dir.join(&out).join("figures/bins-top100.svg").is_file());
+    }
+    eprintln!("crash_safety: reproduce: {kills} kills, {completions} resumed jobs equal to the uninterrupted one");
 }

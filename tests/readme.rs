@@ -18,6 +18,14 @@ fn the_readme_slurm_example_is_the_script_ci_submits() {
     assert!(ci.contains("scripts/rank-array.sbatch\""), "scripts/slurm-ci.sh must submit scripts/rank-array.sbatch");
 }
 
+/// The full reproduction's Slurm file is shown as it is.
+#[test]
+fn the_readme_shows_the_reproduction_slurm_file() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = std::fs::read_to_string(root.join("scripts/reproduce-array.sbatch")).unwrap();
+    assert!(readme().contains(&format!("```sh\n{script}```")), "README.md must show scripts/reproduce-array.sbatch verbatim");
+}
+
 /// Issue 15, difference 5: the authors' random search with shortreg trained at batch 1024 for 50 epochs.
 #[test]
 fn the_readme_random_search_with_shortreg_uses_the_papers_batch() {

@@ -12,6 +12,7 @@ pub mod merge;
 pub mod plan_stats;
 pub mod progress;
 pub mod rank;
+pub mod reproduce;
 pub mod search;
 pub mod shortreg;
 pub mod threshold;
@@ -46,6 +47,9 @@ pub enum Command {
     Search(search::SearchArgs),
     /// Score architectures by zero-cost proxies (synflow, snip, ...; JSON Lines out, resumable).
     ZeroCost(zero_cost::ZeroCostArgs),
+    /// The paper's experiment for one dataset (FEAR, the shortreg grid, the zero-cost proxies,
+    /// then Table 1 and the figures), resumable and shardable.
+    Reproduce(reproduce::ReproduceArgs),
     /// Train the HoG + MLP threshold learner on a dataset and suggest a stage-1 threshold.
     Threshold(threshold::ThresholdArgs),
 }
@@ -75,6 +79,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Search(args) => search::run(args),
         Command::ZeroCost(args) => zero_cost::run(args),
         Command::Threshold(args) => threshold::run(args),
+        Command::Reproduce(args) => reproduce::run(args),
     }
 }
 
