@@ -121,6 +121,9 @@ pub struct Graph {
     pub input: ValueId,
     pub logits: ValueId,
     pub loss: ValueId,
+    /// The values marked as features, in order: the stem's and every cell's output on
+    /// TinyNetwork (the cell features AZ-NAS scores; a cell that is the identity repeats a value).
+    pub features: Vec<ValueId>,
 }
 
 impl Graph {
@@ -164,6 +167,7 @@ pub struct GraphBuilder {
     input: ValueId,
     /// When false, `batch_norm` is the identity and registers nothing (synflow's network).
     batch_norm: bool,
+    features: Vec<ValueId>,
 }
 
 impl GraphBuilder {
@@ -176,6 +180,7 @@ impl GraphBuilder {
             states: Vec::new(),
             input: ValueId(0),
             batch_norm: true,
+            features: Vec::new(),
         }
     }
 
@@ -246,6 +251,11 @@ impl GraphBuilder {
         self.node(op, vec![x, gamma, beta], shape)
     }
 
+    /// Marks `x` as the next feature ([`Graph::features`]).
+    pub fn mark_feature(&mut self, x: ValueId) {
+        self.features.push(x);
+    }
+
     pub fn relu(&mut self, x: ValueId) -> ValueId {
         let shape = self.shape(x).to_vec();
         self.node(Op::Relu, vec![x], shape)
@@ -306,6 +316,7 @@ impl GraphBuilder {
             input: self.input,
             logits,
             loss,
+            features: self.features,
         }
     }
 }

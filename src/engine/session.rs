@@ -326,6 +326,22 @@ impl<T: Float, D: Device<T>> Session<T, D> {
         self.device.read(&self.mem, loc)
     }
 
+    /// After a train step of batch `n` planned with `cell_probes`: per graph feature, its
+    /// channel covariance `[c, c]`.
+    pub fn read_feature_cov(&self, n: usize) -> Result<Vec<Vec<T>>> {
+        let p = self.programs.get(&(n, true)).ok_or_else(|| anyhow!("no train step of batch {n} has run"))?;
+        p.feature_cov.iter().map(|&loc| self.device.read(&self.mem, loc)).collect()
+    }
+
+    /// After a train step of batch `n` planned with `cell_probes`: per cell j >= 1, its
+    /// cross-covariance geometry and values (matrix then identity flag), None for a cell that
+    /// is its input's value; empty when no backward pass was planned (the loss does not depend
+    /// on the input: a disconnected cell).
+    pub fn read_cell_cross(&self, n: usize) -> Result<Vec<Option<(crate::engine::cpu::CrossGeom, Vec<T>)>>> {
+        let p = self.programs.get(&(n, true)).ok_or_else(|| anyhow!("no train step of batch {n} has run"))?;
+        p.cell_cross.iter().map(|c| c.map(|(g, loc)| Ok((g, self.device.read(&self.mem, loc)?))).transpose()).collect()
+    }
+
     fn param_loc(&self, space: Space, name: &str) -> Result<Loc> {
         let spec = self.graph.param_by_name(name).ok_or_else(|| anyhow!("the network has no parameter named {name}"))?;
         Ok(Loc::new(space, spec.offset, spec.len()))

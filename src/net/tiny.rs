@@ -69,6 +69,7 @@ pub fn tiny_network_variant(arch: &Arch, cfg: &NetConfig, batch: usize, variant:
     let w = conv_weight(&mut b, "stem.0.weight", cfg.c, 3, 3);
     let x = b.conv(x, w, 1, 1);
     let mut x = b.batch_norm(x, "stem.1");
+    b.mark_feature(x);
     let mut channels = cfg.c;
     for i in 0..cfg.cells() {
         x = if cfg.is_reduction(i) {
@@ -77,6 +78,7 @@ pub fn tiny_network_variant(arch: &Arch, cfg: &NetConfig, batch: usize, variant:
         } else {
             normal_cell(&mut b, &format!("cells.{i}"), arch, x)
         };
+        b.mark_feature(x);
     }
     let x = b.batch_norm(x, "lastact.0");
     let x = b.relu(x);

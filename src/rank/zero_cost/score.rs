@@ -17,7 +17,8 @@ use crate::net::{tiny_network, tiny_network_variant, NetConfig, NetVariant};
 use crate::space::Arch;
 
 use super::synflow::{synflow_graph, synflow_with_params};
-use super::{fisher, jacob_cov, naswot, saliency, scored_weights, Proxy};
+use super::az_nas::{az_scores, kaiming_normal_params, standard_normal_batch, AzScores, AZ_BATCH};
+use super::{fisher, jacob_cov, naswot, saliency, scored_weights, zico, Proxy};
 
 /// The weights the proxies see.
 #[derive(Clone, Debug, PartialEq)]
@@ -107,6 +108,21 @@ pub fn score_arch<T: Float>(arch: &Arch, net: &NetConfig, proxies: &[Proxy], bat
         s.set_trainable(|_| false);
         push(Proxy::Naswot, naswot::naswot(&mut s, b.images, b.labels)?, t.elapsed().as_secs_f64());
     }
+    if proxies.iter().any(|p| p.is_az()) {
+        let t = Instant::now();
+        let az = az_scores_of::<T>(arch, net, weights, None)?;
+        let seconds = t.elapsed().as_secs_f64();
+        for (proxy, score) in [(Proxy::AzExpressivity, az.expressivity), (Proxy::AzProgressivity, az.progressivity), (Proxy::AzTrainability, az.trainability)] {
+            if wants(proxy) {
+                push(proxy, score, seconds);
+            }
+        }
+    }
+    if wants(Proxy::Zico) {
+        let b = data()?;
+        let t = Instant::now();
+        push(Proxy::Zico, zico_of(arch, net, b, weights)?, t.elapsed().as_secs_f64());
+    }
     if wants(Proxy::Params) || wants(Proxy::Flops) {
         let t = Instant::now();
         let graph = tiny_network(arch, net, 1);
@@ -120,6 +136,52 @@ pub fn score_arch<T: Float>(arch: &Arch, net: &NetConfig, proxies: &[Proxy], bat
     }
     out.sort_by_key(|s| proxies.iter().position(|p| *p == s.proxy));
     Ok(out)
+}
+
+/// AZ-NAS's scores of `arch` on `images` (a batch of [`AZ_BATCH`] standard-normal images drawn
+/// from the weights' seed when None). `Weights::Init(seed)` stands for AZ-NAS's own
+/// kaiming-normal initialisation from `seed`; the cotangent signs are drawn from the same seed
+/// (0 for named weights).
+pub fn az_scores_of<T: Float>(arch: &Arch, net: &NetConfig, weights: &Weights, images: Option<&[T]>) -> Result<AzScores> {
+    let seed = match weights {
+        Weights::Init(seed) => *seed,
+        Weights::Named(_) => 0,
+    };
+    let image_len = 3 * net.image_size * net.image_size;
+    let drawn: Vec<T>;
+    let images = match images {
+        Some(images) => images,
+        None => {
+            drawn = standard_normal_batch(AZ_BATCH * image_len, seed).into_iter().map(T::from_f64).collect();
+            &drawn
+        }
+    };
+    anyhow::ensure!(!images.is_empty() && images.len() % image_len == 0, "AZ-NAS: {} input values are not whole images of {image_len}", images.len());
+    let batch = images.len() / image_len;
+    let variant = NetVariant { batch_norm: true, head: Head::SumAll };
+    let named = match weights {
+        Weights::Init(seed) => Weights::Named(kaiming_normal_params(&tiny_network_variant(arch, net, 1, variant), *seed)),
+        named => named.clone(),
+    };
+    let opts = PlanOptions { input_grad: true, cell_probes: Some(seed), ..PlanOptions::default() };
+    let mut s = session::<T>(arch, net, variant, batch, opts, &named)?;
+    s.set_trainable(|_| false);
+    az_scores(&mut s, images)
+}
+
+/// ZiCo of `arch` over the two halves of the batch.
+fn zico_of<T: Float>(arch: &Arch, net: &NetConfig, b: &ProxyBatch<T>, weights: &Weights) -> Result<f64> {
+    let half = b.labels.len() / 2;
+    anyhow::ensure!(half >= 1, "zico needs a batch of at least 2 images (two halves)");
+    let image_len = b.images.len() / b.labels.len();
+    let mut s = weight_gradient_session::<T>(arch, net, half, PlanOptions::default(), weights)?;
+    let mut batches = Vec::new();
+    for part in 0..2 {
+        let images = &b.images[part * half * image_len..(part + 1) * half * image_len];
+        s.forward_backward(images, &b.labels[part * half..(part + 1) * half])?;
+        batches.push(saliency::layer_grads(&s)?);
+    }
+    Ok(zico::zico_score(&batches))
 }
 
 /// A session of the trained form of the network with only the scored weights trainable.
