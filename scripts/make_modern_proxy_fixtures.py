@@ -17,6 +17,11 @@ computed as the released code computes them (cvlab-yonsei/AZ-NAS NB201/ZeroShotP
   g_in = autograd.grad(f_out, f_in, g_out), -inf when g_in equals g_out. The cotangent g_out of
   feature j is fear's counter-hash random signs (SplitMix64 finaliser) from seed
   seed * 1000003 + j, so both sides use the same signs.
+- MeCo (HamsterMimi/MeCo correlation/NAS_Bench_201.py): a forward hook on every module of a
+  batch of one image (train mode); per output, the smallest real eigenvalue of
+  torch.corrcoef(out[0].reshape(C, -1)) with NaN set to 0; summed. The network hooked there is
+  foresight's NAS201Model, whose stem adds one more module around the stem's BN and whose stages
+  are nn.Sequential (the last cell of each counted once more): those two are added here.
 - ZiCo: gradients of the mean cross-entropy w.r.t. every conv / linear weight on each half of
   the batch (train-mode BN); per layer log(sum over nonzero-std weights of mean|g| / std(g)).
 Requires torch, safetensors, numpy.
@@ -96,6 +101,32 @@ def az_nas(net, x):
     return {"az_expressivity": float(e.sum()), "az_progressivity": float(np.min(e[1:] - e[:-1])), "az_trainability": float(np.mean(scores))}
 
 
+def meco(net, x):
+    net.train()
+    total = []
+
+    def score(out):
+        fea = out[0].detach().reshape(out.shape[1], -1)
+        corr = torch.corrcoef(fea)
+        corr[torch.isnan(corr)] = 0
+        corr[torch.isinf(corr)] = 0
+        return torch.min(torch.real(torch.linalg.eig(corr)[0])).item()
+
+    def hook(times):
+        return lambda _m, _i, out: total.append(times * score(out))
+
+    handles = [m.register_forward_hook(hook(1)) for m in net.modules()]
+    handles.append(net.stem[1].register_forward_hook(hook(1)))
+    n = (len(net.cells) - 2) // 3
+    for i in (n - 1, 2 * n, 3 * n + 1):
+        handles.append(net.cells[i].register_forward_hook(hook(1)))
+    with torch.no_grad():
+        net(x)
+    for h in handles:
+        h.remove()
+    return float(sum(total))
+
+
 def zico(net, x, y):
     net.train()
     half = x.shape[0] // 2
@@ -134,8 +165,11 @@ def main():
         scores = az_nas(net, az_x)
         net.load_state_dict(state, strict=False)
         scores["zico"] = zico(net, zx, zy)
+        net.load_state_dict(state, strict=False)
+        meco_x = torch.randn(1, 3, size, size, dtype=torch.float64)
+        scores["meco"] = meco(net, meco_x)
         tensors = {f"param/{k}": v.contiguous() for k, v in state.items()}
-        tensors.update({"az_input": az_x.contiguous(), "zico_input": zx.contiguous(), "zico_labels": zy.to(torch.int64)})
+        tensors.update({"az_input": az_x.contiguous(), "zico_input": zx.contiguous(), "zico_labels": zy.to(torch.int64), "meco_input": meco_x.contiguous()})
         meta = {"arch": arch, "C": str(C), "N": str(N), "classes": str(classes), "image_size": str(size),
                 "az_seed": str(AZ_SEED), "scores": json.dumps(scores), "torch": torch.__version__}
         path = os.path.join(a.out, f"{name}.safetensors")

@@ -23,6 +23,7 @@ struct Fixture {
     az_input: Vec<f64>,
     zico_input: Vec<f64>,
     zico_labels: Vec<u32>,
+    meco_input: Vec<f64>,
     /// PyTorch's -inf as f64::MIN, the lowest finite score fear reports.
     scores: HashMap<String, f64>,
 }
@@ -48,6 +49,7 @@ fn fixtures() -> Vec<Fixture> {
             az_input: tensor_f64(&st, "az_input").unwrap().1,
             zico_input: tensor_f64(&st, "zico_input").unwrap().1,
             zico_labels: tensor_f64(&st, "zico_labels").unwrap().1.iter().map(|l| *l as u32).collect(),
+            meco_input: tensor_f64(&st, "meco_input").unwrap().1,
             scores: raw.into_iter().map(|(k, v)| (k, v.unwrap_or(f64::MIN))).collect(),
             path,
         }
@@ -81,14 +83,25 @@ fn zico_matches_pytorch_autograd_in_float64() {
 }
 
 #[test]
+fn meco_matches_pytorch_forward_hooks_in_float64() {
+    let proxies = parse_proxies("meco").unwrap();
+    for f in fixtures() {
+        let batch = ProxyBatch { images: &f.meco_input, labels: &[0] };
+        let scores = score_arch::<f64>(&f.arch, &f.net, &proxies, Some(&batch), &Weights::Named(f.named.clone())).unwrap();
+        let (got, want) = (scores[0].score, f.scores["meco"]);
+        assert!(close(got, want, 1e-9), "{}: meco = {got}, PyTorch {want}", f.path.display());
+    }
+}
+
+#[test]
 fn az_nas_stands_for_its_four_scores_and_all_of_them_run_in_float32() {
     assert_eq!(parse_proxies("az_nas").unwrap(), vec![Proxy::Flops, Proxy::AzExpressivity, Proxy::AzProgressivity, Proxy::AzTrainability]);
     let f = &fixtures()[0];
-    let proxies = parse_proxies("az_nas,zico").unwrap();
+    let proxies = parse_proxies("az_nas,meco,zico").unwrap();
     let images: Vec<f32> = f.zico_input.iter().map(|v| *v as f32).collect();
     let batch = ProxyBatch { images: &images, labels: &f.zico_labels };
     let scores = score_arch::<f32>(&f.arch, &f.net, &proxies, Some(&batch), &Weights::Init(3)).unwrap();
-    assert_eq!(scores.len(), 5);
+    assert_eq!(scores.len(), 6);
     assert!(scores.iter().all(|s| s.score.is_finite() && s.seconds >= 0.0), "{scores:?}");
 }
 

@@ -27,7 +27,8 @@ use super::UsageError;
 #[command(mut_arg("dataset", |a| a.help(DATASET_HELP)))]
 pub struct ZeroCostArgs {
     /// Proxies: a comma list of synflow, synflow_bn, snip, grasp, fisher, grad_norm, jacob_cov,
-    /// naswot, params, flops; or `all`.
+    /// naswot, params, flops, az_nas (= az_expressivity, az_progressivity, az_trainability and
+    /// flops), meco, zico; or `all`.
     #[arg(long)]
     pub proxy: String,
     #[command(flatten)]

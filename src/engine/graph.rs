@@ -124,6 +124,10 @@ pub struct Graph {
     /// The values marked as features, in order: the stem's and every cell's output on
     /// TinyNetwork (the cell features AZ-NAS scores; a cell that is the identity repeats a value).
     pub features: Vec<ValueId>,
+    /// Values PyTorch forward hooks on every module would see, with how many modules output
+    /// each (a BN inside `nn.Sequential` inside an op counts three times): the outputs MeCo
+    /// scores, counted as on the network its authors hooked (see `zero_cost::meco`).
+    pub taps: Vec<(ValueId, usize)>,
 }
 
 impl Graph {
@@ -168,6 +172,7 @@ pub struct GraphBuilder {
     /// When false, `batch_norm` is the identity and registers nothing (synflow's network).
     batch_norm: bool,
     features: Vec<ValueId>,
+    taps: Vec<(ValueId, usize)>,
 }
 
 impl GraphBuilder {
@@ -181,6 +186,7 @@ impl GraphBuilder {
             input: ValueId(0),
             batch_norm: true,
             features: Vec::new(),
+            taps: Vec::new(),
         }
     }
 
@@ -256,6 +262,11 @@ impl GraphBuilder {
         self.features.push(x);
     }
 
+    /// Records that `modules` hooked modules output `x` ([`Graph::taps`]).
+    pub fn tap(&mut self, x: ValueId, modules: usize) {
+        self.taps.push((x, modules));
+    }
+
     pub fn relu(&mut self, x: ValueId) -> ValueId {
         let shape = self.shape(x).to_vec();
         self.node(Op::Relu, vec![x], shape)
@@ -317,6 +328,7 @@ impl GraphBuilder {
             logits,
             loss,
             features: self.features,
+            taps: self.taps,
         }
     }
 }

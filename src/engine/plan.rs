@@ -44,6 +44,9 @@ pub struct PlanOptions {
     /// cross-covariance with the signs is kept ([`Kernel::GradCrossCovariance`]). Read from
     /// [`Program::feature_cov`] and [`Program::cell_cross`].
     pub cell_probes: Option<u64>,
+    /// MeCo's probe: during forward, the channel covariance of the first sample of every tapped
+    /// value ([`Graph::taps`]; read from [`Program::tap_cov`]).
+    pub taps: bool,
 }
 
 impl Default for PlanOptions {
@@ -59,6 +62,7 @@ impl Default for PlanOptions {
             fisher: false,
             relu_codes: false,
             cell_probes: None,
+            taps: false,
         }
     }
 }
@@ -91,6 +95,9 @@ pub struct Program {
     /// cross-covariance matrix and identity flag, or None when the cell is the same value as its
     /// input (an identity cell).
     pub cell_cross: Vec<Option<(CrossGeom, Loc)>>,
+    /// With `taps`: per tap, the channel covariance `[c, c]` of its first sample and how many
+    /// modules output it.
+    pub tap_cov: Vec<(Loc, usize)>,
     /// Graph nodes with a recorded backward.
     pub backward_nodes: usize,
     /// Elements of activations kept alive from forward into backward.
@@ -113,6 +120,9 @@ pub fn plan(graph: &Graph, trainable: &[bool], opts: &PlanOptions) -> Program {
     if opts.cell_probes.is_some() {
         p.push_feature_covariances();
     }
+    if opts.taps {
+        p.push_tap_covariances();
+    }
     let n_forward = p.kernels.len();
     let mut backward_nodes = 0;
     if opts.train && p.requires_grad[graph.loss.0] {
@@ -130,7 +140,8 @@ pub fn plan(graph: &Graph, trainable: &[bool], opts: &PlanOptions) -> Program {
     // An input the loss does not depend on (a disconnected cell) has a zero gradient.
     let input_grad = (opts.input_grad && opts.train).then(|| p.grad(graph.input));
     let cross = p.cell_cross.iter().flatten().map(|c| c.1);
-    let probes = p.fisher.iter().map(|f| f.1).chain(p.code_gram).chain(p.feature_cov.iter().copied()).chain(cross);
+    let taps = p.tap_cov.iter().map(|t| t.0);
+    let probes = p.fisher.iter().map(|f| f.1).chain(p.code_gram).chain(p.feature_cov.iter().copied()).chain(cross).chain(taps);
     let pinned: Vec<Loc> = [Some(p.acts[graph.logits.0].unwrap()), input_grad].into_iter().flatten().chain(probes).collect();
     let mut kernels = std::mem::take(&mut p.kernels);
     let placed = place_buffers(&mut kernels, &p.vbufs, p.acts[graph.input.0].unwrap(), &pinned, n_forward);
@@ -158,6 +169,7 @@ pub fn plan(graph: &Graph, trainable: &[bool], opts: &PlanOptions) -> Program {
         code_gram: p.code_gram.map(|l| placed.resolve(l)),
         feature_cov: p.feature_cov.iter().map(|&l| placed.resolve(l)).collect(),
         cell_cross: p.cell_cross.iter().map(|c| c.map(|(g, l)| (g, placed.resolve(l)))).collect(),
+        tap_cov: p.tap_cov.iter().map(|&(l, k)| (placed.resolve(l), k)).collect(),
         backward_nodes,
         saved_elems: placed.saved_elems,
     }
@@ -208,6 +220,7 @@ struct Planner<'g> {
     code_gram: Option<Loc>,
     feature_cov: Vec<Loc>,
     cell_cross: Vec<Option<(CrossGeom, Loc)>>,
+    tap_cov: Vec<(Loc, usize)>,
 }
 
 impl<'g> Planner<'g> {
@@ -239,6 +252,7 @@ impl<'g> Planner<'g> {
             code_gram: None,
             feature_cov: Vec::new(),
             cell_cross: Vec::new(),
+            tap_cov: Vec::new(),
         };
         let input_len = graph.values[graph.input.0].len();
         planner.acts[graph.input.0] = Some(planner.vbuf(input_len, BufKind::Activation));
@@ -461,6 +475,30 @@ impl<'g> Planner<'g> {
             let out = self.vbuf(c * c, BufKind::Activation);
             self.kernels.push(Kernel::FeatureCovariance { n, c, hw, x: self.act(v), out });
             self.feature_cov.push(out);
+        }
+    }
+
+    /// The channel covariance of the first sample of every tapped value with channels and
+    /// positions (a value seen by several taps is computed once, its module counts summed).
+    fn push_tap_covariances(&mut self) {
+        let mut seen: Vec<(super::graph::ValueId, usize)> = Vec::new();
+        for &(v, k) in &self.graph.taps {
+            match seen.iter_mut().find(|s| s.0 == v) {
+                Some(s) => s.1 += k,
+                None => seen.push((v, k)),
+            }
+        }
+        for (v, k) in seen {
+            let s = self.shape(v);
+            if s.len() < 3 {
+                continue;
+            }
+            let (c, hw) = (s[1], s[2..].iter().product::<usize>());
+            let mut x = self.act(v);
+            x.len = c * hw; // the first sample: a prefix of the buffer
+            let out = self.vbuf(c * c, BufKind::Activation);
+            self.kernels.push(Kernel::FeatureCovariance { n: 1, c, hw, x, out });
+            self.tap_cov.push((out, k));
         }
     }
 

@@ -342,6 +342,13 @@ impl<T: Float, D: Device<T>> Session<T, D> {
         p.cell_cross.iter().map(|c| c.map(|(g, loc)| Ok((g, self.device.read(&self.mem, loc)?))).transpose()).collect()
     }
 
+    /// After a train step of batch `n` planned with `taps`: per tapped value, the channel
+    /// covariance of its first sample and how many modules output it.
+    pub fn read_tap_cov(&self, n: usize) -> Result<Vec<(Vec<T>, usize)>> {
+        let p = self.programs.get(&(n, true)).ok_or_else(|| anyhow!("no train step of batch {n} has run"))?;
+        p.tap_cov.iter().map(|&(loc, k)| Ok((self.device.read(&self.mem, loc)?, k))).collect()
+    }
+
     fn param_loc(&self, space: Space, name: &str) -> Result<Loc> {
         let spec = self.graph.param_by_name(name).ok_or_else(|| anyhow!("the network has no parameter named {name}"))?;
         Ok(Loc::new(space, spec.offset, spec.len()))

@@ -11,6 +11,7 @@
 //! - [`linalg`]: the symmetric eigenvalues and log-determinant these need.
 //! - [`az_nas`]: AZ-NAS's expressivity, progressivity and trainability (its fourth score is
 //!   `flops`; `az_nas` itself, their rank aggregate, is a population score `fear evaluate` makes).
+//! - [`meco`]: MeCo's smallest eigenvalues of the channel correlations of every module output.
 //! - [`zico`]: ZiCo's inverse coefficient of variation of the weight gradients over two batches.
 //! - `params` and `flops`: the network's parameter count and FLOPs per image (as `fear arch`).
 //! - [`score`]: one architecture by a set of proxies, with the time each took.
@@ -24,6 +25,7 @@ pub mod az_nas;
 pub mod fisher;
 pub mod jacob_cov;
 pub mod linalg;
+pub mod meco;
 pub mod naswot;
 pub mod saliency;
 pub mod score;
@@ -52,12 +54,13 @@ pub enum Proxy {
     AzExpressivity,
     AzProgressivity,
     AzTrainability,
+    Meco,
     Zico,
 }
 
 impl Proxy {
     /// Every proxy, in the order results files list them.
-    pub const ALL: [Proxy; 14] = [
+    pub const ALL: [Proxy; 15] = [
         Proxy::Synflow,
         Proxy::SynflowBn,
         Proxy::Snip,
@@ -71,6 +74,7 @@ impl Proxy {
         Proxy::AzExpressivity,
         Proxy::AzProgressivity,
         Proxy::AzTrainability,
+        Proxy::Meco,
         Proxy::Zico,
     ];
 
@@ -92,6 +96,7 @@ impl Proxy {
             Proxy::AzExpressivity => "az_expressivity",
             Proxy::AzProgressivity => "az_progressivity",
             Proxy::AzTrainability => "az_trainability",
+            Proxy::Meco => "meco",
             Proxy::Zico => "zico",
         }
     }

@@ -18,7 +18,7 @@ use crate::space::Arch;
 
 use super::synflow::{synflow_graph, synflow_with_params};
 use super::az_nas::{az_scores, kaiming_normal_params, standard_normal_batch, AzScores, AZ_BATCH};
-use super::{fisher, jacob_cov, naswot, saliency, scored_weights, zico, Proxy};
+use super::{fisher, jacob_cov, meco, naswot, saliency, scored_weights, zico, Proxy};
 
 /// The weights the proxies see.
 #[derive(Clone, Debug, PartialEq)]
@@ -117,6 +117,15 @@ pub fn score_arch<T: Float>(arch: &Arch, net: &NetConfig, proxies: &[Proxy], bat
                 push(proxy, score, seconds);
             }
         }
+    }
+    if wants(Proxy::Meco) {
+        let b = data()?;
+        let t = Instant::now();
+        let opts = PlanOptions { taps: true, ..PlanOptions::default() };
+        let mut s = session::<T>(arch, net, NetVariant::default(), 1, opts, weights)?;
+        s.set_trainable(|_| false);
+        let image = &b.images[..b.images.len() / b.labels.len()];
+        push(Proxy::Meco, meco::meco(&mut s, image)?, t.elapsed().as_secs_f64());
     }
     if wants(Proxy::Zico) {
         let b = data()?;
