@@ -22,6 +22,9 @@ computed as the released code computes them (cvlab-yonsei/AZ-NAS NB201/ZeroShotP
   torch.corrcoef(out[0].reshape(C, -1)) with NaN set to 0; summed. The network hooked there is
   foresight's NAS201Model, whose stem adds one more module around the stem's BN and whose stages
   are nn.Sequential (the last cell of each counted once more): those two are added here.
+- SWAP (pym1024/SWAP src/metrics/swap.py): train-mode forward of the ZiCo batch; the outputs of
+  every nn.ReLU with a 4-D input, flattened per sample and concatenated, their signs; the number
+  of distinct rows of the transposed matrix (one row per unit), at the given weights.
 - ZiCo: gradients of the mean cross-entropy w.r.t. every conv / linear weight on each half of
   the batch (train-mode BN); per layer log(sum over nonzero-std weights of mean|g| / std(g)).
 Requires torch, safetensors, numpy.
@@ -127,6 +130,19 @@ def meco(net, x):
     return float(sum(total))
 
 
+def swap(net, x):
+    net.train()
+    feats = []
+    handles = [m.register_forward_hook(lambda _m, i, o: feats.append(o.detach()) if i[0].dim() == 4 else None)
+               for m in net.modules() if isinstance(m, nn.ReLU)]
+    with torch.no_grad():
+        net(x)
+    for h in handles:
+        h.remove()
+    acts = torch.sign(torch.cat([f.reshape(x.shape[0], -1) for f in feats], 1))
+    return float(torch.unique(acts.T, dim=0).shape[0])
+
+
 def zico(net, x, y):
     net.train()
     half = x.shape[0] // 2
@@ -168,6 +184,8 @@ def main():
         net.load_state_dict(state, strict=False)
         meco_x = torch.randn(1, 3, size, size, dtype=torch.float64)
         scores["meco"] = meco(net, meco_x)
+        net.load_state_dict(state, strict=False)
+        scores["swap"] = swap(net, zx)
         tensors = {f"param/{k}": v.contiguous() for k, v in state.items()}
         tensors.update({"az_input": az_x.contiguous(), "zico_input": zx.contiguous(), "zico_labels": zy.to(torch.int64), "meco_input": meco_x.contiguous()})
         meta = {"arch": arch, "C": str(C), "N": str(N), "classes": str(classes), "image_size": str(size),

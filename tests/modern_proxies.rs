@@ -94,14 +94,30 @@ fn meco_matches_pytorch_forward_hooks_in_float64() {
 }
 
 #[test]
+fn swap_matches_pytorch_forward_hooks() {
+    let proxies = parse_proxies("swap").unwrap();
+    for f in fixtures() {
+        let batch = ProxyBatch { images: &f.zico_input, labels: &f.zico_labels };
+        let scores = score_arch::<f64>(&f.arch, &f.net, &proxies, Some(&batch), &Weights::Named(f.named.clone())).unwrap();
+        assert_eq!(scores[0].score, f.scores["swap"], "{}", f.path.display());
+    }
+    assert_eq!(fear::rank::zero_cost::swap::distinct_patterns(&[vec![1.0, 3.0, 1.0], vec![0.0, 3.0]]), 3);
+    // Samples are bits: unit 0 is positive in samples 0 and 2, unit 1 in none, unit 2 in sample 1.
+    let x = [1.0f32, -1.0, 0.0, 0.0, 0.0, 2.0, 3.0, -2.0, 0.0];
+    let mut out = [9.0f32; 3];
+    fear::engine::cpu::activation_patterns(3, 3, &x, &mut out);
+    assert_eq!(out, [5.0, 0.0, 2.0]);
+}
+
+#[test]
 fn az_nas_stands_for_its_four_scores_and_all_of_them_run_in_float32() {
     assert_eq!(parse_proxies("az_nas").unwrap(), vec![Proxy::Flops, Proxy::AzExpressivity, Proxy::AzProgressivity, Proxy::AzTrainability]);
     let f = &fixtures()[0];
-    let proxies = parse_proxies("az_nas,meco,zico").unwrap();
+    let proxies = parse_proxies("az_nas,meco,zico,swap").unwrap();
     let images: Vec<f32> = f.zico_input.iter().map(|v| *v as f32).collect();
     let batch = ProxyBatch { images: &images, labels: &f.zico_labels };
     let scores = score_arch::<f32>(&f.arch, &f.net, &proxies, Some(&batch), &Weights::Init(3)).unwrap();
-    assert_eq!(scores.len(), 6);
+    assert_eq!(scores.len(), 7);
     assert!(scores.iter().all(|s| s.score.is_finite() && s.seconds >= 0.0), "{scores:?}");
 }
 

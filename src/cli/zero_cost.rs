@@ -28,7 +28,7 @@ use super::UsageError;
 pub struct ZeroCostArgs {
     /// Proxies: a comma list of synflow, synflow_bn, snip, grasp, fisher, grad_norm, jacob_cov,
     /// naswot, params, flops, az_nas (= az_expressivity, az_progressivity, az_trainability and
-    /// flops), meco, zico; or `all`.
+    /// flops), meco, zico, swap; or `all`.
     #[arg(long)]
     pub proxy: String,
     #[command(flatten)]

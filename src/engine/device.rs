@@ -258,5 +258,6 @@ fn run_on_cpu<T: Float>(mem: &mut CpuMemory<T>, kernel: &Kernel) {
         FeatureCovariance { n, c, hw, x, out } => cpu::feature_covariance(n, c, hw, r(x), w(out)),
         RandomSigns { seed, y } => cpu::random_signs(seed, w(y)),
         GradCrossCovariance { g, g_in, g_out, out } => cpu::grad_cross_covariance(&g, r(g_in), r(g_out), w(out)),
+        ActivationPatterns { n, d, x, out } => cpu::activation_patterns(n, d, r(x), w(out)),
     }
 }

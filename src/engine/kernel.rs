@@ -103,6 +103,9 @@ pub enum Kernel {
     /// out = the cross-covariance of a cell's input gradient with its output cotangent, then an
     /// identity flag (AZ-NAS trainability; see `cpu::grad_cross_covariance`).
     GradCrossCovariance { g: CrossGeom, g_in: Loc, g_out: Loc, out: Loc },
+    /// out [d] = each unit's pattern of `x > 0` over the n samples as an integer (SWAP; x: [n, d],
+    /// a ReLU's input).
+    ActivationPatterns { n: usize, d: usize, x: Loc, out: Loc },
 }
 
 impl Kernel {
@@ -140,6 +143,7 @@ impl Kernel {
             Kernel::FeatureCovariance { .. } => "feature_covariance",
             Kernel::RandomSigns { .. } => "random_signs",
             Kernel::GradCrossCovariance { .. } => "grad_cross_covariance",
+            Kernel::ActivationPatterns { .. } => "activation_patterns",
         }
     }
 
@@ -192,6 +196,7 @@ impl Kernel {
             FeatureCovariance { x, out, .. } => v.extend([x, out]),
             RandomSigns { y, .. } => v.push(y),
             GradCrossCovariance { g_in, g_out, out, .. } => v.extend([g_in, g_out, out]),
+            ActivationPatterns { x, out, .. } => v.extend([x, out]),
         }
         v
     }

@@ -47,6 +47,9 @@ pub struct PlanOptions {
     /// MeCo's probe: during forward, the channel covariance of the first sample of every tapped
     /// value ([`Graph::taps`]; read from [`Program::tap_cov`]).
     pub taps: bool,
+    /// SWAP's probe: during forward, every ReLU input's sample-wise activation patterns
+    /// ([`Kernel::ActivationPatterns`]; read from [`Program::relu_patterns`]).
+    pub relu_patterns: bool,
 }
 
 impl Default for PlanOptions {
@@ -63,6 +66,7 @@ impl Default for PlanOptions {
             relu_codes: false,
             cell_probes: None,
             taps: false,
+            relu_patterns: false,
         }
     }
 }
@@ -98,6 +102,8 @@ pub struct Program {
     /// With `taps`: per tap, the channel covariance `[c, c]` of its first sample and how many
     /// modules output it.
     pub tap_cov: Vec<(Loc, usize)>,
+    /// With `relu_patterns`: per ReLU, its units' activation patterns `[d]`.
+    pub relu_patterns: Vec<Loc>,
     /// Graph nodes with a recorded backward.
     pub backward_nodes: usize,
     /// Elements of activations kept alive from forward into backward.
@@ -141,7 +147,8 @@ pub fn plan(graph: &Graph, trainable: &[bool], opts: &PlanOptions) -> Program {
     let input_grad = (opts.input_grad && opts.train).then(|| p.grad(graph.input));
     let cross = p.cell_cross.iter().flatten().map(|c| c.1);
     let taps = p.tap_cov.iter().map(|t| t.0);
-    let probes = p.fisher.iter().map(|f| f.1).chain(p.code_gram).chain(p.feature_cov.iter().copied()).chain(cross).chain(taps);
+    let patterns = p.relu_patterns.iter().copied();
+    let probes = p.fisher.iter().map(|f| f.1).chain(p.code_gram).chain(p.feature_cov.iter().copied()).chain(cross).chain(taps).chain(patterns);
     let pinned: Vec<Loc> = [Some(p.acts[graph.logits.0].unwrap()), input_grad].into_iter().flatten().chain(probes).collect();
     let mut kernels = std::mem::take(&mut p.kernels);
     let placed = place_buffers(&mut kernels, &p.vbufs, p.acts[graph.input.0].unwrap(), &pinned, n_forward);
@@ -170,6 +177,7 @@ pub fn plan(graph: &Graph, trainable: &[bool], opts: &PlanOptions) -> Program {
         feature_cov: p.feature_cov.iter().map(|&l| placed.resolve(l)).collect(),
         cell_cross: p.cell_cross.iter().map(|c| c.map(|(g, l)| (g, placed.resolve(l)))).collect(),
         tap_cov: p.tap_cov.iter().map(|&(l, k)| (placed.resolve(l), k)).collect(),
+        relu_patterns: p.relu_patterns.iter().map(|&l| placed.resolve(l)).collect(),
         backward_nodes,
         saved_elems: placed.saved_elems,
     }
@@ -221,6 +229,7 @@ struct Planner<'g> {
     feature_cov: Vec<Loc>,
     cell_cross: Vec<Option<(CrossGeom, Loc)>>,
     tap_cov: Vec<(Loc, usize)>,
+    relu_patterns: Vec<Loc>,
 }
 
 impl<'g> Planner<'g> {
@@ -253,6 +262,7 @@ impl<'g> Planner<'g> {
             feature_cov: Vec::new(),
             cell_cross: Vec::new(),
             tap_cov: Vec::new(),
+            relu_patterns: Vec::new(),
         };
         let input_len = graph.values[graph.input.0].len();
         planner.acts[graph.input.0] = Some(planner.vbuf(input_len, BufKind::Activation));
@@ -326,6 +336,13 @@ impl<'g> Planner<'g> {
                     let s = self.shape(ins[0]);
                     let (n, d) = (s[0], s[1..].iter().product());
                     self.kernels.push(Kernel::BinaryCodeGram { n, d, x: self.act(ins[0]), k });
+                }
+                if self.opts.relu_patterns {
+                    let s = self.shape(ins[0]);
+                    let (n, d) = (s[0], s[1..].iter().product());
+                    let out = self.vbuf(d, BufKind::Activation);
+                    self.kernels.push(Kernel::ActivationPatterns { n, d, x: self.act(ins[0]), out });
+                    self.relu_patterns.push(out);
                 }
                 Kernel::Relu { x: self.act(ins[0]), y }
             }

@@ -349,6 +349,13 @@ impl<T: Float, D: Device<T>> Session<T, D> {
         p.tap_cov.iter().map(|&(loc, k)| Ok((self.device.read(&self.mem, loc)?, k))).collect()
     }
 
+    /// After a train step of batch `n` planned with `relu_patterns`: per ReLU, its units'
+    /// sample-wise activation patterns.
+    pub fn read_relu_patterns(&self, n: usize) -> Result<Vec<Vec<T>>> {
+        let p = self.programs.get(&(n, true)).ok_or_else(|| anyhow!("no train step of batch {n} has run"))?;
+        p.relu_patterns.iter().map(|&loc| self.device.read(&self.mem, loc)).collect()
+    }
+
     fn param_loc(&self, space: Space, name: &str) -> Result<Loc> {
         let spec = self.graph.param_by_name(name).ok_or_else(|| anyhow!("the network has no parameter named {name}"))?;
         Ok(Loc::new(space, spec.offset, spec.len()))

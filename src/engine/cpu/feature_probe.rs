@@ -106,3 +106,16 @@ pub fn random_sign(seed: u64, i: usize) -> f64 {
 pub fn random_signs<T: Float>(seed: u64, y: &mut [T]) {
     y.par_iter_mut().enumerate().for_each(|(i, v)| *v = T::from_f64(random_sign(seed, i)));
 }
+
+/// out[u] = sum over samples s < n of 2^s * (x[s, u] > 0), x being `[n, d]` (a ReLU's input):
+/// each unit's sample-wise activation pattern as an integer (SWAP; overwrites). At most 24
+/// samples, so every pattern is exact in float32.
+pub fn activation_patterns<T: Float>(n: usize, d: usize, x: &[T], out: &mut [T]) {
+    assert!(n <= 24, "activation_patterns: at most 24 samples, not {n}");
+    assert_eq!(x.len(), n * d, "activation_patterns: x length");
+    assert_eq!(out.len(), d, "activation_patterns: out length");
+    out.par_iter_mut().enumerate().for_each(|(u, o)| {
+        let code: u32 = (0..n).filter(|&s| x[s * d + u] > T::zero()).map(|s| 1 << s).sum();
+        *o = T::from_f64(code as f64);
+    });
+}

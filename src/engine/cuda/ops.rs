@@ -163,8 +163,8 @@ pub fn launch_kernel(b: &dyn Backend, mem: &GpuMemory, kernel: &Kernel) -> Resul
             per_item(b, "fear_channel_fisher", c, PROBE_THREADS, &[p(x)?, p(dy)?, p(out)?, len(n)?, len(c)?, len(hw)?])
         }
         BinaryCodeGram { n, d, x, k } => elementwise(b, "fear_binary_code_gram", n * n, &[p(x)?, p(k)?, len(n)?, len(d)?]),
-        FeatureCovariance { .. } | RandomSigns { .. } | GradCrossCovariance { .. } => {
-            anyhow::bail!("{} has no CUDA kernel yet (AZ-NAS runs on the CPU)", kernel.name())
+        FeatureCovariance { .. } | RandomSigns { .. } | GradCrossCovariance { .. } | ActivationPatterns { .. } => {
+            anyhow::bail!("{} has no CUDA kernel yet (AZ-NAS, MeCo and SWAP run on the CPU)", kernel.name())
         }
     }
 }

@@ -116,11 +116,17 @@ pub fn largest_singular_value(m: &[f64], rows: usize, cols: usize) -> f64 {
 /// N(0, 2 / fan_in) (kaiming normal, fan in, ReLU gain), their biases 0, BN weights 1 and
 /// biases 0.
 pub fn kaiming_normal_params(graph: &Graph, seed: u64) -> Vec<(String, Vec<f64>)> {
+    normal_params(graph, seed, |fan_in| (2.0 / fan_in as f64).sqrt())
+}
+
+/// Every parameter of `graph` by name: conv and linear weights N(0, std(fan_in)^2), their biases
+/// 0, BN weights 1 and biases 0.
+pub fn normal_params(graph: &Graph, seed: u64, std: impl Fn(usize) -> f64) -> Vec<(String, Vec<f64>)> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let scored = scored_weights(graph);
     graph.params.iter().zip(&scored).map(|(spec, &weight)| {
         let values = if weight {
-            let std = (2.0 / spec.shape[1..].iter().product::<usize>() as f64).sqrt();
+            let std = std(spec.shape[1..].iter().product::<usize>());
             (0..spec.len()).map(|_| std * standard_normal(&mut rng)).collect()
         } else {
             vec![if spec.init == Init::Ones { 1.0 } else { 0.0 }; spec.len()]

@@ -12,6 +12,7 @@
 //! - [`az_nas`]: AZ-NAS's expressivity, progressivity and trainability (its fourth score is
 //!   `flops`; `az_nas` itself, their rank aggregate, is a population score `fear evaluate` makes).
 //! - [`meco`]: MeCo's smallest eigenvalues of the channel correlations of every module output.
+//! - [`swap`]: SWAP's count of distinct sample-wise ReLU activation patterns.
 //! - [`zico`]: ZiCo's inverse coefficient of variation of the weight gradients over two batches.
 //! - `params` and `flops`: the network's parameter count and FLOPs per image (as `fear arch`).
 //! - [`score`]: one architecture by a set of proxies, with the time each took.
@@ -28,6 +29,7 @@ pub mod linalg;
 pub mod meco;
 pub mod naswot;
 pub mod saliency;
+pub mod swap;
 pub mod score;
 pub mod synflow;
 pub mod trained;
@@ -56,11 +58,12 @@ pub enum Proxy {
     AzTrainability,
     Meco,
     Zico,
+    Swap,
 }
 
 impl Proxy {
     /// Every proxy, in the order results files list them.
-    pub const ALL: [Proxy; 15] = [
+    pub const ALL: [Proxy; 16] = [
         Proxy::Synflow,
         Proxy::SynflowBn,
         Proxy::Snip,
@@ -76,6 +79,7 @@ impl Proxy {
         Proxy::AzTrainability,
         Proxy::Meco,
         Proxy::Zico,
+        Proxy::Swap,
     ];
 
     /// AZ-NAS's four scores, which `az_nas` in a proxy list stands for.
@@ -98,6 +102,7 @@ impl Proxy {
             Proxy::AzTrainability => "az_trainability",
             Proxy::Meco => "meco",
             Proxy::Zico => "zico",
+            Proxy::Swap => "swap",
         }
     }
 

@@ -18,6 +18,8 @@ use crate::space::Arch;
 
 use super::synflow::{synflow_graph, synflow_with_params};
 use super::az_nas::{az_scores, kaiming_normal_params, standard_normal_batch, AzScores, AZ_BATCH};
+use super::az_nas::normal_params;
+use super::swap::{swap_patterns, SWAP_REPEATS, SWAP_SAMPLES};
 use super::{fisher, jacob_cov, meco, naswot, saliency, scored_weights, zico, Proxy};
 
 /// The weights the proxies see.
@@ -127,6 +129,11 @@ pub fn score_arch<T: Float>(arch: &Arch, net: &NetConfig, proxies: &[Proxy], bat
         let image = &b.images[..b.images.len() / b.labels.len()];
         push(Proxy::Meco, meco::meco(&mut s, image)?, t.elapsed().as_secs_f64());
     }
+    if wants(Proxy::Swap) {
+        let b = data()?;
+        let t = Instant::now();
+        push(Proxy::Swap, swap_of(arch, net, b, weights)?, t.elapsed().as_secs_f64());
+    }
     if wants(Proxy::Zico) {
         let b = data()?;
         let t = Instant::now();
@@ -176,6 +183,35 @@ pub fn az_scores_of<T: Float>(arch: &Arch, net: &NetConfig, weights: &Weights, i
     let mut s = session::<T>(arch, net, variant, batch, opts, &named)?;
     s.set_trainable(|_| false);
     az_scores(&mut s, images)
+}
+
+/// SWAP of `arch` on the first [`SWAP_SAMPLES`] images of the batch (all of them when fewer):
+/// the mean over [`SWAP_REPEATS`] N(0, 1) initialisations drawn from the seed of
+/// `Weights::Init`, or the count at the given weights.
+fn swap_of<T: Float>(arch: &Arch, net: &NetConfig, b: &ProxyBatch<T>, weights: &Weights) -> Result<f64> {
+    let n = b.labels.len().min(SWAP_SAMPLES);
+    let images = &b.images[..n * (b.images.len() / b.labels.len())];
+    let opts = PlanOptions { relu_patterns: true, ..PlanOptions::default() };
+    let draws: Vec<Weights> = match weights {
+        Weights::Init(seed) => {
+            let graph = tiny_network(arch, net, 1);
+            (0..SWAP_REPEATS as u64).map(|r| Weights::Named(normal_params(&graph, seed.wrapping_mul(SWAP_REPEATS as u64).wrapping_add(r), |_| 1.0))).collect()
+        }
+        named => vec![named.clone()],
+    };
+    let mut s = session::<T>(arch, net, NetVariant::default(), n, opts, &draws[0])?;
+    s.set_trainable(|_| false);
+    let mut total = 0.0;
+    for (i, w) in draws.iter().enumerate() {
+        if i > 0 {
+            let Weights::Named(named) = w else { unreachable!("draws after the first are named") };
+            for (name, values) in named {
+                s.write_named(name, &values.iter().map(|x| T::from_f64(*x)).collect::<Vec<T>>())?;
+            }
+        }
+        total += swap_patterns(&mut s, images)? as f64;
+    }
+    Ok(total / draws.len() as f64)
 }
 
 /// ZiCo of `arch` over the two halves of the batch.
