@@ -11,6 +11,7 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::eval::ensemble::{az_nas_methods, ensemble, fear_epochs_method, parse_ensemble, EnsembleSpec};
 use crate::eval::plots::write_plots;
 use crate::eval::{column_for_dataset, disambiguate, evaluate, methods_from_lines, vote, GroundTruth, MethodReport, BIN_PERCENTS};
 
@@ -35,6 +36,12 @@ pub struct EvaluateArgs {
     /// Write the figures (SVG) into this folder.
     #[arg(long)]
     pub plots: Option<PathBuf>,
+    /// A rank ensemble NAME=RULE:METHOD,METHOD,... of methods present (proxies, fear,
+    /// fear-epochs, shortreg-eE-bB, az_nas, or an earlier ensemble); RULE is logrank (AZ-NAS's
+    /// sum of log normalised ranks), meanrank or vote (Copeland count of the pairwise majority).
+    /// Repeatable.
+    #[arg(long, value_parser = parse_ensemble)]
+    pub ensemble: Vec<EnsembleSpec>,
 }
 
 /// The `--json` output.
@@ -58,9 +65,21 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
         }
         let lines: Vec<Value> = read_results(path)?.into_iter().map(|l| l.value).collect();
         warn_on_other_dataset(&path.display().to_string(), &lines, column);
-        methods.extend(methods_from_lines(&path.display().to_string(), &lines)?);
+        let file_methods = methods_from_lines(&path.display().to_string(), &lines)?;
+        // Files of `fear rank` carry the per-epoch stage-1 accuracies fear-epochs is made from.
+        let fear = file_methods.iter().any(|m| m.kind == crate::eval::Kind::Fear) && lines.iter().any(|l| l.get("stage1_acc").is_some());
+        methods.extend(file_methods);
+        if fear {
+            methods.push(fear_epochs_method(&path.display().to_string(), &lines));
+        }
     }
+    let az = az_nas_methods(&methods);
+    methods.extend(az);
     disambiguate(&mut methods);
+    for spec in &args.ensemble {
+        let made = ensemble(spec, &methods).map_err(|e| UsageError(format!("--ensemble {}: {e}", spec.name)))?;
+        methods.push(made);
+    }
     let mut reports = methods.iter().map(|m| evaluate(m, &truth)).collect::<Result<Vec<_>>>()?;
     reports.extend(vote(&methods, &truth)?);
     let text = if args.json {

@@ -28,6 +28,10 @@ pub enum Kind {
     Score,
     /// The majority vote of three proxies.
     Vote,
+    /// A rank ensemble of other methods (`--ensemble`).
+    Ensemble,
+    /// FEAR's epochs to the threshold (from a FEAR file's stage-1 accuracies).
+    FearEpochs,
 }
 
 /// One architecture's line, as a method saw it.

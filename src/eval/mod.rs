@@ -6,6 +6,7 @@
 //! rank ties equally, as scipy does. Architectures without a score (status not ok) rank last.
 
 pub mod bins;
+pub mod ensemble;
 pub mod ground_truth;
 pub mod methods;
 pub mod metrics;

@@ -1,0 +1,67 @@
+//! End to end on tiny runs: `fear rank` and `fear zero-cost` (AZ-NAS, MeCo, ZiCo, SWAP) on the
+//! same architectures, then `fear evaluate` making `az_nas`, `fear-epochs` and rank ensembles
+//! of them.
+
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::Value;
+
+mod common;
+use common::{fear_env, test_dir, tiny_run_args};
+
+const ARCHS: &str = "1,123,6111,9930";
+
+fn fear(dir: &Path, args: &[&str]) -> Output {
+    fear_env(dir, args, &[])
+}
+
+fn ok(out: &Output, what: &str) {
+    assert!(out.status.success(), "{what} failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn with_tiny(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).chain(tiny_run_args()).collect()
+}
+
+fn run(dir: &Path, args: Vec<String>) -> Output {
+    fear(dir, &args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+#[test]
+fn evaluate_makes_az_nas_fear_epochs_and_ensembles() {
+    let dir = test_dir("ensembles");
+    ok(&run(&dir, with_tiny(&["rank", "--archs", ARCHS, "--out", "r.jsonl", "--seed", "0", "--threshold", "0.15", "--stage2-epochs", "1"])), "rank");
+    ok(&run(&dir, with_tiny(&["zero-cost", "--proxy", "az_nas,meco,zico,swap,synflow", "--archs", ARCHS, "--out", "z.jsonl", "--batch", "16"])), "zero-cost");
+    let z: Vec<Value> = std::fs::read_to_string(dir.join("z.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for l in &z {
+        for p in ["az_expressivity", "az_progressivity", "az_trainability", "flops", "meco", "zico", "swap"] {
+            assert!(l[p].as_f64().is_some_and(f64::is_finite) && l[format!("{p}_time_s")].is_number(), "{p}: {l}");
+        }
+    }
+    let gt = dir.join("gt.csv");
+    let mut csv = String::from("index,arch,cifar10,cifar100,imagenet16_120\n");
+    for (l, acc) in z.iter().zip([93.0, 80.0, 94.0, 60.0]) {
+        csv += &format!("{},{},{acc},{},{}\n", l["index"], l["arch"].as_str().unwrap(), acc - 20.0, acc - 40.0);
+    }
+    std::fs::write(&gt, csv).unwrap();
+    let out = fear(&dir, &[
+        "evaluate", "r.jsonl", "z.jsonl", "--ground-truth", gt.to_str().unwrap(), "--dataset", "cifar10", "--json",
+        "--ensemble", "az+fear=logrank:az_nas,fear", "--ensemble", "trio=vote:meco,zico,swap", "--ensemble", "quick=meanrank:fear-epochs,synflow",
+    ]);
+    ok(&out, "evaluate");
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let methods = got["methods"].as_array().unwrap();
+    let find = |name: &str| methods.iter().find(|m| m["name"] == name).unwrap_or_else(|| panic!("no {name} in {got}"));
+    for name in ["fear", "fear-epochs", "az_nas", "meco", "zico", "swap", "az+fear", "trio", "quick"] {
+        let m = find(name);
+        assert_eq!(m["n"], 4, "{m}");
+    }
+    assert_eq!(find("az+fear")["kind"], "ensemble");
+    assert_eq!(find("fear-epochs")["kind"], "fear-epochs");
+    assert!(find("az_nas")["spearman"].is_number());
+    // A member that is not there is a usage error naming it.
+    let bad = fear(&dir, &["evaluate", "z.jsonl", "--ground-truth", gt.to_str().unwrap(), "--dataset", "cifar10", "--ensemble", "x=logrank:meco,fear"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no method \"fear\""), "{}", String::from_utf8_lossy(&bad.stderr));
+}
