@@ -65,3 +65,42 @@ fn evaluate_makes_az_nas_fear_epochs_and_ensembles() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no method \"fear\""), "{}", String::from_utf8_lossy(&bad.stderr));
 }
+
+#[test]
+fn shortlist_runs_fear_on_the_proxys_top_fraction_only() {
+    let dir = test_dir("shortlist");
+    let out = run(&dir, with_tiny(&["rank", "--archs", ARCHS, "--out", "s.jsonl", "--seed", "0", "--threshold", "0", "--stage2-epochs", "1", "--shortlist", "az_nas:0.5"]));
+    ok(&out, "rank --shortlist");
+    let lines: Vec<Value> = std::fs::read_to_string(dir.join("s.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 4);
+    let stage = |l: &Value| l["stage"].as_str().unwrap().to_string();
+    assert_eq!(lines.iter().map(stage).collect::<Vec<_>>(), ["fear", "fear", "proxy", "proxy"]);
+    // The FEAR stage comes from the proxy's top half and ranks above the rest.
+    let proxy = |l: &Value| l["proxy_score"].as_f64().unwrap();
+    assert!(proxy(&lines[0]).min(proxy(&lines[1])) >= proxy(&lines[2]).max(proxy(&lines[3])));
+    let score = |l: &Value| l["score"].as_f64().unwrap();
+    assert!(score(&lines[0]) >= score(&lines[1]) && score(&lines[1]) >= 1.0 && score(&lines[2]) < 1.0 && score(&lines[2]) > score(&lines[3]));
+    for l in &lines[..2] {
+        let fear_time = l["stage1_s"].as_f64().unwrap() + l["stage2_s"].as_f64().unwrap();
+        assert!((l["time_s"].as_f64().unwrap() - (l["proxy_time_s"].as_f64().unwrap() + fear_time)).abs() < 1e-6, "{l}");
+        assert_eq!(score(l), 1.0 + l["fear_score"].as_f64().unwrap());
+    }
+    assert_eq!(lines[3]["time_s"], lines[3]["proxy_time_s"]);
+    // A second run on the same file is refused (not resumable); a bad spec is a usage error.
+    let again = run(&dir, with_tiny(&["rank", "--archs", ARCHS, "--out", "s.jsonl", "--shortlist", "az_nas:0.5"]));
+    assert_eq!(again.status.code(), Some(2), "{}", String::from_utf8_lossy(&again.stderr));
+    let bad = run(&dir, with_tiny(&["rank", "--archs", ARCHS, "--out", "t.jsonl", "--shortlist", "meco:1.5"]));
+    assert_eq!(bad.status.code(), Some(2));
+    // fear evaluate names the ranker.
+    let gt = dir.join("gt.csv");
+    let mut csv = String::from("index,arch,cifar10,cifar100,imagenet16_120\n");
+    for (l, acc) in lines.iter().zip([93.0, 80.0, 94.0, 60.0]) {
+        csv += &format!("{},{},{acc},{},{}\n", l["index"], l["arch"].as_str().unwrap(), acc - 20.0, acc - 40.0);
+    }
+    std::fs::write(&gt, csv).unwrap();
+    let eval = fear(&dir, &["evaluate", "s.jsonl", "--ground-truth", gt.to_str().unwrap(), "--dataset", "cifar10", "--json"]);
+    ok(&eval, "evaluate");
+    let got: Value = serde_json::from_slice(&eval.stdout).unwrap();
+    assert_eq!(got["methods"][0]["name"], "shortlist-az_nas:0.5");
+    assert_eq!(got["methods"][0]["n"], 4);
+}

@@ -13,6 +13,7 @@ pub mod rank;
 pub mod search;
 pub mod shortreg;
 pub mod threshold;
+pub mod shortlist;
 pub mod zero_cost;
 
 /// Rank NATS-Bench architectures by FEAR on a hand-written CPU/GPU engine.

@@ -65,7 +65,8 @@ pub fn methods_from_lines(file: &str, lines: &[Value]) -> Result<Vec<MethodResul
     if lines.iter().any(|l| l.get("score").is_some()) {
         let kind = score_kind(lines);
         let name = match kind {
-            Kind::Fear => "fear".to_string(),
+            // `fear rank --shortlist P:F` lines name their ranker.
+            Kind::Fear => lines.iter().find_map(|l| l.get("shortlist").and_then(Value::as_str)).map_or("fear".to_string(), |s| format!("shortlist-{s}")),
             Kind::Shortreg => shortreg_name(lines),
             _ => file_stem(file),
         };
