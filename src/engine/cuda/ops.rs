@@ -16,6 +16,7 @@ const BN_THREADS: u32 = 256; // FEAR_BN_THREADS, batchnorm.cu
 const LOSS_THREADS: u32 = 256; // FEAR_LOSS_THREADS, loss.cu
 const SUMSQ_THREADS: u32 = 1024; // FEAR_SUMSQ_THREADS, optim.cu
 const PROBE_THREADS: u32 = 256; // FEAR_PROBE_THREADS, probe.cu
+const FPROBE_THREADS: u32 = 256; // FEAR_FPROBE_THREADS, feature_probe.cu
 /// The largest convolution kernel side conv.cu handles (FEAR_CONV_MAX_K).
 const CONV_MAX_K: usize = 3;
 
@@ -163,8 +164,17 @@ pub fn launch_kernel(b: &dyn Backend, mem: &GpuMemory, kernel: &Kernel) -> Resul
             per_item(b, "fear_channel_fisher", c, PROBE_THREADS, &[p(x)?, p(dy)?, p(out)?, len(n)?, len(c)?, len(hw)?])
         }
         BinaryCodeGram { n, d, x, k } => elementwise(b, "fear_binary_code_gram", n * n, &[p(x)?, p(k)?, len(n)?, len(d)?]),
-        FeatureCovariance { .. } | RandomSigns { .. } | GradCrossCovariance { .. } | ActivationPatterns { .. } => {
-            anyhow::bail!("{} has no CUDA kernel yet (AZ-NAS, MeCo and SWAP run on the CPU)", kernel.name())
+        FeatureCovariance { n, c, hw, x, out } => {
+            per_item(b, "fear_feature_covariance", c * c, FPROBE_THREADS, &[p(x)?, p(out)?, len(n)?, len(c)?, len(hw)?])
+        }
+        RandomSigns { seed, y } => elementwise(b, "fear_random_signs", y.len, &[p(y)?, Arg::U64(seed), len(y.len)?]),
+        GradCrossCovariance { g, g_in, g_out, out } => {
+            let dims = [g.n, g.c_in, g.h_in, g.w_in, g.c_out, g.h_out, g.w_out].into_iter().map(len).collect::<Result<Vec<_>>>()?;
+            per_item(b, "fear_grad_cross_covariance", g.out_len(), FPROBE_THREADS, &[vec![p(g_in)?, p(g_out)?, p(out)?], dims].concat())
+        }
+        ActivationPatterns { n, d, x, out } => {
+            ensure!(n <= 24, "activation patterns take at most 24 samples, not {n}");
+            elementwise(b, "fear_activation_patterns", d, &[p(x)?, p(out)?, len(n)?, len(d)?])
         }
     }
 }
