@@ -104,3 +104,27 @@ fn shortlist_runs_fear_on_the_proxys_top_fraction_only() {
     assert_eq!(got["methods"][0]["name"], "shortlist-az_nas:0.5");
     assert_eq!(got["methods"][0]["n"], 4);
 }
+
+#[test]
+fn zero_cost_on_the_emulated_gpu_matches_the_cpu() {
+    let dir = test_dir("zc-emulated");
+    let proxies = "az_nas,meco,zico,swap,snip,grad_norm,fisher,jacob_cov,naswot,synflow";
+    for (device, out) in [("cpu", "cpu.jsonl"), ("emulated", "gpu.jsonl")] {
+        let args = vec!["zero-cost", "--proxy", proxies, "--archs", "6111,9930", "--out", out, "--batch", "8", "--channels", "2", "--cells-per-stage", "1", "--device", device];
+        let mut args: Vec<String> = args.into_iter().map(String::from).collect();
+        args.extend(tiny_run_args().into_iter().skip_while(|a| a != "--dataset").take(6));
+        ok(&run(&dir, args), device);
+    }
+    let read = |f: &str| -> Vec<Value> { std::fs::read_to_string(dir.join(f)).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect() };
+    let (cpu, gpu) = (read("cpu.jsonl"), read("gpu.jsonl"));
+    assert!(gpu[0]["device"].as_str().unwrap().contains("emulated"), "{}", gpu[0]);
+    for (c, g) in cpu.iter().zip(&gpu) {
+        for p in ["az_expressivity", "az_progressivity", "az_trainability", "meco", "zico", "snip", "grad_norm", "fisher", "jacob_cov", "naswot", "synflow"] {
+            let (a, b) = (c[p].as_f64().unwrap(), g[p].as_f64().unwrap());
+            assert!((a - b).abs() <= 1e-3 * a.abs().max(1e-2), "{p}: cpu {a}, emulated {b}");
+        }
+        // Patterns of units whose inputs sit at float rounding from 0 may flip: within 1%.
+        let (a, b) = (c["swap"].as_f64().unwrap(), g["swap"].as_f64().unwrap());
+        assert!((a - b).abs() <= 0.01 * a, "swap: cpu {a}, emulated {b}");
+    }
+}
