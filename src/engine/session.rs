@@ -337,7 +337,7 @@ impl<T: Float, D: Device<T>> Session<T, D> {
     /// cross-covariance geometry and values (matrix then identity flag), None for a cell that
     /// is its input's value; empty when no backward pass was planned (the loss does not depend
     /// on the input: a disconnected cell).
-    pub fn read_cell_cross(&self, n: usize) -> Result<Vec<Option<(crate::engine::cpu::CrossGeom, Vec<T>)>>> {
+    pub fn read_cell_cross(&self, n: usize) -> Result<Vec<CellCross<T>>> {
         let p = self.programs.get(&(n, true)).ok_or_else(|| anyhow!("no train step of batch {n} has run"))?;
         p.cell_cross.iter().map(|c| c.map(|(g, loc)| Ok((g, self.device.read(&self.mem, loc)?))).transpose()).collect()
     }
@@ -410,6 +410,9 @@ enum Input<'a, T> {
     /// Positions `start..` of a resident split's epoch order, augmented on the device.
     Resident { split: &'a ResidentSplit, seed: u64, epoch: u64, start: usize },
 }
+
+/// One cell's cross-covariance as read back: its geometry and values, or None for an identity cell.
+pub type CellCross<T> = Option<(crate::engine::cpu::CrossGeom, Vec<T>)>;
 
 /// Every parameter of `graph` drawn from its PyTorch default distribution by a generator seeded
 /// with `seed`, flat in parameter order (what [`Session::init_params`] writes).

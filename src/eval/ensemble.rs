@@ -9,6 +9,7 @@
 //! - `meanrank`: the mean rank (Borda);
 //! - `vote`: Copeland's count of the pairwise majority: for each other architecture, 1 when more
 //!   members rank this one above it than below, 0.5 when as many.
+//!
 //! An architecture some member did not score (status not ok) is not scored by the ensemble. Its
 //! time is the sum of its members' distinct times (members sharing one pass, like AZ-NAS's
 //! scores, report the same time and count once).
