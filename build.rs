@@ -2,20 +2,31 @@
 //!
 //! 1. Embeds the sources (a GPU device compiles them at run time where no cubin fits).
 //! 2. Compiles them through NVRTC, when it can be loaded, to cubins for sm_70, sm_80 and sm_90
-//!    plus PTX for newer GPUs, keeping ptxas's register/spill report. A compile error fails the
-//!    build; with `FEAR_REQUIRE_NVRTC=1` (CI) a missing NVRTC or a register spill fails it too.
+//!    plus PTX for newer GPUs, keeping ptxas's register/spill report (also written to
+//!    `OUT_DIR/ptxas_smXY.txt` for reading). A compile error fails the build; with
+//!    `FEAR_REQUIRE_NVRTC=1` (CI) a missing NVRTC, a register spill or a local-memory stack frame
+//!    fails it too.
 //! 3. Compiles them as C++ for the host with `kernels/emulate/` (an emulation of the CUDA
 //!    built-ins), so tests and `fear doctor` run every kernel through the same launch code on a
 //!    machine with no GPU.
 //!
-//! Everything lands in `OUT_DIR/kernels.rs`, included by `src/engine/cuda/artifacts.rs`.
+//! Everything lands in `OUT_DIR/kernels.rs`, included by `src/engine/cuda/artifacts.rs`; the block
+//! sizes of `kernels/launch_bounds.cuh` land in `OUT_DIR/kernel_threads.rs`, included by
+//! `src/engine/cuda/ops.rs`.
 
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// (sm number, whether a cubin (else PTX)) for every target compiled.
-const TARGETS: &[(u32, bool)] = &[(70, true), (80, true), (90, true), (90, false)];
+/// (sm number, whether a cubin (else PTX)) for every target compiled. sm_100 and sm_120
+/// (Blackwell) are compiled only where the NVRTC in use lists them (NVRTC 12.8 and later).
+const TARGETS: &[(u32, bool)] = &[(70, true), (80, true), (90, true), (100, true), (120, true), (90, false)];
+/// Targets compiled only when NVRTC supports them (older ones are required).
+const OPTIONAL_TARGETS: &[u32] = &[100, 120];
+
+/// Put before the kernel sources on the GPU (the emulation defines the same in cuda_host.hpp):
+/// dynamic shared memory, sized per launch.
+const PRELUDE: &str = "#ifndef FEAR_DYNAMIC_SHARED\n#define FEAR_DYNAMIC_SHARED(T, name) extern __shared__ __align__(16) T name[]\n#endif\n";
 
 fn main() {
     println!("cargo:rerun-if-changed=kernels");
@@ -26,6 +37,7 @@ fn main() {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let sources = kernel_sources(&root.join("kernels"));
     let names: Vec<String> = sources.iter().flat_map(|(_, text)| kernel_names(text)).collect();
+    std::fs::write(out_dir.join("kernel_threads.rs"), thread_constants(&sources, &names)).unwrap();
 
     let mut out = String::new();
     out.push_str("/// (file name, CUDA source) of every kernel file.\npub const KERNEL_SOURCES: &[(&str, &str)] = &[\n");
@@ -38,29 +50,76 @@ fn main() {
         writeln!(out, "    {n:?},").unwrap();
     }
     out.push_str("];\n");
+    writeln!(out, "/// Definitions put before the kernel sources when compiled for a GPU.\npub const KERNEL_PRELUDE: &str = {PRELUDE:?};").unwrap();
     out.push_str(&nvrtc_artifacts(&sources, &out_dir));
     std::fs::write(out_dir.join("kernels.rs"), out).unwrap();
 
     build_emulation(root, &sources, &names, &out_dir);
 }
 
+/// The header of block sizes every kernel source relies on; it goes first wherever the sources go.
+const LAUNCH_BOUNDS_HEADER: &str = "launch_bounds.cuh";
+
 fn kernel_sources(dir: &Path) -> Vec<(PathBuf, String)> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "cu")).collect())
         .unwrap_or_default();
     paths.sort();
+    paths.insert(0, dir.join(LAUNCH_BOUNDS_HEADER));
     paths.into_iter().map(|p| (p.clone(), std::fs::read_to_string(&p).unwrap())).collect()
 }
 
-/// Names of the `extern "C" __global__ void NAME(` kernels of a source.
-fn kernel_names(text: &str) -> Vec<String> {
-    const MARK: &str = "extern \"C\" __global__ void ";
-    text.match_indices(MARK)
+const KERNEL_MARK: &str = "extern \"C\" __global__ void ";
+
+/// (name, launch-bound macro) of the `extern "C" __global__ void __launch_bounds__(FEAR_X_THREADS)
+/// NAME(` kernels of a source. A kernel without a bound fails the build: the bound is what keeps
+/// ptxas from choosing more registers than the block size Rust launches with allows.
+fn kernel_signatures(text: &str) -> Vec<(String, String)> {
+    text.match_indices(KERNEL_MARK)
         .map(|(at, _)| {
-            let rest = &text[at + MARK.len()..];
-            rest[..rest.find('(').expect("kernel without a parameter list")].trim().to_string()
+            let rest = &text[at + KERNEL_MARK.len()..];
+            let head = &rest[..rest.find('\n').unwrap_or(rest.len())];
+            let Some(bounded) = head.strip_prefix("__launch_bounds__(") else {
+                panic!("kernel without __launch_bounds__(FEAR_*_THREADS): {head}");
+            };
+            let close = bounded.find(')').expect("unclosed __launch_bounds__");
+            let bound = bounded[..close].trim().to_string();
+            let after = bounded[close + 1..].trim_start();
+            (after[..after.find('(').expect("kernel without a parameter list")].trim().to_string(), bound)
         })
         .collect()
+}
+
+/// Names of the kernels of a source.
+fn kernel_names(text: &str) -> Vec<String> {
+    kernel_signatures(text).into_iter().map(|(name, _)| name).collect()
+}
+
+/// `pub const FEAR_X_THREADS: u32 = N;` for every `#define FEAR_X_THREADS N` of the sources, and
+/// `KERNEL_THREADS`, each kernel's bound, so the launch code can check a block against it.
+fn thread_constants(sources: &[(PathBuf, String)], names: &[String]) -> String {
+    let mut out = String::from("// Generated by build.rs from kernels/launch_bounds.cuh.\n");
+    let mut defined = Vec::new();
+    for line in sources.iter().flat_map(|(_, t)| t.lines()) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let ["#define", name, value] = words[..] {
+            if name.starts_with("FEAR_") && name.ends_with("_THREADS") {
+                let n: u32 = value.parse().unwrap_or_else(|_| panic!("{name} must be a plain number, not {value}"));
+                assert!((1..=1024).contains(&n), "{name} = {n} threads (1..=1024)");
+                writeln!(out, "pub const {name}: u32 = {n};").unwrap();
+                defined.push(name.to_string());
+            }
+        }
+    }
+    out.push_str("/// (kernel, threads per block it is bounded to), in source order.\npub const KERNEL_THREADS: &[(&str, u32)] = &[\n");
+    let signatures: Vec<(String, String)> = sources.iter().flat_map(|(_, t)| kernel_signatures(t)).collect();
+    assert_eq!(signatures.len(), names.len());
+    for (name, bound) in signatures {
+        assert!(defined.contains(&bound), "{name}: __launch_bounds__({bound}) names no #define FEAR_*_THREADS");
+        writeln!(out, "    ({name:?}, {bound}),").unwrap();
+    }
+    out.push_str("];\n");
+    out
 }
 
 /// The body (from the first `{` to its matching `}`) of the function whose name is followed by
@@ -104,7 +163,7 @@ fn kernels_needing_barriers(sources: &[(PathBuf, String)], names: &[String]) -> 
         .map(|n| {
             let at = all.find(&format!(" {n}(")).expect("kernel name vanished");
             let body = body_after(&all, at);
-            syncs(body) || helpers.iter().any(|h| body.contains(&format!("{h}(")))
+            syncs(body) || helpers.iter().any(|h| body.contains(&format!("{h}(")) || body.contains(&format!("{h}<")))
         })
         .collect()
 }
@@ -139,6 +198,7 @@ fn build_emulation(root: &Path, sources: &[(PathBuf, String)], names: &[String],
         .flag_if_supported("-Wno-unused-parameter")
         .flag_if_supported("-Wno-unused-function")
         .flag_if_supported("-Wno-sign-compare")
+        .flag_if_supported("-Wno-unknown-pragmas") // #pragma unroll is for NVRTC
         .opt_level(2)
         .compile("fear_emulated_kernels");
     println!("cargo:rustc-link-lib=pthread");
@@ -160,6 +220,8 @@ struct Nvrtc {
     ptx_size: unsafe extern "C" fn(Program, *mut usize) -> c_int,
     ptx: unsafe extern "C" fn(Program, *mut c_char) -> c_int,
     destroy: unsafe extern "C" fn(*mut Program) -> c_int,
+    /// nvrtcGetNumSupportedArchs / nvrtcGetSupportedArchs (NVRTC 11.2 and later).
+    supported: Option<(unsafe extern "C" fn(*mut c_int) -> c_int, unsafe extern "C" fn(*mut c_int) -> c_int)>,
 }
 
 impl Nvrtc {
@@ -197,8 +259,23 @@ impl Nvrtc {
             ptx_size: sym!(b"nvrtcGetPTXSize\0"),
             ptx: sym!(b"nvrtcGetPTX\0"),
             destroy: sym!(b"nvrtcDestroyProgram\0"),
+            supported: lib.get(b"nvrtcGetNumSupportedArchs\0").ok().zip(lib.get(b"nvrtcGetSupportedArchs\0").ok()).map(|(a, b)| (*a, *b)),
             _lib: lib,
         })
+    }
+
+    /// Whether this NVRTC can compile for sm_`sm` (asked, else assumed from its version).
+    fn supports(&self, sm: u32) -> bool {
+        let Some((count, list)) = self.supported else { return self.version() >= (12, 8) };
+        let mut n: c_int = 0;
+        // SAFETY: the count is written, then a list of that many ints.
+        unsafe {
+            if count(&mut n) != 0 || n <= 0 {
+                return false;
+            }
+            let mut archs = vec![0 as c_int; n as usize];
+            list(archs.as_mut_ptr()) == 0 && archs.contains(&(sm as c_int))
+        }
     }
 
     fn version(&self) -> (i32, i32) {
@@ -264,10 +341,31 @@ fn spill_bytes(report: &str) -> u64 {
     total
 }
 
+/// The kernels of a ptxas report with a local-memory stack frame, as "name (N bytes)". A frame
+/// means an array indexed at run time (or a spill) lives in local memory: every access to it is
+/// a round trip through L1, which is what an unrolled register array avoids.
+fn stack_frames(report: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut function = "";
+    for line in report.lines() {
+        if let Some(at) = line.find("Function properties for ") {
+            function = line[at + "Function properties for ".len()..].trim();
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for w in words.windows(4) {
+            if w[1] == "bytes" && w[2] == "stack" && w[3].starts_with("frame") && w[0] != "0" {
+                found.push(format!("{function} ({} bytes)", w[0]));
+            }
+        }
+    }
+    found
+}
+
 /// Compiles every target where NVRTC allows and returns the Rust items describing the results.
 fn nvrtc_artifacts(sources: &[(PathBuf, String)], out_dir: &Path) -> String {
     let strict = std::env::var("FEAR_REQUIRE_NVRTC").is_ok_and(|v| v == "1");
-    let source: String = sources.iter().map(|(p, t)| format!("// ---- {}\n{t}\n", p.file_name().unwrap().to_string_lossy())).collect();
+    let files: String = sources.iter().map(|(p, t)| format!("// ---- {}\n{t}\n", p.file_name().unwrap().to_string_lossy())).collect();
+    let source = format!("{PRELUDE}{files}");
     let mut items = String::new();
     let nvrtc = match Nvrtc::load() {
         Ok(n) => n,
@@ -275,7 +373,8 @@ fn nvrtc_artifacts(sources: &[(PathBuf, String)], out_dir: &Path) -> String {
             if strict {
                 panic!("FEAR_REQUIRE_NVRTC=1 but {why}");
             }
-            println!("cargo:warning=NVRTC not found at build time ({why}); CUDA kernels will be compiled at run time from the embedded sources");
+            // Cargo shows this to everyone who builds: say plainly that nothing is wrong.
+            println!("cargo:warning=note (nothing is wrong): no NVRTC library at build time, so the CUDA kernels are embedded as source and compiled when a GPU is first used (NVRTC needed then); CPU runs need none. Detail: {why}");
             writeln!(items, "pub const NVRTC_VERSION: Option<(i32, i32)> = None;\npub const BUILD_NOTE: &str = {:?};", format!("no NVRTC at build time: {why}")).unwrap();
             items.push_str("pub const IMAGES: &[Image] = &[];\n");
             return items;
@@ -290,6 +389,10 @@ fn nvrtc_artifacts(sources: &[(PathBuf, String)], out_dir: &Path) -> String {
             notes.push(format!("sm_{sm} skipped: NVRTC {major}.{minor} no longer targets it (use NVRTC 12.x)"));
             continue;
         }
+        if OPTIONAL_TARGETS.contains(&sm) && !nvrtc.supports(sm) {
+            notes.push(format!("sm_{sm} skipped: NVRTC {major}.{minor} does not target it (NVRTC 12.8 or later does)"));
+            continue;
+        }
         match nvrtc.compile(&source, sm, cubin) {
             Ok((image, log)) => {
                 let spills = spill_bytes(&log);
@@ -299,6 +402,18 @@ fn nvrtc_artifacts(sources: &[(PathBuf, String)], out_dir: &Path) -> String {
                         panic!("{msg}");
                     }
                     println!("cargo:warning={}", msg.lines().next().unwrap());
+                }
+                let frames = stack_frames(&log);
+                if !frames.is_empty() {
+                    let msg = format!("kernels use local-memory stack frames on sm_{sm}: {}\n{log}", frames.join(", "));
+                    if strict {
+                        panic!("{msg}");
+                    }
+                    println!("cargo:warning={}", msg.lines().next().unwrap());
+                }
+                if cubin {
+                    // Kept beside the images for reading: registers, shared memory, frames per kernel.
+                    std::fs::write(out_dir.join(format!("ptxas_sm{sm}.txt")), &log).unwrap();
                 }
                 let file = out_dir.join(format!("fear_kernels_sm{sm}.{kind}"));
                 std::fs::write(&file, &image).unwrap();

@@ -25,11 +25,15 @@ __device__ __forceinline__ int fear_aug_uniform(unsigned long long draw, unsigne
 
 // One block per image of the batch. images: [*, 3, size, size] bytes; indices: which image each
 // batch row takes; lut: [3][256] normalised value of each byte per channel; out: [batch, 3, size, size].
-extern "C" __global__ void fear_augment(const unsigned char* __restrict__ images, const unsigned* __restrict__ indices,
+// Where a training step is fed from the device alone (no upload, so it can follow a replayed step
+// without waiting), also label_out[r] = labels[indices[r]] when labels is not null, and
+// *lr_out = lr when lr_out is not null: everything the step reads that changes between steps.
+extern "C" __global__ void __launch_bounds__(FEAR_AUGMENT_THREADS) fear_augment(const unsigned char* __restrict__ images, const unsigned* __restrict__ indices,
                                         const float* __restrict__ lut, float* __restrict__ out, int batch, int size,
                                         int pad, int flip, int cutout, int fill,
                                         unsigned long long seed, unsigned long long epoch,
-                                        unsigned long long first_position) {
+                                        unsigned long long first_position, const unsigned* __restrict__ labels,
+                                        unsigned* __restrict__ label_out, float* __restrict__ lr_out, float lr) {
     __shared__ int choice[5];  // dy, dx, flip, cutout row, cutout column
     int plane = size * size;
     for (int r = blockIdx.x; r < batch; r += gridDim.x) {
@@ -41,6 +45,8 @@ extern "C" __global__ void fear_augment(const unsigned char* __restrict__ images
             choice[2] = random && flip ? (int)(fear_aug_draw(seed, epoch, pos, 2) >> 63) : 0;
             choice[3] = cutout > 0 ? fear_aug_uniform(fear_aug_draw(seed, epoch, pos, 3), size) : -1;
             choice[4] = cutout > 0 ? fear_aug_uniform(fear_aug_draw(seed, epoch, pos, 4), size) : -1;
+            if (labels) label_out[r] = labels[indices[r]];
+            if (lr_out && r == 0) *lr_out = lr;
         }
         __syncthreads();
         const unsigned char* src = images + (long long)indices[r] * 3 * plane;

@@ -2,7 +2,7 @@
 // One thread per element, grid-stride loops so any grid size covers any length.
 // Forward kernels overwrite their output; backward kernels accumulate into it.
 
-extern "C" __global__ void fear_relu_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_relu_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
         float v = x[i];
         y[i] = v > 0.0f ? v : 0.0f;
@@ -10,34 +10,34 @@ extern "C" __global__ void fear_relu_forward(const float* __restrict__ x, float*
 }
 
 // dx += dy where y > 0 (y is the ReLU output).
-extern "C" __global__ void fear_relu_backward(const float* __restrict__ y, const float* __restrict__ dy,
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_relu_backward(const float* __restrict__ y, const float* __restrict__ dy,
                                               float* __restrict__ dx, int n) {
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
         dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
     }
 }
 
-extern "C" __global__ void fear_add(const float* __restrict__ a, const float* __restrict__ b,
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_add(const float* __restrict__ a, const float* __restrict__ b,
                                     float* __restrict__ y, int n) {
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
         y[i] = a[i] + b[i];
     }
 }
 
-extern "C" __global__ void fear_accumulate(float* __restrict__ acc, const float* __restrict__ x, int n) {
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_accumulate(float* __restrict__ acc, const float* __restrict__ x, int n) {
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
         acc[i] += x[i];
     }
 }
 
-extern "C" __global__ void fear_zero(float* __restrict__ y, int n) {
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_zero(float* __restrict__ y, int n) {
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
         y[i] = 0.0f;
     }
 }
 
 // y[p] = mean of plane p of x (planes = n * c, each hw long), summed in double as the CPU op does.
-extern "C" __global__ void fear_gap_forward(const float* __restrict__ x, float* __restrict__ y, int planes, int hw) {
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_gap_forward(const float* __restrict__ x, float* __restrict__ y, int planes, int hw) {
     for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < planes; p += gridDim.x * blockDim.x) {
         const float* plane = x + (long long)p * hw;
         double s = 0.0;
@@ -47,7 +47,7 @@ extern "C" __global__ void fear_gap_forward(const float* __restrict__ x, float* 
 }
 
 // dx[p, i] += dy[p] / hw.
-extern "C" __global__ void fear_gap_backward(const float* __restrict__ dy, float* __restrict__ dx, int planes, int hw) {
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_gap_backward(const float* __restrict__ dy, float* __restrict__ dx, int planes, int hw) {
     float inv = (float)(1.0 / (double)hw);
     int n = planes * hw;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {

@@ -1,12 +1,11 @@
-// AZ-NAS's and SWAP's probes; mirror src/engine/cpu/feature_probe.rs.
+// AZ-NAS's and SWAP's probes; mirror src/engine/cpu/feature_probe.rs. Reductions use
+// FEAR_PROBE_THREADS (kernels/launch_bounds.cuh).
 
-#define FEAR_FPROBE_THREADS 256
-
-// Block-wide sum of one double per thread (blockDim.x == FEAR_FPROBE_THREADS), in a fixed tree.
+// Block-wide sum of one double per thread (blockDim.x == FEAR_PROBE_THREADS), in a fixed tree.
 __device__ double fear_fprobe_block_sum(double v, double* scratch) {
     scratch[threadIdx.x] = v;
     __syncthreads();
-    for (int half = FEAR_FPROBE_THREADS / 2; half > 0; half /= 2) {
+    for (int half = FEAR_PROBE_THREADS / 2; half > 0; half /= 2) {
         if (threadIdx.x < half) scratch[threadIdx.x] += scratch[threadIdx.x + half];
         __syncthreads();
     }
@@ -24,8 +23,8 @@ __device__ double fear_fprobe_channel_mean(const float* x, int n, int c, int hw,
 }
 
 // out[a, b] = covariance of channels a and b of x over its n * hw positions: one block per pair.
-extern "C" __global__ void fear_feature_covariance(const float* __restrict__ x, float* __restrict__ out, int n, int c, int hw) {
-    __shared__ double scratch[FEAR_FPROBE_THREADS];
+extern "C" __global__ void __launch_bounds__(FEAR_PROBE_THREADS) fear_feature_covariance(const float* __restrict__ x, float* __restrict__ out, int n, int c, int hw) {
+    __shared__ double scratch[FEAR_PROBE_THREADS];
     for (int pair = blockIdx.x; pair < c * c; pair += gridDim.x) {
         int a = pair / c, b = pair % c;
         double ma = fear_fprobe_channel_mean(x, n, c, hw, a, scratch);
@@ -50,17 +49,17 @@ __device__ float fear_fprobe_sign(unsigned long long seed, long long i) {
 }
 
 // y[i] = the random sign of element i drawn from seed (overwrites).
-extern "C" __global__ void fear_random_signs(float* __restrict__ y, unsigned long long seed, int n) {
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_random_signs(float* __restrict__ y, unsigned long long seed, int n) {
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) y[i] = fear_fprobe_sign(seed, i);
 }
 
 // out[row, o] = mean over (b, y, x) of pixel_unshuffle(g_in, r)[b, row, y, x] * g_out[b, o, y, x]
 // (one block per matrix element), then out[rows * co] = 1 when g_in equals g_out element by
 // element and has its shape (the last block), else 0.
-extern "C" __global__ void fear_grad_cross_covariance(const float* __restrict__ g_in, const float* __restrict__ g_out,
+extern "C" __global__ void __launch_bounds__(FEAR_PROBE_THREADS) fear_grad_cross_covariance(const float* __restrict__ g_in, const float* __restrict__ g_out,
                                                       float* __restrict__ out, int n, int ci, int hi, int wi,
                                                       int co, int ho, int wo) {
-    __shared__ double scratch[FEAR_FPROBE_THREADS];
+    __shared__ double scratch[FEAR_PROBE_THREADS];
     int r = hi / ho;
     int rows = ci * r * r, cells = n * ho * wo;
     for (int item = blockIdx.x; item <= rows * co; item += gridDim.x) {
@@ -87,7 +86,7 @@ extern "C" __global__ void fear_grad_cross_covariance(const float* __restrict__ 
 }
 
 // out[u] = sum over samples s < n of 2^s * (x[s, u] > 0) (x: [n, d]; n <= 24).
-extern "C" __global__ void fear_activation_patterns(const float* __restrict__ x, float* __restrict__ out, int n, int d) {
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_activation_patterns(const float* __restrict__ x, float* __restrict__ out, int n, int d) {
     for (int u = blockIdx.x * blockDim.x + threadIdx.x; u < d; u += gridDim.x * blockDim.x) {
         unsigned int code = 0;
         for (int s = 0; s < n; ++s) code |= (x[(long long)s * d + u] > 0.0f ? 1u : 0u) << s;

@@ -2,7 +2,7 @@
 // src/engine/cpu/linear.rs. One thread per output element; backward is three kernels so each
 // gradient is launched only when the plan asks for it.
 
-extern "C" __global__ void fear_linear_forward(const float* __restrict__ x, const float* __restrict__ w,
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_linear_forward(const float* __restrict__ x, const float* __restrict__ w,
                                                const float* __restrict__ b, float* __restrict__ y,
                                                int n, int d_in, int d_out) {
     int total = n * d_out;
@@ -17,7 +17,7 @@ extern "C" __global__ void fear_linear_forward(const float* __restrict__ x, cons
 }
 
 // dx += dy w.
-extern "C" __global__ void fear_linear_backward_input(const float* __restrict__ dy, const float* __restrict__ w,
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_linear_backward_input(const float* __restrict__ dy, const float* __restrict__ w,
                                                       float* __restrict__ dx, int n, int d_in, int d_out) {
     int total = n * d_in;
     for (int o = blockIdx.x * blockDim.x + threadIdx.x; o < total; o += gridDim.x * blockDim.x) {
@@ -29,7 +29,7 @@ extern "C" __global__ void fear_linear_backward_input(const float* __restrict__ 
 }
 
 // dw += dy^T x.
-extern "C" __global__ void fear_linear_backward_weight(const float* __restrict__ x, const float* __restrict__ dy,
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_linear_backward_weight(const float* __restrict__ x, const float* __restrict__ dy,
                                                        float* __restrict__ dw, int n, int d_in, int d_out) {
     int total = d_out * d_in;
     for (int o = blockIdx.x * blockDim.x + threadIdx.x; o < total; o += gridDim.x * blockDim.x) {
@@ -41,7 +41,7 @@ extern "C" __global__ void fear_linear_backward_weight(const float* __restrict__
 }
 
 // db += sum over rows of dy.
-extern "C" __global__ void fear_linear_backward_bias(const float* __restrict__ dy, float* __restrict__ db,
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_linear_backward_bias(const float* __restrict__ dy, float* __restrict__ db,
                                                      int n, int d_out) {
     for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < d_out; j += gridDim.x * blockDim.x) {
         float s = 0.0f;

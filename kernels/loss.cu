@@ -1,11 +1,10 @@
 // Softmax cross-entropy with the top-1 count; mirrors src/engine/cpu/loss.rs.
 
-#define FEAR_LOSS_THREADS 256
 
 // One block: each thread takes rows tid, tid + blockDim, ...; writes probs, then the block adds
 // the per-row losses (in double) and hits in a fixed tree. loss[0] = mean loss, correct[0] = hits.
 // Labels are the device's label buffer; the argmax takes the first maximum, as the CPU op does.
-extern "C" __global__ void fear_softmax_xent_forward(const float* __restrict__ logits, const unsigned* __restrict__ labels,
+extern "C" __global__ void __launch_bounds__(FEAR_LOSS_THREADS) fear_softmax_xent_forward(const float* __restrict__ logits, const unsigned* __restrict__ labels,
                                                      float* __restrict__ probs, float* __restrict__ loss,
                                                      float* __restrict__ correct, int n, int classes) {
     __shared__ double loss_part[FEAR_LOSS_THREADS];
@@ -46,7 +45,7 @@ extern "C" __global__ void fear_softmax_xent_forward(const float* __restrict__ l
 }
 
 // dlogits += (probs - onehot(labels)) / n.
-extern "C" __global__ void fear_softmax_xent_backward(const float* __restrict__ probs, const unsigned* __restrict__ labels,
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_softmax_xent_backward(const float* __restrict__ probs, const unsigned* __restrict__ labels,
                                                       float* __restrict__ dlogits, int n, int classes) {
     float scale = 1.0f / (float)n;
     int total = n * classes;
@@ -54,5 +53,15 @@ extern "C" __global__ void fear_softmax_xent_backward(const float* __restrict__ 
         int r = i / classes, j = i % classes;
         float t = (unsigned)j == labels[r] ? 1.0f : 0.0f;
         dlogits[i] += scale * (probs[i] - t);
+    }
+}
+
+// slots[2*slot..] = (loss, correct) of the step just run: a step's figures kept on the device, so
+// a training loop reads an epoch's worth once instead of waiting for each step.
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_record_step(const float* __restrict__ loss, const float* __restrict__ correct,
+                                                                            float* __restrict__ slots, int slot) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) {
+        slots[2 * slot] = loss[0];
+        slots[2 * slot + 1] = correct[0];
     }
 }

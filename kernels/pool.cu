@@ -8,7 +8,7 @@ __device__ __forceinline__ float pool3_inv_count(int i, int j, int h, int w) {
     return 1.0f / (float)(rows * cols);
 }
 
-extern "C" __global__ void fear_avg_pool3_forward(const float* __restrict__ x, float* __restrict__ y,
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool3_forward(const float* __restrict__ x, float* __restrict__ y,
                                                   int planes, int h, int w) {
     int hw = h * w;
     int n = planes * hw;
@@ -29,7 +29,7 @@ extern "C" __global__ void fear_avg_pool3_forward(const float* __restrict__ x, f
 }
 
 // dx += adjoint: each input gathers dy / count from the outputs whose window holds it.
-extern "C" __global__ void fear_avg_pool3_backward(const float* __restrict__ dy, float* __restrict__ dx,
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool3_backward(const float* __restrict__ dy, float* __restrict__ dx,
                                                    int planes, int h, int w) {
     int hw = h * w;
     int n = planes * hw;
@@ -50,7 +50,7 @@ extern "C" __global__ void fear_avg_pool3_backward(const float* __restrict__ dy,
 }
 
 // 2x2, stride 2: y is [planes, h/2, w/2].
-extern "C" __global__ void fear_avg_pool2_forward(const float* __restrict__ x, float* __restrict__ y,
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool2_forward(const float* __restrict__ x, float* __restrict__ y,
                                                   int planes, int h, int w) {
     int oh = h / 2, ow = w / 2, ohw = oh * ow;
     int n = planes * ohw;
@@ -63,7 +63,7 @@ extern "C" __global__ void fear_avg_pool2_forward(const float* __restrict__ x, f
     }
 }
 
-extern "C" __global__ void fear_avg_pool2_backward(const float* __restrict__ dy, float* __restrict__ dx,
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool2_backward(const float* __restrict__ dy, float* __restrict__ dx,
                                                    int planes, int h, int w) {
     int oh = h / 2, ow = w / 2, hw = h * w;
     int n = planes * hw;

@@ -1,6 +1,5 @@
 // Ops of the zero-cost proxies (SPEC 5); mirror src/engine/cpu/probe.rs.
 
-#define FEAR_PROBE_THREADS 256
 
 // Block-wide sum of one double per thread (blockDim.x == FEAR_PROBE_THREADS), in a fixed tree.
 __device__ double fear_probe_block_sum(double v, double* scratch) {
@@ -16,7 +15,7 @@ __device__ double fear_probe_block_sum(double v, double* scratch) {
 }
 
 // out[0] = the sum of every element of x, in double (one block).
-extern "C" __global__ void fear_sum_all(const float* __restrict__ x, float* __restrict__ out, int n) {
+extern "C" __global__ void __launch_bounds__(FEAR_PROBE_THREADS) fear_sum_all(const float* __restrict__ x, float* __restrict__ out, int n) {
     __shared__ double scratch[FEAR_PROBE_THREADS];
     double s = 0.0;
     for (int i = threadIdx.x; i < n; i += blockDim.x) s += (double)x[i];
@@ -25,13 +24,13 @@ extern "C" __global__ void fear_sum_all(const float* __restrict__ x, float* __re
 }
 
 // dx += 1: the gradient of fear_sum_all.
-extern "C" __global__ void fear_sum_all_backward(float* __restrict__ dx, int n) {
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_sum_all_backward(float* __restrict__ dx, int n) {
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) dx[i] += 1.0f;
 }
 
 // out[c] = 0.5 * mean over the batch of (sum over hw of x * dy)^2: one block per channel, each
 // thread taking samples tid, tid + blockDim, ... (overwrites out).
-extern "C" __global__ void fear_channel_fisher(const float* __restrict__ x, const float* __restrict__ dy,
+extern "C" __global__ void __launch_bounds__(FEAR_PROBE_THREADS) fear_channel_fisher(const float* __restrict__ x, const float* __restrict__ dy,
                                                float* __restrict__ out, int n, int c, int hw) {
     __shared__ double scratch[FEAR_PROBE_THREADS];
     for (int ch = blockIdx.x; ch < c; ch += gridDim.x) {
@@ -48,7 +47,7 @@ extern "C" __global__ void fear_channel_fisher(const float* __restrict__ x, cons
 }
 
 // k[i, j] += the number of units u on which samples i and j agree about x[., u] > 0 (x: [n, d]).
-extern "C" __global__ void fear_binary_code_gram(const float* __restrict__ x, float* __restrict__ k, int n, int d) {
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_binary_code_gram(const float* __restrict__ x, float* __restrict__ k, int n, int d) {
     int total = n * n;
     for (int o = blockIdx.x * blockDim.x + threadIdx.x; o < total; o += gridDim.x * blockDim.x) {
         const float* a = x + (long long)(o / n) * d;

@@ -2,13 +2,16 @@
 # One command for a GPU machine: every test (the real-GPU kernel and CUDA graph tests included),
 # `fear doctor`, `fear bench --cuda-graph` on the GPU for archs 1 and 9930 (each step launched
 # kernel by kernel and replayed as a CUDA graph) beside PyTorch on the same GPU, and a short
-# `fear rank` on the GPU (training data resident on the device); writes a short
+# `fear rank` on the GPU (training data resident on the device), compute-sanitizer (memcheck,
+# racecheck, synccheck, initcheck) over `fear doctor` and a few training steps where the machine
+# allows it, and `fear rank` throughput with 1, 2 and 4 workers per GPU (--jobs); writes a short
 # table (summary.md) and JSON files into the folder given as its argument.
 #
 #   scripts/gpu-check.sh OUT_DIR
 #
 # Uses gpu-bundle/bundle.tar.gz from scripts/gpu-bundle.sh when there (a machine with no Rust
-# toolchain), else builds with cargo. Runs within about 5 minutes on an H100.
+# toolchain), else builds with cargo. Everything after the build runs within 8 minutes on one
+# GPU: each part has its own time budget (`timeout`), and none starts past the overall deadline.
 set -uo pipefail
 out=${1:?usage: scripts/gpu-check.sh OUT_DIR}
 mkdir -p "$out"
@@ -19,6 +22,17 @@ device=${FEAR_CHECK_DEVICE:-cuda}
 batch=${FEAR_CHECK_BATCH:-256}
 failures=()
 log() { echo "[gpu-check $(date +%H:%M:%S)] $*" | tee -a "$out/log.txt"; }
+# within SECONDS CMD...: runs CMD for at most SECONDS, and never past the overall deadline
+# (set after the build: 8 minutes less a margin for the summary).
+within() {
+    local want=$1; shift
+    local left=$(( deadline - $(date +%s) ))
+    if [ "$left" -le 5 ]; then
+        log "skipped (out of time): $*"
+        return 124
+    fi
+    timeout $(( want < left ? want : left )) "$@"
+}
 
 if [ -f gpu-bundle/bundle.tar.gz ]; then
     log "unpacking gpu-bundle/bundle.tar.gz"
@@ -42,20 +56,27 @@ for line in sys.stdin:
 ')
 fi
 fear=target/release/fear
+deadline=$(( $(date +%s) + 470 ))
 
 log "machine"
 { nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv 2>&1 || echo "nvidia-smi: not available"; } > "$out/gpu.txt"
 cat "$out/gpu.txt" | tee -a "$out/log.txt"
 
 log "fear doctor"
-$fear doctor --json > "$out/doctor.json" 2>> "$out/log.txt" || failures+=("doctor")
-$fear doctor > "$out/doctor.txt" 2>&1 || true
+within 40 $fear doctor --json > "$out/doctor.json" 2>> "$out/log.txt" || failures+=("doctor")
+within 30 $fear doctor > "$out/doctor.txt" 2>&1 || true
 
-log "tests (FEAR_TEST_CUDA=1)"
+log "tests (FEAR_TEST_CUDA=1), 120 s in all"
 : > "$out/tests.txt"
+tests_end=$(( $(date +%s) + 120 ))
 for t in $test_bins; do
     name=$(basename "$t")
-    if FEAR_TEST_CUDA=1 timeout 240 "$t" --test-threads 4 >> "$out/tests.txt" 2>&1; then
+    slice=$(( tests_end - $(date +%s) ))
+    if [ "$slice" -le 5 ]; then
+        log "  $name: skipped (the tests' 120 s are spent)"
+        continue
+    fi
+    if FEAR_TEST_CUDA=1 within "$slice" "$t" --test-threads 4 >> "$out/tests.txt" 2>&1; then
         log "  $name: ok"
     else
         log "  $name: FAILED"
@@ -65,7 +86,7 @@ done
 
 for arch in 1 9930; do
     log "fear bench --device $device --arch $arch --batch $batch --cuda-graph --resident-data"
-    if $fear bench --device "$device" --arch "$arch" --batch "$batch" --warmup 3 --steps 20 --cuda-graph --resident-data --json > "$out/bench-fear-$device-arch$arch.json" 2>> "$out/log.txt"; then
+    if within 30 $fear bench --device "$device" --arch "$arch" --batch "$batch" --warmup 3 --steps 20 --cuda-graph --resident-data --json > "$out/bench-fear-$device-arch$arch.json" 2>> "$out/log.txt"; then
         cat "$out/bench-fear-$device-arch$arch.json" >> "$out/log.txt"
     else
         failures+=("bench arch $arch")
@@ -73,7 +94,7 @@ for arch in 1 9930; do
     arch_str=$($fear arch "$arch" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["arch"])')
     if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
         log "PyTorch on the same GPU, arch $arch"
-        python3 bench/pytorch_cpu_step.py --device cuda --arch "$arch_str" --batch "$batch" --warmup 3 --steps 20 --json \
+        within 30 python3 bench/pytorch_cpu_step.py --device cuda --arch "$arch_str" --batch "$batch" --warmup 3 --steps 20 --json \
             > "$out/bench-torch-cuda-arch$arch.json" 2>> "$out/log.txt" || failures+=("torch arch $arch")
     else
         log "PyTorch with CUDA not available: no baseline"
@@ -83,13 +104,64 @@ done
 # FEAR end to end on the GPU (training images resident on the device, batches augmented there):
 # two architectures on a 10k-image Synthetic CIFAR-10, NATS-Bench's network; time per arch.
 log "fear rank --device $device (Synthetic CIFAR-10, 1000 images per class, archs 1 and 9930)"
-if timeout 180 $fear rank --device "$device" --dataset synthetic-cifar10 --synthetic-size 1000 --archs 1,9930 \
+if within 60 $fear rank --device "$device" --dataset synthetic-cifar10 --synthetic-size 1000 --archs 1,9930 \
         --cache-dir "$out/data-cache" --out "$out/rank-$device.jsonl" >> "$out/log.txt" 2>&1; then
     rm -rf "$out/data-cache"
 else
     rm -rf "$out/data-cache"
     failures+=("rank")
 fi
+
+# compute-sanitizer over `fear doctor` and a few training steps (kernels launched one by one).
+# It works on some GPU machines and not others (driver, permissions, containers): where it
+# refuses, say so and carry on. FEAR_CUDA_SYNC=1 names the kernel of any fault.
+: > "$out/sanitizer.txt"
+if command -v compute-sanitizer > /dev/null; then
+    for tool in memcheck racecheck synccheck initcheck; do
+        log "compute-sanitizer --tool $tool: fear doctor, 2 training steps"
+        for what in doctor steps; do
+            if [ "$what" = doctor ]; then cmd=($fear doctor); else cmd=($fear bench --device "$device" --arch 1 --batch 16 --warmup 0 --steps 2); fi
+            if FEAR_CUDA_SYNC=1 within 25 compute-sanitizer --tool "$tool" --error-exitcode 99 "${cmd[@]}" >> "$out/sanitizer.txt" 2>&1; then
+                log "  $tool $what: clean"
+            else
+                rc=$?
+                if [ "$rc" = 99 ]; then
+                    log "  $tool $what: ERRORS (see sanitizer.txt)"
+                    failures+=("sanitizer $tool $what")
+                else
+                    log "  $tool $what: could not run here (exit $rc; see sanitizer.txt); carrying on"
+                fi
+            fi
+        done
+    done
+else
+    log "compute-sanitizer not found: skipped"
+fi
+
+# Throughput of `fear rank` with 1, 2 and 4 workers on the GPU (--jobs): the demo network and
+# data, 8 architectures; architectures per minute.
+: > "$out/throughput.txt"
+for jobs in 1 2 4; do
+    log "fear rank --device $device --jobs $jobs (demo, 8 architectures)"
+    start=$(date +%s)
+    within 40 $fear rank --device "$device" --jobs "$jobs" --archs sample:8 --cache-dir "$out/data-cache" \
+        --out "$out/rank-jobs$jobs.jsonl" >> "$out/log.txt" 2>&1
+    rc=$?
+    # Architectures finished per minute, also when the 40 s ran out first.
+    python3 -c '
+import sys, time
+jobs, start, rc, path = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
+secs = time.time() - start
+try:
+    done = sum(1 for line in open(path) if "\"ok\"" in line)
+except OSError:
+    done = 0
+note = "" if rc == "0" else f" (stopped: exit {rc})"
+print(f"jobs {jobs}: {done} archs ok in {secs:.1f} s, {done * 60 / secs:.1f} archs/min{note}")
+' "$jobs" "$start" "$rc" "$out/rank-jobs$jobs.jsonl" | tee -a "$out/throughput.txt"
+    [ "$rc" = 0 ] || [ "$rc" = 124 ] || failures+=("rank --jobs $jobs")
+done
+rm -rf "$out/data-cache"
 
 python3 - "$out" <<'PY' | tee "$out/summary.md"
 import glob, json, os, sys
@@ -129,6 +201,11 @@ if os.path.exists(rank):
         r = json.loads(line)
         print(f"| {r['index']} | {r.get('status')} | {r.get('score')} | {r.get('stage1_epochs', '-')} | "
               f"{r.get('stage1_s', '-')} | {r.get('stage2_s', '-')} |")
+throughput = os.path.join(out, "throughput.txt")
+if os.path.exists(throughput):
+    print("\n`fear rank` throughput by workers per GPU (--jobs):\n")
+    for line in open(throughput):
+        print(f"- {line.strip()}")
 PY
 
 if [ ${#failures[@]} -gt 0 ]; then

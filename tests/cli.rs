@@ -66,3 +66,93 @@ fn bench_reports_what_freezing_buys() {
     assert!(v["frozen_backward_nodes"].as_u64() < v["full_backward_nodes"].as_u64());
     assert!(v["frozen_saved_bytes"].as_u64() < v["full_saved_bytes"].as_u64());
 }
+
+#[test]
+fn threshold_outside_0_to_1_is_a_usage_error() {
+    for bad in ["-0.1", "0", "1.5", "-3", "abc"] {
+        assert_usage_error(&["rank", "--threshold", bad, "--device", "cpu"], "--threshold");
+    }
+    assert_usage_error(&["rank", "--threshold", "-0.1"], "outside (0, 1]");
+    assert_usage_error(&["search", "--method", "fear", "--threshold", "1.01"], "outside (0, 1]");
+}
+
+#[test]
+fn a_real_dataset_needs_archs() {
+    assert_usage_error(&["rank", "--dataset", "cifar10:/nowhere", "--device", "cpu"], "--archs is required with --dataset");
+    assert_usage_error(&["zero-cost", "--proxy", "snip", "--dataset", "cifar10:/nowhere"], "--archs is required with --dataset");
+}
+
+/// `fear` in `dir` with HOME set to `home`.
+fn fear_home(dir: &std::path::Path, home: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fear")).args(args).env("HOME", home).current_dir(dir).output().expect("running fear")
+}
+
+#[test]
+fn a_leading_tilde_in_a_path_option_is_the_home_folder() {
+    let home = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("tilde-home");
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(home.join("lists")).unwrap();
+    std::fs::write(home.join("lists/archs.txt"), "1\n15624\n").unwrap();
+    // The shell leaves `~` after `file:` alone, and a quoted `~/...` too: fear expands both.
+    let out = fear_home(&home, &home, &["zero-cost", "--proxy", "params", "--archs", "file:~/lists/archs.txt", "--out", "~/zc.jsonl", "--threads", "1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(home.join("zc.jsonl")).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(!home.join("~").exists(), "a folder named ~ was made");
+    // A dataset folder: the error names the expanded path; the failed load leaves no results file.
+    let out = fear_home(&home, &home, &["rank", "--dataset", "folder:~/no-such-data", "--archs", "1", "--device", "cpu", "--out", "~/r.jsonl"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&home.join("no-such-data").display().to_string()), "{err}");
+    assert!(!home.join("r.jsonl").exists(), "a failed load left an empty results file");
+    // The synthetic cache goes to the user's cache folder, not the current one.
+    let cwd = home.join("work");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fear"))
+        .args(["zero-cost", "--proxy", "snip", "--archs", "1", "--dataset", "synthetic-cifar10", "--synthetic-size", "2", "--batch", "4"])
+        .args(["--channels", "2", "--cells-per-stage", "1", "--threads", "1"])
+        .env("HOME", &home).env_remove("XDG_CACHE_HOME").env_remove("FEAR_CACHE_DIR").current_dir(&cwd).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(std::fs::read_dir(home.join(".cache/fear")).unwrap().count() > 0);
+    assert!(!cwd.join("data-cache").exists());
+}
+
+#[test]
+fn doctor_ends_with_a_verdict() {
+    let out = fear(&["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.trim_end().lines().last().unwrap_or("");
+    assert!(last.starts_with("verdict: this machine runs fear on the CPU"), "{last}");
+}
+
+/// `bench --plan-stats` counts the planned step's launches without running it: on a GPU plan each
+/// train-mode batch norm is three launches (stats, finalize, apply), on the CPU plan one call,
+/// and the per-kernel table adds up to the totals.
+#[test]
+fn bench_plan_stats_count_launches_per_device() {
+    let stats = |device: &str| -> serde_json::Value {
+        let out = fear(&["bench", "--plan-stats", "--device", device, "--arch", "1", "--batch", "4", "--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (gpu, cpu) = (stats("emulated"), stats("cpu"));
+    for v in [&gpu, &cpu] {
+        let rows = v["kernels"].as_array().unwrap();
+        for (total, column) in [("launches_full", "full"), ("launches_frozen", "frozen")] {
+            let sum: u64 = rows.iter().map(|r| r[column].as_u64().unwrap()).sum();
+            assert_eq!(v[total].as_u64(), Some(sum), "{total} in {v}");
+        }
+        assert!(v["launches_frozen"].as_u64() < v["launches_full"].as_u64());
+        assert!(v["flops_frozen"].as_u64() < v["flops_full"].as_u64());
+        assert!(v["planned_bytes_frozen"].as_u64() < v["planned_bytes_full"].as_u64());
+    }
+    let count = |v: &serde_json::Value, kernel: &str| {
+        v["kernels"].as_array().unwrap().iter().find(|r| r["kernel"] == kernel).map_or(0, |r| r["full"].as_u64().unwrap())
+    };
+    let bn = count(&cpu, "bn_train_forward");
+    assert!(bn > 0);
+    for k in ["fear_bn_stats", "fear_bn_train_finalize", "fear_bn_apply"] {
+        assert_eq!(count(&gpu, k), bn, "{k}");
+    }
+    assert_eq!(gpu["flops_full"], cpu["flops_full"]);
+}

@@ -31,7 +31,7 @@ const ARCHS: &str = "1,6111,123,10,15624,2,3,4";
 const LINES: usize = 8;
 
 const COMMANDS: &[Case] = &[
-    Case { name: "rank", args: &["rank", "--archs", ARCHS, "--threshold", "0", "--stage2-epochs", "1", "--max-stage1-epochs", "2"], kills: 30 },
+    Case { name: "rank", args: &["rank", "--archs", ARCHS, "--threshold", "0.001", "--stage2-epochs", "1", "--max-stage1-epochs", "2"], kills: 30 },
     Case { name: "shortreg", args: &["shortreg", "--archs", ARCHS, "--epochs", "2", "--batch", "8"], kills: 25 },
     Case { name: "zero-cost", args: &["zero-cost", "--archs", ARCHS, "--proxy", "synflow,snip,params", "--batch", "16"], kills: 10 },
     Case { name: "search", args: &["search", "--method", "shortreg", "--epochs", "1", "--batch", "8", "--archs-budget", "8"], kills: 10 },

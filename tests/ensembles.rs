@@ -69,7 +69,7 @@ fn evaluate_makes_az_nas_fear_epochs_and_ensembles() {
 #[test]
 fn shortlist_runs_fear_on_the_proxys_top_fraction_only() {
     let dir = test_dir("shortlist");
-    let out = run(&dir, with_tiny(&["rank", "--archs", ARCHS, "--out", "s.jsonl", "--seed", "0", "--threshold", "0", "--stage2-epochs", "1", "--shortlist", "az_nas:0.5"]));
+    let out = run(&dir, with_tiny(&["rank", "--archs", ARCHS, "--out", "s.jsonl", "--seed", "0", "--threshold", "0.001", "--max-stage1-epochs", "2", "--stage2-epochs", "1", "--shortlist", "az_nas:0.5"]));
     ok(&out, "rank --shortlist");
     let lines: Vec<Value> = std::fs::read_to_string(dir.join("s.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 4);

@@ -34,8 +34,9 @@ fn rank_env(dir: &Path, archs: &str, out: &str, extra: &[&str], env: &[(&str, &s
     fear_env(dir, &args.iter().map(String::as_str).collect::<Vec<_>>(), env)
 }
 
-/// A rank that finishes both stages quickly: stage 1 stops after its first epoch, one stage-2 epoch.
-const QUICK: [&str; 4] = ["--threshold", "0", "--stage2-epochs", "1"];
+/// A rank that finishes both stages quickly: stage 1 stops at the first epoch with any accuracy
+/// above 0 (the lowest useful threshold), one stage-2 epoch.
+const QUICK: [&str; 4] = ["--threshold", "0.001", "--stage2-epochs", "1"];
 
 fn read_lines(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -84,7 +85,7 @@ fn rank_writes_json_lines_and_a_rerun_does_no_new_work() {
     let before = std::fs::read(&path).unwrap();
     let again = rank(&dir, "1,123", "r.jsonl", &QUICK);
     assert_ok(&again, "rank rerun");
-    assert!(stderr(&again).contains("2 of 2 architectures already done"), "{}", stderr(&again));
+    assert!(stderr(&again).contains("all 2 architectures already done; nothing to run"), "{}", stderr(&again));
     assert_eq!(std::fs::read(&path).unwrap(), before, "a rerun changed the results file");
     // The ranked table lists both.
     let table = String::from_utf8_lossy(&again.stdout);
@@ -175,13 +176,17 @@ fn merge_reports_duplicates_and_refuses_conflicts() {
 #[test]
 fn threshold_stops_stage1_or_caps() {
     let dir = test_dir("threshold_stops_stage1_or_caps");
-    assert_ok(&rank(&dir, "1", "zero.jsonl", &["--threshold", "0", "--stage2-epochs", "1", "--max-stage1-epochs", "5"]), "threshold 0");
-    let l = &read_lines(&dir.join("zero.jsonl"))[0];
-    assert_eq!(l["stage1_epochs"], 1, "{l}");
+    assert_ok(&rank(&dir, "1", "low.jsonl", &["--threshold", "0.001", "--stage2-epochs", "1", "--max-stage1-epochs", "5"]), "threshold 0.001");
+    let l = &read_lines(&dir.join("low.jsonl"))[0];
+    // Stage 1 stops at the first epoch whose accuracy reaches the threshold.
+    let accs: Vec<f64> = l["stage1_acc"].as_array().unwrap().iter().map(|a| a.as_f64().unwrap()).collect();
+    let first = accs.iter().position(|&a| a >= 0.001).expect("reached");
+    assert_eq!(accs.len(), first + 1, "{l}");
+    assert_eq!(l["stage1_epochs"], accs.len(), "{l}");
     assert_eq!(l["reached_threshold"], true);
     assert_eq!(l["status"], "ok");
 
-    assert_ok(&rank(&dir, "1", "high.jsonl", &["--threshold", "1.01", "--max-stage1-epochs", "1"]), "threshold 1.01");
+    assert_ok(&rank(&dir, "1", "high.jsonl", &["--threshold", "1", "--max-stage1-epochs", "1"]), "threshold 1");
     let l = &read_lines(&dir.join("high.jsonl"))[0];
     assert_eq!(l["status"], "capped", "{l}");
     assert!(l["score"].is_null(), "{l}");
@@ -249,7 +254,7 @@ fn shortreg_trains_e_epochs_and_scores_the_best() {
     let before = std::fs::read(&path).unwrap();
     let again = fear(&dir, &args);
     assert_ok(&again, "shortreg rerun");
-    assert!(stderr(&again).contains("2 of 2 architectures already done"), "{}", stderr(&again));
+    assert!(stderr(&again).contains("all 2 architectures already done; nothing to run"), "{}", stderr(&again));
     assert_eq!(std::fs::read(&path).unwrap(), before);
     let other: Vec<&str> = args.iter().map(|a| if *a == "2" { "3" } else { a }).collect();
     let refused = fear(&dir, &other);
@@ -303,7 +308,7 @@ fn a_failing_architecture_is_recorded_and_the_run_goes_on() {
     let before = std::fs::read(dir.join("r.jsonl")).unwrap();
     let again = rank(&dir, "1,123,15624", "r.jsonl", &QUICK);
     assert_ok(&again, "rerun");
-    assert!(stderr(&again).contains("3 of 3 architectures already done"), "{}", stderr(&again));
+    assert!(stderr(&again).contains("all 3 architectures already done; nothing to run"), "{}", stderr(&again));
     assert_eq!(std::fs::read(dir.join("r.jsonl")).unwrap(), before);
 }
 
@@ -337,4 +342,71 @@ fn five_failures_in_a_row_stop_the_run() {
     let out = rank_env(&dir, "11,12,13,14,1,15,16,17", "s.jsonl", &QUICK, &[("FEAR_INJECT_FAILURE", "11,12,13,14,15,16,17")]);
     assert_ok(&out, "four failures, a success, three failures");
     assert_eq!(read_lines(&dir.join("s.jsonl")).len(), 8);
+}
+
+#[test]
+fn off_a_terminal_progress_is_plain_lines() {
+    let dir = test_dir("off_a_terminal_progress_is_plain_lines");
+    // stderr into a file, as a Slurm job or `2> log` has it; every in-flight message shown.
+    let log = dir.join("log.txt");
+    let mut args: Vec<String> = ["rank", "--archs", "1,123", "--out", "r.jsonl", "--seed", "0"].map(String::from).to_vec();
+    args.extend(tiny_run_args());
+    args.extend(QUICK.map(String::from));
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_fear"))
+        .args(&args)
+        .env("FEAR_PROGRESS_SECS", "0")
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .env_remove("SLURM_ARRAY_TASK_COUNT")
+        .env_remove("FEAR_INJECT_FAILURE")
+        .current_dir(&dir)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .output()
+        .unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(run.status.success(), "{text}");
+    // One line per finished architecture: index, status, score, time, count and ETA.
+    let finished: Vec<&str> = text.lines().filter(|l| l.starts_with("arch ")).collect();
+    assert_eq!(finished.len(), 2, "{text}");
+    for (k, line) in finished.iter().enumerate() {
+        for part in [" ok ", "score 0.", "time ", &format!("[{}/2, ", k + 1), " elapsed, ETA "] {
+            assert!(line.contains(part), "{line:?} lacks {part:?}");
+        }
+    }
+    // In-flight lines: stage 1 names its threshold and that only the epoch's end counts.
+    assert!(text.lines().any(|l| l.trim_start().starts_with("arch 1 stage 1 epoch 1 step") && l.contains("(threshold 0.001, checked at epoch end)")), "{text}");
+    assert!(text.lines().any(|l| l.trim_start().starts_with("arch 123 stage 2 epoch 1/1 step")), "{text}");
+    // The ranking says what the score is.
+    let table = String::from_utf8_lossy(&run.stdout);
+    assert!(table.contains("score: FEAR, the training accuracy of the last stage-2 epoch (higher is better); stage-1 threshold 0.001"), "{table}");
+
+    // The default interval (60 s) keeps a seconds-long run to at most one in-flight line.
+    let quiet = rank(&dir, "1", "q.jsonl", &QUICK);
+    assert_ok(&quiet, "rank");
+    assert!(stderr(&quiet).lines().filter(|l| l.contains(" step ")).count() <= 1, "{}", stderr(&quiet));
+
+    // shortreg and zero-cost report the same way.
+    let mut sr: Vec<String> = ["shortreg", "--epochs", "1", "--batch", "8", "--archs", "1,123", "--out", "s.jsonl"].map(String::from).to_vec();
+    sr.extend(tiny_run_args());
+    let out = fear_env(&dir, &sr.iter().map(String::as_str).collect::<Vec<_>>(), &[("FEAR_PROGRESS_SECS", "0")]);
+    assert_ok(&out, "shortreg");
+    let lines: Vec<String> = stderr(&out).lines().filter(|l| l.starts_with("arch ")).map(String::from).collect();
+    assert!(lines.len() == 2 && lines[1].contains("[2/2, ") && lines[1].contains("time "), "{}", stderr(&out));
+    let out = fear(&dir, &["zero-cost", "--proxy", "params,synflow", "--archs", "1,123,15624", "--out", "z.jsonl", "--threads", "1"]);
+    assert_ok(&out, "zero-cost");
+    let lines: Vec<String> = stderr(&out).lines().filter(|l| l.starts_with("arch ")).map(String::from).collect();
+    assert!(lines.len() == 3 && lines[2].contains("[3/3, ") && lines[2].contains("params "), "{}", stderr(&out));
+    // ... and zero-cost prints its scores as a table.
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("ranked by synflow") && table.lines().filter(|l| l.contains("|")).count() == 3, "{table}");
+}
+
+#[test]
+fn the_demo_says_its_scores_say_little() {
+    let dir = test_dir("the_demo_says_its_scores_say_little");
+    let cache = common::tmp_root().join("cache");
+    // The demo's data and network, but one architecture and one quick epoch of each stage.
+    let out = fear(&dir, &["rank", "--archs", "1", "--synthetic-size", "4", "--cache-dir", cache.to_str().unwrap(), "--device", "cpu",
+        "--threads", "1", "--threshold", "0.001", "--stage2-epochs", "1"]);
+    assert_ok(&out, "demo");
+    assert!(stderr(&out).contains("this was the built-in demo") && stderr(&out).contains("say little about the architectures"), "{}", stderr(&out));
 }

@@ -1,5 +1,6 @@
 //! End to end on real images: `fear rank` on a few hundred CIFAR-10 JPEGs from
-//! `../shared/data/cifar10-jpeg.tar.gz` (skipped with a message where the archive is absent).
+//! `../shared/data/cifar10-jpeg.tar.gz` (skipped and reported where the archive is absent, a
+//! failure under CI); and that skip rule itself.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -44,4 +45,21 @@ fn rank_two_architectures_on_real_cifar10_images() {
         assert!(v["time_s"].as_f64().unwrap() > 0.0);
         assert_eq!(v["dataset"], "cifar10-jpeg");
     }
+}
+
+#[test]
+fn a_missing_archive_fails_under_ci_and_is_recorded_as_skipped_elsewhere() {
+    let dir = common::test_dir("skip-record");
+    let (missing, skipped) = (vec![dir.join("nowhere.tar.gz")], dir.join("skipped"));
+    assert!(common::find_or_skip("some_test", &missing, false, &skipped).is_err());
+    let recorded = common::read_skipped(&skipped);
+    assert_eq!(recorded.len(), 1);
+    assert!(recorded[0].0 == "some_test" && recorded[0].1.contains("FEAR_CIFAR10_JPEG"), "{recorded:?}");
+    let under_ci = std::panic::catch_unwind(|| common::find_or_skip("ci_test", &missing, true, &dir.join("ci")));
+    assert!(under_ci.is_err(), "a missing archive under CI must fail the test");
+    assert!(common::read_skipped(&dir.join("ci")).is_empty());
+    // Found: no skip.
+    let here = dir.join("here.tar.gz");
+    std::fs::write(&here, "").unwrap();
+    assert_eq!(common::find_or_skip("found_test", &[missing[0].clone(), here.clone()], true, &skipped), Ok(here));
 }

@@ -178,3 +178,52 @@ fn replayed_steps_on_a_real_gpu_equal_eager_ones_bit_for_bit() {
     let (_, emulated) = scenario(Gpu::emulated(), true, true);
     assert_eq!(launches(&s), launches(&emulated), "CUDA graph nodes vs emulated launches");
 }
+
+/// A training loop fed from the device alone (`Session::train_step_queued`: the data kernel
+/// gathers the labels and writes the learning rate, each step replays its graph, loss and hits
+/// stay on the device until one read at the end) leaves the same bits as the same steps run
+/// eagerly with labels and learning rate uploaded and the figures read after each step; a
+/// partial last batch included (13 images in batches of 5).
+#[test]
+fn queued_steps_fed_from_the_device_equal_eager_uploaded_ones_bit_for_bit() {
+    use fear::data::augment::Augment;
+    use fear::data::dataset::Normalization;
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let count = 13;
+    let images: Vec<u8> = (0..count * 3 * 16 * 16).map(|_| rng.random()).collect();
+    let labels: Vec<u32> = (0..count).map(|_| rng.random_range(0..10)).collect();
+    let aug = Augment { size: 16, pad: 2, flip: true, cutout: 4, fill: 3, norm: Normalization::CIFAR10 };
+    let order: Vec<u32> = (0..count as u32).rev().collect();
+    let gpu = Gpu::emulated();
+    let starts: Vec<usize> = (0..count).step_by(BATCH).collect();
+    let size = |start: usize| BATCH.min(count - start);
+    let lr = |k: usize| 0.1 / (k + 1) as f64;
+
+    let mut queued = session(gpu.clone());
+    let mut fed = gpu.upload_split(&images, &aug).unwrap();
+    fed.set_order(&order).unwrap();
+    fed.set_labels(&labels).unwrap();
+    queued.set_capture(true);
+    queued.begin_queued_steps(starts.len()).unwrap();
+    for (k, &start) in starts.iter().enumerate() {
+        queued.train_step_queued(&fed, 9, 2, start, size(start), lr(k), k).unwrap();
+    }
+    let figures = queued.read_queued_steps(starts.len()).unwrap();
+    assert!(queued.captured(BATCH, true, true).is_some() && queued.captured(3, true, true).is_some(), "the queued steps were not replayed graphs");
+
+    let mut eager = session(gpu.clone());
+    let mut uploaded = gpu.upload_split(&images, &aug).unwrap();
+    uploaded.set_order(&order).unwrap();
+    for (k, &start) in starts.iter().enumerate() {
+        let batch_labels: Vec<u32> = order[start..start + size(start)].iter().map(|&i| labels[i as usize]).collect();
+        let out = eager.train_step_resident(&uploaded, 9, 2, start, &batch_labels, lr(k)).unwrap();
+        assert_eq!((figures[k].0.to_bits(), figures[k].1), (out.loss.to_bits(), out.correct), "step {k}");
+    }
+    let (a, b) = (queued.read_all_params().unwrap(), eager.read_all_params().unwrap());
+    assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "parameters differ between queued and eager steps");
+    // Without labels on the device a queued step is refused, not fed stale labels.
+    let mut no_labels = session(gpu.clone());
+    no_labels.begin_queued_steps(1).unwrap();
+    let err = no_labels.train_step_queued(&uploaded, 9, 2, 0, BATCH, 0.1, 0).unwrap_err().to_string();
+    assert!(err.contains("holds no labels"), "{err}");
+}

@@ -45,7 +45,7 @@ fn synflow_params_and_flops_without_data_resume_and_refuse_mixing() {
     // Rerunning resumes: nothing new is appended.
     let again = fear(&["zero-cost", "--proxy", "synflow,params,flops", "--archs", &archs, "--out", o]);
     assert!(again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("2 of 2 architectures already done"));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("all 2 architectures already done; nothing to run"));
     assert_eq!(lines(&out).len(), 2);
     // Another proxy set into the same file is refused.
     let mixed = fear(&["zero-cost", "--proxy", "synflow", "--archs", "6111", "--out", o]);

@@ -28,6 +28,8 @@ extern thread_local uint3 gridDim;
 
 namespace fear_emu {
 void syncthreads();
+// This OS thread's dynamic shared memory for the block it runs (sized per launch).
+void* dynamic_shared();
 // Exchange of one 64-bit value per thread through the block (two barriers).
 unsigned long long exchange(unsigned long long mine, unsigned source_lane_in_block);
 }
@@ -40,6 +42,8 @@ unsigned long long exchange(unsigned long long mine, unsigned source_lane_in_blo
 #define __shared__ static thread_local
 #define __syncthreads() ::fear_emu::syncthreads()
 #define __CUDACC_EMULATED__ 1
+// `extern __shared__ T name[]` on a GPU (see FEAR_DYNAMIC_SHARED in artifacts::combined_source).
+#define FEAR_DYNAMIC_SHARED(T, name) T* name = reinterpret_cast<T*>(::fear_emu::dynamic_shared())
 
 using std::max;
 using std::min;

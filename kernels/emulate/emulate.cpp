@@ -104,6 +104,9 @@ struct BlockRun {
 static const size_t kStackBytes = 64 * 1024;
 thread_local BlockRun* running = nullptr;
 thread_local std::vector<char> stacks;
+thread_local std::vector<char> dynamic_shared_buffer;
+
+void* dynamic_shared() { return dynamic_shared_buffer.data(); }
 
 void syncthreads() {
     BlockRun* b = running;
@@ -189,26 +192,41 @@ extern const int kKernelCount;
 // Launches `name` over grid x block with cuLaunchKernel's argument array. Checks the argument
 // count and each argument's size against the kernel's C signature, so the Rust launch code's
 // argument lists are verified wherever tests run. Returns 0, or 1 with a message in `err`.
-extern "C" int fear_emu_launch(const char* name, const unsigned* grid, const unsigned* block, void** args,
-                               int nargs, const unsigned* arg_sizes, char* err, int err_len) {
+// The kernel `name` after checking its argument count and sizes; null with a message in `err`.
+static const fear_emu::KernelInfo* find_checked(const char* name, int nargs, const unsigned* arg_sizes, char* err, int err_len) {
     using namespace fear_emu;
     const KernelInfo* k = nullptr;
     for (int i = 0; i < kKernelCount; ++i)
         if (std::strcmp(kKernels[i].name, name) == 0) k = &kKernels[i];
     if (!k) {
         std::snprintf(err, err_len, "no kernel named %s", name);
-        return 1;
+        return nullptr;
     }
     if (k->arity != nargs) {
         std::snprintf(err, err_len, "%s takes %d arguments, got %d", name, k->arity, nargs);
-        return 1;
+        return nullptr;
     }
     for (int i = 0; i < nargs; ++i) {
         if (k->arg_sizes[i] != arg_sizes[i]) {
             std::snprintf(err, err_len, "%s argument %d is %u bytes, got %u", name, i, k->arg_sizes[i], arg_sizes[i]);
-            return 1;
+            return nullptr;
         }
     }
+    return k;
+}
+
+// Checks a launch's kernel name and argument list without running it: 0, or 1 with a message.
+extern "C" int fear_emu_check(const char* name, int nargs, const unsigned* arg_sizes, char* err, int err_len) {
+    return find_checked(name, nargs, arg_sizes, err, err_len) ? 0 : 1;
+}
+
+// `shared_bytes` of dynamic shared memory (`extern __shared__`, FEAR_DYNAMIC_SHARED) per block:
+// like static __shared__, one buffer per OS thread, which runs one block at a time.
+extern "C" int fear_emu_launch(const char* name, const unsigned* grid, const unsigned* block, unsigned shared_bytes,
+                               void** args, int nargs, const unsigned* arg_sizes, char* err, int err_len) {
+    using namespace fear_emu;
+    const KernelInfo* k = find_checked(name, nargs, arg_sizes, err, err_len);
+    if (!k) return 1;
     unsigned long long threads = (unsigned long long)block[0] * block[1] * block[2];
     if (threads == 0 || threads > 1024) {
         std::snprintf(err, err_len, "%s: %llu threads per block (1..1024)", name, threads);
@@ -219,6 +237,8 @@ extern "C" int fear_emu_launch(const char* name, const unsigned* grid, const uns
     std::atomic<unsigned long long> next{0};
     auto worker = [&]() {
         gridDim = g;
+        // Fresh each launch and filled with NaN bytes: a kernel must write it before reading.
+        dynamic_shared_buffer.assign(shared_bytes, (char)0xff);
         BlockRun run;
         run.entry = k->entry;
         run.args = args;

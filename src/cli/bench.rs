@@ -50,6 +50,11 @@ pub struct BenchArgs {
     /// uploaded from the host (GPU devices, the emulated one included).
     #[arg(long)]
     pub resident_data: bool,
+    /// Print plan statistics instead of timing: launches per full and frozen step, the launches
+    /// per kernel, and modelled bytes and flops, for the step planned for `--device` (cpu, or a
+    /// GPU: cuda, cuda:N, emulated; no GPU is opened). Nothing is run.
+    #[arg(long)]
+    pub plan_stats: bool,
 }
 
 #[derive(Serialize, Debug)]
@@ -101,6 +106,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let arch = super::parse_arch_arg(&args.arch)?;
     if args.batch == 0 || args.steps == 0 {
         return Err(super::UsageError("--batch and --steps must be positive".into()).into());
+    }
+    if args.plan_stats {
+        let device = if args.device == "auto" { "cuda" } else { args.device.as_str() };
+        let stats = super::plan_stats::plan_stats(&arch, device, args.batch)?;
+        if args.json {
+            println!("{}", serde_json::to_string(&stats)?);
+        } else {
+            super::plan_stats::print_table(&stats);
+        }
+        return Ok(());
     }
     let device = super::device::open_device(&args.device)?;
     if (args.cuda_graph || args.resident_data) && !device.is_gpu() {
@@ -168,7 +183,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     if args.profile {
         for (what, rows) in [("full", full_profile), ("frozen", frozen_profile)] {
-            eprintln!("{what} step, ms per step by kernel:");
+            eprintln!("{what} step, ms per step by kernel ({}):", session.profile_clock());
             for (name, launches, secs) in rows {
                 eprintln!("  {name:<24}{:>10.2}{:>8} launches", secs * 1e3 / args.steps as f64, launches / args.steps);
             }

@@ -9,16 +9,17 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::data::{Dataset, DatasetSpec, LoadOptions};
+use crate::data::{Dataset, DatasetKind, DatasetSpec, LoadOptions, Method, Recipe};
 use crate::engine::AnyDevice;
 use crate::net::NetConfig;
 use crate::rank::{failure, ShortregConfig};
 use crate::rank::results::ResultsFile;
 use crate::space::{parse_arch_list, Arch};
 
+pub(crate) use super::progress::progress_bar;
+use super::progress::Progress;
 use super::UsageError;
 
 /// The architectures ranked when none are named: a spread of NATS-Bench cells from strong
@@ -39,12 +40,14 @@ pub struct SelectArgs {
     /// Synthetic CIFAR-10 training images per class (default 5000, the paper's set; 50 without --dataset).
     #[arg(long)]
     pub synthetic_size: Option<usize>,
-    /// Where generated data is cached.
-    #[arg(long, default_value = "data-cache")]
-    pub cache_dir: PathBuf,
+    /// Where generated data (Synthetic CIFAR-10) is cached (default: $FEAR_CACHE_DIR, else
+    /// $XDG_CACHE_HOME/fear, else ~/.cache/fear).
+    #[arg(value_parser = crate::util::path_arg, long)]
+    pub cache_dir: Option<PathBuf>,
     /// Architectures: `all`, `sample:N`, `file:PATH`, or a comma list of indices / arch strings.
-    #[arg(long, default_value = DEFAULT_ARCHS)]
-    pub archs: String,
+    /// Required with --dataset; without it, the demo's four (1,6111,123,15624).
+    #[arg(long)]
+    pub archs: Option<String>,
     /// Seed of initialisation, shuffling, augmentation and `sample:N`.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -58,12 +61,23 @@ pub struct SelectArgs {
     /// Append to a results file even though it was written under another configuration.
     #[arg(long)]
     pub force: bool,
+    /// The data pipeline: `paper` (what the FEAR paper's authors ran, per dataset and method:
+    /// README's recipe table) or `natsbench` (NATS-Bench's crop, flip and normalisation everywhere).
+    #[arg(long, value_enum, default_value_t = Recipe::Paper)]
+    pub recipe: Recipe,
 }
 
 impl SelectArgs {
     /// This shard's share of `--archs` (`sample:N` drawn from `--seed`).
     pub fn archs(&self) -> Result<Vec<Arch>> {
-        let archs = parse_arch_list(&self.archs, self.seed).map_err(|e| UsageError(e.to_string()))?;
+        let spec = match (&self.archs, self.is_demo()) {
+            (Some(spec), _) => spec.as_str(),
+            (None, true) => DEFAULT_ARCHS,
+            (None, false) => {
+                return Err(UsageError("--archs is required with --dataset: e.g. --archs sample:1000, --archs all, --archs file:archs.txt or --archs 1,6111".into()).into())
+            }
+        };
+        let archs = parse_arch_list(spec, self.seed).map_err(|e| UsageError(e.to_string()))?;
         shard(archs, self.shard.as_deref())
     }
 
@@ -80,7 +94,7 @@ impl SelectArgs {
     /// Loads `spec` (50 synthetic images per class in the demo) and says what it loaded.
     pub fn load(&self, spec: &DatasetSpec) -> Result<Dataset> {
         let started = Instant::now();
-        let mut opts = LoadOptions { cache_dir: self.cache_dir.clone(), ..LoadOptions::default() };
+        let mut opts = LoadOptions { cache_dir: self.cache_dir.clone().unwrap_or_else(crate::util::default_cache_dir), ..LoadOptions::default() };
         opts.synthetic_size = self.synthetic_size.unwrap_or(if self.is_demo() { 50 } else { opts.synthetic_size });
         let data = spec.load(&opts).with_context(|| format!("loading {spec}"))?;
         eprintln!(
@@ -104,10 +118,20 @@ impl SelectArgs {
 pub fn open_results(out: &Path, archs: &[Arch]) -> Result<(ResultsFile, Vec<Arch>)> {
     let results = ResultsFile::open(out)?;
     let todo: Vec<Arch> = archs.iter().copied().filter(|a| !results.done.contains(&a.index())).collect();
-    if todo.len() < archs.len() {
+    if todo.is_empty() && !archs.is_empty() {
+        eprintln!("{}: all {} architectures already done; nothing to run (use another --out to start over)", out.display(), archs.len());
+    } else if todo.len() < archs.len() {
         eprintln!("{}: {} of {} architectures already done; resuming", out.display(), archs.len() - todo.len(), archs.len());
     }
     Ok((results, todo))
+}
+
+/// After a failure before any work (the data did not load), removes the results file `out`
+/// again if this run created it: a failed start leaves no empty file behind.
+pub(crate) fn forget_new_results(out: &Path, existed: bool) {
+    if !existed && std::fs::metadata(out).is_ok_and(|m| m.len() == 0) {
+        let _ = std::fs::remove_file(out);
+    }
 }
 
 /// The flags of `fear rank`, `fear shortreg` and `fear search`: [`SelectArgs`], the device and
@@ -120,20 +144,24 @@ pub struct RunArgs {
     /// when the CUDA driver finds one, else the CPU).
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Workers per device: K architectures train at once on each GPU, each session on its own
+    /// CUDA stream (K=2-4 fills a large GPU with the small NATS-Bench networks).
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
     /// Learning rate (initial, for cosine schedules).
     #[arg(long, default_value_t = 0.1)]
     pub lr: f64,
     /// Global gradient-norm clip (0 = none).
     #[arg(long, default_value_t = 5.0)]
     pub grad_clip: f64,
-    /// Cutout side (0 = none).
-    #[arg(long, default_value_t = 0)]
-    pub cutout: usize,
+    /// Cutout side, 0 = none (default: the recipe's: 16 for FEAR on CIFAR under `paper`, else none).
+    #[arg(long)]
+    pub cutout: Option<usize>,
     /// Network channels C (default 16, NATS-Bench's; 8 in the demo).
     #[arg(long)]
     pub channels: Option<usize>,
     /// Cells per stage N (default 5, NATS-Bench's; 2 in the demo). FEAR's stage 2 trains the last
-    /// N-1 cells (cells 13-16 at N=5), `lastact` and the classifier.
+    /// N-1 cells (cells 13-16 at N=5), `lastact` and the classifier: at N=1 no cell at all.
     #[arg(long)]
     pub cells_per_stage: Option<usize>,
 }
@@ -146,7 +174,8 @@ pub struct Prepared {
     pub net: NetConfig,
     /// Skip the configuration check of an existing results file.
     pub force: bool,
-    /// One worker per device (`--device cuda:0,1,2,3` gives four).
+    /// One worker per entry (`--device cuda:0,1,2,3` gives four; `--jobs K` repeats each
+    /// device K times: entries of one GPU share it, each session on its own stream).
     pub devices: Vec<AnyDevice>,
 }
 
@@ -157,9 +186,16 @@ impl RunArgs {
     }
 
     /// shortreg's recipe (`fear shortreg`, `fear search --method shortreg`): E and B, with these
-    /// flags' learning rate, clip and Cutout.
-    pub fn shortreg_config(&self, epochs: usize, batch: usize) -> ShortregConfig {
-        ShortregConfig { epochs, batch, lr: self.lr, grad_clip: self.grad_clip(), cutout: self.cutout }
+    /// flags' learning rate, clip, data recipe and Cutout.
+    pub fn shortreg_config(&self, epochs: usize, batch: usize, data: &Dataset) -> ShortregConfig {
+        let recipe = self.select.recipe;
+        let cutout = self.cutout(data, Method::Shortreg);
+        ShortregConfig { epochs, batch, lr: self.lr, grad_clip: self.grad_clip(), recipe, cutout }
+    }
+
+    /// `--cutout`, or the recipe's for `method` on `data`.
+    pub fn cutout(&self, data: &Dataset, method: Method) -> usize {
+        self.cutout.unwrap_or_else(|| self.select.recipe.cutout(DatasetKind::of(&data.name), method))
     }
 
     /// Checks the flags, opens `out` (skipping what it already holds), then loads the data.
@@ -176,14 +212,19 @@ impl RunArgs {
                        --help shows how to rank on real data with NATS-Bench's network");
         }
         let spec = self.select.dataset_spec()?;
+        if self.jobs == 0 {
+            return Err(UsageError("--jobs must be at least 1".into()).into());
+        }
         let devices = super::device::open_devices(&self.device)?;
+        let devices = devices.iter().flat_map(|d| std::iter::repeat_n(d.clone(), self.jobs)).collect();
         let (c, n) = (self.channels.unwrap_or(if demo { 8 } else { 16 }), self.cells_per_stage.unwrap_or(if demo { 2 } else { 5 }));
         if c == 0 || n == 0 {
             return Err(UsageError("--channels and --cells-per-stage must be positive".into()).into());
         }
         self.select.set_threads()?;
+        let existed = out.exists();
         let (results, todo) = open_results(out, &archs)?;
-        let data = self.select.load(&spec)?;
+        let data = self.select.load(&spec).inspect_err(|_| forget_new_results(out, existed))?;
         let net = NetConfig { c, n, classes: data.classes, image_size: data.image_size };
         Ok(Prepared { todo, results, data, net, force: self.select.force, devices })
     }
@@ -200,7 +241,7 @@ impl Prepared {
         self,
         config: &serde_json::Value,
         fields: &[&str],
-        one: impl Fn(&Arch, &Dataset, &NetConfig, &AnyDevice, &ProgressBar) -> Result<R> + Sync,
+        one: impl Fn(&Arch, &Dataset, &NetConfig, &AnyDevice, &Progress) -> Result<R> + Sync,
     ) -> Result<()> {
         if !self.force {
             check_same_config(&self.results, config, fields)?;
@@ -212,13 +253,43 @@ impl Prepared {
         let gave_up = AtomicBool::new(false);
         let results = Mutex::new(self.results);
         let (todo, data, net) = (&self.todo, &self.data, &self.net);
+        let sticky = StickyErrors::new(&self.devices);
         let work = |device: &AnyDevice| -> Result<()> {
+            let mut device = device.clone();
             while !stop.load(Ordering::Relaxed) {
                 let Some(arch) = todo.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
-                let line = match failure::attempt(arch, || one(arch, data, net, device, &bar)) {
+                let line = match failure::attempt(arch, || one(arch, data, net, &device, &bar)) {
                     Ok(record) => {
                         in_a_row.store(0, Ordering::Relaxed);
                         serde_json::to_value(record)?
+                    }
+                    Err(reason) if device.is_poisoned() => {
+                        // A sticky CUDA error: this device's context is lost, for this
+                        // architecture and for every other one on the device. Only the first
+                        // to see it gets a `failed` line; the others stay undone for a rerun.
+                        let first = sticky.first_to_see(&device);
+                        if first {
+                            bar.suspend(|| eprintln!("arch {:>5}  failed: {reason}", arch.index()));
+                            let line = failure::failed_line(arch, &crate::engine::Device::<f32>::name(&device), &reason, config);
+                            results.lock().unwrap_or_else(|e| e.into_inner()).append(&line)?;
+                            bar.inc(1);
+                        }
+                        if sticky.shared(&device) || !first {
+                            stop.store(true, Ordering::Relaxed);
+                            break;
+                        }
+                        match device.reopen() {
+                            Ok(fresh) => {
+                                bar.suspend(|| eprintln!("{}: reopened after a sticky error", crate::engine::Device::<f32>::name(&fresh)));
+                                device = fresh;
+                                continue;
+                            }
+                            Err(e) => {
+                                sticky.could_not_reopen(format!("{e:#}"));
+                                stop.store(true, Ordering::Relaxed);
+                                break;
+                            }
+                        }
                     }
                     Err(reason) => {
                         // Always shown, also when stderr is no terminal (where the bar and its lines are hidden).
@@ -227,7 +298,7 @@ impl Prepared {
                             gave_up.store(true, Ordering::Relaxed);
                             stop.store(true, Ordering::Relaxed);
                         }
-                        failure::failed_line(arch, &crate::engine::Device::<f32>::name(device), &reason, config)
+                        failure::failed_line(arch, &crate::engine::Device::<f32>::name(&device), &reason, config)
                     }
                 };
                 results.lock().unwrap_or_else(|e| e.into_inner()).append(&line).inspect_err(|_| stop.store(true, Ordering::Relaxed))?;
@@ -242,6 +313,13 @@ impl Prepared {
         bar.finish_and_clear();
         let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
         outcomes.into_iter().collect::<Result<()>>()?;
+        if let Some(why) = sticky.stopped() {
+            anyhow::bail!(
+                "stopped: {why}; rerun the same command to resume (finished architectures are kept in {}, \
+                 the one that faulted is recorded as failed)",
+                results.path().display()
+            );
+        }
         if gave_up.into_inner() {
             anyhow::bail!(
                 "stopped: the last {STOP_AFTER_FAILURES_IN_A_ROW} architectures all failed (see their reasons above); \
@@ -255,6 +333,53 @@ impl Prepared {
     }
 }
 
+/// Printed after a demo run's ranking: so small a run ranks the pipeline, not the architectures.
+pub const DEMO_CAVEAT: &str = "note: this was the built-in demo (50 images per class, a reduced network, a few epochs): \
+its scores show the pipeline works and say little about the architectures; pass --dataset and --archs for a real ranking";
+
+/// Sticky CUDA errors seen by the workers of a run: which devices hit one, and why the run
+/// stops if it must (a device shared by several workers, or one that would not reopen).
+struct StickyErrors {
+    /// How many workers drive each device (by its identity).
+    workers: std::collections::HashMap<Option<usize>, usize>,
+    seen: Mutex<std::collections::HashSet<Option<usize>>>,
+    stop: Mutex<Option<String>>,
+}
+
+impl StickyErrors {
+    fn new(devices: &[AnyDevice]) -> StickyErrors {
+        let mut workers = std::collections::HashMap::new();
+        for d in devices {
+            *workers.entry(d.device_key()).or_default() += 1;
+        }
+        StickyErrors { workers, seen: Mutex::default(), stop: Mutex::default() }
+    }
+
+    /// Whether this worker is the first to see `device`'s sticky error.
+    fn first_to_see(&self, device: &AnyDevice) -> bool {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).insert(device.device_key())
+    }
+
+    /// Whether other workers share `device` (then reopening it would pull their context away,
+    /// so the run stops instead); records why.
+    fn shared(&self, device: &AnyDevice) -> bool {
+        let shared = self.workers.get(&device.device_key()).copied().unwrap_or(1) > 1;
+        if shared {
+            let name = crate::engine::Device::<f32>::name(device);
+            self.stop.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(format!("{name} hit a sticky error while several workers (--jobs) shared it"));
+        }
+        shared
+    }
+
+    fn could_not_reopen(&self, why: String) {
+        self.stop.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(format!("a GPU hit a sticky error and could not be reopened: {why}"));
+    }
+
+    fn stopped(&self) -> Option<String> {
+        self.stop.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 /// So many failures in a row stop a run: the device is gone, not one architecture bad.
 pub const STOP_AFTER_FAILURES_IN_A_ROW: usize = 5;
 
@@ -262,6 +387,12 @@ pub const STOP_AFTER_FAILURES_IN_A_ROW: usize = 5;
 pub(crate) fn check_same_config(results: &ResultsFile, now: &serde_json::Value, fields: &[&str]) -> Result<()> {
     for line in &results.lines {
         for key in fields {
+            if line.get(key).is_none() && now.get(key).is_some() {
+                anyhow::bail!(
+                    "{} holds results without {key} (written by an older fear), but this run has {key} = {}: use another --out (or --force to mix them)",
+                    results.path().display(), now[key]
+                );
+            }
             if line.get(key) != now.get(key) {
                 anyhow::bail!(
                     "{} holds results with {key} = {}, but this run has {key} = {}: use another --out (or --force to mix them)",
@@ -290,17 +421,14 @@ pub fn shard(archs: Vec<Arch>, arg: Option<&str>) -> Result<Vec<Arch>> {
     Ok(archs.into_iter().skip(k).step_by(n).collect())
 }
 
-pub(crate) fn progress_bar(len: usize) -> ProgressBar {
-    let bar = ProgressBar::new(len as u64);
-    bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} archs  {msg}").unwrap().progress_chars("=> "));
-    bar
-}
-
 /// The ranking of every line in the results file, best score first (non-ok lines last).
 fn print_ranking(lines: &[serde_json::Value]) {
     let mut rows: Vec<&serde_json::Value> = lines.iter().collect();
     let score = |v: &serde_json::Value| v.get("score").and_then(|s| s.as_f64()).unwrap_or(f64::NEG_INFINITY);
     rows.sort_by(|a, b| score(b).total_cmp(&score(a)));
+    if let Some(what) = lines.first().and_then(score_meaning) {
+        println!("{what}");
+    }
     println!("{:>4}  {:>5}  {:>8}  {:>8}  {:>9}  arch", "rank", "index", "score", "status", "time (s)");
     for (i, v) in rows.iter().enumerate() {
         println!(
@@ -316,6 +444,15 @@ fn print_ranking(lines: &[serde_json::Value]) {
     if let Some(summary) = not_ok_summary(lines) {
         println!("{summary}");
     }
+}
+
+/// What `score` means in a results line, for the ranking's heading.
+fn score_meaning(line: &serde_json::Value) -> Option<String> {
+    if let Some(t) = line.get("threshold").and_then(|t| t.as_f64()) {
+        return Some(format!("score: FEAR, the training accuracy of the last stage-2 epoch (higher is better); stage-1 threshold {t}"));
+    }
+    let (e, b) = (line.get("epochs")?.as_u64()?, line.get("batch")?.as_u64()?);
+    Some(format!("score: shortreg, the best epoch's training accuracy in {e} epochs at batch {b} (higher is better)"))
 }
 
 /// "N of M architectures not ok (ranked last): a diverged, b capped, c failed", or None when

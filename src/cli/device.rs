@@ -70,7 +70,10 @@ pub fn open_devices(spec: &str) -> Result<Vec<AnyDevice>> {
             Ok(g) => vec![AnyDevice::Gpu(g)],
             Err(why) => {
                 static SAID: OnceLock<()> = OnceLock::new();
-                SAID.get_or_init(|| eprintln!("device auto: {why:#}; running on the CPU"));
+                // The advice "use --device cpu" is for an explicit --device cuda; here it is taken.
+                let why = format!("{why:#}");
+                let why = why.trim_end_matches("; use --device cpu");
+                SAID.get_or_init(|| eprintln!("device auto: no GPU to use ({why}); running on the CPU"));
                 vec![AnyDevice::Cpu(Cpu)]
             }
         },

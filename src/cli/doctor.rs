@@ -26,6 +26,9 @@ struct ImageReport {
     target: String,
     kind: &'static str,
     bytes: usize,
+    /// For PTX: its ISA version and the oldest driver (CUDA version) that JIT-compiles it.
+    ptx_isa: Option<String>,
+    needs_driver: Option<String>,
     kernels: Vec<KernelResources>,
 }
 
@@ -58,6 +61,8 @@ pub fn run(args: DoctorArgs) -> Result<()> {
             target: if i.cubin { format!("sm_{}", i.sm) } else { format!("compute_{}", i.sm) },
             kind: if i.cubin { "cubin" } else { "ptx" },
             bytes: i.bytes.len(),
+            ptx_isa: artifacts::ptx_version(i).filter(|_| !i.cubin).map(|(a, b)| format!("{a}.{b}")),
+            needs_driver: artifacts::ptx_version(i).filter(|_| !i.cubin).map(artifacts::driver_for_ptx).map(|(a, b)| format!("CUDA {a}.{b}")),
             kernels: parse_ptxas_report(i.ptxas_report),
         })
         .collect();
@@ -125,12 +130,20 @@ fn print_report(r: &Report) {
         Ok(v) => println!("driver: {v}"),
         Err(e) => println!("driver: none ({e})"),
     }
+    // The PTX is the fallback for GPUs no cubin fits: it loads only on a driver at least this new
+    // (else the kernels are compiled at run time by NVRTC to a cubin).
+    for image in r.images.iter().filter(|i| i.needs_driver.is_some()) {
+        let isa = image.ptx_isa.as_deref().unwrap_or("?");
+        let needs = image.needs_driver.as_deref().unwrap_or("?");
+        let have = r.driver.as_deref().unwrap_or("no driver");
+        println!("  {} PTX: ISA {isa}, needs a {needs} driver or newer (this machine: {have})", image.target);
+    }
     if r.gpus.is_empty() {
         println!("GPUs: none; the CUDA kernels are checked through the host emulation only");
     }
     for g in &r.gpus {
         match g {
-            Ok(name) => println!("GPU: {name}"),
+            Ok(name) => println!("GPU: {name}"), // the name says which kernel image it loaded
             Err(e) => println!("GPU: unusable: {e}"),
         }
     }
@@ -143,4 +156,21 @@ fn print_report(r: &Report) {
         }
     }
     println!("{}", if r.passed { "all checks passed" } else { "SOME CHECKS FAILED" });
+    println!("{}", verdict(r));
+}
+
+/// The closing line: which devices this machine can run `fear` on.
+fn verdict(r: &Report) -> String {
+    let passed = |name: &str| r.self_tests.iter().any(|t| t.device == name && t.passed);
+    let gpus: Vec<&str> = r.gpus.iter().filter_map(|g| g.as_ref().ok()).map(String::as_str).filter(|g| passed(g)).collect();
+    let unusable = r.gpus.len() - gpus.len();
+    let mut line = if gpus.is_empty() {
+        "verdict: this machine runs fear on the CPU only (--device cpu; auto picks it)".to_string()
+    } else {
+        format!("verdict: this machine runs fear on the CPU and on {} GPU(s): {} (--device auto picks cuda:0)", gpus.len(), gpus.join(", "))
+    };
+    if unusable > 0 {
+        line.push_str(&format!("; {unusable} GPU(s) found but unusable (see above)"));
+    }
+    line
 }

@@ -2,6 +2,7 @@
 //! the cumulative top-x% bins, precision and regret at k, pairwise accuracy and `vote`; a table,
 //! or JSON, and optionally the paper's figures as SVG.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -13,7 +14,8 @@ use serde_json::Value;
 
 use crate::eval::ensemble::{az_nas_methods, ensemble, fear_epochs_method, parse_ensemble, EnsembleSpec};
 use crate::eval::plots::write_plots;
-use crate::eval::{column_for_dataset, disambiguate, evaluate, methods_from_lines, vote, GroundTruth, MethodReport, BIN_PERCENTS};
+use crate::eval::ground_truth::BUILTIN_NAME;
+use crate::eval::{column_for_dataset, disambiguate, drop_unscored, evaluate, methods_from_lines, vote, GroundTruth, MethodReport, MethodResults, NotOk, BIN_PERCENTS};
 
 use super::merge::read_results;
 use super::UsageError;
@@ -22,11 +24,12 @@ use super::UsageError;
 pub struct EvaluateArgs {
     /// Results files of `fear rank`, `fear shortreg`, `fear search` or `fear zero-cost` (each
     /// proxy of a zero-cost file is its own method).
-    #[arg(required = true)]
+    #[arg(value_parser = crate::util::path_arg, required = true)]
     pub results: Vec<PathBuf>,
-    /// The ground-truth CSV (NATS-Bench 200-epoch test accuracy: index,arch,cifar10,cifar100,imagenet16_120).
-    #[arg(long)]
-    pub ground_truth: PathBuf,
+    /// A ground-truth CSV (index,arch,cifar10,cifar100,imagenet16_120); default: the built-in
+    /// table of NATS-Bench's 200-epoch test accuracies for all 15625 cells.
+    #[arg(value_parser = crate::util::path_arg, long)]
+    pub ground_truth: Option<PathBuf>,
     /// Which ground-truth column to compare with.
     #[arg(long, value_parser = ["cifar10", "cifar100", "imagenet16_120", "imagenet16-120"])]
     pub dataset: String,
@@ -34,8 +37,13 @@ pub struct EvaluateArgs {
     #[arg(long)]
     pub json: bool,
     /// Write the figures (SVG) into this folder.
-    #[arg(long)]
+    #[arg(value_parser = crate::util::path_arg, long)]
     pub plots: Option<PathBuf>,
+    /// Architectures without a score (capped, disconnected, diverged, failed): `drop` leaves them
+    /// out of every metric and mean time and counts them (the paper's protocol); `last` ranks
+    /// them last, their time counted.
+    #[arg(long, value_enum, default_value_t = NotOk::Drop)]
+    pub not_ok: NotOk,
     /// A rank ensemble NAME=RULE:METHOD,METHOD,... of methods present (proxies, fear,
     /// fear-epochs, shortreg-eE-bB, az_nas, or an earlier ensemble); RULE is logrank (AZ-NAS's
     /// sum of log normalised ranks), meanrank or vote (Copeland count of the pairwise majority).
@@ -50,27 +58,45 @@ struct Evaluation<'a> {
     dataset: &'a str,
     ground_truth: String,
     methods: &'a [MethodReport],
+    /// When the methods hold different sets of architectures: every method again over the
+    /// architectures all of them hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    common: Option<CommonSet>,
+}
+
+/// The methods measured over the architectures every one of them holds.
+#[derive(Serialize)]
+struct CommonSet {
+    n: usize,
+    methods: Vec<MethodReport>,
 }
 
 pub fn run(args: EvaluateArgs) -> Result<()> {
     let column = column_for_dataset(&args.dataset).expect("clap checked the value");
-    if !args.ground_truth.is_file() {
-        return Err(UsageError(format!("--ground-truth {}: no such file", args.ground_truth.display())).into());
+    if let Some(path) = args.ground_truth.as_ref().filter(|p| !p.is_file()) {
+        return Err(UsageError(format!("--ground-truth {}: no such file", path.display())).into());
     }
-    let truth = GroundTruth::read(&args.ground_truth, column)?;
+    if let Some(dir) = args.plots.as_ref().filter(|d| d.exists() && !d.is_dir()) {
+        return Err(UsageError(format!("--plots {}: a file is there; --plots names a folder to write the SVG figures into", dir.display())).into());
+    }
+    let truth = GroundTruth::read_or_builtin(args.ground_truth.as_deref(), column)?;
+    let truth_name = args.ground_truth.as_ref().map_or(BUILTIN_NAME.to_string(), |p| p.display().to_string());
     let mut methods = Vec::new();
+    let mut dropped = Vec::new();
     for path in &args.results {
         if !path.is_file() {
             return Err(UsageError(format!("{}: no such results file", path.display())).into());
         }
         let lines: Vec<Value> = read_results(path)?.into_iter().map(|l| l.value).collect();
         warn_on_other_dataset(&path.display().to_string(), &lines, column);
+        warn_on_other_network(&path.display().to_string(), &lines);
         let file_methods = methods_from_lines(&path.display().to_string(), &lines)?;
         // Files of `fear rank` carry the per-epoch stage-1 accuracies fear-epochs is made from.
         let fear = file_methods.iter().any(|m| m.kind == crate::eval::Kind::Fear) && lines.iter().any(|l| l.get("stage1_acc").is_some());
-        methods.extend(file_methods);
-        if fear {
-            methods.push(fear_epochs_method(&path.display().to_string(), &lines));
+        let epochs = fear.then(|| fear_epochs_method(&path.display().to_string(), &lines));
+        for mut m in file_methods.into_iter().chain(epochs) {
+            dropped.push(if args.not_ok == NotOk::Drop { drop_unscored(&mut m, &lines) } else { Default::default() });
+            methods.push(m);
         }
     }
     let az = az_nas_methods(&methods);
@@ -81,12 +107,20 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
         methods.push(made);
     }
     let mut reports = methods.iter().map(|m| evaluate(m, &truth)).collect::<Result<Vec<_>>>()?;
+    for (r, d) in reports.iter_mut().zip(dropped) {
+        r.dropped = d;
+    }
     reports.extend(vote(&methods, &truth)?);
+    let common = common_set(&methods, &truth)?;
     let text = if args.json {
-        let out = Evaluation { dataset: column, ground_truth: args.ground_truth.display().to_string(), methods: &reports };
+        let out = Evaluation { dataset: column, ground_truth: truth_name, methods: &reports, common };
         serde_json::to_string_pretty(&out)? + "\n"
     } else {
-        tables(&reports, &truth, &args.ground_truth.display().to_string())
+        let mut text = tables(&reports, &truth, &truth_name);
+        if let Some(c) = &common {
+            let _ = write!(text, "\n\nOver the {} architectures every method holds:\n\n{}", c.n, tables(&c.methods, &truth, &truth_name));
+        }
+        text
     };
     match std::io::stdout().lock().write_all(text.as_bytes()) {
         // A closed pipe (`fear evaluate ... | head`) is the reader's choice, not an error.
@@ -100,14 +134,51 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
     Ok(())
 }
 
-/// Results written on one dataset compared with another's ground truth are most likely a slip.
+/// Results written on one dataset compared with another's ground truth are most likely a slip;
+/// results on a dataset NATS-Bench has no accuracies for (Synthetic CIFAR-10, a folder of
+/// images) are compared with a column of another dataset's.
 fn warn_on_other_dataset(file: &str, lines: &[Value], column: &str) {
     let written_on = lines.iter().find_map(|l| l.get("dataset").and_then(Value::as_str));
     if let Some(ds) = written_on {
-        if column_for_dataset(ds).is_some_and(|c| c != column) {
-            eprintln!("warning: {file} was written on {ds} but is compared with the {column} ground truth");
+        match column_for_dataset(ds) {
+            Some(c) if c == column => {}
+            Some(_) => eprintln!("warning: {file} was written on {ds} but is compared with the {column} ground truth"),
+            None => eprintln!("warning: {file} was written on {ds}, which NATS-Bench has no ground truth for; it is compared with the {column} column"),
         }
     }
+}
+
+/// The ground truth is for NATS-Bench's network (C=16, N=5): results of a reduced one (the
+/// demo's C=8, N=2) measure another network.
+fn warn_on_other_network(file: &str, lines: &[Value]) {
+    let field = |key: &str| lines.iter().find_map(|l| l.get(key).and_then(Value::as_u64));
+    if let (Some(c), Some(n)) = (field("channels"), field("cells_per_stage")) {
+        if (c, n) != (16, 5) {
+            eprintln!("warning: {file} was written with the network C={c}, N={n}; the ground truth is for NATS-Bench's C=16, N=5");
+        }
+    }
+}
+
+/// When the methods hold different sets of architectures, says so and measures every method
+/// again over the architectures all of them hold (None when the sets agree).
+fn common_set(methods: &[MethodResults], truth: &GroundTruth) -> Result<Option<CommonSet>> {
+    let sets: Vec<BTreeSet<usize>> = methods.iter().map(|m| m.archs.iter().map(|a| a.index).collect()).collect();
+    if sets.windows(2).all(|w| w[0] == w[1]) {
+        return Ok(None);
+    }
+    let common: BTreeSet<usize> = sets.iter().skip(1).fold(sets[0].clone(), |acc, s| acc.intersection(s).copied().collect());
+    let sizes: Vec<String> = methods.iter().zip(&sets).map(|(m, s)| format!("{} {}", m.name, s.len())).collect();
+    eprintln!(
+        "warning: the methods cover different architectures ({}); each is measured over its own, and again over the {} all of them hold",
+        sizes.join(", "), common.len()
+    );
+    let restricted: Vec<MethodResults> = methods
+        .iter()
+        .map(|m| MethodResults { archs: m.archs.iter().filter(|a| common.contains(&a.index)).cloned().collect(), ..m.clone() })
+        .collect();
+    let mut reports = restricted.iter().map(|m| evaluate(m, truth)).collect::<Result<Vec<_>>>()?;
+    reports.extend(vote(&restricted, truth)?);
+    Ok(Some(CommonSet { n: common.len(), methods: reports }))
 }
 
 fn num(v: Option<f64>, decimals: usize) -> String {
@@ -137,6 +208,13 @@ fn tables(reports: &[MethodReport], truth: &GroundTruth, path: &str) -> String {
     }
     if reports.iter().any(|r| r.not_ok > 0) {
         let _ = writeln!(out, "(not ok: lines whose status is not ok, or with no score; they rank last)");
+    }
+    let dropped: Vec<String> = reports.iter().filter(|r| !r.dropped.is_empty()).map(|r| {
+        let counts: Vec<String> = r.dropped.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        format!("{}: {}", r.name, counts.join(", "))
+    }).collect();
+    if !dropped.is_empty() {
+        let _ = writeln!(out, "dropped (--not-ok drop): {}", dropped.join("; "));
     }
     let binned: Vec<&MethodReport> = reports.iter().filter(|r| !r.bins.is_empty()).collect();
     bin_table(&mut out, "Spearman's rho within the top x% by ground truth", &binned, w, |b| num(b.spearman, 3));

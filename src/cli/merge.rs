@@ -12,9 +12,10 @@ use crate::rank::results::{parse_results, ResultLine};
 #[derive(Args, Debug)]
 pub struct MergeArgs {
     /// The merged results file (written atomically; may also be one of the inputs).
+    #[arg(value_parser = crate::util::path_arg)]
     pub out: PathBuf,
     /// Results files to join (JSON Lines, one architecture a line).
-    #[arg(required = true)]
+    #[arg(value_parser = crate::util::path_arg, required = true)]
     pub inputs: Vec<PathBuf>,
     /// On a conflict (two different lines for one index) keep the first and write OUT anyway.
     #[arg(long)]

@@ -9,6 +9,8 @@ pub mod doctor;
 pub mod bench;
 pub mod evaluate;
 pub mod merge;
+pub mod plan_stats;
+pub mod progress;
 pub mod rank;
 pub mod search;
 pub mod shortreg;
@@ -32,14 +34,14 @@ pub enum Command {
     Rank(rank::RankArgs),
     /// Time a full training step and a FEAR stage-2 (frozen) step.
     Bench(bench::BenchArgs),
-    /// Rank architectures by short training (shortreg, SPEC 5): best epoch training accuracy.
+    /// Rank architectures by short training (shortreg): the best epoch's training accuracy.
     Shortreg(shortreg::ShortregArgs),
     /// What this machine has (CUDA driver, GPUs, embedded kernels) and a self-test of every
     /// kernel against its CPU op on each device (the host emulation included).
     Doctor(doctor::DoctorArgs),
     /// Join results files (shards of rank or shortreg) into one, each architecture once.
     Merge(merge::MergeArgs),
-    /// Measure results files against NATS-Bench's ground truth (SPEC 6), with optional SVG plots.
+    /// Measure results files against NATS-Bench's 200-epoch test accuracies, with optional SVG plots.
     Evaluate(evaluate::EvaluateArgs),
     /// Random search with FEAR or shortreg in the inner loop (JSON Lines trajectory, resumable).
     Search(search::SearchArgs),

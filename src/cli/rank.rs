@@ -4,23 +4,23 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use indicatif::ProgressBar;
 use serde::Serialize;
 
-use crate::data::Dataset;
+use crate::data::{Dataset, Method, Recipe};
 use crate::engine::{AnyDevice, Device, PlanOptions, Session};
 use crate::net::{tiny_network, NetConfig};
 use crate::rank::{run_fear, FearConfig, FearOutcome, Status};
 use crate::space::Arch;
 
 use super::common::RunArgs;
+use super::progress::Progress;
 
 #[derive(Args, Debug)]
 pub struct RankArgs {
     #[command(flatten)]
     pub run: RunArgs,
     /// Results (JSON Lines, appended as each architecture finishes; rerun to resume).
-    #[arg(long, default_value = "fear-rank.jsonl")]
+    #[arg(value_parser = crate::util::path_arg, long, default_value = "fear-rank.jsonl")]
     pub out: PathBuf,
     #[command(flatten)]
     pub fear: FearArgs,
@@ -33,8 +33,9 @@ pub struct RankArgs {
 /// FEAR's own flags (shared with `fear search`).
 #[derive(Args, Debug)]
 pub struct FearArgs {
-    /// Stage-1 training-accuracy threshold (default per dataset: SPEC 4).
-    #[arg(long)]
+    /// Stage-1 training-accuracy threshold, in (0, 1] (default per dataset: CIFAR-10 0.6,
+    /// CIFAR-100 0.3, ImageNet16-120 0.2, Synthetic CIFAR-10 0.15).
+    #[arg(long, value_parser = threshold_arg, allow_negative_numbers = true)]
     pub threshold: Option<f64>,
     /// Stage-1 batch size (default 256; on a tiny dataset capped so an epoch has 8 steps).
     #[arg(long)]
@@ -48,6 +49,17 @@ pub struct FearArgs {
     /// Stage-2 epochs (default per dataset).
     #[arg(long)]
     pub stage2_epochs: Option<usize>,
+}
+
+/// `--threshold`: a training accuracy FEAR's stage 1 can reach, in (0, 1]. Outside it a run
+/// stops at once (<= 0) or trains every architecture to the epoch cap (> 1).
+fn threshold_arg(s: &str) -> Result<f64, String> {
+    let t: f64 = s.trim().parse().map_err(|_| format!("expected a number in (0, 1], not {s:?}"))?;
+    if t > 0.0 && t <= 1.0 {
+        Ok(t)
+    } else {
+        Err(format!("{t} is outside (0, 1]: the threshold is a training accuracy stage 1 must reach"))
+    }
 }
 
 /// One results line.
@@ -69,6 +81,9 @@ pub struct RankRecord {
     pub stage2_acc: Vec<f64>,
     pub threshold: f64,
     pub dataset: String,
+    /// The data recipe (`paper` or `natsbench`) and the Cutout side trained with.
+    pub recipe: Recipe,
+    pub cutout: usize,
     /// Network channels C and cells per stage N.
     pub channels: usize,
     pub cells_per_stage: usize,
@@ -77,7 +92,7 @@ pub struct RankRecord {
 }
 
 /// The fields that must agree between a results file and a run that appends to it.
-const CONFIG_FIELDS: [&str; 5] = ["dataset", "seed", "threshold", "channels", "cells_per_stage"];
+const CONFIG_FIELDS: [&str; 6] = ["dataset", "seed", "threshold", "channels", "cells_per_stage", "recipe"];
 
 pub fn run(args: RankArgs) -> Result<()> {
     if let Some((proxy, fraction)) = &args.shortlist {
@@ -85,13 +100,27 @@ pub fn run(args: RankArgs) -> Result<()> {
     }
     let prepared = args.run.prepare(&args.out)?;
     let (data, net) = (&prepared.data, &prepared.net);
-    let cfg = fear_config(&args.fear, &args.run, data, net);
-    let config = serde_json::json!({"dataset": data.name, "seed": args.run.select.seed, "threshold": cfg.threshold, "channels": net.c, "cells_per_stage": net.n});
-    prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| rank_one(arch, data, net, dev, &cfg, args.run.select.seed, bar))
+    let cfg = fear_config(&args.fear, &args.run, data, net, Method::Fear);
+    warn_if_stage2_trains_no_cell(net);
+    let config = serde_json::json!({"dataset": data.name, "seed": args.run.select.seed, "threshold": cfg.threshold, "channels": net.c, "cells_per_stage": net.n, "recipe": cfg.recipe});
+    prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| rank_one(arch, data, net, dev, &cfg, args.run.select.seed, bar))?;
+    if args.run.select.is_demo() {
+        eprintln!("{}", super::common::DEMO_CAVEAT);
+    }
+    Ok(())
 }
 
-/// FEAR's settings for a run: the dataset's defaults (SPEC 4), then the flags.
-pub(crate) fn fear_config(args: &FearArgs, run: &RunArgs, data: &Dataset, net: &NetConfig) -> FearConfig {
+/// Stage 2 trains the last N-1 cells: at N=1 none, only `lastact` and the classifier.
+pub(crate) fn warn_if_stage2_trains_no_cell(net: &NetConfig) {
+    if net.n < 2 {
+        eprintln!("warning: --cells-per-stage 1: stage 2 trains no cell, only lastact and the classifier \
+                   (a linear probe on frozen features, not FEAR); use --cells-per-stage 2 or more");
+    }
+}
+
+/// FEAR's settings for a run of `method` (`fear rank`'s or random search's): the dataset's
+/// defaults (SPEC 4), then the flags.
+pub(crate) fn fear_config(args: &FearArgs, run: &RunArgs, data: &Dataset, net: &NetConfig, method: Method) -> FearConfig {
     let mut cfg = FearConfig::for_dataset(&data.name);
     cfg.stage2_cells = net.n - 1;
     if let Some(t) = args.threshold {
@@ -108,12 +137,13 @@ pub(crate) fn fear_config(args: &FearArgs, run: &RunArgs, data: &Dataset, net: &
     cfg.max_stage1_epochs = args.max_stage1_epochs;
     cfg.lr = run.lr;
     cfg.grad_clip = run.grad_clip();
-    cfg.cutout = run.cutout;
+    cfg.recipe = run.select.recipe;
+    cfg.cutout = run.cutout(data, method);
     cfg
 }
 
 /// FEAR on one architecture, on `dev`.
-pub(crate) fn rank_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &AnyDevice, cfg: &FearConfig, seed: u64, bar: &ProgressBar) -> Result<RankRecord> {
+pub(crate) fn rank_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &AnyDevice, cfg: &FearConfig, seed: u64, bar: &Progress) -> Result<RankRecord> {
     let device = dev.name();
     let majority = data.train.class_counts(data.classes).into_iter().max().unwrap_or(0) as f64 / data.train.len().max(1) as f64;
     let (outcome, reason) = if !arch.is_connected() && cfg.threshold > majority {
@@ -124,13 +154,23 @@ pub(crate) fn rank_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &AnyDe
         let mut session: Session<f32, AnyDevice> = Session::new(dev.clone(), Box::new(move |b| tiny_network(&a, &n, b)), cfg.stage1_batch, PlanOptions::default())?;
         session.init_params(seed)?;
         let mut on_progress = |p: crate::rank::FearProgress| {
-            bar.set_message(format!("arch {} stage {} epoch {} step {}/{} acc {:.3}", arch.index(), p.stage, p.epoch + 1, p.step.step, p.step.steps, p.step.acc));
+            let (i, e, s) = (arch.index(), p.epoch + 1, p.step);
+            bar.set_message(if p.stage == 1 {
+                // Only the whole epoch's accuracy is compared with the threshold.
+                format!("arch {i} stage 1 epoch {e} step {}/{} running acc {:.3} (threshold {}, checked at epoch end)", s.step, s.steps, s.acc, cfg.threshold)
+            } else {
+                format!("arch {i} stage 2 epoch {e}/{} step {}/{} acc {:.3}", cfg.stage2_epochs, s.step, s.steps, s.acc)
+            });
         };
         let outcome = run_fear(&mut session, data, net, cfg, seed, &mut on_progress)?;
         let reason = (outcome.status == Status::Capped).then(|| format!("threshold {} not reached in {} epochs", cfg.threshold, outcome.stage1_epochs));
         (outcome, reason)
     };
-    bar.println(format!("arch {:>5}  {:<9} score {}  stage 1: {} epochs {:.1}s  stage 2: {:.1}s", arch.index(), format!("{:?}", outcome.status).to_lowercase(), outcome.score.map_or("-".into(), |s| format!("{s:.4}")), outcome.stage1_epochs, outcome.stage1_s, outcome.stage2_s));
+    bar.println(format!(
+        "arch {:>5}  {:<9} score {}  time {:.1}s (stage 1: {} epochs {:.1}s, stage 2: {:.1}s)",
+        arch.index(), format!("{:?}", outcome.status).to_lowercase(), outcome.score.map_or("-".into(), |s| format!("{s:.4}")),
+        outcome.time_s, outcome.stage1_epochs, outcome.stage1_s, outcome.stage2_s
+    ));
     Ok(RankRecord {
         index: arch.index(),
         arch: arch.to_string(),
@@ -146,6 +186,8 @@ pub(crate) fn rank_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &AnyDe
         stage2_acc: outcome.stage2.iter().map(|r| r.train_acc).collect(),
         threshold: cfg.threshold,
         dataset: data.name.clone(),
+        recipe: cfg.recipe,
+        cutout: cfg.cutout,
         channels: net.c,
         cells_per_stage: net.n,
         device,

@@ -12,8 +12,8 @@ use crate::eval::{column_for_dataset, GroundTruth, GROUND_TRUTH_COLUMNS};
 use crate::rank::search::{Candidate, SearchState};
 use crate::space::{parse_arch_list, Arch, NUM_ARCHS};
 
-use super::common::{RunArgs, DEFAULT_ARCHS};
-use super::rank::{fear_config, rank_one, FearArgs};
+use super::common::RunArgs;
+use super::rank::{fear_config, rank_one, warn_if_stage2_trains_no_cell, FearArgs};
 use super::shortreg::shortreg_one;
 use super::UsageError;
 
@@ -31,8 +31,9 @@ pub struct SearchArgs {
     /// time to threshold seen so far.
     #[arg(long, default_value_t = 4.0)]
     pub cutoff_ratio: f64,
-    /// Ground-truth CSV: adds each candidate's and the best one's ground truth to the trajectory.
-    #[arg(long)]
+    /// Add each candidate's and the best one's ground truth to the trajectory: from the built-in
+    /// NATS-Bench table (the flag alone) or from the CSV named.
+    #[arg(value_parser = crate::util::path_arg, long, num_args = 0..=1, default_missing_value = "", value_name = "CSV")]
     pub ground_truth: Option<PathBuf>,
     /// Ground-truth column (default: the dataset's own; needed for other datasets).
     #[arg(long, value_parser = GROUND_TRUTH_COLUMNS)]
@@ -48,7 +49,7 @@ pub struct SearchArgs {
     #[command(flatten)]
     pub fear: FearArgs,
     /// The trajectory (JSON Lines, one line per architecture evaluated; rerun to resume).
-    #[arg(long, default_value = "fear-search.jsonl")]
+    #[arg(value_parser = crate::util::path_arg, long, default_value = "fear-search.jsonl")]
     pub out: PathBuf,
 }
 
@@ -87,7 +88,7 @@ struct Progress {
 }
 
 /// The fields that must agree between a trajectory and a run that appends to it.
-const CONFIG_FIELDS: [&str; 12] = ["method", "dataset", "seed", "archs_budget", "cutoff_ratio", "threshold", "stage2_batch", "stage2_epochs", "epochs", "batch", "channels", "cells_per_stage"];
+const CONFIG_FIELDS: [&str; 13] = ["method", "dataset", "seed", "archs_budget", "cutoff_ratio", "threshold", "stage2_batch", "stage2_epochs", "epochs", "batch", "channels", "cells_per_stage", "recipe"];
 
 pub fn run(args: SearchArgs) -> Result<()> {
     check_args(&args)?;
@@ -97,7 +98,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
     // Random search is sequential: each candidate's cut-off depends on the ones before it.
     prepared.devices.truncate(1);
     let state = SearchState::replay(&prepared.results.lines);
-    if state.evaluated > 0 {
+    if state.evaluated > 0 && !prepared.todo.is_empty() {
         eprintln!("{}: resuming after {} architectures, {:.1} s of search", args.out.display(), state.evaluated, state.search_time_s);
     }
     let (data, net) = (&prepared.data, &prepared.net);
@@ -118,10 +119,11 @@ pub fn run(args: SearchArgs) -> Result<()> {
     };
     match args.method.as_str() {
         "fear" => {
-            let cfg = fear_config(&args.fear, &args.run, data, net);
+            let cfg = fear_config(&args.fear, &args.run, data, net, crate::data::Method::SearchFear);
+            warn_if_stage2_trains_no_cell(net);
             let config = serde_json::json!({"method": "fear", "dataset": data.name, "seed": seed, "archs_budget": args.archs_budget,
                 "cutoff_ratio": args.cutoff_ratio, "threshold": cfg.threshold, "stage2_batch": cfg.stage2_batch, "stage2_epochs": cfg.stage2_epochs,
-                "channels": net.c, "cells_per_stage": net.n});
+                "channels": net.c, "cells_per_stage": net.n, "recipe": cfg.recipe});
             prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| {
                 let cutoff_s = lock().cutoff_s(args.cutoff_ratio);
                 let cfg = crate::rank::FearConfig { stage1_time_budget_s: cutoff_s, ..cfg.clone() };
@@ -141,10 +143,10 @@ pub fn run(args: SearchArgs) -> Result<()> {
             })?;
         }
         _ => {
-            let cfg = args.run.shortreg_config(args.epochs.expect("clap requires it"), args.batch.expect("clap requires it"));
+            let cfg = args.run.shortreg_config(args.epochs.expect("clap requires it"), args.batch.expect("clap requires it"), data);
             let config = serde_json::json!({"method": "shortreg", "dataset": data.name, "seed": seed, "archs_budget": args.archs_budget,
                 "cutoff_ratio": null, "stage2_batch": null, "stage2_epochs": null,
-                "epochs": cfg.epochs, "batch": cfg.batch, "channels": net.c, "cells_per_stage": net.n});
+                "epochs": cfg.epochs, "batch": cfg.batch, "channels": net.c, "cells_per_stage": net.n, "recipe": cfg.recipe});
             prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| {
                 let record = shortreg_one(arch, data, net, dev, &cfg, seed, bar)?;
                 let candidate = Candidate { index: record.index, score: record.score, time_s: record.time_s, time_to_threshold_s: None };
@@ -174,7 +176,7 @@ impl Progress {
 }
 
 fn check_args(args: &SearchArgs) -> Result<()> {
-    if args.run.select.archs != DEFAULT_ARCHS || args.run.select.shard.is_some() {
+    if args.run.select.archs.is_some() || args.run.select.shard.is_some() {
         return Err(UsageError("fear search draws its own architectures: use --archs-budget (and --seed), not --archs or --shard".into()).into());
     }
     if !(1..=NUM_ARCHS).contains(&args.archs_budget) {
@@ -206,10 +208,12 @@ fn read_ground_truth(args: &SearchArgs) -> Result<Option<GroundTruth>> {
     let Some(column) = args.ground_truth_column.as_deref().or(inferred) else {
         return Err(UsageError(format!("NATS-Bench has no ground truth for dataset {dataset}: name one with --ground-truth-column")).into());
     };
-    if !path.is_file() {
-        return Err(UsageError(format!("--ground-truth {}: no such file", path.display())).into());
+    // The flag alone (an empty value) means the built-in table.
+    let path = Some(path.as_path()).filter(|p| !p.as_os_str().is_empty());
+    if let Some(p) = path.filter(|p| !p.is_file()) {
+        return Err(UsageError(format!("--ground-truth {}: no such file", p.display())).into());
     }
-    Ok(Some(GroundTruth::read(path, column)?))
+    Ok(Some(GroundTruth::read_or_builtin(path, column)?))
 }
 
 fn print_summary(state: &SearchState, truth: Option<&GroundTruth>) {

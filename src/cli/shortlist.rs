@@ -9,8 +9,7 @@
 use anyhow::{anyhow, Result};
 use serde_json::{json, Value};
 
-use crate::data::augment::Augment;
-use crate::data::Batcher;
+use crate::data::{Batcher, Method};
 use crate::eval::ensemble::{combined_scores, Rule, AZ_NAS_MEMBERS};
 use crate::eval::order::{average_ranks, descending_order};
 use crate::rank::zero_cost::score::{score_arch, ProxyBatch, Weights};
@@ -45,10 +44,10 @@ pub fn run(args: &RankArgs, proxy: &str, fraction: f64) -> Result<()> {
         return Err(UsageError(format!("{}: a shortlist run is not resumable; remove the file or choose another --out", args.out.display())).into());
     }
     let (data, net, archs) = (&prepared.data, &prepared.net, &prepared.todo);
-    let cfg = fear_config(&args.fear, &args.run, data, net);
+    let cfg = fear_config(&args.fear, &args.run, data, net, Method::Fear);
     let seed = args.run.select.seed;
     let proxies = parse_proxies(proxy).map_err(|e| anyhow!(e))?;
-    let batcher = Batcher::train(&data.train, Augment::train(data), PROXY_BATCH, seed, 0);
+    let batcher = Batcher::train(&data.train, args.run.select.recipe.train_augment(data, Method::ZeroCost), PROXY_BATCH, seed, 0);
     let b = batcher.batch(0);
     let batch = ProxyBatch { images: &b.images, labels: &b.labels };
 

@@ -5,16 +5,16 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use indicatif::ProgressBar;
 use serde::Serialize;
 
-use crate::data::Dataset;
+use crate::data::{Dataset, Recipe};
 use crate::engine::{AnyDevice, Device, PlanOptions, Session};
 use crate::net::{tiny_network, NetConfig};
 use crate::rank::{run_shortreg, ShortregConfig, ShortregProgress, Status};
 use crate::space::Arch;
 
 use super::common::RunArgs;
+use super::progress::Progress;
 use super::UsageError;
 
 #[derive(Args, Debug)]
@@ -28,7 +28,7 @@ pub struct ShortregArgs {
     #[command(flatten)]
     pub run: RunArgs,
     /// Results (JSON Lines, appended as each architecture finishes; rerun to resume).
-    #[arg(long, default_value = "fear-shortreg.jsonl")]
+    #[arg(value_parser = crate::util::path_arg, long, default_value = "fear-shortreg.jsonl")]
     pub out: PathBuf,
 }
 
@@ -48,6 +48,9 @@ pub struct ShortregRecord {
     pub time_s: f64,
     pub lr: f64,
     pub dataset: String,
+    /// The data recipe (`paper` or `natsbench`) and the Cutout side trained with.
+    pub recipe: Recipe,
+    pub cutout: usize,
     /// Network channels C and cells per stage N.
     pub channels: usize,
     pub cells_per_stage: usize,
@@ -56,7 +59,7 @@ pub struct ShortregRecord {
 }
 
 /// The fields that must agree between a results file and a run that appends to it.
-const CONFIG_FIELDS: [&str; 7] = ["dataset", "seed", "epochs", "batch", "lr", "channels", "cells_per_stage"];
+const CONFIG_FIELDS: [&str; 8] = ["dataset", "seed", "epochs", "batch", "lr", "channels", "cells_per_stage", "recipe"];
 
 pub fn run(args: ShortregArgs) -> Result<()> {
     if args.epochs == 0 || args.batch == 0 {
@@ -64,13 +67,17 @@ pub fn run(args: ShortregArgs) -> Result<()> {
     }
     let prepared = args.run.prepare(&args.out)?;
     let (data, net) = (&prepared.data, &prepared.net);
-    let cfg = args.run.shortreg_config(args.epochs, args.batch);
-    let config = serde_json::json!({"dataset": data.name, "seed": args.run.select.seed, "epochs": cfg.epochs, "batch": cfg.batch, "lr": cfg.lr, "channels": net.c, "cells_per_stage": net.n});
-    prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| shortreg_one(arch, data, net, dev, &cfg, args.run.select.seed, bar))
+    let cfg = args.run.shortreg_config(args.epochs, args.batch, data);
+    let config = serde_json::json!({"dataset": data.name, "seed": args.run.select.seed, "epochs": cfg.epochs, "batch": cfg.batch, "lr": cfg.lr, "channels": net.c, "cells_per_stage": net.n, "recipe": cfg.recipe});
+    prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| shortreg_one(arch, data, net, dev, &cfg, args.run.select.seed, bar))?;
+    if args.run.select.is_demo() {
+        eprintln!("{}", super::common::DEMO_CAVEAT);
+    }
+    Ok(())
 }
 
 /// shortreg on one architecture, on `dev`.
-pub(crate) fn shortreg_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &AnyDevice, cfg: &ShortregConfig, seed: u64, bar: &ProgressBar) -> Result<ShortregRecord> {
+pub(crate) fn shortreg_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &AnyDevice, cfg: &ShortregConfig, seed: u64, bar: &Progress) -> Result<ShortregRecord> {
     let device = dev.name();
     let (a, n) = (*arch, *net);
     let mut session: Session<f32, AnyDevice> = Session::new(dev.clone(), Box::new(move |b| tiny_network(&a, &n, b)), cfg.batch, PlanOptions::default())?;
@@ -79,7 +86,7 @@ pub(crate) fn shortreg_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &A
         bar.set_message(format!("arch {} epoch {}/{} step {}/{} acc {:.3}", arch.index(), p.epoch + 1, cfg.epochs, p.step.step, p.step.steps, p.step.acc));
     };
     let outcome = run_shortreg(&mut session, data, cfg, seed, &mut on_progress)?;
-    bar.println(format!("arch {:>5}  {:<9} score {}  {} epochs {:.1}s", arch.index(), format!("{:?}", outcome.status).to_lowercase(), outcome.score.map_or("-".into(), |s| format!("{s:.4}")), outcome.epochs.len(), outcome.time_s));
+    bar.println(format!("arch {:>5}  {:<9} score {}  time {:.1}s ({} epochs)", arch.index(), format!("{:?}", outcome.status).to_lowercase(), outcome.score.map_or("-".into(), |s| format!("{s:.4}")), outcome.time_s, outcome.epochs.len()));
     Ok(ShortregRecord {
         index: arch.index(),
         arch: arch.to_string(),
@@ -91,6 +98,8 @@ pub(crate) fn shortreg_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &A
         time_s: outcome.time_s,
         lr: cfg.lr,
         dataset: data.name.clone(),
+        recipe: cfg.recipe,
+        cutout: cfg.cutout,
         channels: net.c,
         cells_per_stage: net.n,
         device,

@@ -21,9 +21,10 @@ pub struct ThresholdArgs {
     /// Synthetic CIFAR-10 training images per class (default 5000; 50 without --dataset).
     #[arg(long)]
     pub synthetic_size: Option<usize>,
-    /// Where generated data is cached.
-    #[arg(long, default_value = "data-cache")]
-    pub cache_dir: std::path::PathBuf,
+    /// Where generated data (Synthetic CIFAR-10) is cached (default: $FEAR_CACHE_DIR, else
+    /// $XDG_CACHE_HOME/fear, else ~/.cache/fear).
+    #[arg(value_parser = crate::util::path_arg, long)]
+    pub cache_dir: Option<std::path::PathBuf>,
     /// Epochs (the cosine schedule runs over these).
     #[arg(long, default_value_t = 200)]
     pub epochs: usize,
@@ -54,7 +55,7 @@ pub fn run(args: ThresholdArgs) -> Result<()> {
     if demo {
         eprintln!("no --dataset given: the demo's Synthetic CIFAR-10 (50 images per class)");
     }
-    let mut opts = LoadOptions { cache_dir: args.cache_dir.clone(), ..LoadOptions::default() };
+    let mut opts = LoadOptions { cache_dir: args.cache_dir.clone().unwrap_or_else(crate::util::default_cache_dir), ..LoadOptions::default() };
     opts.synthetic_size = args.synthetic_size.unwrap_or(if demo { 50 } else { opts.synthetic_size });
     let data = spec.load(&opts).with_context(|| format!("loading {spec}"))?;
     let t = Instant::now();

@@ -9,8 +9,7 @@ use clap::Args;
 use rayon::prelude::*;
 use serde_json::{json, Map, Value};
 
-use crate::data::{Batcher, Dataset};
-use crate::data::augment::Augment;
+use crate::data::{Batcher, Dataset, Method};
 use crate::engine::{AnyDevice, Cpu, Device};
 use crate::net::NetConfig;
 use crate::rank::failure;
@@ -19,7 +18,7 @@ use crate::rank::zero_cost::trained::trained_weights;
 use crate::rank::zero_cost::parse_proxies;
 use crate::space::Arch;
 
-use super::common::{check_same_config, open_results, progress_bar, SelectArgs};
+use super::common::{check_same_config, forget_new_results, open_results, progress_bar, SelectArgs};
 use super::UsageError;
 
 #[derive(Args, Debug)]
@@ -41,9 +40,9 @@ pub struct ZeroCostArgs {
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Results (JSON Lines, appended as architectures finish; rerun to resume).
-    #[arg(long, default_value = "fear-zero-cost.jsonl")]
+    #[arg(value_parser = crate::util::path_arg, long, default_value = "fear-zero-cost.jsonl")]
     pub out: PathBuf,
-    /// Score the network after E epochs of regular training (SPEC 3 recipe, batch 256) instead
+    /// Score the network after E epochs of regular training (the NATS-Bench recipe, batch 256) instead
     /// of at initialisation.
     #[arg(long, default_value_t = 0)]
     pub trained_epochs: usize,
@@ -60,7 +59,7 @@ const DATASET_HELP: &str = "Dataset of the training batch: synthetic-cifar10, ci
     proxies use the demo's small Synthetic CIFAR-10";
 
 /// The fields that must agree between a results file and a run that appends to it.
-const CONFIG_FIELDS: [&str; 7] = ["proxies", "dataset", "seed", "batch", "trained_epochs", "channels", "cells_per_stage"];
+const CONFIG_FIELDS: [&str; 8] = ["proxies", "dataset", "seed", "batch", "trained_epochs", "channels", "cells_per_stage", "recipe"];
 
 /// Architectures scored in parallel between appends on the data-free path.
 const PARALLEL_CHUNK: usize = 128;
@@ -74,9 +73,14 @@ pub fn run(args: ZeroCostArgs) -> Result<()> {
         return Err(usage("--batch, --channels and --cells-per-stage must be positive".into()));
     }
     args.select.set_threads()?;
+    let existed = args.out.exists();
     let (mut results, todo) = open_results(&args.out, &archs)?;
     let needs_data = proxies.iter().any(|p| p.needs_data()) || args.trained_epochs > 0;
-    let data = if needs_data || !args.select.is_demo() { Some(load_data(&args.select)?) } else { None };
+    let data = if needs_data || !args.select.is_demo() {
+        Some(load_data(&args.select).inspect_err(|_| forget_new_results(&args.out, existed))?)
+    } else {
+        None
+    };
     let net = NetConfig {
         c: args.channels,
         n: args.cells_per_stage,
@@ -92,6 +96,7 @@ pub fn run(args: ZeroCostArgs) -> Result<()> {
         "trained_epochs": args.trained_epochs,
         "channels": net.c,
         "cells_per_stage": net.n,
+        "recipe": args.select.recipe,
     });
     if !args.select.force {
         check_same_config(&results, &config, &CONFIG_FIELDS)?;
@@ -124,7 +129,8 @@ pub fn run(args: ZeroCostArgs) -> Result<()> {
     let started = Instant::now();
     if needs_data {
         let data = data.as_ref().unwrap();
-        let batcher = Batcher::train(&data.train, Augment::train(data), args.batch, args.select.seed, 0);
+        let aug = args.select.recipe.train_augment(data, Method::ZeroCost);
+        let batcher = Batcher::train(&data.train, aug, args.batch, args.select.seed, 0);
         let b = batcher.batch(0);
         if b.len < args.batch {
             eprintln!("note: the training split has {} images; the batch holds all of them", b.len);
@@ -134,13 +140,14 @@ pub fn run(args: ZeroCostArgs) -> Result<()> {
             bar.set_message(format!("arch {}", arch.index()));
             let line = attempt_line(arch, &|| {
                 let weights = if args.trained_epochs > 0 {
-                    trained_weights(arch, &net, data, args.trained_epochs, args.select.seed)?
+                    trained_weights(arch, &net, data, aug, args.trained_epochs, args.select.seed)?
                 } else {
                     Weights::Init(args.select.seed)
                 };
                 Ok(record(arch, score_arch_on::<f32, AnyDevice>(&dev, arch, &net, &proxies, Some(&batch), &weights)?))
             });
             results.append(&line)?;
+            bar.println(summary(&line, &names));
             bar.inc(1);
         }
     } else {
@@ -152,13 +159,48 @@ pub fn run(args: ZeroCostArgs) -> Result<()> {
             let scored: Vec<Value> = if on_cpu { chunk.par_iter().with_max_len(1).map(score).collect() } else { chunk.iter().map(score).collect() };
             for line in &scored {
                 results.append(line)?;
+                bar.println(summary(line, &names));
+                bar.inc(1);
             }
-            bar.inc(chunk.len() as u64);
         }
     }
     bar.finish_and_clear();
+    print_scores(&results.lines, &names);
     eprintln!("{} architectures scored in {:.1}s; results: {}", todo.len(), started.elapsed().as_secs_f64(), args.out.display());
     Ok(())
+}
+
+/// A finished architecture's progress line: index, status, each proxy's score, the time.
+fn summary(line: &Value, names: &[&str]) -> String {
+    let time: f64 = names.iter().filter_map(|n| line.get(format!("{n}_time_s")).and_then(Value::as_f64)).sum();
+    let scores: Vec<String> = names.iter().map(|n| format!("{n} {}", score_text(line.get(*n)))).collect();
+    let status = line.get("status").and_then(Value::as_str).unwrap_or("?");
+    format!("arch {:>5}  {status:<12} {}  time {time:.2}s", index_text(line), scores.join("  "))
+}
+
+fn index_text(line: &Value) -> String {
+    line["index"].as_u64().map_or("?".into(), |i| i.to_string())
+}
+
+fn score_text(v: Option<&Value>) -> String {
+    v.and_then(Value::as_f64).map_or("-".into(), |s| format!("{s:.4e}"))
+}
+
+/// The scores of every line of the results file, best first by the first proxy (higher is
+/// better for every proxy); lines without that score (failed) last.
+fn print_scores(lines: &[Value], names: &[&str]) {
+    let Some(first) = names.first() else { return };
+    let score = |v: &Value| v.get(*first).and_then(Value::as_f64).unwrap_or(f64::NEG_INFINITY);
+    let mut rows: Vec<&Value> = lines.iter().collect();
+    rows.sort_by(|a, b| score(b).total_cmp(&score(a)));
+    println!("zero-cost scores (higher is better), ranked by {first}:");
+    let header: String = names.iter().map(|n| format!("  {n:>11}")).collect();
+    println!("{:>4}  {:>5}  {:<12}{header}  arch", "rank", "index", "status");
+    for (i, v) in rows.iter().enumerate() {
+        let cells: String = names.iter().map(|n| format!("  {:>11}", score_text(v.get(*n)))).collect();
+        let status = v.get("status").and_then(Value::as_str).unwrap_or("?");
+        println!("{:>4}  {:>5}  {status:<12}{cells}  {}", i + 1, index_text(v), v["arch"].as_str().unwrap_or("?"));
+    }
 }
 
 /// Loads `--dataset` (the demo's small Synthetic CIFAR-10 without one).

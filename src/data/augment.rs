@@ -9,7 +9,6 @@
 //! count or device: a GPU path can take the same `ImageAug`s and match the CPU bit for bit.
 
 use super::dataset::{Dataset, Normalization};
-use super::synthetic;
 
 /// What augmentation a split gets. Input and output images are `size x size`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -23,7 +22,7 @@ pub struct Augment {
     /// Cutout side L; 0 = none.
     pub cutout: usize,
     /// The byte the padding holds before normalisation: 0 (black, as torchvision pads a PIL
-    /// image), or the synthetic set's encoding of 0.0 ([`synthetic::ZERO_BYTE`]).
+    /// image), or the synthetic set's encoding of 0.0 ([`crate::data::synthetic::ZERO_BYTE`]).
     pub fill: u8,
     pub norm: Normalization,
 }
@@ -155,12 +154,8 @@ impl Augment {
     }
 }
 
-/// The padding byte for `ds`: [`synthetic::ZERO_BYTE`] for the synthetic set (its images
+/// The padding byte for `ds`: [`crate::data::synthetic::ZERO_BYTE`] for the synthetic set (its images
 /// encode N(0,1) values, whose "zero" is that byte), else 0 (black).
 pub fn pad_fill(ds: &Dataset) -> u8 {
-    if ds.name == synthetic::NAME {
-        synthetic::ZERO_BYTE
-    } else {
-        0
-    }
+    super::recipe::DatasetKind::of(&ds.name).pad_fill()
 }

@@ -20,6 +20,8 @@ impl Normalization {
     /// ImageNet16-120 (SPEC 3).
     pub const IMAGENET16: Normalization =
         Normalization { mean: [0.4810, 0.4575, 0.4079], std: [0.2479, 0.2402, 0.2552] };
+    /// `ToTensor()` alone: `byte / 255` (the FEAR paper's ImageNet16-120 runs).
+    pub const NONE: Normalization = Normalization { mean: [0.0; 3], std: [1.0; 3] };
 
     /// The normalised value of byte `b` in channel `c`, computed exactly as PyTorch does in f32:
     /// `(b / 255 - mean) / std`.

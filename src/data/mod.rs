@@ -15,6 +15,7 @@
 //! - [`synthetic`]: Synthetic CIFAR-10 (SPEC 7), generated with sgemm and cached on disk.
 //! - [`augment`]: per-image crop / flip / cutout / normalisation.
 //! - [`batches`]: epoch shuffles and filling `[B,3,S,S]` batches.
+//! - [`recipe`]: which augmentation a dataset and method train with (`--recipe paper|natsbench`).
 pub mod augment;
 pub mod batches;
 pub mod cifar;
@@ -22,10 +23,12 @@ pub mod dataset;
 pub mod folder;
 pub mod imagenet16;
 pub mod pickle;
+pub mod recipe;
 pub mod spec;
 pub mod synthetic;
 
 pub use augment::{Augment, ImageAug};
 pub use batches::{epoch_order, fill_batch, num_batches, Batch, Batcher};
 pub use dataset::{Dataset, Normalization, Split};
+pub use recipe::{DatasetKind, Method, Recipe};
 pub use spec::{DatasetSpec, LoadOptions};

@@ -32,7 +32,8 @@ pub enum DatasetSpec {
 /// What loading needs beyond the name.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LoadOptions {
-    /// Where generated data (the synthetic set) is cached. Default `data-cache` (git-ignored).
+    /// Where generated data (the synthetic set) is cached. Default: the user's cache folder
+    /// ([`crate::util::default_cache_dir`]).
     pub cache_dir: PathBuf,
     /// Synthetic CIFAR-10: training images per class (test gets a fifth of it). Default 5000.
     pub synthetic_size: usize,
@@ -46,7 +47,7 @@ pub struct LoadOptions {
 impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
-            cache_dir: PathBuf::from("data-cache"),
+            cache_dir: crate::util::default_cache_dir(),
             synthetic_size: synthetic::DEFAULT_SIZE,
             synthetic_seed: synthetic::DEFAULT_SEED,
             norm: None,
@@ -93,7 +94,7 @@ impl FromStr for DatasetSpec {
         if dir.is_empty() {
             anyhow::bail!("dataset '{s}' names no directory: expected one of {DATASET_FORMS}");
         }
-        let dir = PathBuf::from(dir);
+        let dir = crate::util::expand_tilde(dir);
         match kind {
             "cifar10" => Ok(DatasetSpec::Cifar10(dir)),
             "cifar100" => Ok(DatasetSpec::Cifar100(dir)),

@@ -33,6 +33,27 @@ impl AnyDevice {
     pub fn is_gpu(&self) -> bool {
         matches!(self, AnyDevice::Gpu(_))
     }
+
+    /// Which device this is (`None` for the CPU): equal for every handle and stream of one GPU.
+    pub fn device_key(&self) -> Option<usize> {
+        match self {
+            AnyDevice::Cpu(_) => None,
+            AnyDevice::Gpu(g) => Some(g.backend().device_key()),
+        }
+    }
+
+    /// Whether a GPU hit a sticky error (never on the CPU).
+    pub fn is_poisoned(&self) -> bool {
+        matches!(self, AnyDevice::Gpu(g) if g.is_poisoned())
+    }
+
+    /// The device opened afresh after a sticky error (see [`Gpu::reopen`]).
+    pub fn reopen(&self) -> Result<AnyDevice> {
+        Ok(match self {
+            AnyDevice::Cpu(c) => AnyDevice::Cpu(*c),
+            AnyDevice::Gpu(g) => AnyDevice::Gpu(g.reopen()?),
+        })
+    }
 }
 
 fn mismatch() -> anyhow::Error {
@@ -48,6 +69,28 @@ impl Device<f32> for AnyDevice {
         match self {
             AnyDevice::Cpu(c) => Device::<f32>::name(c),
             AnyDevice::Gpu(g) => g.name(),
+        }
+    }
+
+    fn for_session(self) -> Result<AnyDevice> {
+        Ok(match self {
+            AnyDevice::Cpu(c) => AnyDevice::Cpu(c),
+            AnyDevice::Gpu(g) => AnyDevice::Gpu(g.for_session()?),
+        })
+    }
+
+    fn timed_launch(&self, mem: &mut AnyMemory, kernel: &Kernel) -> Result<f64> {
+        match (self, mem) {
+            (AnyDevice::Cpu(c), AnyMemory::Cpu(m)) => c.timed_launch(m, kernel),
+            (AnyDevice::Gpu(g), AnyMemory::Gpu(m)) => g.timed_launch(m, kernel),
+            _ => Err(mismatch()),
+        }
+    }
+
+    fn clock(&self) -> &'static str {
+        match self {
+            AnyDevice::Cpu(c) => Device::<f32>::clock(c),
+            AnyDevice::Gpu(g) => g.clock(),
         }
     }
 
@@ -111,6 +154,41 @@ impl Device<f32> for AnyDevice {
         match (self, mem) {
             (AnyDevice::Cpu(c), AnyMemory::Cpu(m)) => c.augment_resident(m, split, seed, epoch, start, n, out),
             (AnyDevice::Gpu(g), AnyMemory::Gpu(m)) => Device::<f32>::augment_resident(g, m, split, seed, epoch, start, n, out),
+            _ => Err(mismatch()),
+        }
+    }
+
+    fn feed_resident(
+        &self, mem: &mut AnyMemory, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, n: usize, out: Loc, lr_at: Loc,
+        lr: f32,
+    ) -> Result<()> {
+        match (self, mem) {
+            (AnyDevice::Cpu(c), AnyMemory::Cpu(m)) => c.feed_resident(m, split, seed, epoch, start, n, out, lr_at, lr),
+            (AnyDevice::Gpu(g), AnyMemory::Gpu(m)) => g.feed_resident(m, split, seed, epoch, start, n, out, lr_at, lr),
+            _ => Err(mismatch()),
+        }
+    }
+
+    fn begin_steps(&self, mem: &mut AnyMemory, steps: usize) -> Result<()> {
+        match (self, mem) {
+            (AnyDevice::Cpu(c), AnyMemory::Cpu(m)) => Device::<f32>::begin_steps(c, m, steps),
+            (AnyDevice::Gpu(g), AnyMemory::Gpu(m)) => g.begin_steps(m, steps),
+            _ => Err(mismatch()),
+        }
+    }
+
+    fn record_step(&self, mem: &mut AnyMemory, loss: Loc, correct: Loc, slot: usize) -> Result<()> {
+        match (self, mem) {
+            (AnyDevice::Cpu(c), AnyMemory::Cpu(m)) => Device::<f32>::record_step(c, m, loss, correct, slot),
+            (AnyDevice::Gpu(g), AnyMemory::Gpu(m)) => g.record_step(m, loss, correct, slot),
+            _ => Err(mismatch()),
+        }
+    }
+
+    fn read_steps(&self, mem: &AnyMemory, steps: usize) -> Result<Vec<(f32, f32)>> {
+        match (self, mem) {
+            (AnyDevice::Cpu(c), AnyMemory::Cpu(m)) => c.read_steps(m, steps),
+            (AnyDevice::Gpu(g), AnyMemory::Gpu(m)) => g.read_steps(m, steps),
             _ => Err(mismatch()),
         }
     }

@@ -43,6 +43,24 @@ pub trait Device<T: Float> {
     type Captured;
     /// A short human-readable name (`cpu`, `cuda:0 (NVIDIA H100)`).
     fn name(&self) -> String;
+    /// The device a new session runs on: itself, or for a GPU the same GPU on a stream (and
+    /// capture state) of the session's own.
+    fn for_session(self) -> Result<Self>
+    where
+        Self: Sized,
+    {
+        Ok(self)
+    }
+    /// Launches `kernel` and returns the seconds it took, as [`Device::clock`] measures.
+    fn timed_launch(&self, mem: &mut Self::Memory, kernel: &Kernel) -> Result<f64> {
+        let start = std::time::Instant::now();
+        self.launch(mem, kernel)?;
+        Ok(start.elapsed().as_secs_f64())
+    }
+    /// What [`Device::timed_launch`] measures.
+    fn clock(&self) -> &'static str {
+        "host time"
+    }
     /// Allocates every space of `layout`, zero-filled.
     fn alloc(&self, layout: &MemoryLayout) -> Result<Self::Memory>;
     /// Grows the `Work` space and the label buffer to at least `layout`'s sizes (their contents
@@ -67,6 +85,32 @@ pub trait Device<T: Float> {
         &self, _mem: &mut Self::Memory, _split: &ResidentSplit, _seed: u64, _epoch: u64, _start: usize, _n: usize, _out: Loc,
     ) -> Result<()> {
         bail!("{} keeps no images on the device", self.name())
+    }
+
+    /// [`Device::augment_resident`], and also the batch's labels (gathered on the device from
+    /// the split's, see [`ResidentSplit::set_labels`]) and the learning rate `lr` at `lr_at`: a
+    /// training step fed with no upload, so nothing waits between steps.
+    #[allow(clippy::too_many_arguments)]
+    fn feed_resident(
+        &self, _mem: &mut Self::Memory, _split: &ResidentSplit, _seed: u64, _epoch: u64, _start: usize, _n: usize, _out: Loc,
+        _lr_at: Loc, _lr: T,
+    ) -> Result<()> {
+        bail!("{} keeps no images on the device", self.name())
+    }
+
+    /// Makes room on the device for the figures of `steps` steps ([`Device::record_step`]).
+    fn begin_steps(&self, _mem: &mut Self::Memory, _steps: usize) -> Result<()> {
+        bail!("{} keeps no step figures", self.name())
+    }
+
+    /// Keeps the step's `loss` and `correct` in slot `slot` on the device (no waiting).
+    fn record_step(&self, _mem: &mut Self::Memory, _loss: Loc, _correct: Loc, _slot: usize) -> Result<()> {
+        bail!("{} keeps no step figures", self.name())
+    }
+
+    /// (loss, correct) of slots `0..steps`, read at once (waits for the steps).
+    fn read_steps(&self, _mem: &Self::Memory, _steps: usize) -> Result<Vec<(T, T)>> {
+        bail!("{} keeps no step figures", self.name())
     }
 
     /// Records `kernels` on `mem` without running them, for [`Device::replay`]; `None` where the

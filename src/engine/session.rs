@@ -71,6 +71,8 @@ impl<T: Float, D: Device<T>> Session<T, D> {
     /// A session for the network `build` makes, every parameter trainable, memory sized for
     /// `batch`; parameters start at zero until [`Session::init_params`] or a load.
     pub fn new(device: D, build: GraphFn, batch: usize, opts: PlanOptions) -> Result<Self> {
+        // A GPU session launches on a stream of its own (R9 of GPU-REVIEW.md).
+        let device = device.for_session()?;
         let graph = build(batch);
         let trainable = vec![true; graph.params.len()];
         let first = plan(&graph, &trainable, &opts);
@@ -222,6 +224,39 @@ impl<T: Float, D: Device<T>> Session<T, D> {
         self.run(Input::Resident { split, seed, epoch, start }, labels, true, Some(lr))
     }
 
+    /// Queues one training step on the batch at positions `start .. start + n` of a resident
+    /// split's epoch order (as [`Session::train_step_resident`]) with nothing read back and
+    /// nothing uploaded: the data kernel also gathers the labels (from
+    /// [`ResidentSplit::set_labels`]) and writes the learning rate, and the step's loss and hits
+    /// stay on the device in slot `slot` until [`Session::read_queued_steps`]. With capture on,
+    /// the step is a replayed graph; either way the host never waits between steps. Call
+    /// [`Session::begin_queued_steps`] first.
+    #[allow(clippy::too_many_arguments)]
+    pub fn train_step_queued(
+        &mut self, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, n: usize, lr: f64, slot: usize,
+    ) -> Result<()> {
+        let p = self.program(n, true)?;
+        let (input, lr_at, loss, correct) = (p.input, p.lr, p.loss, p.correct);
+        self.device.feed_resident(&mut self.mem, split, seed, epoch, start, n, input, lr_at, T::from_f64(lr))?;
+        self.launch_step(StepKind { batch: n, train: true, update: true })?;
+        self.device.record_step(&mut self.mem, loss, correct, slot)
+    }
+
+    /// Makes room for the figures of `steps` queued steps.
+    pub fn begin_queued_steps(&mut self, steps: usize) -> Result<()> {
+        self.device.begin_steps(&mut self.mem, steps)
+    }
+
+    /// (loss, hits) of queued steps `0..steps`, read at once (waits for them to finish).
+    pub fn read_queued_steps(&self, steps: usize) -> Result<Vec<(f64, usize)>> {
+        Ok(self.device.read_steps(&self.mem, steps)?.into_iter().map(|(l, c)| (l.as_f64(), c.as_f64() as usize)).collect())
+    }
+
+    /// Whether steps are captured and replayed ([`Session::set_capture`]).
+    pub fn capturing(&self) -> bool {
+        self.capture
+    }
+
     /// Eval-mode forward (BN uses running statistics; nothing is updated).
     pub fn evaluate(&mut self, images: &[T], labels: &[u32]) -> Result<StepOutput> {
         self.run(Input::Host(images), labels, false, None)
@@ -269,12 +304,14 @@ impl<T: Float, D: Device<T>> Session<T, D> {
             }
         }
         for k in kind.kernels(p) {
-            let start = std::time::Instant::now();
-            self.device.launch(&mut self.mem, k)?;
-            if let Some(profile) = self.profile.as_mut() {
-                let e = profile.entry(k.name()).or_default();
-                *e = (e.0 + 1, e.1 + start.elapsed().as_secs_f64());
-            }
+            let Some(profile) = self.profile.as_mut() else {
+                self.device.launch(&mut self.mem, k)?;
+                continue;
+            };
+            // GPU time from CUDA events on a GPU, host time elsewhere (see profile_clock).
+            let secs = self.device.timed_launch(&mut self.mem, k)?;
+            let e = profile.entry(k.name()).or_default();
+            *e = (e.0 + 1, e.1 + secs);
         }
         Ok(())
     }
@@ -288,6 +325,11 @@ impl<T: Float, D: Device<T>> Session<T, D> {
     /// Stops timing launches (and lets captured steps replay again).
     pub fn stop_profile(&mut self) {
         self.profile = None;
+    }
+
+    /// What the profile's seconds measure: "GPU time (CUDA events)" or "host time".
+    pub fn profile_clock(&self) -> &'static str {
+        self.device.clock()
     }
 
     /// (kernel name, launches, seconds) since [`Session::start_profile`], slowest first.

@@ -1,6 +1,7 @@
-//! The ground truth (SPEC 6): NATS-Bench's 200-epoch test accuracy of each architecture, as
+//! The ground truth: NATS-Bench's 200-epoch test accuracy of each architecture, as
 //! `data/nats_tss_200ep_test_acc.csv` holds it: a header `index,arch,cifar10,cifar100,imagenet16_120`
-//! and one row per architecture. A file with only some rows (a test fixture) or without the `arch`
+//! and one row per architecture. That file is built into the binary ([`BUILTIN_CSV`]), so
+//! `fear evaluate` needs no download; `--ground-truth PATH` reads another file of the same form. A file with only some rows (a test fixture) or without the `arch`
 //! column reads too; when `arch` is there, each string must be its index's architecture.
 
 use std::path::Path;
@@ -11,6 +12,13 @@ use crate::space::{Arch, NUM_ARCHS};
 
 /// The ground-truth columns, as the CSV header (and `fear evaluate --dataset`) names them.
 pub const GROUND_TRUTH_COLUMNS: [&str; 3] = ["cifar10", "cifar100", "imagenet16_120"];
+
+/// NATS-Bench's published 200-epoch test accuracies of all 15625 cells (see the README's
+/// "Ground truth"), embedded so an installed binary has them too.
+pub const BUILTIN_CSV: &str = include_str!("../../data/nats_tss_200ep_test_acc.csv");
+
+/// How the built-in table is named in reports.
+pub const BUILTIN_NAME: &str = "built-in NATS-Bench table (data/nats_tss_200ep_test_acc.csv)";
 
 /// One column of the ground truth: the accuracy (percent) of each architecture index it lists.
 #[derive(Clone, Debug)]
@@ -26,6 +34,14 @@ impl GroundTruth {
     pub fn read(path: &Path, column: &str) -> Result<GroundTruth> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading ground truth {}", path.display()))?;
         GroundTruth::parse(&text, column).with_context(|| format!("ground truth {}", path.display()))
+    }
+
+    /// Reads `column` of the CSV at `path`, or of the built-in table without one.
+    pub fn read_or_builtin(path: Option<&Path>, column: &str) -> Result<GroundTruth> {
+        match path {
+            Some(p) => GroundTruth::read(p, column),
+            None => GroundTruth::parse(BUILTIN_CSV, column).context("the built-in ground truth"),
+        }
     }
 
     /// Parses CSV text (see the module comment).
@@ -89,6 +105,16 @@ pub fn column_for_dataset(name: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_built_in_table_holds_every_cell_and_the_published_optima() {
+        let best = |column: &str| {
+            let gt = GroundTruth::read_or_builtin(None, column).unwrap();
+            assert_eq!(gt.len(), NUM_ARCHS);
+            (0..NUM_ARCHS).map(|i| gt.get(i).unwrap()).fold(f64::MIN, f64::max)
+        };
+        assert_eq!((best("cifar10"), best("cifar100"), best("imagenet16_120")), (94.3733, 73.5133, 47.3111));
+    }
 
     #[test]
     fn reads_a_partial_file_and_checks_arch_strings() {

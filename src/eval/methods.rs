@@ -3,7 +3,7 @@
 //! (`score`, `epochs`, `batch`) one shortreg variant; one of `fear zero-cost` holds one method per
 //! proxy: a numeric field that is a known proxy or that has a `<name>_time_s` beside it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use anyhow::{bail, Result};
 use serde::Serialize;
@@ -151,6 +151,35 @@ fn arch_result(line: &Value, score_key: &str, time_key: &str) -> ArchResult {
         stage1_s: number("stage1_s"),
         reached_threshold: line.get("reached_threshold").and_then(Value::as_bool).unwrap_or(false),
     }
+}
+
+/// What `fear evaluate` does with architectures that have no score (`--not-ok`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum NotOk {
+    /// Leave them out of every metric and the mean time, and count them: the FEAR paper's
+    /// analysis (archai's `num_archs_unmet_cond`).
+    #[default]
+    Drop,
+    /// Rank them last, tied with each other, their time in the means.
+    Last,
+}
+
+/// Leaves out of `method` the architectures without a score (a status other than ok, or no
+/// value), as the paper's analysis did, and returns how many per status (`no score` for an ok
+/// line without one). `lines` is the file the method was read from.
+pub fn drop_unscored(method: &mut MethodResults, lines: &[Value]) -> BTreeMap<String, usize> {
+    let status: HashMap<u64, &str> =
+        lines.iter().filter_map(|l| Some((l.get("index")?.as_u64()?, l.get("status").and_then(Value::as_str).unwrap_or("ok")))).collect();
+    let mut dropped = BTreeMap::new();
+    method.archs.retain(|a| {
+        if a.score.is_some() {
+            return true;
+        }
+        let s = status.get(&(a.index as u64)).copied().filter(|s| *s != "ok").unwrap_or("no score");
+        *dropped.entry(s.to_string()).or_insert(0) += 1;
+        false
+    });
+    dropped
 }
 
 /// Makes names unique: a name used by more than one method gets ` [file]` appended.

@@ -1,7 +1,7 @@
 //! A method's evaluation against the ground truth: every metric of SPEC 6 and the zero-cost
 //! paper over the architectures its results file holds, and `vote`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -32,8 +32,10 @@ pub struct MethodReport {
     pub file: String,
     /// Architectures evaluated.
     pub n: usize,
-    /// Of those, the ones without a score (status not ok), ranked last.
+    /// Of those, the ones without a score (status not ok), ranked last (`--not-ok last`).
     pub not_ok: usize,
+    /// Architectures left out before evaluating, per status (`--not-ok drop`; set by the caller).
+    pub dropped: BTreeMap<String, usize>,
     pub spearman: Option<f64>,
     pub kendall: Option<f64>,
     pub pairwise_accuracy: Option<f64>,
@@ -65,6 +67,7 @@ pub fn evaluate(method: &MethodResults, truth: &GroundTruth) -> Result<MethodRep
         file: method.file.clone(),
         n: pop.len(),
         not_ok: pop.unscored(),
+        dropped: BTreeMap::new(),
         spearman: spearman(&pop.truth, &pop.score),
         kendall: kendall_tau_b(&pop.truth, &pop.score),
         pairwise_accuracy: pairwise_accuracy(&truth_by_score),
@@ -103,6 +106,7 @@ pub fn vote(methods: &[MethodResults], truth: &GroundTruth) -> Result<Option<Met
         file: voters.iter().map(|m| m.file.as_str()).collect::<Vec<_>>().join(" "),
         n: common.len(),
         not_ok: unscored,
+        dropped: BTreeMap::new(),
         spearman: None,
         kendall: None,
         pairwise_accuracy: pairwise_accuracy_by(&pops[0].truth, prefers_first),

@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::data::augment::Augment;
+use crate::data::recipe::{DatasetKind, Method, Recipe};
 use crate::data::Dataset;
 use crate::engine::{Device, PlanOptions, Session};
 use crate::net::{stage2_prefixes, NetConfig};
@@ -30,22 +30,21 @@ pub struct FearConfig {
     /// How many of the last cells stage 2 trains (with `lastact` and the classifier).
     pub stage2_cells: usize,
     pub grad_clip: Option<f64>,
-    /// Cutout side (0 = none).
+    /// The data pipeline (crop, flip, normalisation) stage 1 and 2 train on.
+    pub recipe: Recipe,
+    /// Cutout side (0 = none); [`Recipe::cutout`] gives the recipe's.
     pub cutout: usize,
 }
 
 impl FearConfig {
     /// SPEC 4's values for a dataset: threshold CIFAR-10 0.6, CIFAR-100 0.3, ImageNet16-120 0.2,
-    /// Synthetic CIFAR-10 0.15; stage 2 batch 1024 / 512 / 512 / 1024 for 5 / 5 / 10 / 5 epochs.
+    /// Synthetic CIFAR-10 0.15; stage 2 batch 1024 / 512 / 512 / 1024 for 5 / 5 / 10 / 5 epochs;
+    /// the paper's recipe (Cutout 16 on CIFAR).
     pub fn for_dataset(name: &str) -> FearConfig {
-        let (threshold, stage2_batch, stage2_epochs) = match name {
-            "cifar100" => (0.3, 512, 5),
-            "imagenet16-120" => (0.2, 512, 10),
-            "synthetic-cifar10" => (0.15, 1024, 5),
-            _ => (0.6, 1024, 5),
-        };
+        let kind = DatasetKind::of(name);
+        let (stage2_batch, stage2_epochs) = kind.stage2();
         FearConfig {
-            threshold,
+            threshold: kind.threshold(),
             lr: 0.1,
             stage1_batch: 256,
             stage1_cosine_epochs: 200,
@@ -55,7 +54,8 @@ impl FearConfig {
             stage2_epochs,
             stage2_cells: 4,
             grad_clip: Some(5.0),
-            cutout: 0,
+            recipe: Recipe::Paper,
+            cutout: Recipe::Paper.cutout(kind, Method::Fear),
         }
     }
 }
@@ -127,7 +127,8 @@ pub fn run_fear<D: Device<f32>>(
     seed: u64,
     on_progress: &mut dyn FnMut(FearProgress),
 ) -> Result<FearOutcome> {
-    let mut train = TrainSplit::for_device(session.device(), &data.train, Augment::train(data).with_cutout(cfg.cutout))?;
+    let aug = cfg.recipe.train_augment(data, Method::Fear).with_cutout(cfg.cutout);
+    let mut train = TrainSplit::for_device(session.device(), &data.train, aug)?;
     session.set_options(PlanOptions { grad_clip: cfg.grad_clip, ..PlanOptions::default() });
     session.set_trainable(|_| true);
     let mut out = FearOutcome::skipped();
@@ -210,5 +211,9 @@ mod tests {
         assert_eq!(t("synthetic-cifar10"), (0.15, 1024, 5));
         let c = FearConfig::for_dataset("cifar10");
         assert_eq!((c.lr, c.stage1_batch, c.stage1_cosine_epochs, c.grad_clip, c.stage2_cells), (0.1, 256, 200, Some(5.0), 4));
+        // The paper's FEAR ran CIFAR with Cutout(16) (issue 15, difference 2), nothing else with it.
+        assert_eq!((c.recipe, c.cutout), (super::Recipe::Paper, 16));
+        assert_eq!((FearConfig::for_dataset("cifar100").cutout, FearConfig::for_dataset("imagenet16-120").cutout), (16, 0));
+        assert_eq!(FearConfig::for_dataset("synthetic-cifar10").cutout, 0);
     }
 }

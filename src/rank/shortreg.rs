@@ -5,7 +5,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::data::augment::Augment;
+use crate::data::recipe::{Method, Recipe};
 use crate::data::Dataset;
 use crate::engine::{Device, PlanOptions, Session};
 use crate::train::{cosine_lr, train_epoch, EpochReport, StepProgress, TrainSplit};
@@ -21,14 +21,16 @@ pub struct ShortregConfig {
     pub batch: usize,
     pub lr: f64,
     pub grad_clip: Option<f64>,
-    /// Cutout side (0 = none).
+    /// The data pipeline (crop, flip, normalisation) it trains on.
+    pub recipe: Recipe,
+    /// Cutout side (0 = none: shortreg ran without it under both recipes).
     pub cutout: usize,
 }
 
 impl ShortregConfig {
-    /// The NATS-Bench recipe (SGD 0.1, gradient clip 5, no cutout) for `epochs` epochs at `batch`.
+    /// SGD 0.1, gradient clip 5, no cutout, the paper's data recipe, for `epochs` epochs at `batch`.
     pub fn new(epochs: usize, batch: usize) -> ShortregConfig {
-        ShortregConfig { epochs, batch, lr: 0.1, grad_clip: Some(5.0), cutout: 0 }
+        ShortregConfig { epochs, batch, lr: 0.1, grad_clip: Some(5.0), recipe: Recipe::Paper, cutout: 0 }
     }
 }
 
@@ -61,7 +63,8 @@ pub fn run_shortreg<D: Device<f32>>(
     on_progress: &mut dyn FnMut(ShortregProgress),
 ) -> Result<ShortregOutcome> {
     anyhow::ensure!(cfg.batch > 0, "shortreg: batch size must be positive");
-    let mut train = TrainSplit::for_device(session.device(), &data.train, Augment::train(data).with_cutout(cfg.cutout))?;
+    let aug = cfg.recipe.train_augment(data, Method::Shortreg).with_cutout(cfg.cutout);
+    let mut train = TrainSplit::for_device(session.device(), &data.train, aug)?;
     session.set_options(PlanOptions { grad_clip: cfg.grad_clip, ..PlanOptions::default() });
     session.set_trainable(|_| true);
     session.reset_momentum()?;

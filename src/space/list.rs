@@ -76,7 +76,7 @@ pub fn parse_arch_list(spec: &str, seed: u64) -> Result<Vec<Arch>, ArchListError
         return sample(spec, n.trim(), seed);
     }
     if let Some(path) = spec.strip_prefix("file:") {
-        return read_file(Path::new(path));
+        return read_file(&crate::util::expand_tilde(path));
     }
     if spec.is_empty() {
         return Err(ArchListError::Empty {

@@ -26,7 +26,11 @@ impl<'a> TrainSplit<'a> {
     /// Resident on `device` when it can keep the images (a GPU), else on the host. The upload
     /// happens here, once for every epoch trained from this value.
     pub fn for_device<D: Device<f32>>(device: &D, split: &'a Split, aug: Augment) -> Result<TrainSplit<'a>> {
-        let resident = device.make_resident(&split.images, &aug)?;
+        let mut resident = device.make_resident(&split.images, &aug)?;
+        if let Some(r) = resident.as_mut() {
+            // So each step's labels are gathered on the device too (no upload per step).
+            r.set_labels(&split.labels)?;
+        }
         Ok(TrainSplit { split, aug, resident })
     }
 

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::data::augment::Augment;
 use crate::data::batches::Batcher;
 use crate::data::dataset::Split;
+use crate::engine::cuda::data::ResidentSplit;
 use crate::engine::{Device, Session};
 
 use super::feed::TrainSplit;
@@ -58,27 +59,47 @@ pub fn train_epoch<D: Device<f32>>(
     let mut labels = vec![0u32; batch];
     let (mut seen, mut correct, mut loss_sum, mut diverged) = (0usize, 0usize, 0f64, false);
     let steps = batcher.num_batches();
-    for k in 0..steps {
-        let out = match &data.resident {
-            Some(resident) => {
-                let indices = batcher.indices(k);
-                let labels = &mut labels[..indices.len()];
-                labels.iter_mut().zip(indices).for_each(|(l, &i)| *l = data.split.labels[i as usize]);
-                session.train_step_resident(resident, seed, epoch as u64, k * batch, labels, lr)?
-            }
-            None => {
-                let n = batcher.fill(k, &mut images, &mut labels);
-                session.train_step(&images[..n * floats], &labels[..n], lr)?
-            }
-        };
-        if !out.loss.is_finite() {
+    // One step's figures into the epoch's sums; false once a loss is not finite.
+    let mut account = |k: usize, loss: f64, hits: usize, n: usize| {
+        if !loss.is_finite() {
             diverged = true;
-            break;
+            return false;
         }
-        seen += out.n;
-        correct += out.correct;
-        loss_sum += out.loss * out.n as f64;
+        seen += n;
+        correct += hits;
+        loss_sum += loss * n as f64;
         on_step(StepProgress { step: k + 1, steps, acc: correct as f64 / seen as f64 });
+        true
+    };
+    match &data.resident {
+        Some(resident) if resident.has_labels() => {
+            // Fed from the device alone: every step queued (a replayed graph), the figures read once.
+            let queued = queue_epoch(session, resident, &batcher, batch, seed, epoch, lr)?;
+            for (k, (loss, hits)) in queued.into_iter().enumerate() {
+                if !account(k, loss, hits, batcher.indices(k).len()) {
+                    break;
+                }
+            }
+        }
+        _ => {
+            for k in 0..steps {
+                let out = match &data.resident {
+                    Some(resident) => {
+                        let indices = batcher.indices(k);
+                        let labels = &mut labels[..indices.len()];
+                        labels.iter_mut().zip(indices).for_each(|(l, &i)| *l = data.split.labels[i as usize]);
+                        session.train_step_resident(resident, seed, epoch as u64, k * batch, labels, lr)?
+                    }
+                    None => {
+                        let n = batcher.fill(k, &mut images, &mut labels);
+                        session.train_step(&images[..n * floats], &labels[..n], lr)?
+                    }
+                };
+                if !account(k, out.loss, out.correct, out.n) {
+                    break;
+                }
+            }
+        }
     }
     let per = |v: f64| if seen > 0 { v / seen as f64 } else { f64::NAN };
     Ok(EpochReport {
@@ -90,6 +111,30 @@ pub fn train_epoch<D: Device<f32>>(
         images: seen,
         diverged,
     })
+}
+
+/// Every training step of an epoch queued on the device with no host synchronisation between
+/// them (labels gathered and the learning rate written by the data kernel, each step's loss and
+/// hits kept on the device, each step a replayed CUDA graph), then the figures of all steps read
+/// at once. Unlike the step-by-step loop this runs the steps after a diverged one too; the report
+/// stops at the divergence all the same, and a diverged architecture's weights are not used.
+fn queue_epoch<D: Device<f32>>(
+    session: &mut Session<f32, D>, resident: &ResidentSplit, batcher: &Batcher, batch: usize, seed: u64, epoch: usize, lr: f64,
+) -> Result<Vec<(f64, usize)>> {
+    let steps = batcher.num_batches();
+    session.begin_queued_steps(steps)?;
+    let was_capturing = session.capturing();
+    if !was_capturing {
+        session.set_capture(true);
+    }
+    let queued = (0..steps).try_for_each(|k| {
+        session.train_step_queued(resident, seed, epoch as u64, k * batch, batcher.indices(k).len(), lr, k)
+    });
+    if !was_capturing {
+        session.set_capture(false);
+    }
+    queued?;
+    session.read_queued_steps(steps)
 }
 
 /// Accuracy of the network in eval mode (running BN statistics) over `split`.

@@ -50,25 +50,64 @@ pub fn tiny_run_args() -> Vec<String> {
     .collect()
 }
 
-/// Where the CIFAR-10 JPEG archive is looked for: `$FEAR_CIFAR10_JPEG`, then
-/// `shared/data/cifar10-jpeg.tar.gz` in the repo, then beside it (a worktree's `../shared`).
+/// Where the CIFAR-10 JPEG archive is looked for: `$FEAR_CIFAR10_JPEG` alone when it is set,
+/// else `shared/data/cifar10-jpeg.tar.gz` in the repo, then beside it (a worktree's `../shared`).
 fn cifar10_jpeg_candidates() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::env::var_os("FEAR_CIFAR10_JPEG").map(PathBuf::from).into_iter()
-        .chain([root.join("shared/data/cifar10-jpeg.tar.gz"), root.join("../shared/data/cifar10-jpeg.tar.gz")])
-        .collect()
+    match std::env::var_os("FEAR_CIFAR10_JPEG") {
+        Some(path) => vec![PathBuf::from(path)],
+        None => vec![root.join("shared/data/cifar10-jpeg.tar.gz"), root.join("../shared/data/cifar10-jpeg.tar.gz")],
+    }
 }
 
-/// The CIFAR-10 JPEG archive, or None after printing why `test` is skipped: the real images are
-/// too large to commit, so tests on them run only where the archive is.
+/// The CIFAR-10 JPEG archive. The real images are too large to commit, so tests on them run
+/// only where the archive is. Without it: under CI (`CI` set) the test fails; elsewhere it is
+/// recorded as skipped and returns None, and `tests/zz_skipped.rs`, the last test binary
+/// `cargo test` runs, lists every skipped test in the closing lines.
 pub fn cifar10_jpeg_archive(test: &str) -> Option<PathBuf> {
-    let candidates = cifar10_jpeg_candidates();
-    let found = candidates.iter().find(|p| p.is_file()).cloned();
-    if found.is_none() {
-        let looked: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
-        println!("SKIP {test}: cifar10-jpeg.tar.gz not found (looked at {}; set FEAR_CIFAR10_JPEG to its path)", looked.join(", "));
+    find_or_skip(test, &cifar10_jpeg_candidates(), std::env::var_os("CI").is_some(), &skipped_dir())
+        .inspect_err(|why| {
+            // Said at once, on the stderr handle: `eprintln!` would be swallowed by the harness.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+        })
+        .ok()
+}
+
+/// The first of `candidates` that is a file; else a panic when `ci`, or the skip recorded in
+/// `skipped` (one file per test, holding why) and why as the error.
+pub fn find_or_skip(test: &str, candidates: &[PathBuf], ci: bool, skipped: &Path) -> Result<PathBuf, String> {
+    if let Some(found) = candidates.iter().find(|p| p.is_file()) {
+        return Ok(found.clone());
     }
-    found
+    let looked: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+    let why = format!("cifar10-jpeg.tar.gz not found (looked at {}; set FEAR_CIFAR10_JPEG to its path)", looked.join(", "));
+    if ci {
+        panic!("{test}: {why}. Under CI (the CI variable is set) a real-data test must run, not skip.");
+    }
+    std::fs::create_dir_all(skipped).unwrap();
+    std::fs::write(skipped.join(test), &why).unwrap();
+    Err(why)
+}
+
+/// Where the tests skipped under one `cargo test` are recorded, in a folder named by the
+/// process that ran the test binaries (cargo), so a later run starts empty.
+pub fn skipped_dir() -> PathBuf {
+    tmp_root().join("skipped").join(std::os::unix::process::parent_id().to_string())
+}
+
+/// The tests recorded in `dir` as skipped, with why, sorted by name.
+pub fn read_skipped(dir: &Path) -> Vec<(String, String)> {
+    let mut skipped: Vec<(String, String)> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read_to_string(e.path()).unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    skipped.sort();
+    skipped
 }
 
 /// Unpacks the archive's members matching `patterns` (tar wildcards) into

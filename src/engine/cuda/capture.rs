@@ -96,6 +96,11 @@ impl<T> CaptureState<T> {
         Ok(())
     }
 
+    /// Whether a capture is in progress.
+    pub fn is_active(&self) -> bool {
+        self.lock().is_some()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Capturing<T>>> {
         self.current.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -11,12 +11,12 @@
 use anyhow::{bail, ensure, Result};
 
 use super::gpu::{Buffer, Gpu, GpuMemory};
-use super::launch::{launch, Arg, Dims};
+use super::launch::{Arg, DevicePtr, Dims};
 use crate::data::augment::Augment;
 use crate::engine::kernel::Loc;
 
 /// Threads per image of the augmentation kernel.
-const AUG_THREADS: u32 = 256;
+const AUG_THREADS: u32 = super::ops::threads::FEAR_AUGMENT_THREADS;
 
 /// A split's images (`[count, 3, size, size]` bytes) on the device, the augmentation they get,
 /// and the current epoch's order (which image each position of the epoch holds).
@@ -29,11 +29,25 @@ pub struct ResidentSplit {
     lut: Buffer,
     order: Option<Buffer>,
     order_len: usize,
+    /// Each image's label, where [`ResidentSplit::set_labels`] gave them: then the data kernel
+    /// also writes a batch's labels.
+    labels: Option<Buffer>,
+}
+
+/// What the data kernel writes besides a batch's images, for a step fed from the device alone.
+#[derive(Clone, Copy, Debug)]
+pub struct StepFeed {
+    /// Where the labels go (the step memory's label buffer).
+    pub labels: DevicePtr,
+    /// Where the learning rate goes, and its value.
+    pub lr: DevicePtr,
+    pub lr_value: f32,
 }
 
 impl std::fmt::Debug for ResidentSplit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResidentSplit").field("count", &self.count).field("aug", &self.aug).field("order_len", &self.order_len).finish()
+        let labels = self.labels.is_some();
+        f.debug_struct("ResidentSplit").field("count", &self.count).field("aug", &self.aug).field("order_len", &self.order_len).field("labels", &labels).finish()
     }
 }
 
@@ -41,6 +55,21 @@ impl ResidentSplit {
     /// Images held.
     pub fn count(&self) -> usize {
         self.count
+    }
+
+    /// Keeps every image's label on the device (once per run), so that a step's labels are
+    /// gathered there by the data kernel instead of uploaded.
+    pub fn set_labels(&mut self, labels: &[u32]) -> Result<()> {
+        ensure!(labels.len() == self.count, "{} labels for {} resident images", labels.len(), self.count);
+        let buf = self.gpu.buffer(std::mem::size_of_val(labels).max(4))?;
+        buf.upload(bytemuck::cast_slice(labels))?;
+        self.labels = Some(buf);
+        Ok(())
+    }
+
+    /// Whether [`ResidentSplit::set_labels`] has put the labels on the device.
+    pub fn has_labels(&self) -> bool {
+        self.labels.is_some()
     }
 
     /// Sets the epoch's order: position `p` of the epoch is image `order[p]`. Between steps
@@ -70,7 +99,7 @@ impl Gpu {
         let lut: Vec<f32> = aug.norm.lut().iter().flatten().copied().collect();
         let lut_buf = self.buffer(lut.len() * 4)?;
         lut_buf.upload(bytemuck::cast_slice(&lut))?;
-        Ok(ResidentSplit { gpu: self.clone(), images: bytes, count: images.len() / per, aug: *aug, lut: lut_buf, order: None, order_len: 0 })
+        Ok(ResidentSplit { gpu: self.clone(), images: bytes, count: images.len() / per, aug: *aug, lut: lut_buf, order: None, order_len: 0, labels: None })
     }
 
     /// Writes positions `start .. start + n` of the epoch's order, augmented for `(seed, epoch)`
@@ -80,9 +109,20 @@ impl Gpu {
     pub fn augment_batch(
         &self, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, n: usize, mem: &GpuMemory, out: Loc,
     ) -> Result<()> {
+        self.feed_batch(split, seed, epoch, start, n, mem, out, None)
+    }
+
+    /// [`Gpu::augment_batch`], and with `feed` the batch's labels (gathered from the split's) and
+    /// the learning rate too, all by the one kernel: a step fed so needs no upload.
+    #[allow(clippy::too_many_arguments)]
+    pub fn feed_batch(
+        &self, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, n: usize, mem: &GpuMemory, out: Loc,
+        feed: Option<StepFeed>,
+    ) -> Result<()> {
         let aug = &split.aug;
-        ensure!(std::ptr::addr_eq(self.backend(), split.gpu.backend()), "the resident images live on another device");
+        ensure!(self.backend().same_device(split.gpu.backend()), "the resident images live on another device");
         ensure!(out.len == n * aug.image_floats(), "{out:?} does not hold {n} images");
+        super::launch::check_index_range("fear_augment", out.len)?;
         ensure!(start + n <= split.order_len, "positions {start}..{} lie beyond the epoch's {} (set_order first)", start + n, split.order_len);
         let Some(order) = split.order.as_ref().filter(|_| n > 0) else { return Ok(()) };
         let args = [
@@ -90,8 +130,20 @@ impl Gpu {
             Arg::Ptr(mem.address(out)?), Arg::len(n)?, Arg::len(aug.size)?, Arg::len(aug.pad)?, Arg::I32(aug.flip as i32),
             Arg::len(aug.cutout)?, Arg::I32(aug.fill as i32), Arg::U64(seed), Arg::U64(epoch), Arg::U64(start as u64),
         ];
+        let extra = match feed {
+            None => [Arg::Ptr(0), Arg::Ptr(0), Arg::Ptr(0), Arg::F32(0.0)],
+            Some(f) => {
+                let labels = split.labels.as_ref().ok_or_else(|| anyhow::anyhow!("the resident split holds no labels (set_labels first)"))?;
+                let (_, capacity) = mem.labels();
+                ensure!(n <= capacity, "{n} labels exceed the batch capacity {capacity}");
+                [Arg::Ptr(labels.ptr()), Arg::Ptr(f.labels), Arg::Ptr(f.lr), Arg::F32(f.lr_value)]
+            }
+        };
+        let args = [&args[..], &extra].concat();
         // SAFETY: every index in the order was checked against the images held; positions
-        // start..start+n lie inside the order buffer; `out` is bounds-checked and holds n images.
-        unsafe { launch(self.backend(), "fear_augment", Dims::per_item(n, AUG_THREADS), &args) }
+        // start..start+n lie inside the order buffer; `out` is bounds-checked and holds n images;
+        // with a feed, the labels buffer holds one label per image held, the label buffer n
+        // labels (checked above), and the lr address is a bounds-checked location.
+        unsafe { super::ops::launch_bounded(self.backend(), "fear_augment", Dims::per_item(n, AUG_THREADS), &args) }
     }
 }

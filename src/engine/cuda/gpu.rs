@@ -11,10 +11,10 @@ use std::sync::Arc;
 use anyhow::{ensure, Result};
 
 use super::capture::{capture, CapturedLaunches};
-use super::data::ResidentSplit;
+use super::data::{ResidentSplit, StepFeed};
 use super::driver::CudaDriver;
 use super::emulated::Emulated;
-use super::launch::{Backend, DevicePtr};
+use super::launch::{Arg, Backend, DevicePtr, Dims};
 use super::ops;
 use crate::data::augment::Augment;
 use crate::engine::device::{check_no_aliasing, space_index, Device, MemoryLayout};
@@ -35,6 +35,32 @@ impl Gpu {
     /// The host emulation (no GPU needed).
     pub fn emulated() -> Gpu {
         Gpu { backend: Arc::new(Emulated::default()) }
+    }
+
+    /// The host emulation, with the `nth` run (0-based) of `kernel` faulting as an illegal
+    /// address does on a GPU: a sticky error, every later call fails until [`Gpu::reopen`].
+    pub fn emulated_with_fault(kernel: &str, nth: usize) -> Gpu {
+        Gpu { backend: Arc::new(Emulated::with_fault(kernel, nth)) }
+    }
+
+    /// The same device on a new stream of its own (with its own capture state): what each
+    /// [`crate::engine::Session`] launches on, so sessions never wait for or record each other.
+    pub fn new_stream(&self) -> Result<Gpu> {
+        Ok(Gpu { backend: self.backend.new_stream()? })
+    }
+
+    /// Whether the device hit a sticky error (see [`Gpu::reopen`]).
+    pub fn is_poisoned(&self) -> bool {
+        self.backend.is_poisoned()
+    }
+
+    /// The device opened afresh after a sticky error: for a GPU its context is reset (every
+    /// buffer of the old one is lost), for the emulation a new device.
+    pub fn reopen(&self) -> Result<Gpu> {
+        match self.backend.cuda_ordinal() {
+            Some(ordinal) => Ok(Gpu { backend: Arc::new(super::driver::reopen(ordinal)?) }),
+            None => Ok(Gpu::emulated()),
+        }
     }
 
     pub fn backend(&self) -> &dyn Backend {
@@ -86,6 +112,12 @@ pub struct GpuMemory {
     lens: [usize; 5],
     labels: Buffer,
     label_capacity: usize,
+    /// Scratch for kernels that reduce over many blocks (batch-norm partial sums), reused by
+    /// each such kernel in turn (they run in stream order).
+    reduce: Buffer,
+    /// (loss, correct) of each step of a training loop that reads them once at its end
+    /// ([`Device::record_step`]); two floats a step.
+    steps: Option<Buffer>,
     /// Which buffers these are: new whenever one is (re)allocated, so a capture made on other
     /// buffers is never replayed on these.
     generation: u64,
@@ -124,6 +156,11 @@ impl GpuMemory {
     pub fn labels(&self) -> (DevicePtr, usize) {
         (self.labels.ptr, self.label_capacity)
     }
+
+    /// The reduction scratch buffer's address and size in bytes.
+    pub fn reduce_scratch(&self) -> (DevicePtr, usize) {
+        (self.reduce.ptr, self.reduce.bytes)
+    }
 }
 
 impl Device<f32> for Gpu {
@@ -132,6 +169,18 @@ impl Device<f32> for Gpu {
 
     fn name(&self) -> String {
         self.backend.describe()
+    }
+
+    fn for_session(self) -> Result<Gpu> {
+        self.new_stream()
+    }
+
+    fn timed_launch(&self, mem: &mut GpuMemory, kernel: &Kernel) -> Result<f64> {
+        self.backend.time(&mut || self.launch(mem, kernel))
+    }
+
+    fn clock(&self) -> &'static str {
+        self.backend.clock()
     }
 
     fn alloc(&self, layout: &MemoryLayout) -> Result<GpuMemory> {
@@ -143,6 +192,8 @@ impl Device<f32> for Gpu {
             lens,
             labels: self.buffer(layout.labels * 4)?,
             label_capacity: layout.labels,
+            reduce: self.buffer(ops::REDUCE_SCRATCH_BYTES)?,
+            steps: None,
             generation: next_generation(),
         })
     }
@@ -165,7 +216,9 @@ impl Device<f32> for Gpu {
     fn write(&self, mem: &mut GpuMemory, loc: Loc, data: &[f32]) -> Result<()> {
         ensure!(data.len() == loc.len, "writing {} elements into {loc:?}", data.len());
         let at = mem.address(loc)?;
-        self.backend.upload(at, bytemuck::cast_slice(data))
+        // Queued on this stream, before the kernels that read it; the memory is this stream's.
+        // SAFETY: `at` addresses loc.len floats inside its space (checked above).
+        unsafe { self.backend.upload_async(at, bytemuck::cast_slice(data)) }
     }
 
     fn read(&self, mem: &GpuMemory, loc: Loc) -> Result<Vec<f32>> {
@@ -177,11 +230,17 @@ impl Device<f32> for Gpu {
 
     fn write_labels(&self, mem: &mut GpuMemory, labels: &[u32]) -> Result<()> {
         ensure!(labels.len() <= mem.label_capacity, "{} labels exceed the batch capacity {}", labels.len(), mem.label_capacity);
-        self.backend.upload(mem.labels.ptr, bytemuck::cast_slice(labels))
+        // SAFETY: the label buffer holds label_capacity labels (checked above).
+        unsafe { self.backend.upload_async(mem.labels.ptr, bytemuck::cast_slice(labels)) }
     }
 
     fn launch(&self, mem: &mut GpuMemory, kernel: &Kernel) -> Result<()> {
         let locs = kernel.locs();
+        // Every index product a kernel computes in `int` (n*c*h*w, n*classes, n*n, ...) is the
+        // length of one of its locations; with the grid-stride step it must not wrap.
+        for loc in &locs {
+            super::launch::check_index_range(kernel.name(), loc.len)?;
+        }
         for loc in &locs {
             mem.address(*loc)?;
         }
@@ -197,6 +256,42 @@ impl Device<f32> for Gpu {
         &self, mem: &mut GpuMemory, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, n: usize, out: Loc,
     ) -> Result<()> {
         self.augment_batch(split, seed, epoch, start, n, mem, out)
+    }
+
+    fn feed_resident(
+        &self, mem: &mut GpuMemory, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, n: usize, out: Loc, lr_at: Loc,
+        lr: f32,
+    ) -> Result<()> {
+        ensure!(lr_at.len == 1, "the learning rate is one value, not {lr_at:?}");
+        let feed = StepFeed { labels: mem.labels.ptr, lr: mem.address(lr_at)?, lr_value: lr };
+        self.feed_batch(split, seed, epoch, start, n, mem, out, Some(feed))
+    }
+
+    fn begin_steps(&self, mem: &mut GpuMemory, steps: usize) -> Result<()> {
+        let bytes = steps.max(1) * 2 * F32;
+        if mem.steps.as_ref().is_none_or(|b| b.bytes() < bytes) {
+            mem.steps = Some(self.buffer(bytes)?);
+        }
+        Ok(())
+    }
+
+    fn record_step(&self, mem: &mut GpuMemory, loss: Loc, correct: Loc, slot: usize) -> Result<()> {
+        let slots = mem.steps.as_ref().filter(|b| (slot + 1) * 2 * F32 <= b.bytes());
+        let Some(slots) = slots else { anyhow::bail!("step slot {slot} lies beyond the slots made by begin_steps") };
+        let args = [Arg::Ptr(mem.address(loss)?), Arg::Ptr(mem.address(correct)?), Arg::Ptr(slots.ptr), Arg::len(slot)?];
+        // SAFETY: loss and correct are bounds-checked locations; the slot lies inside the buffer (checked above).
+        unsafe { ops::launch_bounded(&*self.backend, "fear_record_step", Dims::elementwise(1), &args) }
+    }
+
+    fn read_steps(&self, mem: &GpuMemory, steps: usize) -> Result<Vec<(f32, f32)>> {
+        if steps == 0 {
+            return Ok(Vec::new());
+        }
+        let slots = mem.steps.as_ref().filter(|b| steps * 2 * F32 <= b.bytes());
+        let Some(slots) = slots else { anyhow::bail!("{steps} step slots asked for, more than begin_steps made") };
+        let mut out = vec![0f32; steps * 2];
+        self.backend.download(slots.ptr, bytemuck::cast_slice_mut(&mut out))?;
+        Ok(out.chunks(2).map(|c| (c[0], c[1])).collect())
     }
 
     fn capture(&self, mem: &mut GpuMemory, kernels: &[&Kernel]) -> Result<Option<GpuCapture>> {

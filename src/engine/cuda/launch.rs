@@ -6,7 +6,10 @@
 
 use std::ffi::c_void;
 
-use anyhow::{ensure, Result};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+use anyhow::{ensure, Context, Result};
 
 use super::capture::CapturedLaunches;
 
@@ -51,7 +54,7 @@ pub struct Dims {
 }
 
 /// Threads per block of the grid-stride elementwise kernels.
-pub const ELEMENTWISE_THREADS: u32 = 256;
+pub const ELEMENTWISE_THREADS: u32 = super::ops::threads::FEAR_ELEMENTWISE_THREADS;
 /// Blocks at most for a grid-stride kernel (each thread then loops).
 const MAX_BLOCKS: usize = 1 << 16;
 
@@ -68,33 +71,189 @@ impl Dims {
     }
 }
 
-/// Where kernels run and their memory lives.
+/// Where kernels run and their memory lives: one stream of one device.
+///
+/// Ordering follows the CUDA driver's rules, and the emulated backend enforces them: work queued
+/// on a stream (kernels, `*_async` copies and memsets) runs in the order queued on that stream,
+/// nothing orders two streams except a host wait ([`Backend::synchronize`], or `free`, which
+/// waits for the whole device as `cuMemFree` does). The provided `alloc_zeroed`, `upload` and
+/// `download` queue on this stream and then wait for it, so their results are safe to use from
+/// any stream of the device; per-step writes queue only (`upload_async`) and rely on the stream.
 pub trait Backend: Send + Sync {
     /// `cuda:0 (NVIDIA H100 80GB HBM3, sm_90)` or `emulated (host threads)`.
     fn describe(&self) -> String;
-    /// Zero-filled memory of `bytes` bytes (at least 256-byte aligned).
-    fn alloc_zeroed(&self, bytes: usize) -> Result<DevicePtr>;
+    /// The same device on a new stream of its own, with its own capture state (one per session,
+    /// so two sessions on one GPU never record or wait for each other's launches).
+    fn new_stream(&self) -> Result<Arc<dyn Backend>>;
+    /// Whether `other` is a stream of the same device (the memory of one is valid on the other).
+    fn same_device(&self, other: &dyn Backend) -> bool;
+    /// An identity of the device (equal for every stream of it).
+    fn device_key(&self) -> usize;
+    /// The CUDA ordinal of a real GPU (`None` under emulation).
+    fn cuda_ordinal(&self) -> Option<usize> {
+        None
+    }
+    /// Device memory of `bytes` bytes whose contents are undefined (`cuMemAlloc`).
+    fn malloc(&self, bytes: usize) -> Result<DevicePtr>;
+    /// Waits for the whole device (so no queued work still uses it), then frees.
+    ///
     /// # Safety
-    /// `ptr` came from `alloc_zeroed` of this backend and is not used afterwards.
+    /// `ptr` came from `malloc` of this device and is not used afterwards.
     unsafe fn free(&self, ptr: DevicePtr, bytes: usize);
-    /// Copies host bytes to device memory at `dst` (which holds at least `src.len()` bytes).
-    fn upload(&self, dst: DevicePtr, src: &[u8]) -> Result<()>;
-    /// Copies device memory at `src` into `dst`; waits for the work launched before.
-    fn download(&self, src: DevicePtr, dst: &mut [u8]) -> Result<()>;
-    /// Launches `kernel` with `args`: one pointer per argument to its value, and each value's
-    /// size (for the emulated backend's signature check).
+    /// Queues zeroing `bytes` bytes at `dst` on this stream (`cuMemsetD8Async`).
+    ///
+    /// # Safety
+    /// `dst` addresses at least `bytes` bytes of this device.
+    unsafe fn memset_async(&self, dst: DevicePtr, bytes: usize) -> Result<()>;
+    /// Queues a copy of `src` to `dst` on this stream. `src` is staged before this returns (it
+    /// may change afterwards); the copy lands when the stream reaches it.
+    ///
+    /// # Safety
+    /// `dst` addresses at least `src.len()` bytes of this device.
+    unsafe fn upload_async(&self, dst: DevicePtr, src: &[u8]) -> Result<()>;
+    /// Queues a copy of `len` bytes at `src` into host memory at `dst` on this stream.
+    ///
+    /// # Safety
+    /// `src` addresses `len` bytes of this device; `dst` stays valid and unused until this
+    /// stream has been synchronised.
+    unsafe fn download_async(&self, src: DevicePtr, dst: *mut u8, len: usize) -> Result<()>;
+    /// Queues `kernel` with `args` (one pointer per argument to its value, and each value's
+    /// size, for the emulated backend's signature check) and `shared_bytes` of dynamic shared
+    /// memory, after checking the launch's resources ([`check_resources`]).
     ///
     /// # Safety
     /// Every pointer argument must address memory of this backend large enough for what the
     /// kernel touches given the other arguments.
-    unsafe fn launch_raw(&self, kernel: &str, dims: Dims, args: &mut [*mut c_void], sizes: &[u32]) -> Result<()>;
-    /// Waits until every launched kernel has finished.
+    unsafe fn launch_raw(&self, kernel: &str, dims: Dims, shared_bytes: u32, args: &mut [*mut c_void], sizes: &[u32]) -> Result<()>;
+    /// Waits until everything queued on this stream has finished; a fault names the kernel.
     fn synchronize(&self) -> Result<()>;
+    /// Lets `kernel` take up to `bytes` of dynamic shared memory, above the 48 KB default
+    /// (`cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)`), up to the device's maximum.
+    fn set_max_dynamic_shared(&self, kernel: &str, bytes: u32) -> Result<()>;
+    /// Whether the device hit a sticky error (an illegal address): every later call fails
+    /// until it is reopened.
+    fn is_poisoned(&self) -> bool;
+    /// Times the work queued by `queue` on the device (CUDA events on a GPU; host time under
+    /// emulation, labelled by [`Backend::clock`]). Seconds.
+    fn time(&self, queue: &mut dyn FnMut() -> Result<()>) -> Result<f64> {
+        self.synchronize()?;
+        let start = std::time::Instant::now();
+        queue()?;
+        self.synchronize()?;
+        Ok(start.elapsed().as_secs_f64())
+    }
+    /// What [`Backend::time`] measures.
+    fn clock(&self) -> &'static str {
+        "host time"
+    }
     /// From now on records launches instead of running them (CUDA stream capture; the rules are
     /// in [`super::capture`]). Prefer [`super::capture::capture`], which always ends it.
     fn begin_capture(&self) -> Result<()>;
     /// Ends the capture begun last and returns its launches, ready to replay.
     fn end_capture(&self) -> Result<Box<dyn CapturedLaunches>>;
+    /// Whether a capture is in progress on this stream.
+    fn is_capturing(&self) -> bool;
+
+    /// Zero-filled memory of `bytes` bytes (at least 256-byte aligned), ready for any stream.
+    fn alloc_zeroed(&self, bytes: usize) -> Result<DevicePtr> {
+        let p = self.malloc(bytes)?;
+        // SAFETY: p holds max(bytes, 1) bytes, just allocated.
+        let zeroed = unsafe { self.memset_async(p, bytes.max(1)) }.and_then(|_| self.synchronize());
+        if let Err(e) = zeroed {
+            // SAFETY: p came from malloc and is not used again.
+            unsafe { self.free(p, bytes) };
+            return Err(e);
+        }
+        Ok(p)
+    }
+    /// Copies host bytes to device memory at `dst` (which holds at least `src.len()` bytes) and
+    /// waits until they landed.
+    fn upload(&self, dst: DevicePtr, src: &[u8]) -> Result<()> {
+        // SAFETY: the caller's buffer at dst holds src.len() bytes (checked by its owner).
+        unsafe { self.upload_async(dst, src) }?;
+        self.synchronize()
+    }
+    /// Copies device memory at `src` into `dst` after the work queued before on this stream.
+    fn download(&self, src: DevicePtr, dst: &mut [u8]) -> Result<()> {
+        // SAFETY: as upload; dst is borrowed until the synchronisation below has returned.
+        unsafe { self.download_async(src, dst.as_mut_ptr(), dst.len()) }?;
+        self.synchronize()
+    }
+}
+
+/// What a launch may use of one kernel, from ptxas's report (or the driver's function
+/// attributes): registers per thread and static shared memory per block.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelFootprint {
+    pub registers: u32,
+    pub static_shared: u32,
+}
+
+/// Shared memory a block may use without opting in.
+pub const DEFAULT_SHARED_LIMIT: u32 = 48 * 1024;
+/// Registers of one SM's register file (every architecture since sm_50), per block at most.
+pub const REGISTERS_PER_BLOCK: u32 = 65536;
+
+/// Refuses a launch the hardware would refuse ("too many resources requested"): more than 1024
+/// threads, more registers than a block may hold (allocated per warp in units of 256), or more
+/// shared memory than allowed: 48 KB unless the kernel opted in to `optin` bytes of dynamic
+/// shared memory, and never above the device's `max_shared` per block.
+pub fn check_resources(kernel: &str, dims: Dims, shared_bytes: u32, footprint: KernelFootprint, optin: u32, max_shared: u32) -> Result<()> {
+    let threads: u64 = dims.block.iter().map(|&b| b as u64).product();
+    ensure!((1..=1024).contains(&threads), "{kernel}: {threads} threads per block (1..=1024)");
+    let warps = threads.div_ceil(32);
+    let per_warp = (footprint.registers as u64 * 32).div_ceil(256) * 256;
+    ensure!(
+        per_warp * warps <= REGISTERS_PER_BLOCK as u64,
+        "{kernel}: {} registers x {threads} threads exceed the {REGISTERS_PER_BLOCK} registers of a block",
+        footprint.registers
+    );
+    let (fixed, dynamic) = (footprint.static_shared as u64, shared_bytes as u64);
+    ensure!(fixed <= DEFAULT_SHARED_LIMIT as u64, "{kernel}: {fixed} bytes of static shared memory exceed 48 KB");
+    let allowed = if optin > 0 { optin as u64 } else { DEFAULT_SHARED_LIMIT as u64 - fixed };
+    ensure!(
+        dynamic <= allowed,
+        "{kernel}: {dynamic} bytes of dynamic shared memory exceed its limit of {allowed} (48 KB in all unless the kernel \
+         opts in with set_max_dynamic_shared)"
+    );
+    ensure!(fixed + dynamic <= max_shared as u64, "{kernel}: {} bytes of shared memory exceed this device's {max_shared} per block", fixed + dynamic);
+    Ok(())
+}
+
+/// Whether `FEAR_CUDA_SYNC=1`: every launch is followed by a wait and a check, so a fault is
+/// reported by the kernel that caused it (slow; for bring-up and debugging).
+pub fn sync_every_launch() -> bool {
+    match SYNC_EVERY_LAUNCH.load(Ordering::Relaxed) {
+        0 => {
+            let on = std::env::var("FEAR_CUDA_SYNC").is_ok_and(|v| v == "1");
+            set_sync_every_launch(on);
+            on
+        }
+        v => v == 2,
+    }
+}
+
+/// Turns FEAR_CUDA_SYNC's behaviour on or off for this process (tests; the variable otherwise).
+pub fn set_sync_every_launch(on: bool) {
+    SYNC_EVERY_LAUNCH.store(if on { 2 } else { 1 }, Ordering::Relaxed);
+}
+
+/// 0: not read yet, 1: off, 2: on.
+static SYNC_EVERY_LAUNCH: AtomicU8 = AtomicU8::new(0);
+
+/// The largest index a grid-stride kernel over `n` elements computes: `n - 1` plus one stride
+/// of the largest grid. Kernels index with `int`.
+pub const MAX_GRID_STRIDE: usize = MAX_BLOCKS * 1024;
+
+/// Refuses a length whose indices (with a grid-stride step past the end) would wrap a kernel's
+/// 32-bit `int`; `what` names the kernel and the product.
+pub fn check_index_range(what: &str, n: usize) -> Result<()> {
+    ensure!(
+        n.saturating_add(MAX_GRID_STRIDE) <= i32::MAX as usize,
+        "{what}: {n} elements would overflow a kernel's 32-bit index (at most {} with the grid-stride step)",
+        i32::MAX as usize - MAX_GRID_STRIDE
+    );
+    Ok(())
 }
 
 /// Launches `kernel` over `dims` with `args` on `backend`.
@@ -103,6 +262,14 @@ pub trait Backend: Send + Sync {
 /// As [`Backend::launch_raw`]: the caller has checked that every buffer the arguments address
 /// is large enough (the [`super::ops`] code checks each location against its space).
 pub unsafe fn launch(backend: &dyn Backend, kernel: &str, dims: Dims, args: &[Arg]) -> Result<()> {
+    launch_with_shared(backend, kernel, dims, 0, args)
+}
+
+/// [`launch`] with `shared_bytes` of dynamic shared memory (`extern __shared__`).
+///
+/// # Safety
+/// As [`launch`].
+pub unsafe fn launch_with_shared(backend: &dyn Backend, kernel: &str, dims: Dims, shared_bytes: u32, args: &[Arg]) -> Result<()> {
     let threads: u64 = dims.block.iter().map(|&b| b as u64).product();
     ensure!((1..=1024).contains(&threads), "{kernel}: {threads} threads per block (1..=1024)");
     ensure!(dims.grid.iter().all(|&g| g >= 1), "{kernel}: empty grid {:?}", dims.grid);
@@ -114,5 +281,9 @@ pub unsafe fn launch(backend: &dyn Backend, kernel: &str, dims: Dims, args: &[Ar
         sizes.push(s);
     }
     let mut pointers: Vec<*mut c_void> = values.iter_mut().map(|v| v.as_mut_ptr() as *mut c_void).collect();
-    backend.launch_raw(kernel, dims, &mut pointers, &sizes)
+    backend.launch_raw(kernel, dims, shared_bytes, &mut pointers, &sizes)?;
+    if sync_every_launch() && !backend.is_capturing() {
+        backend.synchronize().with_context(|| format!("FEAR_CUDA_SYNC=1: {kernel} faulted"))?;
+    }
+    Ok(())
 }

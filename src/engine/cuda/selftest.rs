@@ -62,7 +62,17 @@ impl Case {
 
 fn conv_cases() -> Vec<(String, f64, Kernel)> {
     // 9x9 gives 243 positions per weight: most of a 256-thread reduction block does real work.
-    let shapes = [("conv3x3", 3, 1, 1, 4, 5), ("conv3x3_s2", 3, 2, 1, 5, 5), ("conv1x1", 1, 1, 0, 6, 5), ("conv3x3_9x9", 3, 1, 1, 3, 9)];
+    // Every (k, stride) body of conv.cu, on 5x5 and 9x9 images (odd sides: the last stride-2
+    // window hangs over the edge).
+    let shapes = [
+        ("conv3x3", 3, 1, 1, 4, 5),
+        ("conv3x3_s2", 3, 2, 1, 5, 5),
+        ("conv1x1", 1, 1, 0, 6, 5),
+        ("conv1x1_s2", 1, 2, 0, 6, 5),
+        ("conv3x3_9x9", 3, 1, 1, 3, 9),
+        ("conv3x3_s2_9x9", 3, 2, 1, 7, 9),
+        ("conv1x1_9x9", 1, 1, 0, 7, 9),
+    ];
     let mut out = Vec::new();
     for (name, k, stride, pad, c_out, side) in shapes {
         let g = ConvGeom { n: 3, c_in: 7, h: side, w: side, c_out, k, stride, pad };
@@ -87,24 +97,31 @@ fn cases() -> Vec<SelfTestCase> {
         let k = build(&mut c);
         out.push((name.to_string(), tol, k, c.presets));
     };
-    let bn = BnGeom { n: 3, c: 7, hw: 25 };
     let positive = |n: usize| (0..n).map(|i| 0.5 + 0.1 * i as f32).collect::<Vec<f32>>();
-    add("bn_train_forward", REDUCTION_TOLERANCE, &|c| {
-        let (x, gamma, beta) = (c.loc(bn.len()), c.loc(7), c.loc(7));
-        let (rm, rv) = (c.loc(7), c.preset(positive(7)));
-        let (y, mean, invstd) = (c.loc(bn.len()), c.loc(7), c.loc(7));
-        Kernel::BnTrainForward { g: bn, x, gamma, beta, running_mean: rm, running_var: rv, y, mean, invstd, eps: 1e-5, momentum: 0.1 }
-    });
-    add("bn_eval_forward", ELEMENTWISE_TOLERANCE, &|c| {
-        let (x, gamma, beta, rm, rv, y) = (c.loc(bn.len()), c.loc(7), c.loc(7), c.loc(7), c.preset(positive(7)), c.loc(bn.len()));
-        Kernel::BnEvalForward { g: bn, x, gamma, beta, running_mean: rm, running_var: rv, y, eps: 1e-5 }
-    });
-    for (name, all) in [("bn_backward", true), ("bn_backward_dx_only", false)] {
-        add(name, REDUCTION_TOLERANCE, &|c| {
-            let (x, dy, gamma, mean, invstd, dx) = (c.loc(bn.len()), c.loc(bn.len()), c.loc(7), c.loc(7), c.preset(positive(7)), c.loc(bn.len()));
-            let (dgamma, dbeta) = if all { (Some(c.loc(7)), Some(c.loc(7))) } else { (None, None) };
-            Kernel::BnBackward { g: bn, x, dy, gamma, mean, invstd, dx: Some(dx), dgamma, dbeta }
+    // Each channel is split over up to one block per image (kernels/batchnorm.cu): 3 images in 3
+    // splits; 7 images of 100 channels in 6 uneven splits; planes of 9x9 and of 300 positions (more
+    // than a block's threads).
+    let bns = [("", BnGeom { n: 3, c: 7, hw: 25 }), ("_uneven", BnGeom { n: 7, c: 100, hw: 5 }), ("_9x9", BnGeom { n: 3, c: 7, hw: 81 }), ("_wide", BnGeom { n: 2, c: 3, hw: 300 })];
+    for (suffix, bn) in bns {
+        let ch = bn.c;
+        add(&format!("bn_train_forward{suffix}"), REDUCTION_TOLERANCE, &|c| {
+            let (x, gamma, beta) = (c.loc(bn.len()), c.loc(ch), c.loc(ch));
+            let (rm, rv) = (c.loc(ch), c.preset(positive(ch)));
+            let (y, mean, invstd) = (c.loc(bn.len()), c.loc(ch), c.loc(ch));
+            Kernel::BnTrainForward { g: bn, x, gamma, beta, running_mean: rm, running_var: rv, y, mean, invstd, eps: 1e-5, momentum: 0.1 }
         });
+        add(&format!("bn_eval_forward{suffix}"), ELEMENTWISE_TOLERANCE, &|c| {
+            let (x, gamma, beta, rm, rv, y) = (c.loc(bn.len()), c.loc(ch), c.loc(ch), c.loc(ch), c.preset(positive(ch)), c.loc(bn.len()));
+            Kernel::BnEvalForward { g: bn, x, gamma, beta, running_mean: rm, running_var: rv, y, eps: 1e-5 }
+        });
+        for (name, all) in [("bn_backward", true), ("bn_backward_dx_only", false)] {
+            add(&format!("{name}{suffix}"), REDUCTION_TOLERANCE, &|c| {
+                let (x, dy, gamma, mean) = (c.loc(bn.len()), c.loc(bn.len()), c.loc(ch), c.loc(ch));
+                let (invstd, dx) = (c.preset(positive(ch)), c.loc(bn.len()));
+                let (dgamma, dbeta) = if all { (Some(c.loc(ch)), Some(c.loc(ch))) } else { (None, None) };
+                Kernel::BnBackward { g: bn, x, dy, gamma, mean, invstd, dx: Some(dx), dgamma, dbeta }
+            });
+        }
     }
     let n = 3 * 7 * 25;
     add("relu", ELEMENTWISE_TOLERANCE, &|c| Kernel::Relu { x: c.loc(n), y: c.loc(n) });
@@ -206,11 +223,26 @@ fn check_case(gpu: &Gpu, kernel: &Kernel, presets: &[(Loc, Vec<f32>)], seed: u64
     cpu.launch(&mut cm, kernel)?;
     let want = cpu.read(&cm, all)?;
 
+    let run_on_gpu = || -> Result<Vec<f32>> {
+        let mut gm = gpu.alloc(&layout)?;
+        gpu.write(&mut gm, all, &init)?;
+        gpu.write_labels(&mut gm, &labels)?;
+        gpu.launch(&mut gm, kernel)?;
+        gpu.read(&gm, all)
+    };
+    let got = run_on_gpu()?;
+    // The launches the plan statistics count for this kernel are the ones it makes.
     let mut gm = gpu.alloc(&layout)?;
-    gpu.write(&mut gm, all, &init)?;
-    gpu.write_labels(&mut gm, &labels)?;
-    gpu.launch(&mut gm, kernel)?;
-    let got = gpu.read(&gm, all)?;
+    let captured = gpu.capture(&mut gm, &[kernel])?.map_or(0, |c| c.launches());
+    let named = super::ops::launch_names(kernel);
+    if captured != named.len() {
+        anyhow::bail!("the kernel makes {captured} launches but ops::launch_names lists {named:?}");
+    }
+    // Reductions merge partial sums in a fixed order, so a second run gives the same bits.
+    let again = run_on_gpu()?;
+    if got.iter().zip(&again).any(|(a, b)| a.to_bits() != b.to_bits()) {
+        anyhow::bail!("two runs of the kernel on the same input differ");
+    }
 
     // Per location (so a large tensor does not hide a small one's error), plus the gaps.
     let mut worst = relative_error(&got, &want).min(0.0);

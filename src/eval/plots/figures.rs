@@ -70,12 +70,21 @@ pub fn bin_figure(reports: &[MethodReport], pct: usize, column: &str) -> String 
     let sizes: Vec<usize> = reports.iter().filter_map(|r| bin_of(r).map(|b| b.n)).collect();
     let n = if !sizes.is_empty() && sizes.iter().all(|s| *s == sizes[0]) { format!(", {} architectures", sizes[0]) } else { String::new() };
     svg.title(560.0, 28.0, 17.0, &format!("Top {pct}% of architectures by ground truth ({column}{n})"));
+    let no_data = "no method has a defined value in this bin (too few architectures, or no times)";
     let left = Panel::new(95.0, 80.0, 420.0, 340.0, x.clone(), Scale::linear(lowest, 1.0));
-    left.draw_axes(&mut svg, "Mean time vs Spearman's rho", x_label, "Spearman's rho with ground truth");
-    draw_points(&mut svg, &left, &spearman_points);
+    if spearman_points.is_empty() {
+        left.draw_no_data(&mut svg, "Mean time vs Spearman's rho", no_data);
+    } else {
+        left.draw_axes(&mut svg, "Mean time vs Spearman's rho", x_label, "Spearman's rho with ground truth");
+        draw_points(&mut svg, &left, &spearman_points);
+    }
     let right = Panel::new(660.0, 80.0, 420.0, 340.0, x, Scale::linear(0.0, 1.0));
-    right.draw_axes(&mut svg, "Mean time vs common ratio", x_label, &format!("common ratio with the ground-truth top {pct}%"));
-    draw_points(&mut svg, &right, &common_points);
+    if common_points.is_empty() {
+        right.draw_no_data(&mut svg, "Mean time vs common ratio", no_data);
+    } else {
+        right.draw_axes(&mut svg, "Mean time vs common ratio", x_label, &format!("common ratio with the ground-truth top {pct}%"));
+        draw_points(&mut svg, &right, &common_points);
+    }
     legend(&mut svg, 95.0, 505.0, reports);
     svg.finish()
 }
@@ -158,6 +167,10 @@ pub fn time_to_threshold_figure(method: &MethodResults, truth: &GroundTruth) -> 
     let rho = spearman(&ts, &accs).map_or("-".into(), |r| format!("{r:.3}"));
     svg.text(400.0, 50.0, 13.0, "middle", &format!("Spearman's rho of time and accuracy over the {} that reached the threshold: {rho}", reached.len()));
     let panel = Panel::new(95.0, 85.0, 660.0, 390.0, Scale::linear(0.0, max_t), y);
+    if all.is_empty() {
+        panel.draw_no_data(&mut svg, "", "no architecture has both a stage-1 time and a ground truth");
+        return svg.finish();
+    }
     panel.draw_axes(&mut svg, "", "stage-1 time: training until the threshold accuracy (s)", &format!("200-epoch test accuracy, {} (%)", truth.column));
     let color = style(Kind::Fear).1;
     for &(t, acc) in &reached {
@@ -192,7 +205,11 @@ pub fn score_histogram(method: &MethodResults) -> String {
     if missing > 0 {
         svg.text(400.0, 50.0, 13.0, "middle", &format!("{missing} more without a score (status not ok) are not shown"));
     }
-    let panel = Panel::new(95.0, 85.0, 660.0, 380.0, x, Scale::linear(0.0, max_count.max(1.0)));
+    let panel = Panel::new(95.0, 85.0, 660.0, 380.0, x, Scale::counts(max_count));
+    if scores.is_empty() {
+        panel.draw_no_data(&mut svg, "", "no architecture has a score");
+        return svg.finish();
+    }
     let x_label = if log { "log10(score)".to_string() } else { "score".to_string() };
     panel.draw_axes(&mut svg, "", &x_label, "architectures");
     let color = style(method.kind).1;

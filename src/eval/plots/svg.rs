@@ -92,6 +92,8 @@ pub struct Scale {
     /// Pixels of `lo` and `hi` (y axes run upwards: px_lo > px_hi).
     pub px_lo: f64,
     pub px_hi: f64,
+    /// Ticks only at whole numbers (counts).
+    pub whole: bool,
 }
 
 impl Scale {
@@ -99,14 +101,20 @@ impl Scale {
     pub fn linear(lo: f64, hi: f64) -> Scale {
         let (lo, hi) = if hi > lo { (lo, hi) } else { (lo - 0.5, lo + 0.5) };
         let step = nice_step((hi - lo) / 5.0);
-        Scale { lo: (lo / step).floor() * step, hi: (hi / step).ceil() * step, log: false, px_lo: 0.0, px_hi: 1.0 }
+        Scale { lo: (lo / step).floor() * step, hi: (hi / step).ceil() * step, log: false, px_lo: 0.0, px_hi: 1.0, whole: false }
+    }
+
+    /// A linear scale for counts over [0, hi]: ticks at whole numbers only.
+    pub fn counts(hi: f64) -> Scale {
+        let step = nice_step(hi / 5.0).max(1.0);
+        Scale { lo: 0.0, hi: (hi.max(1.0) / step).ceil() * step, log: false, px_lo: 0.0, px_hi: 1.0, whole: true }
     }
 
     /// A log10 scale over whole decades covering [lo, hi] (both positive).
     pub fn log10(lo: f64, hi: f64) -> Scale {
         let (lo, hi) = (lo.max(f64::MIN_POSITIVE), hi.max(lo));
         let (a, b) = (lo.log10().floor(), hi.log10().ceil().max(lo.log10().floor() + 1.0));
-        Scale { lo: 10f64.powf(a), hi: 10f64.powf(b), log: true, px_lo: 0.0, px_hi: 1.0 }
+        Scale { lo: 10f64.powf(a), hi: 10f64.powf(b), log: true, px_lo: 0.0, px_hi: 1.0, whole: false }
     }
 
     /// A scale for positive quantities such as times: log10 when they span more than `ratio`.
@@ -148,6 +156,7 @@ impl Scale {
             return log_ticks(self.lo, self.hi);
         }
         let step = nice_step((self.hi - self.lo) / 5.0);
+        let step = if self.whole { step.max(1.0) } else { step };
         let decimals = (-step.log10().floor()).max(0.0) as usize;
         let first = (self.lo / step).ceil() as i64;
         let last = (self.hi / step + 1e-9).floor() as i64;
@@ -247,6 +256,17 @@ impl Panel {
     }
 }
 
+impl Panel {
+    /// The panel's frame and title with "no data" and why inside, instead of empty axes.
+    pub fn draw_no_data(&self, svg: &mut Svg, title: &str, why: &str) {
+        let (l, t, w, h) = (self.left, self.top, self.width, self.height);
+        svg.rect(l, t, w, h, "none", "#999999");
+        svg.title(l + w / 2.0, t - 10.0, 14.0, title);
+        svg.title(l + w / 2.0, t + h / 2.0, 16.0, "no data");
+        svg.text(l + w / 2.0, t + h / 2.0 + 22.0, 12.0, "middle", why);
+    }
+}
+
 /// One legend entry: a marker (or a line when `shape` is None), its colour and text.
 pub struct LegendEntry {
     pub shape: Option<Shape>,
@@ -291,6 +311,18 @@ mod tests {
         assert_eq!(format_number(1e50), "1e50");
         assert_eq!(format_number(2.5e-7), "2.5e-7");
         assert_eq!(format_number(0.25), "0.25");
+    }
+
+    #[test]
+    fn count_ticks_are_whole_numbers() {
+        for hi in [1.0, 2.0, 3.0, 7.0, 12.0, 230.0] {
+            let ticks = Scale::counts(hi).ticks();
+            assert!(ticks.len() >= 2, "{hi}: {ticks:?}");
+            for (v, label) in ticks {
+                assert_eq!(v.fract(), 0.0, "{hi}: tick {v}");
+                assert!(!label.contains('.'), "{hi}: label {label}");
+            }
+        }
     }
 
     #[test]

@@ -17,14 +17,14 @@ const SCHEDULE_EPOCHS: usize = 200;
 const BATCH: usize = 256;
 
 /// Trains `arch` from the initialisation drawn with `seed` for `epochs` epochs and returns every
-/// parameter and BN statistic by name.
-pub fn trained_weights(arch: &Arch, net: &NetConfig, data: &Dataset, epochs: usize, seed: u64) -> Result<Weights> {
+/// parameter and BN statistic by name. `aug` is the recipe's augmentation ([`crate::data::Recipe::train_augment`]).
+pub fn trained_weights(arch: &Arch, net: &NetConfig, data: &Dataset, aug: Augment, epochs: usize, seed: u64) -> Result<Weights> {
     let (a, n) = (*arch, *net);
     let batch = BATCH.min(data.train.len().max(1));
     let opts = PlanOptions { grad_clip: Some(5.0), ..PlanOptions::default() };
     let mut s: Session<f32, Cpu> = Session::new(Cpu, Box::new(move |b| tiny_network(&a, &n, b)), batch, opts)?;
     s.init_params(seed)?;
-    let mut train = TrainSplit::on_host(&data.train, Augment::train(data));
+    let mut train = TrainSplit::on_host(&data.train, aug);
     for epoch in 0..epochs {
         let lr = cosine_lr(0.1, 0.0, epoch, SCHEDULE_EPOCHS);
         train_epoch(&mut s, &mut train, batch, seed, epoch, lr, &mut |_| {})?;

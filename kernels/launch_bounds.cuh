@@ -1,0 +1,20 @@
+// Threads per block of every kernel: the one place they are written. build.rs puts this file
+// before the kernel sources (NVRTC at build time, run-time NVRTC and the host emulation alike)
+// and generates a Rust constant from each `#define FEAR_*_THREADS N` line (OUT_DIR/kernel_threads.rs,
+// included by src/engine/cuda/ops.rs), so a kernel's __launch_bounds__ and the block size Rust
+// launches it with cannot drift apart. The direction .cu -> .rs (not the reverse) keeps each
+// kernel readable on its own: its bound is a name found here, not a value pasted in by a script.
+// Reductions assume exactly this many threads; __launch_bounds__ tells ptxas the most a launch
+// uses, so it never picks more registers than a full block can have.
+
+#ifdef __CUDACC_EMULATED__
+#define __launch_bounds__(...)
+#endif
+
+#define FEAR_ELEMENTWISE_THREADS 256
+#define FEAR_AUGMENT_THREADS 256
+#define FEAR_WGRAD_THREADS 256
+#define FEAR_BN_THREADS 256
+#define FEAR_LOSS_THREADS 256
+#define FEAR_SUMSQ_THREADS 1024
+#define FEAR_PROBE_THREADS 256

@@ -1,0 +1,114 @@
+//! `fear bench --plan-stats`: what a training step costs by construction, without running it:
+//! the launches a full and a frozen (FEAR stage-2) step make on the device, which kernels they
+//! are, and a model of the bytes moved and the flops done, all from the planned kernels' shapes.
+//! A plan statistic, not a timing: it shows what a kernel or planner change does to the step on
+//! a machine with no GPU.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::engine::cuda::ops::launch_names;
+use crate::engine::plan::plan;
+use crate::engine::{Kernel, PlanOptions, Program};
+use crate::net::{stage2_prefixes, tiny_network, NetConfig};
+use crate::space::Arch;
+
+/// Cells left trainable in the frozen step (as `fear bench` times it).
+const FROZEN_CELLS: usize = 4;
+
+#[derive(Serialize, Debug)]
+pub struct PlanStats {
+    pub arch: String,
+    /// `cpu` (one call per planned kernel) or `gpu` (CUDA launches; emulated and real alike).
+    pub device: String,
+    pub batch: usize,
+    pub launches_full: usize,
+    pub launches_frozen: usize,
+    /// A model: every location a planned kernel names, read or written once, 4 bytes an element.
+    pub planned_bytes_full: u64,
+    pub planned_bytes_frozen: u64,
+    /// A model: 2 flops per multiply-add of the convolutions and linear layers (the rest is noise).
+    pub flops_full: u64,
+    pub flops_frozen: u64,
+    /// Launches per kernel (CUDA kernel names on a GPU, op names on the CPU).
+    pub kernels: Vec<KernelRow>,
+    pub note: &'static str,
+}
+
+#[derive(Serialize, Debug)]
+pub struct KernelRow {
+    pub kernel: &'static str,
+    pub full: usize,
+    pub frozen: usize,
+}
+
+/// The statistics of arch `arch` at `batch` planned for `device` (anything but `cpu` is a GPU).
+pub fn plan_stats(arch: &Arch, device: &str, batch: usize) -> Result<PlanStats> {
+    let gpu = device != "cpu";
+    let cfg = NetConfig::default();
+    let graph = tiny_network(arch, &cfg, batch);
+    let opts = PlanOptions { train: true, ..PlanOptions::default() };
+    let full = plan(&graph, &vec![true; graph.params.len()], &opts);
+    let keep = stage2_prefixes(&cfg, FROZEN_CELLS);
+    let trainable: Vec<bool> =
+        graph.params.iter().map(|p| keep.iter().any(|k| p.name == *k || p.name.starts_with(&format!("{k}.")))).collect();
+    let frozen = plan(&graph, &trainable, &opts);
+    let names = |k: &Kernel| if gpu { launch_names(k) } else { vec![k.name()] };
+    let mut table: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
+    for (p, frozen_step) in [(&full, false), (&frozen, true)] {
+        for name in step(p).flat_map(names) {
+            let e = table.entry(name).or_default();
+            if frozen_step { e.1 += 1 } else { e.0 += 1 }
+        }
+    }
+    let launches = |frozen_step: bool| table.values().map(|e| if frozen_step { e.1 } else { e.0 }).sum();
+    let mut kernels: Vec<KernelRow> = table.iter().map(|(k, e)| KernelRow { kernel: k, full: e.0, frozen: e.1 }).collect();
+    kernels.sort_by(|a, b| b.full.cmp(&a.full).then(a.kernel.cmp(b.kernel)));
+    Ok(PlanStats {
+        arch: arch.to_string(),
+        device: if gpu { "gpu" } else { "cpu" }.into(),
+        batch,
+        launches_full: launches(false),
+        launches_frozen: launches(true),
+        planned_bytes_full: step(&full).map(bytes).sum(),
+        planned_bytes_frozen: step(&frozen).map(bytes).sum(),
+        flops_full: step(&full).map(flops).sum(),
+        flops_frozen: step(&frozen).map(flops).sum(),
+        kernels,
+        note: "plan statistics: counted from the planned step, bytes and flops modelled from shapes; nothing was run",
+    })
+}
+
+/// A training step's kernels: forward, backward, update.
+fn step(p: &Program) -> impl Iterator<Item = &Kernel> {
+    p.forward.iter().chain(&p.backward).chain(&p.update)
+}
+
+fn bytes(k: &Kernel) -> u64 {
+    k.locs().iter().map(|l| l.len as u64 * 4).sum()
+}
+
+fn flops(k: &Kernel) -> u64 {
+    let conv = |g: &crate::engine::cpu::ConvGeom| 2 * (g.y_len() * g.c_in * g.k * g.k) as u64;
+    match k {
+        Kernel::ConvForward { g, .. } | Kernel::ConvBackwardInput { g, .. } | Kernel::ConvBackwardWeight { g, .. } => conv(g),
+        Kernel::LinearForward { g, .. } => 2 * (g.n * g.d_in * g.d_out) as u64,
+        Kernel::LinearBackward { g, dx, dw, .. } => {
+            2 * (g.n * g.d_in * g.d_out) as u64 * (dx.is_some() as u64 + dw.is_some() as u64)
+        }
+        _ => 0,
+    }
+}
+
+/// The statistics as a short table.
+pub fn print_table(s: &PlanStats) {
+    println!("plan statistics ({} plan, batch {}): {}", s.device, s.batch, s.arch);
+    println!("  launches per step   full {:>8}   frozen {:>8}", s.launches_full, s.launches_frozen);
+    println!("  bytes (model)       full {:>8.2e}   frozen {:>8.2e}", s.planned_bytes_full as f64, s.planned_bytes_frozen as f64);
+    println!("  flops (model)       full {:>8.2e}   frozen {:>8.2e}", s.flops_full as f64, s.flops_frozen as f64);
+    for r in &s.kernels {
+        println!("  {:<30}{:>6}{:>8}", r.kernel, r.full, r.frozen);
+    }
+}
