@@ -12,6 +12,7 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::eval::ensemble::{az_nas_methods, ensemble, fear_epochs_method, parse_ensemble, EnsembleSpec};
 use crate::eval::plots::write_plots;
 use crate::eval::ground_truth::BUILTIN_NAME;
 use crate::eval::{column_for_dataset, disambiguate, drop_unscored, evaluate, methods_from_lines, vote, GroundTruth, MethodReport, MethodResults, NotOk, BIN_PERCENTS};
@@ -43,6 +44,12 @@ pub struct EvaluateArgs {
     /// them last, their time counted.
     #[arg(long, value_enum, default_value_t = NotOk::Drop)]
     pub not_ok: NotOk,
+    /// A rank ensemble NAME=RULE:METHOD,METHOD,... of methods present (proxies, fear,
+    /// fear-epochs, shortreg-eE-bB, az_nas, or an earlier ensemble); RULE is logrank (AZ-NAS's
+    /// sum of log normalised ranks), meanrank or vote (Copeland count of the pairwise majority).
+    /// Repeatable.
+    #[arg(long, value_parser = parse_ensemble)]
+    pub ensemble: Vec<EnsembleSpec>,
 }
 
 /// The `--json` output.
@@ -83,12 +90,22 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
         let lines: Vec<Value> = read_results(path)?.into_iter().map(|l| l.value).collect();
         warn_on_other_dataset(&path.display().to_string(), &lines, column);
         warn_on_other_network(&path.display().to_string(), &lines);
-        for mut m in methods_from_lines(&path.display().to_string(), &lines)? {
+        let file_methods = methods_from_lines(&path.display().to_string(), &lines)?;
+        // Files of `fear rank` carry the per-epoch stage-1 accuracies fear-epochs is made from.
+        let fear = file_methods.iter().any(|m| m.kind == crate::eval::Kind::Fear) && lines.iter().any(|l| l.get("stage1_acc").is_some());
+        let epochs = fear.then(|| fear_epochs_method(&path.display().to_string(), &lines));
+        for mut m in file_methods.into_iter().chain(epochs) {
             dropped.push(if args.not_ok == NotOk::Drop { drop_unscored(&mut m, &lines) } else { Default::default() });
             methods.push(m);
         }
     }
+    let az = az_nas_methods(&methods);
+    methods.extend(az);
     disambiguate(&mut methods);
+    for spec in &args.ensemble {
+        let made = ensemble(spec, &methods).map_err(|e| UsageError(format!("--ensemble {}: {e}", spec.name)))?;
+        methods.push(made);
+    }
     let mut reports = methods.iter().map(|m| evaluate(m, &truth)).collect::<Result<Vec<_>>>()?;
     for (r, d) in reports.iter_mut().zip(dropped) {
         r.dropped = d;

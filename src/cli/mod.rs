@@ -16,6 +16,7 @@ pub mod reproduce;
 pub mod search;
 pub mod shortreg;
 pub mod threshold;
+pub mod shortlist;
 pub mod zero_cost;
 
 /// Rank NATS-Bench architectures by FEAR on a hand-written CPU/GPU engine.

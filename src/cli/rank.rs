@@ -24,6 +24,10 @@ pub struct RankArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub fear: FearArgs,
+    /// PROXY:FRACTION (e.g. az_nas:0.1): score every architecture by the zero-cost proxy, run
+    /// FEAR only on its top FRACTION, and rank those by FEAR above the rest by the proxy.
+    #[arg(long, value_parser = super::shortlist::parse_shortlist)]
+    pub shortlist: Option<(String, f64)>,
 }
 
 /// FEAR's own flags (shared with `fear search`).
@@ -91,6 +95,9 @@ pub struct RankRecord {
 const CONFIG_FIELDS: [&str; 6] = ["dataset", "seed", "threshold", "channels", "cells_per_stage", "recipe"];
 
 pub fn run(args: RankArgs) -> Result<()> {
+    if let Some((proxy, fraction)) = &args.shortlist {
+        return super::shortlist::run(&args, proxy, *fraction);
+    }
     let prepared = args.run.prepare(&args.out)?;
     let (data, net) = (&prepared.data, &prepared.net);
     let cfg = fear_config(&args.fear, &args.run, data, net, Method::Fear);

@@ -10,10 +10,10 @@ use rayon::prelude::*;
 use serde_json::{json, Map, Value};
 
 use crate::data::{Batcher, Dataset, Method};
-use crate::engine::{Cpu, Device};
+use crate::engine::{AnyDevice, Cpu, Device};
 use crate::net::NetConfig;
 use crate::rank::failure;
-use crate::rank::zero_cost::score::{score_arch, ProxyBatch, Weights};
+use crate::rank::zero_cost::score::{score_arch_on, ProxyBatch, Weights};
 use crate::rank::zero_cost::trained::trained_weights;
 use crate::rank::zero_cost::parse_proxies;
 use crate::space::Arch;
@@ -26,7 +26,8 @@ use super::UsageError;
 #[command(mut_arg("dataset", |a| a.help(DATASET_HELP)))]
 pub struct ZeroCostArgs {
     /// Proxies: a comma list of synflow, synflow_bn, snip, grasp, fisher, grad_norm, jacob_cov,
-    /// naswot, params, flops; or `all`.
+    /// naswot, params, flops, az_nas (= az_expressivity, az_progressivity, az_trainability and
+    /// flops), meco, zico, swap; or `all`.
     #[arg(long)]
     pub proxy: String,
     #[command(flatten)]
@@ -34,7 +35,8 @@ pub struct ZeroCostArgs {
     /// Images in the one augmented training batch the data proxies read.
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
-    /// Device: cpu, or auto (= cpu: the proxies run on the CPU, synflow in float64).
+    /// Device: cpu, auto (= cpu), cuda, cuda:N or emulated: the networks of every proxy run
+    /// there, except synflow, synflow_bn and grasp (float64, always on the CPU).
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Results (JSON Lines, appended as architectures finish; rerun to resume).
@@ -66,7 +68,7 @@ pub fn run(args: ZeroCostArgs) -> Result<()> {
     let usage = |m: String| anyhow::Error::from(UsageError(m));
     let proxies = parse_proxies(&args.proxy).map_err(|e| usage(format!("--proxy: {e}")))?;
     let archs = args.select.archs()?;
-    check_zero_cost_device(&args.device)?;
+    let dev = zero_cost_device(&args.device)?;
     if args.batch == 0 || args.channels == 0 || args.cells_per_stage == 0 {
         return Err(usage("--batch, --channels and --cells-per-stage must be positive".into()));
     }
@@ -99,7 +101,8 @@ pub fn run(args: ZeroCostArgs) -> Result<()> {
     if !args.select.force {
         check_same_config(&results, &config, &CONFIG_FIELDS)?;
     }
-    let device = Device::<f32>::name(&Cpu);
+    let device = dev.name();
+    let on_cpu = matches!(dev, AnyDevice::Cpu(_));
     let record = |arch: &Arch, scores: Vec<crate::rank::zero_cost::score::ProxyScore>| -> Value {
         let mut m = Map::new();
         m.insert("index".into(), json!(arch.index()));
@@ -141,7 +144,7 @@ pub fn run(args: ZeroCostArgs) -> Result<()> {
                 } else {
                     Weights::Init(args.select.seed)
                 };
-                Ok(record(arch, score_arch::<f32>(arch, &net, &proxies, Some(&batch), &weights)?))
+                Ok(record(arch, score_arch_on::<f32, AnyDevice>(&dev, arch, &net, &proxies, Some(&batch), &weights)?))
             });
             results.append(&line)?;
             bar.println(summary(&line, &names));
@@ -150,10 +153,10 @@ pub fn run(args: ZeroCostArgs) -> Result<()> {
     } else {
         // No data: each architecture is a small single-image network, so architectures run in
         // parallel (one per thread) rather than each op over the threads.
+        // (On a GPU one at a time: the device runs them.)
+        let score = |arch: &Arch| attempt_line(arch, &|| Ok(record(arch, score_arch_on::<f32, AnyDevice>(&dev, arch, &net, &proxies, None, &Weights::Init(args.select.seed))?)));
         for chunk in todo.chunks(PARALLEL_CHUNK) {
-            let scored: Vec<Value> = chunk.par_iter().with_max_len(1).map(|arch| {
-                attempt_line(arch, &|| Ok(record(arch, score_arch::<f32>(arch, &net, &proxies, None, &Weights::Init(args.select.seed))?)))
-            }).collect();
+            let scored: Vec<Value> = if on_cpu { chunk.par_iter().with_max_len(1).map(score).collect() } else { chunk.iter().map(score).collect() };
             for line in &scored {
                 results.append(line)?;
                 bar.println(summary(line, &names));
@@ -208,11 +211,11 @@ fn load_data(select: &SelectArgs) -> Result<Dataset> {
     select.load(&select.dataset_spec()?)
 }
 
-/// The proxies run on the CPU (synflow in float64): `cpu` and `auto` are accepted; a GPU is a
-/// clear error rather than a silent fallback.
-fn check_zero_cost_device(device: &str) -> Result<()> {
+/// The device the networks run on: `auto` is the CPU (synflow needs float64 and the CPU
+/// path scores several architectures at once); a GPU only when asked for, the first of a list.
+fn zero_cost_device(device: &str) -> Result<AnyDevice> {
     match super::device::parse_device(device)? {
-        super::device::DeviceSpec::Cpu | super::device::DeviceSpec::Auto => Ok(()),
-        _ => Err(UsageError(format!("fear zero-cost runs on the CPU (synflow needs float64); --device {device} is not supported, use cpu")).into()),
+        super::device::DeviceSpec::Cpu | super::device::DeviceSpec::Auto => Ok(AnyDevice::Cpu(Cpu)),
+        _ => Ok(super::device::open_devices(device)?.remove(0)),
     }
 }

@@ -299,5 +299,9 @@ fn run_on_cpu<T: Float>(mem: &mut CpuMemory<T>, kernel: &Kernel) {
         SumAllBackward { dx } => cpu::sum_all_backward(w(dx)),
         ChannelFisher { n, c, hw, x, dy, out } => cpu::channel_fisher(n, c, hw, r(x), r(dy), w(out)),
         BinaryCodeGram { n, d, x, k } => cpu::binary_code_gram(n, d, r(x), w(k)),
+        FeatureCovariance { n, c, hw, x, out } => cpu::feature_covariance(n, c, hw, r(x), w(out)),
+        RandomSigns { seed, y } => cpu::random_signs(seed, w(y)),
+        GradCrossCovariance { g, g_in, g_out, out } => cpu::grad_cross_covariance(&g, r(g_in), r(g_out), w(out)),
+        ActivationPatterns { n, d, x, out } => cpu::activation_patterns(n, d, r(x), w(out)),
     }
 }

@@ -121,6 +121,13 @@ pub struct Graph {
     pub input: ValueId,
     pub logits: ValueId,
     pub loss: ValueId,
+    /// The values marked as features, in order: the stem's and every cell's output on
+    /// TinyNetwork (the cell features AZ-NAS scores; a cell that is the identity repeats a value).
+    pub features: Vec<ValueId>,
+    /// Values PyTorch forward hooks on every module would see, with how many modules output
+    /// each (a BN inside `nn.Sequential` inside an op counts three times): the outputs MeCo
+    /// scores, counted as on the network its authors hooked (see `zero_cost::meco`).
+    pub taps: Vec<(ValueId, usize)>,
 }
 
 impl Graph {
@@ -164,6 +171,8 @@ pub struct GraphBuilder {
     input: ValueId,
     /// When false, `batch_norm` is the identity and registers nothing (synflow's network).
     batch_norm: bool,
+    features: Vec<ValueId>,
+    taps: Vec<(ValueId, usize)>,
 }
 
 impl GraphBuilder {
@@ -176,6 +185,8 @@ impl GraphBuilder {
             states: Vec::new(),
             input: ValueId(0),
             batch_norm: true,
+            features: Vec::new(),
+            taps: Vec::new(),
         }
     }
 
@@ -246,6 +257,16 @@ impl GraphBuilder {
         self.node(op, vec![x, gamma, beta], shape)
     }
 
+    /// Marks `x` as the next feature ([`Graph::features`]).
+    pub fn mark_feature(&mut self, x: ValueId) {
+        self.features.push(x);
+    }
+
+    /// Records that `modules` hooked modules output `x` ([`Graph::taps`]).
+    pub fn tap(&mut self, x: ValueId, modules: usize) {
+        self.taps.push((x, modules));
+    }
+
     pub fn relu(&mut self, x: ValueId) -> ValueId {
         let shape = self.shape(x).to_vec();
         self.node(Op::Relu, vec![x], shape)
@@ -306,6 +327,8 @@ impl GraphBuilder {
             input: self.input,
             logits,
             loss,
+            features: self.features,
+            taps: self.taps,
         }
     }
 }

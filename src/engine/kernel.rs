@@ -5,7 +5,7 @@
 //! every step on the same buffers: on the CPU a loop over the list, on a GPU a sequence of launches
 //! that can be captured once as a CUDA graph and replayed.
 
-use super::cpu::{BnGeom, ConvGeom, LinearGeom, PoolGeom};
+use super::cpu::{BnGeom, ConvGeom, CrossGeom, LinearGeom, PoolGeom};
 
 /// The separately allocated regions of a device's memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -96,6 +96,16 @@ pub enum Kernel {
     ChannelFisher { n: usize, c: usize, hw: usize, x: Loc, dy: Loc, out: Loc },
     /// k [n, n] += agreements of the samples' binary codes `x > 0` (x: [n, d], a ReLU's input).
     BinaryCodeGram { n: usize, d: usize, x: Loc, k: Loc },
+    /// out [c, c] = the channel covariance of x [n, c, hw] over n * hw (AZ-NAS expressivity).
+    FeatureCovariance { n: usize, c: usize, hw: usize, x: Loc, out: Loc },
+    /// y = random signs drawn from `seed` (AZ-NAS's cotangent of a cell's output).
+    RandomSigns { seed: u64, y: Loc },
+    /// out = the cross-covariance of a cell's input gradient with its output cotangent, then an
+    /// identity flag (AZ-NAS trainability; see `cpu::grad_cross_covariance`).
+    GradCrossCovariance { g: CrossGeom, g_in: Loc, g_out: Loc, out: Loc },
+    /// out [d] = each unit's pattern of `x > 0` over the n samples as an integer (SWAP; x: [n, d],
+    /// a ReLU's input).
+    ActivationPatterns { n: usize, d: usize, x: Loc, out: Loc },
 }
 
 impl Kernel {
@@ -130,6 +140,10 @@ impl Kernel {
             Kernel::SumAllBackward { .. } => "sum_all_backward",
             Kernel::ChannelFisher { .. } => "channel_fisher",
             Kernel::BinaryCodeGram { .. } => "binary_code_gram",
+            Kernel::FeatureCovariance { .. } => "feature_covariance",
+            Kernel::RandomSigns { .. } => "random_signs",
+            Kernel::GradCrossCovariance { .. } => "grad_cross_covariance",
+            Kernel::ActivationPatterns { .. } => "activation_patterns",
         }
     }
 
@@ -179,6 +193,10 @@ impl Kernel {
             SumAllBackward { dx } => v.push(dx),
             ChannelFisher { x, dy, out, .. } => v.extend([x, dy, out]),
             BinaryCodeGram { x, k, .. } => v.extend([x, k]),
+            FeatureCovariance { x, out, .. } => v.extend([x, out]),
+            RandomSigns { y, .. } => v.push(y),
+            GradCrossCovariance { g_in, g_out, out, .. } => v.extend([g_in, g_out, out]),
+            ActivationPatterns { x, out, .. } => v.extend([x, out]),
         }
         v
     }

@@ -12,7 +12,7 @@
 //! values the tape reads stay alive into backward, and those are the step's saved bytes. The
 //! result is a fixed kernel list over fixed locations, the same every step.
 
-use super::cpu::{BnGeom, ConvGeom, LinearGeom, PoolGeom};
+use super::cpu::{BnGeom, ConvGeom, CrossGeom, LinearGeom, PoolGeom};
 use super::device::MemoryLayout;
 use super::graph::{Graph, Op, Source, ValueId};
 use super::kernel::{Kernel, Loc, Space};
@@ -37,6 +37,19 @@ pub struct PlanOptions {
     /// Also accumulate, during forward, the Gram matrix of the binary codes of every ReLU's
     /// input ([`Kernel::BinaryCodeGram`]; read from [`Program::code_gram`]).
     pub relu_codes: bool,
+    /// AZ-NAS's probes of the graph's features, the cotangents drawn from this seed: during
+    /// forward the channel covariance of every feature ([`Kernel::FeatureCovariance`]); during
+    /// backward each cell's output gradient is replaced by random signs ([`Kernel::RandomSigns`])
+    /// so that its input gradient is that cell's own vector-Jacobian product, whose
+    /// cross-covariance with the signs is kept ([`Kernel::GradCrossCovariance`]). Read from
+    /// [`Program::feature_cov`] and [`Program::cell_cross`].
+    pub cell_probes: Option<u64>,
+    /// MeCo's probe: during forward, the channel covariance of the first sample of every tapped
+    /// value ([`Graph::taps`]; read from [`Program::tap_cov`]).
+    pub taps: bool,
+    /// SWAP's probe: during forward, every ReLU input's sample-wise activation patterns
+    /// ([`Kernel::ActivationPatterns`]; read from [`Program::relu_patterns`]).
+    pub relu_patterns: bool,
 }
 
 impl Default for PlanOptions {
@@ -51,6 +64,9 @@ impl Default for PlanOptions {
             nesterov: true,
             fisher: false,
             relu_codes: false,
+            cell_probes: None,
+            taps: false,
+            relu_patterns: false,
         }
     }
 }
@@ -77,6 +93,17 @@ pub struct Program {
     pub fisher: Vec<(usize, Loc)>,
     /// With `relu_codes`: the `[batch, batch]` Gram matrix of the ReLU input codes.
     pub code_gram: Option<Loc>,
+    /// With `cell_probes`: per graph feature, its channel covariance `[c, c]`.
+    pub feature_cov: Vec<Loc>,
+    /// With `cell_probes` and a backward pass: per cell j >= 1 (features j - 1 to j), its
+    /// cross-covariance matrix and identity flag, or None when the cell is the same value as its
+    /// input (an identity cell).
+    pub cell_cross: Vec<Option<(CrossGeom, Loc)>>,
+    /// With `taps`: per tap, the channel covariance `[c, c]` of its first sample and how many
+    /// modules output it.
+    pub tap_cov: Vec<(Loc, usize)>,
+    /// With `relu_patterns`: per ReLU, its units' activation patterns `[d]`.
+    pub relu_patterns: Vec<Loc>,
     /// Graph nodes with a recorded backward.
     pub backward_nodes: usize,
     /// Elements of activations kept alive from forward into backward.
@@ -96,17 +123,32 @@ pub fn plan(graph: &Graph, trainable: &[bool], opts: &PlanOptions) -> Program {
     for i in 0..graph.nodes.len() {
         p.forward_node(i);
     }
+    if opts.cell_probes.is_some() {
+        p.push_feature_covariances();
+    }
+    if opts.taps {
+        p.push_tap_covariances();
+    }
     let n_forward = p.kernels.len();
     let mut backward_nodes = 0;
     if opts.train && p.requires_grad[graph.loss.0] {
         p.kernels.push(Kernel::Zero { y: Loc::new(Space::ParamGrads, 0, graph.param_len()) });
+        if opts.cell_probes.is_some() {
+            p.cell_cross = vec![None; graph.features.len().saturating_sub(1)];
+        }
         for i in (0..graph.nodes.len()).rev() {
+            if let Some(seed) = opts.cell_probes {
+                p.push_cell_probes(i, seed);
+            }
             backward_nodes += p.backward_node(i) as usize;
         }
     }
     // An input the loss does not depend on (a disconnected cell) has a zero gradient.
     let input_grad = (opts.input_grad && opts.train).then(|| p.grad(graph.input));
-    let probes = p.fisher.iter().map(|f| f.1).chain(p.code_gram);
+    let cross = p.cell_cross.iter().flatten().map(|c| c.1);
+    let taps = p.tap_cov.iter().map(|t| t.0);
+    let patterns = p.relu_patterns.iter().copied();
+    let probes = p.fisher.iter().map(|f| f.1).chain(p.code_gram).chain(p.feature_cov.iter().copied()).chain(cross).chain(taps).chain(patterns);
     let pinned: Vec<Loc> = [Some(p.acts[graph.logits.0].unwrap()), input_grad].into_iter().flatten().chain(probes).collect();
     let mut kernels = std::mem::take(&mut p.kernels);
     let placed = place_buffers(&mut kernels, &p.vbufs, p.acts[graph.input.0].unwrap(), &pinned, n_forward);
@@ -132,6 +174,10 @@ pub fn plan(graph: &Graph, trainable: &[bool], opts: &PlanOptions) -> Program {
         input_grad: input_grad.map(|l| placed.resolve(l)),
         fisher: p.fisher.iter().map(|&(w, l)| (w, placed.resolve(l))).collect(),
         code_gram: p.code_gram.map(|l| placed.resolve(l)),
+        feature_cov: p.feature_cov.iter().map(|&l| placed.resolve(l)).collect(),
+        cell_cross: p.cell_cross.iter().map(|c| c.map(|(g, l)| (g, placed.resolve(l)))).collect(),
+        tap_cov: p.tap_cov.iter().map(|&(l, k)| (placed.resolve(l), k)).collect(),
+        relu_patterns: p.relu_patterns.iter().map(|&l| placed.resolve(l)).collect(),
         backward_nodes,
         saved_elems: placed.saved_elems,
     }
@@ -180,6 +226,10 @@ struct Planner<'g> {
     kernels: Vec<Kernel>,
     fisher: Vec<(usize, Loc)>,
     code_gram: Option<Loc>,
+    feature_cov: Vec<Loc>,
+    cell_cross: Vec<Option<(CrossGeom, Loc)>>,
+    tap_cov: Vec<(Loc, usize)>,
+    relu_patterns: Vec<Loc>,
 }
 
 impl<'g> Planner<'g> {
@@ -209,6 +259,10 @@ impl<'g> Planner<'g> {
             kernels: Vec::new(),
             fisher: Vec::new(),
             code_gram: None,
+            feature_cov: Vec::new(),
+            cell_cross: Vec::new(),
+            tap_cov: Vec::new(),
+            relu_patterns: Vec::new(),
         };
         let input_len = graph.values[graph.input.0].len();
         planner.acts[graph.input.0] = Some(planner.vbuf(input_len, BufKind::Activation));
@@ -282,6 +336,13 @@ impl<'g> Planner<'g> {
                     let s = self.shape(ins[0]);
                     let (n, d) = (s[0], s[1..].iter().product());
                     self.kernels.push(Kernel::BinaryCodeGram { n, d, x: self.act(ins[0]), k });
+                }
+                if self.opts.relu_patterns {
+                    let s = self.shape(ins[0]);
+                    let (n, d) = (s[0], s[1..].iter().product());
+                    let out = self.vbuf(d, BufKind::Activation);
+                    self.kernels.push(Kernel::ActivationPatterns { n, d, x: self.act(ins[0]), out });
+                    self.relu_patterns.push(out);
                 }
                 Kernel::Relu { x: self.act(ins[0]), y }
             }
@@ -417,6 +478,69 @@ impl<'g> Planner<'g> {
         self.fisher.push((param.0, out));
     }
 
+    /// The channel covariance of every feature (a repeated value is computed once).
+    fn push_feature_covariances(&mut self) {
+        let features = &self.graph.features;
+        for (j, &v) in features.iter().enumerate() {
+            if let Some(first) = features[..j].iter().position(|&u| u == v) {
+                let shared = self.feature_cov[first];
+                self.feature_cov.push(shared);
+                continue;
+            }
+            let s = self.shape(v);
+            let (n, c, hw) = (s[0], s[1], s[2..].iter().product());
+            let out = self.vbuf(c * c, BufKind::Activation);
+            self.kernels.push(Kernel::FeatureCovariance { n, c, hw, x: self.act(v), out });
+            self.feature_cov.push(out);
+        }
+    }
+
+    /// The channel covariance of the first sample of every tapped value with channels and
+    /// positions (a value seen by several taps is computed once, its module counts summed).
+    fn push_tap_covariances(&mut self) {
+        let mut seen: Vec<(super::graph::ValueId, usize)> = Vec::new();
+        for &(v, k) in &self.graph.taps {
+            match seen.iter_mut().find(|s| s.0 == v) {
+                Some(s) => s.1 += k,
+                None => seen.push((v, k)),
+            }
+        }
+        for (v, k) in seen {
+            let s = self.shape(v);
+            if s.len() < 3 {
+                continue;
+            }
+            let (c, hw) = (s[1], s[2..].iter().product::<usize>());
+            let mut x = self.act(v);
+            x.len = c * hw; // the first sample: a prefix of the buffer
+            let out = self.vbuf(c * c, BufKind::Activation);
+            self.kernels.push(Kernel::FeatureCovariance { n: 1, c, hw, x, out });
+            self.tap_cov.push((out, k));
+        }
+    }
+
+    /// Before node `i`'s backward, when it produces feature value v (features j..=k): every
+    /// consumer of v has run, so v's gradient is the next cell's vector-Jacobian product of its
+    /// cotangent; keep their cross-covariance, then give v its own cotangent as cell j's output.
+    fn push_cell_probes(&mut self, i: usize, seed: u64) {
+        let v = self.graph.nodes[i].output;
+        let features = &self.graph.features;
+        let Some(j) = features.iter().position(|&u| u == v) else { return };
+        let k = features.iter().rposition(|&u| u == v).unwrap();
+        if let Some(&next) = features.get(k + 1) {
+            let (si, so) = (self.shape(v), self.shape(next));
+            let g = CrossGeom { n: si[0], c_in: si[1], h_in: si[2], w_in: si[3], c_out: so[1], h_out: so[2], w_out: so[3] };
+            let (g_in, g_out) = (self.grad(v), self.grad(next));
+            let out = self.vbuf(g.out_len(), BufKind::Activation);
+            self.kernels.push(Kernel::GradCrossCovariance { g, g_in, g_out, out });
+            self.cell_cross[k] = Some((g, out));
+        }
+        if j >= 1 {
+            let y = self.grad(v);
+            self.kernels.push(Kernel::RandomSigns { seed: cotangent_seed(seed, j), y });
+        }
+    }
+
     fn conv_geom(&self, x: ValueId, w: ValueId, stride: usize, pad: usize) -> ConvGeom {
         let (xs, ws) = (self.shape(x), self.shape(w));
         ConvGeom { n: xs[0], c_in: xs[1], h: xs[2], w: xs[3], c_out: ws[0], k: ws[2], stride, pad }
@@ -435,6 +559,11 @@ impl<'g> Planner<'g> {
     fn linear_geom(&self, x: ValueId, w: ValueId) -> LinearGeom {
         LinearGeom { n: self.shape(x)[0], d_in: self.shape(w)[1], d_out: self.shape(w)[0] }
     }
+}
+
+/// The seed of feature j's random-sign cotangent under `cell_probes` seed `seed`.
+pub fn cotangent_seed(seed: u64, j: usize) -> u64 {
+    seed.wrapping_mul(1_000_003).wrapping_add(j as u64)
 }
 
 /// Clipping, then one SGD kernel per contiguous run of trainable parameters (frozen ones must

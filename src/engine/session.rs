@@ -368,6 +368,36 @@ impl<T: Float, D: Device<T>> Session<T, D> {
         self.device.read(&self.mem, loc)
     }
 
+    /// After a train step of batch `n` planned with `cell_probes`: per graph feature, its
+    /// channel covariance `[c, c]`.
+    pub fn read_feature_cov(&self, n: usize) -> Result<Vec<Vec<T>>> {
+        let p = self.programs.get(&(n, true)).ok_or_else(|| anyhow!("no train step of batch {n} has run"))?;
+        p.feature_cov.iter().map(|&loc| self.device.read(&self.mem, loc)).collect()
+    }
+
+    /// After a train step of batch `n` planned with `cell_probes`: per cell j >= 1, its
+    /// cross-covariance geometry and values (matrix then identity flag), None for a cell that
+    /// is its input's value; empty when no backward pass was planned (the loss does not depend
+    /// on the input: a disconnected cell).
+    pub fn read_cell_cross(&self, n: usize) -> Result<Vec<CellCross<T>>> {
+        let p = self.programs.get(&(n, true)).ok_or_else(|| anyhow!("no train step of batch {n} has run"))?;
+        p.cell_cross.iter().map(|c| c.map(|(g, loc)| Ok((g, self.device.read(&self.mem, loc)?))).transpose()).collect()
+    }
+
+    /// After a train step of batch `n` planned with `taps`: per tapped value, the channel
+    /// covariance of its first sample and how many modules output it.
+    pub fn read_tap_cov(&self, n: usize) -> Result<Vec<(Vec<T>, usize)>> {
+        let p = self.programs.get(&(n, true)).ok_or_else(|| anyhow!("no train step of batch {n} has run"))?;
+        p.tap_cov.iter().map(|&(loc, k)| Ok((self.device.read(&self.mem, loc)?, k))).collect()
+    }
+
+    /// After a train step of batch `n` planned with `relu_patterns`: per ReLU, its units'
+    /// sample-wise activation patterns.
+    pub fn read_relu_patterns(&self, n: usize) -> Result<Vec<Vec<T>>> {
+        let p = self.programs.get(&(n, true)).ok_or_else(|| anyhow!("no train step of batch {n} has run"))?;
+        p.relu_patterns.iter().map(|&loc| self.device.read(&self.mem, loc)).collect()
+    }
+
     fn param_loc(&self, space: Space, name: &str) -> Result<Loc> {
         let spec = self.graph.param_by_name(name).ok_or_else(|| anyhow!("the network has no parameter named {name}"))?;
         Ok(Loc::new(space, spec.offset, spec.len()))
@@ -422,6 +452,9 @@ enum Input<'a, T> {
     /// Positions `start..` of a resident split's epoch order, augmented on the device.
     Resident { split: &'a ResidentSplit, seed: u64, epoch: u64, start: usize },
 }
+
+/// One cell's cross-covariance as read back: its geometry and values, or None for an identity cell.
+pub type CellCross<T> = Option<(crate::engine::cpu::CrossGeom, Vec<T>)>;
 
 /// Every parameter of `graph` drawn from its PyTorch default distribution by a generator seeded
 /// with `seed`, flat in parameter order (what [`Session::init_params`] writes).

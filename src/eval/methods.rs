@@ -28,6 +28,10 @@ pub enum Kind {
     Score,
     /// The majority vote of three proxies.
     Vote,
+    /// A rank ensemble of other methods (`--ensemble`).
+    Ensemble,
+    /// FEAR's epochs to the threshold (from a FEAR file's stage-1 accuracies).
+    FearEpochs,
 }
 
 /// One architecture's line, as a method saw it.
@@ -61,7 +65,8 @@ pub fn methods_from_lines(file: &str, lines: &[Value]) -> Result<Vec<MethodResul
     if lines.iter().any(|l| l.get("score").is_some()) {
         let kind = score_kind(lines);
         let name = match kind {
-            Kind::Fear => "fear".to_string(),
+            // `fear rank --shortlist P:F` lines name their ranker.
+            Kind::Fear => lines.iter().find_map(|l| l.get("shortlist").and_then(Value::as_str)).map_or("fear".to_string(), |s| format!("shortlist-{s}")),
             Kind::Shortreg => shortreg_name(lines),
             _ => file_stem(file),
         };

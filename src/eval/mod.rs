@@ -7,6 +7,7 @@
 //! ([`drop_unscored`], the paper's protocol) or rank last.
 
 pub mod bins;
+pub mod ensemble;
 pub mod ground_truth;
 pub mod methods;
 pub mod metrics;

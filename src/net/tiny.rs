@@ -68,7 +68,10 @@ pub fn tiny_network_variant(arch: &Arch, cfg: &NetConfig, batch: usize, variant:
     let x = b.input();
     let w = conv_weight(&mut b, "stem.0.weight", cfg.c, 3, 3);
     let x = b.conv(x, w, 1, 1);
+    b.tap(x, 1);
     let mut x = b.batch_norm(x, "stem.1");
+    b.tap(x, 3); // BN, its Sequential, the stem
+    b.mark_feature(x);
     let mut channels = cfg.c;
     for i in 0..cfg.cells() {
         x = if cfg.is_reduction(i) {
@@ -77,9 +80,15 @@ pub fn tiny_network_variant(arch: &Arch, cfg: &NetConfig, batch: usize, variant:
         } else {
             normal_cell(&mut b, &format!("cells.{i}"), arch, x)
         };
+        // The cell; the last of a stage also ends that stage's nn.Sequential.
+        let ends_stage = i + 1 == cfg.cells() || cfg.is_reduction(i + 1);
+        b.tap(x, if ends_stage && !cfg.is_reduction(i) { 2 } else { 1 });
+        b.mark_feature(x);
     }
     let x = b.batch_norm(x, "lastact.0");
+    b.tap(x, 1);
     let x = b.relu(x);
+    b.tap(x, 2); // the ReLU and lastact (pooled and later outputs have one value per channel: 0)
     let x = b.global_avg_pool(x);
     let bound = 1.0 / (channels as f64).sqrt();
     let w = b.param("classifier.weight", &[cfg.classes, channels], Init::Uniform(bound));
@@ -98,9 +107,13 @@ fn conv_weight(b: &mut GraphBuilder, name: &str, c_out: usize, c_in: usize, k: u
 fn relu_conv_bn(b: &mut GraphBuilder, prefix: &str, x: ValueId, c_out: usize, k: usize, stride: usize) -> ValueId {
     let c_in = b.shape(x)[1];
     let x = b.relu(x);
+    b.tap(x, 1);
     let w = conv_weight(b, &format!("{prefix}.op.1.weight"), c_out, c_in, k);
     let x = b.conv(x, w, stride, k / 2);
-    b.batch_norm(x, &format!("{prefix}.op.2"))
+    b.tap(x, 1);
+    let x = b.batch_norm(x, &format!("{prefix}.op.2"));
+    b.tap(x, 3); // BN, the op's Sequential, the ReLUConvBN
+    x
 }
 
 /// A cell: node j is the sum over its incoming edges of the edge's op applied to node i.
@@ -117,11 +130,18 @@ fn normal_cell(b: &mut GraphBuilder, prefix: &str, arch: &Arch, input: ValueId) 
             let x = nodes[from];
             let layer = format!("{prefix}.layers.{e}");
             match arch.ops[e] {
-                Op::None => {}
-                Op::SkipConnect => terms.push(x),
+                Op::None => {} // its output x * 0 has no correlation: 0
+                Op::SkipConnect => {
+                    b.tap(x, 1);
+                    terms.push(x)
+                }
                 Op::NorConv1x1 => terms.push(relu_conv_bn(b, &layer, x, c, 1, 1)),
                 Op::NorConv3x3 => terms.push(relu_conv_bn(b, &layer, x, c, 3, 1)),
-                Op::AvgPool3x3 => terms.push(b.avg_pool3(x)),
+                Op::AvgPool3x3 => {
+                    let y = b.avg_pool3(x);
+                    b.tap(y, 2); // the pool and its op
+                    terms.push(y)
+                }
             }
         }
         let node = b.sum(&terms, &shape);
@@ -136,8 +156,10 @@ fn reduction_block(b: &mut GraphBuilder, prefix: &str, x: ValueId, c_out: usize)
     let a = relu_conv_bn(b, &format!("{prefix}.conv_a"), x, c_out, 3, 2);
     let main = relu_conv_bn(b, &format!("{prefix}.conv_b"), a, c_out, 3, 1);
     let pooled = b.avg_pool2(x);
+    b.tap(pooled, 1);
     let w = conv_weight(b, &format!("{prefix}.downsample.1.weight"), c_out, c_in, 1);
     let shortcut = b.conv(pooled, w, 1, 0);
+    b.tap(shortcut, 2); // the conv and the downsample Sequential
     let shape = b.shape(main).to_vec();
     b.sum(&[shortcut, main], &shape)
 }

@@ -10,6 +10,7 @@
 pub mod batchnorm;
 pub mod conv;
 pub mod elementwise;
+pub mod feature_probe;
 pub mod linear;
 pub mod loss;
 pub mod optim;
@@ -19,6 +20,7 @@ pub mod probe;
 pub use batchnorm::*;
 pub use conv::*;
 pub use elementwise::*;
+pub use feature_probe::*;
 pub use linear::*;
 pub use loss::*;
 pub use optim::*;

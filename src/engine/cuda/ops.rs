@@ -134,6 +134,10 @@ pub fn launch_names(kernel: &Kernel) -> Vec<&'static str> {
         SumAllBackward { .. } => vec!["fear_sum_all_backward"],
         ChannelFisher { .. } => vec!["fear_channel_fisher"],
         BinaryCodeGram { .. } => vec!["fear_binary_code_gram"],
+        FeatureCovariance { .. } => vec!["fear_feature_covariance"],
+        RandomSigns { .. } => vec!["fear_random_signs"],
+        GradCrossCovariance { .. } => vec!["fear_grad_cross_covariance"],
+        ActivationPatterns { .. } => vec!["fear_activation_patterns"],
     }
 }
 
@@ -275,6 +279,18 @@ pub fn launch_kernel(b: &dyn Backend, mem: &GpuMemory, kernel: &Kernel) -> Resul
             per_item(b, "fear_channel_fisher", c, FEAR_PROBE_THREADS, &[p(x)?, p(dy)?, p(out)?, len(n)?, len(c)?, len(hw)?])
         }
         BinaryCodeGram { n, d, x, k } => elementwise(b, "fear_binary_code_gram", n * n, &[p(x)?, p(k)?, len(n)?, len(d)?]),
+        FeatureCovariance { n, c, hw, x, out } => {
+            per_item(b, "fear_feature_covariance", c * c, FEAR_PROBE_THREADS, &[p(x)?, p(out)?, len(n)?, len(c)?, len(hw)?])
+        }
+        RandomSigns { seed, y } => elementwise(b, "fear_random_signs", y.len, &[p(y)?, Arg::U64(seed), len(y.len)?]),
+        GradCrossCovariance { g, g_in, g_out, out } => {
+            let dims = [g.n, g.c_in, g.h_in, g.w_in, g.c_out, g.h_out, g.w_out].into_iter().map(len).collect::<Result<Vec<_>>>()?;
+            per_item(b, "fear_grad_cross_covariance", g.out_len(), FEAR_PROBE_THREADS, &[vec![p(g_in)?, p(g_out)?, p(out)?], dims].concat())
+        }
+        ActivationPatterns { n, d, x, out } => {
+            ensure!(n <= 24, "activation patterns take at most 24 samples, not {n}");
+            elementwise(b, "fear_activation_patterns", d, &[p(x)?, p(out)?, len(n)?, len(d)?])
+        }
     }
 }
 

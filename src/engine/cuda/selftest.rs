@@ -172,6 +172,20 @@ fn cases() -> Vec<SelfTestCase> {
         Kernel::ChannelFisher { n: 3, c: 7, hw: 25, x: c.loc(n), dy: c.loc(n), out: c.loc(7) }
     });
     add("binary_code_gram", ELEMENTWISE_TOLERANCE, &|c| Kernel::BinaryCodeGram { n: 5, d: 77, x: c.loc(5 * 77), k: c.loc(25) });
+    add("feature_covariance", REDUCTION_TOLERANCE, &|c| Kernel::FeatureCovariance { n: 3, c: 7, hw: 25, x: c.loc(3 * 7 * 25), out: c.loc(49) });
+    add("random_signs", ELEMENTWISE_TOLERANCE, &|c| Kernel::RandomSigns { seed: 0xfeed_beef_1234, y: c.loc(3001) });
+    for (name, h_in) in [("grad_cross_covariance", 5), ("grad_cross_covariance_unshuffled", 10)] {
+        add(name, REDUCTION_TOLERANCE, &|c| {
+            let g = crate::engine::cpu::CrossGeom { n: 3, c_in: 4, h_in, w_in: h_in, c_out: 6, h_out: 5, w_out: 5 };
+            Kernel::GradCrossCovariance { g, g_in: c.loc(g.in_len()), g_out: c.loc(g.out_grad_len()), out: c.loc(g.out_len()) }
+        });
+    }
+    add("grad_cross_covariance_identity", ELEMENTWISE_TOLERANCE, &|c| {
+        let g = crate::engine::cpu::CrossGeom { n: 2, c_in: 3, h_in: 4, w_in: 4, c_out: 3, h_out: 4, w_out: 4 };
+        let same: Vec<f32> = (0..g.in_len()).map(|i| (i % 7) as f32 - 3.0).collect();
+        Kernel::GradCrossCovariance { g, g_in: c.preset(same.clone()), g_out: c.preset(same), out: c.loc(g.out_len()) }
+    });
+    add("activation_patterns", ELEMENTWISE_TOLERANCE, &|c| Kernel::ActivationPatterns { n: 16, d: 301, x: c.loc(16 * 301), out: c.loc(301) });
     out
 }
 

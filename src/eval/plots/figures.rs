@@ -17,7 +17,7 @@ fn style(kind: Kind) -> (Shape, &'static str, &'static str) {
         Kind::Fear => (Shape::Circle, "#d62728", "FEAR"),
         Kind::Shortreg => (Shape::Square, "#1f77b4", "shortreg variants"),
         Kind::ZeroCost => (Shape::Triangle, "#2ca02c", "zero-cost proxies"),
-        Kind::Score | Kind::Vote => (Shape::Diamond, "#555555", "other"),
+        Kind::Score | Kind::Vote | Kind::Ensemble | Kind::FearEpochs => (Shape::Diamond, "#555555", "other"),
     }
 }
 

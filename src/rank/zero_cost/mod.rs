@@ -9,6 +9,11 @@
 //! - [`jacob_cov`]: the correlation spectrum of the input Jacobians of the summed logits.
 //! - [`naswot`]: log |det K| of the ReLU activation-pattern kernel.
 //! - [`linalg`]: the symmetric eigenvalues and log-determinant these need.
+//! - [`az_nas`]: AZ-NAS's expressivity, progressivity and trainability (its fourth score is
+//!   `flops`; `az_nas` itself, their rank aggregate, is a population score `fear evaluate` makes).
+//! - [`meco`]: MeCo's smallest eigenvalues of the channel correlations of every module output.
+//! - [`swap`]: SWAP's count of distinct sample-wise ReLU activation patterns.
+//! - [`zico`]: ZiCo's inverse coefficient of variation of the weight gradients over two batches.
 //! - `params` and `flops`: the network's parameter count and FLOPs per image (as `fear arch`).
 //! - [`score`]: one architecture by a set of proxies, with the time each took.
 //! - [`trained`]: the weights after a few epochs of training (`--trained-epochs`).
@@ -17,14 +22,18 @@
 //! from input to output) gets finite scores: its gradients through the cells vanish, so synflow
 //! is 0, and the degenerate cases of jacob_cov and naswot have defined values.
 
+pub mod az_nas;
 pub mod fisher;
 pub mod jacob_cov;
 pub mod linalg;
+pub mod meco;
 pub mod naswot;
 pub mod saliency;
+pub mod swap;
 pub mod score;
 pub mod synflow;
 pub mod trained;
+pub mod zico;
 
 use std::fmt;
 use std::str::FromStr;
@@ -44,11 +53,17 @@ pub enum Proxy {
     Naswot,
     Params,
     Flops,
+    AzExpressivity,
+    AzProgressivity,
+    AzTrainability,
+    Meco,
+    Zico,
+    Swap,
 }
 
 impl Proxy {
     /// Every proxy, in the order results files list them.
-    pub const ALL: [Proxy; 10] = [
+    pub const ALL: [Proxy; 16] = [
         Proxy::Synflow,
         Proxy::SynflowBn,
         Proxy::Snip,
@@ -59,7 +74,16 @@ impl Proxy {
         Proxy::Naswot,
         Proxy::Params,
         Proxy::Flops,
+        Proxy::AzExpressivity,
+        Proxy::AzProgressivity,
+        Proxy::AzTrainability,
+        Proxy::Meco,
+        Proxy::Zico,
+        Proxy::Swap,
     ];
+
+    /// AZ-NAS's four scores, which `az_nas` in a proxy list stands for.
+    pub const AZ_NAS: [Proxy; 4] = [Proxy::AzExpressivity, Proxy::AzProgressivity, Proxy::AzTrainability, Proxy::Flops];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -73,12 +97,27 @@ impl Proxy {
             Proxy::Naswot => "naswot",
             Proxy::Params => "params",
             Proxy::Flops => "flops",
+            Proxy::AzExpressivity => "az_expressivity",
+            Proxy::AzProgressivity => "az_progressivity",
+            Proxy::AzTrainability => "az_trainability",
+            Proxy::Meco => "meco",
+            Proxy::Zico => "zico",
+            Proxy::Swap => "swap",
         }
     }
 
-    /// Whether the proxy reads a batch of training images (synflow, params and flops do not).
+    /// Whether the proxy reads a batch of training images (synflow, params, flops and AZ-NAS,
+    /// which reads standard-normal images, do not).
     pub fn needs_data(self) -> bool {
-        !matches!(self, Proxy::Synflow | Proxy::SynflowBn | Proxy::Params | Proxy::Flops)
+        !matches!(
+            self,
+            Proxy::Synflow | Proxy::SynflowBn | Proxy::Params | Proxy::Flops | Proxy::AzExpressivity | Proxy::AzProgressivity | Proxy::AzTrainability
+        )
+    }
+
+    /// Whether the proxy is one of AZ-NAS's scores computed by its own pass.
+    pub fn is_az(self) -> bool {
+        matches!(self, Proxy::AzExpressivity | Proxy::AzProgressivity | Proxy::AzTrainability)
     }
 }
 
@@ -93,17 +132,24 @@ impl FromStr for Proxy {
     fn from_str(s: &str) -> Result<Proxy, String> {
         Proxy::ALL.iter().copied().find(|p| p.name() == s).ok_or_else(|| {
             let names: Vec<&str> = Proxy::ALL.iter().map(|p| p.name()).collect();
-            format!("unknown proxy {s:?}; expected one of {} or all", names.join(", "))
+            format!("unknown proxy {s:?}; expected one of {}, az_nas or all", names.join(", "))
         })
     }
 }
 
-/// Parses `P[,P...]` or `all` into distinct proxies in [`Proxy::ALL`] order.
+/// Parses `P[,P...]` (`az_nas` standing for its four scores) or `all` into distinct proxies in [`Proxy::ALL`] order.
 pub fn parse_proxies(spec: &str) -> Result<Vec<Proxy>, String> {
     if spec.trim() == "all" {
         return Ok(Proxy::ALL.to_vec());
     }
-    let mut out: Vec<Proxy> = spec.split(',').map(|s| s.trim().parse()).collect::<Result<_, _>>()?;
+    let mut out: Vec<Proxy> = Vec::new();
+    for name in spec.split(',').map(str::trim) {
+        if name == "az_nas" {
+            out.extend(Proxy::AZ_NAS);
+        } else {
+            out.push(name.parse()?);
+        }
+    }
     if out.is_empty() {
         return Err("no proxy named".into());
     }

@@ -1,0 +1,130 @@
+//! End to end on tiny runs: `fear rank` and `fear zero-cost` (AZ-NAS, MeCo, ZiCo, SWAP) on the
+//! same architectures, then `fear evaluate` making `az_nas`, `fear-epochs` and rank ensembles
+//! of them.
+
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::Value;
+
+mod common;
+use common::{fear_env, test_dir, tiny_run_args};
+
+const ARCHS: &str = "1,123,6111,9930";
+
+fn fear(dir: &Path, args: &[&str]) -> Output {
+    fear_env(dir, args, &[])
+}
+
+fn ok(out: &Output, what: &str) {
+    assert!(out.status.success(), "{what} failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn with_tiny(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).chain(tiny_run_args()).collect()
+}
+
+fn run(dir: &Path, args: Vec<String>) -> Output {
+    fear(dir, &args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+#[test]
+fn evaluate_makes_az_nas_fear_epochs_and_ensembles() {
+    let dir = test_dir("ensembles");
+    ok(&run(&dir, with_tiny(&["rank", "--archs", ARCHS, "--out", "r.jsonl", "--seed", "0", "--threshold", "0.15", "--stage2-epochs", "1"])), "rank");
+    ok(&run(&dir, with_tiny(&["zero-cost", "--proxy", "az_nas,meco,zico,swap,synflow", "--archs", ARCHS, "--out", "z.jsonl", "--batch", "16"])), "zero-cost");
+    let z: Vec<Value> = std::fs::read_to_string(dir.join("z.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for l in &z {
+        for p in ["az_expressivity", "az_progressivity", "az_trainability", "flops", "meco", "zico", "swap"] {
+            assert!(l[p].as_f64().is_some_and(f64::is_finite) && l[format!("{p}_time_s")].is_number(), "{p}: {l}");
+        }
+    }
+    let gt = dir.join("gt.csv");
+    let mut csv = String::from("index,arch,cifar10,cifar100,imagenet16_120\n");
+    for (l, acc) in z.iter().zip([93.0, 80.0, 94.0, 60.0]) {
+        csv += &format!("{},{},{acc},{},{}\n", l["index"], l["arch"].as_str().unwrap(), acc - 20.0, acc - 40.0);
+    }
+    std::fs::write(&gt, csv).unwrap();
+    let out = fear(&dir, &[
+        "evaluate", "r.jsonl", "z.jsonl", "--ground-truth", gt.to_str().unwrap(), "--dataset", "cifar10", "--json",
+        "--ensemble", "az+fear=logrank:az_nas,fear", "--ensemble", "trio=vote:meco,zico,swap", "--ensemble", "quick=meanrank:fear-epochs,synflow",
+    ]);
+    ok(&out, "evaluate");
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let methods = got["methods"].as_array().unwrap();
+    let find = |name: &str| methods.iter().find(|m| m["name"] == name).unwrap_or_else(|| panic!("no {name} in {got}"));
+    for name in ["fear", "fear-epochs", "az_nas", "meco", "zico", "swap", "az+fear", "trio", "quick"] {
+        let m = find(name);
+        assert_eq!(m["n"], 4, "{m}");
+    }
+    assert_eq!(find("az+fear")["kind"], "ensemble");
+    assert_eq!(find("fear-epochs")["kind"], "fear-epochs");
+    assert!(find("az_nas")["spearman"].is_number());
+    // A member that is not there is a usage error naming it.
+    let bad = fear(&dir, &["evaluate", "z.jsonl", "--ground-truth", gt.to_str().unwrap(), "--dataset", "cifar10", "--ensemble", "x=logrank:meco,fear"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no method \"fear\""), "{}", String::from_utf8_lossy(&bad.stderr));
+}
+
+#[test]
+fn shortlist_runs_fear_on_the_proxys_top_fraction_only() {
+    let dir = test_dir("shortlist");
+    let out = run(&dir, with_tiny(&["rank", "--archs", ARCHS, "--out", "s.jsonl", "--seed", "0", "--threshold", "0.001", "--max-stage1-epochs", "2", "--stage2-epochs", "1", "--shortlist", "az_nas:0.5"]));
+    ok(&out, "rank --shortlist");
+    let lines: Vec<Value> = std::fs::read_to_string(dir.join("s.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 4);
+    let stage = |l: &Value| l["stage"].as_str().unwrap().to_string();
+    assert_eq!(lines.iter().map(stage).collect::<Vec<_>>(), ["fear", "fear", "proxy", "proxy"]);
+    // The FEAR stage comes from the proxy's top half and ranks above the rest.
+    let proxy = |l: &Value| l["proxy_score"].as_f64().unwrap();
+    assert!(proxy(&lines[0]).min(proxy(&lines[1])) >= proxy(&lines[2]).max(proxy(&lines[3])));
+    let score = |l: &Value| l["score"].as_f64().unwrap();
+    assert!(score(&lines[0]) >= score(&lines[1]) && score(&lines[1]) >= 1.0 && score(&lines[2]) < 1.0 && score(&lines[2]) > score(&lines[3]));
+    for l in &lines[..2] {
+        let fear_time = l["stage1_s"].as_f64().unwrap() + l["stage2_s"].as_f64().unwrap();
+        assert!((l["time_s"].as_f64().unwrap() - (l["proxy_time_s"].as_f64().unwrap() + fear_time)).abs() < 1e-6, "{l}");
+        assert_eq!(score(l), 1.0 + l["fear_score"].as_f64().unwrap());
+    }
+    assert_eq!(lines[3]["time_s"], lines[3]["proxy_time_s"]);
+    // A second run on the same file is refused (not resumable); a bad spec is a usage error.
+    let again = run(&dir, with_tiny(&["rank", "--archs", ARCHS, "--out", "s.jsonl", "--shortlist", "az_nas:0.5"]));
+    assert_eq!(again.status.code(), Some(2), "{}", String::from_utf8_lossy(&again.stderr));
+    let bad = run(&dir, with_tiny(&["rank", "--archs", ARCHS, "--out", "t.jsonl", "--shortlist", "meco:1.5"]));
+    assert_eq!(bad.status.code(), Some(2));
+    // fear evaluate names the ranker.
+    let gt = dir.join("gt.csv");
+    let mut csv = String::from("index,arch,cifar10,cifar100,imagenet16_120\n");
+    for (l, acc) in lines.iter().zip([93.0, 80.0, 94.0, 60.0]) {
+        csv += &format!("{},{},{acc},{},{}\n", l["index"], l["arch"].as_str().unwrap(), acc - 20.0, acc - 40.0);
+    }
+    std::fs::write(&gt, csv).unwrap();
+    let eval = fear(&dir, &["evaluate", "s.jsonl", "--ground-truth", gt.to_str().unwrap(), "--dataset", "cifar10", "--json"]);
+    ok(&eval, "evaluate");
+    let got: Value = serde_json::from_slice(&eval.stdout).unwrap();
+    assert_eq!(got["methods"][0]["name"], "shortlist-az_nas:0.5");
+    assert_eq!(got["methods"][0]["n"], 4);
+}
+
+#[test]
+fn zero_cost_on_the_emulated_gpu_matches_the_cpu() {
+    let dir = test_dir("zc-emulated");
+    let proxies = "az_nas,meco,zico,swap,snip,grad_norm,fisher,jacob_cov,naswot,synflow";
+    for (device, out) in [("cpu", "cpu.jsonl"), ("emulated", "gpu.jsonl")] {
+        let args = vec!["zero-cost", "--proxy", proxies, "--archs", "6111,9930", "--out", out, "--batch", "8", "--channels", "2", "--cells-per-stage", "1", "--device", device];
+        let mut args: Vec<String> = args.into_iter().map(String::from).collect();
+        args.extend(tiny_run_args().into_iter().skip_while(|a| a != "--dataset").take(6));
+        ok(&run(&dir, args), device);
+    }
+    let read = |f: &str| -> Vec<Value> { std::fs::read_to_string(dir.join(f)).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect() };
+    let (cpu, gpu) = (read("cpu.jsonl"), read("gpu.jsonl"));
+    assert!(gpu[0]["device"].as_str().unwrap().contains("emulated"), "{}", gpu[0]);
+    for (c, g) in cpu.iter().zip(&gpu) {
+        for p in ["az_expressivity", "az_progressivity", "az_trainability", "meco", "zico", "snip", "grad_norm", "fisher", "jacob_cov", "naswot", "synflow"] {
+            let (a, b) = (c[p].as_f64().unwrap(), g[p].as_f64().unwrap());
+            assert!((a - b).abs() <= 1e-3 * a.abs().max(1e-2), "{p}: cpu {a}, emulated {b}");
+        }
+        // Patterns of units whose inputs sit at float rounding from 0 may flip: within 1%.
+        let (a, b) = (c["swap"].as_f64().unwrap(), g["swap"].as_f64().unwrap());
+        assert!((a - b).abs() <= 0.01 * a, "swap: cpu {a}, emulated {b}");
+    }
+}
