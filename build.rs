@@ -33,7 +33,9 @@ fn main() {
     println!("cargo:rerun-if-env-changed=FEAR_NVRTC");
     println!("cargo:rerun-if-env-changed=FEAR_REQUIRE_NVRTC");
     println!("cargo:rerun-if-env-changed=LD_LIBRARY_PATH");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Read at run time, not baked in with env!: a build script compiled in one checkout and
+    // reused from a copied target/ must still read the kernels of the checkout being built.
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let sources = kernel_sources(&root.join("kernels"));
     let names: Vec<String> = sources.iter().flat_map(|(_, text)| kernel_names(text)).collect();
@@ -54,7 +56,7 @@ fn main() {
     out.push_str(&nvrtc_artifacts(&sources, &out_dir));
     std::fs::write(out_dir.join("kernels.rs"), out).unwrap();
 
-    build_emulation(root, &sources, &names, &out_dir);
+    build_emulation(&root, &sources, &names, &out_dir);
 }
 
 /// The header of block sizes every kernel source relies on; it goes first wherever the sources go.
