@@ -130,7 +130,9 @@ __device__ __forceinline__ void fear_conv_tile(const float* __restrict__ src, co
         for (int cil = 0; cil < cn; ++cil) {
             const float* xc = xs + cil * ti * halo;
             const float* wc = wsh + cil * (T * T) * cw + cg * FEAR_CONV_CO;
-#pragma unroll
+            // One kernel row per iteration (its T taps unrolled): unrolling all T*T lets ptxas
+            // hoist every tap's loads and run out of registers on some targets.
+#pragma unroll 1
             for (int ty = 0; ty < T; ++ty) {
 #pragma unroll
                 for (int tx = 0; tx < T; ++tx) {

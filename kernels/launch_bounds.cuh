@@ -19,7 +19,7 @@
 // __launch_bounds__): without it ptxas on sm_90 caps them at 72-80 registers and spills the
 // accumulators; with it, the cap is 65536 / (threads * blocks) registers (the convolutions use
 // about 110-125: two blocks of 256 threads, or four of 128, per SM; the ptxas reports say).
-#define FEAR_CONV_MIN_BLOCKS 1
+#define FEAR_CONV_MIN_BLOCKS 2
 #define FEAR_WGRAD_MIN_BLOCKS 4
 #define FEAR_BN_THREADS 256
 #define FEAR_LOSS_THREADS 256
