@@ -19,7 +19,7 @@ use threads::{FEAR_BN_THREADS, FEAR_LOSS_THREADS, FEAR_PROBE_THREADS, FEAR_SUMSQ
 
 /// Bytes of the scratch buffer each step's memory keeps for the batch-norm kernels' per-block
 /// partial sums and per-channel coefficients (see kernels/batchnorm.cu), and for the weight
-/// gradients' per-split partials (see kernels/conv.cu: 8 MB hold 32 splits of a 64x64x3x3 conv).
+/// gradients' per-split partials (see kernels/conv.cu: 8 MB hold 56 splits of a 64x64x3x3 conv).
 pub const REDUCE_SCRATCH_BYTES: usize = 8 << 20;
 /// Blocks a batch norm aims to launch (about four per SM of a 132-SM H100): a channel is split
 /// over `ceil(BN_TARGET_BLOCKS / c)` blocks, at most one per image.
