@@ -164,8 +164,8 @@ __device__ __forceinline__ void fear_conv_tile(const float* __restrict__ src, co
     }
 }
 
-// y = conv(x, w). One block per (image, tile of tr x tc output pixels, pass of 8 << glog2 output
-// channels); `chunk` input channels staged at a time (src/engine/cuda/ops.rs picks the shapes and
+// y = conv(x, w). One block per (ti images, tile of tr x tc output pixels, pass of 8 << glog2
+// output channels); `chunk` input channels staged at a time (src/engine/cuda/ops.rs picks the shapes and
 // the dynamic shared memory size).
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward(const float* __restrict__ x, const float* __restrict__ wt, float* __restrict__ y, int n, int cin,
                   int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2) {
@@ -175,8 +175,8 @@ extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BL
     else if (k == 1 && stride == 2) fear_conv_tile<1, 2, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2);
 }
 
-// dx += conv-transpose of dy. One block per (image, phase of dx, tile of its phase grid, pass of
-// input channels); the tile is tr x tc pixels of the phase grid (every stride-th pixel).
+// dx += conv-transpose of dy. One block per (ti images, phase of dx, tile of its phase grid, pass
+// of input channels); the tile is tr x tc pixels of the phase grid (every stride-th pixel).
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input(const float* __restrict__ dy, const float* __restrict__ wt, float* __restrict__ dx, int n,
                          int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2) {
     if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2);
