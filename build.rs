@@ -74,8 +74,9 @@ fn kernel_sources(dir: &Path) -> Vec<(PathBuf, String)> {
 const KERNEL_MARK: &str = "extern \"C\" __global__ void ";
 
 /// (name, launch-bound macro) of the `extern "C" __global__ void __launch_bounds__(FEAR_X_THREADS)
-/// NAME(` kernels of a source. A kernel without a bound fails the build: the bound is what keeps
-/// ptxas from choosing more registers than the block size Rust launches with allows.
+/// NAME(` kernels of a source (or `__launch_bounds__(FEAR_X_THREADS, FEAR_X_MIN_BLOCKS)`). A kernel
+/// without a bound fails the build: the bound is what keeps ptxas from choosing more registers
+/// than the block size Rust launches with allows.
 fn kernel_signatures(text: &str) -> Vec<(String, String)> {
     text.match_indices(KERNEL_MARK)
         .map(|(at, _)| {
@@ -85,7 +86,7 @@ fn kernel_signatures(text: &str) -> Vec<(String, String)> {
                 panic!("kernel without __launch_bounds__(FEAR_*_THREADS): {head}");
             };
             let close = bounded.find(')').expect("unclosed __launch_bounds__");
-            let bound = bounded[..close].trim().to_string();
+            let bound = bounded[..close].split(',').next().unwrap_or("").trim().to_string();
             let after = bounded[close + 1..].trim_start();
             (after[..after.find('(').expect("kernel without a parameter list")].trim().to_string(), bound)
         })

@@ -13,7 +13,14 @@
 
 #define FEAR_ELEMENTWISE_THREADS 256
 #define FEAR_AUGMENT_THREADS 256
-#define FEAR_WGRAD_THREADS 256
+#define FEAR_CONV_THREADS 128
+#define FEAR_WGRAD_THREADS 128
+// Blocks per SM the register-blocked convolutions are compiled for (the second argument of their
+// __launch_bounds__): without it ptxas on sm_90 caps them at 72-80 registers and spills the
+// accumulators; with it, the cap is 65536 / (threads * blocks) registers (the convolutions use
+// 100-128: four blocks of 128 threads per SM; see the ptxas reports).
+#define FEAR_CONV_MIN_BLOCKS 4
+#define FEAR_WGRAD_MIN_BLOCKS 4
 #define FEAR_BN_THREADS 256
 #define FEAR_LOSS_THREADS 256
 #define FEAR_SUMSQ_THREADS 1024

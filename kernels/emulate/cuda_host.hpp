@@ -18,6 +18,7 @@
 #include <algorithm>
 
 struct fear_uint3 { unsigned x, y, z; };
+struct alignas(16) float4 { float x, y, z, w; };
 typedef fear_uint3 uint3;
 typedef fear_uint3 dim3;
 

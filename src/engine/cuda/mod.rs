@@ -7,11 +7,13 @@
 //! - [`capture`]: recording launches once and replaying them (CUDA graphs).
 //! - [`emulated`] and [`driver`]: the two backends (host fibers; the CUDA driver via cudarc).
 //! - [`gpu`]: [`Gpu`], the [`crate::engine::Device`] that runs a planned step's kernels.
+//! - [`conv`]: the implicit-GEMM convolutions' tiles, splits and launches.
 //! - [`ops`]: how each [`crate::engine::Kernel`] maps onto kernel launches.
 //! - [`data`]: images resident on the device and the augmentation kernel.
 //! - [`selftest`]: every kernel against the CPU op on small random shapes.
 pub mod artifacts;
 pub mod capture;
+pub mod conv;
 pub mod data;
 pub mod driver;
 pub mod emulated;
