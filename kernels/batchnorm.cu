@@ -180,14 +180,15 @@ extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_bn_b
     }
 }
 
-// Backward pass 3: dx += a*dy + (b*(x - mean) + k), the same (channel, split) blocks as pass 1.
+// Backward pass 3: dx += a*dy + (b*(x - mean) + k), the same (channel, split) blocks as pass 1;
+// without `accumulate`, dx = 0 + that.
 extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_backward_apply(const float* __restrict__ x, const float* __restrict__ dy,
                                                                   const float* __restrict__ coef, float* __restrict__ dx,
-                                                                  int n, int c, int hw, int splits) {
+                                                                  int n, int c, int hw, int splits, int accumulate) {
     for (int item = blockIdx.x; item < c * splits; item += gridDim.x) {
         int ch = item / splits, s = item % splits;
         float a = coef[4 * ch], b = coef[4 * ch + 1], k = coef[4 * ch + 2], mu = coef[4 * ch + 3];
         fear_bn_walk(fear_bn_split_start(n, splits, s), fear_bn_split_start(n, splits, s + 1), c, ch, hw,
-                     [&](long long i) { dx[i] += a * dy[i] + (b * (x[i] - mu) + k); });
+                     [&](long long i) { dx[i] = (accumulate ? dx[i] : 0.0f) + (a * dy[i] + (b * (x[i] - mu) + k)); });
     }
 }

@@ -43,7 +43,7 @@ template <int T, int S, int P, bool DGRAD>
 __device__ __forceinline__ void fear_conv_tile(const float* __restrict__ src, const float* __restrict__ wt,
                                                float* __restrict__ dst, int n, int c_src, int hs, int ws, int c_dst,
                                                int hd, int wd, int k, int pad, int cin, int ti, int tr, int tc,
-                                               int chunk, int glog2) {
+                                               int chunk, int glog2, int accumulate) {
     FEAR_DYNAMIC_SHARED(float, smem);
     const int cw = FEAR_CONV_CO << glog2;  // channels per pass
     const int passes = (c_dst + cw - 1) / cw;
@@ -149,7 +149,8 @@ __device__ __forceinline__ void fear_conv_tile(const float* __restrict__ src, co
             }
         }
     }
-    // Epilogue: the forward assigns y, the input gradient adds into dx.
+    // Epilogue: the forward assigns y, the input gradient adds into dx (or, without `accumulate`,
+    // assigns 0 + the sum: the bits a zeroed dx would end with, without reading it).
 #pragma unroll
     for (int j = 0; j < FEAR_CONV_PIX; ++j) {
         int img, oy, ox;
@@ -158,7 +159,7 @@ __device__ __forceinline__ void fear_conv_tile(const float* __restrict__ src, co
 #pragma unroll
         for (int c = 0; c < FEAR_CONV_CO; ++c) {
             if (co0 + cg * FEAR_CONV_CO + c >= c_dst) break;
-            if (DGRAD) at[(long long)c * hd * wd] += acc[j][c];
+            if (DGRAD) at[(long long)c * hd * wd] = (accumulate ? at[(long long)c * hd * wd] : 0.0f) + acc[j][c];
             else at[(long long)c * hd * wd] = acc[j][c];
         }
     }
@@ -169,20 +170,20 @@ __device__ __forceinline__ void fear_conv_tile(const float* __restrict__ src, co
 // the dynamic shared memory size).
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward(const float* __restrict__ x, const float* __restrict__ wt, float* __restrict__ y, int n, int cin,
                   int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2) {
-    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2);
-    else if (k == 3 && stride == 2) fear_conv_tile<3, 2, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2);
-    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2);
-    else if (k == 1 && stride == 2) fear_conv_tile<1, 2, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2);
+    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0);
+    else if (k == 3 && stride == 2) fear_conv_tile<3, 2, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0);
+    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0);
+    else if (k == 1 && stride == 2) fear_conv_tile<1, 2, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0);
 }
 
-// dx += conv-transpose of dy. One block per (ti images, phase of dx, tile of its phase grid, pass
+// dx += conv-transpose of dy (dx = 0 + it without `accumulate`). One block per (ti images, phase of dx, tile of its phase grid, pass
 // of input channels); the tile is tr x tc pixels of the phase grid (every stride-th pixel).
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input(const float* __restrict__ dy, const float* __restrict__ wt, float* __restrict__ dx, int n,
-                         int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2) {
-    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2);
-    else if (k == 3 && stride == 2) fear_conv_tile<2, 1, 2, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2);
-    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2);
-    else if (k == 1 && stride == 2) fear_conv_tile<1, 1, 2, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2);
+                         int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int accumulate) {
+    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate);
+    else if (k == 3 && stride == 2) fear_conv_tile<2, 1, 2, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate);
+    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate);
+    else if (k == 1 && stride == 2) fear_conv_tile<1, 1, 2, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate);
 }
 
 // Partial dw of one block: FEAR_WGRAD_COP output channels x FEAR_WGRAD_CI input channels x K*K

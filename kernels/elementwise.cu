@@ -9,11 +9,12 @@ extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_relu
     }
 }
 
-// dx += dy where y > 0 (y is the ReLU output).
+// dx += dy where y > 0 (y is the ReLU output); without `accumulate`, dx = 0 + that (the bits a
+// zeroed dx would hold, without reading it).
 extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_relu_backward(const float* __restrict__ y, const float* __restrict__ dy,
-                                              float* __restrict__ dx, int n) {
+                                              float* __restrict__ dx, int n, int accumulate) {
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
-        dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+        dx[i] = (accumulate ? dx[i] : 0.0f) + (y[i] > 0.0f ? dy[i] : 0.0f);
     }
 }
 
@@ -24,9 +25,10 @@ extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_add(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_accumulate(float* __restrict__ acc, const float* __restrict__ x, int n) {
+// acc += x; without `accumulate`, acc = 0 + x.
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_accumulate(float* __restrict__ acc, const float* __restrict__ x, int n, int accumulate) {
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
-        acc[i] += x[i];
+        acc[i] = (accumulate ? acc[i] : 0.0f) + x[i];
     }
 }
 

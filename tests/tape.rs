@@ -257,3 +257,76 @@ fn training_is_bit_identical_whatever_the_thread_count() {
         assert!(one.iter().zip(&other).all(|(a, b)| a.to_bits() == b.to_bits()), "{threads} threads differ from 1");
     }
 }
+
+/// FNV-1a over the bits of every parameter.
+fn param_fingerprint(params: &[f32]) -> u64 {
+    params.iter().flat_map(|p| p.to_le_bytes()).fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+}
+
+#[test]
+fn training_is_bit_identical_to_the_recorded_parameters() {
+    // Recorded from the planner before gradients were assigned by their first writer and sum
+    // terms shared their node's gradient (issue 13 item 4): fewer passes, the same bits.
+    let n = 9;
+    let (x, y) = batch(n, 11);
+    let x32: Vec<f32> = x.iter().map(|v| *v as f32).collect();
+    let mut s: Session<f32, Cpu> = Session::new(Cpu, Box::new(small_graph), n, PlanOptions::default()).unwrap();
+    s.init_params(3).unwrap();
+    for _ in 0..4 {
+        s.train_step(&x32, &y, 0.1).unwrap();
+    }
+    let got = param_fingerprint(&s.read_all_params().unwrap());
+    assert_eq!(got, 0xff55_75e8_1c57_95e0, "parameters after 4 steps: fingerprint {got:#x}");
+}
+
+/// Runs `kernel` (in the Work space) on the CPU device from the given Work contents.
+fn run_kernel(work: &[f64], kernel: &fear::engine::Kernel) -> Vec<f64> {
+    use fear::engine::{Device, Loc, MemoryLayout, Space};
+    let layout = MemoryLayout { params: 0, state: 0, work: work.len(), labels: 0 };
+    let mut mem = Device::<f64>::alloc(&Cpu, &layout).unwrap();
+    let all = Loc::new(Space::Work, 0, work.len());
+    Cpu.write(&mut mem, all, work).unwrap();
+    Cpu.launch(&mut mem, kernel).unwrap();
+    Cpu.read(&mem, all).unwrap()
+}
+
+#[test]
+fn assign_mode_is_zero_then_accumulate_bit_for_bit_and_ignores_what_dx_held() {
+    use fear::engine::cpu::{BnGeom, ConvGeom};
+    use fear::engine::{Kernel, Loc, Space};
+    let mut at = 0;
+    let mut loc = |len: usize| {
+        at += len;
+        Loc::new(Space::Work, at - len, len)
+    };
+    let g = ConvGeom { n: 3, c_in: 5, h: 7, w: 7, c_out: 4, k: 3, stride: 2, pad: 1 };
+    let (cx, cw, cy) = (loc(g.x_len()), loc(g.w_len()), loc(g.y_len()));
+    let b = BnGeom { n: 3, c: 5, hw: 9 };
+    let (bx, bdy, gamma, mean, invstd, bdx) = (loc(b.len()), loc(b.len()), loc(5), loc(5), loc(5), loc(b.len()));
+    let (y, dy, dx) = (loc(40), loc(40), loc(40));
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let mut work: Vec<f64> = (0..at).map(|_| rng.random_range(-1.0..1.0)).collect();
+    for i in invstd.offset..invstd.end() {
+        work[i] = work[i].abs() + 0.5;
+    }
+    let cases: Vec<(Loc, Box<dyn Fn(bool) -> Kernel>)> = vec![
+        (cx, Box::new(move |accumulate| Kernel::ConvBackwardInput { g, dy: cy, w: cw, dx: cx, accumulate })),
+        (bdx, Box::new(move |accumulate| Kernel::BnBackward { g: b, x: bx, dy: bdy, gamma, mean, invstd, dx: Some(bdx), dgamma: None, dbeta: None, accumulate })),
+        (dx, Box::new(move |accumulate| Kernel::ReluBackward { y, dy, dx, accumulate })),
+        (dx, Box::new(move |accumulate| Kernel::Accumulate { acc: dx, x: dy, accumulate })),
+    ];
+    for (out, kernel) in cases {
+        let assigned = run_kernel(&work, &kernel(false));
+        let mut zeroed = work.clone();
+        zeroed[out.offset..out.end()].fill(0.0);
+        let reference = run_kernel(&zeroed, &kernel(true));
+        let name = kernel(true).name();
+        assert!(assigned.iter().zip(&reference).all(|(a, r)| a.to_bits() == r.to_bits()), "{name}: assign differs from zero + accumulate");
+        // Accumulate adds the same values onto what dx held.
+        let added = run_kernel(&work, &kernel(true));
+        for i in out.offset..out.end() {
+            assert!((added[i] - (work[i] + assigned[i])).abs() <= 1e-12, "{name}: accumulate is not dx + assign at {i}");
+        }
+        assert_ne!(assigned[out.offset..out.end()], work[out.offset..out.end()], "{name}: the test needs a dx that changes");
+    }
+}

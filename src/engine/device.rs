@@ -243,6 +243,15 @@ fn output_count(kernel: &Kernel) -> usize {
     }
 }
 
+/// The destination of an accumulating CPU op in a kernel's mode: zeroed first when the kernel
+/// assigns, so that assign mode is `0 + ...`, bit for bit what a `Zero` kernel before it gave.
+fn assign_or_add<T: Float>(dx: &mut [T], accumulate: bool) -> &mut [T] {
+    if !accumulate {
+        cpu::fill_zero(dx);
+    }
+    dx
+}
+
 fn run_on_cpu<T: Float>(mem: &mut CpuMemory<T>, kernel: &Kernel) {
     let bases: Vec<*mut T> = mem.spaces.iter_mut().map(|s| s.as_mut_ptr()).collect();
     // SAFETY: every location was bounds-checked against its space and every written location was
@@ -254,7 +263,9 @@ fn run_on_cpu<T: Float>(mem: &mut CpuMemory<T>, kernel: &Kernel) {
     use Kernel::*;
     match *kernel {
         ConvForward { g, x, w: wt, y } => cpu::conv2d_forward(&g, r(x), r(wt), w(y)),
-        ConvBackwardInput { g, dy, w: wt, dx } => cpu::conv2d_backward_input(&g, r(dy), r(wt), w(dx)),
+        ConvBackwardInput { g, dy, w: wt, dx, accumulate } => {
+            cpu::conv2d_backward_input(&g, r(dy), r(wt), assign_or_add(w(dx), accumulate))
+        }
         ConvBackwardWeight { g, x, dy, dw } => cpu::conv2d_backward_weight(&g, r(x), r(dy), w(dw)),
         BnTrainForward { g, x, gamma, beta, running_mean, running_var, y, mean, invstd, eps, momentum } => {
             cpu::batch_norm_train_forward(
@@ -264,13 +275,13 @@ fn run_on_cpu<T: Float>(mem: &mut CpuMemory<T>, kernel: &Kernel) {
         BnEvalForward { g, x, gamma, beta, running_mean, running_var, y, eps } => {
             cpu::batch_norm_eval_forward(&g, r(x), r(gamma), r(beta), r(running_mean), r(running_var), eps, w(y))
         }
-        BnBackward { g, x, dy, gamma, mean, invstd, dx, dgamma, dbeta } => cpu::batch_norm_backward(
-            &g, r(x), r(dy), r(gamma), r(mean), r(invstd), dx.map(w), dgamma.map(w), dbeta.map(w),
+        BnBackward { g, x, dy, gamma, mean, invstd, dx, dgamma, dbeta, accumulate } => cpu::batch_norm_backward(
+            &g, r(x), r(dy), r(gamma), r(mean), r(invstd), dx.map(|dx| assign_or_add(w(dx), accumulate)), dgamma.map(w), dbeta.map(w),
         ),
         Relu { x, y } => cpu::relu_forward(r(x), w(y)),
-        ReluBackward { y, dy, dx } => cpu::relu_backward(r(y), r(dy), w(dx)),
+        ReluBackward { y, dy, dx, accumulate } => cpu::relu_backward(r(y), r(dy), assign_or_add(w(dx), accumulate)),
         Add { a, b, y } => cpu::add_forward(r(a), r(b), w(y)),
-        Accumulate { acc, x } => cpu::accumulate(w(acc), r(x)),
+        Accumulate { acc, x, accumulate } => cpu::accumulate(assign_or_add(w(acc), accumulate), r(x)),
         Zero { y } => cpu::fill_zero(w(y)),
         AvgPool3Forward { g, x, y } => cpu::avg_pool3x3_forward(&g, r(x), w(y)),
         AvgPool3Backward { g, dy, dx } => cpu::avg_pool3x3_backward(&g, r(dy), w(dx)),

@@ -45,11 +45,14 @@ impl Loc {
 }
 
 /// One op launch. Field meanings follow the CPU functions of the same name in [`super::cpu`]
-/// (forward kernels overwrite, backward kernels accumulate).
+/// (forward kernels overwrite, backward kernels accumulate). A backward kernel with an
+/// `accumulate` flag adds into its activation gradient `dx` when it is set and assigns it
+/// otherwise (`dx = 0 + ...`, the same bits as zeroing first): the planner clears the flag on the
+/// first writer of a gradient, which saves a `Zero` launch and a read of `dx`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Kernel {
     ConvForward { g: ConvGeom, x: Loc, w: Loc, y: Loc },
-    ConvBackwardInput { g: ConvGeom, dy: Loc, w: Loc, dx: Loc },
+    ConvBackwardInput { g: ConvGeom, dy: Loc, w: Loc, dx: Loc, accumulate: bool },
     ConvBackwardWeight { g: ConvGeom, x: Loc, dy: Loc, dw: Loc },
     BnTrainForward {
         g: BnGeom, x: Loc, gamma: Loc, beta: Loc, running_mean: Loc, running_var: Loc,
@@ -58,13 +61,13 @@ pub enum Kernel {
     BnEvalForward { g: BnGeom, x: Loc, gamma: Loc, beta: Loc, running_mean: Loc, running_var: Loc, y: Loc, eps: f64 },
     BnBackward {
         g: BnGeom, x: Loc, dy: Loc, gamma: Loc, mean: Loc, invstd: Loc,
-        dx: Option<Loc>, dgamma: Option<Loc>, dbeta: Option<Loc>,
+        dx: Option<Loc>, dgamma: Option<Loc>, dbeta: Option<Loc>, accumulate: bool,
     },
     Relu { x: Loc, y: Loc },
-    ReluBackward { y: Loc, dy: Loc, dx: Loc },
+    ReluBackward { y: Loc, dy: Loc, dx: Loc, accumulate: bool },
     Add { a: Loc, b: Loc, y: Loc },
-    /// acc += x.
-    Accumulate { acc: Loc, x: Loc },
+    /// acc += x (acc = x without `accumulate`).
+    Accumulate { acc: Loc, x: Loc, accumulate: bool },
     /// y = 0.
     Zero { y: Loc },
     AvgPool3Forward { g: PoolGeom, x: Loc, y: Loc },
@@ -167,9 +170,9 @@ impl Kernel {
                 v.extend(dx.as_mut().into_iter().chain(dgamma.as_mut()).chain(dbeta.as_mut()));
             }
             Relu { x, y } => v.extend([x, y]),
-            ReluBackward { y, dy, dx } => v.extend([y, dy, dx]),
+            ReluBackward { y, dy, dx, .. } => v.extend([y, dy, dx]),
             Add { a, b, y } => v.extend([a, b, y]),
-            Accumulate { acc, x } => v.extend([x, acc]),
+            Accumulate { acc, x, .. } => v.extend([x, acc]),
             Zero { y } => v.push(y),
             AvgPool3Forward { x, y, .. } | AvgPool2Forward { x, y, .. } => v.extend([x, y]),
             AvgPool3Backward { dy, dx, .. } | AvgPool2Backward { dy, dx, .. } => v.extend([dy, dx]),
@@ -199,6 +202,18 @@ impl Kernel {
             ActivationPatterns { x, out, .. } => v.extend([x, out]),
         }
         v
+    }
+
+    /// Whether the kernel adds into (rather than assigns) its activation gradient; true for every
+    /// kernel without the flag.
+    pub fn accumulates(&self) -> bool {
+        match *self {
+            Kernel::ConvBackwardInput { accumulate, .. }
+            | Kernel::BnBackward { accumulate, .. }
+            | Kernel::ReluBackward { accumulate, .. }
+            | Kernel::Accumulate { accumulate, .. } => accumulate,
+            _ => true,
+        }
     }
 
     /// Copies of every location (see [`Kernel::locs_mut`]).

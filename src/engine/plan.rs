@@ -6,6 +6,11 @@
 //! tape. Frozen parameters, and everything computed only from them, record nothing, keep no saved
 //! activations, and backward stops at the first trainable layer.
 //!
+//! Backward kernels add into their gradients (`dx +=`), so a value with several consumers sums
+//! their contributions. The first writer of an activation gradient in plan order (which is
+//! execution order) runs in assign mode instead (`dx = 0 + ...`: the same bits as a `Zero` kernel
+//! before it), so gradients need no zeroing pass; a gradient only read (never written) is zeroed.
+//!
 //! Memory: every activation, saved tensor and activation gradient is a virtual buffer with a
 //! lifetime (first to last kernel that touches it); buffers whose lifetimes do not overlap share
 //! space in one `Work` region. Forward-only values (all of a frozen prefix) are recycled at once;
@@ -307,6 +312,21 @@ impl<'g> Planner<'g> {
         self.requires_grad[v.0].then(|| self.grad(v))
     }
 
+    /// The gradient of `v` for a kernel with an `accumulate` mode to write, if `v` needs one, and
+    /// that mode: the first writer of an activation gradient (in plan order, which is execution
+    /// order) assigns it instead of a `Zero` kernel before it; later writers add.
+    fn grad_to_write(&mut self, v: ValueId) -> Option<(Loc, bool)> {
+        if !self.requires_grad[v.0] {
+            return None;
+        }
+        if self.grads[v.0].is_some() || matches!(self.graph.values[v.0].source, Source::Param(_)) {
+            return Some((self.grad(v), true));
+        }
+        let g = self.vbuf(self.graph.values[v.0].len(), BufKind::Gradient);
+        self.grads[v.0] = Some(g);
+        Some((g, false))
+    }
+
     fn forward_node(&mut self, i: usize) {
         let node = &self.graph.nodes[i];
         let out_len = self.graph.values[node.output.0].len();
@@ -349,7 +369,7 @@ impl<'g> Planner<'g> {
             Op::Sum => {
                 self.kernels.push(Kernel::Add { a: self.act(ins[0]), b: self.act(ins[1]), y });
                 for t in &ins[2..] {
-                    self.kernels.push(Kernel::Accumulate { acc: y, x: self.act(*t) });
+                    self.kernels.push(Kernel::Accumulate { acc: y, x: self.act(*t), accumulate: true });
                 }
                 return;
             }
@@ -412,8 +432,8 @@ impl<'g> Planner<'g> {
                 if let Some(dw) = self.grad_if_needed(ins[1]) {
                     self.kernels.push(Kernel::ConvBackwardWeight { g, x, dy, dw });
                 }
-                if let Some(dx) = self.grad_if_needed(ins[0]) {
-                    self.kernels.push(Kernel::ConvBackwardInput { g, dy, w, dx });
+                if let Some((dx, accumulate)) = self.grad_to_write(ins[0]) {
+                    self.kernels.push(Kernel::ConvBackwardInput { g, dy, w, dx, accumulate });
                 }
             }
             Op::BatchNorm { .. } => {
@@ -422,18 +442,18 @@ impl<'g> Planner<'g> {
                 let (mean, invstd) = (self.aux[i][0], self.aux[i][1]);
                 let dgamma = self.grad_if_needed(ins[1]);
                 let dbeta = self.grad_if_needed(ins[2]);
-                let dx = self.grad_if_needed(ins[0]);
-                self.kernels.push(Kernel::BnBackward { g, x, dy, gamma, mean, invstd, dx, dgamma, dbeta });
+                let (dx, accumulate) = self.grad_to_write(ins[0]).map_or((None, true), |(dx, a)| (Some(dx), a));
+                self.kernels.push(Kernel::BnBackward { g, x, dy, gamma, mean, invstd, dx, dgamma, dbeta, accumulate });
             }
             Op::Relu => {
-                if let Some(dx) = self.grad_if_needed(ins[0]) {
-                    self.kernels.push(Kernel::ReluBackward { y, dy, dx });
+                if let Some((dx, accumulate)) = self.grad_to_write(ins[0]) {
+                    self.kernels.push(Kernel::ReluBackward { y, dy, dx, accumulate });
                 }
             }
             Op::Sum => {
                 for t in ins {
-                    if let Some(dx) = self.grad_if_needed(*t) {
-                        self.kernels.push(Kernel::Accumulate { acc: dx, x: dy });
+                    if let Some((dx, accumulate)) = self.grad_to_write(*t) {
+                        self.kernels.push(Kernel::Accumulate { acc: dx, x: dy, accumulate });
                     }
                 }
             }

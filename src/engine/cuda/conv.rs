@@ -139,9 +139,9 @@ fn launch_bounded_shared(b: &dyn Backend, name: &str, dims: Dims, shared_bytes: 
     unsafe { launch_with_shared(b, name, dims, shared_bytes as u32, args) }
 }
 
-fn launch_tiles(b: &dyn Backend, name: &str, g: &ConvGeom, t: TilePlan, ptrs: [Arg; 3]) -> Result<()> {
+fn launch_tiles(b: &dyn Backend, name: &str, g: &ConvGeom, t: TilePlan, ptrs: [Arg; 3], extra: &[Arg]) -> Result<()> {
     let shape = [t.ti, t.tr, t.tc, t.chunk, t.glog2 as usize].into_iter().map(Arg::len).collect::<Result<Vec<_>>>()?;
-    let args = [ptrs.to_vec(), geometry_args(g)?, shape].concat();
+    let args = [ptrs.to_vec(), geometry_args(g)?, shape, extra.to_vec()].concat();
     let dims = Dims::per_item(t.blocks, FEAR_CONV_THREADS);
     ensure!(dims.grid[0] as usize == t.blocks, "{name}: {} blocks, more than one launch takes", t.blocks);
     launch_bounded_shared(b, name, dims, t.shared_bytes, &args)
@@ -153,16 +153,16 @@ pub fn forward(b: &dyn Backend, g: &ConvGeom, x: Arg, w: Arg, y: Arg) -> Result<
     if g.y_len() == 0 {
         return Ok(());
     }
-    launch_tiles(b, "fear_conv_forward", g, forward_plan(g), [x, w, y])
+    launch_tiles(b, "fear_conv_forward", g, forward_plan(g), [x, w, y], &[])
 }
 
-/// dx += conv_transpose(dy, w).
-pub fn backward_input(b: &dyn Backend, g: &ConvGeom, dy: Arg, w: Arg, dx: Arg) -> Result<()> {
+/// dx += conv_transpose(dy, w), or dx = 0 + ... without `accumulate`.
+pub fn backward_input(b: &dyn Backend, g: &ConvGeom, dy: Arg, w: Arg, dx: Arg, accumulate: bool) -> Result<()> {
     check_shape(g)?;
     if g.x_len() == 0 {
         return Ok(());
     }
-    launch_tiles(b, "fear_conv_backward_input", g, backward_input_plan(g), [dy, w, dx])
+    launch_tiles(b, "fear_conv_backward_input", g, backward_input_plan(g), [dy, w, dx], &[Arg::I32(accumulate as i32)])
 }
 
 /// dw += the weight gradient: partials per split into the scratch, then their fixed-order sum.

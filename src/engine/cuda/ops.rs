@@ -41,6 +41,11 @@ fn len(n: usize) -> Result<Arg> {
     Arg::len(n)
 }
 
+/// A backward kernel's `accumulate` mode as its trailing `int` argument (0: assign).
+fn flag(accumulate: bool) -> Arg {
+    Arg::I32(accumulate as i32)
+}
+
 /// Launches `name` over `n` elements (nothing when `n` is 0).
 fn elementwise(b: &dyn Backend, name: &str, n: usize, args: &[Arg]) -> Result<()> {
     if n == 0 {
@@ -142,7 +147,7 @@ pub fn launch_kernel(b: &dyn Backend, mem: &GpuMemory, kernel: &Kernel) -> Resul
     use Kernel::*;
     match *kernel {
         ConvForward { g, x, w, y } => conv::forward(b, &g, p(x)?, p(w)?, p(y)?),
-        ConvBackwardInput { g, dy, w, dx } => conv::backward_input(b, &g, p(dy)?, p(w)?, p(dx)?),
+        ConvBackwardInput { g, dy, w, dx, accumulate } => conv::backward_input(b, &g, p(dy)?, p(w)?, p(dx)?, accumulate),
         ConvBackwardWeight { g, x, dy, dw } => conv::backward_weight(b, mem, &g, p(x)?, p(dy)?, p(dw)?),
         BnTrainForward { g, x, gamma, beta, running_mean, running_var, y, mean, invstd, eps, momentum } => {
             if g.n * g.hw == 0 {
@@ -170,7 +175,7 @@ pub fn launch_kernel(b: &dyn Backend, mem: &GpuMemory, kernel: &Kernel) -> Resul
             let shape = [len(g.n)?, len(g.c)?, len(g.hw)?, len(splits)?];
             per_item(b, "fear_bn_apply", g.c * splits, FEAR_BN_THREADS, &[&[p(x)?, coef, p(y)?][..], &shape].concat())
         }
-        BnBackward { g, x, dy, gamma, mean, invstd, dx, dgamma, dbeta } => {
+        BnBackward { g, x, dy, gamma, mean, invstd, dx, dgamma, dbeta, accumulate } => {
             if g.n * g.hw == 0 {
                 return Ok(());
             }
@@ -183,16 +188,20 @@ pub fn launch_kernel(b: &dyn Backend, mem: &GpuMemory, kernel: &Kernel) -> Resul
             elementwise(b, "fear_bn_backward_finalize", g.c, &finalize)?;
             match dx {
                 Some(dx) => {
-                    let apply = [&[p(x)?, p(dy)?, coef, p(dx)?][..], &shape].concat();
+                    let apply = [&[p(x)?, p(dy)?, coef, p(dx)?][..], &shape, &[flag(accumulate)]].concat();
                     per_item(b, "fear_bn_backward_apply", g.c * splits, FEAR_BN_THREADS, &apply)
                 }
                 None => Ok(()),
             }
         }
         Relu { x, y } => elementwise(b, "fear_relu_forward", y.len, &[p(x)?, p(y)?, len(y.len)?]),
-        ReluBackward { y, dy, dx } => elementwise(b, "fear_relu_backward", dx.len, &[p(y)?, p(dy)?, p(dx)?, len(dx.len)?]),
+        ReluBackward { y, dy, dx, accumulate } => {
+            elementwise(b, "fear_relu_backward", dx.len, &[p(y)?, p(dy)?, p(dx)?, len(dx.len)?, flag(accumulate)])
+        }
         Add { a, b: bb, y } => elementwise(b, "fear_add", y.len, &[p(a)?, p(bb)?, p(y)?, len(y.len)?]),
-        Accumulate { acc, x } => elementwise(b, "fear_accumulate", acc.len, &[p(acc)?, p(x)?, len(acc.len)?]),
+        Accumulate { acc, x, accumulate } => {
+            elementwise(b, "fear_accumulate", acc.len, &[p(acc)?, p(x)?, len(acc.len)?, flag(accumulate)])
+        }
         Zero { y } => elementwise(b, "fear_zero", y.len, &[p(y)?, len(y.len)?]),
         AvgPool3Forward { g, x, y } => {
             elementwise(b, "fear_avg_pool3_forward", y.len, &[p(x)?, p(y)?, len(g.n * g.c)?, len(g.h)?, len(g.w)?])

@@ -86,7 +86,10 @@ fn conv_cases() -> Vec<(String, f64, Kernel)> {
         let mut c = Case::new();
         let (x, w, y) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
         out.push((format!("{name}_forward"), REDUCTION_TOLERANCE, Kernel::ConvForward { g, x, w, y }));
-        out.push((format!("{name}_backward_input"), REDUCTION_TOLERANCE, Kernel::ConvBackwardInput { g, dy: y, w, dx: x }));
+        // Both modes: assign must ignore the random values already in dx.
+        for (mode, accumulate) in [("", true), ("_assign", false)] {
+            out.push((format!("{name}_backward_input{mode}"), REDUCTION_TOLERANCE, Kernel::ConvBackwardInput { g, dy: y, w, dx: x, accumulate }));
+        }
         out.push((format!("{name}_backward_weight"), REDUCTION_TOLERANCE, Kernel::ConvBackwardWeight { g, x, dy: y, dw: w }));
     }
     out
@@ -121,20 +124,23 @@ fn cases() -> Vec<SelfTestCase> {
             let (x, gamma, beta, rm, rv, y) = (c.loc(bn.len()), c.loc(ch), c.loc(ch), c.loc(ch), c.preset(positive(ch)), c.loc(bn.len()));
             Kernel::BnEvalForward { g: bn, x, gamma, beta, running_mean: rm, running_var: rv, y, eps: 1e-5 }
         });
-        for (name, all) in [("bn_backward", true), ("bn_backward_dx_only", false)] {
+        let modes = [("bn_backward", true, true), ("bn_backward_assign", true, false), ("bn_backward_dx_only", false, true), ("bn_backward_dx_only_assign", false, false)];
+        for (name, all, accumulate) in modes {
             add(&format!("{name}{suffix}"), REDUCTION_TOLERANCE, &|c| {
                 let (x, dy, gamma, mean) = (c.loc(bn.len()), c.loc(bn.len()), c.loc(ch), c.loc(ch));
                 let (invstd, dx) = (c.preset(positive(ch)), c.loc(bn.len()));
                 let (dgamma, dbeta) = if all { (Some(c.loc(ch)), Some(c.loc(ch))) } else { (None, None) };
-                Kernel::BnBackward { g: bn, x, dy, gamma, mean, invstd, dx: Some(dx), dgamma, dbeta }
+                Kernel::BnBackward { g: bn, x, dy, gamma, mean, invstd, dx: Some(dx), dgamma, dbeta, accumulate }
             });
         }
     }
     let n = 3 * 7 * 25;
     add("relu", ELEMENTWISE_TOLERANCE, &|c| Kernel::Relu { x: c.loc(n), y: c.loc(n) });
-    add("relu_backward", ELEMENTWISE_TOLERANCE, &|c| Kernel::ReluBackward { y: c.loc(n), dy: c.loc(n), dx: c.loc(n) });
+    for (mode, accumulate) in [("", true), ("_assign", false)] {
+        add(&format!("relu_backward{mode}"), ELEMENTWISE_TOLERANCE, &|c| Kernel::ReluBackward { y: c.loc(n), dy: c.loc(n), dx: c.loc(n), accumulate });
+        add(&format!("accumulate{mode}"), ELEMENTWISE_TOLERANCE, &|c| Kernel::Accumulate { acc: c.loc(n), x: c.loc(n), accumulate });
+    }
     add("add", ELEMENTWISE_TOLERANCE, &|c| Kernel::Add { a: c.loc(n), b: c.loc(n), y: c.loc(n) });
-    add("accumulate", ELEMENTWISE_TOLERANCE, &|c| Kernel::Accumulate { acc: c.loc(n), x: c.loc(n) });
     add("zero", ELEMENTWISE_TOLERANCE, &|c| Kernel::Zero { y: c.loc(n) });
     let pg = PoolGeom { n: 3, c: 7, h: 5, w: 5 };
     add("avg_pool3_forward", ELEMENTWISE_TOLERANCE, &|c| Kernel::AvgPool3Forward { g: pg, x: c.loc(n), y: c.loc(n) });
