@@ -330,3 +330,23 @@ fn assign_mode_is_zero_then_accumulate_bit_for_bit_and_ignores_what_dx_held() {
         assert_ne!(assigned[out.offset..out.end()], work[out.offset..out.end()], "{name}: the test needs a dx that changes");
     }
 }
+
+#[test]
+fn gradients_are_neither_zeroed_nor_copied_where_a_writer_or_a_sum_can_own_them() {
+    let n = 4;
+    let mut s = session(n);
+    let p = s.program(n, true).unwrap().clone();
+    let count = |name: &str| p.backward.iter().filter(|k| k.name() == name).count();
+    // One zeroing pass for the parameter gradients, and one per activation gradient whose first
+    // writer has no assign mode (softmax, linear and global-pool backward, and the 2x2 pool
+    // backward, the first writer of the first sum's gradient).
+    let zeroed: Vec<_> = p.backward.iter().filter(|k| k.name() == "zero").map(|k| k.locs()[0].space).collect();
+    assert_eq!(zeroed.iter().filter(|s| **s == fear::engine::Space::ParamGrads).count(), 1);
+    assert_eq!(count("zero"), 1 + 4, "{zeroed:?}");
+    // Sum terms with one consumer (the BN outputs, the 3x3 pool, the downsample conv) share their
+    // sum's gradient; only x0, which the stem ReLU and the pool also read, gets a copy, assigned
+    // by its first writer.
+    assert_eq!(count("accumulate"), 1);
+    let first_writers = p.backward.iter().filter(|k| !k.accumulates()).count();
+    assert!(first_writers >= 5, "{first_writers} kernels assign");
+}

@@ -10,6 +10,8 @@
 //! their contributions. The first writer of an activation gradient in plan order (which is
 //! execution order) runs in assign mode instead (`dx = 0 + ...`: the same bits as a `Zero` kernel
 //! before it), so gradients need no zeroing pass; a gradient only read (never written) is zeroed.
+//! A term of a node sum whose only consumer is that sum takes the sum's gradient buffer as its
+//! own (the gradient of a sum term is the sum's gradient): no copy at all.
 //!
 //! Memory: every activation, saved tensor and activation gradient is a virtual buffer with a
 //! lifetime (first to last kernel that touches it); buffers whose lifetimes do not overlap share
@@ -221,6 +223,8 @@ struct Planner<'g> {
     graph: &'g Graph,
     opts: &'g PlanOptions,
     requires_grad: Vec<bool>,
+    /// Per value, how many node inputs name it.
+    consumers: Vec<usize>,
     vbufs: Vec<VBuf>,
     /// Where each value lives (parameters in `Params`, others virtual until placed).
     acts: Vec<Option<Loc>>,
@@ -252,10 +256,15 @@ impl<'g> Planner<'g> {
                 acts[i] = Some(Loc::new(Space::Params, spec.offset, spec.len()));
             }
         }
+        let mut consumers = vec![0; graph.values.len()];
+        for x in graph.nodes.iter().flat_map(|n| &n.inputs) {
+            consumers[x.0] += 1;
+        }
         let mut planner = Planner {
             graph,
             opts,
             requires_grad,
+            consumers,
             vbufs: Vec::new(),
             acts,
             grads: vec![None; graph.values.len()],
@@ -325,6 +334,19 @@ impl<'g> Planner<'g> {
         let g = self.vbuf(self.graph.values[v.0].len(), BufKind::Gradient);
         self.grads[v.0] = Some(g);
         Some((g, false))
+    }
+
+    /// Whether term `t` of a node sum can use the sum's gradient buffer as its own instead of a
+    /// copy: the sum is its only consumer, so nothing else writes its gradient, and the sum's
+    /// gradient is complete (every consumer of the sum ran before its backward) and only read from
+    /// here on. Not a feature under `cell_probes`, whose gradients are overwritten with signs.
+    fn shares_sum_gradient(&self, t: ValueId) -> bool {
+        let probed = self.opts.cell_probes.is_some() && self.graph.features.contains(&t);
+        self.requires_grad[t.0]
+            && self.grads[t.0].is_none()
+            && self.consumers[t.0] == 1
+            && matches!(self.graph.values[t.0].source, Source::Node(_))
+            && !probed
     }
 
     fn forward_node(&mut self, i: usize) {
@@ -452,6 +474,10 @@ impl<'g> Planner<'g> {
             }
             Op::Sum => {
                 for t in ins {
+                    if self.shares_sum_gradient(*t) {
+                        self.grads[t.0] = Some(dy);
+                        continue;
+                    }
                     if let Some((dx, accumulate)) = self.grad_to_write(*t) {
                         self.kernels.push(Kernel::Accumulate { acc: dx, x: dy, accumulate });
                     }
