@@ -306,10 +306,12 @@ fn assign_mode_is_zero_then_accumulate_bit_for_bit_and_ignores_what_dx_held() {
     let (y, dy, dx) = (loc(40), loc(40), loc(40));
     let mut rng = ChaCha8Rng::seed_from_u64(12);
     let mut work: Vec<f64> = (0..at).map(|_| rng.random_range(-1.0..1.0)).collect();
-    for i in invstd.offset..invstd.end() {
-        work[i] = work[i].abs() + 0.5;
+    for v in &mut work[invstd.offset..invstd.end()] {
+        *v = v.abs() + 0.5;
     }
-    let cases: Vec<(Loc, Box<dyn Fn(bool) -> Kernel>)> = vec![
+    // Each case: the output it writes, and its kernel in accumulate (true) or assign mode.
+    type Case = (Loc, Box<dyn Fn(bool) -> Kernel>);
+    let cases: Vec<Case> = vec![
         (cx, Box::new(move |accumulate| Kernel::ConvBackwardInput { g, dy: cy, w: cw, dx: cx, accumulate })),
         (bdx, Box::new(move |accumulate| Kernel::BnBackward { g: b, x: bx, dy: bdy, gamma, mean, invstd, dx: Some(bdx), dgamma: None, dbeta: None, accumulate })),
         (dx, Box::new(move |accumulate| Kernel::ReluBackward { y, dy, dx, accumulate })),
