@@ -13,6 +13,7 @@ pub mod features;
 pub mod net;
 pub mod rank;
 pub mod reproduce;
+pub mod run;
 pub mod space;
 pub mod threshold;
 pub mod train;

@@ -5,6 +5,18 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+/// An error in what the user asked for (exit status 2), as opposed to a failure while working.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a killed
 /// process never leaves a half-written file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {

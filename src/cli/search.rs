@@ -12,8 +12,8 @@ use crate::eval::{column_for_dataset, GroundTruth, GROUND_TRUTH_COLUMNS};
 use crate::rank::search::{Candidate, SearchState};
 use crate::space::{parse_arch_list, Arch, NUM_ARCHS};
 
-use super::common::RunArgs;
-use super::rank::{fear_config, rank_one, warn_if_stage2_trains_no_cell, FearArgs};
+use super::args::RunArgs;
+use super::rank::{fear_config, warn_if_stage2_trains_no_cell, FearArgs, RankRecord};
 use super::shortreg::shortreg_one;
 use super::UsageError;
 
@@ -127,15 +127,16 @@ pub fn run(args: SearchArgs) -> Result<()> {
             prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| {
                 let cutoff_s = lock().cutoff_s(args.cutoff_ratio);
                 let cfg = crate::rank::FearConfig { stage1_time_budget_s: cutoff_s, ..cfg.clone() };
-                let record = rank_one(arch, data, net, dev, &cfg, seed, bar)?;
-                let ok = record.status == crate::rank::Status::Ok;
+                let crate::run::FearRun { outcome, reason } = crate::run::fear_one(arch, data, net, dev, &cfg, seed, bar)?;
+                let ok = outcome.status == crate::rank::Status::Ok;
                 let candidate = Candidate {
-                    index: record.index,
+                    index: arch.index(),
                     // SPEC 4.4: in random search FEAR's score is its best stage-2 epoch.
-                    score: record.stage2_acc.iter().copied().reduce(f64::max).filter(|_| ok),
-                    time_s: record.time_s,
-                    time_to_threshold_s: record.reached_threshold.then_some(record.stage1_s),
+                    score: outcome.best_stage2_acc.filter(|_| ok),
+                    time_s: outcome.time_s,
+                    time_to_threshold_s: outcome.reached_threshold.then_some(outcome.stage1_s),
                 };
+                let record = RankRecord::new(arch, &outcome, reason, &cfg, data, net, crate::engine::Device::<f32>::name(dev), seed);
                 let mut state = lock();
                 state.observe(&candidate);
                 let p = step(&state, &candidate, cutoff_s);

@@ -17,7 +17,7 @@ use crate::rank::zero_cost::{parse_proxies, Proxy};
 use crate::rank::Status;
 use crate::space::Arch;
 
-use super::common::progress_bar;
+use crate::run::progress_bar;
 use super::rank::{fear_config, rank_one, RankArgs};
 use super::UsageError;
 

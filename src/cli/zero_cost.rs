@@ -6,19 +6,19 @@ use std::time::Instant;
 
 use anyhow::Result;
 use clap::Args;
-use rayon::prelude::*;
 use serde_json::{json, Map, Value};
 
 use crate::data::{Batcher, Dataset, Method};
 use crate::engine::{AnyDevice, Cpu, Device};
 use crate::net::NetConfig;
-use crate::rank::failure;
 use crate::rank::zero_cost::score::{score_arch_on, ProxyBatch, Weights};
 use crate::rank::zero_cost::trained::trained_weights;
 use crate::rank::zero_cost::parse_proxies;
 use crate::space::Arch;
 
-use super::common::{check_same_config, forget_new_results, open_results, progress_bar, SelectArgs};
+use crate::run::{forget_new_results, open_results, Runner};
+
+use super::args::SelectArgs;
 use super::UsageError;
 
 #[derive(Args, Debug)]
@@ -61,9 +61,6 @@ const DATASET_HELP: &str = "Dataset of the training batch: synthetic-cifar10, ci
 /// The fields that must agree between a results file and a run that appends to it.
 const CONFIG_FIELDS: [&str; 8] = ["proxies", "dataset", "seed", "batch", "trained_epochs", "channels", "cells_per_stage", "recipe"];
 
-/// Architectures scored in parallel between appends on the data-free path.
-const PARALLEL_CHUNK: usize = 128;
-
 pub fn run(args: ZeroCostArgs) -> Result<()> {
     let usage = |m: String| anyhow::Error::from(UsageError(m));
     let proxies = parse_proxies(&args.proxy).map_err(|e| usage(format!("--proxy: {e}")))?;
@@ -74,7 +71,7 @@ pub fn run(args: ZeroCostArgs) -> Result<()> {
     }
     args.select.set_threads()?;
     let existed = args.out.exists();
-    let (mut results, todo) = open_results(&args.out, &archs)?;
+    let (results, todo) = open_results(&args.out, &archs)?;
     let needs_data = proxies.iter().any(|p| p.needs_data()) || args.trained_epochs > 0;
     let data = if needs_data || !args.select.is_demo() {
         Some(load_data(&args.select).inspect_err(|_| forget_new_results(&args.out, existed))?)
@@ -98,9 +95,6 @@ pub fn run(args: ZeroCostArgs) -> Result<()> {
         "cells_per_stage": net.n,
         "recipe": args.select.recipe,
     });
-    if !args.select.force {
-        check_same_config(&results, &config, &CONFIG_FIELDS)?;
-    }
     let device = dev.name();
     let on_cpu = matches!(dev, AnyDevice::Cpu(_));
     let record = |arch: &Arch, scores: Vec<crate::rank::zero_cost::score::ProxyScore>| -> Value {
@@ -118,55 +112,37 @@ pub fn run(args: ZeroCostArgs) -> Result<()> {
         m.insert("device".into(), json!(device));
         Value::Object(m)
     };
-    let bar = progress_bar(todo.len());
-    // One architecture's error or panic becomes its `failed` line; the run goes on.
-    let attempt_line = |arch: &Arch, work: &dyn Fn() -> Result<Value>| -> Value {
-        failure::attempt(arch, work).unwrap_or_else(|reason| {
-            bar.suspend(|| eprintln!("arch {:>5}  failed: {reason}", arch.index()));
-            failure::failed_line(arch, &device, &reason, &config)
-        })
-    };
-    let started = Instant::now();
-    if needs_data {
+    let batcher = needs_data.then(|| {
         let data = data.as_ref().unwrap();
-        let aug = args.select.recipe.train_augment(data, Method::ZeroCost);
-        let batcher = Batcher::train(&data.train, aug, args.batch, args.select.seed, 0);
-        let b = batcher.batch(0);
-        if b.len < args.batch {
-            eprintln!("note: the training split has {} images; the batch holds all of them", b.len);
-        }
-        let batch = ProxyBatch { images: &b.images, labels: &b.labels };
-        for arch in &todo {
-            bar.set_message(format!("arch {}", arch.index()));
-            let line = attempt_line(arch, &|| {
-                let weights = if args.trained_epochs > 0 {
-                    trained_weights(arch, &net, data, aug, args.trained_epochs, args.select.seed)?
-                } else {
-                    Weights::Init(args.select.seed)
-                };
-                Ok(record(arch, score_arch_on::<f32, AnyDevice>(&dev, arch, &net, &proxies, Some(&batch), &weights)?))
-            });
-            results.append(&line)?;
-            bar.println(summary(&line, &names));
-            bar.inc(1);
-        }
-    } else {
-        // No data: each architecture is a small single-image network, so architectures run in
-        // parallel (one per thread) rather than each op over the threads.
-        // (On a GPU one at a time: the device runs them.)
-        let score = |arch: &Arch| attempt_line(arch, &|| Ok(record(arch, score_arch_on::<f32, AnyDevice>(&dev, arch, &net, &proxies, None, &Weights::Init(args.select.seed))?)));
-        for chunk in todo.chunks(PARALLEL_CHUNK) {
-            let scored: Vec<Value> = if on_cpu { chunk.par_iter().with_max_len(1).map(score).collect() } else { chunk.iter().map(score).collect() };
-            for line in &scored {
-                results.append(line)?;
-                bar.println(summary(line, &names));
-                bar.inc(1);
-            }
-        }
+        Batcher::train(&data.train, args.select.recipe.train_augment(data, Method::ZeroCost), args.batch, args.select.seed, 0)
+    });
+    let b = batcher.as_ref().map(|batcher| batcher.batch(0));
+    if let Some(b) = b.as_ref().filter(|b| b.len < args.batch) {
+        eprintln!("note: the training split has {} images; the batch holds all of them", b.len);
     }
-    bar.finish_and_clear();
+    let batch = b.as_ref().map(|b| ProxyBatch { images: &b.images, labels: &b.labels });
+    // Without data each architecture is a small single-image network, so on the CPU one worker
+    // per thread scores architectures side by side rather than each op over the threads. (On a
+    // GPU, and with data, one at a time: the device or the ops use the parallelism.)
+    let workers = if on_cpu && !needs_data { rayon::current_num_threads() } else { 1 };
+    let scored = todo.len();
+    let runner = Runner { todo, results, devices: vec![dev.clone(); workers], force: args.select.force };
+    let started = Instant::now();
+    let results = runner.run(&config, &CONFIG_FIELDS, |arch, dev, bar| {
+        bar.set_message(format!("arch {}", arch.index()));
+        let weights = match &data {
+            Some(data) if args.trained_epochs > 0 => {
+                let aug = args.select.recipe.train_augment(data, Method::ZeroCost);
+                trained_weights(arch, &net, data, aug, args.trained_epochs, args.select.seed)?
+            }
+            _ => Weights::Init(args.select.seed),
+        };
+        let line = record(arch, score_arch_on::<f32, AnyDevice>(dev, arch, &net, &proxies, batch.as_ref(), &weights)?);
+        bar.println(summary(&line, &names));
+        Ok(line)
+    })?;
     print_scores(&results.lines, &names);
-    eprintln!("{} architectures scored in {:.1}s; results: {}", todo.len(), started.elapsed().as_secs_f64(), args.out.display());
+    eprintln!("{} architectures scored in {:.1}s; results: {}", scored, started.elapsed().as_secs_f64(), args.out.display());
     Ok(())
 }
 
@@ -214,8 +190,8 @@ fn load_data(select: &SelectArgs) -> Result<Dataset> {
 /// The device the networks run on: `auto` is the CPU (synflow needs float64 and the CPU
 /// path scores several architectures at once); a GPU only when asked for, the first of a list.
 fn zero_cost_device(device: &str) -> Result<AnyDevice> {
-    match super::device::parse_device(device)? {
-        super::device::DeviceSpec::Cpu | super::device::DeviceSpec::Auto => Ok(AnyDevice::Cpu(Cpu)),
-        _ => Ok(super::device::open_devices(device)?.remove(0)),
+    match crate::run::device::parse_device(device)? {
+        crate::run::device::DeviceSpec::Cpu | crate::run::device::DeviceSpec::Auto => Ok(AnyDevice::Cpu(Cpu)),
+        _ => Ok(crate::run::device::open_devices(device)?.remove(0)),
     }
 }
