@@ -14,6 +14,7 @@ pub mod net;
 pub mod rank;
 pub mod reproduce;
 pub mod run;
+pub mod schema;
 pub mod space;
 pub mod threshold;
 pub mod train;

@@ -4,12 +4,12 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use serde::Serialize;
 
-use crate::data::{Dataset, Method, Recipe};
+use crate::data::{Dataset, Method};
 use crate::engine::{AnyDevice, Device};
 use crate::net::NetConfig;
-use crate::rank::{FearConfig, FearOutcome, Status};
+use crate::schema::RankRecord;
+use crate::rank::{FearConfig, FearOutcome};
 use crate::run::{fear_one, FearRun, Progress};
 use crate::space::Arch;
 
@@ -60,35 +60,6 @@ fn threshold_arg(s: &str) -> Result<f64, String> {
     } else {
         Err(format!("{t} is outside (0, 1]: the threshold is a training accuracy stage 1 must reach"))
     }
-}
-
-/// One results line.
-#[derive(Serialize, Debug)]
-pub struct RankRecord {
-    pub index: usize,
-    pub arch: String,
-    pub status: Status,
-    /// Why the status is not ok, when there is more to say.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    pub score: Option<f64>,
-    pub reached_threshold: bool,
-    pub stage1_epochs: usize,
-    pub stage1_s: f64,
-    pub stage2_s: f64,
-    pub time_s: f64,
-    pub stage1_acc: Vec<f64>,
-    pub stage2_acc: Vec<f64>,
-    pub threshold: f64,
-    pub dataset: String,
-    /// The data recipe (`paper` or `natsbench`) and the Cutout side trained with.
-    pub recipe: Recipe,
-    pub cutout: usize,
-    /// Network channels C and cells per stage N.
-    pub channels: usize,
-    pub cells_per_stage: usize,
-    pub device: String,
-    pub seed: u64,
 }
 
 /// The fields that must agree between a results file and a run that appends to it.
@@ -155,7 +126,7 @@ impl RankRecord {
         RankRecord {
             index: arch.index(),
             arch: arch.to_string(),
-            status: outcome.status.clone(),
+            status: outcome.status,
             reason,
             score: outcome.score,
             reached_threshold: outcome.reached_threshold,

@@ -10,10 +10,11 @@ use serde::Serialize;
 
 use crate::eval::{column_for_dataset, GroundTruth, GROUND_TRUTH_COLUMNS};
 use crate::rank::search::{Candidate, SearchState};
+use crate::schema::RankRecord;
 use crate::space::{parse_arch_list, Arch, NUM_ARCHS};
 
 use super::args::RunArgs;
-use super::rank::{fear_config, warn_if_stage2_trains_no_cell, FearArgs, RankRecord};
+use super::rank::{fear_config, warn_if_stage2_trains_no_cell, FearArgs};
 use super::shortreg::shortreg_one;
 use super::UsageError;
 

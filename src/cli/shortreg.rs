@@ -5,12 +5,12 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use serde::Serialize;
 
-use crate::data::{Dataset, Recipe};
+use crate::data::Dataset;
 use crate::engine::{AnyDevice, Device};
 use crate::net::NetConfig;
-use crate::rank::{ShortregConfig, Status};
+use crate::schema::ShortregRecord;
+use crate::rank::ShortregConfig;
 use crate::run::Progress;
 use crate::space::Arch;
 
@@ -30,32 +30,6 @@ pub struct ShortregArgs {
     /// Results (JSON Lines, appended as each architecture finishes; rerun to resume).
     #[arg(value_parser = crate::util::path_arg, long, default_value = "fear-shortreg.jsonl")]
     pub out: PathBuf,
-}
-
-/// One results line.
-#[derive(Serialize, Debug)]
-pub struct ShortregRecord {
-    pub index: usize,
-    pub arch: String,
-    pub status: Status,
-    /// The best epoch's training accuracy (null unless status is ok).
-    pub score: Option<f64>,
-    /// E and B.
-    pub epochs: usize,
-    pub batch: usize,
-    /// Training accuracy of each epoch run.
-    pub train_acc: Vec<f64>,
-    pub time_s: f64,
-    pub lr: f64,
-    pub dataset: String,
-    /// The data recipe (`paper` or `natsbench`) and the Cutout side trained with.
-    pub recipe: Recipe,
-    pub cutout: usize,
-    /// Network channels C and cells per stage N.
-    pub channels: usize,
-    pub cells_per_stage: usize,
-    pub device: String,
-    pub seed: u64,
 }
 
 /// The fields that must agree between a results file and a run that appends to it.

@@ -1,12 +1,13 @@
 //! `fear zero-cost`: score architectures by zero-cost proxies (SPEC 5), one results line per
 //! architecture, resumable and shardable like `fear rank`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
 use clap::Args;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use crate::data::{Batcher, Dataset, Method};
 use crate::engine::{AnyDevice, Cpu, Device};
@@ -14,6 +15,7 @@ use crate::net::NetConfig;
 use crate::rank::zero_cost::score::{score_arch_on, ProxyBatch, Weights};
 use crate::rank::zero_cost::trained::trained_weights;
 use crate::rank::zero_cost::parse_proxies;
+use crate::schema::{LineHead, Status, ZeroCostConfig, ZeroCostRecord};
 use crate::space::Arch;
 
 use crate::run::{forget_new_results, open_results, Runner};
@@ -85,32 +87,33 @@ pub fn run(args: ZeroCostArgs) -> Result<()> {
         image_size: data.as_ref().map_or(32, |d| d.image_size),
     };
     let names: Vec<&str> = proxies.iter().map(|p| p.name()).collect();
-    let config = json!({
-        "proxies": names.join(","),
-        "dataset": data.as_ref().map(|d| d.name.clone()),
-        "seed": args.select.seed,
-        "batch": args.batch,
-        "trained_epochs": args.trained_epochs,
-        "channels": net.c,
-        "cells_per_stage": net.n,
-        "recipe": args.select.recipe,
-    });
+    let zero_cost_config = ZeroCostConfig {
+        proxies: names.join(","),
+        dataset: data.as_ref().map(|d| d.name.clone()),
+        seed: args.select.seed,
+        batch: args.batch,
+        trained_epochs: args.trained_epochs,
+        channels: net.c,
+        cells_per_stage: net.n,
+        recipe: args.select.recipe,
+    };
+    let config = serde_json::to_value(&zero_cost_config)?;
     let device = dev.name();
     let on_cpu = matches!(dev, AnyDevice::Cpu(_));
-    let record = |arch: &Arch, scores: Vec<crate::rank::zero_cost::score::ProxyScore>| -> Value {
-        let mut m = Map::new();
-        m.insert("index".into(), json!(arch.index()));
-        m.insert("arch".into(), json!(arch.to_string()));
-        m.insert("status".into(), json!(if arch.is_connected() { "ok" } else { "disconnected" }));
+    let record = |arch: &Arch, scores: Vec<crate::rank::zero_cost::score::ProxyScore>| -> ZeroCostRecord {
+        let mut by_name = BTreeMap::new();
         for s in &scores {
-            m.insert(s.proxy.name().into(), json!(s.score));
-            m.insert(format!("{}_time_s", s.proxy.name()), json!(s.seconds));
+            by_name.insert(s.proxy.name().to_string(), Some(s.score).filter(|v| v.is_finite()));
+            by_name.insert(format!("{}_time_s", s.proxy.name()), Some(s.seconds).filter(|v| v.is_finite()));
         }
-        for (k, v) in config.as_object().unwrap() {
-            m.insert(k.clone(), v.clone());
+        ZeroCostRecord {
+            index: arch.index(),
+            arch: arch.to_string(),
+            status: if arch.is_connected() { Status::Ok } else { Status::Disconnected },
+            scores: by_name,
+            config: zero_cost_config.clone(),
+            device: device.clone(),
         }
-        m.insert("device".into(), json!(device));
-        Value::Object(m)
     };
     let batcher = needs_data.then(|| {
         let data = data.as_ref().unwrap();
@@ -147,35 +150,33 @@ pub fn run(args: ZeroCostArgs) -> Result<()> {
 }
 
 /// A finished architecture's progress line: index, status, each proxy's score, the time.
-fn summary(line: &Value, names: &[&str]) -> String {
-    let time: f64 = names.iter().filter_map(|n| line.get(format!("{n}_time_s")).and_then(Value::as_f64)).sum();
-    let scores: Vec<String> = names.iter().map(|n| format!("{n} {}", score_text(line.get(*n)))).collect();
-    let status = line.get("status").and_then(Value::as_str).unwrap_or("?");
-    format!("arch {:>5}  {status:<12} {}  time {time:.2}s", index_text(line), scores.join("  "))
+fn summary(line: &ZeroCostRecord, names: &[&str]) -> String {
+    let score = |key: &str| line.scores.get(key).copied().flatten();
+    let time: f64 = names.iter().filter_map(|n| score(&format!("{n}_time_s"))).sum();
+    let scores: Vec<String> = names.iter().map(|n| format!("{n} {}", score_text(score(n)))).collect();
+    format!("arch {:>5}  {:<12} {}  time {time:.2}s", line.index, line.status.name(), scores.join("  "))
 }
 
-fn index_text(line: &Value) -> String {
-    line["index"].as_u64().map_or("?".into(), |i| i.to_string())
-}
-
-fn score_text(v: Option<&Value>) -> String {
-    v.and_then(Value::as_f64).map_or("-".into(), |s| format!("{s:.4e}"))
+fn score_text(v: Option<f64>) -> String {
+    v.map_or("-".into(), |s| format!("{s:.4e}"))
 }
 
 /// The scores of every line of the results file, best first by the first proxy (higher is
 /// better for every proxy); lines without that score (failed) last.
 fn print_scores(lines: &[Value], names: &[&str]) {
     let Some(first) = names.first() else { return };
-    let score = |v: &Value| v.get(*first).and_then(Value::as_f64).unwrap_or(f64::NEG_INFINITY);
+    // A proxy's score is the line's field of that name (the record's flattened scores).
+    let number = |v: &Value, n: &str| v.get(n).and_then(Value::as_f64);
+    let score = |v: &Value| number(v, first).unwrap_or(f64::NEG_INFINITY);
     let mut rows: Vec<&Value> = lines.iter().collect();
     rows.sort_by(|a, b| score(b).total_cmp(&score(a)));
     println!("zero-cost scores (higher is better), ranked by {first}:");
     let header: String = names.iter().map(|n| format!("  {n:>11}")).collect();
     println!("{:>4}  {:>5}  {:<12}{header}  arch", "rank", "index", "status");
     for (i, v) in rows.iter().enumerate() {
-        let cells: String = names.iter().map(|n| format!("  {:>11}", score_text(v.get(*n)))).collect();
-        let status = v.get("status").and_then(Value::as_str).unwrap_or("?");
-        println!("{:>4}  {:>5}  {status:<12}{cells}  {}", i + 1, index_text(v), v["arch"].as_str().unwrap_or("?"));
+        let cells: String = names.iter().map(|n| format!("  {:>11}", score_text(number(v, n)))).collect();
+        let head = LineHead::of(v).unwrap_or_default();
+        println!("{:>4}  {:>5}  {:<12}{cells}  {}", i + 1, head.index, head.status().name(), head.arch.as_deref().unwrap_or("?"));
     }
 }
 

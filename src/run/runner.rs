@@ -150,7 +150,7 @@ impl Runner {
                             gave_up.store(true, Ordering::Relaxed);
                             stop.store(true, Ordering::Relaxed);
                         }
-                        failure::failed_line(arch, &crate::engine::Device::<f32>::name(&device), &reason, config)
+                        serde_json::to_value(failure::failed_line(arch, &crate::engine::Device::<f32>::name(&device), &reason, config))?
                     }
                 };
                 results.lock().unwrap_or_else(|e| e.into_inner()).append(&line).inspect_err(|_| stop.store(true, Ordering::Relaxed))?;
