@@ -4,7 +4,7 @@
 //! (serde_json's map), so these types keep the files byte for byte as before.
 //!
 //! Search lines are a FEAR or shortreg record flattened into the search's own fields
-//! (`cli/search.rs`); `rank --shortlist` lines a FEAR record under the shortlist's fields.
+//! ([`SearchRecord`]); `rank --shortlist` lines a FEAR record under the shortlist's fields.
 
 use std::collections::BTreeMap;
 
@@ -113,8 +113,9 @@ pub struct ZeroCostConfig {
 }
 
 /// A `fear zero-cost` line: each proxy's score under its name and its seconds under
-/// `NAME_time_s` (null where not finite).
-#[derive(Serialize, Deserialize, Debug)]
+/// `NAME_time_s` (null where not finite). Written only: `fear evaluate` reads a zero-cost file's
+/// proxy columns by the names it finds (any proxy, also another tool's).
+#[derive(Serialize, Debug)]
 pub struct ZeroCostRecord {
     pub index: usize,
     pub arch: String,
@@ -150,6 +151,40 @@ impl FailedRecord {
         let config = config.as_object().into_iter().flatten().filter(|(k, _)| !Self::OWN.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
         FailedRecord { index, arch, status: Status::Failed, reason: reason.to_string(), score: None, time_s: 0.0, device: device.to_string(), config }
     }
+}
+
+/// One `fear search` trajectory line: the candidate's own results line ([`RankRecord`] or
+/// [`ShortregRecord`]), the search's settings and where the search stands after it.
+#[derive(Serialize, Debug)]
+pub struct SearchRecord<R: Serialize> {
+    #[serde(flatten)]
+    pub candidate: R,
+    pub method: &'static str,
+    pub archs_budget: usize,
+    /// FEAR only.
+    pub cutoff_ratio: Option<f64>,
+    pub stage2_batch: Option<usize>,
+    pub stage2_epochs: Option<usize>,
+    #[serde(flatten)]
+    pub progress: SearchProgress,
+}
+
+/// Where the search stands after a candidate, written beside its record.
+#[derive(Serialize, Debug)]
+pub struct SearchProgress {
+    /// The stage-1 time budget this candidate ran under (none before any reached the threshold).
+    pub cutoff_s: Option<f64>,
+    /// The score the search ranks by: FEAR's best stage-2 epoch, shortreg's score.
+    pub search_score: Option<f64>,
+    /// After this candidate: architectures evaluated, seconds spent (cut-off runs included), the best.
+    pub evaluated: usize,
+    pub search_time_s: f64,
+    pub best_index: Option<usize>,
+    pub best_arch: Option<String>,
+    pub best_score: Option<f64>,
+    /// Ground truth (with `--ground-truth`) of this candidate and of the best so far.
+    pub ground_truth: Option<f64>,
+    pub best_ground_truth: Option<f64>,
 }
 
 /// The fields every results line (of any method, or of another tool for `fear evaluate`) may
@@ -217,11 +252,13 @@ mod tests {
     }
 
     #[test]
-    fn zero_cost_lines_read_back_with_their_scores() {
-        let text = r#"{"arch":"a","batch":8,"cells_per_stage":1,"channels":4,"dataset":null,"device":"cpu","index":3,"params":12.0,"params_time_s":0.5,"proxies":"params","recipe":"paper","seed":0,"status":"disconnected","trained_epochs":0}"#;
-        let r: ZeroCostRecord = serde_json::from_str(text).unwrap();
-        assert_eq!((r.status, r.scores["params"].unwrap(), r.config.batch), (Status::Disconnected, 12.0, 8));
-        let back = serde_json::to_vec(&serde_json::to_value(&r).unwrap()).unwrap();
-        assert_eq!(String::from_utf8(back).unwrap(), text, "written byte for byte as read");
+    fn zero_cost_lines_are_written_as_before() {
+        // A line as the hand-built map of earlier versions wrote it (keys sorted).
+        let text = r#"{"arch":"a","batch":8,"cells_per_stage":1,"channels":4,"dataset":null,"device":"cpu","index":3,"params":12.0,"params_time_s":null,"proxies":"params","recipe":"paper","seed":0,"status":"disconnected","trained_epochs":0}"#;
+        let config = ZeroCostConfig { proxies: "params".into(), dataset: None, seed: 0, batch: 8, trained_epochs: 0, channels: 4, cells_per_stage: 1, recipe: Recipe::Paper };
+        let scores = [("params".to_string(), Some(12.0)), ("params_time_s".to_string(), None)].into_iter().collect();
+        let r = ZeroCostRecord { index: 3, arch: "a".into(), status: Status::Disconnected, scores, config, device: "cpu".into() };
+        let written = serde_json::to_vec(&serde_json::to_value(&r).unwrap()).unwrap();
+        assert_eq!(String::from_utf8(written).unwrap(), text);
     }
 }
