@@ -10,4 +10,4 @@ pub mod runner;
 
 pub use one::{fear_one, shortreg_one, FearRun};
 pub use progress::{progress_bar, Progress};
-pub use runner::{check_same_config, forget_new_results, open_results, shard, Prepared, Runner, STOP_AFTER_FAILURES_IN_A_ROW};
+pub use runner::{check_same_config, forget_new_results, open_results, shard, Collected, Prepared, Runner, Sink, STOP_AFTER_FAILURES_IN_A_ROW};

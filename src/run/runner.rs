@@ -3,7 +3,7 @@
 //! one worker per device (and per `--jobs`), each architecture's outcome or failure appended as
 //! one results line as it finishes.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -72,20 +72,61 @@ impl Prepared {
     }
 }
 
+/// Where a run's lines go as they finish.
+pub trait Sink: Send {
+    fn append(&mut self, line: &serde_json::Value) -> Result<()>;
+    /// Every line so far (those of an earlier run included).
+    fn lines(&self) -> &[serde_json::Value];
+    /// The file the lines end up in, for messages.
+    fn path(&self) -> &Path;
+}
+
+impl Sink for ResultsFile {
+    fn append(&mut self, line: &serde_json::Value) -> Result<()> {
+        ResultsFile::append(self, line)
+    }
+    fn lines(&self) -> &[serde_json::Value] {
+        &self.lines
+    }
+    fn path(&self) -> &Path {
+        ResultsFile::path(self)
+    }
+}
+
+/// Lines kept in memory, for a run that writes its file itself at the end (`rank --shortlist`,
+/// whose order is known only when every architecture is done).
+pub struct Collected {
+    pub lines: Vec<serde_json::Value>,
+    pub path: PathBuf,
+}
+
+impl Sink for Collected {
+    fn append(&mut self, line: &serde_json::Value) -> Result<()> {
+        self.lines.push(line.clone());
+        Ok(())
+    }
+    fn lines(&self) -> &[serde_json::Value] {
+        &self.lines
+    }
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// The architectures left to run, where their lines go, and one worker per device.
-pub struct Runner {
+pub struct Runner<S: Sink = ResultsFile> {
     pub todo: Vec<Arch>,
-    pub results: ResultsFile,
+    pub results: S,
     /// One worker per entry (a device repeated K times gives it K workers).
     pub devices: Vec<AnyDevice>,
     /// Skip the configuration check of an existing results file.
     pub force: bool,
 }
 
-impl Runner {
+impl<S: Sink> Runner<S> {
     /// Refuses a results file written under another configuration (`config`, compared on
     /// `fields`), then runs `one` on every architecture left, appending each record as it
-    /// finishes, and returns the results file. With several devices, one worker
+    /// finishes, and returns where they went. With several devices, one worker
     /// per device takes the next architecture as it frees up. An architecture whose `one` fails
     /// (an error or a panic) gets a `failed` line with the reason and the run goes on, unless
     /// [`STOP_AFTER_FAILURES_IN_A_ROW`] fail in a row (a lost device, not a bad architecture).
@@ -94,7 +135,7 @@ impl Runner {
         config: &serde_json::Value,
         fields: &[&str],
         one: impl Fn(&Arch, &AnyDevice, &Progress) -> Result<R> + Sync,
-    ) -> Result<ResultsFile> {
+    ) -> Result<S> {
         if !self.force {
             check_same_config(&self.results, config, fields)?;
         }
@@ -122,7 +163,7 @@ impl Runner {
                         let first = sticky.first_to_see(&device);
                         if first {
                             bar.suspend(|| eprintln!("arch {:>5}  failed: {reason}", arch.index()));
-                            let line = failure::failed_line(arch, &crate::engine::Device::<f32>::name(&device), &reason, config);
+                            let line = serde_json::to_value(failure::failed_line(arch, &crate::engine::Device::<f32>::name(&device), &reason, config))?;
                             results.lock().unwrap_or_else(|e| e.into_inner()).append(&line)?;
                             bar.inc(1);
                         }
@@ -230,8 +271,8 @@ impl StickyErrors {
 pub const STOP_AFTER_FAILURES_IN_A_ROW: usize = 5;
 
 /// Refuses to append to a results file whose lines disagree with `now` on any of `fields`.
-pub fn check_same_config(results: &ResultsFile, now: &serde_json::Value, fields: &[&str]) -> Result<()> {
-    for line in &results.lines {
+pub fn check_same_config(results: &impl Sink, now: &serde_json::Value, fields: &[&str]) -> Result<()> {
+    for line in results.lines() {
         for key in fields {
             if line.get(key).is_none() && now.get(key).is_some() {
                 anyhow::bail!(
