@@ -13,6 +13,8 @@ pub mod features;
 pub mod net;
 pub mod rank;
 pub mod reproduce;
+pub mod run;
+pub mod schema;
 pub mod space;
 pub mod threshold;
 pub mod train;

@@ -26,7 +26,7 @@ struct Case {
 }
 
 /// Arch 10 is a disconnected cell (capped without training) and 6111 fails on purpose
-/// (FEAR_INJECT_FAILURE, honoured by the commands built on `run_all`), so ok, capped and failed
+/// (FEAR_INJECT_FAILURE, honoured by the runner every ranker uses, `fear::run::Runner`), so ok, capped and failed
 /// lines all go through kills and resumes.
 const ARCHS: &str = "1,6111,123,10,15624,2,3,4";
 const LINES: usize = 8;

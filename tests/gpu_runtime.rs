@@ -5,7 +5,7 @@
 
 use std::sync::Mutex;
 
-use fear::cli::common::Prepared;
+use fear::run::Prepared;
 use fear::data::dataset::{Normalization, Split};
 use fear::data::Dataset;
 use fear::engine::cuda::launch::{check_resources, set_sync_every_launch, Dims, KernelFootprint};

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use fear::cli::common::Prepared;
+use fear::run::Prepared;
 use fear::data::dataset::{Normalization, Split};
 use fear::data::Dataset;
 use fear::engine::{AnyDevice, Cpu};

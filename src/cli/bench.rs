@@ -117,7 +117,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let device = super::device::open_device(&args.device)?;
+    let device = crate::run::device::open_device(&args.device)?;
     if (args.cuda_graph || args.resident_data) && !device.is_gpu() {
         return Err(super::UsageError("--cuda-graph and --resident-data need a GPU device (cuda, cuda:N or emulated)".into()).into());
     }

@@ -71,7 +71,7 @@ pub fn run(args: DoctorArgs) -> Result<()> {
     let mut devices: Vec<Gpu> = vec![Gpu::emulated()];
     let mut gpus = Vec::new();
     for i in 0..*count.as_ref().unwrap_or(&0) {
-        match super::device::open_gpu(i) {
+        match crate::run::device::open_gpu(i) {
             Ok(g) => {
                 gpus.push(Ok(crate::engine::Device::<f32>::name(&g)));
                 devices.push(g);

@@ -3,14 +3,12 @@
 use clap::{Parser, Subcommand};
 
 pub mod arch;
-pub mod common;
-pub mod device;
+pub mod args;
 pub mod doctor;
 pub mod bench;
 pub mod evaluate;
 pub mod merge;
 pub mod plan_stats;
-pub mod progress;
 pub mod rank;
 pub mod reproduce;
 pub mod search;
@@ -55,17 +53,7 @@ pub enum Command {
     Threshold(threshold::ThresholdArgs),
 }
 
-/// An error in what the user asked for (exit status 2), as opposed to a failure while working.
-#[derive(Debug)]
-pub struct UsageError(pub String);
-
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
+pub use crate::util::UsageError;
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -87,9 +75,4 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 /// Parses an architecture given on the command line as an index or an arch string.
 pub fn parse_arch_arg(s: &str) -> anyhow::Result<crate::space::Arch> {
     crate::space::parse_arch(s).map_err(|e| UsageError(e.to_string()).into())
-}
-
-/// Checks a `--device` value and that the device it names can be opened (before any work).
-pub fn check_device(device: &str) -> anyhow::Result<()> {
-    device::open_devices(device).map(|_| ())
 }

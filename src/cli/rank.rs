@@ -4,16 +4,16 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use serde::Serialize;
 
-use crate::data::{Dataset, Method, Recipe};
-use crate::engine::{AnyDevice, Device, PlanOptions, Session};
-use crate::net::{tiny_network, NetConfig};
-use crate::rank::{run_fear, FearConfig, FearOutcome, Status};
+use crate::data::{Dataset, Method};
+use crate::engine::{AnyDevice, Device};
+use crate::net::NetConfig;
+use crate::schema::RankRecord;
+use crate::rank::{FearConfig, FearOutcome};
+use crate::run::{fear_one, FearRun, Progress};
 use crate::space::Arch;
 
-use super::common::RunArgs;
-use super::progress::Progress;
+use super::args::RunArgs;
 
 #[derive(Args, Debug)]
 pub struct RankArgs {
@@ -62,35 +62,6 @@ fn threshold_arg(s: &str) -> Result<f64, String> {
     }
 }
 
-/// One results line.
-#[derive(Serialize, Debug)]
-pub struct RankRecord {
-    pub index: usize,
-    pub arch: String,
-    pub status: Status,
-    /// Why the status is not ok, when there is more to say.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    pub score: Option<f64>,
-    pub reached_threshold: bool,
-    pub stage1_epochs: usize,
-    pub stage1_s: f64,
-    pub stage2_s: f64,
-    pub time_s: f64,
-    pub stage1_acc: Vec<f64>,
-    pub stage2_acc: Vec<f64>,
-    pub threshold: f64,
-    pub dataset: String,
-    /// The data recipe (`paper` or `natsbench`) and the Cutout side trained with.
-    pub recipe: Recipe,
-    pub cutout: usize,
-    /// Network channels C and cells per stage N.
-    pub channels: usize,
-    pub cells_per_stage: usize,
-    pub device: String,
-    pub seed: u64,
-}
-
 /// The fields that must agree between a results file and a run that appends to it.
 const CONFIG_FIELDS: [&str; 6] = ["dataset", "seed", "threshold", "channels", "cells_per_stage", "recipe"];
 
@@ -105,7 +76,7 @@ pub fn run(args: RankArgs) -> Result<()> {
     let config = serde_json::json!({"dataset": data.name, "seed": args.run.select.seed, "threshold": cfg.threshold, "channels": net.c, "cells_per_stage": net.n, "recipe": cfg.recipe});
     prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| rank_one(arch, data, net, dev, &cfg, args.run.select.seed, bar))?;
     if args.run.select.is_demo() {
-        eprintln!("{}", super::common::DEMO_CAVEAT);
+        eprintln!("{}", super::args::DEMO_CAVEAT);
     }
     Ok(())
 }
@@ -142,55 +113,37 @@ pub(crate) fn fear_config(args: &FearArgs, run: &RunArgs, data: &Dataset, net: &
     cfg
 }
 
-/// FEAR on one architecture, on `dev`.
+/// FEAR on one architecture, on `dev`, as its results line.
 pub(crate) fn rank_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &AnyDevice, cfg: &FearConfig, seed: u64, bar: &Progress) -> Result<RankRecord> {
-    let device = dev.name();
-    let majority = data.train.class_counts(data.classes).into_iter().max().unwrap_or(0) as f64 / data.train.len().max(1) as f64;
-    let (outcome, reason) = if !arch.is_connected() && cfg.threshold > majority {
-        // The output ignores the input, so no training can beat the largest class's share.
-        (FearOutcome::skipped(), Some(format!("disconnected cell: accuracy cannot exceed the largest class share {majority:.3}")))
-    } else {
-        let (a, n) = (*arch, *net);
-        let mut session: Session<f32, AnyDevice> = Session::new(dev.clone(), Box::new(move |b| tiny_network(&a, &n, b)), cfg.stage1_batch, PlanOptions::default())?;
-        session.init_params(seed)?;
-        let mut on_progress = |p: crate::rank::FearProgress| {
-            let (i, e, s) = (arch.index(), p.epoch + 1, p.step);
-            bar.set_message(if p.stage == 1 {
-                // Only the whole epoch's accuracy is compared with the threshold.
-                format!("arch {i} stage 1 epoch {e} step {}/{} running acc {:.3} (threshold {}, checked at epoch end)", s.step, s.steps, s.acc, cfg.threshold)
-            } else {
-                format!("arch {i} stage 2 epoch {e}/{} step {}/{} acc {:.3}", cfg.stage2_epochs, s.step, s.steps, s.acc)
-            });
-        };
-        let outcome = run_fear(&mut session, data, net, cfg, seed, &mut on_progress)?;
-        let reason = (outcome.status == Status::Capped).then(|| format!("threshold {} not reached in {} epochs", cfg.threshold, outcome.stage1_epochs));
-        (outcome, reason)
-    };
-    bar.println(format!(
-        "arch {:>5}  {:<9} score {}  time {:.1}s (stage 1: {} epochs {:.1}s, stage 2: {:.1}s)",
-        arch.index(), format!("{:?}", outcome.status).to_lowercase(), outcome.score.map_or("-".into(), |s| format!("{s:.4}")),
-        outcome.time_s, outcome.stage1_epochs, outcome.stage1_s, outcome.stage2_s
-    ));
-    Ok(RankRecord {
-        index: arch.index(),
-        arch: arch.to_string(),
-        status: outcome.status,
-        reason,
-        score: outcome.score,
-        reached_threshold: outcome.reached_threshold,
-        stage1_epochs: outcome.stage1_epochs,
-        stage1_s: outcome.stage1_s,
-        stage2_s: outcome.stage2_s,
-        time_s: outcome.time_s,
-        stage1_acc: outcome.stage1.iter().map(|r| r.train_acc).collect(),
-        stage2_acc: outcome.stage2.iter().map(|r| r.train_acc).collect(),
-        threshold: cfg.threshold,
-        dataset: data.name.clone(),
-        recipe: cfg.recipe,
-        cutout: cfg.cutout,
-        channels: net.c,
-        cells_per_stage: net.n,
-        device,
-        seed,
-    })
+    let FearRun { outcome, reason } = fear_one(arch, data, net, dev, cfg, seed, bar)?;
+    Ok(RankRecord::new(arch, &outcome, reason, cfg, data, net, dev.name(), seed))
+}
+
+impl RankRecord {
+    /// The results line of FEAR's `outcome` on `arch`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(arch: &Arch, outcome: &FearOutcome, reason: Option<String>, cfg: &FearConfig, data: &Dataset, net: &NetConfig, device: String, seed: u64) -> RankRecord {
+        RankRecord {
+            index: arch.index(),
+            arch: arch.to_string(),
+            status: outcome.status,
+            reason,
+            score: outcome.score,
+            reached_threshold: outcome.reached_threshold,
+            stage1_epochs: outcome.stage1_epochs,
+            stage1_s: outcome.stage1_s,
+            stage2_s: outcome.stage2_s,
+            time_s: outcome.time_s,
+            stage1_acc: outcome.stage1.iter().map(|r| r.train_acc).collect(),
+            stage2_acc: outcome.stage2.iter().map(|r| r.train_acc).collect(),
+            threshold: cfg.threshold,
+            dataset: data.name.clone(),
+            recipe: cfg.recipe,
+            cutout: cfg.cutout,
+            channels: net.c,
+            cells_per_stage: net.n,
+            device,
+            seed,
+        }
+    }
 }

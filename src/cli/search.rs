@@ -8,12 +8,13 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
-use crate::eval::{column_for_dataset, GroundTruth, GROUND_TRUTH_COLUMNS};
+use crate::eval::{GroundTruth, GROUND_TRUTH_COLUMNS};
 use crate::rank::search::{Candidate, SearchState};
+use crate::schema::{RankRecord, SearchProgress, SearchRecord};
 use crate::space::{parse_arch_list, Arch, NUM_ARCHS};
 
-use super::common::RunArgs;
-use super::rank::{fear_config, rank_one, warn_if_stage2_trains_no_cell, FearArgs};
+use super::args::RunArgs;
+use super::rank::{fear_config, warn_if_stage2_trains_no_cell, FearArgs};
 use super::shortreg::shortreg_one;
 use super::UsageError;
 
@@ -53,40 +54,6 @@ pub struct SearchArgs {
     pub out: PathBuf,
 }
 
-/// One trajectory line: the candidate's own results line (as `fear rank` or `fear shortreg`
-/// writes it), the search's settings and where the search stands after it.
-#[derive(Serialize)]
-struct SearchRecord<R: Serialize> {
-    #[serde(flatten)]
-    candidate: R,
-    method: &'static str,
-    archs_budget: usize,
-    /// FEAR only.
-    cutoff_ratio: Option<f64>,
-    stage2_batch: Option<usize>,
-    stage2_epochs: Option<usize>,
-    #[serde(flatten)]
-    progress: Progress,
-}
-
-/// Where the search stands after a candidate, written beside its record.
-#[derive(Serialize)]
-struct Progress {
-    /// The stage-1 time budget this candidate ran under (none before any reached the threshold).
-    cutoff_s: Option<f64>,
-    /// The score the search ranks by: FEAR's best stage-2 epoch, shortreg's score.
-    search_score: Option<f64>,
-    /// After this candidate: architectures evaluated, seconds spent (cut-off runs included), the best.
-    evaluated: usize,
-    search_time_s: f64,
-    best_index: Option<usize>,
-    best_arch: Option<String>,
-    best_score: Option<f64>,
-    /// Ground truth (with `--ground-truth`) of this candidate and of the best so far.
-    ground_truth: Option<f64>,
-    best_ground_truth: Option<f64>,
-}
-
 /// The fields that must agree between a trajectory and a run that appends to it.
 const CONFIG_FIELDS: [&str; 13] = ["method", "dataset", "seed", "archs_budget", "cutoff_ratio", "threshold", "stage2_batch", "stage2_epochs", "epochs", "batch", "channels", "cells_per_stage", "recipe"];
 
@@ -106,7 +73,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
     let state = Mutex::new(state);
     let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
     let truth_of = |index: usize| truth.as_ref().and_then(|t| t.get(index));
-    let step = |state: &SearchState, c: &Candidate, cutoff_s: Option<f64>| Progress {
+    let step = |state: &SearchState, c: &Candidate, cutoff_s: Option<f64>| SearchProgress {
         evaluated: state.evaluated,
         search_time_s: state.search_time_s,
         best_index: state.best.map(|b| b.index),
@@ -127,15 +94,16 @@ pub fn run(args: SearchArgs) -> Result<()> {
             prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| {
                 let cutoff_s = lock().cutoff_s(args.cutoff_ratio);
                 let cfg = crate::rank::FearConfig { stage1_time_budget_s: cutoff_s, ..cfg.clone() };
-                let record = rank_one(arch, data, net, dev, &cfg, seed, bar)?;
-                let ok = record.status == crate::rank::Status::Ok;
+                let crate::run::FearRun { outcome, reason } = crate::run::fear_one(arch, data, net, dev, &cfg, seed, bar)?;
+                let ok = outcome.status == crate::rank::Status::Ok;
                 let candidate = Candidate {
-                    index: record.index,
+                    index: arch.index(),
                     // SPEC 4.4: in random search FEAR's score is its best stage-2 epoch.
-                    score: record.stage2_acc.iter().copied().reduce(f64::max).filter(|_| ok),
-                    time_s: record.time_s,
-                    time_to_threshold_s: record.reached_threshold.then_some(record.stage1_s),
+                    score: outcome.best_stage2_acc.filter(|_| ok),
+                    time_s: outcome.time_s,
+                    time_to_threshold_s: outcome.reached_threshold.then_some(outcome.stage1_s),
                 };
+                let record = RankRecord::new(arch, &outcome, reason, &cfg, data, net, crate::engine::Device::<f32>::name(dev), seed);
                 let mut state = lock();
                 state.observe(&candidate);
                 let p = step(&state, &candidate, cutoff_s);
@@ -161,7 +129,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
     Ok(())
 }
 
-impl Progress {
+impl SearchProgress {
     fn record<R: Serialize>(self, candidate: R, method: &'static str, args: &SearchArgs, fear: Option<&crate::rank::FearConfig>) -> SearchRecord<R> {
         SearchRecord {
             candidate,
@@ -203,8 +171,7 @@ fn read_ground_truth(args: &SearchArgs) -> Result<Option<GroundTruth>> {
         return Ok(None);
     };
     let dataset = args.run.select.dataset.as_deref().unwrap_or("synthetic-cifar10");
-    let kind = dataset.split(':').next().unwrap_or(dataset);
-    let inferred = column_for_dataset(if kind == "imagenet16" { "imagenet16-120" } else { kind });
+    let inferred = args.run.select.dataset_spec()?.kind().ground_truth_column();
     let Some(column) = args.ground_truth_column.as_deref().or(inferred) else {
         return Err(UsageError(format!("NATS-Bench has no ground truth for dataset {dataset}: name one with --ground-truth-column")).into());
     };

@@ -3,7 +3,7 @@
 //! rest, ordered by the proxy. Each results line says which stage ranked it (`stage`: `fear` or
 //! `proxy`); its `score` orders the whole list (1 + FEAR's score for the FEAR stage, the proxy's
 //! normalised rank in (0, 1) below), its `time_s` is its proxy time plus, on the shortlist,
-//! FEAR's. A shortlisted architecture FEAR cannot score (capped, diverged) falls back to the
+//! FEAR's. A shortlisted architecture FEAR cannot score (capped, diverged, failed) falls back to the
 //! proxy stage. Not resumable: the proxy stage needs every architecture at once.
 
 use anyhow::{anyhow, Result};
@@ -14,10 +14,10 @@ use crate::eval::ensemble::{combined_scores, Rule, AZ_NAS_MEMBERS};
 use crate::eval::order::{average_ranks, descending_order};
 use crate::rank::zero_cost::score::{score_arch, ProxyBatch, Weights};
 use crate::rank::zero_cost::{parse_proxies, Proxy};
-use crate::rank::Status;
+use crate::run::{progress_bar, Collected, Runner};
+use crate::schema::{LineHead, Status};
 use crate::space::Arch;
 
-use super::common::progress_bar;
 use super::rank::{fear_config, rank_one, RankArgs};
 use super::UsageError;
 
@@ -73,18 +73,25 @@ pub fn run(args: &RankArgs, proxy: &str, fraction: f64) -> Result<()> {
     eprintln!("proxy {proxy} scored {} architectures; FEAR runs on the top {}", archs.len(), shortlist.len());
 
     let ranks = average_ranks(&value);
-    let device = &prepared.devices[0];
-    let bar = progress_bar(shortlist.len());
+    // FEAR on the shortlist through the runner (every device, failures as lines), its lines
+    // kept in memory: the file is written in the ranking's order once all are done.
+    let position: std::collections::HashMap<usize, usize> = index.iter().enumerate().map(|(p, &i)| (i, p)).collect();
+    let fear_run = Runner {
+        todo: shortlist.iter().map(|&p| archs[p]).collect(),
+        results: Collected { lines: Vec::new(), path: args.out.clone() },
+        devices: prepared.devices.clone(),
+        force: true,
+    };
+    let fear_config = json!({"dataset": data.name, "seed": seed, "threshold": cfg.threshold, "channels": net.c, "cells_per_stage": net.n, "recipe": cfg.recipe});
+    let done = fear_run.run(&fear_config, &[], |arch, device, bar| rank_one(arch, data, net, device, &cfg, seed, bar))?;
     let mut results = prepared.results;
     let mut fear_lines: Vec<Option<Value>> = vec![None; archs.len()];
-    for &p in &shortlist {
-        let record = rank_one(&archs[p], data, net, device, &cfg, seed, &bar)?;
-        bar.inc(1);
-        if record.status == Status::Ok && record.score.is_some() {
-            fear_lines[p] = Some(serde_json::to_value(record)?);
+    for line in done.lines {
+        let head = LineHead::of(&line).unwrap_or_default();
+        if head.status() == Status::Ok && head.score.is_some() {
+            fear_lines[position[&(head.index as usize)]] = Some(line);
         }
     }
-    bar.finish_and_clear();
     // Lines in the ranking's order: the FEAR stage by FEAR's score, then the rest by the proxy.
     let fear_score = |p: usize| fear_lines[p].as_ref().and_then(|l| l["score"].as_f64());
     let mut ranked: Vec<usize> = order.iter().copied().filter(|&p| fear_score(p).is_some()).collect();

@@ -5,16 +5,16 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use serde::Serialize;
 
-use crate::data::{Dataset, Recipe};
-use crate::engine::{AnyDevice, Device, PlanOptions, Session};
-use crate::net::{tiny_network, NetConfig};
-use crate::rank::{run_shortreg, ShortregConfig, ShortregProgress, Status};
+use crate::data::Dataset;
+use crate::engine::{AnyDevice, Device};
+use crate::net::NetConfig;
+use crate::schema::ShortregRecord;
+use crate::rank::ShortregConfig;
+use crate::run::Progress;
 use crate::space::Arch;
 
-use super::common::RunArgs;
-use super::progress::Progress;
+use super::args::RunArgs;
 use super::UsageError;
 
 #[derive(Args, Debug)]
@@ -32,32 +32,6 @@ pub struct ShortregArgs {
     pub out: PathBuf,
 }
 
-/// One results line.
-#[derive(Serialize, Debug)]
-pub struct ShortregRecord {
-    pub index: usize,
-    pub arch: String,
-    pub status: Status,
-    /// The best epoch's training accuracy (null unless status is ok).
-    pub score: Option<f64>,
-    /// E and B.
-    pub epochs: usize,
-    pub batch: usize,
-    /// Training accuracy of each epoch run.
-    pub train_acc: Vec<f64>,
-    pub time_s: f64,
-    pub lr: f64,
-    pub dataset: String,
-    /// The data recipe (`paper` or `natsbench`) and the Cutout side trained with.
-    pub recipe: Recipe,
-    pub cutout: usize,
-    /// Network channels C and cells per stage N.
-    pub channels: usize,
-    pub cells_per_stage: usize,
-    pub device: String,
-    pub seed: u64,
-}
-
 /// The fields that must agree between a results file and a run that appends to it.
 const CONFIG_FIELDS: [&str; 8] = ["dataset", "seed", "epochs", "batch", "lr", "channels", "cells_per_stage", "recipe"];
 
@@ -71,22 +45,16 @@ pub fn run(args: ShortregArgs) -> Result<()> {
     let config = serde_json::json!({"dataset": data.name, "seed": args.run.select.seed, "epochs": cfg.epochs, "batch": cfg.batch, "lr": cfg.lr, "channels": net.c, "cells_per_stage": net.n, "recipe": cfg.recipe});
     prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| shortreg_one(arch, data, net, dev, &cfg, args.run.select.seed, bar))?;
     if args.run.select.is_demo() {
-        eprintln!("{}", super::common::DEMO_CAVEAT);
+        eprintln!("{}", super::args::DEMO_CAVEAT);
     }
     Ok(())
 }
 
 /// shortreg on one architecture, on `dev`.
+/// shortreg on one architecture, on `dev`, as its results line.
 pub(crate) fn shortreg_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &AnyDevice, cfg: &ShortregConfig, seed: u64, bar: &Progress) -> Result<ShortregRecord> {
+    let outcome = crate::run::shortreg_one(arch, data, net, dev, cfg, seed, bar)?;
     let device = dev.name();
-    let (a, n) = (*arch, *net);
-    let mut session: Session<f32, AnyDevice> = Session::new(dev.clone(), Box::new(move |b| tiny_network(&a, &n, b)), cfg.batch, PlanOptions::default())?;
-    session.init_params(seed)?;
-    let mut on_progress = |p: ShortregProgress| {
-        bar.set_message(format!("arch {} epoch {}/{} step {}/{} acc {:.3}", arch.index(), p.epoch + 1, cfg.epochs, p.step.step, p.step.steps, p.step.acc));
-    };
-    let outcome = run_shortreg(&mut session, data, cfg, seed, &mut on_progress)?;
-    bar.println(format!("arch {:>5}  {:<9} score {}  time {:.1}s ({} epochs)", arch.index(), format!("{:?}", outcome.status).to_lowercase(), outcome.score.map_or("-".into(), |s| format!("{s:.4}")), outcome.time_s, outcome.epochs.len()));
     Ok(ShortregRecord {
         index: arch.index(),
         arch: arch.to_string(),

@@ -1,24 +1,26 @@
 //! `fear zero-cost`: score architectures by zero-cost proxies (SPEC 5), one results line per
 //! architecture, resumable and shardable like `fear rank`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
 use clap::Args;
-use rayon::prelude::*;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use crate::data::{Batcher, Dataset, Method};
 use crate::engine::{AnyDevice, Cpu, Device};
 use crate::net::NetConfig;
-use crate::rank::failure;
 use crate::rank::zero_cost::score::{score_arch_on, ProxyBatch, Weights};
 use crate::rank::zero_cost::trained::trained_weights;
 use crate::rank::zero_cost::parse_proxies;
+use crate::schema::{LineHead, Status, ZeroCostConfig, ZeroCostRecord};
 use crate::space::Arch;
 
-use super::common::{check_same_config, forget_new_results, open_results, progress_bar, SelectArgs};
+use crate::run::{forget_new_results, open_results, Runner};
+
+use super::args::SelectArgs;
 use super::UsageError;
 
 #[derive(Args, Debug)]
@@ -61,9 +63,6 @@ const DATASET_HELP: &str = "Dataset of the training batch: synthetic-cifar10, ci
 /// The fields that must agree between a results file and a run that appends to it.
 const CONFIG_FIELDS: [&str; 8] = ["proxies", "dataset", "seed", "batch", "trained_epochs", "channels", "cells_per_stage", "recipe"];
 
-/// Architectures scored in parallel between appends on the data-free path.
-const PARALLEL_CHUNK: usize = 128;
-
 pub fn run(args: ZeroCostArgs) -> Result<()> {
     let usage = |m: String| anyhow::Error::from(UsageError(m));
     let proxies = parse_proxies(&args.proxy).map_err(|e| usage(format!("--proxy: {e}")))?;
@@ -74,7 +73,7 @@ pub fn run(args: ZeroCostArgs) -> Result<()> {
     }
     args.select.set_threads()?;
     let existed = args.out.exists();
-    let (mut results, todo) = open_results(&args.out, &archs)?;
+    let (results, todo) = open_results(&args.out, &archs)?;
     let needs_data = proxies.iter().any(|p| p.needs_data()) || args.trained_epochs > 0;
     let data = if needs_data || !args.select.is_demo() {
         Some(load_data(&args.select).inspect_err(|_| forget_new_results(&args.out, existed))?)
@@ -88,118 +87,96 @@ pub fn run(args: ZeroCostArgs) -> Result<()> {
         image_size: data.as_ref().map_or(32, |d| d.image_size),
     };
     let names: Vec<&str> = proxies.iter().map(|p| p.name()).collect();
-    let config = json!({
-        "proxies": names.join(","),
-        "dataset": data.as_ref().map(|d| d.name.clone()),
-        "seed": args.select.seed,
-        "batch": args.batch,
-        "trained_epochs": args.trained_epochs,
-        "channels": net.c,
-        "cells_per_stage": net.n,
-        "recipe": args.select.recipe,
-    });
-    if !args.select.force {
-        check_same_config(&results, &config, &CONFIG_FIELDS)?;
-    }
+    let zero_cost_config = ZeroCostConfig {
+        proxies: names.join(","),
+        dataset: data.as_ref().map(|d| d.name.clone()),
+        seed: args.select.seed,
+        batch: args.batch,
+        trained_epochs: args.trained_epochs,
+        channels: net.c,
+        cells_per_stage: net.n,
+        recipe: args.select.recipe,
+    };
+    let config = serde_json::to_value(&zero_cost_config)?;
     let device = dev.name();
     let on_cpu = matches!(dev, AnyDevice::Cpu(_));
-    let record = |arch: &Arch, scores: Vec<crate::rank::zero_cost::score::ProxyScore>| -> Value {
-        let mut m = Map::new();
-        m.insert("index".into(), json!(arch.index()));
-        m.insert("arch".into(), json!(arch.to_string()));
-        m.insert("status".into(), json!(if arch.is_connected() { "ok" } else { "disconnected" }));
+    let record = |arch: &Arch, scores: Vec<crate::rank::zero_cost::score::ProxyScore>| -> ZeroCostRecord {
+        let mut by_name = BTreeMap::new();
         for s in &scores {
-            m.insert(s.proxy.name().into(), json!(s.score));
-            m.insert(format!("{}_time_s", s.proxy.name()), json!(s.seconds));
+            by_name.insert(s.proxy.name().to_string(), Some(s.score).filter(|v| v.is_finite()));
+            by_name.insert(format!("{}_time_s", s.proxy.name()), Some(s.seconds).filter(|v| v.is_finite()));
         }
-        for (k, v) in config.as_object().unwrap() {
-            m.insert(k.clone(), v.clone());
+        ZeroCostRecord {
+            index: arch.index(),
+            arch: arch.to_string(),
+            status: if arch.is_connected() { Status::Ok } else { Status::Disconnected },
+            scores: by_name,
+            config: zero_cost_config.clone(),
+            device: device.clone(),
         }
-        m.insert("device".into(), json!(device));
-        Value::Object(m)
     };
-    let bar = progress_bar(todo.len());
-    // One architecture's error or panic becomes its `failed` line; the run goes on.
-    let attempt_line = |arch: &Arch, work: &dyn Fn() -> Result<Value>| -> Value {
-        failure::attempt(arch, work).unwrap_or_else(|reason| {
-            bar.suspend(|| eprintln!("arch {:>5}  failed: {reason}", arch.index()));
-            failure::failed_line(arch, &device, &reason, &config)
-        })
-    };
-    let started = Instant::now();
-    if needs_data {
+    let batcher = needs_data.then(|| {
         let data = data.as_ref().unwrap();
-        let aug = args.select.recipe.train_augment(data, Method::ZeroCost);
-        let batcher = Batcher::train(&data.train, aug, args.batch, args.select.seed, 0);
-        let b = batcher.batch(0);
-        if b.len < args.batch {
-            eprintln!("note: the training split has {} images; the batch holds all of them", b.len);
-        }
-        let batch = ProxyBatch { images: &b.images, labels: &b.labels };
-        for arch in &todo {
-            bar.set_message(format!("arch {}", arch.index()));
-            let line = attempt_line(arch, &|| {
-                let weights = if args.trained_epochs > 0 {
-                    trained_weights(arch, &net, data, aug, args.trained_epochs, args.select.seed)?
-                } else {
-                    Weights::Init(args.select.seed)
-                };
-                Ok(record(arch, score_arch_on::<f32, AnyDevice>(&dev, arch, &net, &proxies, Some(&batch), &weights)?))
-            });
-            results.append(&line)?;
-            bar.println(summary(&line, &names));
-            bar.inc(1);
-        }
-    } else {
-        // No data: each architecture is a small single-image network, so architectures run in
-        // parallel (one per thread) rather than each op over the threads.
-        // (On a GPU one at a time: the device runs them.)
-        let score = |arch: &Arch| attempt_line(arch, &|| Ok(record(arch, score_arch_on::<f32, AnyDevice>(&dev, arch, &net, &proxies, None, &Weights::Init(args.select.seed))?)));
-        for chunk in todo.chunks(PARALLEL_CHUNK) {
-            let scored: Vec<Value> = if on_cpu { chunk.par_iter().with_max_len(1).map(score).collect() } else { chunk.iter().map(score).collect() };
-            for line in &scored {
-                results.append(line)?;
-                bar.println(summary(line, &names));
-                bar.inc(1);
-            }
-        }
+        Batcher::train(&data.train, args.select.recipe.train_augment(data, Method::ZeroCost), args.batch, args.select.seed, 0)
+    });
+    let b = batcher.as_ref().map(|batcher| batcher.batch(0));
+    if let Some(b) = b.as_ref().filter(|b| b.len < args.batch) {
+        eprintln!("note: the training split has {} images; the batch holds all of them", b.len);
     }
-    bar.finish_and_clear();
+    let batch = b.as_ref().map(|b| ProxyBatch { images: &b.images, labels: &b.labels });
+    // Without data each architecture is a small single-image network, so on the CPU one worker
+    // per thread scores architectures side by side rather than each op over the threads. (On a
+    // GPU, and with data, one at a time: the device or the ops use the parallelism.)
+    let workers = if on_cpu && !needs_data { rayon::current_num_threads() } else { 1 };
+    let scored = todo.len();
+    let runner = Runner { todo, results, devices: vec![dev.clone(); workers], force: args.select.force };
+    let started = Instant::now();
+    let results = runner.run(&config, &CONFIG_FIELDS, |arch, dev, bar| {
+        bar.set_message(format!("arch {}", arch.index()));
+        let weights = match &data {
+            Some(data) if args.trained_epochs > 0 => {
+                let aug = args.select.recipe.train_augment(data, Method::ZeroCost);
+                trained_weights(arch, &net, data, aug, args.trained_epochs, args.select.seed)?
+            }
+            _ => Weights::Init(args.select.seed),
+        };
+        let line = record(arch, score_arch_on::<f32, AnyDevice>(dev, arch, &net, &proxies, batch.as_ref(), &weights)?);
+        bar.println(summary(&line, &names));
+        Ok(line)
+    })?;
     print_scores(&results.lines, &names);
-    eprintln!("{} architectures scored in {:.1}s; results: {}", todo.len(), started.elapsed().as_secs_f64(), args.out.display());
+    eprintln!("{} architectures scored in {:.1}s; results: {}", scored, started.elapsed().as_secs_f64(), args.out.display());
     Ok(())
 }
 
 /// A finished architecture's progress line: index, status, each proxy's score, the time.
-fn summary(line: &Value, names: &[&str]) -> String {
-    let time: f64 = names.iter().filter_map(|n| line.get(format!("{n}_time_s")).and_then(Value::as_f64)).sum();
-    let scores: Vec<String> = names.iter().map(|n| format!("{n} {}", score_text(line.get(*n)))).collect();
-    let status = line.get("status").and_then(Value::as_str).unwrap_or("?");
-    format!("arch {:>5}  {status:<12} {}  time {time:.2}s", index_text(line), scores.join("  "))
+fn summary(line: &ZeroCostRecord, names: &[&str]) -> String {
+    let score = |key: &str| line.scores.get(key).copied().flatten();
+    let time: f64 = names.iter().filter_map(|n| score(&format!("{n}_time_s"))).sum();
+    let scores: Vec<String> = names.iter().map(|n| format!("{n} {}", score_text(score(n)))).collect();
+    format!("arch {:>5}  {:<12} {}  time {time:.2}s", line.index, line.status.name(), scores.join("  "))
 }
 
-fn index_text(line: &Value) -> String {
-    line["index"].as_u64().map_or("?".into(), |i| i.to_string())
-}
-
-fn score_text(v: Option<&Value>) -> String {
-    v.and_then(Value::as_f64).map_or("-".into(), |s| format!("{s:.4e}"))
+fn score_text(v: Option<f64>) -> String {
+    v.map_or("-".into(), |s| format!("{s:.4e}"))
 }
 
 /// The scores of every line of the results file, best first by the first proxy (higher is
 /// better for every proxy); lines without that score (failed) last.
 fn print_scores(lines: &[Value], names: &[&str]) {
     let Some(first) = names.first() else { return };
-    let score = |v: &Value| v.get(*first).and_then(Value::as_f64).unwrap_or(f64::NEG_INFINITY);
+    // A proxy's score is the line's field of that name (the record's flattened scores).
+    let number = |v: &Value, n: &str| v.get(n).and_then(Value::as_f64);
+    let score = |v: &Value| number(v, first).unwrap_or(f64::NEG_INFINITY);
     let mut rows: Vec<&Value> = lines.iter().collect();
     rows.sort_by(|a, b| score(b).total_cmp(&score(a)));
     println!("zero-cost scores (higher is better), ranked by {first}:");
     let header: String = names.iter().map(|n| format!("  {n:>11}")).collect();
     println!("{:>4}  {:>5}  {:<12}{header}  arch", "rank", "index", "status");
     for (i, v) in rows.iter().enumerate() {
-        let cells: String = names.iter().map(|n| format!("  {:>11}", score_text(v.get(*n)))).collect();
-        let status = v.get("status").and_then(Value::as_str).unwrap_or("?");
-        println!("{:>4}  {:>5}  {status:<12}{cells}  {}", i + 1, index_text(v), v["arch"].as_str().unwrap_or("?"));
+        let cells: String = names.iter().map(|n| format!("  {:>11}", score_text(number(v, n)))).collect();
+        let head = LineHead::of(v).unwrap_or_default();
+        println!("{:>4}  {:>5}  {:<12}{cells}  {}", i + 1, head.index, head.status().name(), head.arch.as_deref().unwrap_or("?"));
     }
 }
 
@@ -214,8 +191,8 @@ fn load_data(select: &SelectArgs) -> Result<Dataset> {
 /// The device the networks run on: `auto` is the CPU (synflow needs float64 and the CPU
 /// path scores several architectures at once); a GPU only when asked for, the first of a list.
 fn zero_cost_device(device: &str) -> Result<AnyDevice> {
-    match super::device::parse_device(device)? {
-        super::device::DeviceSpec::Cpu | super::device::DeviceSpec::Auto => Ok(AnyDevice::Cpu(Cpu)),
-        _ => Ok(super::device::open_devices(device)?.remove(0)),
+    match crate::run::device::parse_device(device)? {
+        crate::run::device::DeviceSpec::Cpu | crate::run::device::DeviceSpec::Auto => Ok(AnyDevice::Cpu(Cpu)),
+        _ => Ok(crate::run::device::open_devices(device)?.remove(0)),
     }
 }

@@ -142,11 +142,6 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Bytes per image: `3 * image_size^2`.
-    pub fn image_bytes(&self) -> usize {
-        3 * self.image_size * self.image_size
-    }
-
     /// The crop padding SPEC 3 uses for an image size: 4 on 32x32, 2 on 16x16 (`size / 8`).
     pub fn default_pad(image_size: usize) -> usize {
         image_size / 8

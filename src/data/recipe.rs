@@ -87,6 +87,16 @@ impl DatasetKind {
         }
     }
 
+    /// NATS-Bench's ground-truth column for this dataset (None: it has no accuracies for it).
+    pub fn ground_truth_column(self) -> Option<&'static str> {
+        match self {
+            DatasetKind::Cifar10 => Some("cifar10"),
+            DatasetKind::Cifar100 => Some("cifar100"),
+            DatasetKind::ImageNet16 => Some("imagenet16_120"),
+            DatasetKind::SyntheticCifar10 | DatasetKind::Folder => None,
+        }
+    }
+
     /// The byte the crop padding holds: the synthetic set's encoding of 0.0, else black.
     pub fn pad_fill(self) -> u8 {
         match self {

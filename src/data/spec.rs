@@ -7,6 +7,7 @@ use std::str::FromStr;
 use anyhow::Result;
 
 use super::dataset::{Dataset, Normalization};
+use super::recipe::DatasetKind;
 use super::{cifar, folder, imagenet16, synthetic};
 
 /// The valid forms, for error messages and `--help` texts.
@@ -56,6 +57,17 @@ impl Default for LoadOptions {
 }
 
 impl DatasetSpec {
+    /// The kind of dataset this names.
+    pub fn kind(&self) -> DatasetKind {
+        match self {
+            DatasetSpec::SyntheticCifar10 => DatasetKind::SyntheticCifar10,
+            DatasetSpec::Cifar10(_) => DatasetKind::Cifar10,
+            DatasetSpec::Cifar100(_) => DatasetKind::Cifar100,
+            DatasetSpec::Folder(_) => DatasetKind::Folder,
+            DatasetSpec::ImageNet16(_) => DatasetKind::ImageNet16,
+        }
+    }
+
     /// Reads (or generates) the dataset.
     pub fn load(&self, opts: &LoadOptions) -> Result<Dataset> {
         let mut ds = match self {

@@ -38,9 +38,7 @@
 //! Labels can differ between machines in rare near-ties, since sgemm picks FMA kernels by CPU;
 //! the cache keeps a machine consistent with itself.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{bail, ensure, Context, Result};
 use rand::{Rng, SeedableRng};
@@ -486,24 +484,8 @@ fn from_bytes(b: &[u8], seed: u64, size: usize) -> Result<Dataset> {
     Ok(ds)
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-    let tmp = dir.join(format!(".{name}.tmp{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
-    let write = || -> Result<()> {
-        let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(bytes).and_then(|_| f.sync_all()).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
-    };
-    let r = write();
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    r
-}
+/// The one atomic write of the crate (kept here under its old path for callers of this module).
+pub use crate::util::write_atomically;
 
 /// The set for `(seed, size)`: from its cache file in `cache_dir` when that is valid, else
 /// generated and cached (an invalid file is reported on stderr and replaced).

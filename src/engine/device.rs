@@ -1,7 +1,8 @@
 //! Devices: where a planned step's memory lives and how its kernels run.
 //!
-//! A device owns nothing but the way to allocate the step's memory and to launch a [`Kernel`] on
-//! it; the plan (which kernels, which locations) is device independent. The CPU device runs each
+//! A device allocates the step's memory and launches a [`Kernel`] on it; a GPU device also keeps
+//! training data resident, augments it, and captures and replays steps. The plan (which kernels,
+//! which locations) is device independent. The CPU device runs each
 //! kernel as the matching function of [`super::cpu`]; a GPU device launches the matching CUDA
 //! kernel with the same locations.
 

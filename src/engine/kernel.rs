@@ -44,11 +44,11 @@ impl Loc {
     }
 }
 
-/// One op launch. Field meanings follow the CPU functions of the same name in [`super::cpu`]
-/// (forward kernels overwrite, backward kernels accumulate). A backward kernel with an
-/// `accumulate` flag adds into its activation gradient `dx` when it is set and assigns it
-/// otherwise (`dx = 0 + ...`, the same bits as zeroing first): the planner clears the flag on the
-/// first writer of a gradient, which saves a `Zero` launch and a read of `dx`.
+/// One op launch. Field meanings follow the CPU function [`super::device`]'s `run_on_cpu` calls
+/// for the variant in [`super::cpu`] (forward kernels overwrite, backward kernels accumulate). A
+/// backward kernel with an `accumulate` flag adds into its activation gradient `dx` when it is set
+/// and assigns it otherwise (`dx = 0 + ...`, the same bits as zeroing first): the planner clears
+/// the flag on the first writer of a gradient, which saves a `Zero` launch and a read of `dx`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Kernel {
     ConvForward { g: ConvGeom, x: Loc, w: Loc, y: Loc },
@@ -150,8 +150,9 @@ impl Kernel {
         }
     }
 
-    /// Every location the kernel reads or writes, outputs last-in-variant order; used by the
-    /// memory planner (lifetimes) and by the devices' overlap checks.
+    /// Every location the kernel reads or writes, in the variant's field order with the outputs
+    /// last: the trailing `output_count(k)` entries (`device.rs`) are the ones written. Used by
+    /// the memory planner (lifetimes) and by the devices' overlap checks.
     pub fn locs_mut(&mut self) -> Vec<&mut Loc> {
         use Kernel::*;
         let mut v: Vec<&mut Loc> = Vec::with_capacity(10);

@@ -169,21 +169,6 @@ impl<T: Float, D: Device<T>> Session<T, D> {
         self.set_trainable(|name| has_prefix(name, &prefixes));
     }
 
-    /// Freezes every parameter whose name starts with one of `prefixes` (e.g. `cells.13`
-    /// matches `cells.13.layers...` but not `cells.130`).
-    pub fn freeze(&mut self, prefixes: &[&str]) {
-        let frozen = self.trainable.iter().zip(&self.graph.params).map(|(t, p)| *t && !has_prefix(&p.name, prefixes));
-        self.trainable = frozen.collect();
-        self.forget_programs();
-    }
-
-    /// Unfreezes every parameter whose name starts with one of `prefixes`.
-    pub fn unfreeze(&mut self, prefixes: &[&str]) {
-        let on = self.trainable.iter().zip(&self.graph.params).map(|(t, p)| *t || has_prefix(&p.name, prefixes));
-        self.trainable = on.collect();
-        self.forget_programs();
-    }
-
     pub fn is_trainable(&self, name: &str) -> Option<bool> {
         self.graph.params.iter().position(|p| p.name == name).map(|i| self.trainable[i])
     }

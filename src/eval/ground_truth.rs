@@ -8,6 +8,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
+use crate::data::DatasetKind;
 use crate::space::{Arch, NUM_ARCHS};
 
 /// The ground-truth columns, as the CSV header (and `fear evaluate --dataset`) names them.
@@ -94,12 +95,9 @@ impl GroundTruth {
 /// The ground-truth column of a dataset as `fear rank` names it (`cifar10`, `cifar100`,
 /// `imagenet16-120`); None for datasets NATS-Bench has no accuracies for.
 pub fn column_for_dataset(name: &str) -> Option<&'static str> {
-    match name {
-        "cifar10" => Some("cifar10"),
-        "cifar100" => Some("cifar100"),
-        "imagenet16-120" | "imagenet16_120" => Some("imagenet16_120"),
-        _ => None,
-    }
+    // The column's own name is accepted too (`fear evaluate --dataset imagenet16_120`).
+    let kind = if name == "imagenet16_120" { DatasetKind::ImageNet16 } else { DatasetKind::of(name) };
+    kind.ground_truth_column()
 }
 
 #[cfg(test)]

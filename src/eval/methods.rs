@@ -9,6 +9,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::schema::{LineHead, Status};
 use crate::space::NUM_ARCHS;
 
 /// The proxies `fear zero-cost` writes (SPEC 5).
@@ -142,14 +143,18 @@ fn proxy_fields(lines: &[Value]) -> Vec<String> {
 
 /// One line's result for the method scored by `score_key`.
 fn arch_result(line: &Value, score_key: &str, time_key: &str) -> ArchResult {
+    // The method's own columns (a proxy's score and time) are named at run time; the rest is typed.
     let number = |key: &str| line.get(key).and_then(Value::as_f64);
-    let ok = line.get("status").and_then(Value::as_str).is_none_or(|s| s == "ok");
+    // A line whose shared fields do not read (an unknown status) is not ok.
+    let head = LineHead::of(line);
+    let ok = head.as_ref().is_some_and(|h| h.status() == Status::Ok);
+    let head = head.unwrap_or_default();
     ArchResult {
         index: line["index"].as_u64().expect("checked") as usize,
         score: number(score_key).filter(|s| ok && s.is_finite()),
-        time_s: number(time_key).or_else(|| number("time_s")),
-        stage1_s: number("stage1_s"),
-        reached_threshold: line.get("reached_threshold").and_then(Value::as_bool).unwrap_or(false),
+        time_s: number(time_key).or(head.time_s),
+        stage1_s: head.stage1_s,
+        reached_threshold: head.reached_threshold.unwrap_or(false),
     }
 }
 
@@ -168,14 +173,13 @@ pub enum NotOk {
 /// value), as the paper's analysis did, and returns how many per status (`no score` for an ok
 /// line without one). `lines` is the file the method was read from.
 pub fn drop_unscored(method: &mut MethodResults, lines: &[Value]) -> BTreeMap<String, usize> {
-    let status: HashMap<u64, &str> =
-        lines.iter().filter_map(|l| Some((l.get("index")?.as_u64()?, l.get("status").and_then(Value::as_str).unwrap_or("ok")))).collect();
+    let status: HashMap<u64, Status> = lines.iter().filter_map(LineHead::of).map(|h| (h.index, h.status())).collect();
     let mut dropped = BTreeMap::new();
     method.archs.retain(|a| {
         if a.score.is_some() {
             return true;
         }
-        let s = status.get(&(a.index as u64)).copied().filter(|s| *s != "ok").unwrap_or("no score");
+        let s = status.get(&(a.index as u64)).filter(|s| **s != Status::Ok).map_or("no score", |s| s.name());
         *dropped.entry(s.to_string()).or_insert(0) += 1;
         false
     });

@@ -1,10 +1,9 @@
 //! Weights on disk as safetensors, named as PyTorch's `state_dict` names them.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use safetensors::tensor::{Dtype, TensorView};
+use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
 
 use crate::engine::{Device, Float, Session};
@@ -43,24 +42,4 @@ pub fn load_weights<T: Float, D: Device<T>>(session: &mut Session<T, D>, path: &
         session.write_named(&name, &values).with_context(|| format!("loading {}", path.display()))?;
     }
     Ok(())
-}
-
-/// Saves every parameter and BN buffer as f32 safetensors under their PyTorch names.
-pub fn save_weights<T: Float, D: Device<T>>(session: &Session<T, D>, path: &Path, metadata: HashMap<String, String>) -> Result<()> {
-    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    for p in session.params() {
-        tensors.push((p.name.clone(), p.shape.clone(), f32_bytes(&session.read_param(&p.name)?)));
-    }
-    for s in &session.graph().states {
-        tensors.push((s.name.clone(), s.shape.clone(), f32_bytes(&session.read_state(&s.name)?)));
-    }
-    let views: Vec<(String, TensorView)> = tensors.iter()
-        .map(|(n, shape, bytes)| Ok((n.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes)?)))
-        .collect::<Result<_>>()?;
-    let bytes = safetensors::serialize(views, Some(metadata))?;
-    crate::util::write_atomically(path, &bytes)
-}
-
-fn f32_bytes<T: Float>(v: &[T]) -> Vec<u8> {
-    v.iter().flat_map(|x| (x.as_f64() as f32).to_le_bytes()).collect()
 }

@@ -7,7 +7,9 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use serde_json::{json, Value};
+use serde_json::Value;
+
+use crate::schema::FailedRecord;
 
 use crate::space::Arch;
 
@@ -47,27 +49,14 @@ fn one_line(s: &str) -> String {
 /// The results line of a failed architecture: its identity, `status: "failed"`, the reason, a
 /// null score, the device, and the run's configuration (`config`'s fields, so a resumed run's
 /// configuration check reads it like any other line).
-pub fn failed_line(arch: &Arch, device: &str, reason: &str, config: &Value) -> Value {
-    let mut line = json!({
-        "index": arch.index(),
-        "arch": arch.to_string(),
-        "status": "failed",
-        "reason": reason,
-        "score": null,
-        "time_s": 0.0,
-        "device": device,
-    });
-    if let (Some(out), Some(cfg)) = (line.as_object_mut(), config.as_object()) {
-        for (k, v) in cfg {
-            out.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-    }
-    line
+pub fn failed_line(arch: &Arch, device: &str, reason: &str, config: &Value) -> FailedRecord {
+    FailedRecord::new(arch.index(), arch.to_string(), device, reason, config)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn errors_and_panics_become_one_line_reasons() {
@@ -83,7 +72,7 @@ mod tests {
     fn a_failed_line_carries_the_configuration() {
         let a = Arch::from_index(1).unwrap();
         let cfg = json!({"dataset": "d", "seed": 3, "status": "not this"});
-        let l = failed_line(&a, "cpu", "boom", &cfg);
+        let l = serde_json::to_value(failed_line(&a, "cpu", "boom", &cfg)).unwrap();
         assert_eq!(l["index"], 1);
         assert_eq!(l["status"], "failed", "the configuration must not override the status");
         assert_eq!(l["reason"], "boom");

@@ -10,6 +10,7 @@ use crate::data::recipe::{DatasetKind, Method, Recipe};
 use crate::data::Dataset;
 use crate::engine::{Device, PlanOptions, Session};
 use crate::net::{stage2_prefixes, NetConfig};
+use crate::schema::Status;
 use crate::train::{cosine_lr, train_epoch, EpochReport, StepProgress, TrainSplit};
 
 /// FEAR's settings; [`FearConfig::for_dataset`] gives the paper's.
@@ -58,20 +59,6 @@ impl FearConfig {
             cutout: Recipe::Paper.cutout(kind, Method::Fear),
         }
     }
-}
-
-/// How an architecture's run ended.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Ok,
-    /// A loss went NaN or infinite.
-    Diverged,
-    /// Stage 1 never reached the threshold within its epoch cap or time budget.
-    Capped,
-    /// The run of this architecture ended in an error (a device error, an out-of-memory, a
-    /// panic); the line's `reason` says which. See [`super::failure`].
-    Failed,
 }
 
 /// The result of FEAR on one architecture.

@@ -7,6 +7,8 @@
 
 use serde_json::Value;
 
+use crate::schema::LineHead;
+
 /// What the search learns from one evaluated architecture.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Candidate {
@@ -23,13 +25,12 @@ impl Candidate {
     /// The candidate a trajectory line records (fields `index`, `search_score`, `time_s`,
     /// `reached_threshold`, `stage1_s`).
     pub fn from_line(line: &Value) -> Option<Candidate> {
-        let number = |key: &str| line.get(key).and_then(Value::as_f64);
-        let reached = line.get("reached_threshold").and_then(Value::as_bool).unwrap_or(false);
+        let head = LineHead::of(line)?;
         Some(Candidate {
-            index: line.get("index")?.as_u64()? as usize,
-            score: number("search_score"),
-            time_s: number("time_s").unwrap_or(0.0),
-            time_to_threshold_s: if reached { number("stage1_s") } else { None },
+            index: head.index as usize,
+            score: head.search_score,
+            time_s: head.time_s.unwrap_or(0.0),
+            time_to_threshold_s: if head.reached_threshold.unwrap_or(false) { head.stage1_s } else { None },
         })
     }
 }

@@ -121,7 +121,7 @@ pub fn run_shard(s: &Settings, dir: &Path, shard: Shard, device: &str) -> Result
 fn holds_share(s: &Settings, share: &str, out: &Path) -> Result<bool> {
     let Ok(bytes) = std::fs::read(out) else { return Ok(false) };
     let archs = parse_arch_list(&s.archs, s.seed).map_err(|e| anyhow::anyhow!("--archs {}: {e}", s.archs))?;
-    let mine = crate::cli::common::shard(archs, Some(share))?;
+    let mine = crate::run::shard(archs, Some(share))?;
     let done: HashSet<u64> = parse_results(&out.display().to_string(), &bytes)?.lines.iter().map(|l| l.index).collect();
     Ok(mine.iter().all(|a| done.contains(&(a.index() as u64))))
 }

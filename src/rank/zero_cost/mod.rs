@@ -20,7 +20,9 @@
 //!
 //! Only conv and linear weights are scored ([`scored_weights`]). A disconnected cell (no path
 //! from input to output) gets finite scores: its gradients through the cells vanish, so synflow
-//! is 0, and the degenerate cases of jacob_cov and naswot have defined values.
+//! is 0, and the degenerate cases of jacob_cov and naswot have defined values. `fear zero-cost`
+//! writes them with the status `disconnected` ([`crate::schema::Status`]), so `fear evaluate`
+//! leaves them out as not ok (or ranks them last under `--not-ok last`): they mean nothing.
 
 pub mod az_nas;
 pub mod fisher;

@@ -7,7 +7,7 @@ use std::sync::{Mutex, OnceLock};
 
 use anyhow::Result;
 
-use super::UsageError;
+use crate::util::UsageError;
 use crate::engine::cuda::{driver, Gpu};
 use crate::engine::{AnyDevice, Cpu};
 
