@@ -378,7 +378,12 @@ fn nvrtc_artifacts(sources: &[(PathBuf, String)], out_dir: &Path) -> String {
             }
             // Cargo shows this to everyone who builds: say plainly that nothing is wrong.
             println!("cargo:warning=note (nothing is wrong): no NVRTC library at build time, so the CUDA kernels are embedded as source and compiled when a GPU is first used (NVRTC needed then); CPU runs need none. Detail: {why}");
-            writeln!(items, "pub const NVRTC_VERSION: Option<(i32, i32)> = None;\npub const BUILD_NOTE: &str = {:?};", format!("no NVRTC at build time: {why}")).unwrap();
+            writeln!(
+                items,
+                "pub const NVRTC_VERSION: Option<(i32, i32)> = None;\npub const BUILD_NOTE: &str = {:?};",
+                format!("no NVRTC at build time: {why}")
+            )
+            .unwrap();
             items.push_str("pub const IMAGES: &[Image] = &[];\n");
             return items;
         }

@@ -13,7 +13,9 @@ use rand_chacha::ChaCha8Rng;
 
 const BATCH: usize = 64;
 
-fn rand_vec(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> { (0..n).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect() }
+fn rand_vec(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect()
+}
 
 struct Bench {
     filter: Vec<String>,
@@ -76,9 +78,7 @@ fn planes(b: &mut Bench, rng: &mut ChaCha8Rng, c: usize, hw: usize) {
     b.run(&format!("bn train fwd {tag}"), || {
         batch_norm_train_forward(&bg, black_box(&x), &gamma, &beta, 1e-5, 0.1, &mut rm, &mut rv, &mut y, &mut mean, &mut invstd)
     });
-    b.run(&format!("bn bwd {tag}"), || {
-        batch_norm_backward(&bg, black_box(&x), &dy, &gamma, &mean, &invstd, Some(&mut dx), Some(&mut dg), Some(&mut db))
-    });
+    b.run(&format!("bn bwd {tag}"), || batch_norm_backward(&bg, black_box(&x), &dy, &gamma, &mean, &invstd, Some(&mut dx), Some(&mut dg), Some(&mut db)));
     b.run(&format!("relu fwd {tag}"), || relu_forward(black_box(&x), &mut y));
     b.run(&format!("relu bwd {tag}"), || relu_backward(black_box(&x), &dy, &mut dx));
     b.run(&format!("add {tag}"), || add_forward(black_box(&x), &dy, &mut y));
@@ -110,7 +110,9 @@ fn head(b: &mut Bench, rng: &mut ChaCha8Rng) {
     b.run("linear bwd 64->10", || linear_backward(&g, &feat, &w, black_box(&logits), Some(&mut dfeat), Some(&mut dw), Some(&mut db)));
     let labels: Vec<u32> = (0..BATCH).map(|i| (i % classes) as u32).collect();
     let mut probs = vec![0.0f32; logits.len()];
-    b.run("softmax_xent fwd", || { black_box(softmax_cross_entropy_forward(BATCH, classes, black_box(&logits), &labels, &mut probs)); });
+    b.run("softmax_xent fwd", || {
+        black_box(softmax_cross_entropy_forward(BATCH, classes, black_box(&logits), &labels, &mut probs));
+    });
     let mut dl = vec![0.0f32; logits.len()];
     b.run("softmax_xent bwd", || softmax_cross_entropy_backward(BATCH, classes, black_box(&probs), &labels, 1.0, &mut dl));
 }

@@ -255,7 +255,16 @@ mod tests {
     fn zero_cost_lines_are_written_as_before() {
         // A line as the hand-built map of earlier versions wrote it (keys sorted).
         let text = r#"{"arch":"a","batch":8,"cells_per_stage":1,"channels":4,"dataset":null,"device":"cpu","index":3,"params":12.0,"params_time_s":null,"proxies":"params","recipe":"paper","seed":0,"status":"disconnected","trained_epochs":0}"#;
-        let config = ZeroCostConfig { proxies: "params".into(), dataset: None, seed: 0, batch: 8, trained_epochs: 0, channels: 4, cells_per_stage: 1, recipe: Recipe::Paper };
+        let config = ZeroCostConfig {
+            proxies: "params".into(),
+            dataset: None,
+            seed: 0,
+            batch: 8,
+            trained_epochs: 0,
+            channels: 4,
+            cells_per_stage: 1,
+            recipe: Recipe::Paper,
+        };
         let scores = [("params".to_string(), Some(12.0)), ("params_time_s".to_string(), None)].into_iter().collect();
         let r = ZeroCostRecord { index: 3, arch: "a".into(), status: Status::Disconnected, scores, config, device: "cpu".into() };
         let written = serde_json::to_vec(&serde_json::to_value(&r).unwrap()).unwrap();

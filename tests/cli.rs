@@ -31,8 +31,7 @@ fn arch_reports_index_string_params_and_flops() {
 fn arch_all_lists_every_architecture_once() {
     let out = fear(&["arch", "--all", "--json"]);
     assert!(out.status.success());
-    let lines: Vec<serde_json::Value> = out.stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = out.stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
     assert_eq!(lines.len(), 15625);
     for (i, v) in lines.iter().enumerate() {
         assert_eq!(v["index"], i);
@@ -111,7 +110,12 @@ fn a_leading_tilde_in_a_path_option_is_the_home_folder() {
     let out = Command::new(env!("CARGO_BIN_EXE_fear"))
         .args(["zero-cost", "--proxy", "snip", "--archs", "1", "--dataset", "synthetic-cifar10", "--synthetic-size", "2", "--batch", "4"])
         .args(["--channels", "2", "--cells-per-stage", "1", "--threads", "1"])
-        .env("HOME", &home).env_remove("XDG_CACHE_HOME").env_remove("FEAR_CACHE_DIR").current_dir(&cwd).output().unwrap();
+        .env("HOME", &home)
+        .env_remove("XDG_CACHE_HOME")
+        .env_remove("FEAR_CACHE_DIR")
+        .current_dir(&cwd)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(std::fs::read_dir(home.join(".cache/fear")).unwrap().count() > 0);
     assert!(!cwd.join("data-cache").exists());

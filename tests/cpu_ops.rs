@@ -10,7 +10,9 @@ use rand_chacha::ChaCha8Rng;
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-fn rng(seed: u64) -> ChaCha8Rng { ChaCha8Rng::seed_from_u64(seed) }
+fn rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed)
+}
 
 /// Uniform values in [-1, 1) that are exactly representable in f32, so the f32 and f64 runs of an
 /// op see identical inputs and the reference isolates the op's own rounding.
@@ -18,8 +20,12 @@ fn rand_vec(rng: &mut ChaCha8Rng, n: usize) -> Vec<f64> {
     (0..n).map(|_| (rng.random::<f64>() * 2.0 - 1.0) as f32 as f64).collect()
 }
 
-fn cast<T: Float>(v: &[f64]) -> Vec<T> { v.iter().map(|&x| T::from_f64(x)).collect() }
-fn widen<T: Float>(v: &[T]) -> Vec<f64> { v.iter().map(|x| x.as_f64()).collect() }
+fn cast<T: Float>(v: &[f64]) -> Vec<T> {
+    v.iter().map(|&x| T::from_f64(x)).collect()
+}
+fn widen<T: Float>(v: &[T]) -> Vec<f64> {
+    v.iter().map(|x| x.as_f64()).collect()
+}
 
 /// max |a - b| / max(max |b|, 1e-3).
 fn rel_err(a: &[f64], b: &[f64]) -> f64 {
@@ -43,7 +49,9 @@ const TOL32: f64 = 1e-5;
 const TOL_FD: f64 = 1e-6;
 const H: f64 = 1e-6;
 
-fn dot(a: &[f64], b: &[f64]) -> f64 { a.iter().zip(b).map(|(x, y)| x * y).sum() }
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
 
 /// Central differences of `f` with respect to every element of `v`.
 fn finite_diff(v: &[f64], mut f: impl FnMut(&[f64]) -> f64) -> Vec<f64> {
@@ -61,7 +69,9 @@ fn finite_diff(v: &[f64], mut f: impl FnMut(&[f64]) -> f64) -> Vec<f64> {
 }
 
 /// Runs a backward into a buffer holding `start` and returns what it added (checks +=, not =).
-fn added(start: &[f64], after: &[f64]) -> Vec<f64> { after.iter().zip(start).map(|(a, s)| a - s).collect() }
+fn added(start: &[f64], after: &[f64]) -> Vec<f64> {
+    after.iter().zip(start).map(|(a, s)| a - s).collect()
+}
 
 // ---------------------------------------------------------------------------------------------
 // Convolution
@@ -119,16 +129,16 @@ fn conv_grads<T: Float>(g: &ConvGeom, x: &[f64], w: &[f64], dy: &[f64], start: (
 fn conv_geoms() -> Vec<ConvGeom> {
     let g = |n, c_in, h, w, c_out, k, stride, pad| ConvGeom { n, c_in, h, w, c_out, k, stride, pad };
     vec![
-        g(3, 7, 5, 5, 4, 3, 1, 1), // 3x3 same
-        g(3, 7, 5, 5, 4, 3, 2, 1), // 3x3 stride 2 on an odd size
-        g(3, 7, 5, 5, 4, 1, 1, 0), // 1x1: the plain-GEMM path
-        g(3, 7, 5, 5, 4, 1, 2, 0), // 1x1 stride 2: the im2col path
-        g(2, 3, 7, 6, 5, 3, 2, 1), // non-square, stride 2
-        g(2, 4, 5, 4, 3, 3, 1, 0), // no padding
-        g(2, 3, 6, 7, 2, 5, 2, 2), // 5x5 kernel
-        g(2, 3, 1, 2, 4, 3, 1, 1), // image smaller than the kernel
-        g(2, 3, 4, 4, 2, 1, 1, 1), // 1x1 with padding (input gradient falls back to im2col)
-        g(3, 5, 9, 9, 6, 3, 3, 1), // stride 3: three polyphase planes per axis
+        g(3, 7, 5, 5, 4, 3, 1, 1),   // 3x3 same
+        g(3, 7, 5, 5, 4, 3, 2, 1),   // 3x3 stride 2 on an odd size
+        g(3, 7, 5, 5, 4, 1, 1, 0),   // 1x1: the plain-GEMM path
+        g(3, 7, 5, 5, 4, 1, 2, 0),   // 1x1 stride 2: the im2col path
+        g(2, 3, 7, 6, 5, 3, 2, 1),   // non-square, stride 2
+        g(2, 4, 5, 4, 3, 3, 1, 0),   // no padding
+        g(2, 3, 6, 7, 2, 5, 2, 2),   // 5x5 kernel
+        g(2, 3, 1, 2, 4, 3, 1, 1),   // image smaller than the kernel
+        g(2, 3, 4, 4, 2, 1, 1, 1),   // 1x1 with padding (input gradient falls back to im2col)
+        g(3, 5, 9, 9, 6, 3, 3, 1),   // stride 3: three polyphase planes per axis
         g(5, 16, 8, 8, 16, 3, 1, 1), // NATS-like channel count, longer dot products
     ]
 }
@@ -326,8 +336,10 @@ fn bn_train_forward_matches_reference() {
         let want = bn_ref(&g, &x, &gamma, &beta, eps);
         let want_rm: Vec<f64> = (0..g.c).map(|c| 0.9 * rm[c] + 0.1 * want.mean[c]).collect();
         let want_rv: Vec<f64> = (0..g.c).map(|c| 0.9 * rv[c] + 0.1 * want.var_unbiased[c]).collect();
-        for (tol, got, name) in [(TOL64, bn_train::<f64>(&g, &x, &gamma, &beta, eps, mom, &rm, &rv), "f64"),
-                                  (TOL32, bn_train::<f32>(&g, &x, &gamma, &beta, eps, mom, &rm, &rv), "f32")] {
+        for (tol, got, name) in [
+            (TOL64, bn_train::<f64>(&g, &x, &gamma, &beta, eps, mom, &rm, &rv), "f64"),
+            (TOL32, bn_train::<f32>(&g, &x, &gamma, &beta, eps, mom, &rm, &rv), "f32"),
+        ] {
             assert_close(&format!("bn y {name} {g:?}"), &got.y, &want.y, tol);
             assert_close(&format!("bn mean {name} {g:?}"), &got.mean, &want.mean, tol);
             assert_close(&format!("bn invstd {name} {g:?}"), &got.invstd, &want.invstd, tol);
@@ -454,8 +466,17 @@ fn bn_backward_matches_finite_differences() {
         // f32 against f64, on the f32 forward's saved statistics.
         let f32fwd = bn_train::<f32>(&g, &x, &gamma, &beta, eps, 0.1, &vec![0.0; g.c], &vec![1.0; g.c]);
         let (mut dx32, mut dg32, mut db32) = (vec![0f32; len], vec![0f32; g.c], vec![0f32; g.c]);
-        batch_norm_backward(&g, &cast(&x), &cast(&dy), &cast(&gamma), &cast(&f32fwd.mean), &cast(&f32fwd.invstd),
-            Some(&mut dx32), Some(&mut dg32), Some(&mut db32));
+        batch_norm_backward(
+            &g,
+            &cast(&x),
+            &cast(&dy),
+            &cast(&gamma),
+            &cast(&f32fwd.mean),
+            &cast(&f32fwd.invstd),
+            Some(&mut dx32),
+            Some(&mut dg32),
+            Some(&mut db32),
+        );
         assert_close("bn dx f32", &widen(&dx32), &fd_x, 1e-4);
         assert_close("bn dgamma f32", &widen(&dg32), &fd_g, TOL32);
         assert_close("bn dbeta f32", &widen(&db32), &fd_b, TOL32);
@@ -588,7 +609,11 @@ fn elementwise_ops() {
     // ... which is the finite-difference gradient away from the kink.
     let xs: Vec<f64> = rand_vec(&mut r, 50).iter().map(|v| if v.abs() < 0.01 { 0.5 } else { *v }).collect();
     let dys = rand_vec(&mut r, 50);
-    let relu64 = |x: &[f64]| { let mut y = vec![0.0; x.len()]; relu_forward(x, &mut y); y };
+    let relu64 = |x: &[f64]| {
+        let mut y = vec![0.0; x.len()];
+        relu_forward(x, &mut y);
+        y
+    };
     let fd = finite_diff(&xs, |x| dot(&relu64(x), &dys));
     let mut g = vec![0.0; 50];
     relu_backward(&relu64(&xs), &dys, &mut g);
@@ -627,7 +652,11 @@ fn global_avg_pool() {
         assert_close("gap f32", &widen(&y32), &want, TOL32);
 
         let dy = rand_vec(&mut r, n * c);
-        let gap64 = |x: &[f64]| { let mut y = vec![0.0; n * c]; global_avg_pool_forward(n, c, hw, x, &mut y); y };
+        let gap64 = |x: &[f64]| {
+            let mut y = vec![0.0; n * c];
+            global_avg_pool_forward(n, c, hw, x, &mut y);
+            y
+        };
         let dx0 = rand_vec(&mut r, n * c * hw);
         let mut dx = dx0.clone();
         global_avg_pool_backward(n, c, hw, &dy, &mut dx);

@@ -82,9 +82,10 @@ fn lines_by_index(path: &Path) -> Vec<(u64, Value)> {
 
 #[test]
 fn killed_runs_resume_to_the_uninterrupted_result() {
-    let seed: u64 = std::env::var("FEAR_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-    });
+    let seed: u64 = std::env::var("FEAR_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
     eprintln!("crash_safety: FEAR_CRASH_SEED={seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     for case in COMMANDS {
@@ -161,9 +162,10 @@ fn complete_lines(path: &Path) -> String {
 /// uninterrupted job's, and table.md and the figures are written.
 #[test]
 fn killed_reproduction_resumes_without_redoing_finished_work() {
-    let seed: u64 = std::env::var("FEAR_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-    });
+    let seed: u64 = std::env::var("FEAR_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
     eprintln!("crash_safety (reproduce): FEAR_CRASH_SEED={seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let dir = common::test_dir("crash_safety/reproduce");

@@ -463,8 +463,8 @@ fn crop_is_a_shifted_window_or_padding() {
         let v = v - 1 - 64 * c as i32;
         let (sy, sx) = (v / 8, v % 8);
         let oy = sy - y as i32; // source row = y + oy
-        // Either not flipped (sx = x + ox) or flipped (sx = 7 - x + ox): the pixel right of it
-        // tells which, unless it is at the border; use the params' flip and check everything.
+                                // Either not flipped (sx = x + ox) or flipped (sx = 7 - x + ox): the pixel right of it
+                                // tells which, unless it is at the border; use the params' flip and check everything.
         let ox = if a.flip { sx - (7 - x as i32) } else { sx - x as i32 };
         assert!(oy.abs() <= pad as i32 && ox.abs() <= pad as i32);
         assert_eq!((oy, ox), (a.dy as i32 - pad as i32, a.dx as i32 - pad as i32));
@@ -552,8 +552,7 @@ fn cutout_zeroes_a_clipped_square_after_normalising() {
         let (y0, y1) = (cy.saturating_sub(8), (cy + 8).min(s));
         let (x0, x1) = (cx.saturating_sub(8), (cx + 8).min(s));
         for c in 0..3 {
-            let zeros: Vec<(usize, usize)> =
-                (0..s * s).filter(|&i| out[c * s * s + i] == 0.0).map(|i| (i / s, i % s)).collect();
+            let zeros: Vec<(usize, usize)> = (0..s * s).filter(|&i| out[c * s * s + i] == 0.0).map(|i| (i / s, i % s)).collect();
             assert_eq!(zeros.len(), (y1 - y0) * (x1 - x0));
             assert!(zeros.len() <= 256);
             assert!(zeros.iter().all(|&(y, x)| (y0..y1).contains(&y) && (x0..x1).contains(&x)));
@@ -805,18 +804,9 @@ fn real_cifar10_jpeg_folder() {
     let t0 = Instant::now();
     let ds = DatasetSpec::Folder(root.clone()).load(&LoadOptions::default()).unwrap();
     let dt = t0.elapsed();
-    println!(
-        "loaded {} ({} train + {} test JPEGs) in {dt:.2?}; measured normalisation {:?}",
-        root.display(),
-        ds.train.len(),
-        ds.test.len(),
-        ds.norm
-    );
+    println!("loaded {} ({} train + {} test JPEGs) in {dt:.2?}; measured normalisation {:?}", root.display(), ds.train.len(), ds.test.len(), ds.norm);
     assert_eq!((ds.train.len(), ds.test.len(), ds.classes, ds.image_size, ds.pad), (50_000, 10_000, 10, 32, 4));
-    assert_eq!(
-        folder::folder_classes(&root).unwrap(),
-        ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-    );
+    assert_eq!(folder::folder_classes(&root).unwrap(), ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]);
     assert_eq!(ds.train.class_counts(10), vec![5000; 10]);
     assert_eq!(ds.test.class_counts(10), vec![1000; 10]);
     for c in 0..3 {

@@ -45,10 +45,25 @@ fn evaluate_makes_az_nas_fear_epochs_and_ensembles() {
         csv += &format!("{},{},{acc},{},{}\n", l["index"], l["arch"].as_str().unwrap(), acc - 20.0, acc - 40.0);
     }
     std::fs::write(&gt, csv).unwrap();
-    let out = fear(&dir, &[
-        "evaluate", "r.jsonl", "z.jsonl", "--ground-truth", gt.to_str().unwrap(), "--dataset", "cifar10", "--json",
-        "--ensemble", "az+fear=logrank:az_nas,fear", "--ensemble", "trio=vote:meco,zico,swap", "--ensemble", "quick=meanrank:fear-epochs,synflow",
-    ]);
+    let out = fear(
+        &dir,
+        &[
+            "evaluate",
+            "r.jsonl",
+            "z.jsonl",
+            "--ground-truth",
+            gt.to_str().unwrap(),
+            "--dataset",
+            "cifar10",
+            "--json",
+            "--ensemble",
+            "az+fear=logrank:az_nas,fear",
+            "--ensemble",
+            "trio=vote:meco,zico,swap",
+            "--ensemble",
+            "quick=meanrank:fear-epochs,synflow",
+        ],
+    );
     ok(&out, "evaluate");
     let got: Value = serde_json::from_slice(&out.stdout).unwrap();
     let methods = got["methods"].as_array().unwrap();
@@ -69,7 +84,26 @@ fn evaluate_makes_az_nas_fear_epochs_and_ensembles() {
 #[test]
 fn shortlist_runs_fear_on_the_proxys_top_fraction_only() {
     let dir = test_dir("shortlist");
-    let out = run(&dir, with_tiny(&["rank", "--archs", ARCHS, "--out", "s.jsonl", "--seed", "0", "--threshold", "0.001", "--max-stage1-epochs", "2", "--stage2-epochs", "1", "--shortlist", "az_nas:0.5"]));
+    let out = run(
+        &dir,
+        with_tiny(&[
+            "rank",
+            "--archs",
+            ARCHS,
+            "--out",
+            "s.jsonl",
+            "--seed",
+            "0",
+            "--threshold",
+            "0.001",
+            "--max-stage1-epochs",
+            "2",
+            "--stage2-epochs",
+            "1",
+            "--shortlist",
+            "az_nas:0.5",
+        ]),
+    );
     ok(&out, "rank --shortlist");
     let lines: Vec<Value> = std::fs::read_to_string(dir.join("s.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 4);
@@ -110,7 +144,23 @@ fn zero_cost_on_the_emulated_gpu_matches_the_cpu() {
     let dir = test_dir("zc-emulated");
     let proxies = "az_nas,meco,zico,swap,snip,grad_norm,fisher,jacob_cov,naswot,synflow";
     for (device, out) in [("cpu", "cpu.jsonl"), ("emulated", "gpu.jsonl")] {
-        let args = vec!["zero-cost", "--proxy", proxies, "--archs", "6111,9930", "--out", out, "--batch", "8", "--channels", "2", "--cells-per-stage", "1", "--device", device];
+        let args = vec![
+            "zero-cost",
+            "--proxy",
+            proxies,
+            "--archs",
+            "6111,9930",
+            "--out",
+            out,
+            "--batch",
+            "8",
+            "--channels",
+            "2",
+            "--cells-per-stage",
+            "1",
+            "--device",
+            device,
+        ];
         let mut args: Vec<String> = args.into_iter().map(String::from).collect();
         args.extend(tiny_run_args().into_iter().skip_while(|a| a != "--dataset").take(6));
         ok(&run(&dir, args), device);

@@ -27,7 +27,14 @@ fn close(a: f64, b: f64) -> bool {
 /// a tie in score (0.7) and two without a score.
 fn hand_example() -> Population {
     let mut pop = Population::default();
-    let rows = [(5, 90.0, Some(0.7), 1.0), (3, 80.0, Some(0.9), 2.0), (9, 80.0, None, 3.0), (1, 70.0, Some(0.7), 4.0), (7, 60.0, Some(0.2), 5.0), (2, 50.0, None, 6.0)];
+    let rows = [
+        (5, 90.0, Some(0.7), 1.0),
+        (3, 80.0, Some(0.9), 2.0),
+        (9, 80.0, None, 3.0),
+        (1, 70.0, Some(0.7), 4.0),
+        (7, 60.0, Some(0.2), 5.0),
+        (2, 50.0, None, 6.0),
+    ];
     for (index, truth, score, time) in rows {
         pop.push(index, truth, score, Some(time));
     }
@@ -129,11 +136,13 @@ fn top_n(values: &[f64], index: &[usize], n: usize) -> Vec<usize> {
 
 /// Brute force: average ranks by counting (rank = below + (equal + 1) / 2).
 fn naive_ranks(v: &[f64]) -> Vec<f64> {
-    v.iter().map(|x| {
-        let below = v.iter().filter(|y| *y < x).count() as f64;
-        let equal = v.iter().filter(|y| *y == x).count() as f64;
-        below + (equal + 1.0) / 2.0
-    }).collect()
+    v.iter()
+        .map(|x| {
+            let below = v.iter().filter(|y| *y < x).count() as f64;
+            let equal = v.iter().filter(|y| *y == x).count() as f64;
+            below + (equal + 1.0) / 2.0
+        })
+        .collect()
 }
 
 fn naive_spearman(x: &[f64], y: &[f64]) -> Option<f64> {
@@ -152,11 +161,27 @@ fn naive_kendall(x: &[f64], y: &[f64]) -> Option<f64> {
         for j in i + 1..x.len() {
             pairs += 1.0;
             // Signs by comparison: -inf - -inf would be NaN.
-            let sign = |a: f64, b: f64| if a > b { 1 } else if a < b { -1 } else { 0 };
+            let sign = |a: f64, b: f64| {
+                if a > b {
+                    1
+                } else if a < b {
+                    -1
+                } else {
+                    0
+                }
+            };
             let (sx, sy) = (sign(x[i], x[j]), sign(y[i], y[j]));
-            if sx == 0 { tx += 1.0 }
-            if sy == 0 { ty += 1.0 }
-            if sx * sy > 0 { c += 1.0 } else if sx * sy < 0 { d += 1.0 }
+            if sx == 0 {
+                tx += 1.0
+            }
+            if sy == 0 {
+                ty += 1.0
+            }
+            if sx * sy > 0 {
+                c += 1.0
+            } else if sx * sy < 0 {
+                d += 1.0
+            }
         }
     }
     let den = ((pairs - tx) * (pairs - ty)).sqrt();
@@ -193,8 +218,10 @@ fn bins_and_correlations_match_brute_force() {
         let pop = random_population(&mut rng, 1 + trial % 37);
         for (fast, slow) in bins(&pop).iter().zip(BIN_PERCENTS.map(|pct| naive_bin(&pop, pct))) {
             assert_eq!((fast.top_pct, fast.n), (slow.top_pct, slow.n));
-            assert!(same(fast.spearman, slow.spearman) && same(fast.common_ratio, slow.common_ratio) && same(fast.mean_time_s, slow.mean_time_s),
-                "trial {trial}: {fast:?} vs {slow:?}");
+            assert!(
+                same(fast.spearman, slow.spearman) && same(fast.common_ratio, slow.common_ratio) && same(fast.mean_time_s, slow.mean_time_s),
+                "trial {trial}: {fast:?} vs {slow:?}"
+            );
         }
         assert!(same(kendall_tau_b(&pop.truth, &pop.score), naive_kendall(&pop.truth, &pop.score)), "trial {trial}");
         assert!(same(spearman(&pop.truth, &pop.score), naive_spearman(&pop.truth, &pop.score)), "trial {trial}");
@@ -204,7 +231,9 @@ fn bins_and_correlations_match_brute_force() {
             for b in 0..pop.len() {
                 if pop.truth[a] > pop.truth[b] {
                     pairs += 1.0;
-                    if before(&pop.score, &pop.index, a, b) { right += 1.0 }
+                    if before(&pop.score, &pop.index, a, b) {
+                        right += 1.0
+                    }
                 }
             }
         }
@@ -335,7 +364,14 @@ fn table_says_how_many_are_not_ok_and_plots_are_written() {
     assert_eq!(names, want);
     let svg = std::fs::read_to_string(dir.join("bins-top10.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-    for text in ["Top 10% of architectures by ground truth (cifar10, 30 architectures)", "Mean time vs Spearman", "Mean time vs common ratio", "FEAR", "zero-cost proxies", "jacob_cov"] {
+    for text in [
+        "Top 10% of architectures by ground truth (cifar10, 30 architectures)",
+        "Mean time vs Spearman",
+        "Mean time vs common ratio",
+        "FEAR",
+        "zero-cost proxies",
+        "jacob_cov",
+    ] {
         assert!(svg.contains(text), "bins-top10.svg lacks {text:?}");
     }
     let ttt = std::fs::read_to_string(dir.join("time-to-threshold-fear.svg")).unwrap();
@@ -348,7 +384,8 @@ fn table_says_how_many_are_not_ok_and_plots_are_written() {
 fn not_ok_lines_are_dropped_by_default_and_counted() {
     let f = fixtures();
     let dir = common::test_dir("eval-not-ok-drop");
-    let kept: String = std::fs::read_to_string(f.join("fear_noisy.jsonl")).unwrap().lines().filter(|l| l.contains("\"status\": \"ok\"")).map(|l| format!("{l}\n")).collect();
+    let kept: String =
+        std::fs::read_to_string(f.join("fear_noisy.jsonl")).unwrap().lines().filter(|l| l.contains("\"status\": \"ok\"")).map(|l| format!("{l}\n")).collect();
     let ok_only = dir.join("fear_ok_only.jsonl");
     std::fs::write(&ok_only, kept).unwrap();
     let gt = f.join("ground_truth.csv");
@@ -459,6 +496,7 @@ fn evaluate_uses_the_built_in_ground_truth_and_warns_on_mismatches() {
     let top10 = std::fs::read_to_string(plots.join("bins-top10.svg")).unwrap();
     assert!(top10.contains(">no data<") && !top10.contains("Spearman's rho with ground truth"), "an empty bin drew axes");
     let hist = std::fs::read_to_string(plots.join("scores-fear.svg")).unwrap();
-    let y_ticks: Vec<&str> = hist.lines().filter(|l| l.contains(r#"text-anchor="end""#)).map(|l| l.split('>').nth(1).unwrap().trim_end_matches("</text")).collect();
+    let y_ticks: Vec<&str> =
+        hist.lines().filter(|l| l.contains(r#"text-anchor="end""#)).map(|l| l.split('>').nth(1).unwrap().trim_end_matches("</text")).collect();
     assert!(y_ticks.len() >= 2 && y_ticks.iter().all(|t| t.parse::<u64>().is_ok()), "{y_ticks:?}");
 }

@@ -18,10 +18,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn every_target_has_a_binary_and_a_seed_corpus() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut binaries: Vec<String> = files(&root.join("fuzz/fuzz_targets"))
-        .iter()
-        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
-        .collect();
+    let mut binaries: Vec<String> = files(&root.join("fuzz/fuzz_targets")).iter().map(|p| p.file_stem().unwrap().to_string_lossy().into_owned()).collect();
     binaries.sort();
     let mut named: Vec<String> = fuzz_entries::TARGETS.iter().map(|(n, _)| n.to_string()).collect();
     named.sort();

@@ -5,7 +5,6 @@
 
 use std::sync::Mutex;
 
-use fear::run::Prepared;
 use fear::data::dataset::{Normalization, Split};
 use fear::data::Dataset;
 use fear::engine::cuda::launch::{check_resources, set_sync_every_launch, Dims, KernelFootprint};
@@ -13,6 +12,7 @@ use fear::engine::cuda::{launch, Gpu};
 use fear::engine::{AnyDevice, Device, Kernel, Loc, MemoryLayout, PlanOptions, Session, Space};
 use fear::net::{tiny_network, NetConfig};
 use fear::rank::results::ResultsFile;
+use fear::run::Prepared;
 use fear::space::Arch;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

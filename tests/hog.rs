@@ -12,8 +12,7 @@ struct Case {
 
 fn load_cases() -> Vec<Case> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hog");
-    let header: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("hog.json")).unwrap()).unwrap();
+    let header: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("hog.json")).unwrap()).unwrap();
     let blob = std::fs::read(dir.join("hog.bin")).unwrap();
     let u = |c: &serde_json::Value, k: &str| c[k].as_u64().unwrap() as usize;
     header["cases"]
@@ -26,16 +25,9 @@ fn load_cases() -> Vec<Case> {
             Case {
                 name: c["name"].as_str().unwrap().to_string(),
                 size,
-                params: HogParams {
-                    orientations: u(c, "orientations"),
-                    cell: u(c, "cell"),
-                    block: u(c, "block"),
-                },
+                params: HogParams { orientations: u(c, "orientations"), cell: u(c, "cell"), block: u(c, "block") },
                 img: blob[io..io + 3 * size * size].to_vec(),
-                feats: blob[fo..fo + 8 * fl]
-                    .chunks_exact(8)
-                    .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
-                    .collect(),
+                feats: blob[fo..fo + 8 * fl].chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect(),
             }
         })
         .collect()
@@ -50,17 +42,9 @@ fn matches_skimage() {
         assert_eq!(HogParams::for_image_size(c.size), c.params, "{}", c.name);
         let mut out = vec![0f32; c.feats.len()];
         hog_features(&c.img, c.size, &c.params, &mut out);
-        let max_err = out
-            .iter()
-            .zip(&c.feats)
-            .map(|(a, b)| (*a as f64 - b).abs())
-            .fold(0.0, f64::max);
+        let max_err = out.iter().zip(&c.feats).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
         let nonzero = c.feats.iter().filter(|v| **v != 0.0).count();
-        eprintln!(
-            "{}: {} features ({nonzero} nonzero), max |ours - skimage| = {max_err:.3e}",
-            c.name,
-            out.len()
-        );
+        eprintln!("{}: {} features ({nonzero} nonzero), max |ours - skimage| = {max_err:.3e}", c.name, out.len());
         assert!(max_err <= 1e-5, "{}: max abs error {max_err}", c.name);
     }
 }
@@ -69,22 +53,8 @@ fn matches_skimage() {
 fn feature_lengths() {
     assert_eq!(feature_len(32, &HogParams::for_image_size(32)), 324);
     assert_eq!(feature_len(16, &HogParams::for_image_size(16)), 324);
-    assert_eq!(
-        HogParams::for_image_size(32),
-        HogParams {
-            orientations: 9,
-            cell: 8,
-            block: 3
-        }
-    );
-    assert_eq!(
-        HogParams::for_image_size(16),
-        HogParams {
-            orientations: 9,
-            cell: 4,
-            block: 3
-        }
-    );
+    assert_eq!(HogParams::for_image_size(32), HogParams { orientations: 9, cell: 8, block: 3 });
+    assert_eq!(HogParams::for_image_size(16), HogParams { orientations: 9, cell: 4, block: 3 });
 }
 
 #[test]
@@ -107,9 +77,7 @@ fn dataset_matches_per_image() {
         // The fixture images of this size, repeated past one rayon task (64 images).
         let imgs: Vec<&Case> = cases.iter().filter(|c| c.size == s).collect();
         let n = 150;
-        let bytes: Vec<u8> = (0..n)
-            .flat_map(|i| imgs[i % imgs.len()].img.iter().copied())
-            .collect();
+        let bytes: Vec<u8> = (0..n).flat_map(|i| imgs[i % imgs.len()].img.iter().copied()).collect();
         let all = hog_dataset(&bytes, s, &p);
         assert_eq!(all.len(), n * f);
         for i in 0..n {
@@ -139,9 +107,6 @@ fn timing_50k() {
     let t = std::time::Instant::now();
     let out = hog_dataset(&bytes, s, &p);
     let dt = t.elapsed().as_secs_f64();
-    eprintln!(
-        "hog_dataset: {n} images {s}x{s} in {dt:.3} s on {} threads",
-        rayon::current_num_threads()
-    );
+    eprintln!("hog_dataset: {n} images {s}x{s} in {dt:.3} s on {} threads", rayon::current_num_threads());
     assert_eq!(out.len(), n * 324);
 }

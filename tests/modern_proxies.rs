@@ -30,30 +30,34 @@ struct Fixture {
 
 fn fixtures() -> Vec<Fixture> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proxies/modern");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "safetensors")).collect();
+    let mut paths: Vec<PathBuf> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "safetensors")).collect();
     paths.sort();
     assert!(paths.len() >= 2, "expected the fixtures in {}", dir.display());
-    paths.into_iter().map(|path| {
-        let bytes = std::fs::read(&path).unwrap();
-        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
-        let meta = header.metadata().clone().unwrap();
-        let st = SafeTensors::deserialize(&bytes).unwrap();
-        let get = |k: &str| meta[k].parse::<usize>().unwrap();
-        let net = NetConfig { c: get("C"), n: get("N"), classes: get("classes"), image_size: get("image_size") };
-        let named = st.names().into_iter().filter_map(|n| n.strip_prefix("param/").map(|p| (p.to_string(), tensor_f64(&st, n).unwrap().1))).collect();
-        let raw: HashMap<String, Option<f64>> = serde_json::from_str(&meta["scores"].replace("-Infinity", "null")).unwrap();
-        Fixture {
-            arch: meta["arch"].parse().unwrap(),
-            net,
-            named,
-            az_input: tensor_f64(&st, "az_input").unwrap().1,
-            zico_input: tensor_f64(&st, "zico_input").unwrap().1,
-            zico_labels: tensor_f64(&st, "zico_labels").unwrap().1.iter().map(|l| *l as u32).collect(),
-            meco_input: tensor_f64(&st, "meco_input").unwrap().1,
-            scores: raw.into_iter().map(|(k, v)| (k, v.unwrap_or(f64::MIN))).collect(),
-            path,
-        }
-    }).collect()
+    paths
+        .into_iter()
+        .map(|path| {
+            let bytes = std::fs::read(&path).unwrap();
+            let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+            let meta = header.metadata().clone().unwrap();
+            let st = SafeTensors::deserialize(&bytes).unwrap();
+            let get = |k: &str| meta[k].parse::<usize>().unwrap();
+            let net = NetConfig { c: get("C"), n: get("N"), classes: get("classes"), image_size: get("image_size") };
+            let named = st.names().into_iter().filter_map(|n| n.strip_prefix("param/").map(|p| (p.to_string(), tensor_f64(&st, n).unwrap().1))).collect();
+            let raw: HashMap<String, Option<f64>> = serde_json::from_str(&meta["scores"].replace("-Infinity", "null")).unwrap();
+            Fixture {
+                arch: meta["arch"].parse().unwrap(),
+                net,
+                named,
+                az_input: tensor_f64(&st, "az_input").unwrap().1,
+                zico_input: tensor_f64(&st, "zico_input").unwrap().1,
+                zico_labels: tensor_f64(&st, "zico_labels").unwrap().1.iter().map(|l| *l as u32).collect(),
+                meco_input: tensor_f64(&st, "meco_input").unwrap().1,
+                scores: raw.into_iter().map(|(k, v)| (k, v.unwrap_or(f64::MIN))).collect(),
+                path,
+            }
+        })
+        .collect()
 }
 
 fn close(a: f64, b: f64, tol: f64) -> bool {
@@ -140,7 +144,8 @@ fn feature_covariance_is_the_channel_covariance_over_positions() {
     let mean = |ch: usize| (0..n).flat_map(|i| (0..hw).map(move |p| (i, p))).map(|(i, p)| at(i, ch, p)).sum::<f64>() / (n * hw) as f64;
     for a in 0..c {
         for b in 0..c {
-            let want: f64 = (0..n).flat_map(|i| (0..hw).map(move |p| (i, p))).map(|(i, p)| (at(i, a, p) - mean(a)) * (at(i, b, p) - mean(b))).sum::<f64>() / (n * hw) as f64;
+            let want: f64 = (0..n).flat_map(|i| (0..hw).map(move |p| (i, p))).map(|(i, p)| (at(i, a, p) - mean(a)) * (at(i, b, p) - mean(b))).sum::<f64>()
+                / (n * hw) as f64;
             assert!((out[a * c + b] - want).abs() < 1e-12, "{a},{b}");
         }
     }

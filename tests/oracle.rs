@@ -12,8 +12,8 @@ use safetensors::SafeTensors;
 
 fn fixtures() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("oracle_")).collect();
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("oracle_")).collect();
     files.sort();
     assert!(files.len() >= 5, "expected the oracle fixtures in {}", dir.display());
     files
@@ -52,8 +52,7 @@ fn check<T: Float>(path: &Path) {
     let bytes = std::fs::read(path).unwrap();
     let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
     let meta = header.metadata().clone().unwrap();
-    let torch_f32_err: std::collections::HashMap<String, f64> =
-        serde_json::from_str(meta.get("torch_f32_err").map(String::as_str).unwrap_or("{}")).unwrap();
+    let torch_f32_err: std::collections::HashMap<String, f64> = serde_json::from_str(meta.get("torch_f32_err").map(String::as_str).unwrap_or("{}")).unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();
     let c = case(&st, &meta);
     let (arch, cfg) = (c.arch, c.cfg);
@@ -85,8 +84,9 @@ fn check<T: Float>(path: &Path) {
     let out = s.forward_backward(&input, &c.labels).unwrap();
     record("loss".into(), &[out.loss], 1e-6);
     record("logits".into(), &to_f64(s.logits(c.batch, true).unwrap()), 1e-6);
-    let grad_floor = s.params().iter().map(|p| tensor_f64(&st, &format!("grad/{}", p.name)).unwrap().1)
-        .flat_map(|g| g.into_iter()).fold(0.0f64, |m, v| m.max(v.abs())) * 1e-6;
+    let grad_floor =
+        s.params().iter().map(|p| tensor_f64(&st, &format!("grad/{}", p.name)).unwrap().1).flat_map(|g| g.into_iter()).fold(0.0f64, |m, v| m.max(v.abs()))
+            * 1e-6;
     for p in s.params().to_vec() {
         record(format!("grad/{}", p.name), &to_f64(s.read_grad(&p.name).unwrap()), grad_floor);
     }

@@ -12,8 +12,12 @@ fn rand_vec(seed: u64, n: usize) -> Vec<f64> {
     (0..n).map(|_| (rng.random::<f64>() * 2.0 - 1.0) as f32 as f64).collect()
 }
 
-fn cast<T: Float>(v: &[f64]) -> Vec<T> { v.iter().map(|&x| T::from_f64(x)).collect() }
-fn widen<T: Float>(v: &[T]) -> Vec<f64> { v.iter().map(|x| x.as_f64()).collect() }
+fn cast<T: Float>(v: &[f64]) -> Vec<T> {
+    v.iter().map(|&x| T::from_f64(x)).collect()
+}
+fn widen<T: Float>(v: &[T]) -> Vec<f64> {
+    v.iter().map(|x| x.as_f64()).collect()
+}
 
 #[track_caller]
 fn assert_close(what: &str, got: &[f64], want: &[f64], tol: f64) {
@@ -32,12 +36,14 @@ fn sum_all_forward_and_its_gradient() {
         assert_close("sum_all f32", &[sum_all(&cast::<f32>(&x)).as_f64()], &[want], 1e-5);
         // Backward: d(sum)/dx_i by central differences is 1; the op adds it to what is there.
         let h = 1e-6;
-        let fd: Vec<f64> = (0..len).map(|i| {
-            let (mut up, mut down) = (x.clone(), x.clone());
-            up[i] += h;
-            down[i] -= h;
-            (sum_all(&up) - sum_all(&down)) / (2.0 * h)
-        }).collect();
+        let fd: Vec<f64> = (0..len)
+            .map(|i| {
+                let (mut up, mut down) = (x.clone(), x.clone());
+                up[i] += h;
+                down[i] -= h;
+                (sum_all(&up) - sum_all(&down)) / (2.0 * h)
+            })
+            .collect();
         let start = rand_vec(99, len);
         let mut dx = start.clone();
         sum_all_backward(&mut dx);
@@ -47,18 +53,20 @@ fn sum_all_forward_and_its_gradient() {
 }
 
 fn channel_fisher_ref(n: usize, c: usize, hw: usize, x: &[f64], dy: &[f64]) -> Vec<f64> {
-    (0..c).map(|ch| {
-        let mut acc = 0.0;
-        for i in 0..n {
-            let mut g = 0.0;
-            for p in 0..hw {
-                let at = (i * c + ch) * hw + p;
-                g += x[at] * dy[at];
+    (0..c)
+        .map(|ch| {
+            let mut acc = 0.0;
+            for i in 0..n {
+                let mut g = 0.0;
+                for p in 0..hw {
+                    let at = (i * c + ch) * hw + p;
+                    g += x[at] * dy[at];
+                }
+                acc += g * g;
             }
-            acc += g * g;
-        }
-        0.5 * acc / n as f64
-    }).collect()
+            0.5 * acc / n as f64
+        })
+        .collect()
 }
 
 fn fisher_run<T: Float>(n: usize, c: usize, hw: usize, x: &[f64], dy: &[f64]) -> Vec<f64> {

@@ -225,8 +225,8 @@ fn disconnected_cell_is_capped_without_training() {
 #[test]
 fn shortreg_trains_e_epochs_and_scores_the_best() {
     let dir = test_dir("shortreg_trains_e_epochs_and_scores_the_best");
-    let mut args: Vec<String> = ["shortreg", "--epochs", "2", "--batch", "8", "--archs", "1,15624", "--out", "s.jsonl", "--seed", "3"]
-        .iter().map(|s| s.to_string()).collect();
+    let mut args: Vec<String> =
+        ["shortreg", "--epochs", "2", "--batch", "8", "--archs", "1,15624", "--out", "s.jsonl", "--seed", "3"].iter().map(|s| s.to_string()).collect();
     args.extend(tiny_run_args());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = fear(&dir, &args);
@@ -315,8 +315,8 @@ fn a_failing_architecture_is_recorded_and_the_run_goes_on() {
 #[test]
 fn shortreg_records_a_failing_architecture_and_goes_on() {
     let dir = test_dir("shortreg_records_a_failing_architecture_and_goes_on");
-    let mut args: Vec<String> = ["shortreg", "--epochs", "1", "--batch", "8", "--archs", "1,15624", "--out", "s.jsonl", "--seed", "0"]
-        .iter().map(|s| s.to_string()).collect();
+    let mut args: Vec<String> =
+        ["shortreg", "--epochs", "1", "--batch", "8", "--archs", "1,15624", "--out", "s.jsonl", "--seed", "0"].iter().map(|s| s.to_string()).collect();
     args.extend(tiny_run_args());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = fear_env(&dir, &args, &[("FEAR_INJECT_FAILURE", "1")]);
@@ -405,8 +405,26 @@ fn the_demo_says_its_scores_say_little() {
     let dir = test_dir("the_demo_says_its_scores_say_little");
     let cache = common::tmp_root().join("cache");
     // The demo's data and network, but one architecture and one quick epoch of each stage.
-    let out = fear(&dir, &["rank", "--archs", "1", "--synthetic-size", "4", "--cache-dir", cache.to_str().unwrap(), "--device", "cpu",
-        "--threads", "1", "--threshold", "0.001", "--stage2-epochs", "1"]);
+    let out = fear(
+        &dir,
+        &[
+            "rank",
+            "--archs",
+            "1",
+            "--synthetic-size",
+            "4",
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--threshold",
+            "0.001",
+            "--stage2-epochs",
+            "1",
+        ],
+    );
     assert_ok(&out, "demo");
     assert!(stderr(&out).contains("this was the built-in demo") && stderr(&out).contains("say little about the architectures"), "{}", stderr(&out));
 }

@@ -10,7 +10,8 @@ mod common;
 /// The first 30 training and 5 test images of every class (300 + 50 images), unpacked once
 /// under `target/`.
 fn small_cifar10(archive: &Path) -> PathBuf {
-    let patterns = ["cifar10-jpeg/train/*/000[0-9].jpg", "cifar10-jpeg/train/*/001[0-9].jpg", "cifar10-jpeg/train/*/002[0-9].jpg", "cifar10-jpeg/test/*/000[0-4].jpg"];
+    let patterns =
+        ["cifar10-jpeg/train/*/000[0-9].jpg", "cifar10-jpeg/train/*/001[0-9].jpg", "cifar10-jpeg/train/*/002[0-9].jpg", "cifar10-jpeg/test/*/000[0-4].jpg"];
     common::unpack_cifar10_subset(archive, "cifar10-jpeg-small", &patterns)
 }
 
@@ -23,8 +24,10 @@ fn rank_two_architectures_on_real_cifar10_images() {
     let run = Command::new(env!("CARGO_BIN_EXE_fear"))
         .args(["rank", "--dataset", &format!("folder:{}", root.display()), "--archs", "1,15624"])
         .args(["--channels", "4", "--cells-per-stage", "1", "--threshold", "0.12", "--max-stage1-epochs", "3", "--stage2-epochs", "1"])
-        .arg("--out").arg(&out)
-        .output().unwrap();
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "fear rank failed: {stderr}");
     assert!(stderr.contains("300 training images"), "{stderr}");

@@ -86,8 +86,10 @@ fn paper_recipe_trains_imagenet16_unaugmented_and_unnormalised() {
 #[test]
 fn dataset_kinds_carry_the_paper_constants() {
     let k = DatasetKind::of;
-    assert_eq!([k("cifar10"), k("cifar100"), k("imagenet16-120"), k(synthetic::NAME), k("my-folder")],
-               [DatasetKind::Cifar10, DatasetKind::Cifar100, DatasetKind::ImageNet16, DatasetKind::SyntheticCifar10, DatasetKind::Folder]);
+    assert_eq!(
+        [k("cifar10"), k("cifar100"), k("imagenet16-120"), k(synthetic::NAME), k("my-folder")],
+        [DatasetKind::Cifar10, DatasetKind::Cifar100, DatasetKind::ImageNet16, DatasetKind::SyntheticCifar10, DatasetKind::Folder]
+    );
     assert_eq!(k("cifar100").threshold(), 0.3);
     assert_eq!(k("imagenet16-120").stage2(), (512, 10));
     assert_eq!((k(synthetic::NAME).pad_fill(), k("cifar10").pad_fill()), (synthetic::ZERO_BYTE, 0));

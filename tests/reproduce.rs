@@ -13,9 +13,34 @@ mod common;
 fn tiny(out: &str, extra: &[&str]) -> Vec<String> {
     let cache = common::tmp_root().join("cache");
     let mut args: Vec<String> = [
-        "reproduce", "--scale", "demo", "--out", out, "--archs", "1,123,10,15624", "--synthetic-size", "4", "--channels", "4",
-        "--shortreg-grid", "1:8,2:8", "--proxies", "synflow,snip,params", "--proxy-batch", "16", "--threshold", "0.001",
-        "--max-stage1-epochs", "2", "--stage2-epochs", "1", "--device", "cpu", "--threads", "1", "--cache-dir",
+        "reproduce",
+        "--scale",
+        "demo",
+        "--out",
+        out,
+        "--archs",
+        "1,123,10,15624",
+        "--synthetic-size",
+        "4",
+        "--channels",
+        "4",
+        "--shortreg-grid",
+        "1:8,2:8",
+        "--proxies",
+        "synflow,snip,params",
+        "--proxy-batch",
+        "16",
+        "--threshold",
+        "0.001",
+        "--max-stage1-epochs",
+        "2",
+        "--stage2-epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--cache-dir",
     ]
     .iter()
     .map(|s| s.to_string())

@@ -16,10 +16,7 @@ const SIZE: usize = 16;
 
 fn split(count: usize, seed: u64) -> Split {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    Split {
-        images: (0..count * 3 * SIZE * SIZE).map(|_| rng.random()).collect(),
-        labels: (0..count).map(|_| rng.random_range(0..10)).collect(),
-    }
+    Split { images: (0..count * 3 * SIZE * SIZE).map(|_| rng.random()).collect(), labels: (0..count).map(|_| rng.random_range(0..10)).collect() }
 }
 
 /// Every random choice on: crop from padding, flip, Cutout, a non-zero fill.

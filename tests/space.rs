@@ -124,10 +124,7 @@ fn rejects(s: &str, needles: &[&str]) {
 fn malformed_strings_are_explained() {
     rejects("", &["empty"]);
     // Unknown op: lists the valid ones.
-    rejects(
-        "|conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|",
-        &["unknown op `conv_3x3`", "none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3"],
-    );
+    rejects("|conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|", &["unknown op `conv_3x3`", "none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3"]);
     // Wrong number of nodes.
     rejects("|none~0|+|none~0|none~1|", &["expected 3 nodes", "found 2"]);
     rejects("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|+|none~0|", &["expected 3 nodes", "found 4"]);
@@ -244,10 +241,7 @@ impl Drop for TempFile {
 
 #[test]
 fn list_file() {
-    let f = TempFile::new(
-        "good.txt",
-        &format!("# archs to try\n\n6111\n  {}  # the paper's best\n\t\n13714 # also 94.37\n", VECTORS[3].1),
-    );
+    let f = TempFile::new("good.txt", &format!("# archs to try\n\n6111\n  {}  # the paper's best\n\t\n13714 # also 94.37\n", VECTORS[3].1));
     let list = parse_arch_list(&format!("file:{}", f.0.display()), 0).unwrap();
     let idx: Vec<usize> = list.iter().map(|a| a.index()).collect();
     assert_eq!(idx, [6111, 123, 13714]);

@@ -313,7 +313,10 @@ fn assign_mode_is_zero_then_accumulate_bit_for_bit_and_ignores_what_dx_held() {
     type Case = (Loc, Box<dyn Fn(bool) -> Kernel>);
     let cases: Vec<Case> = vec![
         (cx, Box::new(move |accumulate| Kernel::ConvBackwardInput { g, dy: cy, w: cw, dx: cx, accumulate })),
-        (bdx, Box::new(move |accumulate| Kernel::BnBackward { g: b, x: bx, dy: bdy, gamma, mean, invstd, dx: Some(bdx), dgamma: None, dbeta: None, accumulate })),
+        (
+            bdx,
+            Box::new(move |accumulate| Kernel::BnBackward { g: b, x: bx, dy: bdy, gamma, mean, invstd, dx: Some(bdx), dgamma: None, dbeta: None, accumulate }),
+        ),
         (dx, Box::new(move |accumulate| Kernel::ReluBackward { y, dy, dx, accumulate })),
         (dx, Box::new(move |accumulate| Kernel::Accumulate { acc: dx, x: dy, accumulate })),
     ];

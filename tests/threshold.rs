@@ -27,10 +27,20 @@ fn mlp_graph_matches_a_naive_forward() {
         let w = s.read_param(&format!("fc{name}.weight")).unwrap();
         let b = s.read_param(&format!("fc{name}.bias")).unwrap();
         let (out, inp) = (b.len(), w.len() / b.len());
-        x.chunks(inp).flat_map(|row| (0..out).map(|o| {
-            let v = b[o] + (0..inp).map(|i| w[o * inp + i] * row[i]).sum::<f64>();
-            if relu { v.max(0.0) } else { v }
-        }).collect::<Vec<f64>>()).collect()
+        x.chunks(inp)
+            .flat_map(|row| {
+                (0..out)
+                    .map(|o| {
+                        let v = b[o] + (0..inp).map(|i| w[o * inp + i] * row[i]).sum::<f64>();
+                        if relu {
+                            v.max(0.0)
+                        } else {
+                            v
+                        }
+                    })
+                    .collect::<Vec<f64>>()
+            })
+            .collect()
     };
     let want = layer(&layer(&layer(&x, 0, true), 1, true), 2, false);
     for (a, b) in logits.iter().zip(&want) {
@@ -54,7 +64,12 @@ fn stripes(per_class: usize, seed: u64) -> Split {
         for _c in 0..3 {
             for y in 0..size {
                 for x in 0..size {
-                    let t = match class { 0 => x as f64, 1 => y as f64, 2 => (x + y) as f64 / 1.4, _ => (x as f64 - y as f64) / 1.4 };
+                    let t = match class {
+                        0 => x as f64,
+                        1 => y as f64,
+                        2 => (x + y) as f64 / 1.4,
+                        _ => (x as f64 - y as f64) / 1.4,
+                    };
                     let v = 128.0 + 90.0 * (t * std::f64::consts::TAU / period + phase).sin() + (next() - 0.5) * 40.0;
                     images.push(v.clamp(0.0, 255.0) as u8);
                 }
@@ -91,7 +106,8 @@ fn fear_threshold_trains_on_real_cifar10_images() {
     let root = small_cifar10(&archive);
     let run = Command::new(env!("CARGO_BIN_EXE_fear"))
         .args(["threshold", "--dataset", &format!("folder:{}", root.display()), "--epochs", "8", "--batch", "100"])
-        .output().unwrap();
+        .output()
+        .unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
     assert!(run.status.success(), "{stderr}");
     assert!(stderr.contains("HoG of 500 training and 100 test images (324 features each)"), "{stderr}");

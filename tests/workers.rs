@@ -6,12 +6,12 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use fear::run::Prepared;
 use fear::data::dataset::{Normalization, Split};
 use fear::data::Dataset;
 use fear::engine::{AnyDevice, Cpu};
 use fear::net::NetConfig;
 use fear::rank::results::ResultsFile;
+use fear::run::Prepared;
 use fear::space::Arch;
 
 mod common;

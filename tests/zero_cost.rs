@@ -34,36 +34,40 @@ struct Fixture {
 
 fn fixtures() -> Vec<Fixture> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proxies");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "safetensors")).collect();
+    let mut paths: Vec<PathBuf> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "safetensors")).collect();
     paths.sort();
     assert!(paths.len() >= 2, "expected the proxy fixtures in {}", dir.display());
-    paths.into_iter().map(|path| {
-        let bytes = std::fs::read(&path).unwrap();
-        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
-        let meta = header.metadata().clone().unwrap();
-        let st = SafeTensors::deserialize(&bytes).unwrap();
-        let get = |k: &str| meta[k].parse::<usize>().unwrap();
-        let net = NetConfig { c: get("C"), n: get("N"), classes: get("classes"), image_size: get("image_size") };
-        let mut named = Vec::new();
-        let mut hg = HashMap::new();
-        for name in st.names() {
-            if let Some(n) = name.strip_prefix("param/") {
-                named.push((n.to_string(), tensor_f64(&st, name).unwrap().1));
-            } else if let Some(n) = name.strip_prefix("hg/") {
-                hg.insert(n.to_string(), tensor_f64(&st, name).unwrap().1);
+    paths
+        .into_iter()
+        .map(|path| {
+            let bytes = std::fs::read(&path).unwrap();
+            let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+            let meta = header.metadata().clone().unwrap();
+            let st = SafeTensors::deserialize(&bytes).unwrap();
+            let get = |k: &str| meta[k].parse::<usize>().unwrap();
+            let net = NetConfig { c: get("C"), n: get("N"), classes: get("classes"), image_size: get("image_size") };
+            let mut named = Vec::new();
+            let mut hg = HashMap::new();
+            for name in st.names() {
+                if let Some(n) = name.strip_prefix("param/") {
+                    named.push((n.to_string(), tensor_f64(&st, name).unwrap().1));
+                } else if let Some(n) = name.strip_prefix("hg/") {
+                    hg.insert(n.to_string(), tensor_f64(&st, name).unwrap().1);
+                }
             }
-        }
-        Fixture {
-            arch: meta["arch"].parse().unwrap(),
-            net,
-            input: tensor_f64(&st, "input").unwrap().1,
-            labels: tensor_f64(&st, "labels").unwrap().1.iter().map(|l| *l as u32).collect(),
-            named,
-            hg,
-            scores: serde_json::from_str(&meta["scores"]).unwrap(),
-            path,
-        }
-    }).collect()
+            Fixture {
+                arch: meta["arch"].parse().unwrap(),
+                net,
+                input: tensor_f64(&st, "input").unwrap().1,
+                labels: tensor_f64(&st, "labels").unwrap().1.iter().map(|l| *l as u32).collect(),
+                named,
+                hg,
+                scores: serde_json::from_str(&meta["scores"]).unwrap(),
+                path,
+            }
+        })
+        .collect()
 }
 
 fn rel(a: f64, b: f64) -> f64 {
@@ -193,7 +197,8 @@ fn synflow_gradient_matches_finite_differences_of_r() {
     let ours_part: f64 = probes.iter().map(|&i| (params[i] * g[i]).abs()).sum();
     assert!(rel(ours_part, fd_score_part) < 1e-6, "{ours_part} vs {fd_score_part}");
     let scored = scored_weights(&graph);
-    let full: f64 = graph.params.iter().zip(&scored).filter(|(_, k)| **k).flat_map(|(sp, _)| sp.offset..sp.offset + sp.len()).map(|i| (params[i] * g[i]).abs()).sum();
+    let full: f64 =
+        graph.params.iter().zip(&scored).filter(|(_, k)| **k).flat_map(|(sp, _)| sp.offset..sp.offset + sp.len()).map(|i| (params[i] * g[i]).abs()).sum();
     let score = synflow_with_params(&graph, &params).unwrap();
     assert!(rel(score, full) < 1e-12, "{score} vs {full}");
 }

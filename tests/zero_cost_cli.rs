@@ -65,8 +65,25 @@ fn every_proxy_on_a_small_network_and_synthetic_data() {
     let out = tmp("zc-all.jsonl");
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("zc-cache");
     let run = fear(&[
-        "zero-cost", "--proxy", "all", "--archs", "1,9", "--channels", "2", "--cells-per-stage", "1", "--batch", "16",
-        "--dataset", "synthetic-cifar10", "--synthetic-size", "4", "--cache-dir", cache.to_str().unwrap(), "--out", out.to_str().unwrap(),
+        "zero-cost",
+        "--proxy",
+        "all",
+        "--archs",
+        "1,9",
+        "--channels",
+        "2",
+        "--cells-per-stage",
+        "1",
+        "--batch",
+        "16",
+        "--dataset",
+        "synthetic-cifar10",
+        "--synthetic-size",
+        "4",
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
     ]);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let v = lines(&out);

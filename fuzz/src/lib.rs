@@ -155,4 +155,5 @@ pub fn evaluate(data: &[u8]) {
 }
 
 /// Ground truth for the `evaluate` target: a few indices, every column.
-const EVAL_TRUTH: &str = "index,cifar10,cifar100,imagenet16_120\n0,90.1,70.2,40.3\n1,93.5,71.0,45.1\n2,10.0,1.0,0.8\n3,85.5,60.0,30.5\n6111,94.0,73.1,46.7\n15624,80.0,50.0,20.0\n";
+const EVAL_TRUTH: &str =
+    "index,cifar10,cifar100,imagenet16_120\n0,90.1,70.2,40.3\n1,93.5,71.0,45.1\n2,10.0,1.0,0.8\n3,85.5,60.0,30.5\n6111,94.0,73.1,46.7\n15624,80.0,50.0,20.0\n";

@@ -38,13 +38,7 @@ pub struct ArchInfo {
 
 pub fn describe(arch: &Arch) -> ArchInfo {
     let graph = tiny_network(arch, &NetConfig::default(), 1);
-    ArchInfo {
-        index: arch.index(),
-        arch: arch.to_string(),
-        params: graph.param_len(),
-        flops: graph.flops_per_image(),
-        connected: arch.is_connected(),
-    }
+    ArchInfo { index: arch.index(), arch: arch.to_string(), params: graph.param_len(), flops: graph.flops_per_image(), connected: arch.is_connected() }
 }
 
 pub fn run(args: ArchArgs) -> Result<()> {
@@ -63,7 +57,10 @@ pub fn run(args: ArchArgs) -> Result<()> {
             writeln!(
                 out,
                 "index      {}\narch       {}\nparams     {} (10 classes)\nflops      {:.2} M per 32x32 image\nconnected  {}",
-                info.index, info.arch, info.params, info.flops as f64 / 1e6,
+                info.index,
+                info.arch,
+                info.params,
+                info.flops as f64 / 1e6,
                 if info.connected { "yes" } else { "no (the output ignores the input)" }
             )
         };

@@ -68,7 +68,10 @@ impl SelectArgs {
             (Some(spec), _) => spec.as_str(),
             (None, true) => DEFAULT_ARCHS,
             (None, false) => {
-                return Err(UsageError("--archs is required with --dataset: e.g. --archs sample:1000, --archs all, --archs file:archs.txt or --archs 1,6111".into()).into())
+                return Err(UsageError(
+                    "--archs is required with --dataset: e.g. --archs sample:1000, --archs all, --archs file:archs.txt or --archs 1,6111".into(),
+                )
+                .into())
             }
         };
         let archs = parse_arch_list(spec, self.seed).map_err(|e| UsageError(e.to_string()))?;
@@ -93,7 +96,12 @@ impl SelectArgs {
         let data = spec.load(&opts).with_context(|| format!("loading {spec}"))?;
         eprintln!(
             "{}: {} training images, {} classes, {}x{} (loaded in {:.1}s)",
-            data.name, data.train.len(), data.classes, data.image_size, data.image_size, started.elapsed().as_secs_f64()
+            data.name,
+            data.train.len(),
+            data.classes,
+            data.image_size,
+            data.image_size,
+            started.elapsed().as_secs_f64()
         );
         Ok(data)
     }
@@ -168,8 +176,10 @@ impl RunArgs {
     pub fn prepare_archs(&self, archs: Vec<Arch>, out: &Path) -> Result<Prepared> {
         let demo = self.select.is_demo();
         if demo {
-            eprintln!("no --dataset given: running the built-in demo (Synthetic CIFAR-10, 50 images per class, network C=8 N=2); \
-                       --help shows how to rank on real data with NATS-Bench's network");
+            eprintln!(
+                "no --dataset given: running the built-in demo (Synthetic CIFAR-10, 50 images per class, network C=8 N=2); \
+                       --help shows how to rank on real data with NATS-Bench's network"
+            );
         }
         let spec = self.select.dataset_spec()?;
         if self.jobs == 0 {

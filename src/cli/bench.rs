@@ -195,9 +195,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
 /// With `--cuda-graph`, the same steps captured and replayed, beside `eager_ms`. The capture is
 /// made in the first warm-up step (or the first timed one without warm-up). Capture is off
 /// again afterwards, whatever happened, so a failure here leaves the eager figures standing.
-fn time_graph(
-    session: &mut Session<f32, AnyDevice>, images: &[f32], labels: &[u32], args: &BenchArgs, eager_ms: f64,
-) -> Result<Option<GraphTiming>> {
+fn time_graph(session: &mut Session<f32, AnyDevice>, images: &[f32], labels: &[u32], args: &BenchArgs, eager_ms: f64) -> Result<Option<GraphTiming>> {
     if !args.cuda_graph {
         return Ok(None);
     }
@@ -232,7 +230,9 @@ fn time_steps(session: &mut Session<f32, AnyDevice>, images: &[f32], labels: &[u
 /// `args.warmup` untimed ones, the device idle before and after each; with `profile`, the timed
 /// steps also time each kernel.
 fn time_median(
-    session: &mut Session<f32, AnyDevice>, args: &BenchArgs, profile: bool,
+    session: &mut Session<f32, AnyDevice>,
+    args: &BenchArgs,
+    profile: bool,
     mut step: impl FnMut(&mut Session<f32, AnyDevice>, usize) -> Result<StepOutput>,
 ) -> Result<f64> {
     let mut times = Vec::with_capacity(args.steps);

@@ -152,7 +152,13 @@ fn print_report(r: &Report) {
         let worst = t.checks.iter().map(|c| c.max_rel_error).fold(0f64, f64::max);
         println!("self-test on {}: {} of {} ops pass (worst relative error {worst:.1e})", t.device, t.checks.len() - failed.len(), t.checks.len());
         for c in &t.checks {
-            println!("  {:<30} {:>9.1e}  (< {:.0e})  {}", c.op, c.max_rel_error, c.tolerance, if c.passed { "ok".to_string() } else { format!("FAILED {}", c.error.clone().unwrap_or_default()) });
+            println!(
+                "  {:<30} {:>9.1e}  (< {:.0e})  {}",
+                c.op,
+                c.max_rel_error,
+                c.tolerance,
+                if c.passed { "ok".to_string() } else { format!("FAILED {}", c.error.clone().unwrap_or_default()) }
+            );
         }
     }
     println!("{}", if r.passed { "all checks passed" } else { "SOME CHECKS FAILED" });

@@ -13,9 +13,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::eval::ensemble::{az_nas_methods, ensemble, fear_epochs_method, parse_ensemble, EnsembleSpec};
-use crate::eval::plots::write_plots;
 use crate::eval::ground_truth::BUILTIN_NAME;
-use crate::eval::{column_for_dataset, disambiguate, drop_unscored, evaluate, methods_from_lines, vote, GroundTruth, MethodReport, MethodResults, NotOk, BIN_PERCENTS};
+use crate::eval::plots::write_plots;
+use crate::eval::{
+    column_for_dataset, disambiguate, drop_unscored, evaluate, methods_from_lines, vote, GroundTruth, MethodReport, MethodResults, NotOk, BIN_PERCENTS,
+};
 
 use super::merge::read_results;
 use super::UsageError;
@@ -170,12 +172,11 @@ fn common_set(methods: &[MethodResults], truth: &GroundTruth) -> Result<Option<C
     let sizes: Vec<String> = methods.iter().zip(&sets).map(|(m, s)| format!("{} {}", m.name, s.len())).collect();
     eprintln!(
         "warning: the methods cover different architectures ({}); each is measured over its own, and again over the {} all of them hold",
-        sizes.join(", "), common.len()
+        sizes.join(", "),
+        common.len()
     );
-    let restricted: Vec<MethodResults> = methods
-        .iter()
-        .map(|m| MethodResults { archs: m.archs.iter().filter(|a| common.contains(&a.index)).cloned().collect(), ..m.clone() })
-        .collect();
+    let restricted: Vec<MethodResults> =
+        methods.iter().map(|m| MethodResults { archs: m.archs.iter().filter(|a| common.contains(&a.index)).cloned().collect(), ..m.clone() }).collect();
     let mut reports = restricted.iter().map(|m| evaluate(m, truth)).collect::<Result<Vec<_>>>()?;
     reports.extend(vote(&restricted, truth)?);
     Ok(Some(CommonSet { n: common.len(), methods: reports }))
@@ -198,21 +199,34 @@ fn tables(reports: &[MethodReport], truth: &GroundTruth, path: &str) -> String {
     for r in reports {
         let top = |k: usize| r.top_k.iter().find(|t| t.k == k);
         let _ = writeln!(
-        out,
+            out,
             "{:<w$}  {:>5}  {:>6}  {:>8}  {:>7}  {:>8}  {:>5}  {:>5}  {:>5}  {:>8}  {:>9}  {:>9}  {:>13}",
-            r.name, r.n, r.not_ok, num(r.spearman, 3), num(r.kendall, 3), num(r.pairwise_accuracy, 3),
-            num(top(1).and_then(|t| t.precision), 2), num(top(10).and_then(|t| t.precision), 2), num(top(50).and_then(|t| t.precision), 2),
-            num(top(1).and_then(|t| t.regret), 2), num(top(10).and_then(|t| t.regret), 2), num(top(50).and_then(|t| t.regret), 2),
+            r.name,
+            r.n,
+            r.not_ok,
+            num(r.spearman, 3),
+            num(r.kendall, 3),
+            num(r.pairwise_accuracy, 3),
+            num(top(1).and_then(|t| t.precision), 2),
+            num(top(10).and_then(|t| t.precision), 2),
+            num(top(50).and_then(|t| t.precision), 2),
+            num(top(1).and_then(|t| t.regret), 2),
+            num(top(10).and_then(|t| t.regret), 2),
+            num(top(50).and_then(|t| t.regret), 2),
             num(r.mean_time_s, 2),
         );
     }
     if reports.iter().any(|r| r.not_ok > 0) {
         let _ = writeln!(out, "(not ok: lines whose status is not ok, or with no score; they rank last)");
     }
-    let dropped: Vec<String> = reports.iter().filter(|r| !r.dropped.is_empty()).map(|r| {
-        let counts: Vec<String> = r.dropped.iter().map(|(s, n)| format!("{n} {s}")).collect();
-        format!("{}: {}", r.name, counts.join(", "))
-    }).collect();
+    let dropped: Vec<String> = reports
+        .iter()
+        .filter(|r| !r.dropped.is_empty())
+        .map(|r| {
+            let counts: Vec<String> = r.dropped.iter().map(|(s, n)| format!("{n} {s}")).collect();
+            format!("{}: {}", r.name, counts.join(", "))
+        })
+        .collect();
     if !dropped.is_empty() {
         let _ = writeln!(out, "dropped (--not-ok drop): {}", dropped.join("; "));
     }

@@ -49,7 +49,11 @@ pub fn run(args: MergeArgs) -> Result<()> {
                     conflicts += 1;
                     eprintln!(
                         "conflict: index {}: {} line {} and {} line {} differ{}",
-                        line.index, args.inputs[*g].display(), first.no, path.display(), line.no,
+                        line.index,
+                        args.inputs[*g].display(),
+                        first.no,
+                        path.display(),
+                        line.no,
                         if args.force { " (keeping the first)" } else { "" }
                     );
                 }
@@ -70,7 +74,10 @@ pub fn run(args: MergeArgs) -> Result<()> {
     crate::util::write_atomically(&args.out, text.as_bytes())?;
     println!(
         "merged {} architectures from {} lines in {} files into {} ({duplicates} duplicates, {conflicts} conflicts)",
-        kept.len(), read, args.inputs.len(), args.out.display()
+        kept.len(),
+        read,
+        args.inputs.len(),
+        args.out.display()
     );
     Ok(())
 }

@@ -4,17 +4,17 @@ use clap::{Parser, Subcommand};
 
 pub mod arch;
 pub mod args;
-pub mod doctor;
 pub mod bench;
+pub mod doctor;
 pub mod evaluate;
 pub mod merge;
 pub mod plan_stats;
 pub mod rank;
 pub mod reproduce;
 pub mod search;
+pub mod shortlist;
 pub mod shortreg;
 pub mod threshold;
-pub mod shortlist;
 pub mod zero_cost;
 
 /// Rank NATS-Bench architectures by FEAR on a hand-written CPU/GPU engine.

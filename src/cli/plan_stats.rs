@@ -52,15 +52,18 @@ pub fn plan_stats(arch: &Arch, device: &str, batch: usize) -> Result<PlanStats> 
     let opts = PlanOptions { train: true, ..PlanOptions::default() };
     let full = plan(&graph, &vec![true; graph.params.len()], &opts);
     let keep = stage2_prefixes(&cfg, FROZEN_CELLS);
-    let trainable: Vec<bool> =
-        graph.params.iter().map(|p| keep.iter().any(|k| p.name == *k || p.name.starts_with(&format!("{k}.")))).collect();
+    let trainable: Vec<bool> = graph.params.iter().map(|p| keep.iter().any(|k| p.name == *k || p.name.starts_with(&format!("{k}.")))).collect();
     let frozen = plan(&graph, &trainable, &opts);
     let names = |k: &Kernel| if gpu { launch_names(k) } else { vec![k.name()] };
     let mut table: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
     for (p, frozen_step) in [(&full, false), (&frozen, true)] {
         for name in step(p).flat_map(names) {
             let e = table.entry(name).or_default();
-            if frozen_step { e.1 += 1 } else { e.0 += 1 }
+            if frozen_step {
+                e.1 += 1
+            } else {
+                e.0 += 1
+            }
         }
     }
     let launches = |frozen_step: bool| table.values().map(|e| if frozen_step { e.1 } else { e.0 }).sum();
@@ -95,9 +98,7 @@ fn flops(k: &Kernel) -> u64 {
     match k {
         Kernel::ConvForward { g, .. } | Kernel::ConvBackwardInput { g, .. } | Kernel::ConvBackwardWeight { g, .. } => conv(g),
         Kernel::LinearForward { g, .. } => 2 * (g.n * g.d_in * g.d_out) as u64,
-        Kernel::LinearBackward { g, dx, dw, .. } => {
-            2 * (g.n * g.d_in * g.d_out) as u64 * (dx.is_some() as u64 + dw.is_some() as u64)
-        }
+        Kernel::LinearBackward { g, dx, dw, .. } => 2 * (g.n * g.d_in * g.d_out) as u64 * (dx.is_some() as u64 + dw.is_some() as u64),
         _ => 0,
     }
 }

@@ -8,9 +8,9 @@ use clap::Args;
 use crate::data::{Dataset, Method};
 use crate::engine::{AnyDevice, Device};
 use crate::net::NetConfig;
-use crate::schema::RankRecord;
 use crate::rank::{FearConfig, FearOutcome};
 use crate::run::{fear_one, FearRun, Progress};
+use crate::schema::RankRecord;
 use crate::space::Arch;
 
 use super::args::RunArgs;
@@ -84,8 +84,10 @@ pub fn run(args: RankArgs) -> Result<()> {
 /// Stage 2 trains the last N-1 cells: at N=1 none, only `lastact` and the classifier.
 pub(crate) fn warn_if_stage2_trains_no_cell(net: &NetConfig) {
     if net.n < 2 {
-        eprintln!("warning: --cells-per-stage 1: stage 2 trains no cell, only lastact and the classifier \
-                   (a linear probe on frozen features, not FEAR); use --cells-per-stage 2 or more");
+        eprintln!(
+            "warning: --cells-per-stage 1: stage 2 trains no cell, only lastact and the classifier \
+                   (a linear probe on frozen features, not FEAR); use --cells-per-stage 2 or more"
+        );
     }
 }
 
@@ -122,7 +124,16 @@ pub(crate) fn rank_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &AnyDe
 impl RankRecord {
     /// The results line of FEAR's `outcome` on `arch`.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(arch: &Arch, outcome: &FearOutcome, reason: Option<String>, cfg: &FearConfig, data: &Dataset, net: &NetConfig, device: String, seed: u64) -> RankRecord {
+    pub fn new(
+        arch: &Arch,
+        outcome: &FearOutcome,
+        reason: Option<String>,
+        cfg: &FearConfig,
+        data: &Dataset,
+        net: &NetConfig,
+        device: String,
+        seed: u64,
+    ) -> RankRecord {
         RankRecord {
             index: arch.index(),
             arch: arch.to_string(),

@@ -55,7 +55,21 @@ pub struct SearchArgs {
 }
 
 /// The fields that must agree between a trajectory and a run that appends to it.
-const CONFIG_FIELDS: [&str; 13] = ["method", "dataset", "seed", "archs_budget", "cutoff_ratio", "threshold", "stage2_batch", "stage2_epochs", "epochs", "batch", "channels", "cells_per_stage", "recipe"];
+const CONFIG_FIELDS: [&str; 13] = [
+    "method",
+    "dataset",
+    "seed",
+    "archs_budget",
+    "cutoff_ratio",
+    "threshold",
+    "stage2_batch",
+    "stage2_epochs",
+    "epochs",
+    "batch",
+    "channels",
+    "cells_per_stage",
+    "recipe",
+];
 
 pub fn run(args: SearchArgs) -> Result<()> {
     check_args(&args)?;
@@ -191,6 +205,10 @@ fn print_summary(state: &SearchState, truth: Option<&GroundTruth>) {
     let gt = truth.and_then(|t| t.get(best.index)).map_or(String::new(), |g| format!(", ground truth {g:.2}"));
     eprintln!(
         "search: best {} {} (score {:.4}{gt}) after {} architectures in {:.1} s",
-        best.index, Arch::from_index(best.index).expect("in range"), best.score, state.evaluated, state.search_time_s
+        best.index,
+        Arch::from_index(best.index).expect("in range"),
+        best.score,
+        state.evaluated,
+        state.search_time_s
     );
 }

@@ -82,7 +82,8 @@ pub fn run(args: &RankArgs, proxy: &str, fraction: f64) -> Result<()> {
         devices: prepared.devices.clone(),
         force: true,
     };
-    let fear_config = json!({"dataset": data.name, "seed": seed, "threshold": cfg.threshold, "channels": net.c, "cells_per_stage": net.n, "recipe": cfg.recipe});
+    let fear_config =
+        json!({"dataset": data.name, "seed": seed, "threshold": cfg.threshold, "channels": net.c, "cells_per_stage": net.n, "recipe": cfg.recipe});
     let done = fear_run.run(&fear_config, &[], |arch, device, bar| rank_one(arch, data, net, device, &cfg, seed, bar))?;
     let mut results = prepared.results;
     let mut fear_lines: Vec<Option<Value>> = vec![None; archs.len()];
@@ -138,10 +139,13 @@ fn proxy_values(name: &str, proxies: &[Proxy], raw: &[Vec<Option<f64>>]) -> Vec<
     if name != "az_nas" {
         return column(0);
     }
-    let ranks: Vec<Vec<f64>> = AZ_NAS_MEMBERS.iter().map(|m| {
-        let k = proxies.iter().position(|p| p.name() == *m).expect("az_nas names its four scores");
-        average_ranks(&column(k))
-    }).collect();
+    let ranks: Vec<Vec<f64>> = AZ_NAS_MEMBERS
+        .iter()
+        .map(|m| {
+            let k = proxies.iter().position(|p| p.name() == *m).expect("az_nas names its four scores");
+            average_ranks(&column(k))
+        })
+        .collect();
     let agg = combined_scores(Rule::LogRank, &ranks, raw.len());
     agg.into_iter().zip(raw).map(|(v, r)| if r.iter().all(Option::is_some) { v } else { f64::NEG_INFINITY }).collect()
 }

@@ -9,9 +9,9 @@ use clap::Args;
 use crate::data::Dataset;
 use crate::engine::{AnyDevice, Device};
 use crate::net::NetConfig;
-use crate::schema::ShortregRecord;
 use crate::rank::ShortregConfig;
 use crate::run::Progress;
+use crate::schema::ShortregRecord;
 use crate::space::Arch;
 
 use super::args::RunArgs;
@@ -52,7 +52,15 @@ pub fn run(args: ShortregArgs) -> Result<()> {
 
 /// shortreg on one architecture, on `dev`.
 /// shortreg on one architecture, on `dev`, as its results line.
-pub(crate) fn shortreg_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &AnyDevice, cfg: &ShortregConfig, seed: u64, bar: &Progress) -> Result<ShortregRecord> {
+pub(crate) fn shortreg_one(
+    arch: &Arch,
+    data: &Dataset,
+    net: &NetConfig,
+    dev: &AnyDevice,
+    cfg: &ShortregConfig,
+    seed: u64,
+    bar: &Progress,
+) -> Result<ShortregRecord> {
     let outcome = crate::run::shortreg_one(arch, data, net, dev, cfg, seed, bar)?;
     let device = dev.name();
     Ok(ShortregRecord {

@@ -46,8 +46,7 @@ pub fn run(args: ThresholdArgs) -> Result<()> {
     if args.epochs == 0 || args.batch == 0 || args.lr.is_nan() || args.lr <= 0.0 {
         return Err(UsageError("--epochs, --batch and --lr must be positive".into()).into());
     }
-    let spec: DatasetSpec = args.dataset.as_deref().unwrap_or("synthetic-cifar10").parse()
-        .map_err(|e: anyhow::Error| UsageError(e.to_string()))?;
+    let spec: DatasetSpec = args.dataset.as_deref().unwrap_or("synthetic-cifar10").parse().map_err(|e: anyhow::Error| UsageError(e.to_string()))?;
     if let Some(t) = args.threads {
         rayon::ThreadPoolBuilder::new().num_threads(t).build_global()?;
     }
@@ -63,14 +62,23 @@ pub fn run(args: ThresholdArgs) -> Result<()> {
     let test = Features::hog(&data.test, data.image_size);
     eprintln!(
         "{}: HoG of {} training and {} test images ({} features each) in {:.1}s",
-        data.name, train.len(), test.len(), train.dim, t.elapsed().as_secs_f64()
+        data.name,
+        train.len(),
+        test.len(),
+        train.dim,
+        t.elapsed().as_secs_f64()
     );
     let recipe = MlpRecipe { lr: args.lr, batch: args.batch, epochs: args.epochs, ..MlpRecipe::default() };
     let total = recipe.epochs;
     let epochs = train_threshold_learner(&train, &test, data.classes, &recipe, args.seed, &mut |e| {
         println!(
             "epoch {:>3}/{total}  lr {:.4}  train acc {:.4}  loss {:.4}  test acc {}  {:.1}s",
-            e.epoch + 1, e.lr, e.train_acc, e.train_loss, e.test_acc.map_or("-".into(), |a| format!("{a:.4}")), e.seconds
+            e.epoch + 1,
+            e.lr,
+            e.train_acc,
+            e.train_loss,
+            e.test_acc.map_or("-".into(), |a| format!("{a:.4}")),
+            e.seconds
         );
     })?;
     let last = epochs.last().expect("at least one epoch");
@@ -78,7 +86,9 @@ pub fn run(args: ThresholdArgs) -> Result<()> {
     let suggested = (last.train_acc * 100.0).floor() / 100.0;
     println!(
         "suggested threshold for {}: {suggested:.2} (the learner's final training accuracy {:.4}; test accuracy {})",
-        data.name, last.train_acc, last.test_acc.map_or("-".into(), |a| format!("{a:.4}"))
+        data.name,
+        last.train_acc,
+        last.test_acc.map_or("-".into(), |a| format!("{a:.4}"))
     );
     Ok(())
 }

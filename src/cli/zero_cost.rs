@@ -12,9 +12,9 @@ use serde_json::Value;
 use crate::data::{Batcher, Dataset, Method};
 use crate::engine::{AnyDevice, Cpu, Device};
 use crate::net::NetConfig;
+use crate::rank::zero_cost::parse_proxies;
 use crate::rank::zero_cost::score::{score_arch_on, ProxyBatch, Weights};
 use crate::rank::zero_cost::trained::trained_weights;
-use crate::rank::zero_cost::parse_proxies;
 use crate::schema::{LineHead, Status, ZeroCostConfig, ZeroCostRecord};
 use crate::space::Arch;
 
@@ -75,11 +75,7 @@ pub fn run(args: ZeroCostArgs) -> Result<()> {
     let existed = args.out.exists();
     let (results, todo) = open_results(&args.out, &archs)?;
     let needs_data = proxies.iter().any(|p| p.needs_data()) || args.trained_epochs > 0;
-    let data = if needs_data || !args.select.is_demo() {
-        Some(load_data(&args.select).inspect_err(|_| forget_new_results(&args.out, existed))?)
-    } else {
-        None
-    };
+    let data = if needs_data || !args.select.is_demo() { Some(load_data(&args.select).inspect_err(|_| forget_new_results(&args.out, existed))?) } else { None };
     let net = NetConfig {
         c: args.channels,
         n: args.cells_per_stage,

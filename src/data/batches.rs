@@ -56,18 +56,13 @@ pub fn fill_batch(
     assert!(images.len() >= len * n, "image buffer holds {} floats, batch needs {}", images.len(), len * n);
     assert!(labels.len() >= len, "label buffer holds {}, batch needs {len}", labels.len());
     let lut = aug.norm.lut();
-    images[..len * n]
-        .par_chunks_mut(n)
-        .zip(labels[..len].par_iter_mut())
-        .enumerate()
-        .with_min_len(8)
-        .for_each(|(i, (out, label))| {
-            let pos = start + i;
-            let idx = order[pos] as usize;
-            let a = aug.params(seed, epoch, pos as u64);
-            aug.apply(&split.images[idx * bytes..(idx + 1) * bytes], &a, &lut, out);
-            *label = split.labels[idx];
-        });
+    images[..len * n].par_chunks_mut(n).zip(labels[..len].par_iter_mut()).enumerate().with_min_len(8).for_each(|(i, (out, label))| {
+        let pos = start + i;
+        let idx = order[pos] as usize;
+        let a = aug.params(seed, epoch, pos as u64);
+        aug.apply(&split.images[idx * bytes..(idx + 1) * bytes], &a, &lut, out);
+        *label = split.labels[idx];
+    });
     len
 }
 

@@ -15,8 +15,7 @@ use super::dataset::{Dataset, Normalization, Split};
 pub const IMAGE_BYTES: usize = 3 * 32 * 32;
 
 /// The CIFAR-10 training files, in order.
-pub const CIFAR10_TRAIN: [&str; 5] =
-    ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
+pub const CIFAR10_TRAIN: [&str; 5] = ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
 /// The CIFAR-10 test file.
 pub const CIFAR10_TEST: &str = "test_batch.bin";
 
@@ -45,11 +44,7 @@ pub fn parse_records(name: &str, bytes: &[u8], label_bytes: usize, classes: usiz
         }
         let label = rec[label_bytes - 1] as usize;
         if label >= classes {
-            bail!(
-                "{name}: record {i} (offset {}) has label {label}, expected 0..{}",
-                i * record + label_bytes - 1,
-                classes - 1
-            );
+            bail!("{name}: record {i} (offset {}) has label {label}, expected 0..{}", i * record + label_bytes - 1, classes - 1);
         }
         out.labels.push(label as u32);
         out.images.extend_from_slice(&rec[label_bytes..]);

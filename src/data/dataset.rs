@@ -12,14 +12,11 @@ pub struct Normalization {
 
 impl Normalization {
     /// CIFAR-10 (SPEC 3).
-    pub const CIFAR10: Normalization =
-        Normalization { mean: [0.4914, 0.4822, 0.4465], std: [0.2470, 0.2435, 0.2616] };
+    pub const CIFAR10: Normalization = Normalization { mean: [0.4914, 0.4822, 0.4465], std: [0.2470, 0.2435, 0.2616] };
     /// CIFAR-100 (SPEC 3).
-    pub const CIFAR100: Normalization =
-        Normalization { mean: [0.5071, 0.4865, 0.4409], std: [0.2673, 0.2564, 0.2762] };
+    pub const CIFAR100: Normalization = Normalization { mean: [0.5071, 0.4865, 0.4409], std: [0.2673, 0.2564, 0.2762] };
     /// ImageNet16-120 (SPEC 3).
-    pub const IMAGENET16: Normalization =
-        Normalization { mean: [0.4810, 0.4575, 0.4079], std: [0.2479, 0.2402, 0.2552] };
+    pub const IMAGENET16: Normalization = Normalization { mean: [0.4810, 0.4575, 0.4079], std: [0.2479, 0.2402, 0.2552] };
     /// `ToTensor()` alone: `byte / 255` (the FEAR paper's ImageNet16-120 runs).
     pub const NONE: Normalization = Normalization { mean: [0.0; 3], std: [1.0; 3] };
 
@@ -114,11 +111,7 @@ impl Split {
     pub fn validate(&self, image_size: usize, classes: usize) -> Result<()> {
         let n = 3 * image_size * image_size;
         if self.images.len() != self.labels.len() * n {
-            bail!(
-                "{} image bytes for {} labels of {n} bytes each",
-                self.images.len(),
-                self.labels.len()
-            );
+            bail!("{} image bytes for {} labels of {n} bytes each", self.images.len(), self.labels.len());
         }
         if let Some((i, l)) = self.labels.iter().enumerate().find(|(_, &l)| l as usize >= classes) {
             bail!("label {l} of image {i} is not below the class count {classes}");

@@ -18,10 +18,7 @@ pub fn is_image_file(path: &Path) -> bool {
     if name.starts_with('.') {
         return false;
     }
-    matches!(
-        path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(),
-        Some("jpg" | "jpeg" | "png")
-    )
+    matches!(path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(), Some("jpg" | "jpeg" | "png"))
 }
 
 /// Sorted names of the subfolders of `dir` (hidden ones skipped).
@@ -108,7 +105,12 @@ pub fn load_folder(root: &Path) -> Result<Dataset> {
     let test_dir = root.join("test");
     for d in [&train_dir, &test_dir] {
         if !d.is_dir() {
-            bail!("{} is not a folder: an image folder dataset needs {}/train/<class>/*.jpg|png and {}/test/<class>/...", d.display(), root.display(), root.display());
+            bail!(
+                "{} is not a folder: an image folder dataset needs {}/train/<class>/*.jpg|png and {}/test/<class>/...",
+                d.display(),
+                root.display(),
+                root.display()
+            );
         }
     }
     let classes = subfolders(&train_dir)?;
@@ -139,10 +141,7 @@ pub fn load_folder(root: &Path) -> Result<Dataset> {
     let size = first.width() as usize;
     let train = decode_split(&train_files, size)?;
     let test = decode_split(&test_files, size)?;
-    let name = root
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| root.display().to_string());
+    let name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| root.display().to_string());
     Ok(Dataset {
         name,
         classes: classes.len(),

@@ -37,12 +37,9 @@ pub const VAL_FILE: &str = "val_data";
 /// at most `keep`, shifted to 0-based. `name` goes into every error.
 pub fn parse_batch(name: &str, bytes: &[u8], keep: usize) -> Result<Split> {
     let top = pickle::parse(bytes).with_context(|| format!("{name}: reading the pickle"))?;
-    let data = top
-        .dict_get("data")
-        .with_context(|| format!("{name}: the pickle is a {} without a 'data' entry (keys: {:?})", top.kind(), top.dict_keys()))?;
-    let labels = top
-        .dict_get("labels")
-        .with_context(|| format!("{name}: the pickle is a {} without a 'labels' entry (keys: {:?})", top.kind(), top.dict_keys()))?;
+    let data = top.dict_get("data").with_context(|| format!("{name}: the pickle is a {} without a 'data' entry (keys: {:?})", top.kind(), top.dict_keys()))?;
+    let labels =
+        top.dict_get("labels").with_context(|| format!("{name}: the pickle is a {} without a 'labels' entry (keys: {:?})", top.kind(), top.dict_keys()))?;
     let arr = NdArray::from_value(&data).with_context(|| format!("{name}: 'data'"))?;
     if arr.dtype != "|u1" {
         bail!("{name}: 'data' has dtype {}, expected uint8 (|u1)", arr.dtype);
@@ -97,13 +94,5 @@ fn read_files(dir: &Path, files: &[&str]) -> Result<Split> {
 pub fn load_imagenet16(dir: &Path) -> Result<Dataset> {
     let train = read_files(dir, &TRAIN_FILES)?;
     let test = read_files(dir, &[VAL_FILE])?;
-    Ok(Dataset {
-        name: "imagenet16-120".into(),
-        classes: CLASSES,
-        image_size: SIZE,
-        train,
-        test,
-        norm: Normalization::IMAGENET16,
-        pad: 2,
-    })
+    Ok(Dataset { name: "imagenet16-120".into(), classes: CLASSES, image_size: SIZE, train, test, norm: Normalization::IMAGENET16, pad: 2 })
 }

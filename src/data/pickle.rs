@@ -649,9 +649,8 @@ fn refuse_cycle<'v>(target: &Value, items: impl Iterator<Item = &'v Value>, budg
     let mut seen = std::collections::HashSet::new();
     let mut todo: Vec<Value> = items.filter(|v| container_addr(v).is_some()).cloned().collect();
     while let Some(v) = todo.pop() {
-        *budget = budget.checked_sub(1).ok_or_else(|| {
-            anyhow!("the pickle inserts shared structures too often to check them for cycles (is it an array file?)")
-        })?;
+        *budget =
+            budget.checked_sub(1).ok_or_else(|| anyhow!("the pickle inserts shared structures too often to check them for cycles (is it an array file?)"))?;
         let Some(addr) = container_addr(&v) else { continue };
         if addr == target {
             bail!("the pickle puts a container inside itself (cyclic structures are not supported)");
@@ -678,10 +677,12 @@ fn refuse_cycle<'v>(target: &Value, items: impl Iterator<Item = &'v Value>, budg
 fn call(callable: Value, args: Value) -> Result<Value> {
     if let Value::Global(m, n) = &callable {
         let items = args.items().unwrap_or_default();
-        let text_arg = |i: usize| items.get(i).and_then(|v| match v {
-            Value::Str(s) => Some(s.clone()),
-            _ => None,
-        });
+        let text_arg = |i: usize| {
+            items.get(i).and_then(|v| match v {
+                Value::Str(s) => Some(s.clone()),
+                _ => None,
+            })
+        };
         match (&**m, &**n) {
             ("_codecs", "encode") => {
                 let enc = text_arg(1).map(|e| e.to_ascii_lowercase());
@@ -803,10 +804,7 @@ fn is_global(v: &Value, module_suffix: &str, name: &str) -> bool {
 
 fn shape_of(v: &Value) -> Result<Vec<usize>> {
     let items = v.items().ok_or_else(|| anyhow!("array shape is a {}, expected a tuple", v.kind()))?;
-    items
-        .iter()
-        .map(|d| d.as_int().and_then(|d| usize::try_from(d).ok()).ok_or_else(|| anyhow!("array shape entry is a {}", d.kind())))
-        .collect()
+    items.iter().map(|d| d.as_int().and_then(|d| usize::try_from(d).ok()).ok_or_else(|| anyhow!("array shape entry is a {}", d.kind()))).collect()
 }
 
 /// The type string of a pickled `numpy.dtype(...)` object: its first argument (`u1`, `i8`,
@@ -821,12 +819,7 @@ fn dtype_of(v: &Value) -> Result<String> {
     }
     let args = o.args.items().unwrap_or_default();
     let code = args.first().and_then(|a| a.as_text()).ok_or_else(|| anyhow!("numpy.dtype without a type string"))?;
-    let order = o
-        .state
-        .as_ref()
-        .and_then(|s| s.items())
-        .and_then(|s| s.get(1).and_then(|x| x.as_text()))
-        .unwrap_or_else(|| "|".into());
+    let order = o.state.as_ref().and_then(|s| s.items()).and_then(|s| s.get(1).and_then(|x| x.as_text())).unwrap_or_else(|| "|".into());
     let order = if order == "=" { "<".to_string() } else { order };
     if !matches!(order.as_str(), "|" | "<" | ">") {
         bail!("numpy.dtype with byte order {order:?}, expected one of | < > =");
@@ -853,15 +846,8 @@ impl NdArray {
                 4 => &st[..],
                 n => bail!("numpy array state has {n} items, expected 4 or 5"),
             };
-            let data = st[3]
-                .as_bytes()
-                .ok_or_else(|| anyhow!("numpy array payload is a {} (object arrays are not supported)", st[3].kind()))?;
-            NdArray {
-                shape: shape_of(&st[0])?,
-                dtype: dtype_of(&st[1])?,
-                fortran_order: matches!(st[2], Value::Bool(true)) || st[2].as_int() == Some(1),
-                data,
-            }
+            let data = st[3].as_bytes().ok_or_else(|| anyhow!("numpy array payload is a {} (object arrays are not supported)", st[3].kind()))?;
+            NdArray { shape: shape_of(&st[0])?, dtype: dtype_of(&st[1])?, fortran_order: matches!(st[2], Value::Bool(true)) || st[2].as_int() == Some(1), data }
         } else if is_global(&o.callable, "numeric", "_frombuffer") {
             let a = o.args.items().unwrap_or_default();
             if a.len() < 3 {
@@ -937,11 +923,7 @@ impl NdArray {
 /// Reads a list / tuple of ints, or a 1-D integer numpy array, as `i64`.
 pub fn int_list(v: &Value) -> Result<Vec<i64>> {
     if let Some(items) = v.items() {
-        return items
-            .iter()
-            .enumerate()
-            .map(|(i, x)| x.as_int().ok_or_else(|| anyhow!("item {i} is a {}, expected an int", x.kind())))
-            .collect();
+        return items.iter().enumerate().map(|(i, x)| x.as_int().ok_or_else(|| anyhow!("item {i} is a {}, expected an int", x.kind()))).collect();
     }
     NdArray::from_value(v)?.to_i64()
 }
@@ -955,12 +937,7 @@ mod tests {
 
     /// Parses and drops on a thread with a small stack: an overflow aborts the test binary.
     fn parse_and_drop_on_small_stack(bytes: Vec<u8>) -> Result<Vec<String>> {
-        std::thread::Builder::new()
-            .stack_size(256 * 1024)
-            .spawn(move || parse(&bytes).map(|v| v.dict_keys()))
-            .unwrap()
-            .join()
-            .unwrap()
+        std::thread::Builder::new().stack_size(256 * 1024).spawn(move || parse(&bytes).map(|v| v.dict_keys())).unwrap().join().unwrap()
     }
 
     #[test]

@@ -71,9 +71,7 @@ impl DatasetSpec {
     /// Reads (or generates) the dataset.
     pub fn load(&self, opts: &LoadOptions) -> Result<Dataset> {
         let mut ds = match self {
-            DatasetSpec::SyntheticCifar10 => {
-                synthetic::load_or_generate(&opts.cache_dir, opts.synthetic_seed, opts.synthetic_size)?
-            }
+            DatasetSpec::SyntheticCifar10 => synthetic::load_or_generate(&opts.cache_dir, opts.synthetic_seed, opts.synthetic_size)?,
             DatasetSpec::Cifar10(dir) => cifar::load_cifar10(dir)?,
             DatasetSpec::Cifar100(dir) => cifar::load_cifar100(dir)?,
             DatasetSpec::Folder(dir) => folder::load_folder(dir)?,

@@ -148,22 +148,7 @@ fn net_output(net: &LabelNet, x: &[f32], h: &mut [f32]) -> Vec<f32> {
     // h[m, out] = x[m, in] * W1^T: W1 is [out, in] row-major, read as [in, out] with row stride 1
     // and column stride DIM.
     unsafe {
-        matrixmultiply::sgemm(
-            m,
-            DIM,
-            DIM,
-            1.0,
-            x.as_ptr(),
-            DIM as isize,
-            1,
-            net.w1.as_ptr(),
-            1,
-            DIM as isize,
-            0.0,
-            h.as_mut_ptr(),
-            DIM as isize,
-            1,
-        );
+        matrixmultiply::sgemm(m, DIM, DIM, 1.0, x.as_ptr(), DIM as isize, 1, net.w1.as_ptr(), 1, DIM as isize, 0.0, h.as_mut_ptr(), DIM as isize, 1);
     }
     h[..m * DIM]
         .chunks_exact(DIM)
@@ -372,15 +357,7 @@ pub fn generate_capped(seed: u64, size: usize, cap_factor: usize) -> Result<(Dat
             }
         }
     }
-    let ds = Dataset {
-        name: NAME.into(),
-        classes: CLASSES,
-        image_size: SIZE,
-        train,
-        test,
-        norm: normalization(),
-        pad: 4,
-    };
+    let ds = Dataset { name: NAME.into(), classes: CLASSES, image_size: SIZE, train, test, norm: normalization(), pad: 4 };
     Ok((ds, stats))
 }
 
@@ -476,11 +453,7 @@ fn from_bytes(b: &[u8], seed: u64, size: usize) -> Result<Dataset> {
     };
     ds.validate()?;
     ensure!(ds.train.class_counts(CLASSES).iter().all(|&c| c == size), "train class counts {:?}", ds.train.class_counts(CLASSES));
-    ensure!(
-        ds.test.class_counts(CLASSES).iter().all(|&c| c == test_size(size)),
-        "test class counts {:?}",
-        ds.test.class_counts(CLASSES)
-    );
+    ensure!(ds.test.class_counts(CLASSES).iter().all(|&c| c == test_size(size)), "test class counts {:?}", ds.test.class_counts(CLASSES));
     Ok(ds)
 }
 
@@ -497,11 +470,7 @@ pub fn load_or_generate(cache_dir: &Path, seed: u64, size: usize) -> Result<Data
             Err(e) => eprintln!("warning: {e:#}; regenerating it"),
         }
     }
-    eprintln!(
-        "generating {NAME} (seed {seed}, {size} + {} images per class) into {}: a one-off that takes a while",
-        test_size(size),
-        path.display()
-    );
+    eprintln!("generating {NAME} (seed {seed}, {size} + {} images per class) into {}: a one-off that takes a while", test_size(size), path.display());
     let ds = generate(seed, size)?;
     write_atomically(&path, &to_bytes(&ds, seed, size))?;
     Ok(ds)

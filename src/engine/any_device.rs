@@ -5,9 +5,9 @@ use anyhow::Result;
 
 use super::cuda::data::ResidentSplit;
 use super::cuda::{Gpu, GpuCapture, GpuMemory};
-use crate::data::augment::Augment;
 use super::device::{Cpu, CpuMemory, Device, MemoryLayout};
 use super::kernel::{Kernel, Loc};
+use crate::data::augment::Augment;
 
 /// The CPU or a GPU (real or emulated), for f32 steps.
 #[derive(Clone)]
@@ -148,9 +148,7 @@ impl Device<f32> for AnyDevice {
         }
     }
 
-    fn augment_resident(
-        &self, mem: &mut AnyMemory, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, n: usize, out: Loc,
-    ) -> Result<()> {
+    fn augment_resident(&self, mem: &mut AnyMemory, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, n: usize, out: Loc) -> Result<()> {
         match (self, mem) {
             (AnyDevice::Cpu(c), AnyMemory::Cpu(m)) => c.augment_resident(m, split, seed, epoch, start, n, out),
             (AnyDevice::Gpu(g), AnyMemory::Gpu(m)) => Device::<f32>::augment_resident(g, m, split, seed, epoch, start, n, out),
@@ -159,7 +157,15 @@ impl Device<f32> for AnyDevice {
     }
 
     fn feed_resident(
-        &self, mem: &mut AnyMemory, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, n: usize, out: Loc, lr_at: Loc,
+        &self,
+        mem: &mut AnyMemory,
+        split: &ResidentSplit,
+        seed: u64,
+        epoch: u64,
+        start: usize,
+        n: usize,
+        out: Loc,
+        lr_at: Loc,
         lr: f32,
     ) -> Result<()> {
         match (self, mem) {

@@ -10,9 +10,9 @@ use anyhow::{bail, ensure, Result};
 
 use super::cpu;
 use super::cuda::data::ResidentSplit;
-use crate::data::augment::Augment;
 use super::kernel::{Kernel, Loc, Space};
 use super::Float;
+use crate::data::augment::Augment;
 
 /// How many elements each space of a step's memory holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -82,9 +82,7 @@ pub trait Device<T: Float> {
     /// Writes positions `start .. start + n` of a resident split's epoch order, augmented for
     /// `(seed, epoch)`, into `out`.
     #[allow(clippy::too_many_arguments)]
-    fn augment_resident(
-        &self, _mem: &mut Self::Memory, _split: &ResidentSplit, _seed: u64, _epoch: u64, _start: usize, _n: usize, _out: Loc,
-    ) -> Result<()> {
+    fn augment_resident(&self, _mem: &mut Self::Memory, _split: &ResidentSplit, _seed: u64, _epoch: u64, _start: usize, _n: usize, _out: Loc) -> Result<()> {
         bail!("{} keeps no images on the device", self.name())
     }
 
@@ -93,8 +91,16 @@ pub trait Device<T: Float> {
     /// training step fed with no upload, so nothing waits between steps.
     #[allow(clippy::too_many_arguments)]
     fn feed_resident(
-        &self, _mem: &mut Self::Memory, _split: &ResidentSplit, _seed: u64, _epoch: u64, _start: usize, _n: usize, _out: Loc,
-        _lr_at: Loc, _lr: T,
+        &self,
+        _mem: &mut Self::Memory,
+        _split: &ResidentSplit,
+        _seed: u64,
+        _epoch: u64,
+        _start: usize,
+        _n: usize,
+        _out: Loc,
+        _lr_at: Loc,
+        _lr: T,
     ) -> Result<()> {
         bail!("{} keeps no images on the device", self.name())
     }
@@ -264,21 +270,17 @@ fn run_on_cpu<T: Float>(mem: &mut CpuMemory<T>, kernel: &Kernel) {
     use Kernel::*;
     match *kernel {
         ConvForward { g, x, w: wt, y } => cpu::conv2d_forward(&g, r(x), r(wt), w(y)),
-        ConvBackwardInput { g, dy, w: wt, dx, accumulate } => {
-            cpu::conv2d_backward_input(&g, r(dy), r(wt), assign_or_add(w(dx), accumulate))
-        }
+        ConvBackwardInput { g, dy, w: wt, dx, accumulate } => cpu::conv2d_backward_input(&g, r(dy), r(wt), assign_or_add(w(dx), accumulate)),
         ConvBackwardWeight { g, x, dy, dw } => cpu::conv2d_backward_weight(&g, r(x), r(dy), w(dw)),
         BnTrainForward { g, x, gamma, beta, running_mean, running_var, y, mean, invstd, eps, momentum } => {
-            cpu::batch_norm_train_forward(
-                &g, r(x), r(gamma), r(beta), eps, momentum, w(running_mean), w(running_var), w(y), w(mean), w(invstd),
-            )
+            cpu::batch_norm_train_forward(&g, r(x), r(gamma), r(beta), eps, momentum, w(running_mean), w(running_var), w(y), w(mean), w(invstd))
         }
         BnEvalForward { g, x, gamma, beta, running_mean, running_var, y, eps } => {
             cpu::batch_norm_eval_forward(&g, r(x), r(gamma), r(beta), r(running_mean), r(running_var), eps, w(y))
         }
-        BnBackward { g, x, dy, gamma, mean, invstd, dx, dgamma, dbeta, accumulate } => cpu::batch_norm_backward(
-            &g, r(x), r(dy), r(gamma), r(mean), r(invstd), dx.map(|dx| assign_or_add(w(dx), accumulate)), dgamma.map(w), dbeta.map(w),
-        ),
+        BnBackward { g, x, dy, gamma, mean, invstd, dx, dgamma, dbeta, accumulate } => {
+            cpu::batch_norm_backward(&g, r(x), r(dy), r(gamma), r(mean), r(invstd), dx.map(|dx| assign_or_add(w(dx), accumulate)), dgamma.map(w), dbeta.map(w))
+        }
         Relu { x, y } => cpu::relu_forward(r(x), w(y)),
         ReluBackward { y, dy, dx, accumulate } => cpu::relu_backward(r(y), r(dy), assign_or_add(w(dx), accumulate)),
         Add { a, b, y } => cpu::add_forward(r(a), r(b), w(y)),
@@ -291,22 +293,16 @@ fn run_on_cpu<T: Float>(mem: &mut CpuMemory<T>, kernel: &Kernel) {
         GapForward { n, c, hw, x, y } => cpu::global_avg_pool_forward(n, c, hw, r(x), w(y)),
         GapBackward { n, c, hw, dy, dx } => cpu::global_avg_pool_backward(n, c, hw, r(dy), w(dx)),
         LinearForward { g, x, w: wt, b, y } => cpu::linear_forward(&g, r(x), r(wt), b.map(r), w(y)),
-        LinearBackward { g, x, w: wt, dy, dx, dw, db } => {
-            cpu::linear_backward(&g, r(x), r(wt), r(dy), dx.map(w), dw.map(w), db.map(w))
-        }
+        LinearBackward { g, x, w: wt, dy, dx, dw, db } => cpu::linear_backward(&g, r(x), r(wt), r(dy), dx.map(w), dw.map(w), db.map(w)),
         SoftmaxXentForward { n, classes, logits, probs, loss, correct } => {
             let (l, c) = cpu::softmax_cross_entropy_forward(n, classes, r(logits), &labels[..n], w(probs));
             w(loss)[0] = l;
             w(correct)[0] = T::from_f64(c as f64);
         }
-        SoftmaxXentBackward { n, classes, probs, dlogits } => {
-            cpu::softmax_cross_entropy_backward(n, classes, r(probs), &labels[..n], T::one(), w(dlogits))
-        }
+        SoftmaxXentBackward { n, classes, probs, dlogits } => cpu::softmax_cross_entropy_backward(n, classes, r(probs), &labels[..n], T::one(), w(dlogits)),
         SumSquares { x, out } => w(out)[0] = cpu::sum_squares(r(x)),
         ClipByNorm { grads, sum_sq, max_norm } => cpu::clip_by_norm(w(grads), r(sum_sq)[0], max_norm),
-        Sgd { w: wt, g, buf, lr, momentum, weight_decay, nesterov } => {
-            cpu::sgd_step(w(wt), w(g), w(buf), r(lr)[0], momentum, weight_decay, nesterov)
-        }
+        Sgd { w: wt, g, buf, lr, momentum, weight_decay, nesterov } => cpu::sgd_step(w(wt), w(g), w(buf), r(lr)[0], momentum, weight_decay, nesterov),
         SumAll { x, out } => w(out)[0] = cpu::sum_all(r(x)),
         SumAllBackward { dx } => cpu::sum_all_backward(w(dx)),
         ChannelFisher { n, c, hw, x, dy, out } => cpu::channel_fisher(n, c, hw, r(x), r(dy), w(out)),

@@ -72,9 +72,17 @@ impl Value {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Op {
     /// inputs [x, w]; no bias.
-    Conv { stride: usize, pad: usize },
+    Conv {
+        stride: usize,
+        pad: usize,
+    },
     /// inputs [x, gamma, beta]; train mode uses batch statistics and updates the running ones.
-    BatchNorm { running_mean: StateId, running_var: StateId, eps: f64, momentum: f64 },
+    BatchNorm {
+        running_mean: StateId,
+        running_var: StateId,
+        eps: f64,
+        momentum: f64,
+    },
     Relu,
     /// inputs [a, b, ...] of one shape (at least two).
     Sum,
@@ -148,16 +156,20 @@ impl Graph {
     /// multiply-accumulates of convolutions and the classifier (plus its bias), and
     /// kernel-size-squared operations per output element of each average pool.
     pub fn flops_per_image(&self) -> usize {
-        let flops: usize = self.nodes.iter().map(|node| {
-            let out = self.values[node.output.0].len();
-            match node.op {
-                Op::Conv { .. } => out * self.values[node.inputs[1].0].shape[1..].iter().product::<usize>(),
-                Op::Linear => out * (self.values[node.inputs[1].0].shape[1] + 1),
-                Op::AvgPool3 => out * 9,
-                Op::AvgPool2 => out * 4,
-                _ => 0,
-            }
-        }).sum();
+        let flops: usize = self
+            .nodes
+            .iter()
+            .map(|node| {
+                let out = self.values[node.output.0].len();
+                match node.op {
+                    Op::Conv { .. } => out * self.values[node.inputs[1].0].shape[1..].iter().product::<usize>(),
+                    Op::Linear => out * (self.values[node.inputs[1].0].shape[1] + 1),
+                    Op::AvgPool3 => out * 9,
+                    Op::AvgPool2 => out * 4,
+                    _ => 0,
+                }
+            })
+            .sum();
         flops / self.batch()
     }
 }

@@ -51,64 +51,229 @@ impl Loc {
 /// the flag on the first writer of a gradient, which saves a `Zero` launch and a read of `dx`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Kernel {
-    ConvForward { g: ConvGeom, x: Loc, w: Loc, y: Loc },
-    ConvBackwardInput { g: ConvGeom, dy: Loc, w: Loc, dx: Loc, accumulate: bool },
-    ConvBackwardWeight { g: ConvGeom, x: Loc, dy: Loc, dw: Loc },
+    ConvForward {
+        g: ConvGeom,
+        x: Loc,
+        w: Loc,
+        y: Loc,
+    },
+    ConvBackwardInput {
+        g: ConvGeom,
+        dy: Loc,
+        w: Loc,
+        dx: Loc,
+        accumulate: bool,
+    },
+    ConvBackwardWeight {
+        g: ConvGeom,
+        x: Loc,
+        dy: Loc,
+        dw: Loc,
+    },
     BnTrainForward {
-        g: BnGeom, x: Loc, gamma: Loc, beta: Loc, running_mean: Loc, running_var: Loc,
-        y: Loc, mean: Loc, invstd: Loc, eps: f64, momentum: f64,
+        g: BnGeom,
+        x: Loc,
+        gamma: Loc,
+        beta: Loc,
+        running_mean: Loc,
+        running_var: Loc,
+        y: Loc,
+        mean: Loc,
+        invstd: Loc,
+        eps: f64,
+        momentum: f64,
     },
-    BnEvalForward { g: BnGeom, x: Loc, gamma: Loc, beta: Loc, running_mean: Loc, running_var: Loc, y: Loc, eps: f64 },
+    BnEvalForward {
+        g: BnGeom,
+        x: Loc,
+        gamma: Loc,
+        beta: Loc,
+        running_mean: Loc,
+        running_var: Loc,
+        y: Loc,
+        eps: f64,
+    },
     BnBackward {
-        g: BnGeom, x: Loc, dy: Loc, gamma: Loc, mean: Loc, invstd: Loc,
-        dx: Option<Loc>, dgamma: Option<Loc>, dbeta: Option<Loc>, accumulate: bool,
+        g: BnGeom,
+        x: Loc,
+        dy: Loc,
+        gamma: Loc,
+        mean: Loc,
+        invstd: Loc,
+        dx: Option<Loc>,
+        dgamma: Option<Loc>,
+        dbeta: Option<Loc>,
+        accumulate: bool,
     },
-    Relu { x: Loc, y: Loc },
-    ReluBackward { y: Loc, dy: Loc, dx: Loc, accumulate: bool },
-    Add { a: Loc, b: Loc, y: Loc },
+    Relu {
+        x: Loc,
+        y: Loc,
+    },
+    ReluBackward {
+        y: Loc,
+        dy: Loc,
+        dx: Loc,
+        accumulate: bool,
+    },
+    Add {
+        a: Loc,
+        b: Loc,
+        y: Loc,
+    },
     /// acc += x (acc = x without `accumulate`).
-    Accumulate { acc: Loc, x: Loc, accumulate: bool },
+    Accumulate {
+        acc: Loc,
+        x: Loc,
+        accumulate: bool,
+    },
     /// y = 0.
-    Zero { y: Loc },
-    AvgPool3Forward { g: PoolGeom, x: Loc, y: Loc },
-    AvgPool3Backward { g: PoolGeom, dy: Loc, dx: Loc },
-    AvgPool2Forward { g: PoolGeom, x: Loc, y: Loc },
-    AvgPool2Backward { g: PoolGeom, dy: Loc, dx: Loc },
-    GapForward { n: usize, c: usize, hw: usize, x: Loc, y: Loc },
-    GapBackward { n: usize, c: usize, hw: usize, dy: Loc, dx: Loc },
-    LinearForward { g: LinearGeom, x: Loc, w: Loc, b: Option<Loc>, y: Loc },
-    LinearBackward { g: LinearGeom, x: Loc, w: Loc, dy: Loc, dx: Option<Loc>, dw: Option<Loc>, db: Option<Loc> },
+    Zero {
+        y: Loc,
+    },
+    AvgPool3Forward {
+        g: PoolGeom,
+        x: Loc,
+        y: Loc,
+    },
+    AvgPool3Backward {
+        g: PoolGeom,
+        dy: Loc,
+        dx: Loc,
+    },
+    AvgPool2Forward {
+        g: PoolGeom,
+        x: Loc,
+        y: Loc,
+    },
+    AvgPool2Backward {
+        g: PoolGeom,
+        dy: Loc,
+        dx: Loc,
+    },
+    GapForward {
+        n: usize,
+        c: usize,
+        hw: usize,
+        x: Loc,
+        y: Loc,
+    },
+    GapBackward {
+        n: usize,
+        c: usize,
+        hw: usize,
+        dy: Loc,
+        dx: Loc,
+    },
+    LinearForward {
+        g: LinearGeom,
+        x: Loc,
+        w: Loc,
+        b: Option<Loc>,
+        y: Loc,
+    },
+    LinearBackward {
+        g: LinearGeom,
+        x: Loc,
+        w: Loc,
+        dy: Loc,
+        dx: Option<Loc>,
+        dw: Option<Loc>,
+        db: Option<Loc>,
+    },
     /// Softmax probabilities into `probs`; mean loss into `loss` and the top-1 count into `correct`
     /// (both one-element locations). Labels are the device's label buffer (first `n`).
-    SoftmaxXentForward { n: usize, classes: usize, logits: Loc, probs: Loc, loss: Loc, correct: Loc },
+    SoftmaxXentForward {
+        n: usize,
+        classes: usize,
+        logits: Loc,
+        probs: Loc,
+        loss: Loc,
+        correct: Loc,
+    },
     /// dlogits += (probs - onehot) / n.
-    SoftmaxXentBackward { n: usize, classes: usize, probs: Loc, dlogits: Loc },
+    SoftmaxXentBackward {
+        n: usize,
+        classes: usize,
+        probs: Loc,
+        dlogits: Loc,
+    },
     /// out = sum of squares of `grads` (one element; the global norm before clipping).
-    SumSquares { x: Loc, out: Loc },
+    SumSquares {
+        x: Loc,
+        out: Loc,
+    },
     /// grads *= min(1, max_norm / (sqrt(sum_sq) + 1e-6)) (PyTorch clip_grad_norm_).
-    ClipByNorm { grads: Loc, sum_sq: Loc, max_norm: f64 },
+    ClipByNorm {
+        grads: Loc,
+        sum_sq: Loc,
+        max_norm: f64,
+    },
     /// PyTorch SGD: g += wd*w; buf = m*buf + g; g = g + m*buf (Nesterov) or buf; w -= lr*g.
     /// The learning rate is read from the one-element location `lr`.
-    Sgd { w: Loc, g: Loc, buf: Loc, lr: Loc, momentum: f64, weight_decay: f64, nesterov: bool },
+    Sgd {
+        w: Loc,
+        g: Loc,
+        buf: Loc,
+        lr: Loc,
+        momentum: f64,
+        weight_decay: f64,
+        nesterov: bool,
+    },
     /// out = the sum of every element of `x` (one element): a loss that is the sum of the outputs.
-    SumAll { x: Loc, out: Loc },
+    SumAll {
+        x: Loc,
+        out: Loc,
+    },
     /// dx += 1: the backward of `SumAll`, seeding the tape.
-    SumAllBackward { dx: Loc },
+    SumAllBackward {
+        dx: Loc,
+    },
     /// out[c] = 0.5 * mean over n of (sum over hw of x * dy)^2 (x: a layer's output [n, c, hw],
     /// dy: its gradient).
-    ChannelFisher { n: usize, c: usize, hw: usize, x: Loc, dy: Loc, out: Loc },
+    ChannelFisher {
+        n: usize,
+        c: usize,
+        hw: usize,
+        x: Loc,
+        dy: Loc,
+        out: Loc,
+    },
     /// k [n, n] += agreements of the samples' binary codes `x > 0` (x: [n, d], a ReLU's input).
-    BinaryCodeGram { n: usize, d: usize, x: Loc, k: Loc },
+    BinaryCodeGram {
+        n: usize,
+        d: usize,
+        x: Loc,
+        k: Loc,
+    },
     /// out [c, c] = the channel covariance of x [n, c, hw] over n * hw (AZ-NAS expressivity).
-    FeatureCovariance { n: usize, c: usize, hw: usize, x: Loc, out: Loc },
+    FeatureCovariance {
+        n: usize,
+        c: usize,
+        hw: usize,
+        x: Loc,
+        out: Loc,
+    },
     /// y = random signs drawn from `seed` (AZ-NAS's cotangent of a cell's output).
-    RandomSigns { seed: u64, y: Loc },
+    RandomSigns {
+        seed: u64,
+        y: Loc,
+    },
     /// out = the cross-covariance of a cell's input gradient with its output cotangent, then an
     /// identity flag (AZ-NAS trainability; see `cpu::grad_cross_covariance`).
-    GradCrossCovariance { g: CrossGeom, g_in: Loc, g_out: Loc, out: Loc },
+    GradCrossCovariance {
+        g: CrossGeom,
+        g_in: Loc,
+        g_out: Loc,
+        out: Loc,
+    },
     /// out [d] = each unit's pattern of `x > 0` over the n samples as an integer (SWAP; x: [n, d],
     /// a ReLU's input).
-    ActivationPatterns { n: usize, d: usize, x: Loc, out: Loc },
+    ActivationPatterns {
+        n: usize,
+        d: usize,
+        x: Loc,
+        out: Loc,
+    },
 }
 
 impl Kernel {
@@ -163,9 +328,7 @@ impl Kernel {
             BnTrainForward { x, gamma, beta, running_mean, running_var, y, mean, invstd, .. } => {
                 v.extend([x, gamma, beta, running_mean, running_var, y, mean, invstd])
             }
-            BnEvalForward { x, gamma, beta, running_mean, running_var, y, .. } => {
-                v.extend([x, gamma, beta, running_mean, running_var, y])
-            }
+            BnEvalForward { x, gamma, beta, running_mean, running_var, y, .. } => v.extend([x, gamma, beta, running_mean, running_var, y]),
             BnBackward { x, dy, gamma, mean, invstd, dx, dgamma, dbeta, .. } => {
                 v.extend([x, dy, gamma, mean, invstd]);
                 v.extend(dx.as_mut().into_iter().chain(dgamma.as_mut()).chain(dbeta.as_mut()));

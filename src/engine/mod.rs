@@ -12,7 +12,7 @@ pub mod session;
 pub use any_device::AnyDevice;
 pub use device::{Cpu, Device, MemoryLayout};
 pub use float::Float;
-pub use kernel::{Kernel, Loc, Space};
 pub use graph::{Graph, GraphBuilder, Head, Init, ParamSpec};
+pub use kernel::{Kernel, Loc, Space};
 pub use plan::{PlanOptions, Program};
 pub use session::{initial_params, GraphFn, Session, StepOutput};

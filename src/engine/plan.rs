@@ -166,12 +166,7 @@ pub fn plan(graph: &Graph, trainable: &[bool], opts: &PlanOptions) -> Program {
         forward: kernels,
         backward,
         update,
-        layout: MemoryLayout {
-            params: graph.param_len(),
-            state: p.scalars.end,
-            work: placed.work_len,
-            labels: graph.batch(),
-        },
+        layout: MemoryLayout { params: graph.param_len(), state: p.scalars.end, work: placed.work_len, labels: graph.batch() },
         input: placed.resolve(p.acts[graph.input.0].unwrap()),
         logits: placed.resolve(p.acts[graph.logits.0].unwrap()),
         loss: p.scalars.loss,
@@ -342,11 +337,7 @@ impl<'g> Planner<'g> {
     /// here on. Not a feature under `cell_probes`, whose gradients are overwritten with signs.
     fn shares_sum_gradient(&self, t: ValueId) -> bool {
         let probed = self.opts.cell_probes.is_some() && self.graph.features.contains(&t);
-        self.requires_grad[t.0]
-            && self.grads[t.0].is_none()
-            && self.consumers[t.0] == 1
-            && matches!(self.graph.values[t.0].source, Source::Node(_))
-            && !probed
+        self.requires_grad[t.0] && self.grads[t.0].is_none() && self.consumers[t.0] == 1 && matches!(self.graph.values[t.0].source, Source::Node(_)) && !probed
     }
 
     fn forward_node(&mut self, i: usize) {
@@ -357,9 +348,7 @@ impl<'g> Planner<'g> {
         let y = if terminal { self.scalars.loss } else { self.vbuf(out_len, BufKind::Activation) };
         self.acts[node.output.0] = Some(y);
         let kernel = match node.op {
-            Op::Conv { stride, pad } => {
-                Kernel::ConvForward { g: self.conv_geom(ins[0], ins[1], stride, pad), x: self.act(ins[0]), w: self.act(ins[1]), y }
-            }
+            Op::Conv { stride, pad } => Kernel::ConvForward { g: self.conv_geom(ins[0], ins[1], stride, pad), x: self.act(ins[0]), w: self.act(ins[1]), y },
             Op::BatchNorm { running_mean, running_var, eps, momentum } => {
                 let g = self.bn_geom(ins[0]);
                 let (x, gamma, beta) = (self.act(ins[0]), self.act(ins[1]), self.act(ins[2]));
@@ -402,13 +391,7 @@ impl<'g> Planner<'g> {
                 let s = self.shape(ins[0]);
                 Kernel::GapForward { n: s[0], c: s[1], hw: s[2] * s[3], x: self.act(ins[0]), y }
             }
-            Op::Linear => Kernel::LinearForward {
-                g: self.linear_geom(ins[0], ins[1]),
-                x: self.act(ins[0]),
-                w: self.act(ins[1]),
-                b: Some(self.act(ins[2])),
-                y,
-            },
+            Op::Linear => Kernel::LinearForward { g: self.linear_geom(ins[0], ins[1]), x: self.act(ins[0]), w: self.act(ins[1]), b: Some(self.act(ins[2])), y },
             Op::SoftmaxXent => {
                 let s = self.shape(ins[0]);
                 let probs = self.vbuf(s[0] * s[1], BufKind::Activation);
@@ -487,11 +470,7 @@ impl<'g> Planner<'g> {
             Op::AvgPool3 | Op::AvgPool2 => {
                 let g = self.pool_geom(ins[0]);
                 if let Some(dx) = self.grad_if_needed(ins[0]) {
-                    self.kernels.push(if node.op == Op::AvgPool3 {
-                        Kernel::AvgPool3Backward { g, dy, dx }
-                    } else {
-                        Kernel::AvgPool2Backward { g, dy, dx }
-                    });
+                    self.kernels.push(if node.op == Op::AvgPool3 { Kernel::AvgPool3Backward { g, dy, dx } } else { Kernel::AvgPool2Backward { g, dy, dx } });
                 }
             }
             Op::GlobalAvgPool => {

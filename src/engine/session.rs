@@ -78,10 +78,8 @@ impl<T: Float, D: Device<T>> Session<T, D> {
         let first = plan(&graph, &trainable, &opts);
         let layout = first.layout;
         let mem = device.alloc(&layout).context("allocating the network's memory")?;
-        let mut s = Session {
-            device, build, graph, trainable, opts, programs: HashMap::new(), mem, layout, profile: None,
-            capture: false, captured: HashMap::new(),
-        };
+        let mut s =
+            Session { device, build, graph, trainable, opts, programs: HashMap::new(), mem, layout, profile: None, capture: false, captured: HashMap::new() };
         s.programs.insert((batch, opts.train), first);
         s.reset_state()?;
         Ok(s)
@@ -203,9 +201,7 @@ impl<T: Float, D: Device<T>> Session<T, D> {
 
     /// [`Session::train_step`] on the batch at positions `start .. start + labels.len()` of a
     /// resident split's epoch order, augmented on the device for `(seed, epoch)`.
-    pub fn train_step_resident(
-        &mut self, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, labels: &[u32], lr: f64,
-    ) -> Result<StepOutput> {
+    pub fn train_step_resident(&mut self, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, labels: &[u32], lr: f64) -> Result<StepOutput> {
         self.run(Input::Resident { split, seed, epoch, start }, labels, true, Some(lr))
     }
 
@@ -217,9 +213,7 @@ impl<T: Float, D: Device<T>> Session<T, D> {
     /// the step is a replayed graph; either way the host never waits between steps. Call
     /// [`Session::begin_queued_steps`] first.
     #[allow(clippy::too_many_arguments)]
-    pub fn train_step_queued(
-        &mut self, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, n: usize, lr: f64, slot: usize,
-    ) -> Result<()> {
+    pub fn train_step_queued(&mut self, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, n: usize, lr: f64, slot: usize) -> Result<()> {
         let p = self.program(n, true)?;
         let (input, lr_at, loss, correct) = (p.input, p.lr, p.loss, p.correct);
         self.device.feed_resident(&mut self.mem, split, seed, epoch, start, n, input, lr_at, T::from_f64(lr))?;
@@ -259,9 +253,7 @@ impl<T: Float, D: Device<T>> Session<T, D> {
         match input {
             Input::Host(images) => self.device.write(&mut self.mem, p.input, images)?,
             // A kernel launch, not a copy: it runs before the step's kernels, outside any capture.
-            Input::Resident { split, seed, epoch, start } => {
-                self.device.augment_resident(&mut self.mem, split, seed, epoch, start, n, p.input)?
-            }
+            Input::Resident { split, seed, epoch, start } => self.device.augment_resident(&mut self.mem, split, seed, epoch, start, n, p.input)?,
         }
         self.device.write_labels(&mut self.mem, labels)?;
         if let Some(lr) = lr {
@@ -420,9 +412,8 @@ impl<T: Float, D: Device<T>> Session<T, D> {
 
     /// Sets a parameter or a BN buffer by its PyTorch name; the length must match.
     pub fn write_named(&mut self, name: &str, data: &[T]) -> Result<()> {
-        let spec = self.graph.params.iter().map(|s| (s, Space::Params))
-            .chain(self.graph.states.iter().map(|s| (s, Space::State)))
-            .find(|(s, _)| s.name == name);
+        let spec =
+            self.graph.params.iter().map(|s| (s, Space::Params)).chain(self.graph.states.iter().map(|s| (s, Space::State))).find(|(s, _)| s.name == name);
         let (spec, space) = spec.ok_or_else(|| anyhow!("the network has no parameter or buffer named {name}"))?;
         ensure!(data.len() == spec.len(), "{name}: {} values given, the network's has shape {:?}", data.len(), spec.shape);
         self.device.write(&mut self.mem, Loc::new(space, spec.offset, spec.len()), data)

@@ -76,24 +76,31 @@ pub fn ensemble(spec: &EnsembleSpec, methods: &[MethodResults]) -> Result<Method
 fn combine(name: &str, kind: Kind, rule: Rule, members: &[&MethodResults]) -> MethodResults {
     let lookup: Vec<HashMap<usize, &ArchResult>> = members.iter().map(|m| m.archs.iter().map(|a| (a.index, a)).collect()).collect();
     let common: Vec<usize> = members[0].archs.iter().map(|a| a.index).filter(|i| lookup.iter().all(|l| l.contains_key(i))).collect();
-    let ranks: Vec<Vec<f64>> = lookup.iter().map(|l| {
-        let scores: Vec<f64> = common.iter().map(|i| l[i].score.unwrap_or(f64::NEG_INFINITY)).collect();
-        average_ranks(&scores)
-    }).collect();
+    let ranks: Vec<Vec<f64>> = lookup
+        .iter()
+        .map(|l| {
+            let scores: Vec<f64> = common.iter().map(|i| l[i].score.unwrap_or(f64::NEG_INFINITY)).collect();
+            average_ranks(&scores)
+        })
+        .collect();
     let scores = combined_scores(rule, &ranks, common.len());
-    let archs = common.iter().enumerate().map(|(p, &index)| {
-        let all_scored = lookup.iter().all(|l| l[&index].score.is_some());
-        let mut times: Vec<f64> = lookup.iter().filter_map(|l| l[&index].time_s).collect();
-        times.sort_by(f64::total_cmp);
-        times.dedup();
-        ArchResult {
-            index,
-            score: all_scored.then_some(scores[p]),
-            time_s: (!times.is_empty()).then(|| times.iter().sum()),
-            stage1_s: None,
-            reached_threshold: false,
-        }
-    }).collect();
+    let archs = common
+        .iter()
+        .enumerate()
+        .map(|(p, &index)| {
+            let all_scored = lookup.iter().all(|l| l[&index].score.is_some());
+            let mut times: Vec<f64> = lookup.iter().filter_map(|l| l[&index].time_s).collect();
+            times.sort_by(f64::total_cmp);
+            times.dedup();
+            ArchResult {
+                index,
+                score: all_scored.then_some(scores[p]),
+                time_s: (!times.is_empty()).then(|| times.iter().sum()),
+                stage1_s: None,
+                reached_threshold: false,
+            }
+        })
+        .collect();
     let file = members.iter().map(|m| m.file.as_str()).collect::<Vec<_>>().join(" ");
     MethodResults { name: name.to_string(), kind, file, archs }
 }
@@ -103,17 +110,22 @@ pub fn combined_scores(rule: Rule, ranks: &[Vec<f64>], m: usize) -> Vec<f64> {
     match rule {
         Rule::LogRank => (0..m).map(|p| ranks.iter().map(|r| (r[p] / m as f64).ln()).sum()).collect(),
         Rule::MeanRank => (0..m).map(|p| ranks.iter().map(|r| r[p]).sum::<f64>() / ranks.len() as f64).collect(),
-        Rule::Vote => (0..m).map(|p| {
-            (0..m).filter(|&q| q != p).map(|q| {
-                let above = ranks.iter().filter(|r| r[p] > r[q]).count();
-                let below = ranks.iter().filter(|r| r[p] < r[q]).count();
-                match above.cmp(&below) {
-                    std::cmp::Ordering::Greater => 1.0,
-                    std::cmp::Ordering::Equal => 0.5,
-                    std::cmp::Ordering::Less => 0.0,
-                }
-            }).sum()
-        }).collect(),
+        Rule::Vote => (0..m)
+            .map(|p| {
+                (0..m)
+                    .filter(|&q| q != p)
+                    .map(|q| {
+                        let above = ranks.iter().filter(|r| r[p] > r[q]).count();
+                        let below = ranks.iter().filter(|r| r[p] < r[q]).count();
+                        match above.cmp(&below) {
+                            std::cmp::Ordering::Greater => 1.0,
+                            std::cmp::Ordering::Equal => 0.5,
+                            std::cmp::Ordering::Less => 0.0,
+                        }
+                    })
+                    .sum()
+            })
+            .collect(),
     }
 }
 
@@ -124,16 +136,22 @@ pub const AZ_NAS_MEMBERS: [&str; 4] = ["az_expressivity", "az_progressivity", "a
 pub fn az_nas_methods(methods: &[MethodResults]) -> Vec<MethodResults> {
     let mut files: Vec<&str> = methods.iter().map(|m| m.file.as_str()).collect();
     files.dedup();
-    files.into_iter().filter_map(|file| {
-        let of_file: Vec<&MethodResults> = AZ_NAS_MEMBERS.iter().map(|p| methods.iter().find(|m| m.file == file && m.kind == Kind::ZeroCost && m.name.split(" [").next() == Some(*p))).collect::<Option<_>>()?;
-        let mut az = combine("az_nas", Kind::ZeroCost, Rule::LogRank, &of_file);
-        // The three scores share one pass: its time plus the FLOPs count's.
-        for a in &mut az.archs {
-            let time = |m: &MethodResults| m.archs.iter().find(|x| x.index == a.index).and_then(|x| x.time_s);
-            a.time_s = time(of_file[0]).map(|t| t + time(of_file[3]).unwrap_or(0.0));
-        }
-        Some(az)
-    }).collect()
+    files
+        .into_iter()
+        .filter_map(|file| {
+            let of_file: Vec<&MethodResults> = AZ_NAS_MEMBERS
+                .iter()
+                .map(|p| methods.iter().find(|m| m.file == file && m.kind == Kind::ZeroCost && m.name.split(" [").next() == Some(*p)))
+                .collect::<Option<_>>()?;
+            let mut az = combine("az_nas", Kind::ZeroCost, Rule::LogRank, &of_file);
+            // The three scores share one pass: its time plus the FLOPs count's.
+            for a in &mut az.archs {
+                let time = |m: &MethodResults| m.archs.iter().find(|x| x.index == a.index).and_then(|x| x.time_s);
+                a.time_s = time(of_file[0]).map(|t| t + time(of_file[3]).unwrap_or(0.0));
+            }
+            Some(az)
+        })
+        .collect()
 }
 
 /// Epochs stage 1 took to reach `threshold`, interpolated linearly within the crossing epoch
@@ -149,18 +167,21 @@ pub fn epochs_to_threshold(acc: &[f64], threshold: f64) -> Option<f64> {
 /// `fear-epochs` of a FEAR file's lines: minus the epochs to the threshold (fewer is better),
 /// timed as stage 1; a line that is not ok or never reached the threshold is unscored.
 pub fn fear_epochs_method(file: &str, lines: &[Value]) -> MethodResults {
-    let archs = lines.iter().map(|l| {
-        let ok = l.get("status").and_then(Value::as_str).is_none_or(|s| s == "ok");
-        let acc: Vec<f64> = l.get("stage1_acc").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
-        let epochs = l.get("threshold").and_then(Value::as_f64).and_then(|t| epochs_to_threshold(&acc, t));
-        ArchResult {
-            index: l["index"].as_u64().expect("indices were checked") as usize,
-            score: epochs.filter(|_| ok).map(|e| -e),
-            time_s: l.get("stage1_s").and_then(Value::as_f64),
-            stage1_s: l.get("stage1_s").and_then(Value::as_f64),
-            reached_threshold: epochs.is_some(),
-        }
-    }).collect();
+    let archs = lines
+        .iter()
+        .map(|l| {
+            let ok = l.get("status").and_then(Value::as_str).is_none_or(|s| s == "ok");
+            let acc: Vec<f64> = l.get("stage1_acc").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
+            let epochs = l.get("threshold").and_then(Value::as_f64).and_then(|t| epochs_to_threshold(&acc, t));
+            ArchResult {
+                index: l["index"].as_u64().expect("indices were checked") as usize,
+                score: epochs.filter(|_| ok).map(|e| -e),
+                time_s: l.get("stage1_s").and_then(Value::as_f64),
+                stage1_s: l.get("stage1_s").and_then(Value::as_f64),
+                reached_threshold: epochs.is_some(),
+            }
+        })
+        .collect();
     MethodResults { name: "fear-epochs".into(), kind: Kind::FearEpochs, file: file.to_string(), archs }
 }
 
@@ -169,7 +190,11 @@ mod tests {
     use super::*;
 
     fn method(name: &str, scores: &[Option<f64>]) -> MethodResults {
-        let archs = scores.iter().enumerate().map(|(i, s)| ArchResult { index: i, score: *s, time_s: Some(1.0 + i as f64), stage1_s: None, reached_threshold: false }).collect();
+        let archs = scores
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ArchResult { index: i, score: *s, time_s: Some(1.0 + i as f64), stage1_s: None, reached_threshold: false })
+            .collect();
         MethodResults { name: name.into(), kind: Kind::ZeroCost, file: "z.jsonl".into(), archs }
     }
 

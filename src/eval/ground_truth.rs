@@ -60,7 +60,10 @@ impl GroundTruth {
             let line = row + 2;
             let record = record.with_context(|| format!("line {line}"))?;
             let field = |col: usize| record.get(col).with_context(|| format!("line {line}: too few fields"));
-            let index: usize = field(index_col)?.parse().ok().filter(|i| *i < NUM_ARCHS)
+            let index: usize = field(index_col)?
+                .parse()
+                .ok()
+                .filter(|i| *i < NUM_ARCHS)
                 .with_context(|| format!("line {line}: index {:?} is not in 0..{NUM_ARCHS}", field(index_col).unwrap_or("")))?;
             if let Some(col) = arch_col {
                 let expected = Arch::from_index(index).expect("index checked").to_string();
@@ -68,7 +71,10 @@ impl GroundTruth {
                     bail!("line {line}: index {index} is {expected}, not {}", field(col)?);
                 }
             }
-            let value: f64 = field(acc_col)?.parse().ok().filter(|v: &f64| v.is_finite())
+            let value: f64 = field(acc_col)?
+                .parse()
+                .ok()
+                .filter(|v: &f64| v.is_finite())
                 .with_context(|| format!("line {line}: {column} {:?} is not a number", field(acc_col).unwrap_or("")))?;
             if accuracy[index].replace(value).is_some() {
                 bail!("line {line}: index {index} appears twice");

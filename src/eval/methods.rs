@@ -203,8 +203,10 @@ mod tests {
 
     #[test]
     fn fear_shortreg_and_zero_cost_files() {
-        let fear = [json!({"index": 3, "score": 0.5, "status": "ok", "stage1_s": 2.0, "time_s": 3.0, "reached_threshold": true}),
-                    json!({"index": 4, "score": null, "status": "capped", "stage1_s": 9.0, "time_s": 9.0, "reached_threshold": false})];
+        let fear = [
+            json!({"index": 3, "score": 0.5, "status": "ok", "stage1_s": 2.0, "time_s": 3.0, "reached_threshold": true}),
+            json!({"index": 4, "score": null, "status": "capped", "stage1_s": 9.0, "time_s": 9.0, "reached_threshold": false}),
+        ];
         let m = methods_from_lines("r.jsonl", &fear).unwrap();
         assert_eq!((m.len(), m[0].name.as_str(), m[0].kind), (1, "fear", Kind::Fear));
         assert_eq!(m[0].archs[1], ArchResult { index: 4, score: None, time_s: Some(9.0), stage1_s: Some(9.0), reached_threshold: false });
@@ -213,8 +215,10 @@ mod tests {
         let m = methods_from_lines("s.jsonl", &sr).unwrap();
         assert_eq!((m[0].name.as_str(), m[0].kind, m[0].archs[0].score), ("shortreg-e10-b512", Kind::Shortreg, None));
 
-        let zc = [json!({"index": 3, "arch": "x", "snip": 2.0, "snip_time_s": 0.1, "mystery": 7, "mystery_time_s": 0.2, "synflow": 1e40, "batch": 256}),
-                  json!({"index": 5, "arch": "y", "snip": null, "snip_time_s": 0.1, "mystery": 8, "mystery_time_s": 0.2, "synflow": 1e41, "batch": 256})];
+        let zc = [
+            json!({"index": 3, "arch": "x", "snip": 2.0, "snip_time_s": 0.1, "mystery": 7, "mystery_time_s": 0.2, "synflow": 1e40, "batch": 256}),
+            json!({"index": 5, "arch": "y", "snip": null, "snip_time_s": 0.1, "mystery": 8, "mystery_time_s": 0.2, "synflow": 1e41, "batch": 256}),
+        ];
         let m = methods_from_lines("z.jsonl", &zc).unwrap();
         let names: Vec<&str> = m.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(names, ["synflow", "snip", "mystery"]);

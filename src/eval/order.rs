@@ -129,10 +129,12 @@ mod tests {
         assert_eq!(count_inversions(&[1.0, 1.0, 1.0]), 0);
         let mut x = 12345u64;
         for n in 0..60 {
-            let s: Vec<f64> = (0..n).map(|_| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((x >> 33) % 7) as f64
-            }).collect();
+            let s: Vec<f64> = (0..n)
+                .map(|_| {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    ((x >> 33) % 7) as f64
+                })
+                .collect();
             assert_eq!(count_inversions(&s), brute(&s), "{s:?}");
         }
     }

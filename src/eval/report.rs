@@ -72,11 +72,10 @@ pub fn evaluate(method: &MethodResults, truth: &GroundTruth) -> Result<MethodRep
         kendall: kendall_tau_b(&pop.truth, &pop.score),
         pairwise_accuracy: pairwise_accuracy(&truth_by_score),
         mean_time_s: pop.mean_time(&all),
-        top_k: TOP_K.iter().map(|&k| TopK {
-            k,
-            precision: precision_at(&truth_order, &score_order, k),
-            regret: regret_at(&pop.truth, &score_order, k),
-        }).collect(),
+        top_k: TOP_K
+            .iter()
+            .map(|&k| TopK { k, precision: precision_at(&truth_order, &score_order, k), regret: regret_at(&pop.truth, &score_order, k) })
+            .collect(),
         bins: bins(&pop),
     })
 }

@@ -41,25 +41,13 @@ impl HogParams {
     /// SPEC 4.1: 9 orientations, 3x3-cell blocks, 8x8-pixel cells, except 4x4 cells for images of
     /// side 16 or less (ImageNet16-120), so both 32x32 and 16x16 give 324 features.
     pub fn for_image_size(s: usize) -> Self {
-        HogParams {
-            orientations: 9,
-            cell: if s <= 16 { 4 } else { 8 },
-            block: 3,
-        }
+        HogParams { orientations: 9, cell: if s <= 16 { 4 } else { 8 }, block: 3 }
     }
 
     fn cells(&self, size: usize) -> usize {
-        assert!(
-            self.cell > 0 && self.block > 0 && self.orientations > 0,
-            "bad HoG params {self:?}"
-        );
+        assert!(self.cell > 0 && self.block > 0 && self.orientations > 0, "bad HoG params {self:?}");
         let n = size / self.cell;
-        assert!(
-            n >= self.block,
-            "image of side {size} too small for HoG with {}-pixel cells and {}-cell blocks",
-            self.cell,
-            self.block
-        );
+        assert!(n >= self.block, "image of side {size} too small for HoG with {}-pixel cells and {}-cell blocks", self.cell, self.block);
         n
     }
 }
@@ -81,22 +69,17 @@ pub fn hog_features(img: &[u8], size: usize, p: &HogParams, out: &mut [f32]) {
 /// over images; returns `[n, feature_len(size, p)]` row-major.
 pub fn hog_dataset(images: &[u8], size: usize, p: &HogParams) -> Vec<f32> {
     let img_len = 3 * size * size;
-    assert!(
-        img_len > 0 && images.len().is_multiple_of(img_len),
-        "images length not a multiple of 3*{size}*{size}"
-    );
+    assert!(img_len > 0 && images.len().is_multiple_of(img_len), "images length not a multiple of 3*{size}*{size}");
     let n = images.len() / img_len;
     let f = feature_len(size, p);
     let mut out = vec![0f32; n * f];
     // 64 images per task keeps the rayon overhead negligible (one image is ~10 us).
     const PER_TASK: usize = 64;
-    out.par_chunks_mut(f * PER_TASK)
-        .zip(images.par_chunks(img_len * PER_TASK))
-        .for_each_init(Vec::new, |hist, (o, im)| {
-            for (oi, ii) in o.chunks_mut(f).zip(im.chunks(img_len)) {
-                hog_into(ii, size, p, hist, oi);
-            }
-        });
+    out.par_chunks_mut(f * PER_TASK).zip(images.par_chunks(img_len * PER_TASK)).for_each_init(Vec::new, |hist, (o, im)| {
+        for (oi, ii) in o.chunks_mut(f).zip(im.chunks(img_len)) {
+            hog_into(ii, size, p, hist, oi);
+        }
+    });
     out
 }
 
@@ -121,11 +104,7 @@ fn bin_of(o: f64, bounds: &[f64], step: f64) -> Option<usize> {
 fn hog_into(img: &[u8], size: usize, p: &HogParams, hist32: &mut Vec<f32>, out: &mut [f32]) {
     let s = size;
     let plane = s * s;
-    assert_eq!(
-        img.len(),
-        3 * plane,
-        "image must be planar [3, {s}, {s}] u8"
-    );
+    assert_eq!(img.len(), 3 * plane, "image must be planar [3, {s}, {s}] u8");
     let nc = p.cells(s);
     let no = p.orientations;
     let cell = p.cell;
@@ -149,16 +128,8 @@ fn hog_into(img: &[u8], size: usize, p: &HogParams, hist32: &mut Vec<f32>, out: 
             let (mut best_m, mut best_r, mut best_c) = (-1i32, 0i32, 0i32);
             for ch in 0..3 {
                 let pl = &img[ch * plane..(ch + 1) * plane];
-                let gr = if y == 0 || y == s - 1 {
-                    0
-                } else {
-                    pl[(y + 1) * s + x] as i32 - pl[(y - 1) * s + x] as i32
-                };
-                let gc = if x == 0 || x == s - 1 {
-                    0
-                } else {
-                    pl[y * s + x + 1] as i32 - pl[y * s + x - 1] as i32
-                };
+                let gr = if y == 0 || y == s - 1 { 0 } else { pl[(y + 1) * s + x] as i32 - pl[(y - 1) * s + x] as i32 };
+                let gc = if x == 0 || x == s - 1 { 0 } else { pl[y * s + x + 1] as i32 - pl[y * s + x - 1] as i32 };
                 let m = gr * gr + gc * gc;
                 if m > best_m {
                     best_m = m;
@@ -171,10 +142,7 @@ fn hog_into(img: &[u8], size: usize, p: &HogParams, hist32: &mut Vec<f32>, out: 
             }
             // sqrt of the exact integer square sum = the correctly rounded hypot.
             let mag = (best_m as f64).sqrt();
-            let ori = (best_r as f64)
-                .atan2(best_c as f64)
-                .to_degrees()
-                .rem_euclid(180.0);
+            let ori = (best_r as f64).atan2(best_c as f64).to_degrees().rem_euclid(180.0);
             if let Some(b) = bin_of(ori, &bounds, step) {
                 let h = &mut hist32[(cy * nc + x / cell) * no + b];
                 // `float total; total += magnitude` in the .pyx: add in f64, round to f32.

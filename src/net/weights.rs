@@ -28,9 +28,7 @@ pub fn tensor_f64(st: &SafeTensors, name: &str) -> Result<(Vec<usize>, Vec<f64>)
 pub fn load_weights<T: Float, D: Device<T>>(session: &mut Session<T, D>, path: &Path, prefix: &str) -> Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let st = SafeTensors::deserialize(&bytes).with_context(|| format!("{} is not a safetensors file", path.display()))?;
-    let names: Vec<String> = session.params().iter().map(|p| p.name.clone())
-        .chain(session.graph().states.iter().map(|s| s.name.clone()))
-        .collect();
+    let names: Vec<String> = session.params().iter().map(|p| p.name.clone()).chain(session.graph().states.iter().map(|s| s.name.clone())).collect();
     for name in names {
         let key = format!("{prefix}{name}");
         let is_buffer = name.ends_with(".running_mean") || name.ends_with(".running_var");

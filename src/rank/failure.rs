@@ -19,9 +19,7 @@ pub const INJECT_ENV: &str = "FEAR_INJECT_FAILURE";
 /// The injected failure for `arch`, if [`INJECT_ENV`] names it.
 pub fn injected(arch: &Arch) -> Option<String> {
     let list = std::env::var(INJECT_ENV).ok()?;
-    list.split(',')
-        .any(|t| t.trim().parse::<usize>() == Ok(arch.index()))
-        .then(|| format!("injected failure ({INJECT_ENV})"))
+    list.split(',').any(|t| t.trim().parse::<usize>() == Ok(arch.index())).then(|| format!("injected failure ({INJECT_ENV})"))
 }
 
 /// Runs `work` for `arch`; an error, a panic or an injected failure becomes `Err(reason)`, one
@@ -34,7 +32,9 @@ pub fn attempt<R>(arch: &Arch, work: impl FnOnce() -> anyhow::Result<R>) -> Resu
         Ok(Ok(r)) => Ok(r),
         Ok(Err(e)) => Err(one_line(&format!("{e:#}"))),
         Err(payload) => {
-            let msg = payload.downcast_ref::<&str>().map(|s| s.to_string())
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
             Err(one_line(&format!("panic: {msg}")))

@@ -6,7 +6,7 @@ pub mod results;
 pub mod search;
 pub mod shortreg;
 
-pub use fear::{run_fear, FearConfig, FearOutcome, FearProgress};
 pub use crate::schema::Status;
+pub use fear::{run_fear, FearConfig, FearOutcome, FearProgress};
 pub use shortreg::{run_shortreg, ShortregConfig, ShortregOutcome, ShortregProgress};
 pub mod zero_cost;

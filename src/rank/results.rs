@@ -32,8 +32,7 @@ impl ResultsFile {
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
         let parsed = parse_results(&path.display().to_string(), &existing)?;
-        let file = OpenOptions::new().create(true).append(true).open(path)
-            .with_context(|| format!("opening {} for writing", path.display()))?;
+        let file = OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("opening {} for writing", path.display()))?;
         if parsed.torn_bytes > 0 {
             eprintln!("warning: {}: dropping a torn last line ({} bytes) left by an interrupted run", path.display(), parsed.torn_bytes);
             file.set_len((existing.len() - parsed.torn_bytes) as u64).with_context(|| format!("truncating {}", path.display()))?;
@@ -52,8 +51,7 @@ impl ResultsFile {
         let value = serde_json::to_value(record)?;
         let mut line = serde_json::to_vec(&value)?;
         line.push(b'\n');
-        self.file.write_all(&line).and_then(|_| self.file.sync_data())
-            .with_context(|| format!("writing {}", self.path.display()))?;
+        self.file.write_all(&line).and_then(|_| self.file.sync_data()).with_context(|| format!("writing {}", self.path.display()))?;
         if let Some(i) = value.get("index").and_then(|i| i.as_u64()) {
             self.done.insert(i as usize);
         }
@@ -95,8 +93,7 @@ pub fn parse_results(name: &str, bytes: &[u8]) -> Result<ParsedResults> {
             continue;
         }
         let value: serde_json::Value = serde_json::from_str(text).with_context(|| format!("{name} line {no}: not JSON"))?;
-        let index = value.get("index").and_then(|i| i.as_u64())
-            .with_context(|| format!("{name} line {no}: not a results line (no architecture index)"))?;
+        let index = value.get("index").and_then(|i| i.as_u64()).with_context(|| format!("{name} line {no}: not a results line (no architecture index)"))?;
         lines.push(ResultLine { index, text: text.to_string(), value, no });
     }
     Ok(ParsedResults { lines, torn_bytes: bytes.len() - complete })

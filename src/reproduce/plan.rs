@@ -37,14 +37,21 @@ pub fn units(s: &Settings, device: &str) -> Vec<Unit> {
     let on = |dev: &str| [select.clone(), strings(&["--device", dev]), net.clone()].concat();
 
     let mut fear = [strings(&["rank"]), on(device)].concat();
-    let optional = [("--threshold", s.threshold.map(|t| t.to_string())), ("--max-stage1-epochs", s.max_stage1_epochs.map(|e| e.to_string())), ("--stage2-epochs", s.stage2_epochs.map(|e| e.to_string()))];
+    let optional = [
+        ("--threshold", s.threshold.map(|t| t.to_string())),
+        ("--max-stage1-epochs", s.max_stage1_epochs.map(|e| e.to_string())),
+        ("--stage2-epochs", s.stage2_epochs.map(|e| e.to_string())),
+    ];
     for (flag, value) in optional {
         if let Some(v) = value {
             fear.extend([flag.to_string(), v]);
         }
     }
     let mut units = vec![Unit { name: "fear".into(), argv: fear }];
-    units.push(Unit { name: "zero-cost".into(), argv: [strings(&["zero-cost", "--proxy", &s.proxies, "--batch", &s.proxy_batch.to_string()]), on("cpu")].concat() });
+    units.push(Unit {
+        name: "zero-cost".into(),
+        argv: [strings(&["zero-cost", "--proxy", &s.proxies, "--batch", &s.proxy_batch.to_string()]), on("cpu")].concat(),
+    });
     for &(e, b) in &s.shortreg_grid {
         let argv = [strings(&["shortreg", "--epochs", &e.to_string(), "--batch", &b.to_string()]), on(device)].concat();
         units.push(Unit { name: format!("shortreg-e{e}-b{b}"), argv });
@@ -61,9 +68,8 @@ pub struct Shard {
 
 impl Shard {
     pub fn parse(arg: Option<&str>) -> Result<Shard> {
-        let from_env = || -> Option<String> {
-            Some(format!("{}/{}", std::env::var("SLURM_ARRAY_TASK_ID").ok()?, std::env::var("SLURM_ARRAY_TASK_COUNT").ok()?))
-        };
+        let from_env =
+            || -> Option<String> { Some(format!("{}/{}", std::env::var("SLURM_ARRAY_TASK_ID").ok()?, std::env::var("SLURM_ARRAY_TASK_COUNT").ok()?)) };
         let Some(spec) = arg.map(str::to_string).or_else(from_env) else { return Ok(Shard { k: 0, n: 1 }) };
         let bad = || anyhow::anyhow!("--shard {spec:?}: expected K/N with 0 <= K < N");
         let (k, n) = spec.split_once('/').ok_or_else(bad)?;

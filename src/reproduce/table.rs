@@ -48,10 +48,19 @@ pub fn render(s: &Settings, reports: &[MethodReport], gaps: &Gaps) -> String {
         "Architectures `{}` (seed {}), network C={} N={}, recipe `{}`, {} shortreg variants, ground truth: NATS-Bench's 200-epoch \
          test accuracy (`{}`). Architectures that never reached the threshold (and any other non-ok line) are left out of every \
          metric and mean time, as in the paper. Times are mean wall-clock seconds per architecture over the bin.\n",
-        s.archs, s.seed, s.channels, s.cells_per_stage, format!("{:?}", s.recipe).to_lowercase(), s.shortreg_grid.len(), s.ground_truth_column()
+        s.archs,
+        s.seed,
+        s.channels,
+        s.cells_per_stage,
+        format!("{:?}", s.recipe).to_lowercase(),
+        s.shortreg_grid.len(),
+        s.ground_truth_column()
     );
     if s.scale == Scale::Demo {
-        let _ = writeln!(out, "**Demo scale**: a few architectures, a reduced network and data; the numbers show the pipeline works and say little about the methods.\n");
+        let _ = writeln!(
+            out,
+            "**Demo scale**: a few architectures, a reduced network and data; the numbers show the pipeline works and say little about the methods.\n"
+        );
     }
     if !gaps.0.is_empty() {
         let _ = writeln!(out, "**Incomplete**: {}. Finish the missing shards and run `fear reproduce --report` again.\n", gaps.0.join("; "));
@@ -122,8 +131,17 @@ mod tests {
 
     fn report(name: &str, kind: Kind, points: &[(usize, f64, f64)]) -> MethodReport {
         MethodReport {
-            name: name.into(), kind, file: String::new(), n: 10, not_ok: 0, dropped: Default::default(),
-            spearman: None, kendall: None, pairwise_accuracy: None, mean_time_s: None, top_k: Vec::new(),
+            name: name.into(),
+            kind,
+            file: String::new(),
+            n: 10,
+            not_ok: 0,
+            dropped: Default::default(),
+            spearman: None,
+            kendall: None,
+            pairwise_accuracy: None,
+            mean_time_s: None,
+            top_k: Vec::new(),
             bins: points.iter().map(|&(pct, spe, t)| Bin { top_pct: pct, n: 1, spearman: Some(spe), common_ratio: Some(spe), mean_time_s: Some(t) }).collect(),
         }
     }

@@ -7,9 +7,9 @@ use std::sync::{Mutex, OnceLock};
 
 use anyhow::Result;
 
-use crate::util::UsageError;
 use crate::engine::cuda::{driver, Gpu};
 use crate::engine::{AnyDevice, Cpu};
+use crate::util::UsageError;
 
 /// A parsed `--device` value.
 #[derive(Clone, Debug, PartialEq, Eq)]

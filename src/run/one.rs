@@ -26,7 +26,8 @@ pub fn fear_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &AnyDevice, c
         (FearOutcome::skipped(), Some(format!("disconnected cell: accuracy cannot exceed the largest class share {majority:.3}")))
     } else {
         let (a, n) = (*arch, *net);
-        let mut session: Session<f32, AnyDevice> = Session::new(dev.clone(), Box::new(move |b| tiny_network(&a, &n, b)), cfg.stage1_batch, PlanOptions::default())?;
+        let mut session: Session<f32, AnyDevice> =
+            Session::new(dev.clone(), Box::new(move |b| tiny_network(&a, &n, b)), cfg.stage1_batch, PlanOptions::default())?;
         session.init_params(seed)?;
         let mut on_progress = |p: FearProgress| {
             let (i, e, s) = (arch.index(), p.epoch + 1, p.step);
@@ -43,8 +44,13 @@ pub fn fear_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &AnyDevice, c
     };
     bar.println(format!(
         "arch {:>5}  {:<9} score {}  time {:.1}s (stage 1: {} epochs {:.1}s, stage 2: {:.1}s)",
-        arch.index(), format!("{:?}", outcome.status).to_lowercase(), outcome.score.map_or("-".into(), |s| format!("{s:.4}")),
-        outcome.time_s, outcome.stage1_epochs, outcome.stage1_s, outcome.stage2_s
+        arch.index(),
+        format!("{:?}", outcome.status).to_lowercase(),
+        outcome.score.map_or("-".into(), |s| format!("{s:.4}")),
+        outcome.time_s,
+        outcome.stage1_epochs,
+        outcome.stage1_s,
+        outcome.stage2_s
     ));
     Ok(FearRun { outcome, reason })
 }
@@ -60,7 +66,11 @@ pub fn shortreg_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &AnyDevic
     let outcome = run_shortreg(&mut session, data, cfg, seed, &mut on_progress)?;
     bar.println(format!(
         "arch {:>5}  {:<9} score {}  time {:.1}s ({} epochs)",
-        arch.index(), format!("{:?}", outcome.status).to_lowercase(), outcome.score.map_or("-".into(), |s| format!("{s:.4}")), outcome.time_s, outcome.epochs.len()
+        arch.index(),
+        format!("{:?}", outcome.status).to_lowercase(),
+        outcome.score.map_or("-".into(), |s| format!("{s:.4}")),
+        outcome.time_s,
+        outcome.epochs.len()
     ));
     Ok(outcome)
 }

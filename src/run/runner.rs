@@ -130,12 +130,7 @@ impl<S: Sink> Runner<S> {
     /// per device takes the next architecture as it frees up. An architecture whose `one` fails
     /// (an error or a panic) gets a `failed` line with the reason and the run goes on, unless
     /// [`STOP_AFTER_FAILURES_IN_A_ROW`] fail in a row (a lost device, not a bad architecture).
-    pub fn run<R: Serialize>(
-        self,
-        config: &serde_json::Value,
-        fields: &[&str],
-        one: impl Fn(&Arch, &AnyDevice, &Progress) -> Result<R> + Sync,
-    ) -> Result<S> {
+    pub fn run<R: Serialize>(self, config: &serde_json::Value, fields: &[&str], one: impl Fn(&Arch, &AnyDevice, &Progress) -> Result<R> + Sync) -> Result<S> {
         if !self.force {
             check_same_config(&self.results, config, fields)?;
         }
@@ -277,13 +272,16 @@ pub fn check_same_config(results: &impl Sink, now: &serde_json::Value, fields: &
             if line.get(key).is_none() && now.get(key).is_some() {
                 anyhow::bail!(
                     "{} holds results without {key} (written by an older fear), but this run has {key} = {}: use another --out (or --force to mix them)",
-                    results.path().display(), now[key]
+                    results.path().display(),
+                    now[key]
                 );
             }
             if line.get(key) != now.get(key) {
                 anyhow::bail!(
                     "{} holds results with {key} = {}, but this run has {key} = {}: use another --out (or --force to mix them)",
-                    results.path().display(), line.get(key).unwrap_or(&serde_json::Value::Null), now[key]
+                    results.path().display(),
+                    line.get(key).unwrap_or(&serde_json::Value::Null),
+                    now[key]
                 );
             }
         }

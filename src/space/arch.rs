@@ -212,11 +212,7 @@ fn parse_arch_string(s: &str) -> Result<Arch, String> {
     }
     let nodes: Vec<&str> = s.split('+').collect();
     if nodes.len() != NUM_NODES - 1 {
-        return Err(format!(
-            "expected {} nodes separated by '+' (|op~0|+|op~0|op~1|+|op~0|op~1|op~2|), found {}",
-            NUM_NODES - 1,
-            nodes.len()
-        ));
+        return Err(format!("expected {} nodes separated by '+' (|op~0|+|op~0|op~1|+|op~0|op~1|op~2|), found {}", NUM_NODES - 1, nodes.len()));
     }
     let mut ops = [Op::None; 6];
     let mut edge = 0;
@@ -234,22 +230,15 @@ fn parse_arch_string(s: &str) -> Result<Arch, String> {
         }
         let inputs: Vec<&str> = if inner.is_empty() { Vec::new() } else { inner.split('|').collect() };
         if inputs.len() != to {
-            return Err(format!(
-                "node {to} `{node}` has {} input(s), expected {to} (one `|op~src|` per earlier node)",
-                inputs.len()
-            ));
+            return Err(format!("node {to} `{node}` has {} input(s), expected {to} (one `|op~src|` per earlier node)", inputs.len()));
         }
         for (from, input) in inputs.into_iter().enumerate() {
             let Some((name, src)) = input.split_once('~') else {
                 return Err(format!("input `{input}` of node {to} must be `op~source`"));
             };
-            let op = Op::from_name(name)
-                .ok_or_else(|| format!("unknown op `{name}` in node {to} (valid ops: {})", op_names()))?;
+            let op = Op::from_name(name).ok_or_else(|| format!("unknown op `{name}` in node {to} (valid ops: {})", op_names()))?;
             if src != from.to_string() {
-                return Err(format!(
-                    "input {} of node {to} must read node {from} (`{name}~{from}`), found source `{src}`",
-                    from + 1
-                ));
+                return Err(format!("input {} of node {to} must read node {from} (`{name}~{from}`), found source `{src}`", from + 1));
             }
             debug_assert_eq!(EDGES[edge], (to, from));
             ops[edge] = op;
@@ -273,10 +262,7 @@ pub fn parse_arch(s: &str) -> Result<Arch, ArchError> {
     if !t.contains('|') {
         return Err(ArchError::Malformed {
             input: t.to_string(),
-            reason: format!(
-                "neither an index (0..={}) nor an arch string like |nor_conv_3x3~0|+|none~0|skip_connect~1|+|...|",
-                NUM_ARCHS - 1
-            ),
+            reason: format!("neither an index (0..={}) nor an arch string like |nor_conv_3x3~0|+|none~0|skip_connect~1|+|...|", NUM_ARCHS - 1),
         });
     }
     t.parse()

@@ -107,8 +107,7 @@ fn sample(spec: &str, n: &str, seed: u64) -> Result<Vec<Arch>, ArchListError> {
 }
 
 fn read_file(path: &Path) -> Result<Vec<Arch>, ArchListError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| ArchListError::Io { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ArchListError::Io { path: path.to_path_buf(), source })?;
     parse_arch_lines(&text, &path.display().to_string())
 }
 

@@ -102,15 +102,7 @@ pub fn train_epoch<D: Device<f32>>(
         }
     }
     let per = |v: f64| if seen > 0 { v / seen as f64 } else { f64::NAN };
-    Ok(EpochReport {
-        epoch,
-        lr,
-        train_acc: per(correct as f64),
-        train_loss: per(loss_sum),
-        seconds: start.elapsed().as_secs_f64(),
-        images: seen,
-        diverged,
-    })
+    Ok(EpochReport { epoch, lr, train_acc: per(correct as f64), train_loss: per(loss_sum), seconds: start.elapsed().as_secs_f64(), images: seen, diverged })
 }
 
 /// Every training step of an epoch queued on the device with no host synchronisation between
@@ -119,7 +111,13 @@ pub fn train_epoch<D: Device<f32>>(
 /// at once. Unlike the step-by-step loop this runs the steps after a diverged one too; the report
 /// stops at the divergence all the same, and a diverged architecture's weights are not used.
 fn queue_epoch<D: Device<f32>>(
-    session: &mut Session<f32, D>, resident: &ResidentSplit, batcher: &Batcher, batch: usize, seed: u64, epoch: usize, lr: f64,
+    session: &mut Session<f32, D>,
+    resident: &ResidentSplit,
+    batcher: &Batcher,
+    batch: usize,
+    seed: u64,
+    epoch: usize,
+    lr: f64,
 ) -> Result<Vec<(f64, usize)>> {
     let steps = batcher.num_batches();
     session.begin_queued_steps(steps)?;
@@ -127,9 +125,7 @@ fn queue_epoch<D: Device<f32>>(
     if !was_capturing {
         session.set_capture(true);
     }
-    let queued = (0..steps).try_for_each(|k| {
-        session.train_step_queued(resident, seed, epoch as u64, k * batch, batcher.indices(k).len(), lr, k)
-    });
+    let queued = (0..steps).try_for_each(|k| session.train_step_queued(resident, seed, epoch as u64, k * batch, batcher.indices(k).len(), lr, k));
     if !was_capturing {
         session.set_capture(false);
     }

@@ -42,8 +42,20 @@ pub fn fear_env<S: AsRef<OsStr>>(dir: &Path, args: &[S], env: &[(&str, &str)]) -
 pub fn tiny_run_args() -> Vec<String> {
     let cache = tmp_root().join("cache");
     [
-        "--dataset", "synthetic-cifar10", "--synthetic-size", "4", "--cache-dir", cache.to_str().unwrap(),
-        "--channels", "4", "--cells-per-stage", "1", "--device", "cpu", "--threads", "1",
+        "--dataset",
+        "synthetic-cifar10",
+        "--synthetic-size",
+        "4",
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--channels",
+        "4",
+        "--cells-per-stage",
+        "1",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -119,10 +131,7 @@ pub fn unpack_cifar10_subset(archive: &Path, name: &str, patterns: &[&str]) -> P
     if !done.is_file() {
         let _ = std::fs::remove_dir_all(&dest);
         std::fs::create_dir_all(&dest).unwrap();
-        let status = Command::new("tar")
-            .arg("xzf").arg(archive).arg("-C").arg(&dest).arg("--wildcards")
-            .args(patterns)
-            .status().expect("running tar");
+        let status = Command::new("tar").arg("xzf").arg(archive).arg("-C").arg(&dest).arg("--wildcards").args(patterns).status().expect("running tar");
         assert!(status.success(), "tar failed on {}", archive.display());
         std::fs::write(&done, "").unwrap();
     }

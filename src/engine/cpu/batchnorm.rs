@@ -17,10 +17,16 @@ pub struct BnGeom {
 
 impl BnGeom {
     /// Elements of x (and y, dx).
-    pub fn len(&self) -> usize { self.n * self.c * self.hw }
-    pub fn is_empty(&self) -> bool { self.len() == 0 }
+    pub fn len(&self) -> usize {
+        self.n * self.c * self.hw
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// Values per channel.
-    pub fn count(&self) -> usize { self.n * self.hw }
+    pub fn count(&self) -> usize {
+        self.n * self.hw
+    }
 }
 
 /// A raw pointer that channel tasks share to write their own (disjoint) planes.
@@ -33,7 +39,9 @@ impl<T> SharedMut<T> {
     /// # Safety
     /// `off..off+len` must be in bounds and touched by no other live reference.
     #[allow(clippy::mut_from_ref)]
-    unsafe fn slice(&self, off: usize, len: usize) -> &mut [T] { std::slice::from_raw_parts_mut(self.0.add(off), len) }
+    unsafe fn slice(&self, off: usize, len: usize) -> &mut [T] {
+        std::slice::from_raw_parts_mut(self.0.add(off), len)
+    }
 }
 
 const LANES: usize = 8;
@@ -61,7 +69,9 @@ fn blocked_sum<T: Float>(x: &[T], y: &[T], f: impl Fn(T, T) -> T) -> f64 {
 }
 
 /// sum(x - shift) in f64.
-fn sum_shifted<T: Float>(x: &[T], shift: T) -> f64 { blocked_sum(x, x, |v, _| v - shift) }
+fn sum_shifted<T: Float>(x: &[T], shift: T) -> f64 {
+    blocked_sum(x, x, |v, _| v - shift)
+}
 
 /// sum((x - mean)^2) in f64.
 fn sum_sq_dev<T: Float>(x: &[T], mean: T) -> f64 {
@@ -109,14 +119,29 @@ impl<T: Float> Affine<T> {
 /// variance is updated with the biased variance (0) instead of dividing by zero.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_train_forward<T: Float>(
-    g: &BnGeom, x: &[T], gamma: &[T], beta: &[T], eps: f64, momentum: f64,
-    running_mean: &mut [T], running_var: &mut [T], y: &mut [T], mean: &mut [T], invstd: &mut [T],
+    g: &BnGeom,
+    x: &[T],
+    gamma: &[T],
+    beta: &[T],
+    eps: f64,
+    momentum: f64,
+    running_mean: &mut [T],
+    running_var: &mut [T],
+    y: &mut [T],
+    mean: &mut [T],
+    invstd: &mut [T],
 ) {
     let (n, c, hw) = (g.n, g.c, g.hw);
     assert_eq!(x.len(), g.len(), "batch_norm: x length");
     assert_eq!(y.len(), g.len(), "batch_norm: y length");
-    for (name, v) in [("gamma", gamma.len()), ("beta", beta.len()), ("running_mean", running_mean.len()),
-        ("running_var", running_var.len()), ("mean", mean.len()), ("invstd", invstd.len())] {
+    for (name, v) in [
+        ("gamma", gamma.len()),
+        ("beta", beta.len()),
+        ("running_mean", running_mean.len()),
+        ("running_var", running_var.len()),
+        ("mean", mean.len()),
+        ("invstd", invstd.len()),
+    ] {
         assert_eq!(v, c, "batch_norm: {name} length");
     }
     let m = g.count();
@@ -134,8 +159,7 @@ pub fn batch_norm_train_forward<T: Float>(
             let shift = plane(0)[0];
             let mu = shift.as_f64() + (0..n).map(|i| sum_shifted(plane(i), shift)).sum::<f64>() / m as f64;
             let mu_t = T::from_f64(mu);
-            let var = (0..n).map(|i| sum_sq_dev(plane(i), mu_t)).sum::<f64>() / m as f64
-                - (mu - mu_t.as_f64()).powi(2);
+            let var = (0..n).map(|i| sum_sq_dev(plane(i), mu_t)).sum::<f64>() / m as f64 - (mu - mu_t.as_f64()).powi(2);
             let affine = Affine::new(mu, gamma[ch].as_f64() / (var + eps).sqrt(), beta[ch]);
             for i in 0..n {
                 // SAFETY: plane (i, ch) belongs to this task alone and lies inside y.
@@ -156,21 +180,16 @@ pub fn batch_norm_train_forward<T: Float>(
 
 /// Eval mode: normalise with the running statistics.
 #[allow(clippy::too_many_arguments)]
-pub fn batch_norm_eval_forward<T: Float>(
-    g: &BnGeom, x: &[T], gamma: &[T], beta: &[T], running_mean: &[T], running_var: &[T],
-    eps: f64, y: &mut [T],
-) {
+pub fn batch_norm_eval_forward<T: Float>(g: &BnGeom, x: &[T], gamma: &[T], beta: &[T], running_mean: &[T], running_var: &[T], eps: f64, y: &mut [T]) {
     let (c, hw) = (g.c, g.hw);
     assert_eq!(x.len(), g.len(), "batch_norm: x length");
     assert_eq!(y.len(), g.len(), "batch_norm: y length");
-    assert!(gamma.len() == c && beta.len() == c && running_mean.len() == c && running_var.len() == c,
-        "batch_norm: parameter lengths must be c = {c}");
+    assert!(gamma.len() == c && beta.len() == c && running_mean.len() == c && running_var.len() == c, "batch_norm: parameter lengths must be c = {c}");
     if hw == 0 || c == 0 {
         return;
     }
-    let coef: Vec<Affine<T>> = (0..c)
-        .map(|ch| Affine::new(running_mean[ch].as_f64(), gamma[ch].as_f64() / (running_var[ch].as_f64() + eps).sqrt(), beta[ch]))
-        .collect();
+    let coef: Vec<Affine<T>> =
+        (0..c).map(|ch| Affine::new(running_mean[ch].as_f64(), gamma[ch].as_f64() / (running_var[ch].as_f64() + eps).sqrt(), beta[ch])).collect();
     let planes_per_task = (1 << 14) / hw + 1;
     y.par_chunks_mut(planes_per_task * hw).zip(x.par_chunks(planes_per_task * hw)).enumerate().for_each(|(t, (y, x))| {
         for (j, (y, x)) in y.chunks_exact_mut(hw).zip(x.chunks_exact(hw)).enumerate() {
@@ -182,8 +201,15 @@ pub fn batch_norm_eval_forward<T: Float>(
 /// Backward of train mode; accumulates into whichever gradients are requested.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_backward<T: Float>(
-    g: &BnGeom, x: &[T], dy: &[T], gamma: &[T], mean: &[T], invstd: &[T],
-    dx: Option<&mut [T]>, dgamma: Option<&mut [T]>, dbeta: Option<&mut [T]>,
+    g: &BnGeom,
+    x: &[T],
+    dy: &[T],
+    gamma: &[T],
+    mean: &[T],
+    invstd: &[T],
+    dx: Option<&mut [T]>,
+    dgamma: Option<&mut [T]>,
+    dbeta: Option<&mut [T]>,
 ) {
     let (n, c, hw) = (g.n, g.c, g.hw);
     assert_eq!(x.len(), g.len(), "batch_norm: x length");

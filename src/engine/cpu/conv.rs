@@ -31,16 +31,30 @@ pub struct ConvGeom {
 }
 
 impl ConvGeom {
-    pub fn out_h(&self) -> usize { (self.h + 2 * self.pad - self.k) / self.stride + 1 }
-    pub fn out_w(&self) -> usize { (self.w + 2 * self.pad - self.k) / self.stride + 1 }
-    pub fn x_len(&self) -> usize { self.n * self.c_in * self.h * self.w }
-    pub fn w_len(&self) -> usize { self.c_out * self.c_in * self.k * self.k }
-    pub fn y_len(&self) -> usize { self.n * self.c_out * self.out_h() * self.out_w() }
+    pub fn out_h(&self) -> usize {
+        (self.h + 2 * self.pad - self.k) / self.stride + 1
+    }
+    pub fn out_w(&self) -> usize {
+        (self.w + 2 * self.pad - self.k) / self.stride + 1
+    }
+    pub fn x_len(&self) -> usize {
+        self.n * self.c_in * self.h * self.w
+    }
+    pub fn w_len(&self) -> usize {
+        self.c_out * self.c_in * self.k * self.k
+    }
+    pub fn y_len(&self) -> usize {
+        self.n * self.c_out * self.out_h() * self.out_w()
+    }
 
     /// Rows of the im2col matrix: c_in * k * k.
-    fn col_rows(&self) -> usize { self.c_in * self.k * self.k }
+    fn col_rows(&self) -> usize {
+        self.c_in * self.k * self.k
+    }
     /// True when the convolution is a plain GEMM on each image (1x1, stride 1, no padding).
-    fn is_pointwise(&self) -> bool { self.k == 1 && self.stride == 1 && self.pad == 0 }
+    fn is_pointwise(&self) -> bool {
+        self.k == 1 && self.stride == 1 && self.pad == 0
+    }
     fn check(&self, x: usize, w: usize, y: usize) {
         assert!(self.k >= 1 && self.stride >= 1, "conv: k and stride must be positive: {self:?}");
         assert!(self.h + 2 * self.pad >= self.k && self.w + 2 * self.pad >= self.k, "conv: kernel larger than padded input: {self:?}");
@@ -58,11 +72,7 @@ thread_local! {
 /// before it reads). The buffer is kept between calls, so hot loops do not allocate; a nested call
 /// on the same thread gets a fresh buffer instead of aliasing the outer one.
 pub(crate) fn with_scratch<T: Float, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
-    let mut buf: Vec<T> = SCRATCH
-        .with(|s| s.take())
-        .and_then(|b| b.downcast::<Vec<T>>().ok())
-        .map(|b| *b)
-        .unwrap_or_default();
+    let mut buf: Vec<T> = SCRATCH.with(|s| s.take()).and_then(|b| b.downcast::<Vec<T>>().ok()).map(|b| *b).unwrap_or_default();
     if buf.len() < len {
         buf.resize(len, T::zero());
     }
@@ -170,12 +180,7 @@ pub fn conv2d_forward_im2col<T: Float>(g: &ConvGeom, x: &[T], w: &[T], y: &mut [
     y.par_chunks_mut(ys).zip(x.par_chunks(xs)).for_each(|(yi, xi)| {
         // y_i [c_out, ohw] = W [c_out, kk] * col_i [kk, ohw]
         let gemm = |col: &[T], yi: &mut [T]| unsafe {
-            T::gemm(
-                g.c_out, kk, ohw, T::one(),
-                w.as_ptr(), kk as isize, 1,
-                col.as_ptr(), ohw as isize, 1,
-                T::zero(), yi.as_mut_ptr(), ohw as isize, 1,
-            )
+            T::gemm(g.c_out, kk, ohw, T::one(), w.as_ptr(), kk as isize, 1, col.as_ptr(), ohw as isize, 1, T::zero(), yi.as_mut_ptr(), ohw as isize, 1)
         };
         if pointwise {
             gemm(xi, yi);
@@ -200,12 +205,7 @@ pub fn conv2d_backward_input_im2col<T: Float>(g: &ConvGeom, dy: &[T], w: &[T], d
     dx.par_chunks_mut(xs).zip(dy.par_chunks(ys)).for_each(|(dxi, dyi)| {
         // dcol [kk, ohw] = W^T [kk, c_out] * dy_i [c_out, ohw]  (+ the old value when beta = 1)
         let gemm = |beta: T, out: &mut [T]| unsafe {
-            T::gemm(
-                kk, g.c_out, ohw, T::one(),
-                w.as_ptr(), 1, kk as isize,
-                dyi.as_ptr(), ohw as isize, 1,
-                beta, out.as_mut_ptr(), ohw as isize, 1,
-            )
+            T::gemm(kk, g.c_out, ohw, T::one(), w.as_ptr(), 1, kk as isize, dyi.as_ptr(), ohw as isize, 1, beta, out.as_mut_ptr(), ohw as isize, 1)
         };
         if pointwise {
             gemm(T::one(), dxi);
@@ -237,10 +237,20 @@ pub fn conv2d_backward_weight_im2col<T: Float>(g: &ConvGeom, x: &[T], dy: &[T], 
                 // acc [c_out, kk] += dy_i [c_out, ohw] * col_i^T [ohw, kk]
                 let gemm = |col: &[T], acc: &mut [T]| unsafe {
                     T::gemm(
-                        g.c_out, ohw, kk, T::one(),
-                        dyi.as_ptr(), ohw as isize, 1,
-                        col.as_ptr(), 1, ohw as isize,
-                        T::one(), acc.as_mut_ptr(), kk as isize, 1,
+                        g.c_out,
+                        ohw,
+                        kk,
+                        T::one(),
+                        dyi.as_ptr(),
+                        ohw as isize,
+                        1,
+                        col.as_ptr(),
+                        1,
+                        ohw as isize,
+                        T::one(),
+                        acc.as_mut_ptr(),
+                        kk as isize,
+                        1,
                     )
                 };
                 if pointwise {
@@ -286,10 +296,7 @@ fn as_f32_mut<T: Float>(s: &mut [T]) -> Option<&mut [f32]> {
 /// convolution stays a plain GEMM (faster there: no padding, no taps to shift).
 #[cfg(target_arch = "x86_64")]
 fn direct_f32<T: Float>(g: &ConvGeom) -> bool {
-    std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
-        && !g.is_pointwise()
-        && g.n * g.c_in * g.c_out * g.h * g.w > 0
-        && direct::available()
+    std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && !g.is_pointwise() && g.n * g.c_in * g.c_out * g.h * g.w > 0 && direct::available()
 }
 
 /// y = conv(x, w).
@@ -355,7 +362,9 @@ mod direct {
     /// Small images are processed several at a time, so that a kernel sweep has this many vectors.
     const MIN_VECS: usize = 32;
 
-    pub fn available() -> bool { is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") }
+    pub fn available() -> bool {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
 
     /// One convolution of a group of `imgs` images, laid out for the kernels.
     struct Plan {
@@ -408,9 +417,8 @@ mod direct {
                 }
             }
             let xq_img = c_in * s * s * hq * wq;
-            let mut vecs: Vec<usize> = (0..imgs)
-                .flat_map(|i| (0..oh).flat_map(move |oy| (0..ow).step_by(8).map(move |ox| i * xq_img + oy * wq + ox)))
-                .collect();
+            let mut vecs: Vec<usize> =
+                (0..imgs).flat_map(|i| (0..oh).flat_map(move |oy| (0..ow).step_by(8).map(move |ox| i * xq_img + oy * wq + ox))).collect();
             let nvec = oh * ow.div_ceil(8);
             let last = vecs.last().copied().unwrap_or(0);
             vecs.resize(vecs.len().div_ceil(NV) * NV, last);
@@ -419,10 +427,14 @@ mod direct {
             Plan { imgs, c_in, c_out, h, w, s, pad, cop: c_out.div_ceil(MR) * MR, hq, wq, oh, ow, offs, vecs, nvec, xq_img, xq_len }
         }
 
-        fn taps(&self) -> usize { self.offs.len() }
+        fn taps(&self) -> usize {
+            self.offs.len()
+        }
 
         /// Length of a per-image output (or dy) buffer: [cop, vectors, 8].
-        fn out_len(&self) -> usize { self.cop * self.vecs.len() * 8 }
+        fn out_len(&self) -> usize {
+            self.cop * self.vecs.len() * 8
+        }
 
         /// Weights as [cop / MR, taps, MR, 8], each value repeated over the 8 lanes (a vector load
         /// is cheaper than a broadcast in the kernel); `w(co, tap)` gives the value, channels >=
@@ -533,10 +545,7 @@ mod direct {
                     // <= xq_len, weights below cop*taps*8, writes below out_len. The CPU features
                     // were checked by `available`.
                     unsafe {
-                        forward_kernel(
-                            taps, self.offs.as_ptr(), wt.as_ptr().add(cb * taps * MR * 8), xs,
-                            out.as_mut_ptr().add(cb * MR * nv + v0 * 8), nv,
-                        )
+                        forward_kernel(taps, self.offs.as_ptr(), wt.as_ptr().add(cb * taps * MR * 8), xs, out.as_mut_ptr().add(cb * MR * nv + v0 * 8), nv)
                     }
                 }
             }
@@ -555,10 +564,7 @@ mod direct {
                     // SAFETY: as in forward_image: reads below max(offs) + max(vecs) + 8 and
                     // cop*nv, writes below cop*tp.
                     unsafe {
-                        weight_grad_kernel(
-                            &self.vecs, dyv.as_ptr().add(cb * MR * nv), nv, xq.as_ptr(), offs,
-                            acc.as_mut_ptr().add(cb * MR * tp + t0), tp,
-                        )
+                        weight_grad_kernel(&self.vecs, dyv.as_ptr().add(cb * MR * nv), nv, xq.as_ptr(), offs, acc.as_mut_ptr().add(cb * MR * tp + t0), tp)
                     }
                 }
             }
@@ -589,9 +595,7 @@ mod direct {
 
     /// out[m * ostride + t] += sum_v sum_lane dy[m * dstride + v*8 + lane] * x[offs[t] + vecs[v] + lane].
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn weight_grad_kernel(
-        vecs: &[usize], dy: *const f32, dstride: usize, x: *const f32, offs: [usize; MT], out: *mut f32, ostride: usize,
-    ) {
+    unsafe fn weight_grad_kernel(vecs: &[usize], dy: *const f32, dstride: usize, x: *const f32, offs: [usize; MT], out: *mut f32, ostride: usize) {
         let mut acc = [[_mm256_setzero_ps(); MT]; MR];
         let xs: [*const f32; MT] = std::array::from_fn(|t| x.add(offs[t]));
         for (v, &pos) in vecs.iter().enumerate() {
@@ -631,7 +635,11 @@ mod direct {
 
         /// The plan for a chunk of `imgs` images.
         fn get(&self, imgs: usize) -> &Plan {
-            if imgs == self.group { &self.full } else { self.tail.as_ref().expect("partial group without a plan") }
+            if imgs == self.group {
+                &self.full
+            } else {
+                self.tail.as_ref().expect("partial group without a plan")
+            }
         }
     }
 
@@ -653,7 +661,9 @@ mod direct {
     }
 
     /// Whether `backward_input` handles this geometry.
-    pub fn backward_input_supported(g: &ConvGeom) -> bool { g.stride == 1 && g.pad < g.k }
+    pub fn backward_input_supported(g: &ConvGeom) -> bool {
+        g.stride == 1 && g.pad < g.k
+    }
 
     /// dx += conv_transpose(dy, w) for stride 1: the stride-1 convolution of dy, padded by
     /// k-1-pad, with weights w'[ci, (co, kh, kw)] = w[co, ci, k-1-kh, k-1-kw].

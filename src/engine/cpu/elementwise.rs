@@ -53,7 +53,9 @@ pub fn fill_zero<T: Float>(y: &mut [T]) {
 }
 
 /// Planes per rayon task: about CHUNK elements each.
-fn planes_per_task(hw: usize) -> usize { (CHUNK / hw.max(1)).max(1) }
+fn planes_per_task(hw: usize) -> usize {
+    (CHUNK / hw.max(1)).max(1)
+}
 
 /// y[n, c] = mean over hw of x[n, c, hw].
 pub fn global_avg_pool_forward<T: Float>(n: usize, c: usize, hw: usize, x: &[T], y: &mut [T]) {

@@ -12,11 +12,14 @@ pub fn feature_covariance<T: Float>(n: usize, c: usize, hw: usize, x: &[T], out:
     assert_eq!(out.len(), c * c, "feature_covariance: out length");
     let count = (n * hw) as f64;
     // Each channel's values gathered and centred, so a pair is one contiguous dot product.
-    let centred: Vec<Vec<f64>> = (0..c).into_par_iter().map(|ch| {
-        let v: Vec<f64> = (0..n).flat_map(|i| x[(i * c + ch) * hw..][..hw].iter().map(|v| v.as_f64())).collect();
-        let mean = v.iter().sum::<f64>() / count.max(1.0);
-        v.into_iter().map(|v| v - mean).collect()
-    }).collect();
+    let centred: Vec<Vec<f64>> = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let v: Vec<f64> = (0..n).flat_map(|i| x[(i * c + ch) * hw..][..hw].iter().map(|v| v.as_f64())).collect();
+            let mean = v.iter().sum::<f64>() / count.max(1.0);
+            v.into_iter().map(|v| v - mean).collect()
+        })
+        .collect();
     out.par_chunks_mut(c.max(1)).enumerate().for_each(|(a, row)| {
         for (b, o) in row.iter_mut().enumerate() {
             let s: f64 = centred[a].iter().zip(&centred[b]).map(|(p, q)| p * q).sum();
@@ -99,7 +102,11 @@ pub fn random_sign(seed: u64, i: usize) -> f64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^= z >> 31;
-    if z >> 63 == 1 { 1.0 } else { -1.0 }
+    if z >> 63 == 1 {
+        1.0
+    } else {
+        -1.0
+    }
 }
 
 /// y[i] = random_sign(seed, i): AZ-NAS's Rademacher cotangent (overwrites).

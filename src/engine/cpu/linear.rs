@@ -49,23 +49,13 @@ pub fn linear_forward<T: Float>(g: &LinearGeom, x: &[T], w: &[T], b: Option<&[T]
     by_row_blocks(g, y, d_out, |b, y| {
         let (rows, x) = (y.len() / d_out, &x[b * ROWS * d_in..]);
         // SAFETY: x holds at least rows x d_in from here, w d_out x d_in, y rows x d_out.
-        unsafe {
-            T::gemm(
-                rows, d_in, d_out, T::one(),
-                x.as_ptr(), d_in as isize, 1,
-                w.as_ptr(), 1, d_in as isize,
-                beta, y.as_mut_ptr(), d_out as isize, 1,
-            )
-        }
+        unsafe { T::gemm(rows, d_in, d_out, T::one(), x.as_ptr(), d_in as isize, 1, w.as_ptr(), 1, d_in as isize, beta, y.as_mut_ptr(), d_out as isize, 1) }
     });
 }
 
 /// Accumulates dx = dy w, dw = dy^T x, db = sum_n dy, each only when requested.
 #[allow(clippy::too_many_arguments)]
-pub fn linear_backward<T: Float>(
-    g: &LinearGeom, x: &[T], w: &[T], dy: &[T],
-    dx: Option<&mut [T]>, dw: Option<&mut [T]>, db: Option<&mut [T]>,
-) {
+pub fn linear_backward<T: Float>(g: &LinearGeom, x: &[T], w: &[T], dy: &[T], dx: Option<&mut [T]>, dw: Option<&mut [T]>, db: Option<&mut [T]>) {
     let LinearGeom { n, d_in, d_out } = *g;
     assert_eq!(x.len(), n * d_in, "linear: x length");
     assert_eq!(w.len(), d_out * d_in, "linear: w length");
@@ -77,12 +67,7 @@ pub fn linear_backward<T: Float>(
             let (rows, dy) = (dx.len() / d_in, &dy[b * ROWS * d_out..]);
             // SAFETY: dy holds at least rows x d_out from here, w d_out x d_in, dx rows x d_in.
             unsafe {
-                T::gemm(
-                    rows, d_out, d_in, T::one(),
-                    dy.as_ptr(), d_out as isize, 1,
-                    w.as_ptr(), d_in as isize, 1,
-                    T::one(), dx.as_mut_ptr(), d_in as isize, 1,
-                )
+                T::gemm(rows, d_out, d_in, T::one(), dy.as_ptr(), d_out as isize, 1, w.as_ptr(), d_in as isize, 1, T::one(), dx.as_mut_ptr(), d_in as isize, 1)
             }
         });
     }
@@ -95,12 +80,7 @@ pub fn linear_backward<T: Float>(
             // SAFETY: the block reads dy[i + j * d_out] for i < rows, j < n, which lies inside
             // the slice (rows <= d_out - b * ROWS); x holds n x d_in; dw rows x d_in.
             unsafe {
-                T::gemm(
-                    rows, n, d_in, T::one(),
-                    dy.as_ptr(), 1, d_out as isize,
-                    x.as_ptr(), d_in as isize, 1,
-                    T::one(), dw.as_mut_ptr(), d_in as isize, 1,
-                )
+                T::gemm(rows, n, d_in, T::one(), dy.as_ptr(), 1, d_out as isize, x.as_ptr(), d_in as isize, 1, T::one(), dw.as_mut_ptr(), d_in as isize, 1)
             }
         });
     }

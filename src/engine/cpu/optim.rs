@@ -10,18 +10,15 @@ const CHUNK: usize = 1 << 14;
 /// `buf = g`, as PyTorch does. Leaves the decayed, momentum-adjusted gradient in `g`.
 pub fn sgd_step<T: Float>(w: &mut [T], g: &mut [T], buf: &mut [T], lr: T, momentum: f64, weight_decay: f64, nesterov: bool) {
     let (m, wd) = (T::from_f64(momentum), T::from_f64(weight_decay));
-    w.par_chunks_mut(CHUNK)
-        .zip(g.par_chunks_mut(CHUNK))
-        .zip(buf.par_chunks_mut(CHUNK))
-        .for_each(|((w, g), buf)| {
-            for ((w, g), b) in w.iter_mut().zip(g.iter_mut()).zip(buf.iter_mut()) {
-                let mut d = *g + wd * *w;
-                *b = m * *b + d;
-                d = if nesterov { d + m * *b } else { *b };
-                *g = d;
-                *w = *w - lr * d;
-            }
-        });
+    w.par_chunks_mut(CHUNK).zip(g.par_chunks_mut(CHUNK)).zip(buf.par_chunks_mut(CHUNK)).for_each(|((w, g), buf)| {
+        for ((w, g), b) in w.iter_mut().zip(g.iter_mut()).zip(buf.iter_mut()) {
+            let mut d = *g + wd * *w;
+            *b = m * *b + d;
+            d = if nesterov { d + m * *b } else { *b };
+            *g = d;
+            *w = *w - lr * d;
+        }
+    });
 }
 
 /// Sum of squares, accumulated in f64, deterministically.

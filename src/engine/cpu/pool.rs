@@ -18,11 +18,15 @@ pub struct PoolGeom {
 }
 
 impl PoolGeom {
-    fn planes(&self) -> usize { self.n * self.c }
+    fn planes(&self) -> usize {
+        self.n * self.c
+    }
 }
 
 /// Planes per rayon task: about 16K elements each.
-fn planes_per_task(plane: usize) -> usize { ((1 << 14) / plane.max(1)).max(1) }
+fn planes_per_task(plane: usize) -> usize {
+    ((1 << 14) / plane.max(1)).max(1)
+}
 
 /// dst[j] = src[j-1] + src[j] + src[j+1] (terms outside the row omitted).
 fn hsum3<T: Float>(src: &[T], dst: &mut [T]) {
@@ -56,7 +60,13 @@ fn vsum3<T: Float, const ACC: bool>(hs: &[T], fac: &[T], w: usize, out: &mut [T]
                 }
             }
             (up, down) => {
-                let other = if up { Some(row(i - 1)) } else if down { Some(row(i + 1)) } else { None };
+                let other = if up {
+                    Some(row(i - 1))
+                } else if down {
+                    Some(row(i + 1))
+                } else {
+                    None
+                };
                 match other {
                     Some(other) => {
                         for (((o, &a), &b), &f) in o.iter_mut().zip(other).zip(row(i)).zip(f) {

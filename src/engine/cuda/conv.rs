@@ -201,7 +201,9 @@ mod tests {
         for (n, c, side) in [(256, 16, 32), (256, 32, 16), (256, 64, 8), (3, 7, 5), (3, 7, 9), (1, 130, 40)] {
             for (k, stride) in [(3, 1), (3, 2), (1, 1), (1, 2)] {
                 let g = geom(n, c, side, k, stride);
-                for (t, m) in [(forward_plan(&g), (g.c_out, g.out_h(), g.out_w())), (backward_input_plan(&g), (g.c_in, g.h.div_ceil(stride), g.w.div_ceil(stride)))] {
+                for (t, m) in
+                    [(forward_plan(&g), (g.c_out, g.out_h(), g.out_w())), (backward_input_plan(&g), (g.c_in, g.h.div_ceil(stride), g.w.div_ceil(stride)))]
+                {
                     assert!(t.shared_bytes <= SHARED_BUDGET_BYTES, "{g:?}: {t:?}");
                     let slots = FEAR_CONV_THREADS as usize >> t.glog2 << 2;
                     assert!(t.ti * t.tr * t.tc <= slots, "{g:?}: a tile larger than the block: {t:?}");

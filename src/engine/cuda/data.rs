@@ -47,7 +47,12 @@ pub struct StepFeed {
 impl std::fmt::Debug for ResidentSplit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let labels = self.labels.is_some();
-        f.debug_struct("ResidentSplit").field("count", &self.count).field("aug", &self.aug).field("order_len", &self.order_len).field("labels", &labels).finish()
+        f.debug_struct("ResidentSplit")
+            .field("count", &self.count)
+            .field("aug", &self.aug)
+            .field("order_len", &self.order_len)
+            .field("labels", &labels)
+            .finish()
     }
 }
 
@@ -106,9 +111,7 @@ impl Gpu {
     /// as [`Augment::params`]`(seed, epoch, position)` draws, into `out` (`[n, 3, size, size]`
     /// f32). Queued on the device's stream; nothing waits.
     #[allow(clippy::too_many_arguments)]
-    pub fn augment_batch(
-        &self, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, n: usize, mem: &GpuMemory, out: Loc,
-    ) -> Result<()> {
+    pub fn augment_batch(&self, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, n: usize, mem: &GpuMemory, out: Loc) -> Result<()> {
         self.feed_batch(split, seed, epoch, start, n, mem, out, None)
     }
 
@@ -116,7 +119,14 @@ impl Gpu {
     /// the learning rate too, all by the one kernel: a step fed so needs no upload.
     #[allow(clippy::too_many_arguments)]
     pub fn feed_batch(
-        &self, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, n: usize, mem: &GpuMemory, out: Loc,
+        &self,
+        split: &ResidentSplit,
+        seed: u64,
+        epoch: u64,
+        start: usize,
+        n: usize,
+        mem: &GpuMemory,
+        out: Loc,
         feed: Option<StepFeed>,
     ) -> Result<()> {
         let aug = &split.aug;
@@ -126,9 +136,19 @@ impl Gpu {
         ensure!(start + n <= split.order_len, "positions {start}..{} lie beyond the epoch's {} (set_order first)", start + n, split.order_len);
         let Some(order) = split.order.as_ref().filter(|_| n > 0) else { return Ok(()) };
         let args = [
-            Arg::Ptr(split.images.ptr()), Arg::Ptr(order.ptr() + (start * 4) as u64), Arg::Ptr(split.lut.ptr()),
-            Arg::Ptr(mem.address(out)?), Arg::len(n)?, Arg::len(aug.size)?, Arg::len(aug.pad)?, Arg::I32(aug.flip as i32),
-            Arg::len(aug.cutout)?, Arg::I32(aug.fill as i32), Arg::U64(seed), Arg::U64(epoch), Arg::U64(start as u64),
+            Arg::Ptr(split.images.ptr()),
+            Arg::Ptr(order.ptr() + (start * 4) as u64),
+            Arg::Ptr(split.lut.ptr()),
+            Arg::Ptr(mem.address(out)?),
+            Arg::len(n)?,
+            Arg::len(aug.size)?,
+            Arg::len(aug.pad)?,
+            Arg::I32(aug.flip as i32),
+            Arg::len(aug.cutout)?,
+            Arg::I32(aug.fill as i32),
+            Arg::U64(seed),
+            Arg::U64(epoch),
+            Arg::U64(start as u64),
         ];
         let extra = match feed {
             None => [Arg::Ptr(0), Arg::Ptr(0), Arg::Ptr(0), Arg::F32(0.0)],

@@ -85,9 +85,16 @@ impl GpuContext {
         use sys::cudaError_enum::*;
         let sticky = matches!(
             e.0,
-            CUDA_ERROR_ILLEGAL_ADDRESS | CUDA_ERROR_ILLEGAL_INSTRUCTION | CUDA_ERROR_MISALIGNED_ADDRESS | CUDA_ERROR_INVALID_ADDRESS_SPACE
-                | CUDA_ERROR_INVALID_PC | CUDA_ERROR_LAUNCH_FAILED | CUDA_ERROR_HARDWARE_STACK_ERROR | CUDA_ERROR_ASSERT
-                | CUDA_ERROR_ECC_UNCORRECTABLE | CUDA_ERROR_CONTEXT_IS_DESTROYED
+            CUDA_ERROR_ILLEGAL_ADDRESS
+                | CUDA_ERROR_ILLEGAL_INSTRUCTION
+                | CUDA_ERROR_MISALIGNED_ADDRESS
+                | CUDA_ERROR_INVALID_ADDRESS_SPACE
+                | CUDA_ERROR_INVALID_PC
+                | CUDA_ERROR_LAUNCH_FAILED
+                | CUDA_ERROR_HARDWARE_STACK_ERROR
+                | CUDA_ERROR_ASSERT
+                | CUDA_ERROR_ECC_UNCORRECTABLE
+                | CUDA_ERROR_CONTEXT_IS_DESTROYED
         );
         let msg = format!("cuda:{}: {what}: {e}", self.ordinal);
         if sticky {
@@ -273,8 +280,16 @@ unsafe fn open_context(ordinal: usize) -> Result<GpuContext> {
         footprints.insert(k.to_string(), KernelFootprint { registers, static_shared });
     }
     Ok(GpuContext {
-        ordinal, name, compute_capability: (major, minor), kernels_from, ctx, functions, footprints, max_shared,
-        optin: Mutex::default(), poisoned: Mutex::default(),
+        ordinal,
+        name,
+        compute_capability: (major, minor),
+        kernels_from,
+        ctx,
+        functions,
+        footprints,
+        max_shared,
+        optin: Mutex::default(),
+        poisoned: Mutex::default(),
     })
 }
 
@@ -455,7 +470,11 @@ impl Backend for CudaDriver {
         // SAFETY: the stream lives as long as self.
         unsafe { result::stream::synchronize(self.stream.handle) }.map_err(|e| {
             let last = lock(&self.last_kernel).clone();
-            let what = if last.is_empty() { "a kernel failed".to_string() } else { format!("a kernel failed (the last queued: {last}; FEAR_CUDA_SYNC=1 names the one that faulted)") };
+            let what = if last.is_empty() {
+                "a kernel failed".to_string()
+            } else {
+                format!("a kernel failed (the last queued: {last}; FEAR_CUDA_SYNC=1 names the one that faulted)")
+            };
             self.context.fail(&what, e)
         })?;
         // Every staged upload has landed: the staging buffer is free again.
@@ -553,7 +572,6 @@ pub fn reopen(ordinal: usize) -> Result<CudaDriver> {
     })?;
     CudaDriver::open(ordinal)
 }
-
 
 /// A captured step instantiated as a CUDA graph, launched on the backend's stream.
 struct CudaGraph {

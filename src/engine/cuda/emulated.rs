@@ -32,8 +32,15 @@ use super::launch::{check_resources, Backend, DevicePtr, Dims, KernelFootprint};
 
 extern "C" {
     fn fear_emu_launch(
-        name: *const c_char, grid: *const u32, block: *const u32, shared_bytes: u32, args: *mut *mut c_void, nargs: c_int,
-        arg_sizes: *const u32, err: *mut c_char, err_len: c_int,
+        name: *const c_char,
+        grid: *const u32,
+        block: *const u32,
+        shared_bytes: u32,
+        args: *mut *mut c_void,
+        nargs: c_int,
+        arg_sizes: *const u32,
+        err: *mut c_char,
+        err_len: c_int,
     ) -> c_int;
     fn fear_emu_check(name: *const c_char, nargs: c_int, arg_sizes: *const u32, err: *mut c_char, err_len: c_int) -> c_int;
 }
@@ -245,8 +252,15 @@ unsafe fn run_kernel(kernel: &str, dims: Dims, shared_bytes: u32, args: &mut [*m
     let name = std::ffi::CString::new(kernel)?;
     let mut err = [0 as c_char; 256];
     let rc = fear_emu_launch(
-        name.as_ptr(), dims.grid.as_ptr(), dims.block.as_ptr(), shared_bytes, args.as_mut_ptr(), args.len() as c_int,
-        sizes.as_ptr(), err.as_mut_ptr(), err.len() as c_int,
+        name.as_ptr(),
+        dims.grid.as_ptr(),
+        dims.block.as_ptr(),
+        shared_bytes,
+        args.as_mut_ptr(),
+        args.len() as c_int,
+        sizes.as_ptr(),
+        err.as_mut_ptr(),
+        err.len() as c_int,
     );
     ensure!(rc == 0, "emulated launch: {}", c_error(&err));
     Ok(())

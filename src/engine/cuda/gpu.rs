@@ -252,14 +252,20 @@ impl Device<f32> for Gpu {
         self.upload_split(images, aug).map(Some)
     }
 
-    fn augment_resident(
-        &self, mem: &mut GpuMemory, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, n: usize, out: Loc,
-    ) -> Result<()> {
+    fn augment_resident(&self, mem: &mut GpuMemory, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, n: usize, out: Loc) -> Result<()> {
         self.augment_batch(split, seed, epoch, start, n, mem, out)
     }
 
     fn feed_resident(
-        &self, mem: &mut GpuMemory, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, n: usize, out: Loc, lr_at: Loc,
+        &self,
+        mem: &mut GpuMemory,
+        split: &ResidentSplit,
+        seed: u64,
+        epoch: u64,
+        start: usize,
+        n: usize,
+        out: Loc,
+        lr_at: Loc,
         lr: f32,
     ) -> Result<()> {
         ensure!(lr_at.len == 1, "the learning rate is one value, not {lr_at:?}");

@@ -37,10 +37,22 @@ impl Arg {
     fn bytes(&self) -> ([u8; 8], u32) {
         let mut b = [0u8; 8];
         let size = match *self {
-            Arg::Ptr(v) | Arg::U64(v) => { b.copy_from_slice(&v.to_ne_bytes()); 8 }
-            Arg::F64(v) => { b.copy_from_slice(&v.to_ne_bytes()); 8 }
-            Arg::I32(v) => { b[..4].copy_from_slice(&v.to_ne_bytes()); 4 }
-            Arg::F32(v) => { b[..4].copy_from_slice(&v.to_ne_bytes()); 4 }
+            Arg::Ptr(v) | Arg::U64(v) => {
+                b.copy_from_slice(&v.to_ne_bytes());
+                8
+            }
+            Arg::F64(v) => {
+                b.copy_from_slice(&v.to_ne_bytes());
+                8
+            }
+            Arg::I32(v) => {
+                b[..4].copy_from_slice(&v.to_ne_bytes());
+                4
+            }
+            Arg::F32(v) => {
+                b[..4].copy_from_slice(&v.to_ne_bytes());
+                4
+            }
         };
         (b, size)
     }

@@ -85,12 +85,34 @@ fn bn_scratch(mem: &GpuMemory, c: usize, splits: usize) -> Result<(Arg, Arg)> {
 pub fn launch_names(kernel: &Kernel) -> Vec<&'static str> {
     use Kernel::*;
     let bn_forward = |g: crate::engine::cpu::BnGeom, first: &'static str| {
-        if g.n * g.hw == 0 { vec![] } else { vec![first, "fear_bn_apply"] }
+        if g.n * g.hw == 0 {
+            vec![]
+        } else {
+            vec![first, "fear_bn_apply"]
+        }
     };
     match *kernel {
-        ConvForward { g, .. } => if g.y_len() == 0 { vec![] } else { conv::FORWARD.to_vec() },
-        ConvBackwardInput { g, .. } => if g.x_len() == 0 { vec![] } else { conv::BACKWARD_INPUT.to_vec() },
-        ConvBackwardWeight { g, .. } => if g.w_len() == 0 { vec![] } else { conv::BACKWARD_WEIGHT.to_vec() },
+        ConvForward { g, .. } => {
+            if g.y_len() == 0 {
+                vec![]
+            } else {
+                conv::FORWARD.to_vec()
+            }
+        }
+        ConvBackwardInput { g, .. } => {
+            if g.x_len() == 0 {
+                vec![]
+            } else {
+                conv::BACKWARD_INPUT.to_vec()
+            }
+        }
+        ConvBackwardWeight { g, .. } => {
+            if g.w_len() == 0 {
+                vec![]
+            } else {
+                conv::BACKWARD_WEIGHT.to_vec()
+            }
+        }
         BnTrainForward { g, .. } => {
             let mut v = bn_forward(g, "fear_bn_stats");
             if !v.is_empty() {
@@ -116,14 +138,12 @@ pub fn launch_names(kernel: &Kernel) -> Vec<&'static str> {
         GapForward { .. } => vec!["fear_gap_forward"],
         GapBackward { .. } => vec!["fear_gap_backward"],
         LinearForward { .. } => vec!["fear_linear_forward"],
-        LinearBackward { dx, dw, db, .. } => [
-            dx.map(|_| "fear_linear_backward_input"),
-            dw.map(|_| "fear_linear_backward_weight"),
-            db.map(|_| "fear_linear_backward_bias"),
-        ]
-        .into_iter()
-        .flatten()
-        .collect(),
+        LinearBackward { dx, dw, db, .. } => {
+            [dx.map(|_| "fear_linear_backward_input"), dw.map(|_| "fear_linear_backward_weight"), db.map(|_| "fear_linear_backward_bias")]
+                .into_iter()
+                .flatten()
+                .collect()
+        }
         SoftmaxXentForward { .. } => vec!["fear_softmax_xent_forward"],
         SoftmaxXentBackward { .. } => vec!["fear_softmax_xent_backward"],
         SumSquares { .. } => vec!["fear_sum_squares"],
@@ -158,8 +178,20 @@ pub fn launch_kernel(b: &dyn Backend, mem: &GpuMemory, kernel: &Kernel) -> Resul
             let shape = [len(g.n)?, len(g.c)?, len(g.hw)?, len(splits)?];
             per_item(b, "fear_bn_stats", g.c * splits, FEAR_BN_THREADS, &[&[p(x)?, partial][..], &shape].concat())?;
             let finalize = [
-                partial, p(gamma)?, p(beta)?, p(running_mean)?, p(running_var)?, p(mean)?, p(invstd)?, coef,
-                shape[0], shape[1], shape[2], shape[3], Arg::F64(eps), Arg::F64(momentum),
+                partial,
+                p(gamma)?,
+                p(beta)?,
+                p(running_mean)?,
+                p(running_var)?,
+                p(mean)?,
+                p(invstd)?,
+                coef,
+                shape[0],
+                shape[1],
+                shape[2],
+                shape[3],
+                Arg::F64(eps),
+                Arg::F64(momentum),
             ];
             elementwise(b, "fear_bn_train_finalize", g.c, &finalize)?;
             per_item(b, "fear_bn_apply", g.c * splits, FEAR_BN_THREADS, &[&[p(x)?, coef, p(y)?][..], &shape].concat())
@@ -195,30 +227,16 @@ pub fn launch_kernel(b: &dyn Backend, mem: &GpuMemory, kernel: &Kernel) -> Resul
             }
         }
         Relu { x, y } => elementwise(b, "fear_relu_forward", y.len, &[p(x)?, p(y)?, len(y.len)?]),
-        ReluBackward { y, dy, dx, accumulate } => {
-            elementwise(b, "fear_relu_backward", dx.len, &[p(y)?, p(dy)?, p(dx)?, len(dx.len)?, flag(accumulate)])
-        }
+        ReluBackward { y, dy, dx, accumulate } => elementwise(b, "fear_relu_backward", dx.len, &[p(y)?, p(dy)?, p(dx)?, len(dx.len)?, flag(accumulate)]),
         Add { a, b: bb, y } => elementwise(b, "fear_add", y.len, &[p(a)?, p(bb)?, p(y)?, len(y.len)?]),
-        Accumulate { acc, x, accumulate } => {
-            elementwise(b, "fear_accumulate", acc.len, &[p(acc)?, p(x)?, len(acc.len)?, flag(accumulate)])
-        }
+        Accumulate { acc, x, accumulate } => elementwise(b, "fear_accumulate", acc.len, &[p(acc)?, p(x)?, len(acc.len)?, flag(accumulate)]),
         Zero { y } => elementwise(b, "fear_zero", y.len, &[p(y)?, len(y.len)?]),
-        AvgPool3Forward { g, x, y } => {
-            elementwise(b, "fear_avg_pool3_forward", y.len, &[p(x)?, p(y)?, len(g.n * g.c)?, len(g.h)?, len(g.w)?])
-        }
-        AvgPool3Backward { g, dy, dx } => {
-            elementwise(b, "fear_avg_pool3_backward", dx.len, &[p(dy)?, p(dx)?, len(g.n * g.c)?, len(g.h)?, len(g.w)?])
-        }
-        AvgPool2Forward { g, x, y } => {
-            elementwise(b, "fear_avg_pool2_forward", y.len, &[p(x)?, p(y)?, len(g.n * g.c)?, len(g.h)?, len(g.w)?])
-        }
-        AvgPool2Backward { g, dy, dx } => {
-            elementwise(b, "fear_avg_pool2_backward", dx.len, &[p(dy)?, p(dx)?, len(g.n * g.c)?, len(g.h)?, len(g.w)?])
-        }
+        AvgPool3Forward { g, x, y } => elementwise(b, "fear_avg_pool3_forward", y.len, &[p(x)?, p(y)?, len(g.n * g.c)?, len(g.h)?, len(g.w)?]),
+        AvgPool3Backward { g, dy, dx } => elementwise(b, "fear_avg_pool3_backward", dx.len, &[p(dy)?, p(dx)?, len(g.n * g.c)?, len(g.h)?, len(g.w)?]),
+        AvgPool2Forward { g, x, y } => elementwise(b, "fear_avg_pool2_forward", y.len, &[p(x)?, p(y)?, len(g.n * g.c)?, len(g.h)?, len(g.w)?]),
+        AvgPool2Backward { g, dy, dx } => elementwise(b, "fear_avg_pool2_backward", dx.len, &[p(dy)?, p(dx)?, len(g.n * g.c)?, len(g.h)?, len(g.w)?]),
         GapForward { n, c, hw, x, y } => elementwise(b, "fear_gap_forward", n * c, &[p(x)?, p(y)?, len(n * c)?, len(hw)?]),
-        GapBackward { n, c, hw, dy, dx } => {
-            elementwise(b, "fear_gap_backward", n * c * hw, &[p(dy)?, p(dx)?, len(n * c)?, len(hw)?])
-        }
+        GapBackward { n, c, hw, dy, dx } => elementwise(b, "fear_gap_backward", n * c * hw, &[p(dy)?, p(dx)?, len(n * c)?, len(hw)?]),
         LinearForward { g, x, w, b: bias, y } => {
             let args = [p(x)?, p(w)?, opt(bias)?, p(y)?, len(g.n)?, len(g.d_in)?, len(g.d_out)?];
             elementwise(b, "fear_linear_forward", g.n * g.d_out, &args)
@@ -254,14 +272,9 @@ pub fn launch_kernel(b: &dyn Backend, mem: &GpuMemory, kernel: &Kernel) -> Resul
             // SAFETY: as elementwise.
             unsafe { launch_bounded(b, "fear_sum_squares", Dims::per_item(1, FEAR_SUMSQ_THREADS), &[p(x)?, p(out)?, len(x.len)?]) }
         }
-        ClipByNorm { grads, sum_sq, max_norm } => {
-            elementwise(b, "fear_clip_by_norm", grads.len, &[p(grads)?, p(sum_sq)?, len(grads.len)?, Arg::F64(max_norm)])
-        }
+        ClipByNorm { grads, sum_sq, max_norm } => elementwise(b, "fear_clip_by_norm", grads.len, &[p(grads)?, p(sum_sq)?, len(grads.len)?, Arg::F64(max_norm)]),
         Sgd { w, g, buf, lr, momentum, weight_decay, nesterov } => {
-            let args = [
-                p(w)?, p(g)?, p(buf)?, p(lr)?, len(w.len)?, Arg::F32(momentum as f32), Arg::F32(weight_decay as f32),
-                Arg::I32(nesterov as i32),
-            ];
+            let args = [p(w)?, p(g)?, p(buf)?, p(lr)?, len(w.len)?, Arg::F32(momentum as f32), Arg::F32(weight_decay as f32), Arg::I32(nesterov as i32)];
             elementwise(b, "fear_sgd", w.len, &args)
         }
         SumAll { x, out } => {

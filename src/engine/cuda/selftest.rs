@@ -100,8 +100,7 @@ type SelfTestCase = (String, f64, Kernel, Vec<(Loc, Vec<f32>)>);
 
 /// Every case.
 fn cases() -> Vec<SelfTestCase> {
-    let mut out: Vec<SelfTestCase> =
-        conv_cases().into_iter().map(|(n, t, k)| (n, t, k, Vec::new())).collect();
+    let mut out: Vec<SelfTestCase> = conv_cases().into_iter().map(|(n, t, k)| (n, t, k, Vec::new())).collect();
     let mut add = |name: &str, tol: f64, build: &dyn Fn(&mut Case) -> Kernel| {
         let mut c = Case::new();
         let k = build(&mut c);
@@ -111,7 +110,12 @@ fn cases() -> Vec<SelfTestCase> {
     // Each channel is split over up to one block per image (kernels/batchnorm.cu): 3 images in 3
     // splits; 7 images of 100 channels in 6 uneven splits; planes of 9x9 and of 300 positions (more
     // than a block's threads).
-    let bns = [("", BnGeom { n: 3, c: 7, hw: 25 }), ("_uneven", BnGeom { n: 7, c: 100, hw: 5 }), ("_9x9", BnGeom { n: 3, c: 7, hw: 81 }), ("_wide", BnGeom { n: 2, c: 3, hw: 300 })];
+    let bns = [
+        ("", BnGeom { n: 3, c: 7, hw: 25 }),
+        ("_uneven", BnGeom { n: 7, c: 100, hw: 5 }),
+        ("_9x9", BnGeom { n: 3, c: 7, hw: 81 }),
+        ("_wide", BnGeom { n: 2, c: 3, hw: 300 }),
+    ];
     for (suffix, bn) in bns {
         let ch = bn.c;
         add(&format!("bn_train_forward{suffix}"), REDUCTION_TOLERANCE, &|c| {
@@ -124,7 +128,12 @@ fn cases() -> Vec<SelfTestCase> {
             let (x, gamma, beta, rm, rv, y) = (c.loc(bn.len()), c.loc(ch), c.loc(ch), c.loc(ch), c.preset(positive(ch)), c.loc(bn.len()));
             Kernel::BnEvalForward { g: bn, x, gamma, beta, running_mean: rm, running_var: rv, y, eps: 1e-5 }
         });
-        let modes = [("bn_backward", true, true), ("bn_backward_assign", true, false), ("bn_backward_dx_only", false, true), ("bn_backward_dx_only_assign", false, false)];
+        let modes = [
+            ("bn_backward", true, true),
+            ("bn_backward_assign", true, false),
+            ("bn_backward_dx_only", false, true),
+            ("bn_backward_dx_only_assign", false, false),
+        ];
         for (name, all, accumulate) in modes {
             add(&format!("{name}{suffix}"), REDUCTION_TOLERANCE, &|c| {
                 let (x, dy, gamma, mean) = (c.loc(bn.len()), c.loc(bn.len()), c.loc(ch), c.loc(ch));
@@ -161,8 +170,13 @@ fn cases() -> Vec<SelfTestCase> {
         let (x, w, dy) = (c.loc(21), c.loc(70), c.loc(30));
         Kernel::LinearBackward { g: lg, x, w, dy, dx: Some(c.loc(21)), dw: Some(c.loc(70)), db: Some(c.loc(10)) }
     });
-    add("softmax_xent_forward", REDUCTION_TOLERANCE, &|c| {
-        Kernel::SoftmaxXentForward { n: 5, classes: 10, logits: c.loc(50), probs: c.loc(50), loss: c.loc(1), correct: c.loc(1) }
+    add("softmax_xent_forward", REDUCTION_TOLERANCE, &|c| Kernel::SoftmaxXentForward {
+        n: 5,
+        classes: 10,
+        logits: c.loc(50),
+        probs: c.loc(50),
+        loss: c.loc(1),
+        correct: c.loc(1),
     });
     add("softmax_xent_backward", ELEMENTWISE_TOLERANCE, &|c| {
         let probs = c.preset((0..50).map(|i| (i % 10) as f32 / 45.0).collect());
@@ -181,9 +195,7 @@ fn cases() -> Vec<SelfTestCase> {
     }
     add("sum_all", REDUCTION_TOLERANCE, &|c| Kernel::SumAll { x: c.loc(3001), out: c.loc(1) });
     add("sum_all_backward", ELEMENTWISE_TOLERANCE, &|c| Kernel::SumAllBackward { dx: c.loc(301) });
-    add("channel_fisher", REDUCTION_TOLERANCE, &|c| {
-        Kernel::ChannelFisher { n: 3, c: 7, hw: 25, x: c.loc(n), dy: c.loc(n), out: c.loc(7) }
-    });
+    add("channel_fisher", REDUCTION_TOLERANCE, &|c| Kernel::ChannelFisher { n: 3, c: 7, hw: 25, x: c.loc(n), dy: c.loc(n), out: c.loc(7) });
     add("binary_code_gram", ELEMENTWISE_TOLERANCE, &|c| Kernel::BinaryCodeGram { n: 5, d: 77, x: c.loc(5 * 77), k: c.loc(25) });
     add("feature_covariance", REDUCTION_TOLERANCE, &|c| Kernel::FeatureCovariance { n: 3, c: 7, hw: 25, x: c.loc(3 * 7 * 25), out: c.loc(49) });
     add("random_signs", ELEMENTWISE_TOLERANCE, &|c| Kernel::RandomSigns { seed: 0xfeed_beef_1234, y: c.loc(3001) });
@@ -214,7 +226,11 @@ pub fn relative_error(got: &[f32], want: &[f32]) -> f64 {
             worst = worst.max((g as f64 - w as f64).abs());
         }
     }
-    if scale > 0.0 { worst / scale } else { worst }
+    if scale > 0.0 {
+        worst / scale
+    } else {
+        worst
+    }
 }
 
 fn check_case(gpu: &Gpu, kernel: &Kernel, presets: &[(Loc, Vec<f32>)], seed: u64) -> Result<f64> {

@@ -54,10 +54,13 @@ pub fn pareto_frontier(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
 pub fn bin_figure(reports: &[MethodReport], pct: usize, column: &str) -> String {
     let bin_of = |r: &MethodReport| r.bins.iter().find(|b| b.top_pct == pct).cloned();
     let points = |metric: fn(&Bin) -> Option<f64>| -> Vec<BinPoint> {
-        reports.iter().filter_map(|r| {
-            let b = bin_of(r)?;
-            Some(BinPoint { report: r, time: b.mean_time_s?, value: metric(&b)? })
-        }).collect()
+        reports
+            .iter()
+            .filter_map(|r| {
+                let b = bin_of(r)?;
+                Some(BinPoint { report: r, time: b.mean_time_s?, value: metric(&b)? })
+            })
+            .collect()
     };
     let spearman_points = points(|b| b.spearman);
     let common_points = points(|b| b.common_ratio);
@@ -154,7 +157,11 @@ pub fn time_to_threshold_figure(method: &MethodResults, truth: &GroundTruth) -> 
     let mut not_reached = Vec::new();
     for a in &method.archs {
         if let (Some(t), Some(acc)) = (a.stage1_s, truth.get(a.index)) {
-            if a.reached_threshold { reached.push((t, acc)) } else { not_reached.push((t, acc)) }
+            if a.reached_threshold {
+                reached.push((t, acc))
+            } else {
+                not_reached.push((t, acc))
+            }
         }
     }
     let all: Vec<&(f64, f64)> = reached.iter().chain(&not_reached).collect();
@@ -181,10 +188,20 @@ pub fn time_to_threshold_figure(method: &MethodResults, truth: &GroundTruth) -> 
         let (px, py) = panel.at(t, acc);
         svg.marker(Shape::Circle, px, py, 7.0, "#555555", true);
     }
-    draw_legend_row(&mut svg, 95.0, 570.0, &[
-        LegendEntry { shape: Some(Shape::Circle), color: color.into(), hollow: false, label: format!("reached the threshold ({})", reached.len()) },
-        LegendEntry { shape: Some(Shape::Circle), color: "#555555".into(), hollow: true, label: format!("did not: capped, cut off or diverged ({})", not_reached.len()) },
-    ]);
+    draw_legend_row(
+        &mut svg,
+        95.0,
+        570.0,
+        &[
+            LegendEntry { shape: Some(Shape::Circle), color: color.into(), hollow: false, label: format!("reached the threshold ({})", reached.len()) },
+            LegendEntry {
+                shape: Some(Shape::Circle),
+                color: "#555555".into(),
+                hollow: true,
+                label: format!("did not: capped, cut off or diverged ({})", not_reached.len()),
+            },
+        ],
+    );
     svg.finish()
 }
 

@@ -43,7 +43,11 @@ impl Svg {
 
     /// Text turned 90 degrees anticlockwise (a y-axis label), centred on (x, y).
     pub fn vertical_text(&mut self, x: f64, y: f64, size: f64, content: &str) {
-        let _ = writeln!(self.body, r#"<text x="{x:.1}" y="{y:.1}" font-size="{size}" text-anchor="middle" transform="rotate(-90 {x:.1} {y:.1})">{}</text>"#, escape(content));
+        let _ = writeln!(
+            self.body,
+            r#"<text x="{x:.1}" y="{y:.1}" font-size="{size}" text-anchor="middle" transform="rotate(-90 {x:.1} {y:.1})">{}</text>"#,
+            escape(content)
+        );
     }
 
     pub fn line(&mut self, x1: f64, y1: f64, x2: f64, y2: f64, stroke: &str, width: f64) {
@@ -67,8 +71,28 @@ impl Svg {
         let _ = match shape {
             Shape::Circle => writeln!(self.body, r#"<circle cx="{x:.1}" cy="{y:.1}" r="{r:.1}" {style}/>"#),
             Shape::Square => writeln!(self.body, r#"<rect x="{:.1}" y="{:.1}" width="{size:.1}" height="{size:.1}" {style}/>"#, x - r, y - r),
-            Shape::Triangle => writeln!(self.body, r#"<polygon points="{:.1},{:.1} {:.1},{:.1} {:.1},{:.1}" {style}/>"#, x, y - r * 1.15, x - r * 1.15, y + r * 0.85, x + r * 1.15, y + r * 0.85),
-            Shape::Diamond => writeln!(self.body, r#"<polygon points="{:.1},{:.1} {:.1},{:.1} {:.1},{:.1} {:.1},{:.1}" {style}/>"#, x, y - r * 1.3, x + r * 1.3, y, x, y + r * 1.3, x - r * 1.3, y),
+            Shape::Triangle => writeln!(
+                self.body,
+                r#"<polygon points="{:.1},{:.1} {:.1},{:.1} {:.1},{:.1}" {style}/>"#,
+                x,
+                y - r * 1.15,
+                x - r * 1.15,
+                y + r * 0.85,
+                x + r * 1.15,
+                y + r * 0.85
+            ),
+            Shape::Diamond => writeln!(
+                self.body,
+                r#"<polygon points="{:.1},{:.1} {:.1},{:.1} {:.1},{:.1} {:.1},{:.1}" {style}/>"#,
+                x,
+                y - r * 1.3,
+                x + r * 1.3,
+                y,
+                x,
+                y + r * 1.3,
+                x - r * 1.3,
+                y
+            ),
         };
     }
 
@@ -160,12 +184,14 @@ impl Scale {
         let decimals = (-step.log10().floor()).max(0.0) as usize;
         let first = (self.lo / step).ceil() as i64;
         let last = (self.hi / step + 1e-9).floor() as i64;
-        (first..=last).map(|i| {
-            let v = i as f64 * step;
-            // Avoid "-0.0".
-            let v = if v.abs() < step * 1e-9 { 0.0 } else { v };
-            (v, format!("{v:.decimals$}"))
-        }).collect()
+        (first..=last)
+            .map(|i| {
+                let v = i as f64 * step;
+                // Avoid "-0.0".
+                let v = if v.abs() < step * 1e-9 { 0.0 } else { v };
+                (v, format!("{v:.decimals$}"))
+            })
+            .collect()
     }
 }
 
@@ -176,7 +202,15 @@ pub fn nice_step(raw: f64) -> f64 {
     }
     let power = 10f64.powf(raw.log10().floor());
     let m = raw / power;
-    let nice = if m <= 1.0 { 1.0 } else if m <= 2.0 { 2.0 } else if m <= 5.0 { 5.0 } else { 10.0 };
+    let nice = if m <= 1.0 {
+        1.0
+    } else if m <= 2.0 {
+        2.0
+    } else if m <= 5.0 {
+        5.0
+    } else {
+        10.0
+    };
     nice * power
 }
 
@@ -205,7 +239,11 @@ pub fn format_number(v: f64) -> String {
     } else if !(1e-3..1e5).contains(&a) {
         let e = a.log10().floor() as i32;
         let m = v / 10f64.powi(e);
-        if (m - m.round()).abs() < 1e-9 { format!("{}e{e}", m.round()) } else { format!("{m:.1}e{e}") }
+        if (m - m.round()).abs() < 1e-9 {
+            format!("{}e{e}", m.round())
+        } else {
+            format!("{m:.1}e{e}")
+        }
     } else {
         let s = format!("{v:.3}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()

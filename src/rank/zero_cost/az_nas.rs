@@ -67,11 +67,19 @@ pub fn az_scores<T: Float, D: Device<T>>(session: &mut Session<T, D>, images: &[
 
 /// `np.min` semantics: NaN wins.
 fn nan_min(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) }
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.min(b)
+    }
 }
 
 fn lowest_if_not_finite(v: f64) -> f64 {
-    if v.is_finite() { v } else { f64::MIN }
+    if v.is_finite() {
+        v
+    } else {
+        f64::MIN
+    }
 }
 
 /// Entropy of the eigenvalues of the covariance `cov` ([c, c]) normalised to sum 1:
@@ -124,15 +132,20 @@ pub fn kaiming_normal_params(graph: &Graph, seed: u64) -> Vec<(String, Vec<f64>)
 pub fn normal_params(graph: &Graph, seed: u64, std: impl Fn(usize) -> f64) -> Vec<(String, Vec<f64>)> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let scored = scored_weights(graph);
-    graph.params.iter().zip(&scored).map(|(spec, &weight)| {
-        let values = if weight {
-            let std = std(spec.shape[1..].iter().product::<usize>());
-            (0..spec.len()).map(|_| std * standard_normal(&mut rng)).collect()
-        } else {
-            vec![if spec.init == Init::Ones { 1.0 } else { 0.0 }; spec.len()]
-        };
-        (spec.name.clone(), values)
-    }).collect()
+    graph
+        .params
+        .iter()
+        .zip(&scored)
+        .map(|(spec, &weight)| {
+            let values = if weight {
+                let std = std(spec.shape[1..].iter().product::<usize>());
+                (0..spec.len()).map(|_| std * standard_normal(&mut rng)).collect()
+            } else {
+                vec![if spec.init == Init::Ones { 1.0 } else { 0.0 }; spec.len()]
+            };
+            (spec.name.clone(), values)
+        })
+        .collect()
 }
 
 /// `len` standard-normal values from `seed` (AZ-NAS's random input batch).

@@ -33,20 +33,20 @@ pub fn jacob_cov_score(j: &[f64], n: usize) -> f64 {
 /// correlated 1 with everything (see the module).
 pub fn correlation(x: &[f64], n: usize) -> Vec<f64> {
     let d = x.len().checked_div(n).unwrap_or(0);
-    let centred: Vec<Vec<f64>> = x.chunks_exact(d.max(1)).take(n).map(|row| {
-        let mean = row.iter().sum::<f64>() / d as f64;
-        row.iter().map(|v| v - mean).collect()
-    }).collect();
+    let centred: Vec<Vec<f64>> = x
+        .chunks_exact(d.max(1))
+        .take(n)
+        .map(|row| {
+            let mean = row.iter().sum::<f64>() / d as f64;
+            row.iter().map(|v| v - mean).collect()
+        })
+        .collect();
     let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
     let var: Vec<f64> = centred.iter().map(|r| dot(r, r)).collect();
     let mut c = vec![1.0; n * n];
     for i in 0..n {
         for j in i + 1..n {
-            let v = if var[i] > 0.0 && var[j] > 0.0 {
-                (dot(&centred[i], &centred[j]) / (var[i].sqrt() * var[j].sqrt())).clamp(-1.0, 1.0)
-            } else {
-                1.0
-            };
+            let v = if var[i] > 0.0 && var[j] > 0.0 { (dot(&centred[i], &centred[j]) / (var[i].sqrt() * var[j].sqrt())).clamp(-1.0, 1.0) } else { 1.0 };
             c[i * n + j] = v;
             c[j * n + i] = v;
         }

@@ -32,9 +32,15 @@ pub fn meco<T: Float, D: Device<T>>(session: &mut Session<T, D>, image: &[T]) ->
 pub fn smallest_correlation_eigenvalue(cov: &[f64]) -> f64 {
     let c = (cov.len() as f64).sqrt().round() as usize;
     let sd: Vec<f64> = (0..c).map(|i| cov[i * c + i].max(0.0).sqrt()).collect();
-    let corr: Vec<f64> = (0..c * c).map(|k| {
-        let (a, b) = (k / c, k % c);
-        if sd[a] > 0.0 && sd[b] > 0.0 { (cov[k] / (sd[a] * sd[b])).clamp(-1.0, 1.0) } else { 0.0 }
-    }).collect();
+    let corr: Vec<f64> = (0..c * c)
+        .map(|k| {
+            let (a, b) = (k / c, k % c);
+            if sd[a] > 0.0 && sd[b] > 0.0 {
+                (cov[k] / (sd[a] * sd[b])).clamp(-1.0, 1.0)
+            } else {
+                0.0
+            }
+        })
+        .collect();
     symmetric_eigenvalues(&corr, c).first().copied().unwrap_or(0.0)
 }

@@ -81,7 +81,13 @@ pub fn grasp<D: Device<f64>>(session: &mut Session<f64, D>, images: &[f64], labe
 
 /// Hg per scored layer by central finite differences of the gradient along g, with
 /// `e |g| = step * max(|W|, 1)` (norms over the scored weights).
-pub fn hessian_gradient<T: Float, D: Device<T>>(session: &mut Session<T, D>, images: &[T], labels: &[u32], layers: &[LayerGrad], step: f64) -> Result<Vec<Vec<f64>>> {
+pub fn hessian_gradient<T: Float, D: Device<T>>(
+    session: &mut Session<T, D>,
+    images: &[T],
+    labels: &[u32],
+    layers: &[LayerGrad],
+    step: f64,
+) -> Result<Vec<Vec<f64>>> {
     let norm = |f: fn(&LayerGrad) -> &Vec<f64>| layers.iter().flat_map(|l| f(l).iter()).map(|v| v * v).sum::<f64>().sqrt();
     let (w_norm, g_norm) = (norm(|l| &l.w), norm(|l| &l.g));
     if g_norm == 0.0 {

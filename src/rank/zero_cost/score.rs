@@ -16,10 +16,10 @@ use crate::engine::{Cpu, Device, Float, Head, PlanOptions, Session};
 use crate::net::{tiny_network, tiny_network_variant, NetConfig, NetVariant};
 use crate::space::Arch;
 
-use super::synflow::{synflow_graph, synflow_with_params};
-use super::az_nas::{az_scores, kaiming_normal_params, standard_normal_batch, AzScores, AZ_BATCH};
 use super::az_nas::normal_params;
+use super::az_nas::{az_scores, kaiming_normal_params, standard_normal_batch, AzScores, AZ_BATCH};
 use super::swap::{swap_patterns, SWAP_REPEATS, SWAP_SAMPLES};
+use super::synflow::{synflow_graph, synflow_with_params};
 use super::{fisher, jacob_cov, meco, naswot, saliency, scored_weights, zico, Proxy};
 
 /// The weights the proxies see.
@@ -56,7 +56,14 @@ where
 
 /// [`score_arch`] with the networks on `dev`; synflow, synflow_bn and grasp, which need
 /// float64, run on the CPU.
-pub fn score_arch_on<T: Float, D: Device<T> + Clone>(dev: &D, arch: &Arch, net: &NetConfig, proxies: &[Proxy], batch: Option<&ProxyBatch<T>>, weights: &Weights) -> Result<Vec<ProxyScore>> {
+pub fn score_arch_on<T: Float, D: Device<T> + Clone>(
+    dev: &D,
+    arch: &Arch,
+    net: &NetConfig,
+    proxies: &[Proxy],
+    batch: Option<&ProxyBatch<T>>,
+    weights: &Weights,
+) -> Result<Vec<ProxyScore>> {
     let mut out: Vec<ProxyScore> = Vec::new();
     let mut push = |proxy, score, seconds| out.push(ProxyScore { proxy, score, seconds });
     let wants = |p: Proxy| proxies.contains(&p);
@@ -248,7 +255,14 @@ fn zico_of<T: Float, D: Device<T> + Clone>(dev: &D, arch: &Arch, net: &NetConfig
 }
 
 /// A session of the trained form of the network with only the scored weights trainable.
-fn weight_gradient_session<T: Float, D: Device<T> + Clone>(dev: &D, arch: &Arch, net: &NetConfig, batch: usize, opts: PlanOptions, weights: &Weights) -> Result<Session<T, D>> {
+fn weight_gradient_session<T: Float, D: Device<T> + Clone>(
+    dev: &D,
+    arch: &Arch,
+    net: &NetConfig,
+    batch: usize,
+    opts: PlanOptions,
+    weights: &Weights,
+) -> Result<Session<T, D>> {
     let mut s = session::<T, D>(dev, arch, net, NetVariant::default(), batch, opts, weights)?;
     let scored = scored_weights(s.graph());
     let names: Vec<String> = s.params().iter().zip(&scored).filter(|(_, k)| **k).map(|(p, _)| p.name.clone()).collect();
@@ -257,7 +271,15 @@ fn weight_gradient_session<T: Float, D: Device<T> + Clone>(dev: &D, arch: &Arch,
 }
 
 /// A CPU session of the network in form `variant`, holding `weights`.
-fn session<T: Float, D: Device<T> + Clone>(dev: &D, arch: &Arch, net: &NetConfig, variant: NetVariant, batch: usize, opts: PlanOptions, weights: &Weights) -> Result<Session<T, D>> {
+fn session<T: Float, D: Device<T> + Clone>(
+    dev: &D,
+    arch: &Arch,
+    net: &NetConfig,
+    variant: NetVariant,
+    batch: usize,
+    opts: PlanOptions,
+    weights: &Weights,
+) -> Result<Session<T, D>> {
     let (a, n) = (*arch, *net);
     let mut s: Session<T, D> = Session::new(dev.clone(), Box::new(move |b| tiny_network_variant(&a, &n, b, variant)), batch, opts)?;
     match weights {
