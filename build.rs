@@ -62,13 +62,20 @@ fn main() {
 /// The header of block sizes every kernel source relies on; it goes first wherever the sources go.
 const LAUNCH_BOUNDS_HEADER: &str = "launch_bounds.cuh";
 
+/// The kernel sources in the order they are joined into one translation unit: the launch-bounds
+/// header, then the other `.cuh` headers (device helpers several sources share), then the `.cu`
+/// files, each group sorted by name.
 fn kernel_sources(dir: &Path) -> Vec<(PathBuf, String)> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "cu")).collect())
-        .unwrap_or_default();
-    paths.sort();
-    paths.insert(0, dir.join(LAUNCH_BOUNDS_HEADER));
-    paths.into_iter().map(|p| (p.clone(), std::fs::read_to_string(&p).unwrap())).collect()
+    let with_extension = |ext: &str| -> Vec<PathBuf> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == ext)).collect())
+            .unwrap_or_default();
+        paths.sort();
+        paths
+    };
+    let bounds = dir.join(LAUNCH_BOUNDS_HEADER);
+    let headers = with_extension("cuh").into_iter().filter(|p| *p != bounds);
+    std::iter::once(bounds.clone()).chain(headers).chain(with_extension("cu")).map(|p| (p.clone(), std::fs::read_to_string(&p).unwrap())).collect()
 }
 
 const KERNEL_MARK: &str = "extern \"C\" __global__ void ";

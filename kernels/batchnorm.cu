@@ -9,19 +9,6 @@
 // coefficients live in a scratch buffer of the step's memory (src/engine/cuda/gpu.rs); kernels
 // run in stream order, so one buffer serves every batch norm of the step in turn.
 
-// Block-wide sum of one double per thread (blockDim.x == FEAR_BN_THREADS); every thread gets it.
-__device__ double fear_block_sum(double v, double* scratch) {
-    scratch[threadIdx.x] = v;
-    __syncthreads();
-    for (int half = FEAR_BN_THREADS / 2; half > 0; half /= 2) {
-        if (threadIdx.x < half) scratch[threadIdx.x] += scratch[threadIdx.x + half];
-        __syncthreads();
-    }
-    double total = scratch[0];
-    __syncthreads();
-    return total;
-}
-
 // The first image of split s.
 __device__ __forceinline__ int fear_bn_split_start(int n, int splits, int s) {
     return (int)((long long)n * s / splits);
@@ -54,13 +41,13 @@ extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_stats(cons
         double count = (double)(b1 - b0) * hw;
         double sum = 0.0;
         fear_bn_walk(b0, b1, c, ch, hw, [&](long long i) { sum += (double)x[i]; });
-        double mu = fear_block_sum(sum, scratch) / (count > 0.0 ? count : 1.0);
+        double mu = fear_block_sum<FEAR_BN_THREADS>(sum, scratch) / (count > 0.0 ? count : 1.0);
         double q = 0.0;
         fear_bn_walk(b0, b1, c, ch, hw, [&](long long i) {
             double d = (double)x[i] - mu;
             q += d * d;
         });
-        q = fear_block_sum(q, scratch);
+        q = fear_block_sum<FEAR_BN_THREADS>(q, scratch);
         if (threadIdx.x == 0) {
             partial[2 * item] = mu;
             partial[2 * item + 1] = q;
@@ -147,8 +134,8 @@ extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_backward_s
             sdy += (double)g;
             sdyx += (double)g * (double)(x[i] - mu);
         });
-        sdy = fear_block_sum(sdy, scratch);
-        sdyx = fear_block_sum(sdyx, scratch);
+        sdy = fear_block_sum<FEAR_BN_THREADS>(sdy, scratch);
+        sdyx = fear_block_sum<FEAR_BN_THREADS>(sdyx, scratch);
         if (threadIdx.x == 0) {
             partial[2 * item] = sdy;
             partial[2 * item + 1] = sdyx;

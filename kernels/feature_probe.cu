@@ -1,24 +1,11 @@
 // AZ-NAS's and SWAP's probes; mirror src/engine/cpu/feature_probe.rs. Reductions use
 // FEAR_PROBE_THREADS (kernels/launch_bounds.cuh).
 
-// Block-wide sum of one double per thread (blockDim.x == FEAR_PROBE_THREADS), in a fixed tree.
-__device__ double fear_fprobe_block_sum(double v, double* scratch) {
-    scratch[threadIdx.x] = v;
-    __syncthreads();
-    for (int half = FEAR_PROBE_THREADS / 2; half > 0; half /= 2) {
-        if (threadIdx.x < half) scratch[threadIdx.x] += scratch[threadIdx.x + half];
-        __syncthreads();
-    }
-    double total = scratch[0];
-    __syncthreads();
-    return total;
-}
-
 // The mean of channel ch of x [n, c, hw] over n * hw (one block).
 __device__ double fear_fprobe_channel_mean(const float* x, int n, int c, int hw, int ch, double* scratch) {
     double s = 0.0;
     for (int i = threadIdx.x; i < n * hw; i += blockDim.x) s += (double)x[((long long)(i / hw) * c + ch) * hw + i % hw];
-    s = fear_fprobe_block_sum(s, scratch);
+    s = fear_block_sum<FEAR_PROBE_THREADS>(s, scratch);
     return n * hw > 0 ? s / (double)(n * hw) : 0.0;
 }
 
@@ -34,7 +21,7 @@ extern "C" __global__ void __launch_bounds__(FEAR_PROBE_THREADS) fear_feature_co
             long long base = (long long)(i / hw) * c;
             s += ((double)x[(base + a) * hw + i % hw] - ma) * ((double)x[(base + b) * hw + i % hw] - mb);
         }
-        s = fear_fprobe_block_sum(s, scratch);
+        s = fear_block_sum<FEAR_PROBE_THREADS>(s, scratch);
         if (threadIdx.x == 0) out[pair] = n * hw > 0 ? (float)(s / (double)(n * hw)) : 0.0f;
     }
 }
@@ -69,7 +56,7 @@ extern "C" __global__ void __launch_bounds__(FEAR_PROBE_THREADS) fear_grad_cross
             if (same_shape) {
                 for (int i = threadIdx.x; i < n * ci * hi * wi; i += blockDim.x) differ += g_in[i] != g_out[i];
             }
-            differ = fear_fprobe_block_sum(differ, scratch);
+            differ = fear_block_sum<FEAR_PROBE_THREADS>(differ, scratch);
             if (threadIdx.x == 0) out[item] = (same_shape && differ == 0.0) ? 1.0f : 0.0f;
             continue;
         }
@@ -80,7 +67,7 @@ extern "C" __global__ void __launch_bounds__(FEAR_PROBE_THREADS) fear_grad_cross
             int b = k / (ho * wo), y = k / wo % ho, x = k % wo;
             s += (double)g_in[(((long long)b * ci + ch) * hi + y * r + i) * wi + x * r + j] * (double)g_out[(((long long)b * co + o) * ho + y) * wo + x];
         }
-        s = fear_fprobe_block_sum(s, scratch);
+        s = fear_block_sum<FEAR_PROBE_THREADS>(s, scratch);
         if (threadIdx.x == 0) out[item] = cells > 0 ? (float)(s / (double)cells) : 0.0f;
     }
 }

@@ -1,25 +1,11 @@
 // Ops of the zero-cost proxies (SPEC 5); mirror src/engine/cpu/probe.rs.
 
-
-// Block-wide sum of one double per thread (blockDim.x == FEAR_PROBE_THREADS), in a fixed tree.
-__device__ double fear_probe_block_sum(double v, double* scratch) {
-    scratch[threadIdx.x] = v;
-    __syncthreads();
-    for (int half = FEAR_PROBE_THREADS / 2; half > 0; half /= 2) {
-        if (threadIdx.x < half) scratch[threadIdx.x] += scratch[threadIdx.x + half];
-        __syncthreads();
-    }
-    double total = scratch[0];
-    __syncthreads();
-    return total;
-}
-
 // out[0] = the sum of every element of x, in double (one block).
 extern "C" __global__ void __launch_bounds__(FEAR_PROBE_THREADS) fear_sum_all(const float* __restrict__ x, float* __restrict__ out, int n) {
     __shared__ double scratch[FEAR_PROBE_THREADS];
     double s = 0.0;
     for (int i = threadIdx.x; i < n; i += blockDim.x) s += (double)x[i];
-    s = fear_probe_block_sum(s, scratch);
+    s = fear_block_sum<FEAR_PROBE_THREADS>(s, scratch);
     if (threadIdx.x == 0) out[0] = (float)s;
 }
 
@@ -41,7 +27,7 @@ extern "C" __global__ void __launch_bounds__(FEAR_PROBE_THREADS) fear_channel_fi
             for (int p = 0; p < hw; ++p) g += (double)x[at + p] * (double)dy[at + p];
             acc += g * g;
         }
-        acc = fear_probe_block_sum(acc, scratch);
+        acc = fear_block_sum<FEAR_PROBE_THREADS>(acc, scratch);
         if (threadIdx.x == 0) out[ch] = n > 0 ? (float)(0.5 * acc / (double)n) : 0.0f;
     }
 }
