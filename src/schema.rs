@@ -63,6 +63,14 @@ pub struct RankRecord {
     pub stage1_acc: Vec<f64>,
     pub stage2_acc: Vec<f64>,
     pub threshold: f64,
+    #[serde(flatten)]
+    pub run: RunContext,
+}
+
+/// What a FEAR or shortreg line records of the run it came from (flattened into the line: the
+/// same keys as the record's own).
+#[derive(Serialize, Deserialize, Debug)]
+pub struct RunContext {
     pub dataset: String,
     /// The data recipe (`paper` or `natsbench`) and the Cutout side trained with.
     pub recipe: Recipe,
@@ -88,13 +96,8 @@ pub struct ShortregRecord {
     pub train_acc: Vec<f64>,
     pub time_s: f64,
     pub lr: f64,
-    pub dataset: String,
-    pub recipe: Recipe,
-    pub cutout: usize,
-    pub channels: usize,
-    pub cells_per_stage: usize,
-    pub device: String,
-    pub seed: u64,
+    #[serde(flatten)]
+    pub run: RunContext,
 }
 
 /// The configuration of a `fear zero-cost` run, written into each of its lines.

@@ -10,7 +10,7 @@ use crate::engine::{AnyDevice, Device};
 use crate::net::NetConfig;
 use crate::rank::{FearConfig, FearOutcome};
 use crate::run::{fear_one, FearRun, Progress};
-use crate::schema::RankRecord;
+use crate::schema::{RankRecord, RunContext};
 use crate::space::Arch;
 
 use super::args::RunArgs;
@@ -148,13 +148,7 @@ impl RankRecord {
             stage1_acc: outcome.stage1.iter().map(|r| r.train_acc).collect(),
             stage2_acc: outcome.stage2.iter().map(|r| r.train_acc).collect(),
             threshold: cfg.threshold,
-            dataset: data.name.clone(),
-            recipe: cfg.recipe,
-            cutout: cfg.cutout,
-            channels: net.c,
-            cells_per_stage: net.n,
-            device,
-            seed,
+            run: RunContext { dataset: data.name.clone(), recipe: cfg.recipe, cutout: cfg.cutout, channels: net.c, cells_per_stage: net.n, device, seed },
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::engine::{AnyDevice, Device};
 use crate::net::NetConfig;
 use crate::rank::ShortregConfig;
 use crate::run::Progress;
-use crate::schema::ShortregRecord;
+use crate::schema::{RunContext, ShortregRecord};
 use crate::space::Arch;
 
 use super::args::RunArgs;
@@ -73,12 +73,6 @@ pub(crate) fn shortreg_one(
         train_acc: outcome.epochs.iter().map(|r| r.train_acc).collect(),
         time_s: outcome.time_s,
         lr: cfg.lr,
-        dataset: data.name.clone(),
-        recipe: cfg.recipe,
-        cutout: cfg.cutout,
-        channels: net.c,
-        cells_per_stage: net.n,
-        device,
-        seed,
+        run: RunContext { dataset: data.name.clone(), recipe: cfg.recipe, cutout: cfg.cutout, channels: net.c, cells_per_stage: net.n, device, seed },
     })
 }
