@@ -1,4 +1,5 @@
-//! Builds the CUDA face of the engine from `kernels/*.cu`, three ways:
+//! Builds the CUDA face of the engine from each op family's `src/engine/ops/<family>/*.cu` (after
+//! the shared headers `kernels/*.cuh`), three ways:
 //!
 //! 1. Embeds the sources (a GPU device compiles them at run time where no cubin fits).
 //! 2. Compiles them through NVRTC, when it can be loaded, to cubins for sm_70, sm_80 and sm_90
@@ -12,7 +13,7 @@
 //!
 //! Everything lands in `OUT_DIR/kernels.rs`, included by `src/engine/cuda/artifacts.rs`; the block
 //! sizes of `kernels/launch_bounds.cuh` land in `OUT_DIR/kernel_threads.rs`, included by
-//! `src/engine/cuda/ops.rs`.
+//! `src/engine/cuda/launch.rs` (`launch::threads`).
 
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::fmt::Write as _;
@@ -30,6 +31,8 @@ const PRELUDE: &str = "#ifndef FEAR_DYNAMIC_SHARED\n#define FEAR_DYNAMIC_SHARED(
 
 fn main() {
     println!("cargo:rerun-if-changed=kernels");
+    // The op families: a new family is a new `pub mod` in ops/mod.rs.
+    println!("cargo:rerun-if-changed=src/engine/ops/mod.rs");
     println!("cargo:rerun-if-env-changed=FEAR_NVRTC");
     println!("cargo:rerun-if-env-changed=FEAR_REQUIRE_NVRTC");
     println!("cargo:rerun-if-env-changed=LD_LIBRARY_PATH");
@@ -37,7 +40,10 @@ fn main() {
     // reused from a copied target/ must still read the kernels of the checkout being built.
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
-    let sources = kernel_sources(&root.join("kernels"));
+    let sources = kernel_sources(&root.join("kernels"), &root.join("src/engine/ops"));
+    for (path, _) in &sources {
+        println!("cargo:rerun-if-changed={}", path.display());
+    }
     let names: Vec<String> = sources.iter().flat_map(|(_, text)| kernel_names(text)).collect();
     std::fs::write(out_dir.join("kernel_threads.rs"), thread_constants(&sources, &names)).unwrap();
 
@@ -63,19 +69,23 @@ fn main() {
 const LAUNCH_BOUNDS_HEADER: &str = "launch_bounds.cuh";
 
 /// The kernel sources in the order they are joined into one translation unit: the launch-bounds
-/// header, then the other `.cuh` headers (device helpers several sources share), then the `.cu`
-/// files, each group sorted by name.
-fn kernel_sources(dir: &Path) -> Vec<(PathBuf, String)> {
-    let with_extension = |ext: &str| -> Vec<PathBuf> {
+/// header, then the other `.cuh` headers of `headers` (device helpers several sources share),
+/// then the `.cu` file of each op family folder of `ops` (`ops/<family>/*.cu`), each group sorted
+/// by path.
+fn kernel_sources(headers: &Path, ops: &Path) -> Vec<(PathBuf, String)> {
+    let with_extension = |dir: &Path, ext: &str| -> Vec<PathBuf> {
         let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
             .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == ext)).collect())
             .unwrap_or_default();
         paths.sort();
         paths
     };
-    let bounds = dir.join(LAUNCH_BOUNDS_HEADER);
-    let headers = with_extension("cuh").into_iter().filter(|p| *p != bounds);
-    std::iter::once(bounds.clone()).chain(headers).chain(with_extension("cu")).map(|p| (p.clone(), std::fs::read_to_string(&p).unwrap())).collect()
+    let mut families: Vec<PathBuf> = std::fs::read_dir(ops).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    families.sort();
+    let bounds = headers.join(LAUNCH_BOUNDS_HEADER);
+    let shared = with_extension(headers, "cuh").into_iter().filter(|p| *p != bounds);
+    let sources = families.iter().flat_map(|f| with_extension(f, "cu"));
+    std::iter::once(bounds.clone()).chain(shared).chain(sources).map(|p| (p.clone(), std::fs::read_to_string(&p).unwrap())).collect()
 }
 
 const KERNEL_MARK: &str = "extern \"C\" __global__ void ";
@@ -434,7 +444,7 @@ fn nvrtc_artifacts(sources: &[(PathBuf, String)], out_dir: &Path) -> String {
                 std::fs::write(&file, &image).unwrap();
                 images.push((sm, cubin, file, log));
             }
-            Err(log) => panic!("NVRTC {major}.{minor} failed to compile kernels/*.cu for sm_{sm} ({kind}):\n{log}"),
+            Err(log) => panic!("NVRTC {major}.{minor} failed to compile the kernels (src/engine/ops/*/*.cu) for sm_{sm} ({kind}):\n{log}"),
         }
     }
     writeln!(items, "pub const NVRTC_VERSION: Option<(i32, i32)> = Some(({major}, {minor}));").unwrap();

@@ -7,7 +7,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use fear::engine::cpu::*;
+use fear::engine::ops::{batchnorm::*, conv::*, elementwise::*, linear::*, loss::*, pool::*};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -55,13 +55,13 @@ fn conv(b: &mut Bench, rng: &mut ChaCha8Rng, c_in: usize, c_out: usize, hw: usiz
     let tag = format!("conv{k}x{k} {c_in}->{c_out} {hw}x{hw} s{stride}");
     let flop = 2.0 * g.y_len() as f64 * (c_in * k * k) as f64;
     println!("# {tag}: {:.0} MFLOP per pass", flop / 1e6);
-    b.run(&format!("{tag} fwd"), || conv2d_forward(&g, black_box(&x), &w, &mut y));
-    b.run(&format!("{tag} bwd_input"), || conv2d_backward_input(&g, black_box(&dy), &w, &mut dx));
-    b.run(&format!("{tag} bwd_weight"), || conv2d_backward_weight(&g, black_box(&x), &dy, &mut dw));
+    b.run(&format!("{tag} fwd"), || conv_forward(&g, black_box(&x), &w, &mut y));
+    b.run(&format!("{tag} bwd_input"), || conv_backward_input(&g, black_box(&dy), &w, &mut dx));
+    b.run(&format!("{tag} bwd_weight"), || conv_backward_weight(&g, black_box(&x), &dy, &mut dw));
     if b.im2col {
-        b.run(&format!("{tag} fwd (im2col)"), || conv2d_forward_im2col(&g, black_box(&x), &w, &mut y));
-        b.run(&format!("{tag} bwd_input (im2col)"), || conv2d_backward_input_im2col(&g, black_box(&dy), &w, &mut dx));
-        b.run(&format!("{tag} bwd_weight (im2col)"), || conv2d_backward_weight_im2col(&g, black_box(&x), &dy, &mut dw));
+        b.run(&format!("{tag} fwd (im2col)"), || conv_forward_im2col(&g, black_box(&x), &w, &mut y));
+        b.run(&format!("{tag} bwd_input (im2col)"), || conv_backward_input_im2col(&g, black_box(&dy), &w, &mut dx));
+        b.run(&format!("{tag} bwd_weight (im2col)"), || conv_backward_weight_im2col(&g, black_box(&x), &dy, &mut dw));
     }
 }
 
@@ -75,23 +75,21 @@ fn planes(b: &mut Bench, rng: &mut ChaCha8Rng, c: usize, hw: usize) {
     let (gamma, beta) = (vec![1.0f32; c], vec![0.0f32; c]);
     let (mut rm, mut rv, mut mean, mut invstd) = (vec![0.0f32; c], vec![1.0f32; c], vec![0.0f32; c], vec![0.0f32; c]);
     let (mut dg, mut db) = (vec![0.0f32; c], vec![0.0f32; c]);
-    b.run(&format!("bn train fwd {tag}"), || {
-        batch_norm_train_forward(&bg, black_box(&x), &gamma, &beta, 1e-5, 0.1, &mut rm, &mut rv, &mut y, &mut mean, &mut invstd)
-    });
-    b.run(&format!("bn bwd {tag}"), || batch_norm_backward(&bg, black_box(&x), &dy, &gamma, &mean, &invstd, Some(&mut dx), Some(&mut dg), Some(&mut db)));
-    b.run(&format!("relu fwd {tag}"), || relu_forward(black_box(&x), &mut y));
+    b.run(&format!("bn train fwd {tag}"), || bn_train_forward(&bg, black_box(&x), &gamma, &beta, 1e-5, 0.1, &mut rm, &mut rv, &mut y, &mut mean, &mut invstd));
+    b.run(&format!("bn bwd {tag}"), || bn_backward(&bg, black_box(&x), &dy, &gamma, &mean, &invstd, Some(&mut dx), Some(&mut dg), Some(&mut db)));
+    b.run(&format!("relu fwd {tag}"), || relu(black_box(&x), &mut y));
     b.run(&format!("relu bwd {tag}"), || relu_backward(black_box(&x), &dy, &mut dx));
-    b.run(&format!("add {tag}"), || add_forward(black_box(&x), &dy, &mut y));
+    b.run(&format!("add {tag}"), || add(black_box(&x), &dy, &mut y));
     b.run(&format!("accumulate {tag}"), || accumulate(&mut dx, black_box(&dy)));
 
     let pg = PoolGeom { n: BATCH, c, h: hw, w: hw };
-    b.run(&format!("avg_pool3x3 fwd {tag}"), || avg_pool3x3_forward(&pg, black_box(&x), &mut y));
-    b.run(&format!("avg_pool3x3 bwd {tag}"), || avg_pool3x3_backward(&pg, black_box(&dy), &mut dx));
+    b.run(&format!("avg_pool3x3 fwd {tag}"), || avg_pool3_forward(&pg, black_box(&x), &mut y));
+    b.run(&format!("avg_pool3x3 bwd {tag}"), || avg_pool3_backward(&pg, black_box(&dy), &mut dx));
     if hw > 8 {
         let mut y2 = vec![0.0f32; len / 4];
-        b.run(&format!("avg_pool2x2 fwd {tag}"), || avg_pool2x2_forward(&pg, black_box(&x), &mut y2));
+        b.run(&format!("avg_pool2x2 fwd {tag}"), || avg_pool2_forward(&pg, black_box(&x), &mut y2));
         let dy2 = rand_vec(rng, len / 4);
-        b.run(&format!("avg_pool2x2 bwd {tag}"), || avg_pool2x2_backward(&pg, black_box(&dy2), &mut dx));
+        b.run(&format!("avg_pool2x2 bwd {tag}"), || avg_pool2_backward(&pg, black_box(&dy2), &mut dx));
     }
 }
 
@@ -99,9 +97,9 @@ fn head(b: &mut Bench, rng: &mut ChaCha8Rng) {
     let (c, hw, classes) = (64, 64, 10);
     let x = rand_vec(rng, BATCH * c * hw);
     let mut feat = vec![0.0f32; BATCH * c];
-    b.run("global_avg_pool fwd 64x8x8", || global_avg_pool_forward(BATCH, c, hw, black_box(&x), &mut feat));
+    b.run("global_avg_pool fwd 64x8x8", || gap_forward(BATCH, c, hw, black_box(&x), &mut feat));
     let mut dx = vec![0.0f32; x.len()];
-    b.run("global_avg_pool bwd 64x8x8", || global_avg_pool_backward(BATCH, c, hw, black_box(&feat), &mut dx));
+    b.run("global_avg_pool bwd 64x8x8", || gap_backward(BATCH, c, hw, black_box(&feat), &mut dx));
     let g = LinearGeom { n: BATCH, d_in: c, d_out: classes };
     let (w, bias) = (rand_vec(rng, c * classes), rand_vec(rng, classes));
     let mut logits = vec![0.0f32; BATCH * classes];
@@ -111,10 +109,10 @@ fn head(b: &mut Bench, rng: &mut ChaCha8Rng) {
     let labels: Vec<u32> = (0..BATCH).map(|i| (i % classes) as u32).collect();
     let mut probs = vec![0.0f32; logits.len()];
     b.run("softmax_xent fwd", || {
-        black_box(softmax_cross_entropy_forward(BATCH, classes, black_box(&logits), &labels, &mut probs));
+        black_box(softmax_xent_forward(BATCH, classes, black_box(&logits), &labels, &mut probs));
     });
     let mut dl = vec![0.0f32; logits.len()];
-    b.run("softmax_xent bwd", || softmax_cross_entropy_backward(BATCH, classes, black_box(&probs), &labels, 1.0, &mut dl));
+    b.run("softmax_xent bwd", || softmax_xent_backward(BATCH, classes, black_box(&probs), &labels, 1.0, &mut dl));
 }
 
 fn main() {

@@ -1,7 +1,7 @@
 // Threads per block of every kernel: the one place they are written. build.rs puts this file
 // before the kernel sources (NVRTC at build time, run-time NVRTC and the host emulation alike)
 // and generates a Rust constant from each `#define FEAR_*_THREADS N` line (OUT_DIR/kernel_threads.rs,
-// included by src/engine/cuda/ops.rs), so a kernel's __launch_bounds__ and the block size Rust
+// included by src/engine/cuda/launch.rs), so a kernel's __launch_bounds__ and the block size Rust
 // launches it with cannot drift apart. The direction .cu -> .rs (not the reverse) keeps each
 // kernel readable on its own: its bound is a name found here, not a value pasted in by a script.
 // Reductions assume exactly this many threads; __launch_bounds__ tells ptxas the most a launch

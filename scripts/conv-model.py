@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # A model of the implicit-GEMM convolutions for arch 1 at batch 256 (NOT a measurement): mirrors
-# src/engine/cuda/conv.rs (tile_plan, backward_weight_plan; keep the constants in step) and reads
+# src/engine/ops/conv/launch.rs (tile_plan, backward_weight_plan; keep the constants in step) and reads
 # registers from the ptxas reports of the last release build. Prints the JSON that
 # bench/results/plan-stats-arch1-b256-igemm-2026-11-29.json holds under ptx_model.
 # Usage: python3 scripts/conv-model.py

@@ -2,7 +2,7 @@
 //! differences (backward, f64), on small odd shapes; plus the accumulation convention of every
 //! backward and the BatchNorm running statistics by hand.
 
-use fear::engine::cpu::*;
+use fear::engine::ops::{batchnorm::*, conv::*, elementwise::*, linear::*, loss::*, pool::*};
 use fear::engine::Float;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -107,7 +107,7 @@ fn conv_ref(g: &ConvGeom, x: &[f64], w: &[f64]) -> Vec<f64> {
 
 fn conv_fwd<T: Float>(g: &ConvGeom, x: &[f64], w: &[f64]) -> Vec<f64> {
     let mut y = vec![T::nan(); g.y_len()]; // forward must overwrite
-    conv2d_forward(g, &cast::<T>(x), &cast::<T>(w), &mut y);
+    conv_forward(g, &cast::<T>(x), &cast::<T>(w), &mut y);
     widen(&y)
 }
 
@@ -117,11 +117,11 @@ fn conv_grads<T: Float>(g: &ConvGeom, x: &[f64], w: &[f64], dy: &[f64], start: (
     let (x, w, dy): (Vec<T>, Vec<T>, Vec<T>) = (cast(x), cast(w), cast(dy));
     let (mut dx, mut dw): (Vec<T>, Vec<T>) = (cast(start.0), cast(start.1));
     if im2col {
-        conv2d_backward_input_im2col(g, &dy, &w, &mut dx);
-        conv2d_backward_weight_im2col(g, &x, &dy, &mut dw);
+        conv_backward_input_im2col(g, &dy, &w, &mut dx);
+        conv_backward_weight_im2col(g, &x, &dy, &mut dw);
     } else {
-        conv2d_backward_input(g, &dy, &w, &mut dx);
-        conv2d_backward_weight(g, &x, &dy, &mut dw);
+        conv_backward_input(g, &dy, &w, &mut dx);
+        conv_backward_weight(g, &x, &dy, &mut dw);
     }
     (widen(&dx), widen(&dw))
 }
@@ -165,10 +165,10 @@ fn conv_backward_matches_finite_differences() {
         // Accumulation: start from random buffers and check what was added.
         let (dx0, dw0) = (rand_vec(&mut r, g.x_len()), rand_vec(&mut r, g.w_len()));
         let mut dx = dx0.clone();
-        conv2d_backward_input(&g, &dy, &w, &mut dx);
+        conv_backward_input(&g, &dy, &w, &mut dx);
         assert_close(&format!("conv dx {g:?}"), &added(&dx0, &dx), &fd_x, TOL_FD);
         let mut dw = dw0.clone();
-        conv2d_backward_weight(&g, &x, &dy, &mut dw);
+        conv_backward_weight(&g, &x, &dy, &mut dw);
         assert_close(&format!("conv dw {g:?}"), &added(&dw0, &dw), &fd_w, TOL_FD);
     }
 }
@@ -194,7 +194,7 @@ fn conv_im2col_path_matches_reference_in_f32() {
     for g in conv_geoms() {
         let (x, w, dy) = (rand_vec(&mut r, g.x_len()), rand_vec(&mut r, g.w_len()), rand_vec(&mut r, g.y_len()));
         let mut y = vec![f32::NAN; g.y_len()];
-        conv2d_forward_im2col(&g, &cast(&x), &cast(&w), &mut y);
+        conv_forward_im2col(&g, &cast(&x), &cast(&w), &mut y);
         assert_close(&format!("conv im2col f32 {g:?}"), &widen(&y), &conv_ref(&g, &x, &w), TOL32);
         let (dx0, dw0) = (rand_vec(&mut r, g.x_len()), rand_vec(&mut r, g.w_len()));
         let (dx64, dw64) = conv_grads::<f64>(&g, &x, &w, &dy, (&dx0, &dw0), false);
@@ -230,9 +230,9 @@ fn conv_backward_is_the_adjoint_at_batch_scale() {
     let (x, w, dy) = (rand_vec(&mut r, g.x_len()), rand_vec(&mut r, g.w_len()), rand_vec(&mut r, g.y_len()));
     let lhs = dot(&conv_fwd::<f64>(&g, &x, &w), &dy);
     let mut dx = vec![0.0; g.x_len()];
-    conv2d_backward_input(&g, &dy, &w, &mut dx);
+    conv_backward_input(&g, &dy, &w, &mut dx);
     let mut dw = vec![0.0; g.w_len()];
-    conv2d_backward_weight(&g, &x, &dy, &mut dw);
+    conv_backward_weight(&g, &x, &dy, &mut dw);
     assert!((dot(&x, &dx) - lhs).abs() < 1e-9 * lhs.abs().max(1.0));
     assert!((dot(&w, &dw) - lhs).abs() < 1e-9 * lhs.abs().max(1.0));
 }
@@ -308,7 +308,7 @@ fn bn_train<T: Float>(g: &BnGeom, x: &[f64], gamma: &[f64], beta: &[f64], eps: f
     let (mut rm, mut rv) = (cast::<T>(rm), cast::<T>(rv));
     let mut y = vec![T::nan(); x.len()];
     let (mut mean, mut invstd) = (vec![T::nan(); g.c], vec![T::nan(); g.c]);
-    batch_norm_train_forward(g, &cast::<T>(x), &cast::<T>(gamma), &cast::<T>(beta), eps, momentum, &mut rm, &mut rv, &mut y, &mut mean, &mut invstd);
+    bn_train_forward(g, &cast::<T>(x), &cast::<T>(gamma), &cast::<T>(beta), eps, momentum, &mut rm, &mut rv, &mut y, &mut mean, &mut invstd);
     BnOut { y: widen(&y), mean: widen(&mean), invstd: widen(&invstd), running_mean: widen(&rm), running_var: widen(&rv) }
 }
 
@@ -368,7 +368,7 @@ fn bn_variance_does_not_cancel() {
     let (rm, rv): (Vec<f64>, Vec<f64>) = (widen(&cast::<f32>(&want.mean)), widen(&cast::<f32>(&want.var_biased)));
     let want_eval: Vec<f64> = (0..x.len()).map(|i| (x[i] - rm[i / g.hw % g.c]) / (rv[i / g.hw % g.c] + 1e-5).sqrt()).collect();
     let mut y = vec![f32::NAN; x.len()];
-    batch_norm_eval_forward(&g, &cast(&x), &cast(&gamma), &cast(&beta), &cast(&rm), &cast(&rv), 1e-5, &mut y);
+    bn_eval_forward(&g, &cast(&x), &cast(&gamma), &cast(&beta), &cast(&rm), &cast(&rv), 1e-5, &mut y);
     assert_close("bn eval y, large offset", &widen(&y), &want_eval, TOL32);
 
     // Backward: f32 (on its own saved statistics) against f64. The saved f32 mean is off by up
@@ -376,9 +376,9 @@ fn bn_variance_does_not_cancel() {
     let dy = rand_vec(&mut r, x.len());
     let f64fwd = bn_train::<f64>(&g, &x, &gamma, &beta, 1e-5, 0.1, &[0.0; 3], &[1.0; 3]);
     let mut dx64 = vec![0.0; x.len()];
-    batch_norm_backward(&g, &x, &dy, &gamma, &f64fwd.mean, &f64fwd.invstd, Some(&mut dx64), None, None);
+    bn_backward(&g, &x, &dy, &gamma, &f64fwd.mean, &f64fwd.invstd, Some(&mut dx64), None, None);
     let mut dx32 = vec![0.0f32; x.len()];
-    batch_norm_backward(&g, &cast(&x), &cast(&dy), &cast(&gamma), &cast(&got.mean), &cast(&got.invstd), Some(&mut dx32), None, None);
+    bn_backward(&g, &cast(&x), &cast(&dy), &cast(&gamma), &cast(&got.mean), &cast(&got.invstd), Some(&mut dx32), None, None);
     assert_close("bn dx, large offset", &widen(&dx32), &dx64, 2e-4);
 }
 
@@ -421,10 +421,10 @@ fn bn_eval_forward_matches_reference() {
             })
             .collect();
         let mut y64 = vec![f64::NAN; len];
-        batch_norm_eval_forward(&g, &x, &gamma, &beta, &rm, &rv, eps, &mut y64);
+        bn_eval_forward(&g, &x, &gamma, &beta, &rm, &rv, eps, &mut y64);
         assert_close("bn eval f64", &y64, &want, TOL64);
         let mut y32 = vec![f32::NAN; len];
-        batch_norm_eval_forward(&g, &cast(&x), &cast(&gamma), &cast(&beta), &cast(&rm), &cast(&rv), eps, &mut y32);
+        bn_eval_forward(&g, &cast(&x), &cast(&gamma), &cast(&beta), &cast(&rm), &cast(&rv), eps, &mut y32);
         assert_close("bn eval f32", &widen(&y32), &want, TOL32);
     }
 }
@@ -450,33 +450,23 @@ fn bn_backward_matches_finite_differences() {
         let fwd = bn_train::<f64>(&g, &x, &gamma, &beta, eps, 0.1, &vec![0.0; g.c], &vec![1.0; g.c]);
         let (dx0, dg0, db0) = (rand_vec(&mut r, len), rand_vec(&mut r, g.c), rand_vec(&mut r, g.c));
         let (mut dx, mut dg, mut db) = (dx0.clone(), dg0.clone(), db0.clone());
-        batch_norm_backward(&g, &x, &dy, &gamma, &fwd.mean, &fwd.invstd, Some(&mut dx), Some(&mut dg), Some(&mut db));
+        bn_backward(&g, &x, &dy, &gamma, &fwd.mean, &fwd.invstd, Some(&mut dx), Some(&mut dg), Some(&mut db));
         assert_close(&format!("bn dx {g:?}"), &added(&dx0, &dx), &fd_x, TOL_FD);
         assert_close(&format!("bn dgamma {g:?}"), &added(&dg0, &dg), &fd_g, TOL_FD);
         assert_close(&format!("bn dbeta {g:?}"), &added(&db0, &db), &fd_b, TOL_FD);
 
         // Requested gradients are independent of the skipped ones.
         let mut dx_only = dx0.clone();
-        batch_norm_backward(&g, &x, &dy, &gamma, &fwd.mean, &fwd.invstd, Some(&mut dx_only), None, None);
+        bn_backward(&g, &x, &dy, &gamma, &fwd.mean, &fwd.invstd, Some(&mut dx_only), None, None);
         assert_close("bn dx alone", &dx_only, &dx, 1e-14);
         let mut dg_only = dg0.clone();
-        batch_norm_backward(&g, &x, &dy, &gamma, &fwd.mean, &fwd.invstd, None, Some(&mut dg_only), None);
+        bn_backward(&g, &x, &dy, &gamma, &fwd.mean, &fwd.invstd, None, Some(&mut dg_only), None);
         assert_close("bn dgamma alone", &dg_only, &dg, 1e-14);
 
         // f32 against f64, on the f32 forward's saved statistics.
         let f32fwd = bn_train::<f32>(&g, &x, &gamma, &beta, eps, 0.1, &vec![0.0; g.c], &vec![1.0; g.c]);
         let (mut dx32, mut dg32, mut db32) = (vec![0f32; len], vec![0f32; g.c], vec![0f32; g.c]);
-        batch_norm_backward(
-            &g,
-            &cast(&x),
-            &cast(&dy),
-            &cast(&gamma),
-            &cast(&f32fwd.mean),
-            &cast(&f32fwd.invstd),
-            Some(&mut dx32),
-            Some(&mut dg32),
-            Some(&mut db32),
-        );
+        bn_backward(&g, &cast(&x), &cast(&dy), &cast(&gamma), &cast(&f32fwd.mean), &cast(&f32fwd.invstd), Some(&mut dx32), Some(&mut dg32), Some(&mut db32));
         assert_close("bn dx f32", &widen(&dx32), &fd_x, 1e-4);
         assert_close("bn dgamma f32", &widen(&dg32), &fd_g, TOL32);
         assert_close("bn dbeta f32", &widen(&db32), &fd_b, TOL32);
@@ -529,13 +519,13 @@ fn pool_geoms() -> Vec<PoolGeom> {
 
 fn pool3<T: Float>(g: &PoolGeom, x: &[f64]) -> Vec<f64> {
     let mut y = vec![T::nan(); x.len()];
-    avg_pool3x3_forward(g, &cast::<T>(x), &mut y);
+    avg_pool3_forward(g, &cast::<T>(x), &mut y);
     widen(&y)
 }
 
 fn pool2<T: Float>(g: &PoolGeom, x: &[f64]) -> Vec<f64> {
     let mut y = vec![T::nan(); g.n * g.c * (g.h / 2) * (g.w / 2)];
-    avg_pool2x2_forward(g, &cast::<T>(x), &mut y);
+    avg_pool2_forward(g, &cast::<T>(x), &mut y);
     widen(&y)
 }
 
@@ -566,17 +556,17 @@ fn pools_backward_match_finite_differences() {
         let dx0 = rand_vec(&mut r, len);
 
         let mut dx = dx0.clone();
-        avg_pool3x3_backward(&g, &dy3, &mut dx);
+        avg_pool3_backward(&g, &dy3, &mut dx);
         assert_close(&format!("pool3 dx {g:?}"), &added(&dx0, &dx), &fd3, TOL_FD);
         let mut dx32 = cast::<f32>(&dx0);
-        avg_pool3x3_backward(&g, &cast(&dy3), &mut dx32);
+        avg_pool3_backward(&g, &cast(&dy3), &mut dx32);
         assert_close(&format!("pool3 dx f32 {g:?}"), &widen(&dx32), &dx, TOL32);
 
         let mut dx = dx0.clone();
-        avg_pool2x2_backward(&g, &dy2, &mut dx);
+        avg_pool2_backward(&g, &dy2, &mut dx);
         assert_close(&format!("pool2 dx {g:?}"), &added(&dx0, &dx), &fd2, TOL_FD);
         let mut dx32 = cast::<f32>(&dx0);
-        avg_pool2x2_backward(&g, &cast(&dy2), &mut dx32);
+        avg_pool2_backward(&g, &cast(&dy2), &mut dx32);
         assert_close(&format!("pool2 dx f32 {g:?}"), &widen(&dx32), &dx, TOL32);
     }
 }
@@ -594,10 +584,10 @@ fn elementwise_ops() {
     let add_want: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
 
     let mut y = vec![f64::NAN; len];
-    relu_forward(&a, &mut y);
+    relu(&a, &mut y);
     assert_close("relu f64", &y, &relu_want, 0.0 + 1e-300);
     let mut y32 = vec![f32::NAN; len];
-    relu_forward(&cast::<f32>(&a), &mut y32);
+    relu(&cast::<f32>(&a), &mut y32);
     assert_close("relu f32", &widen(&y32), &relu_want, 1e-300);
 
     // relu backward: dx += dy * [y > 0], on the forward's output.
@@ -611,7 +601,7 @@ fn elementwise_ops() {
     let dys = rand_vec(&mut r, 50);
     let relu64 = |x: &[f64]| {
         let mut y = vec![0.0; x.len()];
-        relu_forward(x, &mut y);
+        relu(x, &mut y);
         y
     };
     let fd = finite_diff(&xs, |x| dot(&relu64(x), &dys));
@@ -620,10 +610,10 @@ fn elementwise_ops() {
     assert_close("relu fd", &g, &fd, TOL_FD);
 
     let mut y = vec![f64::NAN; len];
-    add_forward(&a, &b, &mut y);
+    add(&a, &b, &mut y);
     assert_close("add f64", &y, &add_want, 1e-15);
     let mut y32 = vec![f32::NAN; len];
-    add_forward(&cast::<f32>(&a), &cast::<f32>(&b), &mut y32);
+    add(&cast::<f32>(&a), &cast::<f32>(&b), &mut y32);
     assert_close("add f32", &widen(&y32), &add_want, 1e-7);
 
     let mut acc = a.clone();
@@ -631,10 +621,10 @@ fn elementwise_ops() {
     assert_close("accumulate", &acc, &add_want, 1e-15);
 
     let mut z = b.clone();
-    fill_zero(&mut z);
+    zero(&mut z);
     assert!(z.iter().all(|&v| v == 0.0));
     let mut z32 = vec![f32::NAN; len];
-    fill_zero(&mut z32);
+    zero(&mut z32);
     assert!(z32.iter().all(|&v| v == 0.0));
 }
 
@@ -645,21 +635,21 @@ fn global_avg_pool() {
         let x = rand_vec(&mut r, n * c * hw);
         let want: Vec<f64> = x.chunks(hw).map(|p| p.iter().sum::<f64>() / hw as f64).collect();
         let mut y = vec![f64::NAN; n * c];
-        global_avg_pool_forward(n, c, hw, &x, &mut y);
+        gap_forward(n, c, hw, &x, &mut y);
         assert_close("gap f64", &y, &want, TOL64);
         let mut y32 = vec![f32::NAN; n * c];
-        global_avg_pool_forward(n, c, hw, &cast::<f32>(&x), &mut y32);
+        gap_forward(n, c, hw, &cast::<f32>(&x), &mut y32);
         assert_close("gap f32", &widen(&y32), &want, TOL32);
 
         let dy = rand_vec(&mut r, n * c);
         let gap64 = |x: &[f64]| {
             let mut y = vec![0.0; n * c];
-            global_avg_pool_forward(n, c, hw, x, &mut y);
+            gap_forward(n, c, hw, x, &mut y);
             y
         };
         let dx0 = rand_vec(&mut r, n * c * hw);
         let mut dx = dx0.clone();
-        global_avg_pool_backward(n, c, hw, &dy, &mut dx);
+        gap_backward(n, c, hw, &dy, &mut dx);
         let want: Vec<f64> = (0..n * c * hw).map(|i| dy[i / hw] / hw as f64).collect();
         assert_close("gap backward", &added(&dx0, &dx), &want, 1e-12);
         if n * c * hw < 1000 {
@@ -668,7 +658,7 @@ fn global_avg_pool() {
         }
         // f32: compare the accumulated totals (subtracting the start in f32 would swamp dy / hw).
         let mut dx32 = cast::<f32>(&dx0);
-        global_avg_pool_backward(n, c, hw, &cast(&dy), &mut dx32);
+        gap_backward(n, c, hw, &cast(&dy), &mut dx32);
         assert_close("gap backward f32", &widen(&dx32), &dx, TOL32);
     }
 }
@@ -781,7 +771,7 @@ fn xent_ref(n: usize, k: usize, logits: &[f64], labels: &[u32]) -> (f64, Vec<f64
 
 fn xent<T: Float>(n: usize, k: usize, logits: &[f64], labels: &[u32]) -> (f64, usize, Vec<f64>) {
     let mut probs = vec![T::nan(); n * k];
-    let (l, c) = softmax_cross_entropy_forward(n, k, &cast::<T>(logits), labels, &mut probs);
+    let (l, c) = softmax_xent_forward(n, k, &cast::<T>(logits), labels, &mut probs);
     (l.as_f64(), c, widen(&probs))
 }
 
@@ -819,10 +809,10 @@ fn softmax_cross_entropy() {
         let fd = finite_diff(&logits, |z| 2.5 * xent::<f64>(n, k, z, &labels).0);
         let d0 = rand_vec(&mut r, n * k);
         let mut d = d0.clone();
-        softmax_cross_entropy_backward(n, k, &p64, &labels, 2.5, &mut d);
+        softmax_xent_backward(n, k, &p64, &labels, 2.5, &mut d);
         assert_close("xent dlogits", &added(&d0, &d), &fd, if offset == 0.0 { TOL_FD } else { 1e-4 });
         let mut d32 = cast::<f32>(&d0);
-        softmax_cross_entropy_backward(n, k, &cast::<f32>(&p64), &labels, 2.5f32, &mut d32);
+        softmax_xent_backward(n, k, &cast::<f32>(&p64), &labels, 2.5f32, &mut d32);
         assert_close("xent dlogits f32", &widen(&d32), &d, TOL32);
     }
 }
@@ -834,7 +824,7 @@ fn top1_first_maximum_wins_ties() {
     assert_eq!(top1_correct(3, 4, &logits, &[2, 1, 2]), 1);
     let mut probs = [0.0f32; 12];
     let logits32: Vec<f32> = logits.iter().map(|&v| v as f32).collect();
-    let (_, correct) = softmax_cross_entropy_forward(3, 4, &logits32, &[2, 3, 2], &mut probs);
+    let (_, correct) = softmax_xent_forward(3, 4, &logits32, &[2, 3, 2], &mut probs);
     assert_eq!(correct, 1);
     // Probabilities sum to one; the tied row is uniform.
     for row in probs.chunks(4) {

@@ -128,7 +128,7 @@ fn every_kernel_is_compiled_for_every_target_without_spills() {
             assert!(line.trim_start_matches(|c: char| !c.is_ascii_digit()).starts_with("0 bytes stack frame"), "sm_{sm}: {line}");
         }
         // Every kernel is bounded to the block size its launch uses (kernels/launch_bounds.cuh).
-        let bounded: Vec<&str> = fear::engine::cuda::ops::threads::KERNEL_THREADS.iter().map(|(n, _)| *n).collect();
+        let bounded: Vec<&str> = fear::engine::cuda::launch::threads::KERNEL_THREADS.iter().map(|(n, _)| *n).collect();
         assert_eq!(bounded, KERNEL_NAMES, "a kernel without __launch_bounds__");
     }
     let ptx = IMAGES.iter().find(|i| !i.cubin).expect("no PTX for newer GPUs");

@@ -7,8 +7,9 @@ use std::sync::Mutex;
 
 use fear::data::dataset::{Normalization, Split};
 use fear::data::Dataset;
-use fear::engine::cuda::launch::{check_resources, set_sync_every_launch, Dims, KernelFootprint};
+use fear::engine::cuda::launch::{check_resources, set_sync_every_launch, Dims, GpuAddresses, KernelFootprint};
 use fear::engine::cuda::{launch, Gpu};
+use fear::engine::ops::ElementwiseKernel;
 use fear::engine::{AnyDevice, Device, Kernel, Loc, MemoryLayout, PlanOptions, Session, Space};
 use fear::net::{tiny_network, NetConfig};
 use fear::rank::results::ResultsFile;
@@ -64,7 +65,7 @@ fn a_kernel_on_one_stream_is_not_seen_by_another_without_a_wait() {
     let mut mem = a.alloc(&MemoryLayout { work: 16, labels: 1, ..MemoryLayout::default() }).unwrap();
     let (x, y) = (Loc::new(Space::Work, 0, 8), Loc::new(Space::Work, 8, 8));
     a.write(&mut mem, x, &[-1.0, 2.0, -3.0, 4.0, -5.0, 6.0, -7.0, 8.0]).unwrap();
-    a.launch(&mut mem, &Kernel::Relu { x, y }).unwrap();
+    a.launch(&mut mem, &Kernel::Elementwise(ElementwiseKernel::Relu { x, y })).unwrap();
     let y_ptr = mem.address(y).unwrap();
     assert_eq!(floats(&b, y_ptr, 8), [0.0; 8], "stream A's kernel ran before anyone waited for it");
     a.synchronize().unwrap();
@@ -127,15 +128,15 @@ fn sessions_on_one_gpu_have_their_own_streams() {
 /// kernel, and then every call on every stream of the device, until it is reopened.
 #[test]
 fn a_sticky_error_poisons_the_device_until_reopened() {
-    let gpu = Gpu::emulated_with_fault("fear_relu_forward", 1);
+    let gpu = Gpu::emulated_with_fault("fear_relu", 1);
     let other = gpu.new_stream().unwrap();
     let mut mem = gpu.alloc(&MemoryLayout { work: 16, labels: 1, ..MemoryLayout::default() }).unwrap();
     let (x, y) = (Loc::new(Space::Work, 0, 8), Loc::new(Space::Work, 8, 8));
-    gpu.launch(&mut mem, &Kernel::Relu { x, y }).unwrap();
+    gpu.launch(&mut mem, &Kernel::Elementwise(ElementwiseKernel::Relu { x, y })).unwrap();
     gpu.synchronize().unwrap();
-    gpu.launch(&mut mem, &Kernel::Relu { x, y }).unwrap();
+    gpu.launch(&mut mem, &Kernel::Elementwise(ElementwiseKernel::Relu { x, y })).unwrap();
     let err = gpu.synchronize().unwrap_err().to_string();
-    assert!(err.contains("illegal memory access") && err.contains("fear_relu_forward"), "{err}");
+    assert!(err.contains("illegal memory access") && err.contains("fear_relu"), "{err}");
     assert!(gpu.is_poisoned() && other.is_poisoned());
     let later = other.buffer(16).map(drop).unwrap_err().to_string();
     assert!(later.contains("sticky"), "{later}");
@@ -143,7 +144,7 @@ fn a_sticky_error_poisons_the_device_until_reopened() {
     assert!(!fresh.is_poisoned());
     let mut mem = fresh.alloc(&MemoryLayout { work: 16, labels: 1, ..MemoryLayout::default() }).unwrap();
     fresh.write(&mut mem, x, &[1.0; 8]).unwrap();
-    fresh.launch(&mut mem, &Kernel::Relu { x, y }).unwrap();
+    fresh.launch(&mut mem, &Kernel::Elementwise(ElementwiseKernel::Relu { x, y })).unwrap();
     assert_eq!(fresh.read(&mem, y).unwrap(), [1.0; 8]);
 }
 
@@ -154,8 +155,8 @@ fn sync_every_launch_names_the_kernel_that_faulted() {
     let mut mem = gpu.alloc(&MemoryLayout { work: 24, labels: 1, ..MemoryLayout::default() }).unwrap();
     let (a, b, y) = (Loc::new(Space::Work, 0, 8), Loc::new(Space::Work, 8, 8), Loc::new(Space::Work, 16, 8));
     set_sync_every_launch(true);
-    gpu.launch(&mut mem, &Kernel::Relu { x: a, y: b }).unwrap();
-    let err = format!("{:#}", gpu.launch(&mut mem, &Kernel::Add { a, b, y }).unwrap_err());
+    gpu.launch(&mut mem, &Kernel::Elementwise(ElementwiseKernel::Relu { x: a, y: b })).unwrap();
+    let err = format!("{:#}", gpu.launch(&mut mem, &Kernel::Elementwise(ElementwiseKernel::Add { a, b, y })).unwrap_err());
     set_sync_every_launch(false);
     assert!(err.contains("FEAR_CUDA_SYNC=1: fear_add faulted"), "{err}");
 }
@@ -281,7 +282,7 @@ fn lengths_that_would_wrap_a_32_bit_index_are_refused() {
     let gpu = Gpu::emulated();
     let mut mem = gpu.alloc(&MemoryLayout { work: 16, labels: 1, ..MemoryLayout::default() }).unwrap();
     let huge = Loc::new(Space::Work, 0, i32::MAX as usize - 1000);
-    let err = gpu.launch(&mut mem, &Kernel::Zero { y: huge }).unwrap_err().to_string();
+    let err = gpu.launch(&mut mem, &Kernel::Elementwise(ElementwiseKernel::Zero { y: huge })).unwrap_err().to_string();
     assert!(err.contains("32-bit index"), "{err}");
 }
 

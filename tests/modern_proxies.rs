@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use fear::engine::cpu::{feature_covariance, grad_cross_covariance, random_sign, random_signs, CrossGeom};
+use fear::engine::ops::feature_probe::{feature_covariance, grad_cross_covariance, random_sign, random_signs, CrossGeom};
 use fear::net::weights::tensor_f64;
 use fear::net::NetConfig;
 use fear::rank::zero_cost::az_nas::{largest_singular_value, spectral_entropy};
@@ -109,7 +109,7 @@ fn swap_matches_pytorch_forward_hooks() {
     // Samples are bits: unit 0 is positive in samples 0 and 2, unit 1 in none, unit 2 in sample 1.
     let x = [1.0f32, -1.0, 0.0, 0.0, 0.0, 2.0, 3.0, -2.0, 0.0];
     let mut out = [9.0f32; 3];
-    fear::engine::cpu::activation_patterns(3, 3, &x, &mut out);
+    fear::engine::ops::feature_probe::activation_patterns(3, 3, &x, &mut out);
     assert_eq!(out, [5.0, 0.0, 2.0]);
 }
 

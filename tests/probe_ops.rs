@@ -2,7 +2,7 @@
 //! tests/cpu_ops.rs: naive f64 references (f32 and f64 runs), central finite differences for the
 //! one with a backward, and the accumulate-vs-overwrite convention.
 
-use fear::engine::cpu::*;
+use fear::engine::ops::probe::*;
 use fear::engine::Float;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -177,7 +177,7 @@ fn the_resident_gpu_path_follows_the_recipe() {
     let data = Split { images: (0..24 * 3 * 16 * 16).map(|i| (i * 31 % 251) as u8).collect(), labels: (0..24).map(|i| i % 10).collect() };
     let net = NetConfig { c: 4, n: 1, classes: 10, image_size: 16 };
     let arch = fear::space::Arch::from_index(1).unwrap();
-    let loss = |split: &mut TrainSplit| {
+    let loss = |split: &mut TrainSplit<fear::engine::cuda::ResidentSplit>| {
         let mut s = Session::new(gpu.clone(), Box::new(move |b| tiny_network(&arch, &net, b)), 8, PlanOptions::default()).unwrap();
         s.init_params(3).unwrap();
         train_epoch(&mut s, split, 8, 7, 0, 0.1, &mut |_| {}).unwrap().train_loss.to_bits()

@@ -6,8 +6,8 @@
 
 use fear::data::augment::Augment;
 use fear::data::dataset::{Normalization, Split};
-use fear::engine::cuda::Gpu;
-use fear::engine::{Cpu, PlanOptions, Session};
+use fear::engine::cuda::{Gpu, ResidentSplit};
+use fear::engine::{Cpu, PlanOptions, ResidentImages, Session};
 use fear::net::{stage2_prefixes, tiny_network, NetConfig};
 use fear::train::{train_epoch, EpochReport, TrainSplit};
 use rand::{Rng, SeedableRng};
@@ -34,7 +34,7 @@ fn session(gpu: &Gpu) -> Session<f32, Gpu> {
 }
 
 /// Two epochs at batch 16 over 40 images (16, 16, 8), then stage 2 at batch 32 (32, 8).
-fn train(s: &mut Session<f32, Gpu>, data: &mut TrainSplit) -> Vec<EpochReport> {
+fn train(s: &mut Session<f32, Gpu>, data: &mut TrainSplit<ResidentSplit>) -> Vec<EpochReport> {
     let mut reports = Vec::new();
     for epoch in 0..2 {
         reports.push(train_epoch(s, data, 16, 7, epoch, 0.1, &mut |_| {}).unwrap());

@@ -4,7 +4,8 @@
 //! growth) and eval steps. On the emulated GPU always; on a real one with `FEAR_TEST_CUDA=1`.
 
 use fear::engine::cuda::{Gpu, GpuCapture};
-use fear::engine::{Cpu, Device, Kernel, Loc, MemoryLayout, PlanOptions, Session, Space, StepOutput};
+use fear::engine::ops::ElementwiseKernel;
+use fear::engine::{Cpu, Device, Kernel, Loc, MemoryLayout, PlanOptions, ResidentImages, Session, Space, StepOutput};
 use fear::net::{stage2_prefixes, tiny_network, NetConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -150,7 +151,7 @@ fn a_capture_runs_only_when_replayed_and_only_on_its_buffers() {
     let mut mem = gpu.alloc(&MemoryLayout { work: 16, labels: 1, ..MemoryLayout::default() }).unwrap();
     let (x, y) = (Loc::new(Space::Work, 0, 8), Loc::new(Space::Work, 8, 8));
     gpu.write(&mut mem, x, &[-1.0, 2.0, -3.0, 4.0, -5.0, 6.0, -7.0, 8.0]).unwrap();
-    let captured = gpu.capture(&mut mem, &[&Kernel::Relu { x, y }]).unwrap().unwrap();
+    let captured = gpu.capture(&mut mem, &[&Kernel::Elementwise(ElementwiseKernel::Relu { x, y })]).unwrap().unwrap();
     assert_eq!(captured.launches(), 1);
     assert_eq!(gpu.read(&mem, y).unwrap(), [0.0; 8], "capturing ran the kernel");
     gpu.write(&mut mem, x, &[1.0, -2.0, 3.0, -4.0, 5.0, -6.0, 7.0, -8.0]).unwrap();

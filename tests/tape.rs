@@ -127,7 +127,10 @@ fn frozen_prefix_records_no_backward_and_saves_less() {
                 assert!(loc.offset >= stem_len, "{} writes a frozen gradient at {loc:?}", k.name());
             }
         }
-        assert!(!k.name().starts_with("conv_backward") || !matches!(k, fear::engine::Kernel::ConvBackwardInput { g, .. } if g.c_in == 3));
+        assert!(
+            !k.name().starts_with("conv_backward")
+                || !matches!(k, fear::engine::Kernel::Conv(fear::engine::ops::ConvKernel::BackwardInput { g, .. }) if g.c_in == 3)
+        );
     }
     // Exactly the nodes downstream of a trainable parameter: conv_a's conv and BN, the
     // downsample conv, the sum, lastact's BN, the ReLU, the global pool, the linear layer and the
@@ -187,7 +190,7 @@ fn sgd_matches_pytorch_semantics_over_two_steps() {
     let (mut expect_w, mut expect_buf) = (w, [0.0f64; 3]);
     for (step, g) in grads.iter().enumerate() {
         let mut g_in = *g;
-        fear::engine::cpu::sgd_step(&mut w, &mut g_in, &mut buf, lr, m, wd, true);
+        fear::engine::ops::optim::sgd(&mut w, &mut g_in, &mut buf, lr, m, wd, true);
         for i in 0..3 {
             let d = g[i] + wd * expect_w[i];
             expect_buf[i] = if step == 0 { d } else { m * expect_buf[i] + d };
@@ -200,13 +203,13 @@ fn sgd_matches_pytorch_semantics_over_two_steps() {
 #[test]
 fn clipping_scales_to_the_max_norm() {
     let mut g = vec![3.0f64, 4.0];
-    let ss = fear::engine::cpu::sum_squares(&g);
+    let ss = fear::engine::ops::optim::sum_squares(&g);
     assert_eq!(ss, 25.0);
-    fear::engine::cpu::clip_by_norm(&mut g, ss, 1.0);
+    fear::engine::ops::optim::clip_by_norm(&mut g, ss, 1.0);
     let norm = (g[0] * g[0] + g[1] * g[1]).sqrt();
     assert!((norm - 5.0 / (5.0 + 1e-6)).abs() < 1e-12);
     let mut small = vec![0.3f64, 0.4];
-    fear::engine::cpu::clip_by_norm(&mut small, 0.25, 1.0);
+    fear::engine::ops::optim::clip_by_norm(&mut small, 0.25, 1.0);
     assert_eq!(small, vec![0.3, 0.4]);
 }
 
@@ -292,7 +295,7 @@ fn run_kernel(work: &[f64], kernel: &fear::engine::Kernel) -> Vec<f64> {
 
 #[test]
 fn assign_mode_is_zero_then_accumulate_bit_for_bit_and_ignores_what_dx_held() {
-    use fear::engine::cpu::{BnGeom, ConvGeom};
+    use fear::engine::ops::{BnGeom, BnKernel, ConvGeom, ConvKernel, ElementwiseKernel};
     use fear::engine::{Kernel, Loc, Space};
     let mut at = 0;
     let mut loc = |len: usize| {
@@ -312,13 +315,15 @@ fn assign_mode_is_zero_then_accumulate_bit_for_bit_and_ignores_what_dx_held() {
     // Each case: the output it writes, and its kernel in accumulate (true) or assign mode.
     type Case = (Loc, Box<dyn Fn(bool) -> Kernel>);
     let cases: Vec<Case> = vec![
-        (cx, Box::new(move |accumulate| Kernel::ConvBackwardInput { g, dy: cy, w: cw, dx: cx, accumulate })),
+        (cx, Box::new(move |accumulate| Kernel::Conv(ConvKernel::BackwardInput { g, dy: cy, w: cw, dx: cx, accumulate }))),
         (
             bdx,
-            Box::new(move |accumulate| Kernel::BnBackward { g: b, x: bx, dy: bdy, gamma, mean, invstd, dx: Some(bdx), dgamma: None, dbeta: None, accumulate }),
+            Box::new(move |accumulate| {
+                Kernel::Bn(BnKernel::Backward { g: b, x: bx, dy: bdy, gamma, mean, invstd, dx: Some(bdx), dgamma: None, dbeta: None, accumulate })
+            }),
         ),
-        (dx, Box::new(move |accumulate| Kernel::ReluBackward { y, dy, dx, accumulate })),
-        (dx, Box::new(move |accumulate| Kernel::Accumulate { acc: dx, x: dy, accumulate })),
+        (dx, Box::new(move |accumulate| Kernel::Elementwise(ElementwiseKernel::ReluBackward { y, dy, dx, accumulate }))),
+        (dx, Box::new(move |accumulate| Kernel::Elementwise(ElementwiseKernel::Accumulate { acc: dx, x: dy, accumulate }))),
     ];
     for (out, kernel) in cases {
         let assigned = run_kernel(&work, &kernel(false));

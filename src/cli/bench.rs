@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::data::augment::Augment;
 use crate::data::dataset::Normalization;
-use crate::engine::{AnyDevice, Device, PlanOptions, Session, StepOutput};
+use crate::engine::{AnyDevice, Device, PlanOptions, ResidentImages, Session, StepOutput};
 use crate::net::{stage2_prefixes, tiny_network, NetConfig};
 
 #[derive(Args, Debug)]

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::engine::cuda::ops::launch_names;
+use crate::engine::ops::{ConvKernel, LinearKernel};
 use crate::engine::plan::plan;
 use crate::engine::{Kernel, PlanOptions, Program};
 use crate::net::{stage2_prefixes, tiny_network, NetConfig};
@@ -54,7 +54,7 @@ pub fn plan_stats(arch: &Arch, device: &str, batch: usize) -> Result<PlanStats> 
     let keep = stage2_prefixes(&cfg, FROZEN_CELLS);
     let trainable: Vec<bool> = graph.params.iter().map(|p| keep.iter().any(|k| p.name == *k || p.name.starts_with(&format!("{k}.")))).collect();
     let frozen = plan(&graph, &trainable, &opts);
-    let names = |k: &Kernel| if gpu { launch_names(k) } else { vec![k.name()] };
+    let names = |k: &Kernel| if gpu { k.launch_names() } else { vec![k.name()] };
     let mut table: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
     for (p, frozen_step) in [(&full, false), (&frozen, true)] {
         for name in step(p).flat_map(names) {
@@ -94,11 +94,13 @@ fn bytes(k: &Kernel) -> u64 {
 }
 
 fn flops(k: &Kernel) -> u64 {
-    let conv = |g: &crate::engine::cpu::ConvGeom| 2 * (g.y_len() * g.c_in * g.k * g.k) as u64;
+    let conv = |g: &crate::engine::ops::ConvGeom| 2 * (g.y_len() * g.c_in * g.k * g.k) as u64;
     match k {
-        Kernel::ConvForward { g, .. } | Kernel::ConvBackwardInput { g, .. } | Kernel::ConvBackwardWeight { g, .. } => conv(g),
-        Kernel::LinearForward { g, .. } => 2 * (g.n * g.d_in * g.d_out) as u64,
-        Kernel::LinearBackward { g, dx, dw, .. } => 2 * (g.n * g.d_in * g.d_out) as u64 * (dx.is_some() as u64 + dw.is_some() as u64),
+        Kernel::Conv(ConvKernel::Forward { g, .. })
+        | Kernel::Conv(ConvKernel::BackwardInput { g, .. })
+        | Kernel::Conv(ConvKernel::BackwardWeight { g, .. }) => conv(g),
+        Kernel::Linear(LinearKernel::Forward { g, .. }) => 2 * (g.n * g.d_in * g.d_out) as u64,
+        Kernel::Linear(LinearKernel::Backward { g, dx, dw, .. }) => 2 * (g.n * g.d_in * g.d_out) as u64 * (dx.is_some() as u64 + dw.is_some() as u64),
         _ => 0,
     }
 }

@@ -2,13 +2,7 @@
 
 use anyhow::{bail, Result};
 
-/// Per-channel normalisation on the `[0, 1]` scale, as torchvision's
-/// `ToTensor()` + `Normalize(mean, std)`: `x = (byte / 255 - mean[c]) / std[c]`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Normalization {
-    pub mean: [f32; 3],
-    pub std: [f32; 3],
-}
+pub use crate::engine::ops::augment::Normalization;
 
 impl Normalization {
     /// CIFAR-10 (SPEC 3).
@@ -19,24 +13,6 @@ impl Normalization {
     pub const IMAGENET16: Normalization = Normalization { mean: [0.4810, 0.4575, 0.4079], std: [0.2479, 0.2402, 0.2552] };
     /// `ToTensor()` alone: `byte / 255` (the FEAR paper's ImageNet16-120 runs).
     pub const NONE: Normalization = Normalization { mean: [0.0; 3], std: [1.0; 3] };
-
-    /// The normalised value of byte `b` in channel `c`, computed exactly as PyTorch does in f32:
-    /// `(b / 255 - mean) / std`.
-    #[inline]
-    pub fn apply(&self, c: usize, b: u8) -> f32 {
-        (b as f32 / 255.0 - self.mean[c]) / self.std[c]
-    }
-
-    /// `lut()[c][b] == self.apply(c, b)`: the table the batch fillers use.
-    pub fn lut(&self) -> [[f32; 256]; 3] {
-        let mut t = [[0f32; 256]; 3];
-        for (c, row) in t.iter_mut().enumerate() {
-            for (b, v) in row.iter_mut().enumerate() {
-                *v = self.apply(c, b as u8);
-            }
-        }
-        t
-    }
 
     /// Per-channel mean and standard deviation (population, over every pixel) of `images`,
     /// on the `[0, 1]` scale: how the standard CIFAR constants were computed. Used for image

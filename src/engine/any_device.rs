@@ -1,13 +1,13 @@
 //! [`AnyDevice`]: the device chosen at run time (`--device`), so the command-line code holds one
 //! session type whatever the machine has.
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 
-use super::cuda::data::ResidentSplit;
-use super::cuda::{Gpu, GpuCapture, GpuMemory};
-use super::device::{Cpu, CpuMemory, Device, MemoryLayout};
+use super::cpu_device::{Cpu, CpuMemory};
+use super::cuda::{Gpu, GpuCapture, GpuMemory, ResidentSplit};
+use super::device::{Device, MemoryLayout};
 use super::kernel::{Kernel, Loc};
-use crate::data::augment::Augment;
+use super::ops::augment::Augment;
 
 /// The CPU or a GPU (real or emulated), for f32 steps.
 #[derive(Clone)]
@@ -64,6 +64,7 @@ impl Device<f32> for AnyDevice {
     type Memory = AnyMemory;
     /// Only a GPU captures.
     type Captured = GpuCapture;
+    type Resident = ResidentSplit;
 
     fn name(&self) -> String {
         match self {
@@ -143,14 +144,14 @@ impl Device<f32> for AnyDevice {
 
     fn make_resident(&self, images: &[u8], aug: &Augment) -> Result<Option<ResidentSplit>> {
         match self {
-            AnyDevice::Cpu(c) => Device::<f32>::make_resident(c, images, aug),
+            AnyDevice::Cpu(c) => Ok(Device::<f32>::make_resident(c, images, aug)?.map(|never| match never {})),
             AnyDevice::Gpu(g) => Device::<f32>::make_resident(g, images, aug),
         }
     }
 
     fn augment_resident(&self, mem: &mut AnyMemory, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, n: usize, out: Loc) -> Result<()> {
         match (self, mem) {
-            (AnyDevice::Cpu(c), AnyMemory::Cpu(m)) => c.augment_resident(m, split, seed, epoch, start, n, out),
+            (AnyDevice::Cpu(c), AnyMemory::Cpu(_)) => Err(no_resident_images(c)),
             (AnyDevice::Gpu(g), AnyMemory::Gpu(m)) => Device::<f32>::augment_resident(g, m, split, seed, epoch, start, n, out),
             _ => Err(mismatch()),
         }
@@ -169,7 +170,7 @@ impl Device<f32> for AnyDevice {
         lr: f32,
     ) -> Result<()> {
         match (self, mem) {
-            (AnyDevice::Cpu(c), AnyMemory::Cpu(m)) => c.feed_resident(m, split, seed, epoch, start, n, out, lr_at, lr),
+            (AnyDevice::Cpu(c), AnyMemory::Cpu(_)) => Err(no_resident_images(c)),
             (AnyDevice::Gpu(g), AnyMemory::Gpu(m)) => g.feed_resident(m, split, seed, epoch, start, n, out, lr_at, lr),
             _ => Err(mismatch()),
         }
@@ -213,4 +214,9 @@ impl Device<f32> for AnyDevice {
             _ => Err(mismatch()),
         }
     }
+}
+
+/// The CPU keeps no images on the device (so it is never given a [`ResidentSplit`] to use).
+fn no_resident_images(c: &Cpu) -> anyhow::Error {
+    anyhow!("{} keeps no images on the device", Device::<f32>::name(c))
 }

@@ -1,16 +1,20 @@
-//! The engine: element types, the CPU ops, kernels, devices, the graph, its plan and the tape.
+//! The engine: element types, the ops (each family's geometry, CPU and CUDA faces, launches and
+//! self-test cases in one folder of [`ops`]), kernels (an op on fixed locations), devices, the
+//! graph, its plan and the tape.
 pub mod any_device;
-pub mod cpu;
+pub mod cpu_device;
 pub mod cuda;
 pub mod device;
 pub mod float;
 pub mod graph;
 pub mod kernel;
+pub mod ops;
 pub mod plan;
 pub mod session;
 
 pub use any_device::AnyDevice;
-pub use device::{Cpu, Device, MemoryLayout};
+pub use cpu_device::Cpu;
+pub use device::{Device, MemoryLayout, ResidentImages};
 pub use float::Float;
 pub use graph::{Graph, GraphBuilder, Head, Init, ParamSpec};
 pub use kernel::{Kernel, Loc, Space};

@@ -19,10 +19,13 @@
 //! values the tape reads stay alive into backward, and those are the step's saved bytes. The
 //! result is a fixed kernel list over fixed locations, the same every step.
 
-use super::cpu::{BnGeom, ConvGeom, CrossGeom, LinearGeom, PoolGeom};
 use super::device::MemoryLayout;
 use super::graph::{Graph, Op, Source, ValueId};
 use super::kernel::{Kernel, Loc, Space};
+use super::ops::{
+    BnGeom, BnKernel, ConvGeom, ConvKernel, CrossGeom, ElementwiseKernel, FeatureProbeKernel, LinearGeom, LinearKernel, LossKernel, OptimKernel, PoolGeom,
+    PoolKernel, ProbeKernel,
+};
 
 /// What kind of step to plan.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -39,23 +42,23 @@ pub struct PlanOptions {
     pub weight_decay: f64,
     pub nesterov: bool,
     /// Also compute, during backward, the Fisher term of every conv and linear output
-    /// ([`Kernel::ChannelFisher`]; read from [`Program::fisher`]).
+    /// ([`ProbeKernel::ChannelFisher`]; read from [`Program::fisher`]).
     pub fisher: bool,
     /// Also accumulate, during forward, the Gram matrix of the binary codes of every ReLU's
-    /// input ([`Kernel::BinaryCodeGram`]; read from [`Program::code_gram`]).
+    /// input ([`ProbeKernel::BinaryCodeGram`]; read from [`Program::code_gram`]).
     pub relu_codes: bool,
     /// AZ-NAS's probes of the graph's features, the cotangents drawn from this seed: during
-    /// forward the channel covariance of every feature ([`Kernel::FeatureCovariance`]); during
-    /// backward each cell's output gradient is replaced by random signs ([`Kernel::RandomSigns`])
+    /// forward the channel covariance of every feature ([`FeatureProbeKernel::FeatureCovariance`]); during
+    /// backward each cell's output gradient is replaced by random signs ([`FeatureProbeKernel::RandomSigns`])
     /// so that its input gradient is that cell's own vector-Jacobian product, whose
-    /// cross-covariance with the signs is kept ([`Kernel::GradCrossCovariance`]). Read from
+    /// cross-covariance with the signs is kept ([`FeatureProbeKernel::GradCrossCovariance`]). Read from
     /// [`Program::feature_cov`] and [`Program::cell_cross`].
     pub cell_probes: Option<u64>,
     /// MeCo's probe: during forward, the channel covariance of the first sample of every tapped
     /// value ([`Graph::taps`]; read from [`Program::tap_cov`]).
     pub taps: bool,
     /// SWAP's probe: during forward, every ReLU input's sample-wise activation patterns
-    /// ([`Kernel::ActivationPatterns`]; read from [`Program::relu_patterns`]).
+    /// ([`FeatureProbeKernel::ActivationPatterns`]; read from [`Program::relu_patterns`]).
     pub relu_patterns: bool,
 }
 
@@ -124,7 +127,7 @@ pub fn plan(graph: &Graph, trainable: &[bool], opts: &PlanOptions) -> Program {
     if opts.relu_codes {
         let n = graph.batch();
         let k = p.vbuf(n * n, BufKind::Activation);
-        p.kernels.push(Kernel::Zero { y: k });
+        p.kernels.push(Kernel::Elementwise(ElementwiseKernel::Zero { y: k }));
         p.code_gram = Some(k);
     }
     for i in 0..graph.nodes.len() {
@@ -139,7 +142,7 @@ pub fn plan(graph: &Graph, trainable: &[bool], opts: &PlanOptions) -> Program {
     let n_forward = p.kernels.len();
     let mut backward_nodes = 0;
     if opts.train && p.requires_grad[graph.loss.0] {
-        p.kernels.push(Kernel::Zero { y: Loc::new(Space::ParamGrads, 0, graph.param_len()) });
+        p.kernels.push(Kernel::Elementwise(ElementwiseKernel::Zero { y: Loc::new(Space::ParamGrads, 0, graph.param_len()) }));
         if opts.cell_probes.is_some() {
             p.cell_cross = vec![None; graph.features.len().saturating_sub(1)];
         }
@@ -306,7 +309,7 @@ impl<'g> Planner<'g> {
             return g;
         }
         let g = self.vbuf(self.graph.values[v.0].len(), BufKind::Gradient);
-        self.kernels.push(Kernel::Zero { y: g });
+        self.kernels.push(Kernel::Elementwise(ElementwiseKernel::Zero { y: g }));
         self.grads[v.0] = Some(g);
         g
     }
@@ -348,7 +351,9 @@ impl<'g> Planner<'g> {
         let y = if terminal { self.scalars.loss } else { self.vbuf(out_len, BufKind::Activation) };
         self.acts[node.output.0] = Some(y);
         let kernel = match node.op {
-            Op::Conv { stride, pad } => Kernel::ConvForward { g: self.conv_geom(ins[0], ins[1], stride, pad), x: self.act(ins[0]), w: self.act(ins[1]), y },
+            Op::Conv { stride, pad } => {
+                Kernel::Conv(ConvKernel::Forward { g: self.conv_geom(ins[0], ins[1], stride, pad), x: self.act(ins[0]), w: self.act(ins[1]), y })
+            }
             Op::BatchNorm { running_mean, running_var, eps, momentum } => {
                 let g = self.bn_geom(ins[0]);
                 let (x, gamma, beta) = (self.act(ins[0]), self.act(ins[1]), self.act(ins[2]));
@@ -357,49 +362,55 @@ impl<'g> Planner<'g> {
                     let mean = self.vbuf(g.c, BufKind::Activation);
                     let invstd = self.vbuf(g.c, BufKind::Activation);
                     self.aux[i] = vec![mean, invstd];
-                    Kernel::BnTrainForward { g, x, gamma, beta, running_mean, running_var, y, mean, invstd, eps, momentum }
+                    Kernel::Bn(BnKernel::TrainForward { g, x, gamma, beta, running_mean, running_var, y, mean, invstd, eps, momentum })
                 } else {
-                    Kernel::BnEvalForward { g, x, gamma, beta, running_mean, running_var, y, eps }
+                    Kernel::Bn(BnKernel::EvalForward { g, x, gamma, beta, running_mean, running_var, y, eps })
                 }
             }
             Op::Relu => {
                 if let Some(k) = self.code_gram {
                     let s = self.shape(ins[0]);
                     let (n, d) = (s[0], s[1..].iter().product());
-                    self.kernels.push(Kernel::BinaryCodeGram { n, d, x: self.act(ins[0]), k });
+                    self.kernels.push(Kernel::Probe(ProbeKernel::BinaryCodeGram { n, d, x: self.act(ins[0]), k }));
                 }
                 if self.opts.relu_patterns {
                     let s = self.shape(ins[0]);
                     let (n, d) = (s[0], s[1..].iter().product());
                     let out = self.vbuf(d, BufKind::Activation);
-                    self.kernels.push(Kernel::ActivationPatterns { n, d, x: self.act(ins[0]), out });
+                    self.kernels.push(Kernel::FeatureProbe(FeatureProbeKernel::ActivationPatterns { n, d, x: self.act(ins[0]), out }));
                     self.relu_patterns.push(out);
                 }
-                Kernel::Relu { x: self.act(ins[0]), y }
+                Kernel::Elementwise(ElementwiseKernel::Relu { x: self.act(ins[0]), y })
             }
             Op::Sum => {
-                self.kernels.push(Kernel::Add { a: self.act(ins[0]), b: self.act(ins[1]), y });
+                self.kernels.push(Kernel::Elementwise(ElementwiseKernel::Add { a: self.act(ins[0]), b: self.act(ins[1]), y }));
                 for t in &ins[2..] {
-                    self.kernels.push(Kernel::Accumulate { acc: y, x: self.act(*t), accumulate: true });
+                    self.kernels.push(Kernel::Elementwise(ElementwiseKernel::Accumulate { acc: y, x: self.act(*t), accumulate: true }));
                 }
                 return;
             }
-            Op::Zeros => Kernel::Zero { y },
-            Op::AvgPool3 => Kernel::AvgPool3Forward { g: self.pool_geom(ins[0]), x: self.act(ins[0]), y },
-            Op::AvgPool2 => Kernel::AvgPool2Forward { g: self.pool_geom(ins[0]), x: self.act(ins[0]), y },
+            Op::Zeros => Kernel::Elementwise(ElementwiseKernel::Zero { y }),
+            Op::AvgPool3 => Kernel::Pool(PoolKernel::AvgPool3Forward { g: self.pool_geom(ins[0]), x: self.act(ins[0]), y }),
+            Op::AvgPool2 => Kernel::Pool(PoolKernel::AvgPool2Forward { g: self.pool_geom(ins[0]), x: self.act(ins[0]), y }),
             Op::GlobalAvgPool => {
                 let s = self.shape(ins[0]);
-                Kernel::GapForward { n: s[0], c: s[1], hw: s[2] * s[3], x: self.act(ins[0]), y }
+                Kernel::Elementwise(ElementwiseKernel::GapForward { n: s[0], c: s[1], hw: s[2] * s[3], x: self.act(ins[0]), y })
             }
-            Op::Linear => Kernel::LinearForward { g: self.linear_geom(ins[0], ins[1]), x: self.act(ins[0]), w: self.act(ins[1]), b: Some(self.act(ins[2])), y },
+            Op::Linear => Kernel::Linear(LinearKernel::Forward {
+                g: self.linear_geom(ins[0], ins[1]),
+                x: self.act(ins[0]),
+                w: self.act(ins[1]),
+                b: Some(self.act(ins[2])),
+                y,
+            }),
             Op::SoftmaxXent => {
                 let s = self.shape(ins[0]);
                 let probs = self.vbuf(s[0] * s[1], BufKind::Activation);
                 self.aux[i] = vec![probs];
                 let (loss, correct) = (self.scalars.loss, self.scalars.correct);
-                Kernel::SoftmaxXentForward { n: s[0], classes: s[1], logits: self.act(ins[0]), probs, loss, correct }
+                Kernel::Loss(LossKernel::SoftmaxXentForward { n: s[0], classes: s[1], logits: self.act(ins[0]), probs, loss, correct })
             }
-            Op::SumAll => Kernel::SumAll { x: self.act(ins[0]), out: y },
+            Op::SumAll => Kernel::Probe(ProbeKernel::SumAll { x: self.act(ins[0]), out: y }),
         };
         self.kernels.push(kernel);
     }
@@ -415,12 +426,12 @@ impl<'g> Planner<'g> {
             // The loss seeds the backward pass: d loss / d loss = 1.
             let s = self.shape(ins[0]);
             let dlogits = self.grad(ins[0]);
-            self.kernels.push(Kernel::SoftmaxXentBackward { n: s[0], classes: s[1], probs: self.aux[i][0], dlogits });
+            self.kernels.push(Kernel::Loss(LossKernel::SoftmaxXentBackward { n: s[0], classes: s[1], probs: self.aux[i][0], dlogits }));
             return true;
         }
         if node.op == Op::SumAll {
             let dx = self.grad(ins[0]);
-            self.kernels.push(Kernel::SumAllBackward { dx });
+            self.kernels.push(Kernel::Probe(ProbeKernel::SumAllBackward { dx }));
             return true;
         }
         let Some(dy) = self.grads[node.output.0] else {
@@ -435,10 +446,10 @@ impl<'g> Planner<'g> {
                 let g = self.conv_geom(ins[0], ins[1], stride, pad);
                 let (x, w) = (self.act(ins[0]), self.act(ins[1]));
                 if let Some(dw) = self.grad_if_needed(ins[1]) {
-                    self.kernels.push(Kernel::ConvBackwardWeight { g, x, dy, dw });
+                    self.kernels.push(Kernel::Conv(ConvKernel::BackwardWeight { g, x, dy, dw }));
                 }
                 if let Some((dx, accumulate)) = self.grad_to_write(ins[0]) {
-                    self.kernels.push(Kernel::ConvBackwardInput { g, dy, w, dx, accumulate });
+                    self.kernels.push(Kernel::Conv(ConvKernel::BackwardInput { g, dy, w, dx, accumulate }));
                 }
             }
             Op::BatchNorm { .. } => {
@@ -448,11 +459,11 @@ impl<'g> Planner<'g> {
                 let dgamma = self.grad_if_needed(ins[1]);
                 let dbeta = self.grad_if_needed(ins[2]);
                 let (dx, accumulate) = self.grad_to_write(ins[0]).map_or((None, true), |(dx, a)| (Some(dx), a));
-                self.kernels.push(Kernel::BnBackward { g, x, dy, gamma, mean, invstd, dx, dgamma, dbeta, accumulate });
+                self.kernels.push(Kernel::Bn(BnKernel::Backward { g, x, dy, gamma, mean, invstd, dx, dgamma, dbeta, accumulate }));
             }
             Op::Relu => {
                 if let Some((dx, accumulate)) = self.grad_to_write(ins[0]) {
-                    self.kernels.push(Kernel::ReluBackward { y, dy, dx, accumulate });
+                    self.kernels.push(Kernel::Elementwise(ElementwiseKernel::ReluBackward { y, dy, dx, accumulate }));
                 }
             }
             Op::Sum => {
@@ -462,7 +473,7 @@ impl<'g> Planner<'g> {
                         continue;
                     }
                     if let Some((dx, accumulate)) = self.grad_to_write(*t) {
-                        self.kernels.push(Kernel::Accumulate { acc: dx, x: dy, accumulate });
+                        self.kernels.push(Kernel::Elementwise(ElementwiseKernel::Accumulate { acc: dx, x: dy, accumulate }));
                     }
                 }
             }
@@ -470,13 +481,17 @@ impl<'g> Planner<'g> {
             Op::AvgPool3 | Op::AvgPool2 => {
                 let g = self.pool_geom(ins[0]);
                 if let Some(dx) = self.grad_if_needed(ins[0]) {
-                    self.kernels.push(if node.op == Op::AvgPool3 { Kernel::AvgPool3Backward { g, dy, dx } } else { Kernel::AvgPool2Backward { g, dy, dx } });
+                    self.kernels.push(if node.op == Op::AvgPool3 {
+                        Kernel::Pool(PoolKernel::AvgPool3Backward { g, dy, dx })
+                    } else {
+                        Kernel::Pool(PoolKernel::AvgPool2Backward { g, dy, dx })
+                    });
                 }
             }
             Op::GlobalAvgPool => {
                 let s = self.shape(ins[0]);
                 if let Some(dx) = self.grad_if_needed(ins[0]) {
-                    self.kernels.push(Kernel::GapBackward { n: s[0], c: s[1], hw: s[2] * s[3], dy, dx });
+                    self.kernels.push(Kernel::Elementwise(ElementwiseKernel::GapBackward { n: s[0], c: s[1], hw: s[2] * s[3], dy, dx }));
                 }
             }
             Op::Linear => {
@@ -485,7 +500,7 @@ impl<'g> Planner<'g> {
                 let dw = self.grad_if_needed(ins[1]);
                 let db = self.grad_if_needed(ins[2]);
                 let dx = self.grad_if_needed(ins[0]);
-                self.kernels.push(Kernel::LinearBackward { g, x, w, dy, dx, dw, db });
+                self.kernels.push(Kernel::Linear(LinearKernel::Backward { g, x, w, dy, dx, dw, db }));
             }
             Op::SoftmaxXent | Op::SumAll => unreachable!("handled above"),
         }
@@ -499,7 +514,7 @@ impl<'g> Planner<'g> {
         let s = self.shape(out_v);
         let (n, c, hw) = (s[0], s[1], s[2..].iter().product());
         let out = self.vbuf(c, BufKind::Activation);
-        self.kernels.push(Kernel::ChannelFisher { n, c, hw, x: y, dy, out });
+        self.kernels.push(Kernel::Probe(ProbeKernel::ChannelFisher { n, c, hw, x: y, dy, out }));
         self.fisher.push((param.0, out));
     }
 
@@ -515,7 +530,7 @@ impl<'g> Planner<'g> {
             let s = self.shape(v);
             let (n, c, hw) = (s[0], s[1], s[2..].iter().product());
             let out = self.vbuf(c * c, BufKind::Activation);
-            self.kernels.push(Kernel::FeatureCovariance { n, c, hw, x: self.act(v), out });
+            self.kernels.push(Kernel::FeatureProbe(FeatureProbeKernel::FeatureCovariance { n, c, hw, x: self.act(v), out }));
             self.feature_cov.push(out);
         }
     }
@@ -539,7 +554,7 @@ impl<'g> Planner<'g> {
             let mut x = self.act(v);
             x.len = c * hw; // the first sample: a prefix of the buffer
             let out = self.vbuf(c * c, BufKind::Activation);
-            self.kernels.push(Kernel::FeatureCovariance { n: 1, c, hw, x, out });
+            self.kernels.push(Kernel::FeatureProbe(FeatureProbeKernel::FeatureCovariance { n: 1, c, hw, x, out }));
             self.tap_cov.push((out, k));
         }
     }
@@ -557,12 +572,12 @@ impl<'g> Planner<'g> {
             let g = CrossGeom { n: si[0], c_in: si[1], h_in: si[2], w_in: si[3], c_out: so[1], h_out: so[2], w_out: so[3] };
             let (g_in, g_out) = (self.grad(v), self.grad(next));
             let out = self.vbuf(g.out_len(), BufKind::Activation);
-            self.kernels.push(Kernel::GradCrossCovariance { g, g_in, g_out, out });
+            self.kernels.push(Kernel::FeatureProbe(FeatureProbeKernel::GradCrossCovariance { g, g_in, g_out, out }));
             self.cell_cross[k] = Some((g, out));
         }
         if j >= 1 {
             let y = self.grad(v);
-            self.kernels.push(Kernel::RandomSigns { seed: cotangent_seed(seed, j), y });
+            self.kernels.push(Kernel::FeatureProbe(FeatureProbeKernel::RandomSigns { seed: cotangent_seed(seed, j), y }));
         }
     }
 
@@ -598,8 +613,8 @@ fn update_kernels(graph: &Graph, trainable: &[bool], opts: &PlanOptions, s: &Sca
     let all = Loc::new(Space::ParamGrads, 0, graph.param_len());
     if let Some(max_norm) = opts.grad_clip {
         // Frozen gradients are zero, so the whole buffer's norm is the trainable parameters' norm.
-        kernels.push(Kernel::SumSquares { x: all, out: s.grad_sum_sq });
-        kernels.push(Kernel::ClipByNorm { grads: all, sum_sq: s.grad_sum_sq, max_norm });
+        kernels.push(Kernel::Optim(OptimKernel::SumSquares { x: all, out: s.grad_sum_sq }));
+        kernels.push(Kernel::Optim(OptimKernel::ClipByNorm { grads: all, sum_sq: s.grad_sum_sq, max_norm }));
     }
     let mut runs: Vec<(usize, usize)> = Vec::new();
     for (spec, _) in graph.params.iter().zip(trainable).filter(|(_, t)| **t) {
@@ -609,7 +624,7 @@ fn update_kernels(graph: &Graph, trainable: &[bool], opts: &PlanOptions, s: &Sca
         }
     }
     for (offset, len) in runs {
-        kernels.push(Kernel::Sgd {
+        kernels.push(Kernel::Optim(OptimKernel::Sgd {
             w: Loc::new(Space::Params, offset, len),
             g: Loc::new(Space::ParamGrads, offset, len),
             buf: Loc::new(Space::Momentum, offset, len),
@@ -617,7 +632,7 @@ fn update_kernels(graph: &Graph, trainable: &[bool], opts: &PlanOptions, s: &Sca
             momentum: opts.momentum,
             weight_decay: opts.weight_decay,
             nesterov: opts.nesterov,
-        });
+        }));
     }
     kernels
 }

@@ -13,7 +13,6 @@ use anyhow::{anyhow, ensure, Context, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::cuda::data::ResidentSplit;
 use super::device::{Device, MemoryLayout};
 use super::graph::{Graph, Init, ParamSpec};
 use super::kernel::{Kernel, Loc, Space};
@@ -201,19 +200,19 @@ impl<T: Float, D: Device<T>> Session<T, D> {
 
     /// [`Session::train_step`] on the batch at positions `start .. start + labels.len()` of a
     /// resident split's epoch order, augmented on the device for `(seed, epoch)`.
-    pub fn train_step_resident(&mut self, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, labels: &[u32], lr: f64) -> Result<StepOutput> {
+    pub fn train_step_resident(&mut self, split: &D::Resident, seed: u64, epoch: u64, start: usize, labels: &[u32], lr: f64) -> Result<StepOutput> {
         self.run(Input::Resident { split, seed, epoch, start }, labels, true, Some(lr))
     }
 
     /// Queues one training step on the batch at positions `start .. start + n` of a resident
     /// split's epoch order (as [`Session::train_step_resident`]) with nothing read back and
     /// nothing uploaded: the data kernel also gathers the labels (from
-    /// [`ResidentSplit::set_labels`]) and writes the learning rate, and the step's loss and hits
+    /// [`crate::engine::cuda::ResidentSplit::set_labels`]) and writes the learning rate, and the step's loss and hits
     /// stay on the device in slot `slot` until [`Session::read_queued_steps`]. With capture on,
     /// the step is a replayed graph; either way the host never waits between steps. Call
     /// [`Session::begin_queued_steps`] first.
     #[allow(clippy::too_many_arguments)]
-    pub fn train_step_queued(&mut self, split: &ResidentSplit, seed: u64, epoch: u64, start: usize, n: usize, lr: f64, slot: usize) -> Result<()> {
+    pub fn train_step_queued(&mut self, split: &D::Resident, seed: u64, epoch: u64, start: usize, n: usize, lr: f64, slot: usize) -> Result<()> {
         let p = self.program(n, true)?;
         let (input, lr_at, loss, correct) = (p.input, p.lr, p.loss, p.correct);
         self.device.feed_resident(&mut self.mem, split, seed, epoch, start, n, input, lr_at, T::from_f64(lr))?;
@@ -241,7 +240,7 @@ impl<T: Float, D: Device<T>> Session<T, D> {
         self.run(Input::Host(images), labels, false, None)
     }
 
-    fn run(&mut self, input: Input<T>, labels: &[u32], train: bool, lr: Option<f64>) -> Result<StepOutput> {
+    fn run(&mut self, input: Input<T, D::Resident>, labels: &[u32], train: bool, lr: Option<f64>) -> Result<StepOutput> {
         let n = labels.len();
         if let Input::Host(images) = input {
             let per_image: usize = self.graph.values[self.graph.input.0].shape[1..].iter().product();
@@ -421,16 +420,15 @@ impl<T: Float, D: Device<T>> Session<T, D> {
 }
 
 /// Where a step's input batch comes from.
-#[derive(Clone, Copy)]
-enum Input<'a, T> {
+enum Input<'a, T, R> {
     /// Floats in host memory, uploaded before the step.
     Host(&'a [T]),
     /// Positions `start..` of a resident split's epoch order, augmented on the device.
-    Resident { split: &'a ResidentSplit, seed: u64, epoch: u64, start: usize },
+    Resident { split: &'a R, seed: u64, epoch: u64, start: usize },
 }
 
 /// One cell's cross-covariance as read back: its geometry and values, or None for an identity cell.
-pub type CellCross<T> = Option<(crate::engine::cpu::CrossGeom, Vec<T>)>;
+pub type CellCross<T> = Option<(crate::engine::ops::CrossGeom, Vec<T>)>;
 
 /// Every parameter of `graph` drawn from its PyTorch default distribution by a generator seeded
 /// with `seed`, flat in parameter order (what [`Session::init_params`] writes).

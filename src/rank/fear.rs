@@ -152,7 +152,7 @@ pub fn run_fear<D: Device<f32>>(
 #[allow(clippy::too_many_arguments)]
 fn stage2<D: Device<f32>>(
     session: &mut Session<f32, D>,
-    train: &mut TrainSplit,
+    train: &mut TrainSplit<D::Resident>,
     net: &NetConfig,
     cfg: &FearConfig,
     seed: u64,

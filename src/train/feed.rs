@@ -7,25 +7,26 @@ use anyhow::Result;
 
 use crate::data::augment::Augment;
 use crate::data::dataset::Split;
-use crate::engine::cuda::data::ResidentSplit;
+use crate::engine::device::ResidentImages;
 use crate::engine::Device;
 
-/// A training split and its augmentation, resident on the device where it can be.
-pub struct TrainSplit<'a> {
+/// A training split and its augmentation, resident on the device where it can be (as the
+/// device's `R`, [`Device::Resident`]).
+pub struct TrainSplit<'a, R> {
     pub split: &'a Split,
     pub aug: Augment,
-    pub(crate) resident: Option<ResidentSplit>,
+    pub(crate) resident: Option<R>,
 }
 
-impl<'a> TrainSplit<'a> {
+impl<'a, R: ResidentImages> TrainSplit<'a, R> {
     /// Batches augmented on the host (any device).
-    pub fn on_host(split: &'a Split, aug: Augment) -> TrainSplit<'a> {
+    pub fn on_host(split: &'a Split, aug: Augment) -> TrainSplit<'a, R> {
         TrainSplit { split, aug, resident: None }
     }
 
     /// Resident on `device` when it can keep the images (a GPU), else on the host. The upload
     /// happens here, once for every epoch trained from this value.
-    pub fn for_device<D: Device<f32>>(device: &D, split: &'a Split, aug: Augment) -> Result<TrainSplit<'a>> {
+    pub fn for_device<D: Device<f32, Resident = R>>(device: &D, split: &'a Split, aug: Augment) -> Result<TrainSplit<'a, R>> {
         let mut resident = device.make_resident(&split.images, &aug)?;
         if let Some(r) = resident.as_mut() {
             // So each step's labels are gathered on the device too (no upload per step).

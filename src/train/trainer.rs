@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::data::augment::Augment;
 use crate::data::batches::Batcher;
 use crate::data::dataset::Split;
-use crate::engine::cuda::data::ResidentSplit;
+use crate::engine::device::ResidentImages;
 use crate::engine::{Device, Session};
 
 use super::feed::TrainSplit;
@@ -42,7 +42,7 @@ pub struct StepProgress {
 /// One epoch over `data` with batches of `batch`, shuffled and augmented from `(seed, epoch)`.
 pub fn train_epoch<D: Device<f32>>(
     session: &mut Session<f32, D>,
-    data: &mut TrainSplit,
+    data: &mut TrainSplit<D::Resident>,
     batch: usize,
     seed: u64,
     epoch: usize,
@@ -112,7 +112,7 @@ pub fn train_epoch<D: Device<f32>>(
 /// stops at the divergence all the same, and a diverged architecture's weights are not used.
 fn queue_epoch<D: Device<f32>>(
     session: &mut Session<f32, D>,
-    resident: &ResidentSplit,
+    resident: &D::Resident,
     batcher: &Batcher,
     batch: usize,
     seed: u64,

@@ -1,5 +1,6 @@
-//! What build.rs embedded from `kernels/`: the sources, the kernel names and, where NVRTC was
-//! found at build time, one image (cubin or PTX) per target with ptxas's register report.
+//! What build.rs embedded from the op families' `.cu` files and the `kernels/` headers: the
+//! sources, the kernel names and, where NVRTC was found at build time, one image (cubin or PTX)
+//! per target with ptxas's register report.
 
 /// One compiled image of all kernels.
 #[derive(Clone, Copy, Debug)]

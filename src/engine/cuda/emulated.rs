@@ -1,4 +1,4 @@
-//! The emulated backend: the kernels of `kernels/*.cu` compiled for the host by build.rs (see
+//! The emulated backend: the kernels of `src/engine/ops/*/*.cu` compiled for the host by build.rs (see
 //! `kernels/emulate/`) and run on CPU threads. Memory is host memory; a "device pointer" is a
 //! host address. Slow, but it runs every kernel through the real launch path on any machine.
 //!

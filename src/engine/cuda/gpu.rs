@@ -11,14 +11,18 @@ use std::sync::Arc;
 use anyhow::{ensure, Result};
 
 use super::capture::{capture, CapturedLaunches};
-use super::data::{ResidentSplit, StepFeed};
 use super::driver::CudaDriver;
 use super::emulated::Emulated;
-use super::launch::{Arg, Backend, DevicePtr, Dims};
-use super::ops;
-use crate::data::augment::Augment;
-use crate::engine::device::{check_no_aliasing, space_index, Device, MemoryLayout};
+use super::launch::{launch_bounded, Arg, Backend, DevicePtr, Dims, GpuAddresses, OnGpu};
+use super::resident::{ResidentSplit, StepFeed};
+use crate::engine::device::{Device, MemoryLayout};
 use crate::engine::kernel::{Kernel, Loc, Space};
+use crate::engine::ops::augment::Augment;
+
+/// Bytes of the scratch buffer each step's memory keeps for the batch-norm kernels' per-block
+/// partial sums and per-channel coefficients (see ops/batchnorm/batchnorm.cu), and for the weight
+/// gradients' per-split partials (see ops/conv/conv.cu: 8 MB hold 56 splits of a 64x64x3x3 conv).
+pub const REDUCE_SCRATCH_BYTES: usize = 8 << 20;
 
 /// A GPU (or its emulation) running f32 steps.
 #[derive(Clone)]
@@ -144,21 +148,18 @@ impl GpuCapture {
 
 const F32: usize = std::mem::size_of::<f32>();
 
-impl GpuMemory {
-    /// The device address of `loc`, after checking it lies inside its space.
-    pub fn address(&self, loc: Loc) -> Result<DevicePtr> {
-        let i = space_index(loc.space);
+impl GpuAddresses for GpuMemory {
+    fn address(&self, loc: Loc) -> Result<DevicePtr> {
+        let i = loc.space.index();
         ensure!(loc.end() <= self.lens[i], "{loc:?} lies outside its space of {} elements", self.lens[i]);
         Ok(self.spaces[i].ptr + (loc.offset * F32) as u64)
     }
 
-    /// The label buffer's address and capacity.
-    pub fn labels(&self) -> (DevicePtr, usize) {
+    fn labels(&self) -> (DevicePtr, usize) {
         (self.labels.ptr, self.label_capacity)
     }
 
-    /// The reduction scratch buffer's address and size in bytes.
-    pub fn reduce_scratch(&self) -> (DevicePtr, usize) {
+    fn reduce_scratch(&self) -> (DevicePtr, usize) {
         (self.reduce.ptr, self.reduce.bytes)
     }
 }
@@ -166,6 +167,7 @@ impl GpuMemory {
 impl Device<f32> for Gpu {
     type Memory = GpuMemory;
     type Captured = GpuCapture;
+    type Resident = ResidentSplit;
 
     fn name(&self) -> String {
         self.backend.describe()
@@ -192,14 +194,14 @@ impl Device<f32> for Gpu {
             lens,
             labels: self.buffer(layout.labels * 4)?,
             label_capacity: layout.labels,
-            reduce: self.buffer(ops::REDUCE_SCRATCH_BYTES)?,
+            reduce: self.buffer(REDUCE_SCRATCH_BYTES)?,
             steps: None,
             generation: next_generation(),
         })
     }
 
     fn grow_scratch(&self, mem: &mut GpuMemory, layout: &MemoryLayout) -> Result<()> {
-        let work = space_index(Space::Work);
+        let work = Space::Work.index();
         if mem.lens[work] < layout.work {
             mem.spaces[work] = self.buffer(layout.work * F32)?;
             mem.lens[work] = layout.work;
@@ -244,8 +246,8 @@ impl Device<f32> for Gpu {
         for loc in &locs {
             mem.address(*loc)?;
         }
-        check_no_aliasing(kernel, &locs)?;
-        ops::launch_kernel(&*self.backend, mem, kernel)
+        kernel.check_no_aliasing(&locs)?;
+        kernel.launch(&OnGpu { backend: &*self.backend, mem })
     }
 
     fn make_resident(&self, images: &[u8], aug: &Augment) -> Result<Option<ResidentSplit>> {
@@ -286,7 +288,7 @@ impl Device<f32> for Gpu {
         let Some(slots) = slots else { anyhow::bail!("step slot {slot} lies beyond the slots made by begin_steps") };
         let args = [Arg::Ptr(mem.address(loss)?), Arg::Ptr(mem.address(correct)?), Arg::Ptr(slots.ptr), Arg::len(slot)?];
         // SAFETY: loss and correct are bounds-checked locations; the slot lies inside the buffer (checked above).
-        unsafe { ops::launch_bounded(&*self.backend, "fear_record_step", Dims::elementwise(1), &args) }
+        unsafe { launch_bounded(&*self.backend, "fear_record_step", Dims::elementwise(1), &args) }
     }
 
     fn read_steps(&self, mem: &GpuMemory, steps: usize) -> Result<Vec<(f32, f32)>> {

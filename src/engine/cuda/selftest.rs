@@ -11,11 +11,10 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::gpu::Gpu;
-use crate::data::augment::Augment;
-use crate::data::dataset::Normalization;
-use crate::engine::cpu::{BnGeom, ConvGeom, LinearGeom, PoolGeom};
-use crate::engine::device::{Cpu, Device, MemoryLayout};
+use crate::engine::cpu_device::Cpu;
+use crate::engine::device::{Device, MemoryLayout};
 use crate::engine::kernel::{Kernel, Loc, Space};
+use crate::engine::ops;
 
 /// Tolerance on the relative error of elementwise kernels.
 pub const ELEMENTWISE_TOLERANCE: f64 = 1e-5;
@@ -35,7 +34,7 @@ pub struct OpCheck {
 }
 
 /// A kernel with its locations laid out one after another in the Work space.
-struct Case {
+pub(crate) struct Case {
     next: usize,
     locs: Vec<Loc>,
     presets: Vec<(Loc, Vec<f32>)>,
@@ -46,172 +45,52 @@ impl Case {
         Case { next: 0, locs: Vec::new(), presets: Vec::new() }
     }
     /// A new location of `len` elements (with a gap, so an overrun shows as a difference).
-    fn loc(&mut self, len: usize) -> Loc {
+    pub fn loc(&mut self, len: usize) -> Loc {
         let l = Loc::new(Space::Work, self.next, len);
         self.next += len + 7;
         self.locs.push(l);
         l
     }
     /// A location holding `values` instead of random numbers.
-    fn preset(&mut self, values: Vec<f32>) -> Loc {
+    pub fn preset(&mut self, values: Vec<f32>) -> Loc {
         let l = self.loc(values.len());
         self.presets.push((l, values));
         l
     }
 }
 
-fn conv_cases() -> Vec<(String, f64, Kernel)> {
-    // 9x9 gives 243 positions per weight: most of a 256-thread reduction block does real work.
-    // Every (k, stride) body of conv.cu, on 5x5 and 9x9 images (odd sides: the last stride-2
-    // window hangs over the edge). Channel counts that fill no tile evenly: 7 and 3 inputs, 4-7
-    // outputs (one partial channel group), 20 (three groups of 8, rounded up to four) and 70
-    // (two passes of 64 outputs; nine input chunks of the weight gradient); several 5x5 images
-    // share a forward tile, 9x9 ones and the 70-channel ones take one each.
-    let shapes = [
-        ("conv3x3", 3, 1, 7, 4, 5),
-        ("conv3x3_s2", 3, 2, 7, 5, 5),
-        ("conv1x1", 1, 1, 7, 6, 5),
-        ("conv1x1_s2", 1, 2, 7, 6, 5),
-        ("conv3x3_9x9", 3, 1, 7, 3, 9),
-        ("conv3x3_s2_9x9", 3, 2, 7, 7, 9),
-        ("conv1x1_9x9", 1, 1, 7, 7, 9),
-        ("conv1x1_s2_9x9", 1, 2, 3, 7, 9),
-        ("conv3x3_20ch", 3, 1, 20, 20, 5),
-        ("conv3x3_s2_70ch", 3, 2, 7, 70, 9),
-        ("conv3x3_70to7", 3, 1, 70, 7, 5),
-    ];
-    let mut out = Vec::new();
-    for (name, k, stride, c_in, c_out, side) in shapes {
-        let g = ConvGeom { n: 3, c_in, h: side, w: side, c_out, k, stride, pad: k / 2 };
-        let mut c = Case::new();
-        let (x, w, y) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
-        out.push((format!("{name}_forward"), REDUCTION_TOLERANCE, Kernel::ConvForward { g, x, w, y }));
-        // Both modes: assign must ignore the random values already in dx.
-        for (mode, accumulate) in [("", true), ("_assign", false)] {
-            out.push((format!("{name}_backward_input{mode}"), REDUCTION_TOLERANCE, Kernel::ConvBackwardInput { g, dy: y, w, dx: x, accumulate }));
-        }
-        out.push((format!("{name}_backward_weight"), REDUCTION_TOLERANCE, Kernel::ConvBackwardWeight { g, x, dy: y, dw: w }));
-    }
-    out
+/// The cases of every op family, in family order: (op name, tolerance, kernel, the values preset
+/// at some locations).
+pub(crate) struct Cases {
+    out: Vec<SelfTestCase>,
 }
 
 /// One case: op name, tolerance, kernel, and the values preset at some locations.
 type SelfTestCase = (String, f64, Kernel, Vec<(Loc, Vec<f32>)>);
 
-/// Every case.
-fn cases() -> Vec<SelfTestCase> {
-    let mut out: Vec<SelfTestCase> = conv_cases().into_iter().map(|(n, t, k)| (n, t, k, Vec::new())).collect();
-    let mut add = |name: &str, tol: f64, build: &dyn Fn(&mut Case) -> Kernel| {
+impl Cases {
+    /// A case named `name` held to `tolerance`; `build` lays out the kernel's locations with
+    /// [`Case::loc`] and [`Case::preset`].
+    pub fn add(&mut self, name: &str, tolerance: f64, build: impl FnOnce(&mut Case) -> Kernel) {
         let mut c = Case::new();
         let k = build(&mut c);
-        out.push((name.to_string(), tol, k, c.presets));
-    };
-    let positive = |n: usize| (0..n).map(|i| 0.5 + 0.1 * i as f32).collect::<Vec<f32>>();
-    // Each channel is split over up to one block per image (kernels/batchnorm.cu): 3 images in 3
-    // splits; 7 images of 100 channels in 6 uneven splits; planes of 9x9 and of 300 positions (more
-    // than a block's threads).
-    let bns = [
-        ("", BnGeom { n: 3, c: 7, hw: 25 }),
-        ("_uneven", BnGeom { n: 7, c: 100, hw: 5 }),
-        ("_9x9", BnGeom { n: 3, c: 7, hw: 81 }),
-        ("_wide", BnGeom { n: 2, c: 3, hw: 300 }),
-    ];
-    for (suffix, bn) in bns {
-        let ch = bn.c;
-        add(&format!("bn_train_forward{suffix}"), REDUCTION_TOLERANCE, &|c| {
-            let (x, gamma, beta) = (c.loc(bn.len()), c.loc(ch), c.loc(ch));
-            let (rm, rv) = (c.loc(ch), c.preset(positive(ch)));
-            let (y, mean, invstd) = (c.loc(bn.len()), c.loc(ch), c.loc(ch));
-            Kernel::BnTrainForward { g: bn, x, gamma, beta, running_mean: rm, running_var: rv, y, mean, invstd, eps: 1e-5, momentum: 0.1 }
-        });
-        add(&format!("bn_eval_forward{suffix}"), ELEMENTWISE_TOLERANCE, &|c| {
-            let (x, gamma, beta, rm, rv, y) = (c.loc(bn.len()), c.loc(ch), c.loc(ch), c.loc(ch), c.preset(positive(ch)), c.loc(bn.len()));
-            Kernel::BnEvalForward { g: bn, x, gamma, beta, running_mean: rm, running_var: rv, y, eps: 1e-5 }
-        });
-        let modes = [
-            ("bn_backward", true, true),
-            ("bn_backward_assign", true, false),
-            ("bn_backward_dx_only", false, true),
-            ("bn_backward_dx_only_assign", false, false),
-        ];
-        for (name, all, accumulate) in modes {
-            add(&format!("{name}{suffix}"), REDUCTION_TOLERANCE, &|c| {
-                let (x, dy, gamma, mean) = (c.loc(bn.len()), c.loc(bn.len()), c.loc(ch), c.loc(ch));
-                let (invstd, dx) = (c.preset(positive(ch)), c.loc(bn.len()));
-                let (dgamma, dbeta) = if all { (Some(c.loc(ch)), Some(c.loc(ch))) } else { (None, None) };
-                Kernel::BnBackward { g: bn, x, dy, gamma, mean, invstd, dx: Some(dx), dgamma, dbeta, accumulate }
-            });
-        }
+        self.out.push((name.to_string(), tolerance, k, c.presets));
     }
-    let n = 3 * 7 * 25;
-    add("relu", ELEMENTWISE_TOLERANCE, &|c| Kernel::Relu { x: c.loc(n), y: c.loc(n) });
-    for (mode, accumulate) in [("", true), ("_assign", false)] {
-        add(&format!("relu_backward{mode}"), ELEMENTWISE_TOLERANCE, &|c| Kernel::ReluBackward { y: c.loc(n), dy: c.loc(n), dx: c.loc(n), accumulate });
-        add(&format!("accumulate{mode}"), ELEMENTWISE_TOLERANCE, &|c| Kernel::Accumulate { acc: c.loc(n), x: c.loc(n), accumulate });
-    }
-    add("add", ELEMENTWISE_TOLERANCE, &|c| Kernel::Add { a: c.loc(n), b: c.loc(n), y: c.loc(n) });
-    add("zero", ELEMENTWISE_TOLERANCE, &|c| Kernel::Zero { y: c.loc(n) });
-    let pg = PoolGeom { n: 3, c: 7, h: 5, w: 5 };
-    add("avg_pool3_forward", ELEMENTWISE_TOLERANCE, &|c| Kernel::AvgPool3Forward { g: pg, x: c.loc(n), y: c.loc(n) });
-    add("avg_pool3_backward", ELEMENTWISE_TOLERANCE, &|c| Kernel::AvgPool3Backward { g: pg, dy: c.loc(n), dx: c.loc(n) });
-    add("avg_pool2_forward", ELEMENTWISE_TOLERANCE, &|c| Kernel::AvgPool2Forward { g: pg, x: c.loc(n), y: c.loc(3 * 7 * 4) });
-    add("avg_pool2_backward", ELEMENTWISE_TOLERANCE, &|c| Kernel::AvgPool2Backward { g: pg, dy: c.loc(3 * 7 * 4), dx: c.loc(n) });
-    add("gap_forward", REDUCTION_TOLERANCE, &|c| Kernel::GapForward { n: 3, c: 7, hw: 25, x: c.loc(n), y: c.loc(21) });
-    add("gap_backward", ELEMENTWISE_TOLERANCE, &|c| Kernel::GapBackward { n: 3, c: 7, hw: 25, dy: c.loc(21), dx: c.loc(n) });
-    let lg = LinearGeom { n: 3, d_in: 7, d_out: 10 };
-    for (name, bias) in [("linear_forward", true), ("linear_forward_no_bias", false)] {
-        add(name, REDUCTION_TOLERANCE, &|c| {
-            let (x, w) = (c.loc(21), c.loc(70));
-            let b = bias.then(|| c.loc(10));
-            Kernel::LinearForward { g: lg, x, w, b, y: c.loc(30) }
-        });
-    }
-    add("linear_backward", REDUCTION_TOLERANCE, &|c| {
-        let (x, w, dy) = (c.loc(21), c.loc(70), c.loc(30));
-        Kernel::LinearBackward { g: lg, x, w, dy, dx: Some(c.loc(21)), dw: Some(c.loc(70)), db: Some(c.loc(10)) }
-    });
-    add("softmax_xent_forward", REDUCTION_TOLERANCE, &|c| Kernel::SoftmaxXentForward {
-        n: 5,
-        classes: 10,
-        logits: c.loc(50),
-        probs: c.loc(50),
-        loss: c.loc(1),
-        correct: c.loc(1),
-    });
-    add("softmax_xent_backward", ELEMENTWISE_TOLERANCE, &|c| {
-        let probs = c.preset((0..50).map(|i| (i % 10) as f32 / 45.0).collect());
-        Kernel::SoftmaxXentBackward { n: 5, classes: 10, probs, dlogits: c.loc(50) }
-    });
-    add("sum_squares", REDUCTION_TOLERANCE, &|c| Kernel::SumSquares { x: c.loc(3001), out: c.loc(1) });
-    add("clip_by_norm", ELEMENTWISE_TOLERANCE, &|c| {
-        let grads = c.loc(301);
-        Kernel::ClipByNorm { grads, sum_sq: c.preset(vec![100.0]), max_norm: 5.0 }
-    });
-    for (name, nesterov) in [("sgd_nesterov", true), ("sgd", false)] {
-        add(name, ELEMENTWISE_TOLERANCE, &|c| {
-            let (w, g, buf) = (c.loc(301), c.loc(301), c.loc(301));
-            Kernel::Sgd { w, g, buf, lr: c.preset(vec![0.1]), momentum: 0.9, weight_decay: 5e-4, nesterov }
-        });
-    }
-    add("sum_all", REDUCTION_TOLERANCE, &|c| Kernel::SumAll { x: c.loc(3001), out: c.loc(1) });
-    add("sum_all_backward", ELEMENTWISE_TOLERANCE, &|c| Kernel::SumAllBackward { dx: c.loc(301) });
-    add("channel_fisher", REDUCTION_TOLERANCE, &|c| Kernel::ChannelFisher { n: 3, c: 7, hw: 25, x: c.loc(n), dy: c.loc(n), out: c.loc(7) });
-    add("binary_code_gram", ELEMENTWISE_TOLERANCE, &|c| Kernel::BinaryCodeGram { n: 5, d: 77, x: c.loc(5 * 77), k: c.loc(25) });
-    add("feature_covariance", REDUCTION_TOLERANCE, &|c| Kernel::FeatureCovariance { n: 3, c: 7, hw: 25, x: c.loc(3 * 7 * 25), out: c.loc(49) });
-    add("random_signs", ELEMENTWISE_TOLERANCE, &|c| Kernel::RandomSigns { seed: 0xfeed_beef_1234, y: c.loc(3001) });
-    for (name, h_in) in [("grad_cross_covariance", 5), ("grad_cross_covariance_unshuffled", 10)] {
-        add(name, REDUCTION_TOLERANCE, &|c| {
-            let g = crate::engine::cpu::CrossGeom { n: 3, c_in: 4, h_in, w_in: h_in, c_out: 6, h_out: 5, w_out: 5 };
-            Kernel::GradCrossCovariance { g, g_in: c.loc(g.in_len()), g_out: c.loc(g.out_grad_len()), out: c.loc(g.out_len()) }
-        });
-    }
-    add("grad_cross_covariance_identity", ELEMENTWISE_TOLERANCE, &|c| {
-        let g = crate::engine::cpu::CrossGeom { n: 2, c_in: 3, h_in: 4, w_in: 4, c_out: 3, h_out: 4, w_out: 4 };
-        let same: Vec<f32> = (0..g.in_len()).map(|i| (i % 7) as f32 - 3.0).collect();
-        Kernel::GradCrossCovariance { g, g_in: c.preset(same.clone()), g_out: c.preset(same), out: c.loc(g.out_len()) }
-    });
-    add("activation_patterns", ELEMENTWISE_TOLERANCE, &|c| Kernel::ActivationPatterns { n: 16, d: 301, x: c.loc(16 * 301), out: c.loc(301) });
-    out
+}
+
+/// Every case.
+fn cases() -> Cases {
+    let mut cases = Cases { out: Vec::new() };
+    ops::conv::check::cases(&mut cases);
+    ops::batchnorm::check::cases(&mut cases);
+    ops::elementwise::check::cases(&mut cases);
+    ops::pool::check::cases(&mut cases);
+    ops::linear::check::cases(&mut cases);
+    ops::loss::check::cases(&mut cases);
+    ops::optim::check::cases(&mut cases);
+    ops::probe::check::cases(&mut cases);
+    ops::feature_probe::check::cases(&mut cases);
+    cases
 }
 
 /// max|a - b| / max|b| (0 when both are all zero; infinite on a NaN mismatch).
@@ -263,9 +142,9 @@ fn check_case(gpu: &Gpu, kernel: &Kernel, presets: &[(Loc, Vec<f32>)], seed: u64
     // The launches the plan statistics count for this kernel are the ones it makes.
     let mut gm = gpu.alloc(&layout)?;
     let captured = gpu.capture(&mut gm, &[kernel])?.map_or(0, |c| c.launches());
-    let named = super::ops::launch_names(kernel);
+    let named = kernel.launch_names();
     if captured != named.len() {
-        anyhow::bail!("the kernel makes {captured} launches but ops::launch_names lists {named:?}");
+        anyhow::bail!("the kernel makes {captured} launches but its launch_names lists {named:?}");
     }
     // Reductions merge partial sums in a fixed order, so a second run gives the same bits.
     let again = run_on_gpu()?;
@@ -283,32 +162,6 @@ fn check_case(gpu: &Gpu, kernel: &Kernel, presets: &[(Loc, Vec<f32>)], seed: u64
     Ok(worst)
 }
 
-/// The data kernel against [`Augment::apply`] with the same counter-drawn choices (must be exact).
-fn check_augment(gpu: &Gpu, seed: u64) -> Result<f64> {
-    let (size, count) = (8, 5);
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let images: Vec<u8> = (0..count * 3 * size * size).map(|_| rng.random()).collect();
-    let aug = Augment { size, pad: 3, flip: true, cutout: 4, fill: 7, norm: Normalization::CIFAR10 };
-    let indices = [4u32, 0, 2, 2];
-    let (aug_seed, epoch, first) = (seed ^ 0x5eed, 3, 11);
-    let lut = aug.norm.lut();
-    let floats = aug.image_floats();
-    let mut want = vec![0f32; indices.len() * floats];
-    for (r, &i) in indices.iter().enumerate() {
-        let a = aug.params(aug_seed, epoch, first + r as u64);
-        let img = &images[i as usize * floats..(i as usize + 1) * floats];
-        aug.apply(img, &a, &lut, &mut want[r * floats..(r + 1) * floats]);
-    }
-    let mut resident = gpu.upload_split(&images, &aug)?;
-    // Positions before `first` hold image 0; the batch is positions first..first+4.
-    let order: Vec<u32> = std::iter::repeat_n(0, first as usize).chain(indices).collect();
-    resident.set_order(&order)?;
-    let out = Loc::new(Space::Work, 0, want.len());
-    let mem = gpu.alloc(&MemoryLayout { params: 0, state: 0, work: want.len(), labels: 0 })?;
-    gpu.augment_batch(&resident, aug_seed, epoch, first as usize, indices.len(), &mem, out)?;
-    Ok(relative_error(&gpu.read(&mem, out)?, &want))
-}
-
 /// Runs every check on `gpu`.
 pub fn run(gpu: &Gpu, seed: u64) -> Vec<OpCheck> {
     let mut results = Vec::new();
@@ -319,9 +172,9 @@ pub fn run(gpu: &Gpu, seed: u64) -> Vec<OpCheck> {
         };
         results.push(OpCheck { op, passed: error.is_none() && max_rel_error < tolerance, max_rel_error, tolerance, error });
     };
-    for (i, (op, tol, kernel, presets)) in cases().into_iter().enumerate() {
+    for (i, (op, tol, kernel, presets)) in cases().out.into_iter().enumerate() {
         record(op, tol, check_case(gpu, &kernel, &presets, seed + i as u64));
     }
-    record("augment".into(), ELEMENTWISE_TOLERANCE, check_augment(gpu, seed));
+    record("augment".into(), ELEMENTWISE_TOLERANCE, ops::augment::check::check(gpu, seed));
     results
 }

@@ -27,7 +27,7 @@ use anyhow::Result;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::engine::cpu::CrossGeom;
+use crate::engine::ops::CrossGeom;
 use crate::engine::{Device, Float, Graph, Init, Session};
 
 use super::linalg::symmetric_eigenvalues;

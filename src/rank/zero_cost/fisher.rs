@@ -3,7 +3,7 @@
 //! as the zero-cost code broadcasts each channel's value over that channel's weights, F_c counts
 //! C_in * k * k times (d_in times for a linear layer) in the sum.
 //!
-//! F_c is computed on the tape ([`crate::engine::Kernel::ChannelFisher`], planned with
+//! F_c is computed on the tape ([`crate::engine::ops::ProbeKernel::ChannelFisher`], planned with
 //! `PlanOptions::fisher`) while the layer's output and its gradient are both at hand.
 
 use anyhow::{anyhow, Result};

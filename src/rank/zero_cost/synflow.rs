@@ -12,7 +12,7 @@ use std::cell::RefCell;
 
 use anyhow::Result;
 
-use crate::engine::device::CpuMemory;
+use crate::engine::cpu_device::CpuMemory;
 use crate::engine::plan::plan;
 use crate::engine::{initial_params, Cpu, Device, Graph, Head, Kernel, Loc, MemoryLayout, PlanOptions, Space};
 use crate::net::{tiny_network_variant, NetConfig, NetVariant};

@@ -1,0 +1,181 @@
+// Batch norm over [n, c, hw]; mirrors cpu.rs. Statistics are summed in
+// double, as the CPU op does.
+//
+// Each channel is split over `splits` blocks (split s takes images [n*s/splits, n*(s+1)/splits)),
+// so a launch has c*splits blocks instead of c (16-64 blocks would leave most of a GPU idle).
+// A block reduces its share in a fixed tree and writes one partial; a small finalize kernel, one
+// thread per channel, merges a channel's partials in split order. No atomics and no
+// last-block-reduces fences, so every run gives the same bits. The partials and the per-channel
+// coefficients live in a scratch buffer of the step's memory (src/engine/cuda/gpu.rs); kernels
+// run in stream order, so one buffer serves every batch norm of the step in turn.
+
+// The first image of split s.
+__device__ __forceinline__ int fear_bn_split_start(int n, int splits, int s) {
+    return (int)((long long)n * s / splits);
+}
+
+// Calls f(i) for the index i of every element of channel ch in images [b0, b1), spread over the
+// block with no division per element: thread t walks image rows t / span, t / span + rows, ...
+// and, in each, positions t % span, t % span + span, ... (span = min(hw, block)).
+template <typename F>
+__device__ __forceinline__ void fear_bn_walk(int b0, int b1, int c, int ch, int hw, F f) {
+    int span = hw < (int)blockDim.x ? hw : (int)blockDim.x;
+    int rows = blockDim.x / span, row = threadIdx.x / span, col = threadIdx.x % span;
+    if (row >= rows) return;
+    for (int b = b0 + row; b < b1; b += rows) {
+        long long base = ((long long)b * c + ch) * hw;
+        for (int p = col; p < hw; p += span) f(base + p);
+    }
+}
+
+// Train-mode statistics, pass 1: per (channel, split) block, the share's mean and sum of squared
+// deviations from it (two passes over the share, the second from L1/L2), written to
+// partial[2 * (ch * splits + s)]. The finalize kernel merges them as one two-pass sum would (the
+// parallel-variance formula), so no E[x^2] - E[x]^2 cancellation.
+extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_stats(const float* __restrict__ x, double* __restrict__ partial,
+                                                         int n, int c, int hw, int splits) {
+    __shared__ double scratch[FEAR_BN_THREADS];
+    for (int item = blockIdx.x; item < c * splits; item += gridDim.x) {
+        int ch = item / splits, s = item % splits;
+        int b0 = fear_bn_split_start(n, splits, s), b1 = fear_bn_split_start(n, splits, s + 1);
+        double count = (double)(b1 - b0) * hw;
+        double sum = 0.0;
+        fear_bn_walk(b0, b1, c, ch, hw, [&](long long i) { sum += (double)x[i]; });
+        double mu = fear_block_sum<FEAR_BN_THREADS>(sum, scratch) / (count > 0.0 ? count : 1.0);
+        double q = 0.0;
+        fear_bn_walk(b0, b1, c, ch, hw, [&](long long i) {
+            double d = (double)x[i] - mu;
+            q += d * d;
+        });
+        q = fear_block_sum<FEAR_BN_THREADS>(q, scratch);
+        if (threadIdx.x == 0) {
+            partial[2 * item] = mu;
+            partial[2 * item + 1] = q;
+        }
+    }
+}
+
+// Train-mode statistics, pass 2: one thread per channel merges its partials in split order, then
+// writes mean and invstd (for backward), the running statistics (biased batch variance for
+// normalising, unbiased for the running variance; biased when there is a single value per
+// channel) and the channel's affine coefficients coef[4*ch..] = (mean_hi, mean_lo, scale, beta)
+// for fear_bn_apply.
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_bn_train_finalize(
+    const double* __restrict__ partial, const float* __restrict__ gamma, const float* __restrict__ beta,
+    float* __restrict__ running_mean, float* __restrict__ running_var, float* __restrict__ mean,
+    float* __restrict__ invstd, float* __restrict__ coef, int n, int c, int hw, int splits, double eps, double momentum) {
+    for (int ch = blockIdx.x * blockDim.x + threadIdx.x; ch < c; ch += gridDim.x * blockDim.x) {
+        // sum_b n_b (mean_b - mean)^2 + sum_b q_b is the two-pass sum of squares, exactly (in reals).
+        double m = (double)n * hw, sum = 0.0, m2 = 0.0;
+        for (int s = 0; s < splits; ++s) {
+            double nb = (double)(fear_bn_split_start(n, splits, s + 1) - fear_bn_split_start(n, splits, s)) * hw;
+            sum += nb * partial[2 * (ch * splits + s)];
+        }
+        double inv_m = 1.0 / m, mu = sum * inv_m;  // one division: a second made ptxas spill on sm_70
+        for (int s = 0; s < splits; ++s) {
+            double nb = (double)(fear_bn_split_start(n, splits, s + 1) - fear_bn_split_start(n, splits, s)) * hw;
+            double d = partial[2 * (ch * splits + s)] - mu;
+            m2 += partial[2 * (ch * splits + s) + 1] + nb * d * d;
+        }
+        double var = m2 * inv_m, inv = 1.0 / sqrt(var + eps);
+        // The CPU op's affine form: ((x - mean_hi) - mean_lo) * scale + beta, in float.
+        float mean_hi = (float)mu;
+        coef[4 * ch] = mean_hi;
+        coef[4 * ch + 1] = (float)(mu - (double)mean_hi);
+        coef[4 * ch + 2] = (float)((double)gamma[ch] * inv);
+        coef[4 * ch + 3] = beta[ch];
+        double unbias = m > 1.0 ? m / (m - 1.0) : 1.0;
+        mean[ch] = (float)mu;
+        invstd[ch] = (float)inv;
+        running_mean[ch] = (float)((1.0 - momentum) * (double)running_mean[ch] + momentum * mu);
+        running_var[ch] = (float)((1.0 - momentum) * (double)running_var[ch] + momentum * var * unbias);
+    }
+}
+
+// Eval mode: the affine coefficients from the running statistics, once per channel (not a double
+// divide and square root per element, which is slow on GPUs with little FP64).
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_bn_eval_coefficients(
+    const float* __restrict__ gamma, const float* __restrict__ beta, const float* __restrict__ running_mean,
+    const float* __restrict__ running_var, float* __restrict__ coef, int c, double eps) {
+    for (int ch = blockIdx.x * blockDim.x + threadIdx.x; ch < c; ch += gridDim.x * blockDim.x) {
+        double mu = (double)running_mean[ch];
+        float mean_hi = (float)mu;
+        coef[4 * ch] = mean_hi;
+        coef[4 * ch + 1] = (float)(mu - (double)mean_hi);
+        coef[4 * ch + 2] = (float)((double)gamma[ch] / sqrt((double)running_var[ch] + eps));
+        coef[4 * ch + 3] = beta[ch];
+    }
+}
+
+// y = ((x - mean_hi) - mean_lo) * scale + beta with coef[4*ch..] = (mean_hi, mean_lo, scale, beta);
+// the same (channel, split) blocks as fear_bn_stats.
+extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_apply(const float* __restrict__ x, const float* __restrict__ coef,
+                                                         float* __restrict__ y, int n, int c, int hw, int splits) {
+    for (int item = blockIdx.x; item < c * splits; item += gridDim.x) {
+        int ch = item / splits, s = item % splits;
+        float hi = coef[4 * ch], lo = coef[4 * ch + 1], scale = coef[4 * ch + 2], b = coef[4 * ch + 3];
+        fear_bn_walk(fear_bn_split_start(n, splits, s), fear_bn_split_start(n, splits, s + 1), c, ch, hw,
+                     [&](long long i) { y[i] = ((x[i] - hi) - lo) * scale + b; });
+    }
+}
+
+// Backward of train mode, pass 1: per (channel, split) block, sum(dy) and sum(dy * (x - mean))
+// over the share, to partial[2 * (ch * splits + s)].
+extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_backward_stats(const float* __restrict__ x, const float* __restrict__ dy,
+                                                                  const float* __restrict__ mean, double* __restrict__ partial,
+                                                                  int n, int c, int hw, int splits) {
+    __shared__ double scratch[FEAR_BN_THREADS];
+    for (int item = blockIdx.x; item < c * splits; item += gridDim.x) {
+        int ch = item / splits, s = item % splits;
+        float mu = mean[ch];
+        double sdy = 0.0, sdyx = 0.0;
+        fear_bn_walk(fear_bn_split_start(n, splits, s), fear_bn_split_start(n, splits, s + 1), c, ch, hw, [&](long long i) {
+            float g = dy[i];
+            sdy += (double)g;
+            sdyx += (double)g * (double)(x[i] - mu);
+        });
+        sdy = fear_block_sum<FEAR_BN_THREADS>(sdy, scratch);
+        sdyx = fear_block_sum<FEAR_BN_THREADS>(sdyx, scratch);
+        if (threadIdx.x == 0) {
+            partial[2 * item] = sdy;
+            partial[2 * item + 1] = sdyx;
+        }
+    }
+}
+
+// Backward pass 2, one thread per channel: sums the partials in split order; dgamma += invstd *
+// sum(dy*(x-mean)) and dbeta += sum(dy), each skipped when null; coef[4*ch..] = (a, b, k, mean)
+// for dx += a*dy + b*(x - mean) + k, with a = gamma*invstd, b = -a*invstd^2*sum(dy*(x-mean))/m,
+// k = -a*sum(dy)/m.
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_bn_backward_finalize(
+    const double* __restrict__ partial, const float* __restrict__ gamma, const float* __restrict__ mean,
+    const float* __restrict__ invstd, float* __restrict__ dgamma, float* __restrict__ dbeta, float* __restrict__ coef,
+    int n, int c, int hw, int splits) {
+    for (int ch = blockIdx.x * blockDim.x + threadIdx.x; ch < c; ch += gridDim.x * blockDim.x) {
+        double sdy = 0.0, sdyx = 0.0;
+        for (int s = 0; s < splits; ++s) {
+            sdy += partial[2 * (ch * splits + s)];
+            sdyx += partial[2 * (ch * splits + s) + 1];
+        }
+        double m = (double)n * hw, inv = (double)invstd[ch], a = (double)gamma[ch] * inv;
+        coef[4 * ch] = (float)a;
+        coef[4 * ch + 1] = (float)(-a * inv * inv * sdyx / m);
+        coef[4 * ch + 2] = (float)(-a * sdy / m);
+        coef[4 * ch + 3] = mean[ch];
+        if (dgamma) dgamma[ch] += (float)(sdyx * inv);
+        if (dbeta) dbeta[ch] += (float)sdy;
+    }
+}
+
+// Backward pass 3: dx += a*dy + (b*(x - mean) + k), the same (channel, split) blocks as pass 1;
+// without `accumulate`, dx = 0 + that.
+extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_backward_apply(const float* __restrict__ x, const float* __restrict__ dy,
+                                                                  const float* __restrict__ coef, float* __restrict__ dx,
+                                                                  int n, int c, int hw, int splits, int accumulate) {
+    for (int item = blockIdx.x; item < c * splits; item += gridDim.x) {
+        int ch = item / splits, s = item % splits;
+        float a = coef[4 * ch], b = coef[4 * ch + 1], k = coef[4 * ch + 2], mu = coef[4 * ch + 3];
+        fear_bn_walk(fear_bn_split_start(n, splits, s), fear_bn_split_start(n, splits, s + 1), c, ch, hw,
+                     [&](long long i) { dx[i] = (accumulate ? dx[i] : 0.0f) + (a * dy[i] + (b * (x[i] - mu) + k)); });
+    }
+}

@@ -1,0 +1,44 @@
+//! The batch norms' self-test cases (see [`crate::engine::cuda::selftest`]).
+
+use super::{BnGeom, BnKernel};
+use crate::engine::cuda::selftest::{Cases, ELEMENTWISE_TOLERANCE, REDUCTION_TOLERANCE};
+
+pub(crate) fn cases(cases: &mut Cases) {
+    let positive = |n: usize| (0..n).map(|i| 0.5 + 0.1 * i as f32).collect::<Vec<f32>>();
+    // Each channel is split over up to one block per image (batchnorm.cu): 3 images in 3
+    // splits; 7 images of 100 channels in 6 uneven splits; planes of 9x9 and of 300 positions (more
+    // than a block's threads).
+    let bns = [
+        ("", BnGeom { n: 3, c: 7, hw: 25 }),
+        ("_uneven", BnGeom { n: 7, c: 100, hw: 5 }),
+        ("_9x9", BnGeom { n: 3, c: 7, hw: 81 }),
+        ("_wide", BnGeom { n: 2, c: 3, hw: 300 }),
+    ];
+    for (suffix, bn) in bns {
+        let ch = bn.c;
+        cases.add(&format!("bn_train_forward{suffix}"), REDUCTION_TOLERANCE, |c| {
+            let (x, gamma, beta) = (c.loc(bn.len()), c.loc(ch), c.loc(ch));
+            let (rm, rv) = (c.loc(ch), c.preset(positive(ch)));
+            let (y, mean, invstd) = (c.loc(bn.len()), c.loc(ch), c.loc(ch));
+            BnKernel::TrainForward { g: bn, x, gamma, beta, running_mean: rm, running_var: rv, y, mean, invstd, eps: 1e-5, momentum: 0.1 }.into()
+        });
+        cases.add(&format!("bn_eval_forward{suffix}"), ELEMENTWISE_TOLERANCE, |c| {
+            let (x, gamma, beta, rm, rv, y) = (c.loc(bn.len()), c.loc(ch), c.loc(ch), c.loc(ch), c.preset(positive(ch)), c.loc(bn.len()));
+            BnKernel::EvalForward { g: bn, x, gamma, beta, running_mean: rm, running_var: rv, y, eps: 1e-5 }.into()
+        });
+        let modes = [
+            ("bn_backward", true, true),
+            ("bn_backward_assign", true, false),
+            ("bn_backward_dx_only", false, true),
+            ("bn_backward_dx_only_assign", false, false),
+        ];
+        for (name, all, accumulate) in modes {
+            cases.add(&format!("{name}{suffix}"), REDUCTION_TOLERANCE, |c| {
+                let (x, dy, gamma, mean) = (c.loc(bn.len()), c.loc(bn.len()), c.loc(ch), c.loc(ch));
+                let (invstd, dx) = (c.preset(positive(ch)), c.loc(bn.len()));
+                let (dgamma, dbeta) = if all { (Some(c.loc(ch)), Some(c.loc(ch))) } else { (None, None) };
+                BnKernel::Backward { g: bn, x, dy, gamma, mean, invstd, dx: Some(dx), dgamma, dbeta, accumulate }.into()
+            });
+        }
+    }
+}

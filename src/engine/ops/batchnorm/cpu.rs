@@ -1,0 +1,244 @@
+//! Batch normalisation over [n, c, hw] (PyTorch BatchNorm2d semantics).
+//!
+//! Parallel over channels: one task reads a channel's n planes for its statistics and then writes
+//! the same planes while they are still in cache. Sums run in the element type over independent
+//! lanes (so they vectorise) within blocks of 256 values, and in f64 across blocks.
+use rayon::prelude::*;
+
+use super::BnGeom;
+use crate::engine::Float;
+
+/// A raw pointer that channel tasks share to write their own (disjoint) planes.
+#[derive(Clone, Copy)]
+struct SharedMut<T>(*mut T);
+// SAFETY: only used to hand disjoint regions of one slice to parallel tasks.
+unsafe impl<T: Send> Send for SharedMut<T> {}
+unsafe impl<T: Send> Sync for SharedMut<T> {}
+impl<T> SharedMut<T> {
+    /// # Safety
+    /// `off..off+len` must be in bounds and touched by no other live reference.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice(&self, off: usize, len: usize) -> &mut [T] {
+        std::slice::from_raw_parts_mut(self.0.add(off), len)
+    }
+}
+
+const LANES: usize = 8;
+/// Values summed in T (over LANES independent lanes, so it vectorises) before each partial sum is
+/// added into an f64 total: bounds the rounding of the T sums whatever the plane size.
+const BLOCK: usize = 256;
+
+/// Sum over x (and y) of f(x, y), accumulated in T within blocks and in f64 across them.
+#[inline(always)]
+fn blocked_sum<T: Float>(x: &[T], y: &[T], f: impl Fn(T, T) -> T) -> f64 {
+    let mut total = 0.0f64;
+    for (xb, yb) in x.chunks(BLOCK).zip(y.chunks(BLOCK)) {
+        let mut acc = [T::zero(); LANES];
+        let mut xc = xb.chunks_exact(LANES);
+        let mut yc = yb.chunks_exact(LANES);
+        for (xs, ys) in (&mut xc).zip(&mut yc) {
+            for l in 0..LANES {
+                acc[l] = acc[l] + f(xs[l], ys[l]);
+            }
+        }
+        let tail = xc.remainder().iter().zip(yc.remainder()).fold(T::zero(), |a, (&x, &y)| a + f(x, y));
+        total += acc.iter().fold(tail, |a, &b| a + b).as_f64();
+    }
+    total
+}
+
+/// sum(x - shift) in f64.
+fn sum_shifted<T: Float>(x: &[T], shift: T) -> f64 {
+    blocked_sum(x, x, |v, _| v - shift)
+}
+
+/// sum((x - mean)^2) in f64.
+fn sum_sq_dev<T: Float>(x: &[T], mean: T) -> f64 {
+    blocked_sum(x, x, |v, _| {
+        let d = v - mean;
+        d * d
+    })
+}
+
+/// (sum(dy), sum(dy * (x - mean))) in f64.
+fn sum_dy_dyxc<T: Float>(x: &[T], dy: &[T], mean: T) -> (f64, f64) {
+    (blocked_sum(dy, dy, |d, _| d), blocked_sum(x, dy, |v, d| d * (v - mean)))
+}
+
+/// How a channel is normalised: y = ((x - mean_hi) - mean_lo) * scale + beta. The mean is split
+/// into two T parts so the subtraction stays exact when |mean| >> std (x*scale + (beta -
+/// mean*scale) would cancel two large terms).
+#[derive(Clone, Copy)]
+struct Affine<T> {
+    mean_hi: T,
+    mean_lo: T,
+    scale: T,
+    beta: T,
+}
+
+impl<T: Float> Affine<T> {
+    fn new(mean: f64, scale: f64, beta: T) -> Self {
+        let mean_hi = T::from_f64(mean);
+        Affine { mean_hi, mean_lo: T::from_f64(mean - mean_hi.as_f64()), scale: T::from_f64(scale), beta }
+    }
+
+    fn apply(&self, x: &[T], y: &mut [T]) {
+        let Affine { mean_hi, mean_lo, scale, beta } = *self;
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y = ((x - mean_hi) - mean_lo) * scale + beta;
+        }
+    }
+}
+
+/// Train mode: normalise with the biased batch variance; running_mean/var updated in place with
+/// `running = (1 - momentum) * running + momentum * batch` (the variance update uses the unbiased
+/// variance). Writes the batch `mean` and `invstd = 1/sqrt(var_biased + eps)` (length c) for backward.
+///
+/// With a single value per channel (n*hw = 1, which PyTorch rejects in train mode) the running
+/// variance is updated with the biased variance (0) instead of dividing by zero.
+#[allow(clippy::too_many_arguments)]
+pub fn bn_train_forward<T: Float>(
+    g: &BnGeom,
+    x: &[T],
+    gamma: &[T],
+    beta: &[T],
+    eps: f64,
+    momentum: f64,
+    running_mean: &mut [T],
+    running_var: &mut [T],
+    y: &mut [T],
+    mean: &mut [T],
+    invstd: &mut [T],
+) {
+    let (n, c, hw) = (g.n, g.c, g.hw);
+    assert_eq!(x.len(), g.len(), "batch_norm: x length");
+    assert_eq!(y.len(), g.len(), "batch_norm: y length");
+    for (name, v) in [
+        ("gamma", gamma.len()),
+        ("beta", beta.len()),
+        ("running_mean", running_mean.len()),
+        ("running_var", running_var.len()),
+        ("mean", mean.len()),
+        ("invstd", invstd.len()),
+    ] {
+        assert_eq!(v, c, "batch_norm: {name} length");
+    }
+    let m = g.count();
+    if m == 0 {
+        return;
+    }
+    let yp = SharedMut(y.as_mut_ptr());
+    // Per channel: (mean, biased variance), computed two-pass while the channel is in cache, then y.
+    let stats: Vec<(f64, f64)> = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let plane = |i: usize| &x[(i * c + ch) * hw..(i * c + ch + 1) * hw];
+            // Two passes (the second while the channel is still in cache); the first is shifted by
+            // the channel's first value, the second by the mean, so large offsets do not cancel.
+            let shift = plane(0)[0];
+            let mu = shift.as_f64() + (0..n).map(|i| sum_shifted(plane(i), shift)).sum::<f64>() / m as f64;
+            let mu_t = T::from_f64(mu);
+            let var = (0..n).map(|i| sum_sq_dev(plane(i), mu_t)).sum::<f64>() / m as f64 - (mu - mu_t.as_f64()).powi(2);
+            let affine = Affine::new(mu, gamma[ch].as_f64() / (var + eps).sqrt(), beta[ch]);
+            for i in 0..n {
+                // SAFETY: plane (i, ch) belongs to this task alone and lies inside y.
+                let yi = unsafe { yp.slice((i * c + ch) * hw, hw) };
+                affine.apply(plane(i), yi);
+            }
+            (mu, var)
+        })
+        .collect();
+    let unbias = if m > 1 { m as f64 / (m - 1) as f64 } else { 1.0 };
+    for (ch, &(mu, var)) in stats.iter().enumerate() {
+        mean[ch] = T::from_f64(mu);
+        invstd[ch] = T::from_f64(1.0 / (var + eps).sqrt());
+        running_mean[ch] = T::from_f64((1.0 - momentum) * running_mean[ch].as_f64() + momentum * mu);
+        running_var[ch] = T::from_f64((1.0 - momentum) * running_var[ch].as_f64() + momentum * var * unbias);
+    }
+}
+
+/// Eval mode: normalise with the running statistics.
+#[allow(clippy::too_many_arguments)]
+pub fn bn_eval_forward<T: Float>(g: &BnGeom, x: &[T], gamma: &[T], beta: &[T], running_mean: &[T], running_var: &[T], eps: f64, y: &mut [T]) {
+    let (c, hw) = (g.c, g.hw);
+    assert_eq!(x.len(), g.len(), "batch_norm: x length");
+    assert_eq!(y.len(), g.len(), "batch_norm: y length");
+    assert!(gamma.len() == c && beta.len() == c && running_mean.len() == c && running_var.len() == c, "batch_norm: parameter lengths must be c = {c}");
+    if hw == 0 || c == 0 {
+        return;
+    }
+    let coef: Vec<Affine<T>> =
+        (0..c).map(|ch| Affine::new(running_mean[ch].as_f64(), gamma[ch].as_f64() / (running_var[ch].as_f64() + eps).sqrt(), beta[ch])).collect();
+    let planes_per_task = (1 << 14) / hw + 1;
+    y.par_chunks_mut(planes_per_task * hw).zip(x.par_chunks(planes_per_task * hw)).enumerate().for_each(|(t, (y, x))| {
+        for (j, (y, x)) in y.chunks_exact_mut(hw).zip(x.chunks_exact(hw)).enumerate() {
+            coef[(t * planes_per_task + j) % c].apply(x, y);
+        }
+    });
+}
+
+/// Backward of train mode; accumulates into whichever gradients are requested.
+#[allow(clippy::too_many_arguments)]
+pub fn bn_backward<T: Float>(
+    g: &BnGeom,
+    x: &[T],
+    dy: &[T],
+    gamma: &[T],
+    mean: &[T],
+    invstd: &[T],
+    dx: Option<&mut [T]>,
+    dgamma: Option<&mut [T]>,
+    dbeta: Option<&mut [T]>,
+) {
+    let (n, c, hw) = (g.n, g.c, g.hw);
+    assert_eq!(x.len(), g.len(), "batch_norm: x length");
+    assert_eq!(dy.len(), g.len(), "batch_norm: dy length");
+    assert!(gamma.len() == c && mean.len() == c && invstd.len() == c, "batch_norm: parameter lengths must be c = {c}");
+    let m = g.count();
+    if m == 0 {
+        return;
+    }
+    let dxp = dx.map(|d| {
+        assert_eq!(d.len(), g.len(), "batch_norm: dx length");
+        SharedMut(d.as_mut_ptr())
+    });
+    // Per channel: (sum dy, sum dy * (x - mean)); then dx += a*dy + b*(x - mean) + k with
+    // a = gamma*invstd, b = -a*invstd^2*sum(dy*(x-mean))/m, k = -a*sum(dy)/m.
+    let sums: Vec<(f64, f64)> = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let at = |i: usize| (i * c + ch) * hw..(i * c + ch + 1) * hw;
+            let (sdy, sdyx) = (0..n).fold((0.0, 0.0), |(a, b), i| {
+                let (da, db) = sum_dy_dyxc(&x[at(i)], &dy[at(i)], mean[ch]);
+                (a + da, b + db)
+            });
+            if let Some(dxp) = dxp {
+                let inv = invstd[ch].as_f64();
+                let a = gamma[ch].as_f64() * inv;
+                let b = -a * inv * inv * sdyx / m as f64;
+                let k = -a * sdy / m as f64;
+                let (a, b, k, mu) = (T::from_f64(a), T::from_f64(b), T::from_f64(k), mean[ch]);
+                for i in 0..n {
+                    // SAFETY: plane (i, ch) belongs to this task alone and lies inside dx.
+                    let d = unsafe { dxp.slice(at(i).start, hw) };
+                    for ((d, &g), &x) in d.iter_mut().zip(&dy[at(i)]).zip(&x[at(i)]) {
+                        *d = *d + (a * g + (b * (x - mu) + k));
+                    }
+                }
+            }
+            (sdy, sdyx)
+        })
+        .collect();
+    if let Some(dgamma) = dgamma {
+        assert_eq!(dgamma.len(), c, "batch_norm: dgamma length");
+        for (ch, d) in dgamma.iter_mut().enumerate() {
+            *d = *d + T::from_f64(sums[ch].1 * invstd[ch].as_f64());
+        }
+    }
+    if let Some(dbeta) = dbeta {
+        assert_eq!(dbeta.len(), c, "batch_norm: dbeta length");
+        for (d, s) in dbeta.iter_mut().zip(&sums) {
+            *d = *d + T::from_f64(s.0);
+        }
+    }
+}

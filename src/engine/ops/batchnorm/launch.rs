@@ -1,0 +1,97 @@
+//! The batch norms as launches of batchnorm.cu: each channel's statistics are summed in per-block
+//! partials (a channel split over up to one block per image), merged in a fixed order by a
+//! one-thread-per-channel finalize kernel that also writes the per-channel coefficients, which
+//! an apply kernel then uses elementwise.
+
+use anyhow::{ensure, Result};
+
+use super::{BnGeom, BnKernel};
+use crate::engine::cuda::launch::threads::FEAR_BN_THREADS;
+use crate::engine::cuda::launch::{flag, len, Arg, OnGpu};
+
+/// Blocks a batch norm aims to launch (about four per SM of a 132-SM H100): a channel is split
+/// over `ceil(BN_TARGET_BLOCKS / c)` blocks, at most one per image.
+const BN_TARGET_BLOCKS: usize = 512;
+
+/// How many blocks split each channel of a batch norm over `n` images of `c` channels.
+fn bn_splits(n: usize, c: usize) -> usize {
+    BN_TARGET_BLOCKS.div_ceil(c.max(1)).clamp(1, n.max(1))
+}
+
+/// The scratch addresses of a batch norm over `c` channels in `splits` splits: (partials: 2
+/// doubles per block, coefficients: 4 floats per channel), after checking they fit.
+fn bn_scratch(on: &OnGpu, c: usize, splits: usize) -> Result<(Arg, Arg)> {
+    let (base, bytes) = on.mem.reduce_scratch();
+    let partial_bytes = (c * splits * 2 * 8).next_multiple_of(256);
+    let need = partial_bytes + c * 4 * 4;
+    ensure!(need <= bytes, "a batch norm over {c} channels needs {need} bytes of scratch, more than the {bytes} kept");
+    Ok((Arg::Ptr(base), Arg::Ptr(base + partial_bytes as u64)))
+}
+
+/// (images, channels, positions, splits) as the kernels' `int` arguments.
+fn shape(g: &BnGeom, splits: usize) -> Result<[Arg; 4]> {
+    Ok([len(g.n)?, len(g.c)?, len(g.hw)?, len(splits)?])
+}
+
+impl BnKernel {
+    /// The CUDA kernels [`BnKernel::launch`] launches, in order.
+    pub fn launch_names(&self) -> Vec<&'static str> {
+        match *self {
+            BnKernel::TrainForward { g, .. } if g.n * g.hw > 0 => vec!["fear_bn_stats", "fear_bn_train_finalize", "fear_bn_apply"],
+            BnKernel::EvalForward { g, .. } if g.n * g.hw > 0 => vec!["fear_bn_eval_coefficients", "fear_bn_apply"],
+            BnKernel::Backward { g, dx, .. } if g.n * g.hw > 0 => {
+                let mut v = vec!["fear_bn_backward_stats", "fear_bn_backward_finalize"];
+                v.extend(dx.map(|_| "fear_bn_backward_apply"));
+                v
+            }
+            _ => vec![],
+        }
+    }
+
+    pub fn launch(&self, on: &OnGpu) -> Result<()> {
+        match *self {
+            BnKernel::TrainForward { g, x, gamma, beta, running_mean, running_var, y, mean, invstd, eps, momentum } => {
+                if g.n * g.hw == 0 {
+                    return Ok(());
+                }
+                let splits = bn_splits(g.n, g.c);
+                let (partial, coef) = bn_scratch(on, g.c, splits)?;
+                let shape = shape(&g, splits)?;
+                on.per_item("fear_bn_stats", g.c * splits, FEAR_BN_THREADS, &[&[on.p(x)?, partial][..], &shape].concat())?;
+                let stats = [on.p(gamma)?, on.p(beta)?, on.p(running_mean)?, on.p(running_var)?, on.p(mean)?, on.p(invstd)?, coef];
+                let finalize = [&[partial][..], &stats, &shape, &[Arg::F64(eps), Arg::F64(momentum)]].concat();
+                on.elementwise("fear_bn_train_finalize", g.c, &finalize)?;
+                on.per_item("fear_bn_apply", g.c * splits, FEAR_BN_THREADS, &[&[on.p(x)?, coef, on.p(y)?][..], &shape].concat())
+            }
+            BnKernel::EvalForward { g, x, gamma, beta, running_mean, running_var, y, eps } => {
+                if g.is_empty() {
+                    return Ok(());
+                }
+                let splits = bn_splits(g.n, g.c);
+                let (_, coef) = bn_scratch(on, g.c, splits)?;
+                let coefficients = [on.p(gamma)?, on.p(beta)?, on.p(running_mean)?, on.p(running_var)?, coef, len(g.c)?, Arg::F64(eps)];
+                on.elementwise("fear_bn_eval_coefficients", g.c, &coefficients)?;
+                on.per_item("fear_bn_apply", g.c * splits, FEAR_BN_THREADS, &[&[on.p(x)?, coef, on.p(y)?][..], &shape(&g, splits)?].concat())
+            }
+            BnKernel::Backward { g, x, dy, gamma, mean, invstd, dx, dgamma, dbeta, accumulate } => {
+                if g.n * g.hw == 0 {
+                    return Ok(());
+                }
+                let splits = bn_splits(g.n, g.c);
+                let (partial, coef) = bn_scratch(on, g.c, splits)?;
+                let shape = shape(&g, splits)?;
+                let stats = [&[on.p(x)?, on.p(dy)?, on.p(mean)?, partial][..], &shape].concat();
+                on.per_item("fear_bn_backward_stats", g.c * splits, FEAR_BN_THREADS, &stats)?;
+                let finalize = [&[partial, on.p(gamma)?, on.p(mean)?, on.p(invstd)?, on.opt(dgamma)?, on.opt(dbeta)?, coef][..], &shape].concat();
+                on.elementwise("fear_bn_backward_finalize", g.c, &finalize)?;
+                match dx {
+                    Some(dx) => {
+                        let apply = [&[on.p(x)?, on.p(dy)?, coef, on.p(dx)?][..], &shape, &[flag(accumulate)]].concat();
+                        on.per_item("fear_bn_backward_apply", g.c * splits, FEAR_BN_THREADS, &apply)
+                    }
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Batch normalisation over [n, c, hw] (PyTorch BatchNorm2d semantics): training forward (batch
+//! statistics, running statistics updated), evaluation forward (running statistics), backward.
+//! CPU face in `cpu.rs`, CUDA face in `batchnorm.cu` launched by `launch.rs`, self-test cases in
+//! `check.rs`.
+
+pub(crate) mod check;
+mod cpu;
+pub mod launch;
+
+pub use cpu::*;
+
+use super::{assign_or_add, CpuView};
+use crate::engine::kernel::Loc;
+use crate::engine::Float;
+
+/// Shape of a batch norm's input: [n, c, hw].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BnGeom {
+    pub n: usize,
+    pub c: usize,
+    /// Spatial size h*w (1 for [n, c] features).
+    pub hw: usize,
+}
+
+impl BnGeom {
+    /// Elements of x (and y, dx).
+    pub fn len(&self) -> usize {
+        self.n * self.c * self.hw
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Values per channel.
+    pub fn count(&self) -> usize {
+        self.n * self.hw
+    }
+}
+
+/// The batch-norm kernels.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BnKernel {
+    /// y = the batch-normalised x; mean and invstd of the batch kept for the backward; the
+    /// running statistics updated with `momentum`.
+    TrainForward { g: BnGeom, x: Loc, gamma: Loc, beta: Loc, running_mean: Loc, running_var: Loc, y: Loc, mean: Loc, invstd: Loc, eps: f64, momentum: f64 },
+    /// y = x normalised by the running statistics.
+    EvalForward { g: BnGeom, x: Loc, gamma: Loc, beta: Loc, running_mean: Loc, running_var: Loc, y: Loc, eps: f64 },
+    /// dx (+)= the input gradient, dgamma += and dbeta += the affine's gradients (each when present).
+    Backward { g: BnGeom, x: Loc, dy: Loc, gamma: Loc, mean: Loc, invstd: Loc, dx: Option<Loc>, dgamma: Option<Loc>, dbeta: Option<Loc>, accumulate: bool },
+}
+
+impl BnKernel {
+    pub fn name(&self) -> &'static str {
+        match self {
+            BnKernel::TrainForward { .. } => "bn_train_forward",
+            BnKernel::EvalForward { .. } => "bn_eval_forward",
+            BnKernel::Backward { .. } => "bn_backward",
+        }
+    }
+
+    /// Inputs, then the outputs (the running statistics are read and written).
+    pub fn locs_mut(&mut self) -> Vec<&mut Loc> {
+        match self {
+            BnKernel::TrainForward { x, gamma, beta, running_mean, running_var, y, mean, invstd, .. } => {
+                vec![x, gamma, beta, running_mean, running_var, y, mean, invstd]
+            }
+            BnKernel::EvalForward { x, gamma, beta, running_mean, running_var, y, .. } => vec![x, gamma, beta, running_mean, running_var, y],
+            BnKernel::Backward { x, dy, gamma, mean, invstd, dx, dgamma, dbeta, .. } => {
+                let mut v = vec![x, dy, gamma, mean, invstd];
+                v.extend(dx.as_mut().into_iter().chain(dgamma.as_mut()).chain(dbeta.as_mut()));
+                v
+            }
+        }
+    }
+
+    pub fn outputs(&self) -> usize {
+        match self {
+            BnKernel::TrainForward { .. } => 5, // running_mean, running_var, y, mean, invstd
+            BnKernel::EvalForward { .. } => 1,
+            BnKernel::Backward { dx, dgamma, dbeta, .. } => dx.is_some() as usize + dgamma.is_some() as usize + dbeta.is_some() as usize,
+        }
+    }
+
+    pub fn accumulates(&self) -> bool {
+        match *self {
+            BnKernel::Backward { accumulate, .. } => accumulate,
+            _ => true,
+        }
+    }
+
+    pub(crate) fn run_cpu<T: Float>(&self, m: &CpuView<T>) {
+        match *self {
+            BnKernel::TrainForward { g, x, gamma, beta, running_mean, running_var, y, mean, invstd, eps, momentum } => {
+                bn_train_forward(&g, m.r(x), m.r(gamma), m.r(beta), eps, momentum, m.w(running_mean), m.w(running_var), m.w(y), m.w(mean), m.w(invstd))
+            }
+            BnKernel::EvalForward { g, x, gamma, beta, running_mean, running_var, y, eps } => {
+                bn_eval_forward(&g, m.r(x), m.r(gamma), m.r(beta), m.r(running_mean), m.r(running_var), eps, m.w(y))
+            }
+            BnKernel::Backward { g, x, dy, gamma, mean, invstd, dx, dgamma, dbeta, accumulate } => bn_backward(
+                &g,
+                m.r(x),
+                m.r(dy),
+                m.r(gamma),
+                m.r(mean),
+                m.r(invstd),
+                dx.map(|dx| assign_or_add(m.w(dx), accumulate)),
+                dgamma.map(|l| m.w(l)),
+                dbeta.map(|l| m.w(l)),
+            ),
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! The convolutions' self-test cases (see [`crate::engine::cuda::selftest`]).
+
+use super::{ConvGeom, ConvKernel};
+use crate::engine::cuda::selftest::{Cases, REDUCTION_TOLERANCE};
+
+pub(crate) fn cases(cases: &mut Cases) {
+    // 9x9 gives 243 positions per weight: most of a 256-thread reduction block does real work.
+    // Every (k, stride) body of conv.cu, on 5x5 and 9x9 images (odd sides: the last stride-2
+    // window hangs over the edge). Channel counts that fill no tile evenly: 7 and 3 inputs, 4-7
+    // outputs (one partial channel group), 20 (three groups of 8, rounded up to four) and 70
+    // (two passes of 64 outputs; nine input chunks of the weight gradient); several 5x5 images
+    // share a forward tile, 9x9 ones and the 70-channel ones take one each.
+    let shapes = [
+        ("conv3x3", 3, 1, 7, 4, 5),
+        ("conv3x3_s2", 3, 2, 7, 5, 5),
+        ("conv1x1", 1, 1, 7, 6, 5),
+        ("conv1x1_s2", 1, 2, 7, 6, 5),
+        ("conv3x3_9x9", 3, 1, 7, 3, 9),
+        ("conv3x3_s2_9x9", 3, 2, 7, 7, 9),
+        ("conv1x1_9x9", 1, 1, 7, 7, 9),
+        ("conv1x1_s2_9x9", 1, 2, 3, 7, 9),
+        ("conv3x3_20ch", 3, 1, 20, 20, 5),
+        ("conv3x3_s2_70ch", 3, 2, 7, 70, 9),
+        ("conv3x3_70to7", 3, 1, 70, 7, 5),
+    ];
+    for (name, k, stride, c_in, c_out, side) in shapes {
+        let g = ConvGeom { n: 3, c_in, h: side, w: side, c_out, k, stride, pad: k / 2 };
+        cases.add(&format!("{name}_forward"), REDUCTION_TOLERANCE, |c| {
+            let (x, w, y) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
+            ConvKernel::Forward { g, x, w, y }.into()
+        });
+        // Both modes: assign must ignore the random values already in dx.
+        for (mode, accumulate) in [("", true), ("_assign", false)] {
+            cases.add(&format!("{name}_backward_input{mode}"), REDUCTION_TOLERANCE, |c| {
+                let (dx, w, dy) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
+                ConvKernel::BackwardInput { g, dy, w, dx, accumulate }.into()
+            });
+        }
+        cases.add(&format!("{name}_backward_weight"), REDUCTION_TOLERANCE, |c| {
+            let (x, dw, dy) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
+            ConvKernel::BackwardWeight { g, x, dy, dw }.into()
+        });
+    }
+}

@@ -1,0 +1,298 @@
+// Convolutions (no bias, square k x k kernels, zero padding); mirror cpu.rs.
+// Layouts: x [n, cin, h, w], w [cout, cin, k, k], y [n, cout, oh, ow] (NCHW, as everywhere else).
+//
+// Implicit GEMM in FP32 SIMT. Forward: M = output pixels, N = output channels, K = cin * k * k.
+// A block owns a tile of output pixels of one image and every output channel (up to 64 per pass;
+// more channels take more passes). Per chunk of input channels it stages, in dynamic shared
+// memory, the input tile with its halo (zeros where the window hangs over the image: the padding
+// is in the tile, so the inner loop has no bounds tests) and the chunk's weights as
+// [channel][tap][output channel]. Each thread then accumulates FEAR_CONV_PIX pixels x
+// FEAR_CONV_CO channels in registers: per (input channel, tap) FEAR_CONV_PIX shared loads of the
+// input, two float4 loads of weights (the same address across a warp: a broadcast) and
+// FEAR_CONV_PIX * FEAR_CONV_CO FMAs. No im2col buffer; the taps are compile-time shifts of a
+// base address; every integer division is per block or per thread, never in the MAC loop.
+//
+// The input gradient is the same GEMM on dy (M = input pixels, N = cin, K = cout * taps): with
+// stride 2 each of the four pixel phases (iy % 2, ix % 2) of dx is a stride-1 correlation of dy
+// with a 2x2 (or 1x1) subset of the taps, flipped, so fear_conv_tile serves both; only the
+// weight staging and the epilogue (dx += instead of y =) differ.
+//
+// The weight gradient (M = cout, N = cin * taps, K = pixels) is split over blocks by pixels: each
+// block sums its share into one slot of a workspace, and fear_conv_backward_weight_reduce adds the
+// slots in a fixed order (deterministic, no atomics, no last-block fences).
+//
+// For tensor cores (issue 14) the MAC loop of fear_conv_tile is the piece to replace: its operands
+// are already a shared [k][m] input tile and a shared [k][n] weight slice per chunk.
+
+#define FEAR_CONV_PIX 4  // output pixels per thread
+#define FEAR_CONV_CO 8   // output channels per thread
+#define FEAR_WGRAD_CO 4  // output channels per thread of the weight gradient
+#define FEAR_WGRAD_CI 8  // input channels per block of the weight gradient
+#define FEAR_WGRAD_COP 64  // output channels per block of the weight gradient
+#define FEAR_WGRAD_DY_STRIDE 68  // floats per pixel of the staged dy tile (a multiple of 4: float4 loads)
+
+// One block's output tile: images b0 .. b0 + ti (several only when a whole image is smaller than
+// the block), channels from co0 (pass width cw = 8 << glog2), the phase (py, px) of the
+// destination pixels (dst row = qy * P + py), the tile origin (qy0, qx0) on that phase grid, and
+// the source window origin (sy0, sx0) for the tile's first pixel.
+//
+// T: taps per side of the correlation; S: its step in the source; P: the destination's phase
+// step (1 forward, the stride for the input gradient). The thread owns pixel slots
+// tpix + j * (threads / groups) of the ti x tr x tc tile and channels co0 + cg * 8 ... + 7.
+template <int T, int S, int P, bool DGRAD>
+__device__ __forceinline__ void fear_conv_tile(const float* __restrict__ src, const float* __restrict__ wt,
+                                               float* __restrict__ dst, int n, int c_src, int hs, int ws, int c_dst,
+                                               int hd, int wd, int k, int pad, int cin, int ti, int tr, int tc,
+                                               int chunk, int glog2, int accumulate) {
+    FEAR_DYNAMIC_SHARED(float, smem);
+    const int cw = FEAR_CONV_CO << glog2;  // channels per pass
+    const int passes = (c_dst + cw - 1) / cw;
+    const int qh = (hd + P - 1) / P, qw = (wd + P - 1) / P;  // the largest phase grid
+    const int tiles_x = (qw + tc - 1) / tc, tiles = tiles_x * ((qh + tr - 1) / tr);
+    int bid = blockIdx.x;
+    const int co0 = (bid % passes) * cw;
+    bid /= passes;
+    const int tile = bid % tiles;
+    bid /= tiles;
+    const int phase = bid % (P * P), b0 = bid / (P * P) * ti;
+    const int py = phase / P, px = phase % P;
+    const int qy0 = tile / tiles_x * tr, qx0 = tile % tiles_x * tc;
+    // Forward: window origin qy * S - pad. Input gradient: the phase's first tap ky0 and the dy row
+    // its last tap reads (see the header); outside taps have zero weights.
+    const int ky0 = DGRAD ? (py + pad) % P : 0, kx0 = DGRAD ? (px + pad) % P : 0;
+    const int offy = DGRAD ? T - 1 - (py + pad - ky0) / P : pad, offx = DGRAD ? T - 1 - (px + pad - kx0) / P : pad;
+    const int hr = (tr - 1) * S + T, hc = (tc - 1) * S + T, halo = hr * hc;
+    const int images = min(ti, n - b0);  // a tile may hold several whole (small) images
+    const int sy0 = qy0 * S - offy, sx0 = qx0 * S - offx;
+    float* xs = smem;  // [chunk][ti][hr][hc]
+    float* wsh = smem + ((chunk * ti * halo + 3) & ~3);  // [chunk][T*T][cw], 16-byte aligned
+
+    const int tp = FEAR_CONV_THREADS >> glog2;  // pixel threads per channel group
+    const int tpix = threadIdx.x % tp, cg = threadIdx.x / tp;
+    // Slot j of this thread: image img, tile row ty and column tx; a dead slot (past the image or
+    // the batch) reads the tile's first window and is not stored.
+    auto slot = [&](int j, int& img, int& oy, int& ox) {
+        int p = tpix + j * tp, ty = p % (tr * tc) / tc, tx = p % tc;
+        img = p / (tr * tc);
+        oy = (qy0 + ty) * P + py;
+        ox = (qx0 + tx) * P + px;
+        return img < images && oy < hd && ox < wd ? img * halo + ty * S * hc + tx * S : -1;
+    };
+    int sbase[FEAR_CONV_PIX];
+#pragma unroll
+    for (int j = 0; j < FEAR_CONV_PIX; ++j) {
+        int img, oy, ox;
+        sbase[j] = max(slot(j, img, oy, ox), 0);
+    }
+    float acc[FEAR_CONV_PIX][FEAR_CONV_CO];
+#pragma unroll
+    for (int j = 0; j < FEAR_CONV_PIX; ++j)
+#pragma unroll
+        for (int c = 0; c < FEAR_CONV_CO; ++c) acc[j][c] = 0.0f;
+
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+    for (int c0 = 0; c0 < c_src; c0 += chunk) {
+        const int cn = min(chunk, c_src - c0);
+        __syncthreads();  // the previous chunk's readers are done
+        // The input tile with its halo, row by row (coalesced along a row), zeros outside.
+        for (int cil = 0; cil < cn; ++cil) {
+            for (int img = 0; img < images; ++img) {
+                const float* plane = src + ((long long)(b0 + img) * c_src + c0 + cil) * hs * ws;
+                float* tile_s = xs + (cil * ti + img) * halo;
+                for (int r = warp; r < hr; r += warps) {
+                    int iy = sy0 + r;
+                    bool row_in = iy >= 0 && iy < hs;
+                    for (int c = lane; c < hc; c += 32) {
+                        int ix = sx0 + c;
+                        tile_s[r * hc + c] = row_in && ix >= 0 && ix < ws ? plane[iy * ws + ix] : 0.0f;
+                    }
+                }
+            }
+        }
+        // The chunk's weights as [channel][tap][cw], zeros past the last channel or tap.
+        for (int e = threadIdx.x; e < cn * T * T * cw; e += blockDim.x) {
+            int co = e & (cw - 1), rest = e >> (3 + glog2), t = rest % (T * T), cil = rest / (T * T);
+            int ty = t / T, tx = t % T;
+            float v = 0.0f;
+            if (!DGRAD) {
+                // Forward: cil is an input channel, co an output channel, (ty, tx) the tap.
+                if (co0 + co < c_dst) v = wt[((long long)(co0 + co) * c_src + c0 + cil) * (T * T) + t];
+            } else {
+                // Input gradient: cil is an output channel of the convolution, co an input channel;
+                // correlation tap ty reads dy row qy + ty - offy, i.e. kernel row ky0 + P * (T-1-ty).
+                int ky = ky0 + P * (T - 1 - ty), kx = kx0 + P * (T - 1 - tx);
+                if (co0 + co < c_dst && ky < k && kx < k) v = wt[(((long long)(c0 + cil) * cin + co0 + co) * k + ky) * k + kx];
+            }
+            wsh[e] = v;
+        }
+        __syncthreads();
+        // The MAC loop: FEAR_CONV_PIX x FEAR_CONV_CO outer products per (channel, tap).
+        for (int cil = 0; cil < cn; ++cil) {
+            const float* xc = xs + cil * ti * halo;
+            const float* wc = wsh + cil * (T * T) * cw + cg * FEAR_CONV_CO;
+            // One kernel row per iteration (its T taps unrolled): unrolling all T*T lets ptxas
+            // hoist every tap's loads and run out of registers on some targets.
+#pragma unroll 1
+            for (int ty = 0; ty < T; ++ty) {
+#pragma unroll
+                for (int tx = 0; tx < T; ++tx) {
+                    const float4 w0 = *reinterpret_cast<const float4*>(wc + (ty * T + tx) * cw);
+                    const float4 w1 = *reinterpret_cast<const float4*>(wc + (ty * T + tx) * cw + 4);
+                    const float wv[FEAR_CONV_CO] = {w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w};
+#pragma unroll
+                    for (int j = 0; j < FEAR_CONV_PIX; ++j) {
+                        float v = xc[sbase[j] + ty * hc + tx];
+#pragma unroll
+                        for (int c = 0; c < FEAR_CONV_CO; ++c) acc[j][c] += v * wv[c];
+                    }
+                }
+            }
+        }
+    }
+    // Epilogue: the forward assigns y, the input gradient adds into dx (or, without `accumulate`,
+    // assigns 0 + the sum: the bits a zeroed dx would end with, without reading it).
+#pragma unroll
+    for (int j = 0; j < FEAR_CONV_PIX; ++j) {
+        int img, oy, ox;
+        if (slot(j, img, oy, ox) < 0) continue;
+        float* at = dst + (((long long)(b0 + img) * c_dst + co0 + cg * FEAR_CONV_CO) * hd + oy) * wd + ox;
+#pragma unroll
+        for (int c = 0; c < FEAR_CONV_CO; ++c) {
+            if (co0 + cg * FEAR_CONV_CO + c >= c_dst) break;
+            if (DGRAD) at[(long long)c * hd * wd] = (accumulate ? at[(long long)c * hd * wd] : 0.0f) + acc[j][c];
+            else at[(long long)c * hd * wd] = acc[j][c];
+        }
+    }
+}
+
+// y = conv(x, w). One block per (ti images, tile of tr x tc output pixels, pass of 8 << glog2
+// output channels); `chunk` input channels staged at a time (src/engine/cuda/ops.rs picks the shapes and
+// the dynamic shared memory size).
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward(const float* __restrict__ x, const float* __restrict__ wt, float* __restrict__ y, int n, int cin,
+                  int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2) {
+    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0);
+    else if (k == 3 && stride == 2) fear_conv_tile<3, 2, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0);
+    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0);
+    else if (k == 1 && stride == 2) fear_conv_tile<1, 2, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0);
+}
+
+// dx += conv-transpose of dy (dx = 0 + it without `accumulate`). One block per (ti images, phase of dx, tile of its phase grid, pass
+// of input channels); the tile is tr x tc pixels of the phase grid (every stride-th pixel).
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input(const float* __restrict__ dy, const float* __restrict__ wt, float* __restrict__ dx, int n,
+                         int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int accumulate) {
+    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate);
+    else if (k == 3 && stride == 2) fear_conv_tile<2, 1, 2, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate);
+    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate);
+    else if (k == 1 && stride == 2) fear_conv_tile<1, 1, 2, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate);
+}
+
+// Partial dw of one block: FEAR_WGRAD_COP output channels x FEAR_WGRAD_CI input channels x K*K
+// taps, summed over the block's share of (image, pixel tile) items. Each thread owns
+// FEAR_WGRAD_CO output channels of one input channel for every tap; per pixel it reads one float4
+// of dy and K*K inputs from shared memory for 4*K*K FMAs.
+template <int K, int S>
+__device__ __forceinline__ void fear_conv_wgrad_tile(const float* __restrict__ x, const float* __restrict__ dy,
+                                                     float* __restrict__ partial, int n, int cin, int h, int w,
+                                                     int cout, int pad, int oh, int ow, int tr, int tc, int splits) {
+    FEAR_DYNAMIC_SHARED(float, smem);
+    const int ci_blocks = (cin + FEAR_WGRAD_CI - 1) / FEAR_WGRAD_CI;
+    const int co_blocks = (cout + FEAR_WGRAD_COP - 1) / FEAR_WGRAD_COP;
+    int bid = blockIdx.x;
+    const int ci0 = bid % ci_blocks * FEAR_WGRAD_CI;
+    bid /= ci_blocks;
+    const int co0 = bid % co_blocks * FEAR_WGRAD_COP;
+    const int split = bid / co_blocks;
+    const int tiles_x = (ow + tc - 1) / tc, tiles = tiles_x * ((oh + tr - 1) / tr);
+    const long long items = (long long)n * tiles;
+    const int first = (int)(items * split / splits), last = (int)(items * (split + 1) / splits);
+    const int hr = (tr - 1) * S + K, hc = (tc - 1) * S + K, halo = hr * hc;
+    float* dys = smem;                                  // [tr * tc][FEAR_WGRAD_DY_STRIDE]
+    float* xs = smem + tr * tc * FEAR_WGRAD_DY_STRIDE;  // [FEAR_WGRAD_CI][halo]
+    const int cq = threadIdx.x & 15, cil = threadIdx.x >> 4;  // 16 channel quads x 8 input channels
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+    float acc[FEAR_WGRAD_CO][K * K];
+#pragma unroll
+    for (int c = 0; c < FEAR_WGRAD_CO; ++c)
+#pragma unroll
+        for (int t = 0; t < K * K; ++t) acc[c][t] = 0.0f;
+
+    for (int item = first; item < last; ++item) {
+        const int b = item / tiles, tile = item % tiles;
+        const int oy0 = tile / tiles_x * tr, ox0 = tile % tiles_x * tc;
+        const int sy0 = oy0 * S - pad, sx0 = ox0 * S - pad;
+        __syncthreads();  // the previous item's readers are done
+        // dy of the tile, transposed to [pixel][channel]; zeros for pixels or channels outside.
+        for (int co = warp; co < FEAR_WGRAD_COP; co += warps) {
+            const float* plane = dy + ((long long)b * cout + co0 + co) * oh * ow;
+            bool co_in = co0 + co < cout;
+            for (int ty = 0; ty < tr; ++ty) {
+                int oy = oy0 + ty;
+                for (int tx = lane; tx < tc; tx += 32) {
+                    int ox = ox0 + tx;
+                    dys[(ty * tc + tx) * FEAR_WGRAD_DY_STRIDE + co] = co_in && oy < oh && ox < ow ? plane[oy * ow + ox] : 0.0f;
+                }
+            }
+        }
+        // x of the tile's windows, with the halo; zeros outside the image or past the last channel.
+        for (int ci = 0; ci < FEAR_WGRAD_CI; ++ci) {
+            const float* plane = x + ((long long)b * cin + ci0 + ci) * h * w;
+            bool ci_in = ci0 + ci < cin;
+            for (int r = warp; r < hr; r += warps) {
+                int iy = sy0 + r;
+                bool row_in = ci_in && iy >= 0 && iy < h;
+                for (int c = lane; c < hc; c += 32) {
+                    int ix = sx0 + c;
+                    xs[ci * halo + r * hc + c] = row_in && ix >= 0 && ix < w ? plane[iy * w + ix] : 0.0f;
+                }
+            }
+        }
+        __syncthreads();
+        const float* xc = xs + cil * halo;
+        for (int ty = 0; ty < tr; ++ty) {
+            for (int tx = 0; tx < tc; ++tx) {
+                const float4 g = *reinterpret_cast<const float4*>(dys + (ty * tc + tx) * FEAR_WGRAD_DY_STRIDE + cq * FEAR_WGRAD_CO);
+                const float gv[FEAR_WGRAD_CO] = {g.x, g.y, g.z, g.w};
+                const float* xp = xc + ty * S * hc + tx * S;
+#pragma unroll
+                for (int ky = 0; ky < K; ++ky) {
+#pragma unroll
+                    for (int kx = 0; kx < K; ++kx) {
+                        float v = xp[ky * hc + kx];
+#pragma unroll
+                        for (int c = 0; c < FEAR_WGRAD_CO; ++c) acc[c][ky * K + kx] += gv[c] * v;
+                    }
+                }
+            }
+        }
+    }
+    // This split's slot of the workspace, laid out like dw: [cout][cin][K * K].
+    const int ci = ci0 + cil;
+    if (ci >= cin) return;
+    float* slot = partial + (long long)split * cout * cin * K * K;
+#pragma unroll
+    for (int c = 0; c < FEAR_WGRAD_CO; ++c) {
+        int co = co0 + cq * FEAR_WGRAD_CO + c;
+        if (co >= cout) break;
+#pragma unroll
+        for (int t = 0; t < K * K; ++t) slot[((long long)co * cin + ci) * K * K + t] = acc[c][t];
+    }
+}
+
+// Partial weight gradients: one block per (split of the pixel tiles, pass of FEAR_WGRAD_COP output
+// channels, FEAR_WGRAD_CI input channels), into `partial` [splits][cout][cin][k][k].
+extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_BLOCKS) fear_conv_backward_weight(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ partial, int n,
+                          int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int tr, int tc, int splits) {
+    if (k == 3 && stride == 1) fear_conv_wgrad_tile<3, 1>(x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits);
+    else if (k == 3 && stride == 2) fear_conv_wgrad_tile<3, 2>(x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits);
+    else if (k == 1 && stride == 1) fear_conv_wgrad_tile<1, 1>(x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits);
+    else if (k == 1 && stride == 2) fear_conv_wgrad_tile<1, 2>(x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits);
+}
+
+// dw += the sum of the splits' partials, split 0 first: the same bits on every run.
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_conv_backward_weight_reduce(const float* __restrict__ partial, float* __restrict__ dw, int len, int splits) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < len; i += gridDim.x * blockDim.x) {
+        float s = 0.0f;
+        for (int p = 0; p < splits; ++p) s += partial[(long long)p * len + i];
+        dw[i] += s;
+    }
+}

@@ -1,0 +1,243 @@
+//! The launches of the implicit-GEMM convolutions in conv.cu: the tile each block owns,
+//! how many input channels it stages in shared memory at a time, the split of the weight
+//! gradient over blocks, and the dynamic shared memory each needs. Pure functions of the
+//! geometry, so the plan is the same on every run (and the weight gradient's fixed-order
+//! reduction gives the same bits).
+
+use anyhow::{ensure, Result};
+
+use super::{ConvGeom, ConvKernel};
+use crate::engine::cuda::launch::threads::{FEAR_CONV_THREADS, FEAR_WGRAD_THREADS, KERNEL_THREADS};
+use crate::engine::cuda::launch::{launch_with_shared, Arg, Backend, Dims, GpuAddresses, OnGpu};
+
+/// Output pixels and output channels each thread of the forward / input-gradient kernel owns
+/// (FEAR_CONV_PIX, FEAR_CONV_CO in conv.cu).
+const PIX: usize = 4;
+const CO: usize = 8;
+/// The weight gradient's block: output channels, input channels, pixels per staged tile, and the
+/// floats per pixel of its staged dy (FEAR_WGRAD_COP, FEAR_WGRAD_CI, FEAR_WGRAD_DY_STRIDE).
+const WGRAD_COP: usize = 64;
+const WGRAD_CI: usize = 8;
+const WGRAD_TILE_PIXELS: usize = 64;
+const WGRAD_DY_STRIDE: usize = 68;
+/// Dynamic shared memory a block may use: below the 48 KB every GPU grants without the opt-in,
+/// and small enough for several blocks per SM.
+pub const SHARED_BUDGET_BYTES: usize = 32 << 10;
+/// Input channels staged at a time, at most (more gains little and costs occupancy).
+const MAX_CHUNK: usize = 16;
+/// Blocks the weight gradient aims for (about four per SM of a 132-SM H100).
+const WGRAD_TARGET_BLOCKS: usize = 512;
+
+/// The shape of one forward or input-gradient launch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TilePlan {
+    /// Images, rows and columns of (phase-grid) output pixels per block.
+    pub ti: usize,
+    pub tr: usize,
+    pub tc: usize,
+    /// Source channels staged per round, and log2 of the channel groups (8 channels each).
+    pub chunk: usize,
+    pub glog2: u32,
+    pub blocks: usize,
+    pub shared_bytes: usize,
+}
+
+/// The GEMM one launch computes: a correlation with `taps` x `taps` taps stepping `step` in a
+/// source of `c_src` channels, into `c_dst` channels on a grid of `phases` x `qh` x `qw` pixels.
+struct Gemm {
+    c_src: usize,
+    c_dst: usize,
+    taps: usize,
+    step: usize,
+    phases: usize,
+    qh: usize,
+    qw: usize,
+}
+
+fn check_shape(g: &ConvGeom) -> Result<()> {
+    // conv.cu has bodies for these shapes only (taps known at compile time); the network needs no other.
+    ensure!(matches!(g.k, 1 | 3), "the CUDA convolutions take 1x1 and 3x3 kernels, not {}x{}", g.k, g.k);
+    ensure!(matches!(g.stride, 1 | 2), "the CUDA convolutions take strides 1 and 2, not {}", g.stride);
+    ensure!(g.pad == g.k / 2, "the CUDA convolutions take 'same' padding (k / 2), not {} for k = {}", g.pad, g.k);
+    Ok(())
+}
+
+fn tile_plan(n: usize, m: &Gemm) -> TilePlan {
+    let groups = m.c_dst.min(64).div_ceil(CO).next_power_of_two();
+    let glog2 = groups.trailing_zeros();
+    let slots = FEAR_CONV_THREADS as usize / groups * PIX;
+    let tc = m.qw.min(slots);
+    let mut tr = m.qh.min(slots / tc);
+    // Whole images smaller than the block go several to a tile.
+    let ti = if tr == m.qh && tc == m.qw { (slots / (tr * tc)).clamp(1, n.max(1)) } else { 1 };
+    let cw = CO << glog2;
+    let budget = SHARED_BUDGET_BYTES / 4 - 4;
+    let per_channel = |tr: usize| ti * ((tr - 1) * m.step + m.taps) * ((tc - 1) * m.step + m.taps) + m.taps * m.taps * cw;
+    while tr > 1 && per_channel(tr) > budget {
+        tr = tr.div_ceil(2);
+    }
+    let chunk = (budget / per_channel(tr)).clamp(1, MAX_CHUNK).min(m.c_src.max(1));
+    let halo = ti * ((tr - 1) * m.step + m.taps) * ((tc - 1) * m.step + m.taps);
+    let shared_bytes = ((chunk * halo).next_multiple_of(4) + chunk * m.taps * m.taps * cw) * 4;
+    let tiles = m.qh.div_ceil(tr) * m.qw.div_ceil(tc);
+    let blocks = n.div_ceil(ti) * m.phases * tiles * m.c_dst.div_ceil(cw);
+    TilePlan { ti, tr, tc, chunk, glog2, blocks, shared_bytes }
+}
+
+/// The forward's launch shape.
+pub fn forward_plan(g: &ConvGeom) -> TilePlan {
+    let m = Gemm { c_src: g.c_in, c_dst: g.c_out, taps: g.k, step: g.stride, phases: 1, qh: g.out_h(), qw: g.out_w() };
+    tile_plan(g.n, &m)
+}
+
+/// The input gradient's launch shape: per phase of dx, a stride-1 correlation of dy.
+pub fn backward_input_plan(g: &ConvGeom) -> TilePlan {
+    let s = g.stride;
+    let m = Gemm { c_src: g.c_out, c_dst: g.c_in, taps: g.k.div_ceil(s), step: 1, phases: s * s, qh: g.h.div_ceil(s), qw: g.w.div_ceil(s) };
+    tile_plan(g.n, &m)
+}
+
+/// The shape of a weight-gradient launch: pixel tile, splits, blocks and shared memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WgradPlan {
+    pub tr: usize,
+    pub tc: usize,
+    pub splits: usize,
+    pub blocks: usize,
+    pub shared_bytes: usize,
+}
+
+/// The weight gradient's launch shape: as many pixel splits as fill the GPU, at most one per
+/// tile and at most as many as the scratch holds partial weight gradients for.
+pub fn backward_weight_plan(g: &ConvGeom, scratch_bytes: usize) -> WgradPlan {
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let tc = ow.clamp(1, 32);
+    let tr = oh.min(WGRAD_TILE_PIXELS / tc).max(1);
+    let items = g.n * oh.div_ceil(tr) * ow.div_ceil(tc);
+    let per_split = g.c_in.div_ceil(WGRAD_CI) * g.c_out.div_ceil(WGRAD_COP);
+    let fit = scratch_bytes / (g.w_len() * 4).max(1);
+    let splits = (WGRAD_TARGET_BLOCKS / per_split).min(items).min(fit).max(1);
+    let halo = ((tr - 1) * g.stride + g.k) * ((tc - 1) * g.stride + g.k);
+    let shared_bytes = (tr * tc * WGRAD_DY_STRIDE + WGRAD_CI * halo) * 4;
+    WgradPlan { tr, tc, splits, blocks: splits * per_split, shared_bytes }
+}
+
+fn geometry_args(g: &ConvGeom) -> Result<Vec<Arg>> {
+    [g.n, g.c_in, g.h, g.w, g.c_out, g.k, g.stride, g.pad, g.out_h(), g.out_w()].into_iter().map(Arg::len).collect()
+}
+
+/// [`launch_with_shared`] after checking the block is the size the kernel's `__launch_bounds__`
+/// names (as `launch_bounded` does for the kernels without dynamic shared memory).
+fn launch_bounded_shared(b: &dyn Backend, name: &str, dims: Dims, shared_bytes: usize, args: &[Arg]) -> Result<()> {
+    let bound = KERNEL_THREADS.iter().find(|(n, _)| *n == name).map(|&(_, t)| t);
+    ensure!(bound == Some(dims.block[0]), "{name}: a block of {:?} threads, but it is bounded to {bound:?}", dims.block);
+    ensure!(dims.grid[0] as usize * dims.block[0] as usize > 0, "{name}: an empty launch");
+    // SAFETY: the pointers are bounds-checked locations (`OnGpu::p`) or the scratch; each
+    // conv kernel reads and writes only the tensors of its geometry, the partials its plan
+    // sizes, and the `shared_bytes` of shared memory it is given.
+    unsafe { launch_with_shared(b, name, dims, shared_bytes as u32, args) }
+}
+
+fn launch_tiles(b: &dyn Backend, name: &str, g: &ConvGeom, t: TilePlan, ptrs: [Arg; 3], extra: &[Arg]) -> Result<()> {
+    let shape = [t.ti, t.tr, t.tc, t.chunk, t.glog2 as usize].into_iter().map(Arg::len).collect::<Result<Vec<_>>>()?;
+    let args = [ptrs.to_vec(), geometry_args(g)?, shape, extra.to_vec()].concat();
+    let dims = Dims::per_item(t.blocks, FEAR_CONV_THREADS);
+    ensure!(dims.grid[0] as usize == t.blocks, "{name}: {} blocks, more than one launch takes", t.blocks);
+    launch_bounded_shared(b, name, dims, t.shared_bytes, &args)
+}
+
+/// y = conv(x, w).
+pub fn forward(b: &dyn Backend, g: &ConvGeom, x: Arg, w: Arg, y: Arg) -> Result<()> {
+    check_shape(g)?;
+    if g.y_len() == 0 {
+        return Ok(());
+    }
+    launch_tiles(b, "fear_conv_forward", g, forward_plan(g), [x, w, y], &[])
+}
+
+/// dx += conv_transpose(dy, w), or dx = 0 + ... without `accumulate`.
+pub fn backward_input(b: &dyn Backend, g: &ConvGeom, dy: Arg, w: Arg, dx: Arg, accumulate: bool) -> Result<()> {
+    check_shape(g)?;
+    if g.x_len() == 0 {
+        return Ok(());
+    }
+    launch_tiles(b, "fear_conv_backward_input", g, backward_input_plan(g), [dy, w, dx], &[Arg::I32(accumulate as i32)])
+}
+
+/// dw += the weight gradient: partials per split into the scratch, then their fixed-order sum.
+pub fn backward_weight(b: &dyn Backend, mem: &dyn GpuAddresses, g: &ConvGeom, x: Arg, dy: Arg, dw: Arg) -> Result<()> {
+    check_shape(g)?;
+    if g.w_len() == 0 {
+        return Ok(());
+    }
+    let (scratch, bytes) = mem.reduce_scratch();
+    let p = backward_weight_plan(g, bytes);
+    ensure!(p.splits * g.w_len() * 4 <= bytes, "a weight gradient of {} floats needs more than the {bytes} bytes of scratch", g.w_len());
+    let shape = [p.tr, p.tc, p.splits].into_iter().map(Arg::len).collect::<Result<Vec<_>>>()?;
+    let args = [vec![x, dy, Arg::Ptr(scratch)], geometry_args(g)?, shape].concat();
+    let dims = Dims::per_item(p.blocks, FEAR_WGRAD_THREADS);
+    ensure!(dims.grid[0] as usize == p.blocks, "fear_conv_backward_weight: {} blocks, more than one launch takes", p.blocks);
+    launch_bounded_shared(b, "fear_conv_backward_weight", dims, p.shared_bytes, &args)?;
+    let reduce = [Arg::Ptr(scratch), dw, Arg::len(g.w_len())?, Arg::len(p.splits)?];
+    launch_bounded_shared(b, "fear_conv_backward_weight_reduce", Dims::elementwise(g.w_len()), 0, &reduce)
+}
+
+impl ConvKernel {
+    /// The CUDA kernels [`ConvKernel::launch`] launches, in order (for the plan statistics; held
+    /// to the launches by the self-test).
+    pub fn launch_names(&self) -> Vec<&'static str> {
+        match *self {
+            ConvKernel::Forward { g, .. } if g.y_len() > 0 => vec!["fear_conv_forward"],
+            ConvKernel::BackwardInput { g, .. } if g.x_len() > 0 => vec!["fear_conv_backward_input"],
+            ConvKernel::BackwardWeight { g, .. } if g.w_len() > 0 => vec!["fear_conv_backward_weight", "fear_conv_backward_weight_reduce"],
+            _ => vec![],
+        }
+    }
+
+    pub fn launch(&self, on: &OnGpu) -> Result<()> {
+        match *self {
+            ConvKernel::Forward { g, x, w, y } => forward(on.backend, &g, on.p(x)?, on.p(w)?, on.p(y)?),
+            ConvKernel::BackwardInput { g, dy, w, dx, accumulate } => backward_input(on.backend, &g, on.p(dy)?, on.p(w)?, on.p(dx)?, accumulate),
+            ConvKernel::BackwardWeight { g, x, dy, dw } => backward_weight(on.backend, on.mem, &g, on.p(x)?, on.p(dy)?, on.p(dw)?),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geom(n: usize, c: usize, side: usize, k: usize, stride: usize) -> ConvGeom {
+        ConvGeom { n, c_in: c, h: side, w: side, c_out: if stride == 2 { 2 * c } else { c }, k, stride, pad: k / 2 }
+    }
+
+    #[test]
+    fn every_launch_fits_the_shared_budget_and_covers_the_outputs() {
+        for (n, c, side) in [(256, 16, 32), (256, 32, 16), (256, 64, 8), (3, 7, 5), (3, 7, 9), (1, 130, 40)] {
+            for (k, stride) in [(3, 1), (3, 2), (1, 1), (1, 2)] {
+                let g = geom(n, c, side, k, stride);
+                for (t, m) in
+                    [(forward_plan(&g), (g.c_out, g.out_h(), g.out_w())), (backward_input_plan(&g), (g.c_in, g.h.div_ceil(stride), g.w.div_ceil(stride)))]
+                {
+                    assert!(t.shared_bytes <= SHARED_BUDGET_BYTES, "{g:?}: {t:?}");
+                    let slots = FEAR_CONV_THREADS as usize >> t.glog2 << 2;
+                    assert!(t.ti * t.tr * t.tc <= slots, "{g:?}: a tile larger than the block: {t:?}");
+                    assert!((CO << t.glog2) >= m.0.min(64), "{g:?}: {t:?}");
+                    assert!(t.chunk >= 1 && t.tr >= 1 && t.tc >= 1 && (t.ti == 1 || (t.tr, t.tc) == (m.1, m.2)), "{g:?}: {t:?}");
+                }
+                let w = backward_weight_plan(&g, 8 << 20);
+                assert!(w.shared_bytes <= SHARED_BUDGET_BYTES && w.splits >= 1 && w.tr * w.tc <= WGRAD_TILE_PIXELS, "{g:?}: {w:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn arch_1_stage_shapes_keep_whole_rows_and_all_channels_per_block() {
+        let t = forward_plan(&geom(256, 16, 32, 3, 1));
+        assert_eq!((t.ti, t.tr, t.tc, t.glog2), (1, 8, 32, 1), "{t:?}");
+        let t = forward_plan(&geom(256, 64, 8, 3, 1));
+        assert_eq!((t.ti, t.tr, t.tc, t.glog2), (1, 8, 8, 3), "{t:?}");
+        let w = backward_weight_plan(&geom(256, 64, 8, 3, 1), 8 << 20);
+        assert_eq!((w.tr, w.tc, w.splits), (8, 8, 56), "{w:?}");
+    }
+}

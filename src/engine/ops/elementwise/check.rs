@@ -1,0 +1,19 @@
+//! The elementwise ops' self-test cases (see [`crate::engine::cuda::selftest`]).
+
+use super::ElementwiseKernel;
+use crate::engine::cuda::selftest::{Cases, ELEMENTWISE_TOLERANCE, REDUCTION_TOLERANCE};
+
+pub(crate) fn cases(cases: &mut Cases) {
+    let n = 3 * 7 * 25;
+    cases.add("relu", ELEMENTWISE_TOLERANCE, |c| ElementwiseKernel::Relu { x: c.loc(n), y: c.loc(n) }.into());
+    for (mode, accumulate) in [("", true), ("_assign", false)] {
+        cases.add(&format!("relu_backward{mode}"), ELEMENTWISE_TOLERANCE, |c| {
+            ElementwiseKernel::ReluBackward { y: c.loc(n), dy: c.loc(n), dx: c.loc(n), accumulate }.into()
+        });
+        cases.add(&format!("accumulate{mode}"), ELEMENTWISE_TOLERANCE, |c| ElementwiseKernel::Accumulate { acc: c.loc(n), x: c.loc(n), accumulate }.into());
+    }
+    cases.add("add", ELEMENTWISE_TOLERANCE, |c| ElementwiseKernel::Add { a: c.loc(n), b: c.loc(n), y: c.loc(n) }.into());
+    cases.add("zero", ELEMENTWISE_TOLERANCE, |c| ElementwiseKernel::Zero { y: c.loc(n) }.into());
+    cases.add("gap_forward", REDUCTION_TOLERANCE, |c| ElementwiseKernel::GapForward { n: 3, c: 7, hw: 25, x: c.loc(n), y: c.loc(21) }.into());
+    cases.add("gap_backward", ELEMENTWISE_TOLERANCE, |c| ElementwiseKernel::GapBackward { n: 3, c: 7, hw: 25, dy: c.loc(21), dx: c.loc(n) }.into());
+}

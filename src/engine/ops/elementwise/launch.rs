@@ -1,0 +1,36 @@
+//! The elementwise ops as launches of elementwise.cu: one grid-stride kernel each.
+
+use anyhow::Result;
+
+use super::ElementwiseKernel;
+use crate::engine::cuda::launch::{flag, len, OnGpu};
+
+impl ElementwiseKernel {
+    /// The CUDA kernel [`ElementwiseKernel::launch`] launches: `fear_` + the op's name.
+    pub fn launch_names(&self) -> Vec<&'static str> {
+        vec![match self {
+            ElementwiseKernel::Relu { .. } => "fear_relu",
+            ElementwiseKernel::ReluBackward { .. } => "fear_relu_backward",
+            ElementwiseKernel::Add { .. } => "fear_add",
+            ElementwiseKernel::Accumulate { .. } => "fear_accumulate",
+            ElementwiseKernel::Zero { .. } => "fear_zero",
+            ElementwiseKernel::GapForward { .. } => "fear_gap_forward",
+            ElementwiseKernel::GapBackward { .. } => "fear_gap_backward",
+        }]
+    }
+
+    pub fn launch(&self, on: &OnGpu) -> Result<()> {
+        let name = self.launch_names()[0];
+        match *self {
+            ElementwiseKernel::Relu { x, y } => on.elementwise(name, y.len, &[on.p(x)?, on.p(y)?, len(y.len)?]),
+            ElementwiseKernel::ReluBackward { y, dy, dx, accumulate } => {
+                on.elementwise(name, dx.len, &[on.p(y)?, on.p(dy)?, on.p(dx)?, len(dx.len)?, flag(accumulate)])
+            }
+            ElementwiseKernel::Add { a, b, y } => on.elementwise(name, y.len, &[on.p(a)?, on.p(b)?, on.p(y)?, len(y.len)?]),
+            ElementwiseKernel::Accumulate { acc, x, accumulate } => on.elementwise(name, acc.len, &[on.p(acc)?, on.p(x)?, len(acc.len)?, flag(accumulate)]),
+            ElementwiseKernel::Zero { y } => on.elementwise(name, y.len, &[on.p(y)?, len(y.len)?]),
+            ElementwiseKernel::GapForward { n, c, hw, x, y } => on.elementwise(name, n * c, &[on.p(x)?, on.p(y)?, len(n * c)?, len(hw)?]),
+            ElementwiseKernel::GapBackward { n, c, hw, dy, dx } => on.elementwise(name, n * c * hw, &[on.p(dy)?, on.p(dx)?, len(n * c)?, len(hw)?]),
+        }
+    }
+}

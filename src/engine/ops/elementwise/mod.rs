@@ -1,0 +1,82 @@
+//! Elementwise ops (ReLU, add, accumulate, zero) and the global average pool: memory-bound single
+//! passes. CPU face in `cpu.rs`, CUDA face in `elementwise.cu` launched by `launch.rs`, self-test
+//! cases in `check.rs`.
+
+pub(crate) mod check;
+mod cpu;
+pub mod launch;
+
+pub use cpu::*;
+
+use super::{assign_or_add, CpuView};
+use crate::engine::kernel::Loc;
+use crate::engine::Float;
+
+/// The elementwise kernels.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ElementwiseKernel {
+    /// y = max(x, 0).
+    Relu { x: Loc, y: Loc },
+    /// dx (+)= dy where y > 0 (y: the ReLU's output).
+    ReluBackward { y: Loc, dy: Loc, dx: Loc, accumulate: bool },
+    /// y = a + b.
+    Add { a: Loc, b: Loc, y: Loc },
+    /// acc += x (acc = x without `accumulate`).
+    Accumulate { acc: Loc, x: Loc, accumulate: bool },
+    /// y = 0.
+    Zero { y: Loc },
+    /// y [n, c] = the mean over hw of x [n, c, hw].
+    GapForward { n: usize, c: usize, hw: usize, x: Loc, y: Loc },
+    /// dx [n, c, hw] += dy [n, c] / hw.
+    GapBackward { n: usize, c: usize, hw: usize, dy: Loc, dx: Loc },
+}
+
+impl ElementwiseKernel {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ElementwiseKernel::Relu { .. } => "relu",
+            ElementwiseKernel::ReluBackward { .. } => "relu_backward",
+            ElementwiseKernel::Add { .. } => "add",
+            ElementwiseKernel::Accumulate { .. } => "accumulate",
+            ElementwiseKernel::Zero { .. } => "zero",
+            ElementwiseKernel::GapForward { .. } => "gap_forward",
+            ElementwiseKernel::GapBackward { .. } => "gap_backward",
+        }
+    }
+
+    /// Inputs, then the one output (`acc` of an accumulate is read and written).
+    pub fn locs_mut(&mut self) -> Vec<&mut Loc> {
+        match self {
+            ElementwiseKernel::Relu { x, y } => vec![x, y],
+            ElementwiseKernel::ReluBackward { y, dy, dx, .. } => vec![y, dy, dx],
+            ElementwiseKernel::Add { a, b, y } => vec![a, b, y],
+            ElementwiseKernel::Accumulate { acc, x, .. } => vec![x, acc],
+            ElementwiseKernel::Zero { y } => vec![y],
+            ElementwiseKernel::GapForward { x, y, .. } => vec![x, y],
+            ElementwiseKernel::GapBackward { dy, dx, .. } => vec![dy, dx],
+        }
+    }
+
+    pub fn outputs(&self) -> usize {
+        1
+    }
+
+    pub fn accumulates(&self) -> bool {
+        match *self {
+            ElementwiseKernel::ReluBackward { accumulate, .. } | ElementwiseKernel::Accumulate { accumulate, .. } => accumulate,
+            _ => true,
+        }
+    }
+
+    pub(crate) fn run_cpu<T: Float>(&self, m: &CpuView<T>) {
+        match *self {
+            ElementwiseKernel::Relu { x, y } => relu(m.r(x), m.w(y)),
+            ElementwiseKernel::ReluBackward { y, dy, dx, accumulate } => relu_backward(m.r(y), m.r(dy), assign_or_add(m.w(dx), accumulate)),
+            ElementwiseKernel::Add { a, b, y } => add(m.r(a), m.r(b), m.w(y)),
+            ElementwiseKernel::Accumulate { acc, x, accumulate } => self::accumulate(assign_or_add(m.w(acc), accumulate), m.r(x)),
+            ElementwiseKernel::Zero { y } => zero(m.w(y)),
+            ElementwiseKernel::GapForward { n, c, hw, x, y } => gap_forward(n, c, hw, m.r(x), m.w(y)),
+            ElementwiseKernel::GapBackward { n, c, hw, dy, dx } => gap_backward(n, c, hw, m.r(dy), m.w(dx)),
+        }
+    }
+}

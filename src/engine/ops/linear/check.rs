@@ -1,0 +1,19 @@
+//! The linear layer's self-test cases (see [`crate::engine::cuda::selftest`]).
+
+use super::{LinearGeom, LinearKernel};
+use crate::engine::cuda::selftest::{Cases, REDUCTION_TOLERANCE};
+
+pub(crate) fn cases(cases: &mut Cases) {
+    let g = LinearGeom { n: 3, d_in: 7, d_out: 10 };
+    for (name, bias) in [("linear_forward", true), ("linear_forward_no_bias", false)] {
+        cases.add(name, REDUCTION_TOLERANCE, |c| {
+            let (x, w) = (c.loc(21), c.loc(70));
+            let b = bias.then(|| c.loc(10));
+            LinearKernel::Forward { g, x, w, b, y: c.loc(30) }.into()
+        });
+    }
+    cases.add("linear_backward", REDUCTION_TOLERANCE, |c| {
+        let (x, w, dy) = (c.loc(21), c.loc(70), c.loc(30));
+        LinearKernel::Backward { g, x, w, dy, dx: Some(c.loc(21)), dw: Some(c.loc(70)), db: Some(c.loc(10)) }.into()
+    });
+}

@@ -1,0 +1,75 @@
+//! Fully connected layer y = x w^T + b (PyTorch nn.Linear layout: w is [d_out, d_in]). CPU face
+//! in `cpu.rs`, CUDA face in `linear.cu` launched by `launch.rs`, self-test cases in `check.rs`.
+
+pub(crate) mod check;
+mod cpu;
+pub mod launch;
+
+pub use cpu::*;
+
+use super::CpuView;
+use crate::engine::kernel::Loc;
+use crate::engine::Float;
+
+/// Shape of a fully connected layer: x [n, d_in], w [d_out, d_in], y [n, d_out].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LinearGeom {
+    pub n: usize,
+    pub d_in: usize,
+    pub d_out: usize,
+}
+
+/// The linear-layer kernels.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LinearKernel {
+    /// y = x w^T (+ b).
+    Forward { g: LinearGeom, x: Loc, w: Loc, b: Option<Loc>, y: Loc },
+    /// dx += dy w, dw += dy^T x, db += the column sums of dy (each when present).
+    Backward { g: LinearGeom, x: Loc, w: Loc, dy: Loc, dx: Option<Loc>, dw: Option<Loc>, db: Option<Loc> },
+}
+
+impl LinearKernel {
+    pub fn name(&self) -> &'static str {
+        match self {
+            LinearKernel::Forward { .. } => "linear_forward",
+            LinearKernel::Backward { .. } => "linear_backward",
+        }
+    }
+
+    /// Inputs, then the outputs present.
+    pub fn locs_mut(&mut self) -> Vec<&mut Loc> {
+        match self {
+            LinearKernel::Forward { x, w, b, y, .. } => {
+                let mut v = vec![x, w];
+                v.extend(b.as_mut());
+                v.push(y);
+                v
+            }
+            LinearKernel::Backward { x, w, dy, dx, dw, db, .. } => {
+                let mut v = vec![x, w, dy];
+                v.extend(dx.as_mut().into_iter().chain(dw.as_mut()).chain(db.as_mut()));
+                v
+            }
+        }
+    }
+
+    pub fn outputs(&self) -> usize {
+        match self {
+            LinearKernel::Forward { .. } => 1,
+            LinearKernel::Backward { dx, dw, db, .. } => dx.is_some() as usize + dw.is_some() as usize + db.is_some() as usize,
+        }
+    }
+
+    pub fn accumulates(&self) -> bool {
+        true
+    }
+
+    pub(crate) fn run_cpu<T: Float>(&self, m: &CpuView<T>) {
+        match *self {
+            LinearKernel::Forward { g, x, w, b, y } => linear_forward(&g, m.r(x), m.r(w), b.map(|l| m.r(l)), m.w(y)),
+            LinearKernel::Backward { g, x, w, dy, dx, dw, db } => {
+                linear_backward(&g, m.r(x), m.r(w), m.r(dy), dx.map(|l| m.w(l)), dw.map(|l| m.w(l)), db.map(|l| m.w(l)))
+            }
+        }
+    }
+}
