@@ -223,7 +223,7 @@ fn shortlist_runs_fear_on_the_proxys_top_fraction_only() {
         assert_eq!(score(l), 1.0 + l["fear_score"].as_f64().unwrap());
     }
     assert_eq!(lines[3]["time_s"], lines[3]["proxy_time_s"]);
-    // A second run on the same file is refused (not resumable); a bad spec is a usage error.
+    // A second run on a finished file is refused; a bad spec is a usage error.
     let again = run(&dir, with_tiny(&["rank", "--archs", ARCHS, "--out", "s.jsonl", "--shortlist", "az_nas:0.5"]));
     assert_eq!(again.status.code(), Some(2), "{}", String::from_utf8_lossy(&again.stderr));
     let bad = run(&dir, with_tiny(&["rank", "--archs", ARCHS, "--out", "t.jsonl", "--shortlist", "meco:1.5"]));
@@ -240,6 +240,72 @@ fn shortlist_runs_fear_on_the_proxys_top_fraction_only() {
     let got: Value = serde_json::from_slice(&eval.stdout).unwrap();
     assert_eq!(got["methods"][0]["name"], "shortlist-az_nas:0.5");
     assert_eq!(got["methods"][0]["n"], 4);
+}
+
+/// A shortlist run killed in its proxy pass: the proxy lines it wrote are kept and only the
+/// rest are scored on the rerun, to the same ranking.
+#[test]
+fn shortlist_proxy_pass_resumes_where_it_stopped() {
+    let dir = test_dir("shortlist-resume");
+    let shortlist = |out: &str| {
+        let args = [
+            "rank",
+            "--archs",
+            ARCHS,
+            "--out",
+            out,
+            "--seed",
+            "0",
+            "--threshold",
+            "0.001",
+            "--max-stage1-epochs",
+            "2",
+            "--stage2-epochs",
+            "1",
+            "--shortlist",
+            "az_nas:0.5",
+        ];
+        run(&dir, with_tiny(&args))
+    };
+    ok(&shortlist("s.jsonl"), "rank --shortlist");
+    let proxy_text = std::fs::read_to_string(dir.join("s.proxy.jsonl")).unwrap();
+    let proxy_lines: Vec<&str> = proxy_text.lines().collect();
+    assert_eq!(proxy_lines.len(), 4, "{proxy_text}");
+    assert!(proxy_lines.iter().all(|l| l.contains("\"proxies\":\"flops,az_expressivity,az_progressivity,az_trainability\"")), "{proxy_text}");
+
+    // As a kill would leave it: two lines and a torn third. The first line's FLOPs time is marked,
+    // so a line read back (not scored again) shows in the ranking's proxy time.
+    let first: Value = serde_json::from_str(proxy_lines[0]).unwrap();
+    let mut marked = first.clone();
+    marked["flops_time_s"] = serde_json::json!(7.0);
+    let kept = format!("{}\n{}\n", serde_json::to_string(&marked).unwrap(), proxy_lines[1]);
+    std::fs::write(dir.join("t.proxy.jsonl"), format!("{kept}{}", &proxy_lines[2][..40])).unwrap();
+    let rerun = shortlist("t.jsonl");
+    ok(&rerun, "rank --shortlist, resumed");
+    let err = String::from_utf8_lossy(&rerun.stderr);
+    assert!(err.contains("2 of 4 architectures already done; resuming") && err.contains("torn last line"), "{err}");
+    let resumed = std::fs::read_to_string(dir.join("t.proxy.jsonl")).unwrap();
+    assert!(resumed.starts_with(&kept) && resumed.lines().count() == 4, "{resumed}");
+    let indices = |text: &str| -> Vec<u64> {
+        let mut i: Vec<u64> = text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["index"].as_u64().unwrap()).collect();
+        i.sort();
+        i
+    };
+    assert_eq!(indices(&resumed), indices(&proxy_text));
+
+    // The same ranking, the marked line's time read back from the file.
+    let (s, t) = (read_lines(&dir.join("s.jsonl")), read_lines(&dir.join("t.jsonl")));
+    for key in ["index", "stage", "proxy_score", "status"] {
+        assert_eq!(s.iter().map(|l| &l[key]).collect::<Vec<_>>(), t.iter().map(|l| &l[key]).collect::<Vec<_>>(), "{key}");
+    }
+    let proxy_time = |lines: &[Value]| lines.iter().find(|l| l["index"] == first["index"]).unwrap()["proxy_time_s"].as_f64().unwrap();
+    assert!(proxy_time(&s) < 7.0 && proxy_time(&t) > 7.0, "{} {}", proxy_time(&s), proxy_time(&t));
+    // A proxy file of another configuration is refused.
+    let other = run(&dir, with_tiny(&["rank", "--archs", ARCHS, "--out", "t2.jsonl", "--seed", "1", "--shortlist", "az_nas:0.5"]));
+    std::fs::copy(dir.join("s.proxy.jsonl"), dir.join("u.proxy.jsonl")).unwrap();
+    let refused = run(&dir, with_tiny(&["rank", "--archs", ARCHS, "--out", "u.jsonl", "--seed", "1", "--shortlist", "az_nas:0.5"]));
+    ok(&other, "rank --shortlist --seed 1");
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("seed"), "{}", String::from_utf8_lossy(&refused.stderr));
 }
 
 #[test]

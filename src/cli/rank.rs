@@ -25,7 +25,9 @@ pub struct RankArgs {
     #[command(flatten)]
     pub fear: FearArgs,
     /// PROXY:FRACTION (e.g. az_nas:0.1): score every architecture by the zero-cost proxy, run
-    /// FEAR only on its top FRACTION, and rank those by FEAR above the rest by the proxy.
+    /// FEAR only on its top FRACTION, and rank those by FEAR above the rest by the proxy. The
+    /// proxy scores go to OUT's sibling `<OUT stem>.proxy.jsonl` (a zero-cost file) as they come:
+    /// a rerun after an interruption scores only the architectures not there yet.
     #[arg(long, value_parser = super::shortlist::parse_shortlist)]
     pub shortlist: Option<(String, f64)>,
 }
