@@ -1,6 +1,6 @@
-//! `fear evaluate`: results files against NATS-Bench's ground truth (SPEC 6): correlations,
-//! the cumulative top-x% bins, precision and regret at k, pairwise accuracy and `vote`; a table,
-//! or JSON, and optionally the paper's figures as SVG.
+//! `fear evaluate`: results files against NATS-Bench's ground truth (README, "Evaluation"):
+//! correlations, the cumulative top-x% bins, precision and regret at k, pairwise accuracy and
+//! `vote`; a table, or JSON, and optionally the paper's figures as SVG.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;

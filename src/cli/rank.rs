@@ -94,7 +94,7 @@ pub(crate) fn warn_if_stage2_trains_no_cell(net: &NetConfig) {
 }
 
 /// FEAR's settings for a run of `method` (`fear rank`'s or random search's): the dataset's
-/// defaults (SPEC 4), then the flags.
+/// defaults (README, "FEAR, step by step"), then the flags.
 pub(crate) fn fear_config(args: &FearArgs, run: &RunArgs, data: &Dataset, net: &NetConfig, method: Method) -> FearConfig {
     let mut cfg = FearConfig::for_dataset(&data.name);
     cfg.stage2_cells = net.n - 1;

@@ -1,5 +1,5 @@
-//! `fear zero-cost`: score architectures by zero-cost proxies (SPEC 5), one results line per
-//! architecture, resumable and shardable like `fear rank`.
+//! `fear zero-cost`: score architectures by zero-cost proxies (README, "Zero-cost proxies"), one
+//! results line per architecture, resumable and shardable like `fear rank`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

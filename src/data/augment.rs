@@ -1,4 +1,4 @@
-//! Per-image augmentation, with torchvision's semantics (SPEC 3):
+//! Per-image augmentation, with torchvision's semantics (README, "Training recipe"):
 //! `RandomCrop(S, padding=pad)` (zero padding) -> `RandomHorizontalFlip()` -> `ToTensor()` ->
 //! `Normalize(mean, std)` -> optional `Cutout(L)` (the DARTS / archai implementation: a centre
 //! `(cy, cx)` uniform over the image, rows `[cy - L/2, cy + L/2)` and the same columns clipped
@@ -64,7 +64,7 @@ const AUG_TAG: u64 = 0x4155_4731; // "AUG1"
 
 impl Augment {
     /// Training augmentation for `ds`: pad `ds.pad` + random crop, random flip, normalise; no
-    /// cutout (SPEC 3's decision; see [`Augment::with_cutout`]).
+    /// cutout (Cutout is the `paper` recipe's, for FEAR on CIFAR; see [`Augment::with_cutout`]).
     pub fn train(ds: &Dataset) -> Augment {
         Augment { size: ds.image_size, pad: ds.pad, flip: true, cutout: 0, fill: pad_fill(ds), norm: ds.norm }
     }
