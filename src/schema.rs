@@ -131,6 +131,94 @@ pub struct ZeroCostRecord {
     pub device: String,
 }
 
+/// The run fields a results line of any method may carry (zero-cost's configuration, FEAR's
+/// and shortreg's [`RunContext`]), each read where present and of the right type. A `fear
+/// ensemble` line carries those every line of its inputs agrees on ([`RunFields::common`]).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct RunFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipe: Option<Recipe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cells_per_stage: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// A zero-cost run's proxy batch, a shortreg run's training batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trained_epochs: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+}
+
+impl RunFields {
+    /// The keys, which no other field of a line that flattens these may take.
+    pub const KEYS: [&'static str; 8] = ["dataset", "recipe", "channels", "cells_per_stage", "seed", "batch", "trained_epochs", "device"];
+
+    /// The run fields of `line` that read (a field of another type, from another tool, is None).
+    pub fn of(line: &Value) -> RunFields {
+        fn read<T: serde::de::DeserializeOwned>(line: &Value, key: &str) -> Option<T> {
+            line.get(key).and_then(|v| T::deserialize(v).ok())
+        }
+        RunFields {
+            dataset: read(line, "dataset"),
+            recipe: read(line, "recipe"),
+            channels: read(line, "channels"),
+            cells_per_stage: read(line, "cells_per_stage"),
+            seed: read(line, "seed"),
+            batch: read(line, "batch"),
+            trained_epochs: read(line, "trained_epochs"),
+            device: read(line, "device"),
+        }
+    }
+
+    /// The fields `self` and `other` both hold with the same value.
+    pub fn common(self, other: &RunFields) -> RunFields {
+        fn same<T: PartialEq>(a: Option<T>, b: &Option<T>) -> Option<T> {
+            a.filter(|x| b.as_ref() == Some(x))
+        }
+        RunFields {
+            dataset: same(self.dataset, &other.dataset),
+            recipe: same(self.recipe, &other.recipe),
+            channels: same(self.channels, &other.channels),
+            cells_per_stage: same(self.cells_per_stage, &other.cells_per_stage),
+            seed: same(self.seed, &other.seed),
+            batch: same(self.batch, &other.batch),
+            trained_epochs: same(self.trained_epochs, &other.trained_epochs),
+            device: same(self.device, &other.device),
+        }
+    }
+}
+
+/// A `fear ensemble` line: each ensemble's score under its name and its seconds under
+/// `NAME_time_s`, as a zero-cost line holds its proxies', so `fear evaluate` reads every
+/// ensemble as a method.
+#[derive(Serialize, Debug)]
+pub struct EnsembleRecord {
+    pub index: usize,
+    pub arch: String,
+    /// Ok when some ensemble scored the architecture; else the status of an input line that
+    /// was not ok (under `--not-ok last`).
+    pub status: Status,
+    #[serde(flatten)]
+    pub scores: BTreeMap<String, Option<f64>>,
+    /// How each column was made: `NAME=RULE:M1,M2,...`, joined by `; `.
+    pub ensembles: String,
+    /// `drop` or `last`: the `--not-ok` the ranks were taken under.
+    pub not_ok: String,
+    #[serde(flatten)]
+    pub run: RunFields,
+}
+
+impl EnsembleRecord {
+    /// The keys a line has besides its scores: an ensemble may not be named so.
+    pub const OWN: [&'static str; 5] = ["index", "arch", "status", "ensembles", "not_ok"];
+}
+
 /// The line of an architecture whose run failed: its reason and the run's configuration.
 #[derive(Serialize, Debug)]
 pub struct FailedRecord {
@@ -252,6 +340,26 @@ mod tests {
         let cfg = serde_json::json!({"dataset": "d", "seed": 3, "status": "not this", "score": 1.0});
         let l = serde_json::to_value(FailedRecord::new(1, "a".into(), "cpu", "boom", &cfg)).unwrap();
         assert_eq!((l["status"].as_str(), l["score"].is_null(), l["seed"].as_u64()), (Some("failed"), true, Some(3)));
+    }
+
+    #[test]
+    fn run_fields_keep_what_every_line_agrees_on() {
+        let zc = RunFields::of(&serde_json::json!({"dataset": "cifar10", "seed": 0, "batch": 64, "channels": 16, "recipe": "paper", "device": "cpu"}));
+        let fear = RunFields::of(&serde_json::json!({"dataset": "cifar10", "seed": 0, "channels": "16", "recipe": "paper", "device": "cuda:0"}));
+        assert_eq!(zc.batch, Some(64));
+        assert_eq!(fear.channels, None, "a field of another type does not read");
+        let common = zc.common(&fear);
+        assert_eq!(serde_json::to_value(&common).unwrap(), serde_json::json!({"dataset": "cifar10", "seed": 0, "recipe": "paper"}));
+        let keys: Vec<String> = serde_json::to_value(RunFields::of(&serde_json::json!({"dataset": "d", "recipe": "paper", "channels": 1, "cells_per_stage": 1, "seed": 1, "batch": 1, "trained_epochs": 1, "device": "d"})))
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        let mut want: Vec<&str> = RunFields::KEYS.to_vec();
+        want.sort();
+        assert_eq!(keys, want);
     }
 
     #[test]

@@ -79,6 +79,109 @@ fn evaluate_makes_az_nas_fear_epochs_and_ensembles() {
     let bad = fear(&dir, &["evaluate", "z.jsonl", "--ground-truth", gt.to_str().unwrap(), "--dataset", "cifar10", "--ensemble", "x=logrank:meco,fear"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no method \"fear\""), "{}", String::from_utf8_lossy(&bad.stderr));
+
+    // The same ensembles written by `fear ensemble` evaluate as they did inside evaluate.
+    let specs = ["az+fear=logrank:az_nas,fear", "trio=vote:meco,zico,swap", "quick=meanrank:fear-epochs,synflow"];
+    let mut args = vec!["ensemble", "r.jsonl", "z.jsonl", "--out", "e.jsonl"];
+    specs.iter().for_each(|s| args.extend(["--ensemble", s]));
+    ok(&fear(&dir, &args), "ensemble");
+    let written = read_lines(&dir.join("e.jsonl"));
+    assert_eq!(written.len(), 4);
+    for l in &written {
+        // The run fields both files hold; `batch` is zero-cost's only.
+        assert_eq!((l["channels"].as_u64(), l["cells_per_stage"].as_u64(), l["seed"].as_u64()), (Some(4), Some(1), Some(0)), "{l}");
+        assert!(l["dataset"].is_string() && l.get("batch").is_none(), "{l}");
+        assert!(l["ensembles"].as_str().unwrap().starts_with("az_nas=logrank:az_expressivity,az_progressivity,az_trainability,flops; az+fear="), "{l}");
+    }
+    let from_file = fear(&dir, &["evaluate", "e.jsonl", "--ground-truth", gt.to_str().unwrap(), "--dataset", "cifar10", "--json"]);
+    ok(&from_file, "evaluate e.jsonl");
+    let from_file: Value = serde_json::from_slice(&from_file.stdout).unwrap();
+    for name in ["az_nas", "az+fear", "trio", "quick"] {
+        assert_same_figures(find(name), method(&from_file, name));
+    }
+}
+
+fn read_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// The method `name` of an `evaluate --json` output.
+fn method<'a>(evaluation: &'a Value, name: &str) -> &'a Value {
+    evaluation["methods"].as_array().unwrap().iter().find(|m| m["name"] == name).unwrap_or_else(|| panic!("no {name} in {evaluation}"))
+}
+
+/// Two evaluations of one ranking agree on every figure (`kind` and `file` aside).
+fn assert_same_figures(a: &Value, b: &Value) {
+    for key in ["n", "not_ok", "spearman", "kendall", "pairwise_accuracy", "mean_time_s", "top_k", "bins"] {
+        assert_eq!(a[key], b[key], "{key} of {}: {a} vs {b}", a["name"]);
+    }
+    assert!(a["spearman"].is_number(), "{a}");
+}
+
+#[test]
+fn ensemble_files_hold_az_nas_and_refuse_bad_input() {
+    let dir = test_dir("ensemble-files");
+    // Architecture 1651 (every edge `none`) is disconnected.
+    let archs = "1,123,1651,2000,3000,6111,9930,12000";
+    ok(&run(&dir, with_tiny(&["zero-cost", "--proxy", "az_nas,meco,zico", "--archs", archs, "--out", "z.jsonl", "--batch", "16"])), "zero-cost");
+    let evaluate = |args: &[&str]| -> Value {
+        let out = fear(&dir, &[&["evaluate", "--dataset", "cifar10", "--json"], args].concat());
+        ok(&out, "evaluate");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+
+    // Without --ensemble: az_nas alone, on the 7 connected cells (--not-ok drop).
+    ok(&fear(&dir, &["ensemble", "z.jsonl", "--out", "a.jsonl"]), "ensemble");
+    let a = read_lines(&dir.join("a.jsonl"));
+    assert_eq!(a.iter().map(|l| l["index"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 123, 2000, 3000, 6111, 9930, 12000]);
+    for l in &a {
+        assert!(l["az_nas"].as_f64().is_some_and(|v| v < 0.0) && l["az_nas_time_s"].as_f64().is_some_and(|t| t > 0.0), "{l}");
+        assert_eq!((l["status"].as_str(), l["not_ok"].as_str(), l["batch"].as_u64()), (Some("ok"), Some("drop"), Some(16)), "{l}");
+    }
+    assert_same_figures(method(&evaluate(&["z.jsonl"]), "az_nas"), method(&evaluate(&["a.jsonl"]), "az_nas"));
+    // `fear merge` reads it as any results file.
+    ok(&fear(&dir, &["merge", "m.jsonl", "a.jsonl"]), "merge");
+    assert_eq!(std::fs::read_to_string(dir.join("m.jsonl")).unwrap(), std::fs::read_to_string(dir.join("a.jsonl")).unwrap());
+
+    // Under --not-ok last the disconnected cell ranks lowest in every member and has a line
+    // without scores; the file evaluated under last gives what evaluate's own ensemble does.
+    ok(&fear(&dir, &["ensemble", "z.jsonl", "--ensemble", "mz=vote:meco,zico", "--not-ok", "last", "--out", "l.jsonl"]), "ensemble --not-ok last");
+    let l = read_lines(&dir.join("l.jsonl"));
+    assert_eq!(l.len(), 8);
+    assert_eq!(
+        (l[2]["index"].as_u64(), l[2]["status"].as_str(), l[2]["az_nas"].is_null(), l[2]["mz"].is_null()),
+        (Some(1651), Some("disconnected"), true, true)
+    );
+    let inside = evaluate(&["z.jsonl", "--not-ok", "last", "--ensemble", "mz=vote:meco,zico"]);
+    let outside = evaluate(&["l.jsonl", "--not-ok", "last"]);
+    for name in ["az_nas", "mz"] {
+        assert_same_figures(method(&inside, name), method(&outside, name));
+    }
+    // The written ensemble is a method like any other: an ensemble of it and a proxy.
+    let nested = evaluate(&["z.jsonl", "a.jsonl", "--ensemble", "n=meanrank:az_nas [a.jsonl],meco"]);
+    assert_eq!(method(&nested, "n")["n"], 7);
+
+    // Bad input: a one-line usage error, no file written.
+    let refused = |args: &[&str], says: &str| {
+        let out = fear(&dir, &[&["ensemble", "--out", "bad.jsonl"], args].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says) && err.trim().lines().count() == 1, "{args:?}: {err}");
+        assert!(!dir.join("bad.jsonl").exists());
+    };
+    refused(&["z.jsonl", "--ensemble", "x=meanrank:meco,nope"], "--ensemble x: no method \"nope\"");
+    refused(&["z.jsonl", "--ensemble", "score=meanrank:meco,zico"], "the name is a field of the line");
+    refused(&["z.jsonl", "--ensemble", "az_nas=meanrank:meco,zico"], "two columns of that name");
+    refused(&["z.jsonl", "--ensemble", "x=meanrank:meco,zico", "--ensemble", "x=vote:meco,zico"], "two columns of that name");
+    let z = std::fs::read_to_string(dir.join("z.jsonl")).unwrap();
+    let dataset = a[0]["dataset"].as_str().unwrap();
+    std::fs::write(dir.join("c100.jsonl"), z.replace(&format!("\"dataset\":\"{dataset}\""), "\"dataset\":\"cifar100\"")).unwrap();
+    refused(&["z.jsonl", "c100.jsonl"], "an ensemble combines rankings of one dataset");
+    let elsewhere = format!("{{\"index\":5000,\"foo\":1.0,\"foo_time_s\":0.5,\"dataset\":\"{dataset}\"}}\n");
+    std::fs::write(dir.join("other.jsonl"), elsewhere).unwrap();
+    refused(&["z.jsonl", "other.jsonl", "--ensemble", "x=meanrank:meco,foo"], "no architecture is scored by all of its members");
+    std::fs::write(dir.join("plain.jsonl"), z.replace("\"az_trainability\"", "\"other\"")).unwrap();
+    refused(&["plain.jsonl"], "nothing to write");
 }
 
 #[test]
@@ -120,7 +223,7 @@ fn shortlist_runs_fear_on_the_proxys_top_fraction_only() {
         assert_eq!(score(l), 1.0 + l["fear_score"].as_f64().unwrap());
     }
     assert_eq!(lines[3]["time_s"], lines[3]["proxy_time_s"]);
-    // A second run on the same file is refused (not resumable); a bad spec is a usage error.
+    // A second run on a finished file is refused; a bad spec is a usage error.
     let again = run(&dir, with_tiny(&["rank", "--archs", ARCHS, "--out", "s.jsonl", "--shortlist", "az_nas:0.5"]));
     assert_eq!(again.status.code(), Some(2), "{}", String::from_utf8_lossy(&again.stderr));
     let bad = run(&dir, with_tiny(&["rank", "--archs", ARCHS, "--out", "t.jsonl", "--shortlist", "meco:1.5"]));
@@ -137,6 +240,72 @@ fn shortlist_runs_fear_on_the_proxys_top_fraction_only() {
     let got: Value = serde_json::from_slice(&eval.stdout).unwrap();
     assert_eq!(got["methods"][0]["name"], "shortlist-az_nas:0.5");
     assert_eq!(got["methods"][0]["n"], 4);
+}
+
+/// A shortlist run killed in its proxy pass: the proxy lines it wrote are kept and only the
+/// rest are scored on the rerun, to the same ranking.
+#[test]
+fn shortlist_proxy_pass_resumes_where_it_stopped() {
+    let dir = test_dir("shortlist-resume");
+    let shortlist = |out: &str| {
+        let args = [
+            "rank",
+            "--archs",
+            ARCHS,
+            "--out",
+            out,
+            "--seed",
+            "0",
+            "--threshold",
+            "0.001",
+            "--max-stage1-epochs",
+            "2",
+            "--stage2-epochs",
+            "1",
+            "--shortlist",
+            "az_nas:0.5",
+        ];
+        run(&dir, with_tiny(&args))
+    };
+    ok(&shortlist("s.jsonl"), "rank --shortlist");
+    let proxy_text = std::fs::read_to_string(dir.join("s.proxy.jsonl")).unwrap();
+    let proxy_lines: Vec<&str> = proxy_text.lines().collect();
+    assert_eq!(proxy_lines.len(), 4, "{proxy_text}");
+    assert!(proxy_lines.iter().all(|l| l.contains("\"proxies\":\"flops,az_expressivity,az_progressivity,az_trainability\"")), "{proxy_text}");
+
+    // As a kill would leave it: two lines and a torn third. The first line's FLOPs time is marked,
+    // so a line read back (not scored again) shows in the ranking's proxy time.
+    let first: Value = serde_json::from_str(proxy_lines[0]).unwrap();
+    let mut marked = first.clone();
+    marked["flops_time_s"] = serde_json::json!(7.0);
+    let kept = format!("{}\n{}\n", serde_json::to_string(&marked).unwrap(), proxy_lines[1]);
+    std::fs::write(dir.join("t.proxy.jsonl"), format!("{kept}{}", &proxy_lines[2][..40])).unwrap();
+    let rerun = shortlist("t.jsonl");
+    ok(&rerun, "rank --shortlist, resumed");
+    let err = String::from_utf8_lossy(&rerun.stderr);
+    assert!(err.contains("2 of 4 architectures already done; resuming") && err.contains("torn last line"), "{err}");
+    let resumed = std::fs::read_to_string(dir.join("t.proxy.jsonl")).unwrap();
+    assert!(resumed.starts_with(&kept) && resumed.lines().count() == 4, "{resumed}");
+    let indices = |text: &str| -> Vec<u64> {
+        let mut i: Vec<u64> = text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["index"].as_u64().unwrap()).collect();
+        i.sort();
+        i
+    };
+    assert_eq!(indices(&resumed), indices(&proxy_text));
+
+    // The same ranking, the marked line's time read back from the file.
+    let (s, t) = (read_lines(&dir.join("s.jsonl")), read_lines(&dir.join("t.jsonl")));
+    for key in ["index", "stage", "proxy_score", "status"] {
+        assert_eq!(s.iter().map(|l| &l[key]).collect::<Vec<_>>(), t.iter().map(|l| &l[key]).collect::<Vec<_>>(), "{key}");
+    }
+    let proxy_time = |lines: &[Value]| lines.iter().find(|l| l["index"] == first["index"]).unwrap()["proxy_time_s"].as_f64().unwrap();
+    assert!(proxy_time(&s) < 7.0 && proxy_time(&t) > 7.0, "{} {}", proxy_time(&s), proxy_time(&t));
+    // A proxy file of another configuration is refused.
+    let other = run(&dir, with_tiny(&["rank", "--archs", ARCHS, "--out", "t2.jsonl", "--seed", "1", "--shortlist", "az_nas:0.5"]));
+    std::fs::copy(dir.join("s.proxy.jsonl"), dir.join("u.proxy.jsonl")).unwrap();
+    let refused = run(&dir, with_tiny(&["rank", "--archs", ARCHS, "--out", "u.jsonl", "--seed", "1", "--shortlist", "az_nas:0.5"]));
+    ok(&other, "rank --shortlist --seed 1");
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("seed"), "{}", String::from_utf8_lossy(&refused.stderr));
 }
 
 #[test]

@@ -4,16 +4,17 @@
 //! their probe ops held to direct f64 computations.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use fear::engine::ops::feature_probe::{feature_covariance, grad_cross_covariance, random_sign, random_signs, CrossGeom};
-use fear::net::weights::tensor_f64;
 use fear::net::NetConfig;
 use fear::rank::zero_cost::az_nas::{largest_singular_value, spectral_entropy};
 use fear::rank::zero_cost::score::{az_scores_of, score_arch, ProxyBatch, Weights};
 use fear::rank::zero_cost::{parse_proxies, Proxy};
 use fear::space::Arch;
-use safetensors::SafeTensors;
+
+mod common;
+use common::torch_fixtures::torch_fixtures;
 
 struct Fixture {
     path: PathBuf,
@@ -29,33 +30,18 @@ struct Fixture {
 }
 
 fn fixtures() -> Vec<Fixture> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proxies/modern");
-    let mut paths: Vec<PathBuf> =
-        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "safetensors")).collect();
-    paths.sort();
-    assert!(paths.len() >= 2, "expected the fixtures in {}", dir.display());
-    paths
+    torch_fixtures("proxies/modern")
         .into_iter()
-        .map(|path| {
-            let bytes = std::fs::read(&path).unwrap();
-            let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
-            let meta = header.metadata().clone().unwrap();
-            let st = SafeTensors::deserialize(&bytes).unwrap();
-            let get = |k: &str| meta[k].parse::<usize>().unwrap();
-            let net = NetConfig { c: get("C"), n: get("N"), classes: get("classes"), image_size: get("image_size") };
-            let named = st.names().into_iter().filter_map(|n| n.strip_prefix("param/").map(|p| (p.to_string(), tensor_f64(&st, n).unwrap().1))).collect();
-            let raw: HashMap<String, Option<f64>> = serde_json::from_str(&meta["scores"].replace("-Infinity", "null")).unwrap();
-            Fixture {
-                arch: meta["arch"].parse().unwrap(),
-                net,
-                named,
-                az_input: tensor_f64(&st, "az_input").unwrap().1,
-                zico_input: tensor_f64(&st, "zico_input").unwrap().1,
-                zico_labels: tensor_f64(&st, "zico_labels").unwrap().1.iter().map(|l| *l as u32).collect(),
-                meco_input: tensor_f64(&st, "meco_input").unwrap().1,
-                scores: raw.into_iter().map(|(k, v)| (k, v.unwrap_or(f64::MIN))).collect(),
-                path,
-            }
+        .map(|t| Fixture {
+            named: t.under("param/"),
+            az_input: t.tensor("az_input"),
+            zico_input: t.tensor("zico_input"),
+            zico_labels: t.labels("zico_labels"),
+            meco_input: t.tensor("meco_input"),
+            arch: t.arch,
+            net: t.net,
+            scores: t.scores,
+            path: t.path,
         })
         .collect()
 }

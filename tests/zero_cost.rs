@@ -8,17 +8,19 @@
 //! - the dense linear algebra against matrices with known spectra and determinants.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use fear::engine::{initial_params, Cpu, Head, PlanOptions, Session};
-use fear::net::weights::{load_weights, tensor_f64};
+use fear::net::weights::load_weights;
 use fear::net::{tiny_network, tiny_network_variant, NetConfig, NetVariant};
 use fear::rank::zero_cost::linalg::{log_abs_det, symmetric_eigenvalues};
 use fear::rank::zero_cost::score::{score_arch, ProxyBatch, Weights};
 use fear::rank::zero_cost::synflow::{synflow_graph, synflow_with_params};
 use fear::rank::zero_cost::{jacob_cov, parse_proxies, saliency, scored_weights, Proxy};
 use fear::space::Arch;
-use safetensors::SafeTensors;
+
+mod common;
+use common::torch_fixtures::torch_fixtures;
 
 struct Fixture {
     path: PathBuf,
@@ -33,39 +35,17 @@ struct Fixture {
 }
 
 fn fixtures() -> Vec<Fixture> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proxies");
-    let mut paths: Vec<PathBuf> =
-        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "safetensors")).collect();
-    paths.sort();
-    assert!(paths.len() >= 2, "expected the proxy fixtures in {}", dir.display());
-    paths
+    torch_fixtures("proxies")
         .into_iter()
-        .map(|path| {
-            let bytes = std::fs::read(&path).unwrap();
-            let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
-            let meta = header.metadata().clone().unwrap();
-            let st = SafeTensors::deserialize(&bytes).unwrap();
-            let get = |k: &str| meta[k].parse::<usize>().unwrap();
-            let net = NetConfig { c: get("C"), n: get("N"), classes: get("classes"), image_size: get("image_size") };
-            let mut named = Vec::new();
-            let mut hg = HashMap::new();
-            for name in st.names() {
-                if let Some(n) = name.strip_prefix("param/") {
-                    named.push((n.to_string(), tensor_f64(&st, name).unwrap().1));
-                } else if let Some(n) = name.strip_prefix("hg/") {
-                    hg.insert(n.to_string(), tensor_f64(&st, name).unwrap().1);
-                }
-            }
-            Fixture {
-                arch: meta["arch"].parse().unwrap(),
-                net,
-                input: tensor_f64(&st, "input").unwrap().1,
-                labels: tensor_f64(&st, "labels").unwrap().1.iter().map(|l| *l as u32).collect(),
-                named,
-                hg,
-                scores: serde_json::from_str(&meta["scores"]).unwrap(),
-                path,
-            }
+        .map(|t| Fixture {
+            input: t.tensor("input"),
+            labels: t.labels("labels"),
+            named: t.under("param/"),
+            hg: t.under("hg/").into_iter().collect(),
+            arch: t.arch,
+            net: t.net,
+            scores: t.scores,
+            path: t.path,
         })
         .collect()
 }

@@ -1,8 +1,8 @@
-//! `fear evaluate`: results files against NATS-Bench's ground truth (SPEC 6): correlations,
-//! the cumulative top-x% bins, precision and regret at k, pairwise accuracy and `vote`; a table,
-//! or JSON, and optionally the paper's figures as SVG.
+//! `fear evaluate`: results files against NATS-Bench's ground truth (README, "Evaluation"):
+//! correlations, the cumulative top-x% bins, precision and regret at k, pairwise accuracy and
+//! `vote`; a table, or JSON, and optionally the paper's figures as SVG.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -83,31 +83,11 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
     }
     let truth = GroundTruth::read_or_builtin(args.ground_truth.as_deref(), column)?;
     let truth_name = args.ground_truth.as_ref().map_or(BUILTIN_NAME.to_string(), |p| p.display().to_string());
-    let mut methods = Vec::new();
-    let mut dropped = Vec::new();
-    for path in &args.results {
-        if !path.is_file() {
-            return Err(UsageError(format!("{}: no such results file", path.display())).into());
-        }
-        let lines: Vec<Value> = read_results(path)?.into_iter().map(|l| l.value).collect();
-        warn_on_other_dataset(&path.display().to_string(), &lines, column);
-        warn_on_other_network(&path.display().to_string(), &lines);
-        let file_methods = methods_from_lines(&path.display().to_string(), &lines)?;
-        // Files of `fear rank` carry the per-epoch stage-1 accuracies fear-epochs is made from.
-        let fear = file_methods.iter().any(|m| m.kind == crate::eval::Kind::Fear) && lines.iter().any(|l| l.get("stage1_acc").is_some());
-        let epochs = fear.then(|| fear_epochs_method(&path.display().to_string(), &lines));
-        for mut m in file_methods.into_iter().chain(epochs) {
-            dropped.push(if args.not_ok == NotOk::Drop { drop_unscored(&mut m, &lines) } else { Default::default() });
-            methods.push(m);
-        }
-    }
-    let az = az_nas_methods(&methods);
-    methods.extend(az);
-    disambiguate(&mut methods);
-    for spec in &args.ensemble {
-        let made = ensemble(spec, &methods).map_err(|e| UsageError(format!("--ensemble {}: {e}", spec.name)))?;
-        methods.push(made);
-    }
+    let loaded = load_methods(&args.results, args.not_ok, &args.ensemble, |file, lines| {
+        warn_on_other_dataset(file, lines, column);
+        warn_on_other_network(file, lines);
+    })?;
+    let (methods, dropped) = (loaded.methods, loaded.dropped);
     let mut reports = methods.iter().map(|m| evaluate(m, &truth)).collect::<Result<Vec<_>>>()?;
     for (r, d) in reports.iter_mut().zip(dropped) {
         r.dropped = d;
@@ -134,6 +114,46 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
         eprintln!("plots: {} SVG files in {}", written.len(), dir.display());
     }
     Ok(())
+}
+
+/// The methods of results files, as `fear evaluate` and `fear ensemble` read them.
+pub(crate) struct Loaded {
+    /// Each file's own methods (with `fear-epochs` of a FEAR file), then `az_nas` of each file
+    /// holding its four scores, then the ensembles asked for; names made unique.
+    pub methods: Vec<MethodResults>,
+    /// Per file method (the first of `methods`; `az_nas` follow them up to the ensembles), what
+    /// `--not-ok drop` left out, per status.
+    pub dropped: Vec<BTreeMap<String, usize>>,
+}
+
+/// Reads `results` as methods (unscored architectures dropped under `--not-ok drop`), makes
+/// `az_nas` and the `ensembles` of them; `inspect` sees each file's lines as it is read.
+pub(crate) fn load_methods(results: &[PathBuf], not_ok: NotOk, ensembles: &[EnsembleSpec], mut inspect: impl FnMut(&str, &[Value])) -> Result<Loaded> {
+    let mut methods = Vec::new();
+    let mut dropped = Vec::new();
+    for path in results {
+        if !path.is_file() {
+            return Err(UsageError(format!("{}: no such results file", path.display())).into());
+        }
+        let lines: Vec<Value> = read_results(path)?.into_iter().map(|l| l.value).collect();
+        inspect(&path.display().to_string(), &lines);
+        let file_methods = methods_from_lines(&path.display().to_string(), &lines)?;
+        // Files of `fear rank` carry the per-epoch stage-1 accuracies fear-epochs is made from.
+        let fear = file_methods.iter().any(|m| m.kind == crate::eval::Kind::Fear) && lines.iter().any(|l| l.get("stage1_acc").is_some());
+        let epochs = fear.then(|| fear_epochs_method(&path.display().to_string(), &lines));
+        for mut m in file_methods.into_iter().chain(epochs) {
+            dropped.push(if not_ok == NotOk::Drop { drop_unscored(&mut m, &lines) } else { Default::default() });
+            methods.push(m);
+        }
+    }
+    let az = az_nas_methods(&methods);
+    methods.extend(az);
+    disambiguate(&mut methods);
+    for spec in ensembles {
+        let made = ensemble(spec, &methods).map_err(|e| UsageError(format!("--ensemble {}: {e}", spec.name)))?;
+        methods.push(made);
+    }
+    Ok(Loaded { methods, dropped })
 }
 
 /// Results written on one dataset compared with another's ground truth are most likely a slip;

@@ -6,6 +6,7 @@ pub mod arch;
 pub mod args;
 pub mod bench;
 pub mod doctor;
+pub mod ensemble;
 pub mod evaluate;
 pub mod merge;
 pub mod plan_stats;
@@ -42,6 +43,8 @@ pub enum Command {
     Merge(merge::MergeArgs),
     /// Measure results files against NATS-Bench's 200-epoch test accuracies, with optional SVG plots.
     Evaluate(evaluate::EvaluateArgs),
+    /// Write rank ensembles of results files (and AZ-NAS's az_nas) as a results file of their own.
+    Ensemble(ensemble::EnsembleArgs),
     /// Random search with FEAR or shortreg in the inner loop (JSON Lines trajectory, resumable).
     Search(search::SearchArgs),
     /// Score architectures by zero-cost proxies (synflow, snip, ...; JSON Lines out, resumable).
@@ -65,6 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Merge(args) => merge::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Evaluate(args) => evaluate::run(args),
+        Command::Ensemble(args) => ensemble::run(args),
         Command::Search(args) => search::run(args),
         Command::ZeroCost(args) => zero_cost::run(args),
         Command::Threshold(args) => threshold::run(args),

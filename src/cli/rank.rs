@@ -25,7 +25,9 @@ pub struct RankArgs {
     #[command(flatten)]
     pub fear: FearArgs,
     /// PROXY:FRACTION (e.g. az_nas:0.1): score every architecture by the zero-cost proxy, run
-    /// FEAR only on its top FRACTION, and rank those by FEAR above the rest by the proxy.
+    /// FEAR only on its top FRACTION, and rank those by FEAR above the rest by the proxy. The
+    /// proxy scores go to OUT's sibling `<OUT stem>.proxy.jsonl` (a zero-cost file) as they come:
+    /// a rerun after an interruption scores only the architectures not there yet.
     #[arg(long, value_parser = super::shortlist::parse_shortlist)]
     pub shortlist: Option<(String, f64)>,
 }
@@ -92,7 +94,7 @@ pub(crate) fn warn_if_stage2_trains_no_cell(net: &NetConfig) {
 }
 
 /// FEAR's settings for a run of `method` (`fear rank`'s or random search's): the dataset's
-/// defaults (SPEC 4), then the flags.
+/// defaults (README, "FEAR, step by step"), then the flags.
 pub(crate) fn fear_config(args: &FearArgs, run: &RunArgs, data: &Dataset, net: &NetConfig, method: Method) -> FearConfig {
     let mut cfg = FearConfig::for_dataset(&data.name);
     cfg.stage2_cells = net.n - 1;

@@ -61,7 +61,8 @@ pub struct ReproduceArgs {
     /// Cells per stage N (at least 2: stage 2 trains the last N-1 cells).
     #[arg(long)]
     pub cells_per_stage: Option<usize>,
-    /// shortreg's variants as EPOCHS:BATCH[,EPOCHS:BATCH...] (default: SPEC 5's grid for the dataset).
+    /// shortreg's variants as EPOCHS:BATCH[,EPOCHS:BATCH...] (default: the paper's grid for the
+    /// dataset).
     #[arg(long)]
     pub shortreg_grid: Option<String>,
     /// Zero-cost proxies (as `fear zero-cost --proxy`; default all) and their batch.

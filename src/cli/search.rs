@@ -1,5 +1,5 @@
-//! `fear search`: random search with FEAR or shortreg in its inner loop (SPEC 6), written as a
-//! resumable JSON Lines trajectory.
+//! `fear search`: random search with FEAR or shortreg in its inner loop (the FEAR paper's random
+//! search), written as a resumable JSON Lines trajectory.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -112,7 +112,8 @@ pub fn run(args: SearchArgs) -> Result<()> {
                 let ok = outcome.status == crate::rank::Status::Ok;
                 let candidate = Candidate {
                     index: arch.index(),
-                    // SPEC 4.4: in random search FEAR's score is its best stage-2 epoch.
+                    // As the paper's search ran it: in random search FEAR's score is its best
+                    // stage-2 epoch.
                     score: outcome.best_stage2_acc.filter(|_| ok),
                     time_s: outcome.time_s,
                     time_to_threshold_s: outcome.reached_threshold.then_some(outcome.stage1_s),

@@ -4,21 +4,30 @@
 //! `proxy`); its `score` orders the whole list (1 + FEAR's score for the FEAR stage, the proxy's
 //! normalised rank in (0, 1) below), its `time_s` is its proxy time plus, on the shortlist,
 //! FEAR's. A shortlisted architecture FEAR cannot score (capped, diverged, failed) falls back to the
-//! proxy stage. Not resumable: the proxy stage needs every architecture at once.
+//! proxy stage. The proxy pass appends its lines to a `fear zero-cost` file beside `--out`
+//! ([`proxy_results_path`]) as it goes, so a rerun after an interruption scores only the
+//! architectures not there yet; the FEAR stage, whose lines are written in the ranking's order at
+//! the end, runs again.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Result};
 use serde_json::{json, Value};
 
-use crate::data::{Batcher, Method};
+use crate::data::{Batcher, Dataset, Method, Recipe};
+use crate::engine::{AnyDevice, Cpu, Device};
 use crate::eval::ensemble::{combined_scores, Rule, AZ_NAS_MEMBERS};
 use crate::eval::order::{average_ranks, descending_order};
+use crate::net::NetConfig;
 use crate::rank::zero_cost::score::{score_arch, ProxyBatch, Weights};
 use crate::rank::zero_cost::{parse_proxies, Proxy};
-use crate::run::{progress_bar, Collected, Runner};
-use crate::schema::{LineHead, Status};
+use crate::run::{open_results, Collected, Runner};
+use crate::schema::{LineHead, Status, ZeroCostConfig, ZeroCostRecord};
 use crate::space::Arch;
 
 use super::rank::{fear_config, rank_one, RankArgs};
+use super::zero_cost::CONFIG_FIELDS as ZERO_COST_FIELDS;
 use super::UsageError;
 
 /// Images in the batch the data proxies read (as `fear zero-cost`'s default).
@@ -38,44 +47,39 @@ pub fn parse_shortlist(spec: &str) -> Result<(String, f64), String> {
     Ok((proxy.to_string(), fraction))
 }
 
+/// The proxy pass's results beside `out`: `s.jsonl` gives `s.proxy.jsonl`.
+pub fn proxy_results_path(out: &Path) -> PathBuf {
+    out.with_extension("proxy.jsonl")
+}
+
 pub fn run(args: &RankArgs, proxy: &str, fraction: f64) -> Result<()> {
     let prepared = args.run.prepare(&args.out)?;
+    let proxy_path = proxy_results_path(&args.out);
     if prepared.todo.len() < args.run.select.archs()?.len() {
-        return Err(UsageError(format!("{}: a shortlist run is not resumable; remove the file or choose another --out", args.out.display())).into());
+        return Err(UsageError(format!(
+            "{}: already holds a shortlist ranking; remove it or choose another --out (an interrupted run resumes its proxy pass from {})",
+            args.out.display(),
+            proxy_path.display()
+        ))
+        .into());
     }
     let (data, net, archs) = (&prepared.data, &prepared.net, &prepared.todo);
     let cfg = fear_config(&args.fear, &args.run, data, net, Method::Fear);
     let seed = args.run.select.seed;
     let proxies = parse_proxies(proxy).map_err(|e| anyhow!(e))?;
-    let batcher = Batcher::train(&data.train, args.run.select.recipe.train_augment(data, Method::ZeroCost), PROXY_BATCH, seed, 0);
-    let b = batcher.batch(0);
-    let batch = ProxyBatch { images: &b.images, labels: &b.labels };
-
-    let bar = progress_bar(archs.len());
-    let mut raw: Vec<Vec<Option<f64>>> = Vec::new(); // per arch, per proxy
-    let mut proxy_time = Vec::new();
-    for arch in archs {
-        bar.set_message(format!("proxy {proxy}: arch {}", arch.index()));
-        let scores = score_arch::<f32>(arch, net, &proxies, Some(&batch), &Weights::Init(seed))?;
-        let mut times: Vec<f64> = scores.iter().map(|s| s.seconds).collect();
-        times.sort_by(f64::total_cmp);
-        times.dedup();
-        proxy_time.push(times.iter().sum::<f64>());
-        raw.push(scores.iter().map(|s| arch.is_connected().then_some(s.score).filter(|v| v.is_finite())).collect());
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
+    let scored = proxy_pass(&proxy_path, archs, &proxies, data, net, args.run.select.recipe, seed, args.run.select.force)?;
+    let raw: Vec<Vec<Option<f64>>> = scored.iter().map(|s| s.scores.clone()).collect();
     let value = proxy_values(proxy, &proxies, &raw);
     let index: Vec<usize> = archs.iter().map(Arch::index).collect();
     let order = descending_order(&value, &index);
     let keep = ((archs.len() as f64 * fraction).ceil() as usize).min(archs.len());
     let shortlist: Vec<usize> = order[..keep].iter().copied().filter(|&p| value[p] > f64::NEG_INFINITY).collect();
-    eprintln!("proxy {proxy} scored {} architectures; FEAR runs on the top {}", archs.len(), shortlist.len());
+    eprintln!("proxy {proxy} scored {} architectures ({}); FEAR runs on the top {}", archs.len(), proxy_path.display(), shortlist.len());
 
     let ranks = average_ranks(&value);
     // FEAR on the shortlist through the runner (every device, failures as lines), its lines
     // kept in memory: the file is written in the ranking's order once all are done.
-    let position: std::collections::HashMap<usize, usize> = index.iter().enumerate().map(|(p, &i)| (i, p)).collect();
+    let position: HashMap<usize, usize> = index.iter().enumerate().map(|(p, &i)| (i, p)).collect();
     let fear_run = Runner {
         todo: shortlist.iter().map(|&p| archs[p]).collect(),
         results: Collected { lines: Vec::new(), path: args.out.clone() },
@@ -102,7 +106,7 @@ pub fn run(args: &RankArgs, proxy: &str, fraction: f64) -> Result<()> {
         let arch = &archs[p];
         let base = json!({
             "index": arch.index(), "arch": arch.to_string(), "shortlist": format!("{proxy}:{fraction}"),
-            "proxy": proxy, "proxy_score": value[p].is_finite().then_some(value[p]), "proxy_time_s": proxy_time[p],
+            "proxy": proxy, "proxy_score": value[p].is_finite().then_some(value[p]), "proxy_time_s": scored[p].time_s,
             "dataset": data.name, "seed": seed, "channels": net.c, "cells_per_stage": net.n, "threshold": cfg.threshold,
         });
         let mut line = base.as_object().unwrap().clone();
@@ -115,14 +119,16 @@ pub fn run(args: &RankArgs, proxy: &str, fraction: f64) -> Result<()> {
                 line.insert("stage".into(), json!("fear"));
                 line.insert("fear_score".into(), json!(fear_score));
                 line.insert("score".into(), json!(1.0 + fear_score));
-                line.insert("time_s".into(), json!(proxy_time[p] + fear["time_s"].as_f64().unwrap_or(0.0)));
+                line.insert("time_s".into(), json!(scored[p].time_s + fear["time_s"].as_f64().unwrap_or(0.0)));
             }
             None => {
                 let ok = value[p] > f64::NEG_INFINITY;
+                // Unscored: as its proxy line says (disconnected, failed), else disconnected.
+                let status = if ok { Status::Ok } else { Some(scored[p].status).filter(|s| *s != Status::Ok).unwrap_or(Status::Disconnected) };
                 line.insert("stage".into(), json!("proxy"));
-                line.insert("status".into(), json!(if ok { "ok" } else { "disconnected" }));
+                line.insert("status".into(), json!(status));
                 line.insert("score".into(), json!(ok.then(|| ranks[p] / (archs.len() as f64 + 1.0))));
-                line.insert("time_s".into(), json!(proxy_time[p]));
+                line.insert("time_s".into(), json!(scored[p].time_s));
                 line.insert("stage1_s".into(), json!(0.0));
             }
         }
@@ -130,6 +136,69 @@ pub fn run(args: &RankArgs, proxy: &str, fraction: f64) -> Result<()> {
     }
     eprintln!("results: {}", args.out.display());
     Ok(())
+}
+
+/// One architecture's proxy line, read back.
+struct ProxyLine {
+    /// Per proxy asked for (az_nas: its four scores); None when the line is not ok.
+    scores: Vec<Option<f64>>,
+    /// The sum of the proxies' distinct times (those sharing a pass count once).
+    time_s: f64,
+    status: Status,
+}
+
+/// The proxy lines of `archs` (in that order): those `path` holds already (a run interrupted
+/// before), the rest scored on the CPU and appended there as each finishes, as `fear zero-cost`
+/// lines (one training batch of [`PROXY_BATCH`] images, the network at initialisation).
+#[allow(clippy::too_many_arguments)]
+fn proxy_pass(
+    path: &Path,
+    archs: &[Arch],
+    proxies: &[Proxy],
+    data: &Dataset,
+    net: &NetConfig,
+    recipe: Recipe,
+    seed: u64,
+    force: bool,
+) -> Result<Vec<ProxyLine>> {
+    let (results, todo) = open_results(path, archs)?;
+    let names: Vec<&str> = proxies.iter().map(|p| p.name()).collect();
+    let config = ZeroCostConfig {
+        proxies: names.join(","),
+        dataset: Some(data.name.clone()),
+        seed,
+        batch: PROXY_BATCH,
+        trained_epochs: 0,
+        channels: net.c,
+        cells_per_stage: net.n,
+        recipe,
+    };
+    let cpu = AnyDevice::Cpu(Cpu);
+    let device = cpu.name();
+    let batcher = Batcher::train(&data.train, recipe.train_augment(data, Method::ZeroCost), PROXY_BATCH, seed, 0);
+    let b = batcher.batch(0);
+    let batch = ProxyBatch { images: &b.images, labels: &b.labels };
+    let runner = Runner { todo, results, devices: vec![cpu], force };
+    let done = runner.run(&serde_json::to_value(&config)?, &ZERO_COST_FIELDS, |arch, _, bar| {
+        bar.set_message(format!("proxy {}: arch {}", config.proxies, arch.index()));
+        let scores = score_arch::<f32>(arch, net, proxies, Some(&batch), &Weights::Init(seed))?;
+        Ok(ZeroCostRecord::new(arch, &scores, &config, &device))
+    })?;
+    let by_index: HashMap<u64, &Value> = done.lines.iter().filter_map(|l| Some((l.get("index")?.as_u64()?, l))).collect();
+    archs
+        .iter()
+        .map(|arch| {
+            let line = by_index.get(&(arch.index() as u64)).ok_or_else(|| anyhow!("{}: no line for architecture {}", path.display(), arch.index()))?;
+            let status = LineHead::of(line).map_or(Status::Failed, |h| h.status());
+            // A proxy's score and time are the line's fields of its name (the record's flattened scores).
+            let number = |key: &str| line.get(key).and_then(Value::as_f64).filter(|v| v.is_finite());
+            let scores = names.iter().map(|n| number(n).filter(|_| status == Status::Ok)).collect();
+            let mut times: Vec<f64> = names.iter().filter_map(|n| number(&format!("{n}_time_s"))).collect();
+            times.sort_by(f64::total_cmp);
+            times.dedup();
+            Ok(ProxyLine { scores, time_s: times.iter().sum(), status })
+        })
+        .collect()
 }
 
 /// Per architecture, the proxy's value (higher is better; unscored: -inf): the one proxy's

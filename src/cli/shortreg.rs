@@ -1,5 +1,5 @@
-//! `fear shortreg`: rank architectures by the short-training baseline (SPEC 5), one results line
-//! per architecture, resumable and shardable like `fear rank`.
+//! `fear shortreg`: rank architectures by the short-training baseline (README, "shortreg"), one
+//! results line per architecture, resumable and shardable like `fear rank`.
 
 use std::path::PathBuf;
 

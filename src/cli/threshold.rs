@@ -1,4 +1,4 @@
-//! `fear threshold`: train FEAR's threshold learner (SPEC 4.1: HoG features into a
+//! `fear threshold`: train FEAR's threshold learner (HoG features into a
 //! 324-2048-2048-C MLP) on a dataset, printing train and test accuracy per epoch and the
 //! training-accuracy threshold it suggests for `fear rank --threshold`.
 

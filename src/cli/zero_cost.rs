@@ -1,5 +1,5 @@
-//! `fear zero-cost`: score architectures by zero-cost proxies (SPEC 5), one results line per
-//! architecture, resumable and shardable like `fear rank`.
+//! `fear zero-cost`: score architectures by zero-cost proxies (README, "Zero-cost proxies"), one
+//! results line per architecture, resumable and shardable like `fear rank`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,7 +13,7 @@ use crate::data::{Batcher, Dataset, Method};
 use crate::engine::{AnyDevice, Cpu, Device};
 use crate::net::NetConfig;
 use crate::rank::zero_cost::parse_proxies;
-use crate::rank::zero_cost::score::{score_arch_on, ProxyBatch, Weights};
+use crate::rank::zero_cost::score::{score_arch_on, ProxyBatch, ProxyScore, Weights};
 use crate::rank::zero_cost::trained::trained_weights;
 use crate::schema::{LineHead, Status, ZeroCostConfig, ZeroCostRecord};
 use crate::space::Arch;
@@ -60,8 +60,9 @@ const DATASET_HELP: &str = "Dataset of the training batch: synthetic-cifar10, ci
     or imagenet16:DIR. synflow, synflow_bn, params and flops need none (a 10-class 32x32 network); without it the other \
     proxies use the demo's small Synthetic CIFAR-10";
 
-/// The fields that must agree between a results file and a run that appends to it.
-const CONFIG_FIELDS: [&str; 8] = ["proxies", "dataset", "seed", "batch", "trained_epochs", "channels", "cells_per_stage", "recipe"];
+/// The fields that must agree between a results file and a run that appends to it (also the
+/// proxy file of `rank --shortlist`).
+pub(crate) const CONFIG_FIELDS: [&str; 8] = ["proxies", "dataset", "seed", "batch", "trained_epochs", "channels", "cells_per_stage", "recipe"];
 
 pub fn run(args: ZeroCostArgs) -> Result<()> {
     let usage = |m: String| anyhow::Error::from(UsageError(m));
@@ -96,21 +97,6 @@ pub fn run(args: ZeroCostArgs) -> Result<()> {
     let config = serde_json::to_value(&zero_cost_config)?;
     let device = dev.name();
     let on_cpu = matches!(dev, AnyDevice::Cpu(_));
-    let record = |arch: &Arch, scores: Vec<crate::rank::zero_cost::score::ProxyScore>| -> ZeroCostRecord {
-        let mut by_name = BTreeMap::new();
-        for s in &scores {
-            by_name.insert(s.proxy.name().to_string(), Some(s.score).filter(|v| v.is_finite()));
-            by_name.insert(format!("{}_time_s", s.proxy.name()), Some(s.seconds).filter(|v| v.is_finite()));
-        }
-        ZeroCostRecord {
-            index: arch.index(),
-            arch: arch.to_string(),
-            status: if arch.is_connected() { Status::Ok } else { Status::Disconnected },
-            scores: by_name,
-            config: zero_cost_config.clone(),
-            device: device.clone(),
-        }
-    };
     let batcher = needs_data.then(|| {
         let data = data.as_ref().unwrap();
         Batcher::train(&data.train, args.select.recipe.train_augment(data, Method::ZeroCost), args.batch, args.select.seed, 0)
@@ -136,13 +122,33 @@ pub fn run(args: ZeroCostArgs) -> Result<()> {
             }
             _ => Weights::Init(args.select.seed),
         };
-        let line = record(arch, score_arch_on::<f32, AnyDevice>(dev, arch, &net, &proxies, batch.as_ref(), &weights)?);
+        let scores = score_arch_on::<f32, AnyDevice>(dev, arch, &net, &proxies, batch.as_ref(), &weights)?;
+        let line = ZeroCostRecord::new(arch, &scores, &zero_cost_config, &device);
         bar.println(summary(&line, &names));
         Ok(line)
     })?;
     print_scores(&results.lines, &names);
     eprintln!("{} architectures scored in {:.1}s; results: {}", scored, started.elapsed().as_secs_f64(), args.out.display());
     Ok(())
+}
+
+impl ZeroCostRecord {
+    /// The results line of `arch`'s proxy `scores` (a non-finite value written as null).
+    pub fn new(arch: &Arch, scores: &[ProxyScore], config: &ZeroCostConfig, device: &str) -> ZeroCostRecord {
+        let mut by_name = BTreeMap::new();
+        for s in scores {
+            by_name.insert(s.proxy.name().to_string(), Some(s.score).filter(|v| v.is_finite()));
+            by_name.insert(format!("{}_time_s", s.proxy.name()), Some(s.seconds).filter(|v| v.is_finite()));
+        }
+        ZeroCostRecord {
+            index: arch.index(),
+            arch: arch.to_string(),
+            status: if arch.is_connected() { Status::Ok } else { Status::Disconnected },
+            scores: by_name,
+            config: config.clone(),
+            device: device.to_string(),
+        }
+    }
 }
 
 /// A finished architecture's progress line: index, status, each proxy's score, the time.

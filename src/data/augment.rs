@@ -8,7 +8,7 @@ pub use crate::engine::ops::augment::{derive_seed, splitmix64, uniform_below, Au
 
 impl Augment {
     /// Training augmentation for `ds`: pad `ds.pad` + random crop, random flip, normalise; no
-    /// cutout (SPEC 3's decision; see [`Augment::with_cutout`]).
+    /// cutout (Cutout is the `paper` recipe's, for FEAR on CIFAR; see [`Augment::with_cutout`]).
     pub fn train(ds: &Dataset) -> Augment {
         Augment { size: ds.image_size, pad: ds.pad, flip: true, cutout: 0, fill: pad_fill(ds), norm: ds.norm }
     }

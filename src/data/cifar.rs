@@ -1,4 +1,5 @@
-//! The CIFAR-10 and CIFAR-100 binary files (SPEC 7).
+//! The CIFAR-10 and CIFAR-100 binary files (README, `fear rank`: `--dataset cifar10:DIR`,
+//! `cifar100:DIR`).
 //!
 //! CIFAR-10: `data_batch_1.bin` .. `data_batch_5.bin` and `test_batch.bin`, records of 1 label
 //! byte + 3072 image bytes. CIFAR-100: `train.bin` and `test.bin`, records of a coarse label

@@ -5,11 +5,11 @@ use anyhow::{bail, Result};
 pub use crate::engine::ops::augment::Normalization;
 
 impl Normalization {
-    /// CIFAR-10 (SPEC 3).
+    /// CIFAR-10 (README, "Training recipe").
     pub const CIFAR10: Normalization = Normalization { mean: [0.4914, 0.4822, 0.4465], std: [0.2470, 0.2435, 0.2616] };
-    /// CIFAR-100 (SPEC 3).
+    /// CIFAR-100 (README, "Training recipe").
     pub const CIFAR100: Normalization = Normalization { mean: [0.5071, 0.4865, 0.4409], std: [0.2673, 0.2564, 0.2762] };
-    /// ImageNet16-120 (SPEC 3).
+    /// ImageNet16-120 (README, "Training recipe").
     pub const IMAGENET16: Normalization = Normalization { mean: [0.4810, 0.4575, 0.4079], std: [0.2479, 0.2402, 0.2552] };
     /// `ToTensor()` alone: `byte / 255` (the FEAR paper's ImageNet16-120 runs).
     pub const NONE: Normalization = Normalization { mean: [0.0; 3], std: [1.0; 3] };
@@ -111,7 +111,8 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// The crop padding SPEC 3 uses for an image size: 4 on 32x32, 2 on 16x16 (`size / 8`).
+    /// The crop padding NATS-Bench's recipe uses for an image size: 4 on 32x32, 2 on 16x16
+    /// (`size / 8`).
     pub fn default_pad(image_size: usize) -> usize {
         image_size / 8
     }

@@ -1,7 +1,7 @@
-//! ImageNet16-120 (SPEC 7): the downsampled-ImageNet 16x16 pickles `train_data_batch_1` ..
-//! `train_data_batch_10` and `val_data`, each a dict with `data` (numpy uint8 `N x 768`: planes
-//! R, G, B of 16x16) and `labels` (ints 1..1000). Labels 1..120 are kept, shifted to 0..119:
-//! 151,700 train and 6,000 validation images on the real files.
+//! ImageNet16-120 (`--dataset imagenet16:DIR`): the downsampled-ImageNet 16x16 pickles
+//! `train_data_batch_1` .. `train_data_batch_10` and `val_data`, each a dict with `data` (numpy
+//! uint8 `N x 768`: planes R, G, B of 16x16) and `labels` (ints 1..1000). Labels 1..120 are kept,
+//! shifted to 0..119: 151,700 train and 6,000 validation images on the real files.
 
 use std::path::Path;
 

@@ -12,7 +12,8 @@
 //! - [`cifar`]: the CIFAR-10 / CIFAR-100 binary files.
 //! - [`folder`]: `root/{train,test}/<class>/*.{jpg,jpeg,png}` image folders.
 //! - [`pickle`] and [`imagenet16`]: a small Python-pickle reader and the ImageNet16-120 files.
-//! - [`synthetic`]: Synthetic CIFAR-10 (SPEC 7), generated with sgemm and cached on disk.
+//! - [`synthetic`]: Synthetic CIFAR-10 (the FEAR paper's appendix A.4), generated with sgemm and
+//!   cached on disk.
 //! - [`augment`]: per-image crop / flip / cutout / normalisation.
 //! - [`batches`]: epoch shuffles and filling `[B,3,S,S]` batches.
 //! - [`recipe`]: which augmentation a dataset and method train with (`--recipe paper|natsbench`).

@@ -68,7 +68,7 @@ impl DatasetKind {
         }
     }
 
-    /// FEAR's stage-1 threshold (SPEC 4).
+    /// FEAR's stage-1 threshold (the paper's values: README, "FEAR, step by step").
     pub fn threshold(self) -> f64 {
         match self {
             DatasetKind::Cifar10 | DatasetKind::Folder => 0.6,
@@ -78,7 +78,7 @@ impl DatasetKind {
         }
     }
 
-    /// FEAR's stage-2 batch size and epochs (SPEC 4).
+    /// FEAR's stage-2 batch size and epochs (the paper's values: README, "FEAR, step by step").
     pub fn stage2(self) -> (usize, usize) {
         match self {
             DatasetKind::Cifar10 | DatasetKind::Folder | DatasetKind::SyntheticCifar10 => (1024, 5),

@@ -18,7 +18,8 @@ imagenet16:DIR (train_data_batch_1..10, val_data)";
 /// Which dataset, as named on the command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DatasetSpec {
-    /// `synthetic-cifar10`: generated (SPEC 7), cached in [`LoadOptions::cache_dir`].
+    /// `synthetic-cifar10`: generated ([`crate::data::synthetic`]), cached in
+    /// [`LoadOptions::cache_dir`].
     SyntheticCifar10,
     /// `cifar10:DIR`: the CIFAR-10 binary version.
     Cifar10(PathBuf),

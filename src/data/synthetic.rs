@@ -1,4 +1,4 @@
-//! Synthetic CIFAR-10 (SPEC 7, paper appendix A.4): Gaussian images labelled by random networks.
+//! Synthetic CIFAR-10 (the FEAR paper's appendix A.4): Gaussian images labelled by random networks.
 //!
 //! - Ten networks, each `linear 3072 -> 3072, ReLU, linear 3072 -> 1` with PyTorch's default
 //!   init (weights and biases `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`), drawn from ChaCha8 streams

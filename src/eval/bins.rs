@@ -1,7 +1,7 @@
-//! SPEC 6's cumulative bins: sort the architectures by ground truth, best first; for x = 10, 20,
-//! ..., 100 % take the top n = floor(N x / 100) and report, within that set, Spearman between
-//! ground truth and score, the common ratio |top n by ground truth ∩ top n by score| / n (the
-//! score's top n taken over the whole population), and the mean time.
+//! The FEAR paper's cumulative bins (README, "Evaluation"): sort the architectures by ground truth,
+//! best first; for x = 10, 20, ..., 100 % take the top n = floor(N x / 100) and report, within that
+//! set, Spearman between ground truth and score, the common ratio |top n by ground truth ∩ top n by
+//! score| / n (the score's top n taken over the whole population), and the mean time.
 
 use serde::Serialize;
 

@@ -38,6 +38,24 @@ pub struct EnsembleSpec {
     pub members: Vec<String>,
 }
 
+impl Rule {
+    /// The name `--ensemble` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::LogRank => "logrank",
+            Rule::MeanRank => "meanrank",
+            Rule::Vote => "vote",
+        }
+    }
+}
+
+/// As parsed: `NAME=rule:m1,m2,...`.
+impl std::fmt::Display for EnsembleSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}:{}", self.name, self.rule.name(), self.members.join(","))
+    }
+}
+
 /// Parses `NAME=rule:m1,m2,...` (at least two members).
 pub fn parse_ensemble(spec: &str) -> Result<EnsembleSpec, String> {
     let bad = || format!("{spec:?}: expected NAME=RULE:METHOD,METHOD,... with RULE logrank, meanrank or vote");
@@ -224,6 +242,9 @@ mod tests {
         assert!(ensemble(&parse_ensemble("x=vote:a,zz").unwrap(), &[a, b]).unwrap_err().to_string().contains("no method \"zz\""));
         assert!(parse_ensemble("x=median:a,b").unwrap_err().contains("unknown rule"));
         assert!(parse_ensemble("x=vote:a").unwrap_err().contains("at least two"));
+        for text in ["x=vote:a,b", "y=logrank:a,b,c", "z=meanrank:p,q"] {
+            assert_eq!(parse_ensemble(text).unwrap().to_string(), text);
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::schema::{LineHead, Status};
 use crate::space::NUM_ARCHS;
 
-/// The proxies `fear zero-cost` writes (SPEC 5).
+/// The proxies `fear zero-cost` writes (README, "Zero-cost proxies").
 pub const PROXIES: [&str; 10] = ["synflow", "synflow_bn", "snip", "grasp", "fisher", "grad_norm", "jacob_cov", "naswot", "params", "flops"];
 
 /// The proxies `vote` takes the majority of.

@@ -1,7 +1,7 @@
-//! The ranking metrics of SPEC 6 and the zero-cost paper: Spearman's rho and Kendall's tau-b
-//! (tie-aware, as scipy's `spearmanr` and `kendalltau` compute them), pairwise accuracy,
-//! precision@k and regret@k. A metric that is undefined (fewer than two architectures, or every
-//! value tied) is None.
+//! The ranking metrics of the FEAR paper (README, "Evaluation") and the zero-cost paper: Spearman's
+//! rho and Kendall's tau-b (tie-aware, as scipy's `spearmanr` and `kendalltau` compute them),
+//! pairwise accuracy, precision@k and regret@k. A metric that is undefined (fewer than two
+//! architectures, or every value tied) is None.
 
 use rayon::prelude::*;
 

@@ -1,6 +1,7 @@
-//! Evaluation against NATS-Bench's ground truth (SPEC 6): read results files as methods
-//! ([`methods`]), put each beside the ground truth ([`ground_truth`], [`population`]) and measure
-//! it ([`metrics`], [`bins`], [`report`]); [`plots`] draws the paper's figures as SVG.
+//! Evaluation against NATS-Bench's ground truth (README, "Evaluation"): read results files as
+//! methods ([`methods`]), put each beside the ground truth ([`ground_truth`], [`population`]) and
+//! measure it ([`metrics`], [`bins`](mod@bins), [`report`]); [`plots`] draws the paper's figures
+//! as SVG.
 //!
 //! Orderings are strict, ties broken by architecture index ascending ([`order`]); correlations
 //! rank ties equally, as scipy does. Architectures without a score (status not ok) are left out

@@ -1,5 +1,5 @@
-//! A method's evaluation against the ground truth: every metric of SPEC 6 and the zero-cost
-//! paper over the architectures its results file holds, and `vote`.
+//! A method's evaluation against the ground truth: every metric of the FEAR paper (README,
+//! "Evaluation") and the zero-cost paper over the architectures its results file holds, and `vote`.
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -1,5 +1,5 @@
 //! HoG features, matching scikit-image's `skimage.feature.hog` (checked against 0.26, whose
-//! algorithm is the 0.18 one SPEC 4.1 names) called as
+//! algorithm is the 0.18 one the FEAR paper's threshold learner used) called as
 //! `hog(img, orientations=9, pixels_per_cell=(c, c), cells_per_block=(3, 3),
 //! block_norm='L2-Hys', channel_axis=-1)` on a uint8 `[S, S, 3]` image.
 //!
@@ -38,8 +38,9 @@ pub struct HogParams {
 }
 
 impl HogParams {
-    /// SPEC 4.1: 9 orientations, 3x3-cell blocks, 8x8-pixel cells, except 4x4 cells for images of
-    /// side 16 or less (ImageNet16-120), so both 32x32 and 16x16 give 324 features.
+    /// The threshold learner's (README, "FEAR, step by step"): 9 orientations, 3x3-cell blocks,
+    /// 8x8-pixel cells, except 4x4 cells for images of side 16 or less (ImageNet16-120), so both
+    /// 32x32 and 16x16 give 324 features.
     pub fn for_image_size(s: usize) -> Self {
         HogParams { orientations: 9, cell: if s <= 16 { 4 } else { 8 }, block: 3 }
     }

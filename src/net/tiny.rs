@@ -1,4 +1,5 @@
-//! TinyNetwork, the NATS-Bench topology network (SPEC 2), written as a graph.
+//! TinyNetwork, the NATS-Bench topology network (README, "Search space and network"), written as a
+//! graph.
 //!
 //! Parameter names are those of the PyTorch TinyNetwork's `state_dict`
 //! (`cells.13.layers.2.op.1.weight`), and parameters are registered in the same order, so the

@@ -1,5 +1,6 @@
-//! FEAR (SPEC 4): train until the training accuracy reaches a threshold, then freeze all but the
-//! last cells and train a few epochs more; the score is the last stage-2 epoch's accuracy.
+//! FEAR (README, "FEAR, step by step"): train until the training accuracy reaches a threshold, then
+//! freeze all but the last cells and train a few epochs more; the score is the last stage-2 epoch's
+//! accuracy.
 
 use std::time::Instant;
 
@@ -38,7 +39,7 @@ pub struct FearConfig {
 }
 
 impl FearConfig {
-    /// SPEC 4's values for a dataset: threshold CIFAR-10 0.6, CIFAR-100 0.3, ImageNet16-120 0.2,
+    /// The paper's values for a dataset: threshold CIFAR-10 0.6, CIFAR-100 0.3, ImageNet16-120 0.2,
     /// Synthetic CIFAR-10 0.15; stage 2 batch 1024 / 512 / 512 / 1024 for 5 / 5 / 10 / 5 epochs;
     /// the paper's recipe (Cutout 16 on CIFAR).
     pub fn for_dataset(name: &str) -> FearConfig {
@@ -71,7 +72,8 @@ pub struct FearOutcome {
     pub best_stage2_acc: Option<f64>,
     pub reached_threshold: bool,
     pub stage1_epochs: usize,
-    /// Seconds of stage-1 and stage-2 epochs (SPEC 4.5: training and data loading only).
+    /// Seconds of stage-1 and stage-2 epochs (training and data loading only, as the paper times
+    /// FEAR).
     pub stage1_s: f64,
     pub stage2_s: f64,
     pub time_s: f64,

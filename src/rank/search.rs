@@ -1,7 +1,8 @@
-//! Random search (SPEC 6): architectures drawn without replacement are evaluated one after
-//! another; FEAR's stage 1 is cut off once it runs longer than `ratio` times the fastest time to
-//! threshold seen so far (the time spent still counts); the best is the highest search score
-//! (FEAR: the best stage-2 epoch; shortreg: its score), ties going to the lower index.
+//! Random search (the FEAR paper's, README "`fear search`"): architectures drawn without
+//! replacement are evaluated one after another; FEAR's stage 1 is cut off once it runs longer than
+//! `ratio` times the fastest time to threshold seen so far (the time spent still counts); the best
+//! is the highest search score (FEAR: the best stage-2 epoch; shortreg: its score), ties going to
+//! the lower index.
 //!
 //! This module keeps the search's state; training each candidate is the caller's.
 

@@ -1,6 +1,6 @@
-//! shortreg (SPEC 5): the short-training baseline. Plain training for E epochs with a cosine
-//! schedule over those E epochs (annealing to 0), batch B; the score is the best epoch's training
-//! accuracy.
+//! shortreg (README, "shortreg"): the short-training baseline. Plain training for E epochs with a
+//! cosine schedule over those E epochs (annealing to 0), batch B; the score is the best epoch's
+//! training accuracy.
 
 use anyhow::Result;
 use serde::Serialize;
@@ -41,7 +41,7 @@ pub struct ShortregOutcome {
     pub status: Status,
     /// The best epoch's training accuracy (None unless `status` is ok).
     pub score: Option<f64>,
-    /// Seconds of training epochs (data loading and training only, as SPEC 4.5 counts FEAR's).
+    /// Seconds of training epochs (data loading and training only, as FEAR's are counted).
     pub time_s: f64,
     pub epochs: Vec<EpochReport>,
 }

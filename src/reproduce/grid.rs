@@ -1,14 +1,14 @@
-//! The shortreg variants (epochs E, batch B) `fear reproduce` runs per dataset (SPEC 5).
+//! The shortreg variants (epochs E, batch B) `fear reproduce` runs per dataset (README, "shortreg").
 
 use crate::data::DatasetKind;
 
 /// One shortreg variant: E epochs at batch B.
 pub type Variant = (usize, usize);
 
-/// The paper's grid on CIFAR-10 (SPEC 5): batch 256 for 1..30 epochs, batch 512 for 1..10,
-/// batch 1024 for 1, 2, 4, 6, 8, 10, 20 and 30. The paper gives CIFAR-100's and
-/// ImageNet16-120's grids only as "similar, with batches up to 2048": those get CIFAR-10's grid
-/// and batch 2048 at the epochs of batch 1024.
+/// The paper's grid on CIFAR-10 (README, "shortreg"): batch 256 for 1..30 epochs, batch 512 for
+/// 1..10, batch 1024 for 1, 2, 4, 6, 8, 10, 20 and 30. The paper gives CIFAR-100's and
+/// ImageNet16-120's grids only as "similar, with batches up to 2048": those get CIFAR-10's grid and
+/// batch 2048 at the epochs of batch 1024.
 pub fn paper_grid(kind: DatasetKind) -> Vec<Variant> {
     const LONG: [usize; 8] = [1, 2, 4, 6, 8, 10, 20, 30];
     let mut grid: Vec<Variant> = (1..=30).map(|e| (e, 256)).collect();

@@ -1,7 +1,7 @@
 //! `fear reproduce`: the FEAR paper's experiment for one dataset as one resumable, shardable job.
-//! FEAR with the paper's settings, the shortreg grid of SPEC 5 and the zero-cost proxies over one
-//! sample of architectures ([`plan`]: the work units), then the evaluation and the paper's
-//! Table 1 for that dataset ([`report`], [`table`]).
+//! FEAR with the paper's settings, the paper's shortreg grid ([`grid`]) and the zero-cost proxies
+//! over one sample of architectures ([`plan`]: the work units), then the evaluation and the paper's
+//! Table 1 for that dataset ([`report`](mod@report), [`table`]).
 //!
 //! Each unit is one run of an existing ranker (`fear rank`, `fear shortreg`, `fear zero-cost`),
 //! so resuming, failure lines and the configuration checks are theirs. A shard (`--shard K/N` or

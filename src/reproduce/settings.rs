@@ -40,7 +40,7 @@ pub struct Settings {
     /// Network channels C and cells per stage N.
     pub channels: usize,
     pub cells_per_stage: usize,
-    /// FEAR: None leaves `fear rank`'s per-dataset default (SPEC 4).
+    /// FEAR: None leaves `fear rank`'s per-dataset default (README, "FEAR, step by step").
     pub threshold: Option<f64>,
     pub max_stage1_epochs: Option<usize>,
     pub stage2_epochs: Option<usize>,

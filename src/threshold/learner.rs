@@ -1,4 +1,4 @@
-//! Training the threshold learner: HoG features of the train and test splits, the SPEC 4.1
+//! Training the threshold learner: HoG features of the train and test splits, the paper's
 //! recipe, and per epoch the running training accuracy (each step's top-1 on its batch, as FEAR
 //! measures its own) and the test accuracy.
 
@@ -23,7 +23,7 @@ pub struct Features {
 }
 
 impl Features {
-    /// HoG (SPEC 4.1) of every image of `split`.
+    /// HoG ([`HogParams::for_image_size`]) of every image of `split`.
     pub fn hog(split: &Split, image_size: usize) -> Features {
         let p = HogParams::for_image_size(image_size);
         Features { x: hog_dataset(&split.images, image_size, &p), labels: split.labels.clone(), dim: feature_len(image_size, &p) }
@@ -52,7 +52,7 @@ pub struct MlpRecipe {
 }
 
 impl Default for MlpRecipe {
-    /// SPEC 4.1: 2048-2048 hidden, SGD lr 0.5, momentum 0.9, no Nesterov, weight decay 3e-4,
+    /// The paper's: 2048-2048 hidden, SGD lr 0.5, momentum 0.9, no Nesterov, weight decay 3e-4,
     /// batch 1024, cosine to 0.001 over 200 epochs.
     fn default() -> Self {
         MlpRecipe { hidden: vec![2048, 2048], lr: 0.5, lr_min: 0.001, momentum: 0.9, weight_decay: 3e-4, batch: 1024, epochs: 200 }

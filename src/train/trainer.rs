@@ -1,6 +1,6 @@
-//! Training epochs on a session: batches from the data module, one SGD step each, and the
-//! epoch's running training accuracy as SPEC 4.2 defines it (each step's top-1 on its own
-//! augmented batch, from that step's train-mode forward, weighted by batch size).
+//! Training epochs on a session: batches from the data module, one SGD step each, and the epoch's
+//! running training accuracy as FEAR's stage 1 compares with its threshold (each step's top-1 on
+//! its own augmented batch, from that step's train-mode forward, weighted by batch size).
 
 use std::time::Instant;
 

@@ -7,6 +7,8 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod torch_fixtures;
+
 /// `target/test-tmp`, beside the binary's profile folder: under `target/` so `cargo clean`
 /// removes it, and kept after a run so a failure's files can be looked at.
 pub fn tmp_root() -> PathBuf {

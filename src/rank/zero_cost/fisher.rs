@@ -1,4 +1,4 @@
-//! fisher (SPEC 5): per output channel c of each conv and linear layer,
+//! fisher (README, "Zero-cost proxies"): per output channel c of each conv and linear layer,
 //! F_c = 0.5 * mean over the batch of (sum over h, w of a * dL/da)^2, a being the layer's output;
 //! as the zero-cost code broadcasts each channel's value over that channel's weights, F_c counts
 //! C_in * k * k times (d_in times for a linear layer) in the sum.

@@ -1,6 +1,6 @@
-//! jacob_cov (SPEC 5): J = d(sum of logits)/d(input), one row per sample (train-mode BN, so the
-//! rows see the whole batch as PyTorch's do); C = the correlation matrix of J's rows
-//! (`np.corrcoef`); score = -sum over C's eigenvalues l of log(l + 1e-5) + 1 / (l + 1e-5).
+//! jacob_cov (README, "Zero-cost proxies"): J = d(sum of logits)/d(input), one row per sample
+//! (train-mode BN, so the rows see the whole batch as PyTorch's do); C = the correlation matrix of
+//! J's rows (`np.corrcoef`); score = -sum over C's eigenvalues l of log(l + 1e-5) + 1 / (l + 1e-5).
 //!
 //! A row with zero variance (a disconnected cell's Jacobian is all zeros) has no correlation;
 //! it is taken as perfectly correlated with every row, the least informative case, so such a

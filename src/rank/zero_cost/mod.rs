@@ -1,5 +1,5 @@
-//! The zero-cost proxies (SPEC 5): scores of a network at initialisation (or after a few epochs)
-//! from one training batch, the baselines FEAR is compared against.
+//! The zero-cost proxies (README, "Zero-cost proxies"): scores of a network at initialisation (or
+//! after a few epochs) from one training batch, the baselines FEAR is compared against.
 //!
 //! - [`synflow`]: synflow and synflow_bn (float64, |W|, all-ones input; no data).
 //! - [`saliency`]: snip, grad_norm and grasp, from the gradient of the mean cross-entropy of one

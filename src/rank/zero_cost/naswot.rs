@@ -1,7 +1,8 @@
-//! NASWOT (SPEC 5): per sample, the binary code c = (input of each ReLU > 0) over every ReLU of
-//! the network; K = sum over ReLUs of c c^T + (1 - c)(1 - c)^T, i.e. K[i][j] counts the units on
-//! which samples i and j agree; score = log |det K|. One train-mode forward; K accumulates on the
-//! tape ([`crate::engine::ops::ProbeKernel::BinaryCodeGram`], planned with `PlanOptions::relu_codes`).
+//! NASWOT (README, "Zero-cost proxies"): per sample, the binary code c = (input of each ReLU > 0)
+//! over every ReLU of the network; K = sum over ReLUs of c c^T + (1 - c)(1 - c)^T, i.e. `K[i][j]`
+//! counts the units on which samples i and j agree; score = log |det K|. One train-mode forward; K
+//! accumulates on the tape ([`crate::engine::ops::ProbeKernel::BinaryCodeGram`], planned with
+//! `PlanOptions::relu_codes`).
 //!
 //! A singular K (two samples with identical codes everywhere) has log |det K| = -inf; it is
 //! reported as `f64::MIN`, the lowest finite score.

@@ -1,5 +1,5 @@
-//! snip, grad_norm and grasp (SPEC 5): saliencies of the conv and linear weights W from the
-//! gradient g = dL/dW of the mean cross-entropy L of one batch (train-mode BN).
+//! snip, grad_norm and grasp (README, "Zero-cost proxies"): saliencies of the conv and linear
+//! weights W from the gradient g = dL/dW of the mean cross-entropy L of one batch (train-mode BN).
 //!
 //! - snip = sum |W * g|;
 //! - grad_norm = sum over layers of the Frobenius norm of g;

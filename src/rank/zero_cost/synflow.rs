@@ -1,6 +1,6 @@
-//! synflow and synflow_bn (SPEC 5): the network in float64, every parameter replaced by its
-//! absolute value, one all-ones input image, R = the sum of the outputs; the score is
-//! sum |W * dR/dW| over conv and linear weights. synflow removes every BN (the identity);
+//! synflow and synflow_bn (README, "Zero-cost proxies"): the network in float64, every parameter
+//! replaced by its absolute value, one all-ones input image, R = the sum of the outputs; the score
+//! is sum |W * dR/dW| over conv and linear weights. synflow removes every BN (the identity);
 //! synflow_bn keeps them (train mode, as PyTorch's default module mode is).
 //!
 //! Fast path for scoring thousands of cells: no [`crate::engine::Session`]; each cell's graph is

@@ -1,6 +1,6 @@
-//! `--trained-epochs E`: the weights after E epochs of regular training (SPEC 3: SGD 0.1,
-//! Nesterov, weight decay 5e-4, batch 256, cosine over 200 epochs, gradient clip 5), for the
-//! paper's study of how the proxies degrade as training proceeds (its Figure 3).
+//! `--trained-epochs E`: the weights after E epochs of regular training (README, "Training recipe":
+//! SGD 0.1, Nesterov, weight decay 5e-4, batch 256, cosine over 200 epochs, gradient clip 5), for
+//! the paper's study of how the proxies degrade as training proceeds (its Figure 3).
 
 use anyhow::Result;
 

@@ -1,5 +1,5 @@
-//! Ops the zero-cost proxies (SPEC 5) need beyond training: a sum of all outputs as the value
-//! backward starts from (synflow, jacob_cov), the per-channel Fisher term of a layer's output
+//! Ops the zero-cost proxies (README, "Zero-cost proxies") need beyond training: a sum of all
+//! outputs as the value backward starts from (synflow, jacob_cov), the per-channel Fisher term of a layer's output
 //! (fisher), and the Gram matrix of ReLU activation patterns (NASWOT).
 use rayon::prelude::*;
 

@@ -1,4 +1,4 @@
-// Ops of the zero-cost proxies (SPEC 5); mirror cpu.rs.
+// Ops of the zero-cost proxies (README, "Zero-cost proxies"); mirror cpu.rs.
 
 // out[0] = the sum of every element of x, in double (one block).
 extern "C" __global__ void __launch_bounds__(FEAR_PROBE_THREADS) fear_sum_all(const float* __restrict__ x, float* __restrict__ out, int n) {
