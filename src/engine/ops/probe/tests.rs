@@ -1,30 +1,15 @@
-//! The CPU ops the zero-cost proxies added (src/engine/cpu/probe.rs), in the style of
-//! tests/cpu_ops.rs: naive f64 references (f32 and f64 runs), central finite differences for the
-//! one with a backward, and the accumulate-vs-overwrite convention.
+//! The proxy probes' CPU face against naive f64 references (f32 and f64 runs), central finite
+//! differences for the one with a backward, and the accumulate-vs-overwrite convention (part of
+//! the `ops` test target, src/engine/ops/tests.rs).
 
 use fear::engine::ops::probe::*;
 use fear::engine::Float;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 
+use crate::{assert_close, cast, rng, widen};
+
+/// `n` values in [-1, 1) exact in f32, from `seed`.
 fn rand_vec(seed: u64, n: usize) -> Vec<f64> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..n).map(|_| (rng.random::<f64>() * 2.0 - 1.0) as f32 as f64).collect()
-}
-
-fn cast<T: Float>(v: &[f64]) -> Vec<T> {
-    v.iter().map(|&x| T::from_f64(x)).collect()
-}
-fn widen<T: Float>(v: &[T]) -> Vec<f64> {
-    v.iter().map(|x| x.as_f64()).collect()
-}
-
-#[track_caller]
-fn assert_close(what: &str, got: &[f64], want: &[f64], tol: f64) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let scale = want.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
-    let err = got.iter().zip(want).fold(0.0f64, |m, (a, b)| m.max((a - b).abs())) / scale;
-    assert!(err < tol, "{what}: relative error {err:e}\n got {got:?}\nwant {want:?}");
+    crate::rand_vec(&mut rng(seed), n)
 }
 
 #[test]
