@@ -105,6 +105,40 @@ fn training_steps_on_the_emulated_gpu_are_bit_identical_run_to_run() {
     assert!(first.1 == second.1, "parameters differ run to run");
 }
 
+/// The GPU plan fuses each ReLU that feeds only a convolution into it (the forward and the weight
+/// gradient read relu(x), the input gradient is masked by x): the same bits as the unfused plan
+/// on the emulated GPU, full and frozen steps alike, with fewer kernels.
+#[test]
+fn fused_relu_steps_are_bit_identical_to_unfused_ones() {
+    use fear::engine::{PlanOptions, Session};
+    use fear::net::{stage2_prefixes, tiny_network, NetConfig};
+    use rand::{Rng, SeedableRng};
+
+    let arch = fear::space::parse_arch("|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|").unwrap();
+    let cfg = NetConfig { c: 8, n: 1, classes: 10, image_size: 12 };
+    let batch = 3;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+    let images: Vec<f32> = (0..batch * 3 * 12 * 12).map(|_| rng.random_range(-2.0..2.0)).collect();
+    let labels: Vec<u32> = (0..batch).map(|_| rng.random_range(0..10)).collect();
+    let run = |fuse_relu: bool| {
+        let build = move |b| tiny_network(&arch, &cfg, b);
+        let opts = PlanOptions { fuse_relu, ..PlanOptions::default() };
+        let mut gpu: Session<f32, Gpu> = Session::new(Gpu::emulated(), Box::new(build), batch, opts).unwrap();
+        gpu.init_params(3).unwrap();
+        let mut losses: Vec<u64> = (0..2).map(|_| gpu.train_step(&images, &labels, 0.1).unwrap().loss.to_bits()).collect();
+        gpu.train_only(&stage2_prefixes(&cfg, 0));
+        losses.push(gpu.train_step(&images, &labels, 0.1).unwrap().loss.to_bits());
+        let p = gpu.program(batch, true).unwrap();
+        let kernels = p.forward.len() + p.backward.len();
+        (losses, gpu.read_all_params().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<u32>>(), kernels)
+    };
+    let (fused, unfused) = (run(true), run(false));
+    assert_eq!(fused.0, unfused.0, "losses differ");
+    assert!(fused.1 == unfused.1, "parameters differ");
+    // 4 ReLU-conv pairs in the network's cell and reduction blocks (the stem has none).
+    assert!(fused.2 + 8 <= unfused.2, "{} kernels fused, {} unfused", fused.2, unfused.2);
+}
+
 /// With NVRTC at build time, every kernel has a cubin for sm_70, sm_80 and sm_90 plus PTX, and
 /// none spills registers or has a stack frame. CI sets FEAR_REQUIRE_NVRTC=1 (build.rs then fails without NVRTC).
 #[test]

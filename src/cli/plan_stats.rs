@@ -49,7 +49,8 @@ pub fn plan_stats(arch: &Arch, device: &str, batch: usize) -> Result<PlanStats> 
     let gpu = device != "cpu";
     let cfg = NetConfig::default();
     let graph = tiny_network(arch, &cfg, batch);
-    let opts = PlanOptions { train: true, ..PlanOptions::default() };
+    // What a session on the device plans (a GPU fuses, see `Device::fuses`).
+    let opts = PlanOptions { train: true, fuse_relu: gpu, ..PlanOptions::default() };
     let full = plan(&graph, &vec![true; graph.params.len()], &opts);
     let keep = stage2_prefixes(&cfg, FROZEN_CELLS);
     let trainable: Vec<bool> = graph.params.iter().map(|p| keep.iter().any(|k| p.name == *k || p.name.starts_with(&format!("{k}.")))).collect();

@@ -66,6 +66,13 @@ impl Device<f32> for AnyDevice {
     type Captured = GpuCapture;
     type Resident = ResidentSplit;
 
+    fn fuses(&self) -> bool {
+        match self {
+            AnyDevice::Cpu(c) => Device::<f32>::fuses(c),
+            AnyDevice::Gpu(g) => g.fuses(),
+        }
+    }
+
     fn name(&self) -> String {
         match self {
             AnyDevice::Cpu(c) => Device::<f32>::name(c),

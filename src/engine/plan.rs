@@ -60,6 +60,12 @@ pub struct PlanOptions {
     /// SWAP's probe: during forward, every ReLU input's sample-wise activation patterns
     /// ([`FeatureProbeKernel::ActivationPatterns`]; read from [`Program::relu_patterns`]).
     pub relu_patterns: bool,
+    /// Fuse each ReLU whose only consumer is a convolution into it (see [`ConvKernel`]): one
+    /// launch and two passes over the activation fewer in each direction, the same floats. A
+    /// session fuses only on a device that does ([`crate::engine::Device::fuses`]: a GPU; the
+    /// CPU runs the unfused plan); on by default, off to plan a GPU step unfused. Ignored under
+    /// the probes, which read ReLU values.
+    pub fuse_relu: bool,
 }
 
 impl Default for PlanOptions {
@@ -77,6 +83,7 @@ impl Default for PlanOptions {
             cell_probes: None,
             taps: false,
             relu_patterns: false,
+            fuse_relu: true,
         }
     }
 }
@@ -188,6 +195,27 @@ pub fn plan(graph: &Graph, trainable: &[bool], opts: &PlanOptions) -> Program {
     }
 }
 
+/// Per value, the input of each ReLU that [`PlanOptions::fuse_relu`] fuses into the convolution
+/// consuming it: a ReLU whose output only that convolution reads, as its input. None without the
+/// option or under a probe that reads ReLU values.
+fn fused_relus(graph: &Graph, consumers: &[usize], opts: &PlanOptions) -> Vec<Option<ValueId>> {
+    let mut fused = vec![None; graph.values.len()];
+    let probed = opts.fisher || opts.relu_codes || opts.cell_probes.is_some() || opts.taps || opts.relu_patterns;
+    if !opts.fuse_relu || probed {
+        return fused;
+    }
+    for conv in graph.nodes.iter().filter(|n| matches!(n.op, Op::Conv { .. })) {
+        let v = conv.inputs[0];
+        if let Source::Node(r) = graph.values[v.0].source {
+            let relu = &graph.nodes[r];
+            if relu.op == Op::Relu && consumers[v.0] == 1 && v != graph.logits {
+                fused[v.0] = Some(relu.inputs[0]);
+            }
+        }
+    }
+    fused
+}
+
 /// The one-element slots after the BN running statistics in the `State` space.
 #[derive(Clone, Copy, Debug)]
 struct Scalars {
@@ -237,6 +265,9 @@ struct Planner<'g> {
     cell_cross: Vec<Option<(CrossGeom, Loc)>>,
     tap_cov: Vec<(Loc, usize)>,
     relu_patterns: Vec<Loc>,
+    /// Per value: for a ReLU's output fused into the convolution that consumes it, the ReLU's
+    /// input.
+    fused_relu: Vec<Option<ValueId>>,
 }
 
 impl<'g> Planner<'g> {
@@ -258,7 +289,9 @@ impl<'g> Planner<'g> {
         for x in graph.nodes.iter().flat_map(|n| &n.inputs) {
             consumers[x.0] += 1;
         }
+        let fused_relu = fused_relus(graph, &consumers, opts);
         let mut planner = Planner {
+            fused_relu,
             graph,
             opts,
             requires_grad,
@@ -343,8 +376,16 @@ impl<'g> Planner<'g> {
         self.requires_grad[t.0] && self.grads[t.0].is_none() && self.consumers[t.0] == 1 && matches!(self.graph.values[t.0].source, Source::Node(_)) && !probed
     }
 
+    /// The value a convolution reads and whether through a fused ReLU: the ReLU's input, or `v`.
+    fn conv_input(&self, v: ValueId) -> (ValueId, bool) {
+        self.fused_relu[v.0].map_or((v, false), |x| (x, true))
+    }
+
     fn forward_node(&mut self, i: usize) {
         let node = &self.graph.nodes[i];
+        if self.fused_relu[node.output.0].is_some() {
+            return; // the convolution consuming it applies it
+        }
         let out_len = self.graph.values[node.output.0].len();
         let ins = &node.inputs;
         let terminal = matches!(node.op, Op::SoftmaxXent | Op::SumAll);
@@ -352,7 +393,8 @@ impl<'g> Planner<'g> {
         self.acts[node.output.0] = Some(y);
         let kernel = match node.op {
             Op::Conv { stride, pad } => {
-                Kernel::Conv(ConvKernel::Forward { g: self.conv_geom(ins[0], ins[1], stride, pad), x: self.act(ins[0]), w: self.act(ins[1]), y })
+                let (x, relu) = self.conv_input(ins[0]);
+                Kernel::Conv(ConvKernel::Forward { g: self.conv_geom(ins[0], ins[1], stride, pad), x: self.act(x), w: self.act(ins[1]), y, relu })
             }
             Op::BatchNorm { running_mean, running_var, eps, momentum } => {
                 let g = self.bn_geom(ins[0]);
@@ -444,12 +486,15 @@ impl<'g> Planner<'g> {
         match node.op {
             Op::Conv { stride, pad } => {
                 let g = self.conv_geom(ins[0], ins[1], stride, pad);
-                let (x, w) = (self.act(ins[0]), self.act(ins[1]));
+                // With a fused ReLU, the gradient written is the ReLU input's (masked by it).
+                let (xv, relu) = self.conv_input(ins[0]);
+                let (x, w) = (self.act(xv), self.act(ins[1]));
                 if let Some(dw) = self.grad_if_needed(ins[1]) {
-                    self.kernels.push(Kernel::Conv(ConvKernel::BackwardWeight { g, x, dy, dw }));
+                    self.kernels.push(Kernel::Conv(ConvKernel::BackwardWeight { g, x, dy, dw, relu }));
                 }
-                if let Some((dx, accumulate)) = self.grad_to_write(ins[0]) {
-                    self.kernels.push(Kernel::Conv(ConvKernel::BackwardInput { g, dy, w, dx, accumulate }));
+                if let Some((dx, accumulate)) = self.grad_to_write(xv) {
+                    let mask = relu.then_some(x);
+                    self.kernels.push(Kernel::Conv(ConvKernel::BackwardInput { g, dy, w, mask, dx, accumulate }));
                 }
             }
             Op::BatchNorm { .. } => {

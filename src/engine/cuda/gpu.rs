@@ -173,6 +173,10 @@ impl Device<f32> for Gpu {
         self.backend.describe()
     }
 
+    fn fuses(&self) -> bool {
+        true
+    }
+
     fn for_session(self) -> Result<Gpu> {
         self.new_stream()
     }

@@ -25,20 +25,24 @@ pub(crate) fn cases(cases: &mut Cases) {
     ];
     for (name, k, stride, c_in, c_out, side) in shapes {
         let g = ConvGeom { n: 3, c_in, h: side, w: side, c_out, k, stride, pad: k / 2 };
-        cases.add(&format!("{name}_forward"), REDUCTION_TOLERANCE, |c| {
-            let (x, w, y) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
-            ConvKernel::Forward { g, x, w, y }.into()
-        });
-        // Both modes: assign must ignore the random values already in dx.
-        for (mode, accumulate) in [("", true), ("_assign", false)] {
-            cases.add(&format!("{name}_backward_input{mode}"), REDUCTION_TOLERANCE, |c| {
-                let (dx, w, dy) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
-                ConvKernel::BackwardInput { g, dy, w, dx, accumulate }.into()
+        // Each kernel plain and with a fused ReLU (the random inputs are half negative).
+        for (fused, relu) in [("", false), ("_relu", true)] {
+            cases.add(&format!("{name}_forward{fused}"), REDUCTION_TOLERANCE, |c| {
+                let (x, w, y) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
+                ConvKernel::Forward { g, x, w, y, relu }.into()
+            });
+            // Both modes: assign must ignore the random values already in dx.
+            for (mode, accumulate) in [("", true), ("_assign", false)] {
+                cases.add(&format!("{name}_backward_input{fused}{mode}"), REDUCTION_TOLERANCE, |c| {
+                    let (dx, w, dy) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
+                    let mask = relu.then(|| c.loc(g.x_len()));
+                    ConvKernel::BackwardInput { g, dy, w, mask, dx, accumulate }.into()
+                });
+            }
+            cases.add(&format!("{name}_backward_weight{fused}"), REDUCTION_TOLERANCE, |c| {
+                let (x, dw, dy) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
+                ConvKernel::BackwardWeight { g, x, dy, dw, relu }.into()
             });
         }
-        cases.add(&format!("{name}_backward_weight"), REDUCTION_TOLERANCE, |c| {
-            let (x, dw, dy) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
-            ConvKernel::BackwardWeight { g, x, dy, dw }.into()
-        });
     }
 }

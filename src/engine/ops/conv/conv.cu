@@ -39,11 +39,16 @@
 // T: taps per side of the correlation; S: its step in the source; P: the destination's phase
 // step (1 forward, the stride for the input gradient). The thread owns pixel slots
 // tpix + j * (threads / groups) of the ti x tr x tc tile and channels co0 + cg * 8 ... + 7.
+//
+// Fused ReLU (the GPU plan fuses a ReLU whose only consumer is the convolution): the forward reads
+// relu(src) when `relu_src` is set; the input gradient, given the ReLU's input as `mask`, keeps
+// only the pixels where it is positive (the ReLU's backward, in the epilogue).
 template <int T, int S, int P, bool DGRAD>
 __device__ __forceinline__ void fear_conv_tile(const float* __restrict__ src, const float* __restrict__ wt,
                                                float* __restrict__ dst, int n, int c_src, int hs, int ws, int c_dst,
                                                int hd, int wd, int k, int pad, int cin, int ti, int tr, int tc,
-                                               int chunk, int glog2, int accumulate) {
+                                               int chunk, int glog2, int accumulate, int relu_src,
+                                               const float* __restrict__ mask) {
     FEAR_DYNAMIC_SHARED(float, smem);
     const int cw = FEAR_CONV_CO << glog2;  // channels per pass
     const int passes = (c_dst + cw - 1) / cw;
@@ -104,7 +109,8 @@ __device__ __forceinline__ void fear_conv_tile(const float* __restrict__ src, co
                     bool row_in = iy >= 0 && iy < hs;
                     for (int c = lane; c < hc; c += 32) {
                         int ix = sx0 + c;
-                        tile_s[r * hc + c] = row_in && ix >= 0 && ix < ws ? plane[iy * ws + ix] : 0.0f;
+                        float v = row_in && ix >= 0 && ix < ws ? plane[iy * ws + ix] : 0.0f;
+                        tile_s[r * hc + c] = relu_src ? (v > 0.0f ? v : 0.0f) : v;
                     }
                 }
             }
@@ -150,7 +156,9 @@ __device__ __forceinline__ void fear_conv_tile(const float* __restrict__ src, co
         }
     }
     // Epilogue: the forward assigns y, the input gradient adds into dx (or, without `accumulate`,
-    // assigns 0 + the sum: the bits a zeroed dx would end with, without reading it).
+    // assigns 0 + the sum: the bits a zeroed dx would end with, without reading it). With a mask,
+    // the sum (as 0 + sum, the bits an unfused gradient buffer held) counts only where the mask
+    // is positive: the fused ReLU's backward, bit for bit.
 #pragma unroll
     for (int j = 0; j < FEAR_CONV_PIX; ++j) {
         int img, oy, ox;
@@ -159,31 +167,39 @@ __device__ __forceinline__ void fear_conv_tile(const float* __restrict__ src, co
 #pragma unroll
         for (int c = 0; c < FEAR_CONV_CO; ++c) {
             if (co0 + cg * FEAR_CONV_CO + c >= c_dst) break;
-            if (DGRAD) at[(long long)c * hd * wd] = (accumulate ? at[(long long)c * hd * wd] : 0.0f) + acc[j][c];
-            else at[(long long)c * hd * wd] = acc[j][c];
+            const long long e = (long long)c * hd * wd;
+            if (DGRAD) {
+                float g = 0.0f + acc[j][c];
+                if (mask != nullptr) g = mask[at - dst + e] > 0.0f ? g : 0.0f;
+                at[e] = (accumulate ? at[e] : 0.0f) + g;
+            } else {
+                at[e] = acc[j][c];
+            }
         }
     }
 }
 
-// y = conv(x, w). One block per (ti images, tile of tr x tc output pixels, pass of 8 << glog2
-// output channels); `chunk` input channels staged at a time (src/engine/cuda/ops.rs picks the shapes and
-// the dynamic shared memory size).
+// y = conv(x, w), or conv(relu(x), w) with `relu`. One block per (ti images, tile of tr x tc
+// output pixels, pass of 8 << glog2 output channels); `chunk` input channels staged at a time
+// (launch.rs picks the shapes and the dynamic shared memory size).
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward(const float* __restrict__ x, const float* __restrict__ wt, float* __restrict__ y, int n, int cin,
-                  int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2) {
-    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0);
-    else if (k == 3 && stride == 2) fear_conv_tile<3, 2, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0);
-    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0);
-    else if (k == 1 && stride == 2) fear_conv_tile<1, 2, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0);
+                  int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int relu) {
+    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr);
+    else if (k == 3 && stride == 2) fear_conv_tile<3, 2, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr);
+    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr);
+    else if (k == 1 && stride == 2) fear_conv_tile<1, 2, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr);
 }
 
-// dx += conv-transpose of dy (dx = 0 + it without `accumulate`). One block per (ti images, phase of dx, tile of its phase grid, pass
-// of input channels); the tile is tr x tc pixels of the phase grid (every stride-th pixel).
+// dx += conv-transpose of dy (dx = 0 + it without `accumulate`), where mask > 0 when a mask is
+// given (the fused ReLU's input). One block per (ti images, phase of dx, tile of its phase grid,
+// pass of input channels); the tile is tr x tc pixels of the phase grid (every stride-th pixel).
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input(const float* __restrict__ dy, const float* __restrict__ wt, float* __restrict__ dx, int n,
-                         int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int accumulate) {
-    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate);
-    else if (k == 3 && stride == 2) fear_conv_tile<2, 1, 2, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate);
-    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate);
-    else if (k == 1 && stride == 2) fear_conv_tile<1, 1, 2, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate);
+                         int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int accumulate,
+                         const float* __restrict__ mask) {
+    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask);
+    else if (k == 3 && stride == 2) fear_conv_tile<2, 1, 2, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask);
+    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask);
+    else if (k == 1 && stride == 2) fear_conv_tile<1, 1, 2, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask);
 }
 
 // Partial dw of one block: FEAR_WGRAD_COP output channels x FEAR_WGRAD_CI input channels x K*K
@@ -193,7 +209,8 @@ extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BL
 template <int K, int S>
 __device__ __forceinline__ void fear_conv_wgrad_tile(const float* __restrict__ x, const float* __restrict__ dy,
                                                      float* __restrict__ partial, int n, int cin, int h, int w,
-                                                     int cout, int pad, int oh, int ow, int tr, int tc, int splits) {
+                                                     int cout, int pad, int oh, int ow, int tr, int tc, int splits,
+                                                     int relu_x) {
     FEAR_DYNAMIC_SHARED(float, smem);
     const int ci_blocks = (cin + FEAR_WGRAD_CI - 1) / FEAR_WGRAD_CI;
     const int co_blocks = (cout + FEAR_WGRAD_COP - 1) / FEAR_WGRAD_COP;
@@ -242,7 +259,8 @@ __device__ __forceinline__ void fear_conv_wgrad_tile(const float* __restrict__ x
                 bool row_in = ci_in && iy >= 0 && iy < h;
                 for (int c = lane; c < hc; c += 32) {
                     int ix = sx0 + c;
-                    xs[ci * halo + r * hc + c] = row_in && ix >= 0 && ix < w ? plane[iy * w + ix] : 0.0f;
+                    float v = row_in && ix >= 0 && ix < w ? plane[iy * w + ix] : 0.0f;
+                    xs[ci * halo + r * hc + c] = relu_x ? (v > 0.0f ? v : 0.0f) : v;
                 }
             }
         }
@@ -279,13 +297,14 @@ __device__ __forceinline__ void fear_conv_wgrad_tile(const float* __restrict__ x
 }
 
 // Partial weight gradients: one block per (split of the pixel tiles, pass of FEAR_WGRAD_COP output
-// channels, FEAR_WGRAD_CI input channels), into `partial` [splits][cout][cin][k][k].
+// channels, FEAR_WGRAD_CI input channels), into `partial` [splits][cout][cin][k][k]; x read as
+// relu(x) with `relu` (a fused ReLU).
 extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_BLOCKS) fear_conv_backward_weight(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ partial, int n,
-                          int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int tr, int tc, int splits) {
-    if (k == 3 && stride == 1) fear_conv_wgrad_tile<3, 1>(x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits);
-    else if (k == 3 && stride == 2) fear_conv_wgrad_tile<3, 2>(x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits);
-    else if (k == 1 && stride == 1) fear_conv_wgrad_tile<1, 1>(x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits);
-    else if (k == 1 && stride == 2) fear_conv_wgrad_tile<1, 2>(x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits);
+                          int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int tr, int tc, int splits, int relu) {
+    if (k == 3 && stride == 1) fear_conv_wgrad_tile<3, 1>(x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu);
+    else if (k == 3 && stride == 2) fear_conv_wgrad_tile<3, 2>(x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu);
+    else if (k == 1 && stride == 1) fear_conv_wgrad_tile<1, 1>(x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu);
+    else if (k == 1 && stride == 2) fear_conv_wgrad_tile<1, 2>(x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu);
 }
 
 // dw += the sum of the splits' partials, split 0 first: the same bits on every run.

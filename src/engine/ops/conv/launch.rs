@@ -146,26 +146,29 @@ fn launch_tiles(b: &dyn Backend, name: &str, g: &ConvGeom, t: TilePlan, ptrs: [A
     launch_bounded_shared(b, name, dims, t.shared_bytes, &args)
 }
 
-/// y = conv(x, w).
-pub fn forward(b: &dyn Backend, g: &ConvGeom, x: Arg, w: Arg, y: Arg) -> Result<()> {
+/// y = conv(x, w), or conv(relu(x), w) with `relu`.
+pub fn forward(b: &dyn Backend, g: &ConvGeom, x: Arg, w: Arg, y: Arg, relu: bool) -> Result<()> {
     check_shape(g)?;
     if g.y_len() == 0 {
         return Ok(());
     }
-    launch_tiles(b, "fear_conv_forward", g, forward_plan(g), [x, w, y], &[])
+    launch_tiles(b, "fear_conv_forward", g, forward_plan(g), [x, w, y], &[Arg::I32(relu as i32)])
 }
 
-/// dx += conv_transpose(dy, w), or dx = 0 + ... without `accumulate`.
-pub fn backward_input(b: &dyn Backend, g: &ConvGeom, dy: Arg, w: Arg, dx: Arg, accumulate: bool) -> Result<()> {
+/// dx += conv_transpose(dy, w), or dx = 0 + ... without `accumulate`; where `mask` > 0 only when
+/// it is not null (a fused ReLU's input).
+pub fn backward_input(b: &dyn Backend, g: &ConvGeom, dy: Arg, w: Arg, dx: Arg, accumulate: bool, mask: Arg) -> Result<()> {
     check_shape(g)?;
     if g.x_len() == 0 {
         return Ok(());
     }
-    launch_tiles(b, "fear_conv_backward_input", g, backward_input_plan(g), [dy, w, dx], &[Arg::I32(accumulate as i32)])
+    launch_tiles(b, "fear_conv_backward_input", g, backward_input_plan(g), [dy, w, dx], &[Arg::I32(accumulate as i32), mask])
 }
 
-/// dw += the weight gradient: partials per split into the scratch, then their fixed-order sum.
-pub fn backward_weight(b: &dyn Backend, mem: &dyn GpuAddresses, g: &ConvGeom, x: Arg, dy: Arg, dw: Arg) -> Result<()> {
+/// dw += the weight gradient (x read as relu(x) with `relu`): partials per split into the
+/// scratch, then their fixed-order sum.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_weight(b: &dyn Backend, mem: &dyn GpuAddresses, g: &ConvGeom, x: Arg, dy: Arg, dw: Arg, relu: bool) -> Result<()> {
     check_shape(g)?;
     if g.w_len() == 0 {
         return Ok(());
@@ -174,7 +177,7 @@ pub fn backward_weight(b: &dyn Backend, mem: &dyn GpuAddresses, g: &ConvGeom, x:
     let p = backward_weight_plan(g, bytes);
     ensure!(p.splits * g.w_len() * 4 <= bytes, "a weight gradient of {} floats needs more than the {bytes} bytes of scratch", g.w_len());
     let shape = [p.tr, p.tc, p.splits].into_iter().map(Arg::len).collect::<Result<Vec<_>>>()?;
-    let args = [vec![x, dy, Arg::Ptr(scratch)], geometry_args(g)?, shape].concat();
+    let args = [vec![x, dy, Arg::Ptr(scratch)], geometry_args(g)?, shape, vec![Arg::I32(relu as i32)]].concat();
     let dims = Dims::per_item(p.blocks, FEAR_WGRAD_THREADS);
     ensure!(dims.grid[0] as usize == p.blocks, "fear_conv_backward_weight: {} blocks, more than one launch takes", p.blocks);
     launch_bounded_shared(b, "fear_conv_backward_weight", dims, p.shared_bytes, &args)?;
@@ -196,9 +199,11 @@ impl ConvKernel {
 
     pub fn launch(&self, on: &OnGpu) -> Result<()> {
         match *self {
-            ConvKernel::Forward { g, x, w, y } => forward(on.backend, &g, on.p(x)?, on.p(w)?, on.p(y)?),
-            ConvKernel::BackwardInput { g, dy, w, dx, accumulate } => backward_input(on.backend, &g, on.p(dy)?, on.p(w)?, on.p(dx)?, accumulate),
-            ConvKernel::BackwardWeight { g, x, dy, dw } => backward_weight(on.backend, on.mem, &g, on.p(x)?, on.p(dy)?, on.p(dw)?),
+            ConvKernel::Forward { g, x, w, y, relu } => forward(on.backend, &g, on.p(x)?, on.p(w)?, on.p(y)?, relu),
+            ConvKernel::BackwardInput { g, dy, w, mask, dx, accumulate } => {
+                backward_input(on.backend, &g, on.p(dy)?, on.p(w)?, on.p(dx)?, accumulate, on.opt(mask)?)
+            }
+            ConvKernel::BackwardWeight { g, x, dy, dw, relu } => backward_weight(on.backend, on.mem, &g, on.p(x)?, on.p(dy)?, on.p(dw)?, relu),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod launch;
 
 pub use cpu::*;
 
+use super::elementwise::{relu, relu_backward};
 use super::{assign_or_add, CpuView};
 use crate::engine::kernel::Loc;
 use crate::engine::Float;
@@ -44,15 +45,19 @@ impl ConvGeom {
     }
 }
 
-/// The convolution kernels.
+/// The convolution kernels. A ReLU whose only consumer is the convolution can be fused into it
+/// (the GPU plan does, `PlanOptions::fuse_relu`): the forward and the weight gradient then read
+/// `x` through the ReLU (`relu`), and the input gradient, given the ReLU's input as `mask`, is the
+/// gradient of the ReLU's input (kept where the mask is positive): one launch and two passes over
+/// the activation fewer each way.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ConvKernel {
-    /// y = conv(x, w).
-    Forward { g: ConvGeom, x: Loc, w: Loc, y: Loc },
-    /// dx (+)= the input gradient of dy.
-    BackwardInput { g: ConvGeom, dy: Loc, w: Loc, dx: Loc, accumulate: bool },
-    /// dw += the weight gradient of dy.
-    BackwardWeight { g: ConvGeom, x: Loc, dy: Loc, dw: Loc },
+    /// y = conv(x, w), or conv(relu(x), w).
+    Forward { g: ConvGeom, x: Loc, w: Loc, y: Loc, relu: bool },
+    /// dx (+)= the input gradient of dy, where mask > 0 with a mask.
+    BackwardInput { g: ConvGeom, dy: Loc, w: Loc, mask: Option<Loc>, dx: Loc, accumulate: bool },
+    /// dw += the weight gradient of dy, x read as relu(x) with `relu`.
+    BackwardWeight { g: ConvGeom, x: Loc, dy: Loc, dw: Loc, relu: bool },
 }
 
 impl ConvKernel {
@@ -68,7 +73,12 @@ impl ConvKernel {
     pub fn locs_mut(&mut self) -> Vec<&mut Loc> {
         match self {
             ConvKernel::Forward { x, w, y, .. } => vec![x, w, y],
-            ConvKernel::BackwardInput { dy, w, dx, .. } => vec![dy, w, dx],
+            ConvKernel::BackwardInput { dy, w, mask, dx, .. } => {
+                let mut v = vec![dy, w];
+                v.extend(mask.as_mut());
+                v.push(dx);
+                v
+            }
             ConvKernel::BackwardWeight { x, dy, dw, .. } => vec![x, dy, dw],
         }
     }
@@ -86,9 +96,26 @@ impl ConvKernel {
 
     pub(crate) fn run_cpu<T: Float>(&self, m: &CpuView<T>) {
         match *self {
-            ConvKernel::Forward { g, x, w, y } => conv_forward(&g, m.r(x), m.r(w), m.w(y)),
-            ConvKernel::BackwardInput { g, dy, w, dx, accumulate } => conv_backward_input(&g, m.r(dy), m.r(w), assign_or_add(m.w(dx), accumulate)),
-            ConvKernel::BackwardWeight { g, x, dy, dw } => conv_backward_weight(&g, m.r(x), m.r(dy), m.w(dw)),
+            ConvKernel::Forward { g, x, w, y, relu } => conv_forward(&g, &relu_if(m.r(x), relu), m.r(w), m.w(y)),
+            ConvKernel::BackwardInput { g, dy, w, mask: None, dx, accumulate } => conv_backward_input(&g, m.r(dy), m.r(w), assign_or_add(m.w(dx), accumulate)),
+            ConvKernel::BackwardInput { g, dy, w, mask: Some(mask), dx, accumulate } => {
+                // The unfused pair: the convolution's input gradient into a zeroed buffer, then
+                // the ReLU's backward (relu(mask) > 0 exactly where mask > 0).
+                let mut t = vec![T::zero(); g.x_len()];
+                conv_backward_input(&g, m.r(dy), m.r(w), &mut t);
+                relu_backward(m.r(mask), &t, assign_or_add(m.w(dx), accumulate));
+            }
+            ConvKernel::BackwardWeight { g, x, dy, dw, relu } => conv_backward_weight(&g, &relu_if(m.r(x), relu), m.r(dy), m.w(dw)),
         }
     }
+}
+
+/// `x`, or relu(x) in a new buffer: the CPU face of a fused ReLU is the unfused pair.
+fn relu_if<T: Float>(x: &[T], apply: bool) -> std::borrow::Cow<'_, [T]> {
+    if !apply {
+        return std::borrow::Cow::Borrowed(x);
+    }
+    let mut y = vec![T::zero(); x.len()];
+    relu(x, &mut y);
+    std::borrow::Cow::Owned(y)
 }
