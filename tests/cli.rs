@@ -130,8 +130,8 @@ fn doctor_ends_with_a_verdict() {
 }
 
 /// `bench --plan-stats` counts the planned step's launches without running it: on a GPU plan each
-/// train-mode batch norm is three launches (stats, finalize, apply), on the CPU plan one call,
-/// and the per-kernel table adds up to the totals.
+/// train-mode batch norm is two launches (stats, finalize) and a third (apply) unless the node sum
+/// reading it applies it, on the CPU plan one call, and the per-kernel table adds up to the totals.
 #[test]
 fn bench_plan_stats_count_launches_per_device() {
     let stats = |device: &str| -> serde_json::Value {
@@ -155,8 +155,14 @@ fn bench_plan_stats_count_launches_per_device() {
     };
     let bn = count(&cpu, "bn_train_forward");
     assert!(bn > 0);
-    for k in ["fear_bn_stats", "fear_bn_train_finalize", "fear_bn_apply"] {
+    for k in ["fear_bn_stats", "fear_bn_train_finalize"] {
         assert_eq!(count(&gpu, k), bn, "{k}");
     }
+    // The GPU plan is fused: the node sums apply the batch norms read only by them, and the
+    // convolutions the ReLUs read only by them.
+    let (sums, applies) = (count(&gpu, "fear_node_sum"), count(&gpu, "fear_bn_apply"));
+    assert!(sums > 0 && applies > 0 && applies < bn, "{sums} node sums, {applies} of {bn} batch norms applied on their own");
+    assert!(count(&gpu, "fear_relu") < count(&cpu, "relu"));
+    assert_eq!(count(&gpu, "fear_add"), 0);
     assert_eq!(gpu["flops_full"], cpu["flops_full"]);
 }

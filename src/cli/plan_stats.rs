@@ -50,7 +50,7 @@ pub fn plan_stats(arch: &Arch, device: &str, batch: usize) -> Result<PlanStats> 
     let cfg = NetConfig::default();
     let graph = tiny_network(arch, &cfg, batch);
     // What a session on the device plans (a GPU fuses, see `Device::fuses`).
-    let opts = PlanOptions { train: true, fuse_relu: gpu, ..PlanOptions::default() };
+    let opts = PlanOptions { train: true, fuse: gpu, ..PlanOptions::default() };
     let full = plan(&graph, &vec![true; graph.params.len()], &opts);
     let keep = stage2_prefixes(&cfg, FROZEN_CELLS);
     let trainable: Vec<bool> = graph.params.iter().map(|p| keep.iter().any(|k| p.name == *k || p.name.starts_with(&format!("{k}.")))).collect();

@@ -59,7 +59,7 @@ pub trait Device<T: Float> {
         self.launch(mem, kernel)?;
         Ok(start.elapsed().as_secs_f64())
     }
-    /// Whether steps planned for this device fuse ops ([`super::PlanOptions::fuse_relu`]): a GPU,
+    /// Whether steps planned for this device fuse ops ([`super::PlanOptions::fuse`]): a GPU,
     /// where every launch and every pass over memory costs. The CPU runs the unfused plan (the
     /// fused kernels' CPU face is the unfused pair, for the self-test).
     fn fuses(&self) -> bool {

@@ -22,9 +22,10 @@
 use super::device::MemoryLayout;
 use super::graph::{Graph, Op, Source, ValueId};
 use super::kernel::{Kernel, Loc, Space};
+use super::ops::elementwise::{NodeSumTerm, NODE_SUM_TERMS};
 use super::ops::{
-    BnGeom, BnKernel, ConvGeom, ConvKernel, CrossGeom, ElementwiseKernel, FeatureProbeKernel, LinearGeom, LinearKernel, LossKernel, OptimKernel, PoolGeom,
-    PoolKernel, ProbeKernel,
+    BnGeom, BnKernel, BnOutput, ConvGeom, ConvKernel, CrossGeom, ElementwiseKernel, FeatureProbeKernel, LinearGeom, LinearKernel, LossKernel, OptimKernel,
+    PoolGeom, PoolKernel, ProbeKernel,
 };
 
 /// What kind of step to plan.
@@ -60,12 +61,14 @@ pub struct PlanOptions {
     /// SWAP's probe: during forward, every ReLU input's sample-wise activation patterns
     /// ([`FeatureProbeKernel::ActivationPatterns`]; read from [`Program::relu_patterns`]).
     pub relu_patterns: bool,
-    /// Fuse each ReLU whose only consumer is a convolution into it (see [`ConvKernel`]): one
-    /// launch and two passes over the activation fewer in each direction, the same floats. A
+    /// Fuse ops: each ReLU whose only consumer is a convolution into it (see [`ConvKernel`]: one
+    /// launch and two passes over the activation fewer in each direction), and each node sum of
+    /// up to [`NODE_SUM_TERMS`] terms into one kernel that also applies the batch norms it alone
+    /// reads ([`ElementwiseKernel::NodeSum`], [`BnOutput::Coefficients`]); the same floats. A
     /// session fuses only on a device that does ([`crate::engine::Device::fuses`]: a GPU; the
     /// CPU runs the unfused plan); on by default, off to plan a GPU step unfused. Ignored under
     /// the probes, which read ReLU values.
-    pub fuse_relu: bool,
+    pub fuse: bool,
 }
 
 impl Default for PlanOptions {
@@ -83,7 +86,7 @@ impl Default for PlanOptions {
             cell_probes: None,
             taps: false,
             relu_patterns: false,
-            fuse_relu: true,
+            fuse: true,
         }
     }
 }
@@ -195,13 +198,35 @@ pub fn plan(graph: &Graph, trainable: &[bool], opts: &PlanOptions) -> Program {
     }
 }
 
-/// Per value, the input of each ReLU that [`PlanOptions::fuse_relu`] fuses into the convolution
+/// Whether a probe that reads intermediate values (ReLU inputs and outputs, normalised features)
+/// is planned: fusing would leave them unwritten, so a probed plan is not fused.
+fn probed(opts: &PlanOptions) -> bool {
+    opts.fisher || opts.relu_codes || opts.cell_probes.is_some() || opts.taps || opts.relu_patterns
+}
+
+/// Per value, whether [`PlanOptions::fuse`] leaves a batch norm's output to the node sum reading
+/// it: a batch norm whose only consumer is a sum of at most [`NODE_SUM_TERMS`] terms.
+fn fused_bns(graph: &Graph, consumers: &[usize], opts: &PlanOptions) -> Vec<bool> {
+    let mut fused = vec![false; graph.values.len()];
+    if !opts.fuse || probed(opts) {
+        return fused;
+    }
+    for sum in graph.nodes.iter().filter(|n| n.op == Op::Sum && (2..=NODE_SUM_TERMS).contains(&n.inputs.len())) {
+        for &t in &sum.inputs {
+            let is_bn = matches!(graph.values[t.0].source, Source::Node(b) if matches!(graph.nodes[b].op, Op::BatchNorm { .. }));
+            // A term twice in one sum has two consumers.
+            fused[t.0] = is_bn && consumers[t.0] == 1;
+        }
+    }
+    fused
+}
+
+/// Per value, the input of each ReLU that [`PlanOptions::fuse`] fuses into the convolution
 /// consuming it: a ReLU whose output only that convolution reads, as its input. None without the
 /// option or under a probe that reads ReLU values.
 fn fused_relus(graph: &Graph, consumers: &[usize], opts: &PlanOptions) -> Vec<Option<ValueId>> {
     let mut fused = vec![None; graph.values.len()];
-    let probed = opts.fisher || opts.relu_codes || opts.cell_probes.is_some() || opts.taps || opts.relu_patterns;
-    if !opts.fuse_relu || probed {
+    if !opts.fuse || probed(opts) {
         return fused;
     }
     for conv in graph.nodes.iter().filter(|n| matches!(n.op, Op::Conv { .. })) {
@@ -268,6 +293,10 @@ struct Planner<'g> {
     /// Per value: for a ReLU's output fused into the convolution that consumes it, the ReLU's
     /// input.
     fused_relu: Vec<Option<ValueId>>,
+    /// Per value: whether it is a batch norm's output normalised by the node sum reading it.
+    fused_bn: Vec<bool>,
+    /// Per fused batch norm's output: (its input, its coefficients), once planned.
+    bn_coef: Vec<Option<(Loc, Loc)>>,
 }
 
 impl<'g> Planner<'g> {
@@ -290,8 +319,11 @@ impl<'g> Planner<'g> {
             consumers[x.0] += 1;
         }
         let fused_relu = fused_relus(graph, &consumers, opts);
+        let fused_bn = fused_bns(graph, &consumers, opts);
         let mut planner = Planner {
             fused_relu,
+            fused_bn,
+            bn_coef: vec![None; graph.values.len()],
             graph,
             opts,
             requires_grad,
@@ -376,6 +408,35 @@ impl<'g> Planner<'g> {
         self.requires_grad[t.0] && self.grads[t.0].is_none() && self.consumers[t.0] == 1 && matches!(self.graph.values[t.0].source, Source::Node(_)) && !probed
     }
 
+    /// Whether a node sum of `terms` terms is one [`ElementwiseKernel::NodeSum`] (a fused plan)
+    /// rather than an add and accumulates.
+    fn sums_in_one_kernel(&self, terms: usize) -> bool {
+        self.opts.fuse && !probed(self.opts) && (2..=NODE_SUM_TERMS).contains(&terms)
+    }
+
+    /// A batch norm whose only consumer, a node sum, applies it: the forward computes the
+    /// statistics and writes the channels' coefficients, not the normalised tensor.
+    fn forward_bn_coefficients(&mut self, i: usize) {
+        let node = &self.graph.nodes[i];
+        let Op::BatchNorm { running_mean, running_var, eps, momentum } = node.op else { unreachable!("only batch norms are fused into sums") };
+        let ins = &node.inputs;
+        let g = self.bn_geom(ins[0]);
+        let (x, gamma, beta) = (self.act(ins[0]), self.act(ins[1]), self.act(ins[2]));
+        let (running_mean, running_var) = (self.state(running_mean), self.state(running_var));
+        let coef = self.vbuf(4 * g.c, BufKind::Activation);
+        self.bn_coef[node.output.0] = Some((x, coef));
+        let y = BnOutput::Coefficients(coef);
+        let kernel = if self.opts.train {
+            let mean = self.vbuf(g.c, BufKind::Activation);
+            let invstd = self.vbuf(g.c, BufKind::Activation);
+            self.aux[i] = vec![mean, invstd];
+            BnKernel::TrainForward { g, x, gamma, beta, running_mean, running_var, y, mean, invstd, eps, momentum }
+        } else {
+            BnKernel::EvalForward { g, x, gamma, beta, running_mean, running_var, y, eps }
+        };
+        self.kernels.push(Kernel::Bn(kernel));
+    }
+
     /// The value a convolution reads and whether through a fused ReLU: the ReLU's input, or `v`.
     fn conv_input(&self, v: ValueId) -> (ValueId, bool) {
         self.fused_relu[v.0].map_or((v, false), |x| (x, true))
@@ -385,6 +446,9 @@ impl<'g> Planner<'g> {
         let node = &self.graph.nodes[i];
         if self.fused_relu[node.output.0].is_some() {
             return; // the convolution consuming it applies it
+        }
+        if self.fused_bn[node.output.0] {
+            return self.forward_bn_coefficients(i);
         }
         let out_len = self.graph.values[node.output.0].len();
         let ins = &node.inputs;
@@ -404,9 +468,9 @@ impl<'g> Planner<'g> {
                     let mean = self.vbuf(g.c, BufKind::Activation);
                     let invstd = self.vbuf(g.c, BufKind::Activation);
                     self.aux[i] = vec![mean, invstd];
-                    Kernel::Bn(BnKernel::TrainForward { g, x, gamma, beta, running_mean, running_var, y, mean, invstd, eps, momentum })
+                    Kernel::Bn(BnKernel::TrainForward { g, x, gamma, beta, running_mean, running_var, y: BnOutput::Normalised(y), mean, invstd, eps, momentum })
                 } else {
-                    Kernel::Bn(BnKernel::EvalForward { g, x, gamma, beta, running_mean, running_var, y, eps })
+                    Kernel::Bn(BnKernel::EvalForward { g, x, gamma, beta, running_mean, running_var, y: BnOutput::Normalised(y), eps })
                 }
             }
             Op::Relu => {
@@ -423,6 +487,16 @@ impl<'g> Planner<'g> {
                     self.relu_patterns.push(out);
                 }
                 Kernel::Elementwise(ElementwiseKernel::Relu { x: self.act(ins[0]), y })
+            }
+            Op::Sum if self.sums_in_one_kernel(ins.len()) => {
+                let s = self.shape(node.output);
+                let (c, hw) = (s.get(1).copied().unwrap_or(1), s.get(2..).map_or(1, |r| r.iter().product()));
+                let term = |t: &ValueId| match self.bn_coef[t.0] {
+                    Some((x, k)) => NodeSumTerm { x, coef: Some(k) },
+                    None => NodeSumTerm { x: self.act(*t), coef: None },
+                };
+                let terms = ins.iter().map(term).collect();
+                Kernel::Elementwise(ElementwiseKernel::NodeSum { c, hw, terms, y })
             }
             Op::Sum => {
                 self.kernels.push(Kernel::Elementwise(ElementwiseKernel::Add { a: self.act(ins[0]), b: self.act(ins[1]), y }));
@@ -479,9 +553,8 @@ impl<'g> Planner<'g> {
         let Some(dy) = self.grads[node.output.0] else {
             return false; // nothing downstream used this value
         };
-        let y = self.act(node.output);
         if self.opts.fisher && matches!(node.op, Op::Conv { .. } | Op::Linear) {
-            self.push_fisher(node.inputs[1], node.output, y, dy);
+            self.push_fisher(node.inputs[1], node.output, self.act(node.output), dy);
         }
         match node.op {
             Op::Conv { stride, pad } => {
@@ -508,6 +581,7 @@ impl<'g> Planner<'g> {
             }
             Op::Relu => {
                 if let Some((dx, accumulate)) = self.grad_to_write(ins[0]) {
+                    let y = self.act(node.output);
                     self.kernels.push(Kernel::Elementwise(ElementwiseKernel::ReluBackward { y, dy, dx, accumulate }));
                 }
             }

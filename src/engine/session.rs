@@ -72,7 +72,7 @@ impl<T: Float, D: Device<T>> Session<T, D> {
     pub fn new(device: D, build: GraphFn, batch: usize, opts: PlanOptions) -> Result<Self> {
         // A GPU session launches on a stream of its own (R9 of GPU-REVIEW.md).
         let device = device.for_session()?;
-        let opts = PlanOptions { fuse_relu: opts.fuse_relu && device.fuses(), ..opts };
+        let opts = PlanOptions { fuse: opts.fuse && device.fuses(), ..opts };
         let graph = build(batch);
         let trainable = vec![true; graph.params.len()];
         let first = plan(&graph, &trainable, &opts);

@@ -41,7 +41,7 @@ pub mod optim;
 pub mod pool;
 pub mod probe;
 
-pub use batchnorm::{BnGeom, BnKernel};
+pub use batchnorm::{BnGeom, BnKernel, BnOutput};
 pub use conv::{ConvGeom, ConvKernel};
 pub use elementwise::ElementwiseKernel;
 pub use feature_probe::{CrossGeom, FeatureProbeKernel};

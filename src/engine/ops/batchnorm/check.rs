@@ -1,7 +1,7 @@
 //! The batch norms' self-test cases (see [`crate::engine::cuda::selftest`]).
 
-use super::{BnGeom, BnKernel};
-use crate::engine::cuda::selftest::{Cases, ELEMENTWISE_TOLERANCE, REDUCTION_TOLERANCE};
+use super::{BnGeom, BnKernel, BnOutput};
+use crate::engine::cuda::selftest::{Case, Cases, ELEMENTWISE_TOLERANCE, REDUCTION_TOLERANCE};
 
 pub(crate) fn cases(cases: &mut Cases) {
     let positive = |n: usize| (0..n).map(|i| 0.5 + 0.1 * i as f32).collect::<Vec<f32>>();
@@ -16,16 +16,20 @@ pub(crate) fn cases(cases: &mut Cases) {
     ];
     for (suffix, bn) in bns {
         let ch = bn.c;
-        cases.add(&format!("bn_train_forward{suffix}"), REDUCTION_TOLERANCE, |c| {
-            let (x, gamma, beta) = (c.loc(bn.len()), c.loc(ch), c.loc(ch));
-            let (rm, rv) = (c.loc(ch), c.preset(positive(ch)));
-            let (y, mean, invstd) = (c.loc(bn.len()), c.loc(ch), c.loc(ch));
-            BnKernel::TrainForward { g: bn, x, gamma, beta, running_mean: rm, running_var: rv, y, mean, invstd, eps: 1e-5, momentum: 0.1 }.into()
-        });
-        cases.add(&format!("bn_eval_forward{suffix}"), ELEMENTWISE_TOLERANCE, |c| {
-            let (x, gamma, beta, rm, rv, y) = (c.loc(bn.len()), c.loc(ch), c.loc(ch), c.loc(ch), c.preset(positive(ch)), c.loc(bn.len()));
-            BnKernel::EvalForward { g: bn, x, gamma, beta, running_mean: rm, running_var: rv, y, eps: 1e-5 }.into()
-        });
+        // Each forward writing the normalised tensor, and only the coefficients (4 per channel).
+        for (out, coefficients) in [("", false), ("_coefficients", true)] {
+            let y = move |c: &mut Case| if coefficients { BnOutput::Coefficients(c.loc(4 * ch)) } else { BnOutput::Normalised(c.loc(bn.len())) };
+            cases.add(&format!("bn_train_forward{out}{suffix}"), REDUCTION_TOLERANCE, |c| {
+                let (x, gamma, beta) = (c.loc(bn.len()), c.loc(ch), c.loc(ch));
+                let (rm, rv) = (c.loc(ch), c.preset(positive(ch)));
+                let (y, mean, invstd) = (y(c), c.loc(ch), c.loc(ch));
+                BnKernel::TrainForward { g: bn, x, gamma, beta, running_mean: rm, running_var: rv, y, mean, invstd, eps: 1e-5, momentum: 0.1 }.into()
+            });
+            cases.add(&format!("bn_eval_forward{out}{suffix}"), ELEMENTWISE_TOLERANCE, |c| {
+                let (x, gamma, beta, rm, rv, y) = (c.loc(bn.len()), c.loc(ch), c.loc(ch), c.loc(ch), c.preset(positive(ch)), y(c));
+                BnKernel::EvalForward { g: bn, x, gamma, beta, running_mean: rm, running_var: rv, y, eps: 1e-5 }.into()
+            });
+        }
         let modes = [
             ("bn_backward", true, true),
             ("bn_backward_assign", true, false),

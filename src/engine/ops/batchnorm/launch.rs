@@ -5,9 +5,10 @@
 
 use anyhow::{ensure, Result};
 
-use super::{BnGeom, BnKernel};
+use super::{BnGeom, BnKernel, BnOutput};
 use crate::engine::cuda::launch::threads::FEAR_BN_THREADS;
 use crate::engine::cuda::launch::{flag, len, Arg, OnGpu};
+use crate::engine::kernel::Loc;
 
 /// Blocks a batch norm aims to launch (about four per SM of a 132-SM H100): a channel is split
 /// over `ceil(BN_TARGET_BLOCKS / c)` blocks, at most one per image.
@@ -33,12 +34,37 @@ fn shape(g: &BnGeom, splits: usize) -> Result<[Arg; 4]> {
     Ok([len(g.n)?, len(g.c)?, len(g.hw)?, len(splits)?])
 }
 
+/// Where the coefficients go: the scratch for a batch norm that applies them itself, the
+/// planned location for one whose consumer does.
+fn coefficients_at(on: &OnGpu, y: BnOutput, scratch: Arg) -> Result<Arg> {
+    match y {
+        BnOutput::Normalised(_) => Ok(scratch),
+        BnOutput::Coefficients(coef) => on.p(coef),
+    }
+}
+
+/// y = x normalised by `coef`, unless the consumer applies them (nothing to launch).
+fn apply(on: &OnGpu, g: &BnGeom, splits: usize, x: Loc, coef: Arg, y: BnOutput) -> Result<()> {
+    match y {
+        BnOutput::Normalised(y) => on.per_item("fear_bn_apply", g.c * splits, FEAR_BN_THREADS, &[&[on.p(x)?, coef, on.p(y)?][..], &shape(g, splits)?].concat()),
+        BnOutput::Coefficients(_) => Ok(()),
+    }
+}
+
 impl BnKernel {
     /// The CUDA kernels [`BnKernel::launch`] launches, in order.
     pub fn launch_names(&self) -> Vec<&'static str> {
         match *self {
-            BnKernel::TrainForward { g, .. } if g.n * g.hw > 0 => vec!["fear_bn_stats", "fear_bn_train_finalize", "fear_bn_apply"],
-            BnKernel::EvalForward { g, .. } if g.n * g.hw > 0 => vec!["fear_bn_eval_coefficients", "fear_bn_apply"],
+            BnKernel::TrainForward { g, y, .. } if g.n * g.hw > 0 => {
+                let mut v = vec!["fear_bn_stats", "fear_bn_train_finalize"];
+                v.extend(matches!(y, BnOutput::Normalised(_)).then_some("fear_bn_apply"));
+                v
+            }
+            BnKernel::EvalForward { g, y, .. } if g.n * g.hw > 0 => {
+                let mut v = vec!["fear_bn_eval_coefficients"];
+                v.extend(matches!(y, BnOutput::Normalised(_)).then_some("fear_bn_apply"));
+                v
+            }
             BnKernel::Backward { g, dx, .. } if g.n * g.hw > 0 => {
                 let mut v = vec!["fear_bn_backward_stats", "fear_bn_backward_finalize"];
                 v.extend(dx.map(|_| "fear_bn_backward_apply"));
@@ -55,23 +81,25 @@ impl BnKernel {
                     return Ok(());
                 }
                 let splits = bn_splits(g.n, g.c);
-                let (partial, coef) = bn_scratch(on, g.c, splits)?;
+                let (partial, scratch_coef) = bn_scratch(on, g.c, splits)?;
+                let coef = coefficients_at(on, y, scratch_coef)?;
                 let shape = shape(&g, splits)?;
                 on.per_item("fear_bn_stats", g.c * splits, FEAR_BN_THREADS, &[&[on.p(x)?, partial][..], &shape].concat())?;
                 let stats = [on.p(gamma)?, on.p(beta)?, on.p(running_mean)?, on.p(running_var)?, on.p(mean)?, on.p(invstd)?, coef];
                 let finalize = [&[partial][..], &stats, &shape, &[Arg::F64(eps), Arg::F64(momentum)]].concat();
                 on.elementwise("fear_bn_train_finalize", g.c, &finalize)?;
-                on.per_item("fear_bn_apply", g.c * splits, FEAR_BN_THREADS, &[&[on.p(x)?, coef, on.p(y)?][..], &shape].concat())
+                apply(on, &g, splits, x, coef, y)
             }
             BnKernel::EvalForward { g, x, gamma, beta, running_mean, running_var, y, eps } => {
                 if g.is_empty() {
                     return Ok(());
                 }
                 let splits = bn_splits(g.n, g.c);
-                let (_, coef) = bn_scratch(on, g.c, splits)?;
+                let (_, scratch_coef) = bn_scratch(on, g.c, splits)?;
+                let coef = coefficients_at(on, y, scratch_coef)?;
                 let coefficients = [on.p(gamma)?, on.p(beta)?, on.p(running_mean)?, on.p(running_var)?, coef, len(g.c)?, Arg::F64(eps)];
                 on.elementwise("fear_bn_eval_coefficients", g.c, &coefficients)?;
-                on.per_item("fear_bn_apply", g.c * splits, FEAR_BN_THREADS, &[&[on.p(x)?, coef, on.p(y)?][..], &shape(&g, splits)?].concat())
+                apply(on, &g, splits, x, coef, y)
             }
             BnKernel::Backward { g, x, dy, gamma, mean, invstd, dx, dgamma, dbeta, accumulate } => {
                 if g.n * g.hw == 0 {

@@ -36,14 +36,32 @@ impl BnGeom {
     }
 }
 
+/// What a batch norm's forward writes: the normalised tensor, or (when the one op reading it
+/// applies the normalisation as it loads, as [`super::elementwise::ElementwiseKernel::NodeSum`]
+/// does on the GPU plan) only each channel's affine coefficients, 4 values per channel:
+/// (mean_hi, mean_lo, scale, beta) for y = ((x - mean_hi) - mean_lo) * scale + beta.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum BnOutput {
+    Normalised(Loc),
+    Coefficients(Loc),
+}
+
+impl BnOutput {
+    fn loc_mut(&mut self) -> &mut Loc {
+        match self {
+            BnOutput::Normalised(l) | BnOutput::Coefficients(l) => l,
+        }
+    }
+}
+
 /// The batch-norm kernels.
 #[derive(Clone, Debug, PartialEq)]
 pub enum BnKernel {
     /// y = the batch-normalised x; mean and invstd of the batch kept for the backward; the
     /// running statistics updated with `momentum`.
-    TrainForward { g: BnGeom, x: Loc, gamma: Loc, beta: Loc, running_mean: Loc, running_var: Loc, y: Loc, mean: Loc, invstd: Loc, eps: f64, momentum: f64 },
+    TrainForward { g: BnGeom, x: Loc, gamma: Loc, beta: Loc, running_mean: Loc, running_var: Loc, y: BnOutput, mean: Loc, invstd: Loc, eps: f64, momentum: f64 },
     /// y = x normalised by the running statistics.
-    EvalForward { g: BnGeom, x: Loc, gamma: Loc, beta: Loc, running_mean: Loc, running_var: Loc, y: Loc, eps: f64 },
+    EvalForward { g: BnGeom, x: Loc, gamma: Loc, beta: Loc, running_mean: Loc, running_var: Loc, y: BnOutput, eps: f64 },
     /// dx (+)= the input gradient, dgamma += and dbeta += the affine's gradients (each when present).
     Backward { g: BnGeom, x: Loc, dy: Loc, gamma: Loc, mean: Loc, invstd: Loc, dx: Option<Loc>, dgamma: Option<Loc>, dbeta: Option<Loc>, accumulate: bool },
 }
@@ -61,9 +79,9 @@ impl BnKernel {
     pub fn locs_mut(&mut self) -> Vec<&mut Loc> {
         match self {
             BnKernel::TrainForward { x, gamma, beta, running_mean, running_var, y, mean, invstd, .. } => {
-                vec![x, gamma, beta, running_mean, running_var, y, mean, invstd]
+                vec![x, gamma, beta, running_mean, running_var, y.loc_mut(), mean, invstd]
             }
-            BnKernel::EvalForward { x, gamma, beta, running_mean, running_var, y, .. } => vec![x, gamma, beta, running_mean, running_var, y],
+            BnKernel::EvalForward { x, gamma, beta, running_mean, running_var, y, .. } => vec![x, gamma, beta, running_mean, running_var, y.loc_mut()],
             BnKernel::Backward { x, dy, gamma, mean, invstd, dx, dgamma, dbeta, .. } => {
                 let mut v = vec![x, dy, gamma, mean, invstd];
                 v.extend(dx.as_mut().into_iter().chain(dgamma.as_mut()).chain(dbeta.as_mut()));
@@ -90,10 +108,22 @@ impl BnKernel {
     pub(crate) fn run_cpu<T: Float>(&self, m: &CpuView<T>) {
         match *self {
             BnKernel::TrainForward { g, x, gamma, beta, running_mean, running_var, y, mean, invstd, eps, momentum } => {
-                bn_train_forward(&g, m.r(x), m.r(gamma), m.r(beta), eps, momentum, m.w(running_mean), m.w(running_var), m.w(y), m.w(mean), m.w(invstd))
+                let mut scratch = Vec::new();
+                let out = normalised_or_scratch(m, y, g.len(), &mut scratch);
+                bn_train_forward(&g, m.r(x), m.r(gamma), m.r(beta), eps, momentum, m.w(running_mean), m.w(running_var), out, m.w(mean), m.w(invstd));
+                if let BnOutput::Coefficients(coef) = y {
+                    let stats = m.r(mean).iter().zip(m.r(invstd)).map(|(&mu, &inv)| (mu.as_f64(), inv.as_f64()));
+                    write_coefficients(stats, m.r(gamma), m.r(beta), m.w(coef));
+                }
             }
             BnKernel::EvalForward { g, x, gamma, beta, running_mean, running_var, y, eps } => {
-                bn_eval_forward(&g, m.r(x), m.r(gamma), m.r(beta), m.r(running_mean), m.r(running_var), eps, m.w(y))
+                let mut scratch = Vec::new();
+                let out = normalised_or_scratch(m, y, g.len(), &mut scratch);
+                bn_eval_forward(&g, m.r(x), m.r(gamma), m.r(beta), m.r(running_mean), m.r(running_var), eps, out);
+                if let BnOutput::Coefficients(coef) = y {
+                    let stats = m.r(running_mean).iter().zip(m.r(running_var)).map(|(&mu, &var)| (mu.as_f64(), 1.0 / (var.as_f64() + eps).sqrt()));
+                    write_coefficients(stats, m.r(gamma), m.r(beta), m.w(coef));
+                }
             }
             BnKernel::Backward { g, x, dy, gamma, mean, invstd, dx, dgamma, dbeta, accumulate } => bn_backward(
                 &g,
@@ -107,5 +137,29 @@ impl BnKernel {
                 dbeta.map(|l| m.w(l)),
             ),
         }
+    }
+}
+
+/// Where the CPU face writes the normalised tensor: its location, or (when only the
+/// coefficients are asked for) `scratch`, sized to `len`.
+fn normalised_or_scratch<'a, T: Float>(m: &'a CpuView<T>, y: BnOutput, len: usize, scratch: &'a mut Vec<T>) -> &'a mut [T] {
+    match y {
+        BnOutput::Normalised(l) => m.w(l),
+        BnOutput::Coefficients(_) => {
+            scratch.resize(len, T::zero());
+            scratch
+        }
+    }
+}
+
+/// Each channel's (mean_hi, mean_lo, scale, beta) from its (mean, 1 / std), as the GPU's
+/// finalize kernels write them (the CPU face, held to them within the self-test's tolerance).
+fn write_coefficients<T: Float>(stats: impl Iterator<Item = (f64, f64)>, gamma: &[T], beta: &[T], coef: &mut [T]) {
+    for (ch, (mu, inv)) in stats.enumerate() {
+        let hi = T::from_f64(mu);
+        coef[4 * ch] = hi;
+        coef[4 * ch + 1] = T::from_f64(mu - hi.as_f64());
+        coef[4 * ch + 2] = T::from_f64(gamma[ch].as_f64() * inv);
+        coef[4 * ch + 3] = beta[ch];
     }
 }

@@ -46,7 +46,7 @@ impl ConvGeom {
 }
 
 /// The convolution kernels. A ReLU whose only consumer is the convolution can be fused into it
-/// (the GPU plan does, `PlanOptions::fuse_relu`): the forward and the weight gradient then read
+/// (the GPU plan does, `PlanOptions::fuse`): the forward and the weight gradient then read
 /// `x` through the ReLU (`relu`), and the input gradient, given the ReLU's input as `mask`, is the
 /// gradient of the ReLU's input (kept where the mask is positive): one launch and two passes over
 /// the activation fewer each way.

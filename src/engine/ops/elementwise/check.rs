@@ -1,6 +1,6 @@
 //! The elementwise ops' self-test cases (see [`crate::engine::cuda::selftest`]).
 
-use super::ElementwiseKernel;
+use super::{ElementwiseKernel, NodeSumTerm};
 use crate::engine::cuda::selftest::{Cases, ELEMENTWISE_TOLERANCE, REDUCTION_TOLERANCE};
 
 pub(crate) fn cases(cases: &mut Cases) {
@@ -14,6 +14,13 @@ pub(crate) fn cases(cases: &mut Cases) {
     }
     cases.add("add", ELEMENTWISE_TOLERANCE, |c| ElementwiseKernel::Add { a: c.loc(n), b: c.loc(n), y: c.loc(n) }.into());
     cases.add("zero", ELEMENTWISE_TOLERANCE, |c| ElementwiseKernel::Zero { y: c.loc(n) }.into());
+    // 2, 3 and 4 terms of [3, 7, 25], some normalised by coefficients (mean_hi, mean_lo, scale, beta).
+    for (name, normalised) in [("node_sum_2", &[true, false][..]), ("node_sum_3", &[false, true, true]), ("node_sum_4", &[true, true, false, true])] {
+        cases.add(name, ELEMENTWISE_TOLERANCE, |c| {
+            let terms = normalised.iter().map(|&bn| NodeSumTerm { x: c.loc(n), coef: bn.then(|| c.loc(4 * 7)) }).collect();
+            ElementwiseKernel::NodeSum { c: 7, hw: 25, terms, y: c.loc(n) }.into()
+        });
+    }
     cases.add("gap_forward", REDUCTION_TOLERANCE, |c| ElementwiseKernel::GapForward { n: 3, c: 7, hw: 25, x: c.loc(n), y: c.loc(21) }.into());
     cases.add("gap_backward", ELEMENTWISE_TOLERANCE, |c| ElementwiseKernel::GapBackward { n: 3, c: 7, hw: 25, dy: c.loc(21), dx: c.loc(n) }.into());
 }

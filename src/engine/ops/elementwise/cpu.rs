@@ -47,6 +47,31 @@ pub fn accumulate<T: Float>(acc: &mut [T], x: &[T]) {
     });
 }
 
+/// One term of a [`node_sum`]: a tensor [n, c, hw], and the (mean_hi, mean_lo, scale, beta) of
+/// each channel of the batch norm it is the input of, when the sum applies that normalisation.
+pub type SumTerm<'a, T> = (&'a [T], Option<&'a [T]>);
+
+/// y = t0 + t1 (+ t2 ...), in that order, each term normalised as it is read where it has
+/// coefficients: ((x - mean_hi) - mean_lo) * scale + beta (a cell node's sum of its edges, their
+/// batch norms applied here instead of by a pass of their own).
+pub fn node_sum<T: Float>(c: usize, hw: usize, terms: &[SumTerm<T>], y: &mut [T]) {
+    assert!(terms.len() >= 2 && terms.iter().all(|t| t.0.len() == y.len()), "node_sum: terms");
+    assert!(terms.iter().all(|t| t.1.is_none_or(|k| k.len() == 4 * c)), "node_sum: coefficients");
+    let term = |(x, coef): &SumTerm<T>, i: usize| match coef {
+        Some(k) => {
+            let ch = 4 * (i / hw.max(1) % c.max(1));
+            ((x[i] - k[ch]) - k[ch + 1]) * k[ch + 2] + k[ch + 3]
+        }
+        None => x[i],
+    };
+    y.par_chunks_mut(CHUNK).enumerate().for_each(|(b, y)| {
+        for (j, y) in y.iter_mut().enumerate() {
+            let i = b * CHUNK + j;
+            *y = terms[1..].iter().fold(term(&terms[0], i), |v, t| v + term(t, i));
+        }
+    });
+}
+
 /// y = 0 (the `none` op; its backward contributes nothing).
 pub fn zero<T: Float>(y: &mut [T]) {
     y.par_chunks_mut(CHUNK).for_each(|y| y.fill(T::zero()));

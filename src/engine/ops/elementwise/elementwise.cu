@@ -56,3 +56,27 @@ extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_gap_
         dx[i] += dy[i / hw] * inv;
     }
 }
+
+// One term of fear_node_sum: x[i], normalised by its batch norm's channel coefficients
+// (mean_hi, mean_lo, scale, beta) when it has them (the expression fear_bn_apply evaluates).
+__device__ __forceinline__ float fear_sum_term(const float* __restrict__ x, const float* __restrict__ coef, long long i, int ch) {
+    float v = x[i];
+    if (coef == nullptr) return v;
+    return ((v - coef[4 * ch]) - coef[4 * ch + 1]) * coef[4 * ch + 2] + coef[4 * ch + 3];
+}
+
+// y = t0 + t1 (+ t2 (+ t3)), added in that order (the bits of fear_add then fear_accumulate), each
+// term normalised as it is read where it has coefficients: a cell node's sum of its edges with
+// their batch norms applied here, not by passes of their own. Tensors [n, c, hw].
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_node_sum(
+    const float* __restrict__ x0, const float* __restrict__ k0, const float* __restrict__ x1, const float* __restrict__ k1,
+    const float* __restrict__ x2, const float* __restrict__ k2, const float* __restrict__ x3, const float* __restrict__ k3,
+    int terms, float* __restrict__ y, int n, int c, int hw) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        int ch = i / hw % c;
+        float v = fear_sum_term(x0, k0, i, ch) + fear_sum_term(x1, k1, i, ch);
+        if (terms > 2) v = v + fear_sum_term(x2, k2, i, ch);
+        if (terms > 3) v = v + fear_sum_term(x3, k3, i, ch);
+        y[i] = v;
+    }
+}

@@ -1,9 +1,9 @@
 //! The elementwise ops as launches of elementwise.cu: one grid-stride kernel each.
 
-use anyhow::Result;
+use anyhow::{ensure, Result};
 
-use super::ElementwiseKernel;
-use crate::engine::cuda::launch::{flag, len, OnGpu};
+use super::{ElementwiseKernel, NODE_SUM_TERMS};
+use crate::engine::cuda::launch::{flag, len, Arg, OnGpu};
 
 impl ElementwiseKernel {
     /// The CUDA kernel [`ElementwiseKernel::launch`] launches: `fear_` + the op's name.
@@ -14,6 +14,7 @@ impl ElementwiseKernel {
             ElementwiseKernel::Add { .. } => "fear_add",
             ElementwiseKernel::Accumulate { .. } => "fear_accumulate",
             ElementwiseKernel::Zero { .. } => "fear_zero",
+            ElementwiseKernel::NodeSum { .. } => "fear_node_sum",
             ElementwiseKernel::GapForward { .. } => "fear_gap_forward",
             ElementwiseKernel::GapBackward { .. } => "fear_gap_backward",
         }]
@@ -29,6 +30,16 @@ impl ElementwiseKernel {
             ElementwiseKernel::Add { a, b, y } => on.elementwise(name, y.len, &[on.p(a)?, on.p(b)?, on.p(y)?, len(y.len)?]),
             ElementwiseKernel::Accumulate { acc, x, accumulate } => on.elementwise(name, acc.len, &[on.p(acc)?, on.p(x)?, len(acc.len)?, flag(accumulate)]),
             ElementwiseKernel::Zero { y } => on.elementwise(name, y.len, &[on.p(y)?, len(y.len)?]),
+            ElementwiseKernel::NodeSum { c, hw, ref terms, y } => {
+                ensure!((2..=NODE_SUM_TERMS).contains(&terms.len()), "a node sum of {} terms (2 to {NODE_SUM_TERMS})", terms.len());
+                let mut args = Vec::with_capacity(2 * NODE_SUM_TERMS + 5);
+                for i in 0..NODE_SUM_TERMS {
+                    let t = terms.get(i);
+                    args.extend([on.opt(t.map(|t| t.x))?, on.opt(t.and_then(|t| t.coef))?]);
+                }
+                args.extend([Arg::I32(terms.len() as i32), on.p(y)?, len(y.len)?, len(c)?, len(hw)?]);
+                on.elementwise(name, y.len, &args)
+            }
             ElementwiseKernel::GapForward { n, c, hw, x, y } => on.elementwise(name, n * c, &[on.p(x)?, on.p(y)?, len(n * c)?, len(hw)?]),
             ElementwiseKernel::GapBackward { n, c, hw, dy, dx } => on.elementwise(name, n * c * hw, &[on.p(dy)?, on.p(dx)?, len(n * c)?, len(hw)?]),
         }

@@ -12,6 +12,16 @@ use super::{assign_or_add, CpuView};
 use crate::engine::kernel::Loc;
 use crate::engine::Float;
 
+/// The most terms one [`ElementwiseKernel::NodeSum`] adds (the CUDA kernel's arguments).
+pub const NODE_SUM_TERMS: usize = 4;
+
+/// A term of a node sum: its tensor, and its batch norm's coefficients when the sum applies it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NodeSumTerm {
+    pub x: Loc,
+    pub coef: Option<Loc>,
+}
+
 /// The elementwise kernels.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ElementwiseKernel {
@@ -25,6 +35,9 @@ pub enum ElementwiseKernel {
     Accumulate { acc: Loc, x: Loc, accumulate: bool },
     /// y = 0.
     Zero { y: Loc },
+    /// y = the sum of the terms (2 to [`NODE_SUM_TERMS`]), in order, each [n, c, hw] and
+    /// normalised as it is read by the coefficients it has (see [`node_sum`]).
+    NodeSum { c: usize, hw: usize, terms: Vec<NodeSumTerm>, y: Loc },
     /// y [n, c] = the mean over hw of x [n, c, hw].
     GapForward { n: usize, c: usize, hw: usize, x: Loc, y: Loc },
     /// dx [n, c, hw] += dy [n, c] / hw.
@@ -39,6 +52,7 @@ impl ElementwiseKernel {
             ElementwiseKernel::Add { .. } => "add",
             ElementwiseKernel::Accumulate { .. } => "accumulate",
             ElementwiseKernel::Zero { .. } => "zero",
+            ElementwiseKernel::NodeSum { .. } => "node_sum",
             ElementwiseKernel::GapForward { .. } => "gap_forward",
             ElementwiseKernel::GapBackward { .. } => "gap_backward",
         }
@@ -52,6 +66,11 @@ impl ElementwiseKernel {
             ElementwiseKernel::Add { a, b, y } => vec![a, b, y],
             ElementwiseKernel::Accumulate { acc, x, .. } => vec![x, acc],
             ElementwiseKernel::Zero { y } => vec![y],
+            ElementwiseKernel::NodeSum { terms, y, .. } => {
+                let mut v: Vec<&mut Loc> = terms.iter_mut().flat_map(|t| std::iter::once(&mut t.x).chain(t.coef.as_mut())).collect();
+                v.push(y);
+                v
+            }
             ElementwiseKernel::GapForward { x, y, .. } => vec![x, y],
             ElementwiseKernel::GapBackward { dy, dx, .. } => vec![dy, dx],
         }
@@ -70,6 +89,10 @@ impl ElementwiseKernel {
 
     pub(crate) fn run_cpu<T: Float>(&self, m: &CpuView<T>) {
         match *self {
+            ElementwiseKernel::NodeSum { c, hw, ref terms, y } => {
+                let terms: Vec<SumTerm<T>> = terms.iter().map(|t| (m.r(t.x), t.coef.map(|k| m.r(k)))).collect();
+                node_sum(c, hw, &terms, m.w(y))
+            }
             ElementwiseKernel::Relu { x, y } => relu(m.r(x), m.w(y)),
             ElementwiseKernel::ReluBackward { y, dy, dx, accumulate } => relu_backward(m.r(y), m.r(dy), assign_or_add(m.w(dx), accumulate)),
             ElementwiseKernel::Add { a, b, y } => add(m.r(a), m.r(b), m.w(y)),
