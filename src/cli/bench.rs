@@ -55,6 +55,10 @@ pub struct BenchArgs {
     /// GPU: cuda, cuda:N, emulated; no GPU is opened). Nothing is run.
     #[arg(long)]
     pub plan_stats: bool,
+    /// Plan the GPU step unfused (each ReLU, batch-norm pass and sum its own kernel): with a
+    /// GPU device or --plan-stats, to see what the fused plan buys.
+    #[arg(long)]
+    pub no_fuse: bool,
 }
 
 #[derive(Serialize, Debug)]
@@ -109,7 +113,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     if args.plan_stats {
         let device = if args.device == "auto" { "cuda" } else { args.device.as_str() };
-        let stats = super::plan_stats::plan_stats(&arch, device, args.batch)?;
+        let stats = super::plan_stats::plan_stats(&arch, device, args.batch, !args.no_fuse)?;
         if args.json {
             println!("{}", serde_json::to_string(&stats)?);
         } else {
@@ -126,7 +130,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     let cfg = NetConfig::default();
     let build = Box::new(move |n| tiny_network(&arch, &cfg, n));
-    let mut session: Session<f32, AnyDevice> = Session::new(device.clone(), build, args.batch, PlanOptions::default())?;
+    let opts = PlanOptions { fuse: !args.no_fuse, ..PlanOptions::default() };
+    let mut session: Session<f32, AnyDevice> = Session::new(device.clone(), build, args.batch, opts)?;
     session.init_params(0)?;
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let images: Vec<f32> = (0..args.batch * 3 * 32 * 32).map(|_| rng.random_range(-2.0..2.0)).collect();

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::engine::ops::{ConvKernel, LinearKernel};
+use crate::engine::ops::{BnKernel, BnOutput, ConvKernel, LinearKernel};
 use crate::engine::plan::plan;
 use crate::engine::{Kernel, PlanOptions, Program};
 use crate::net::{stage2_prefixes, tiny_network, NetConfig};
@@ -44,13 +44,14 @@ pub struct KernelRow {
     pub frozen: usize,
 }
 
-/// The statistics of arch `arch` at `batch` planned for `device` (anything but `cpu` is a GPU).
-pub fn plan_stats(arch: &Arch, device: &str, batch: usize) -> Result<PlanStats> {
+/// The statistics of arch `arch` at `batch` planned for `device` (anything but `cpu` is a GPU),
+/// fused as a GPU session plans it unless `fuse` is false.
+pub fn plan_stats(arch: &Arch, device: &str, batch: usize, fuse: bool) -> Result<PlanStats> {
     let gpu = device != "cpu";
     let cfg = NetConfig::default();
     let graph = tiny_network(arch, &cfg, batch);
     // What a session on the device plans (a GPU fuses, see `Device::fuses`).
-    let opts = PlanOptions { train: true, fuse: gpu, ..PlanOptions::default() };
+    let opts = PlanOptions { train: true, fuse: gpu && fuse, ..PlanOptions::default() };
     let full = plan(&graph, &vec![true; graph.params.len()], &opts);
     let keep = stage2_prefixes(&cfg, FROZEN_CELLS);
     let trainable: Vec<bool> = graph.params.iter().map(|p| keep.iter().any(|k| p.name == *k || p.name.starts_with(&format!("{k}.")))).collect();
@@ -76,8 +77,8 @@ pub fn plan_stats(arch: &Arch, device: &str, batch: usize) -> Result<PlanStats> 
         batch,
         launches_full: launches(false),
         launches_frozen: launches(true),
-        planned_bytes_full: step(&full).map(bytes).sum(),
-        planned_bytes_frozen: step(&frozen).map(bytes).sum(),
+        planned_bytes_full: step(&full).map(|k| bytes(k, gpu)).sum(),
+        planned_bytes_frozen: step(&frozen).map(|k| bytes(k, gpu)).sum(),
         flops_full: step(&full).map(flops).sum(),
         flops_frozen: step(&frozen).map(flops).sum(),
         kernels,
@@ -90,8 +91,17 @@ fn step(p: &Program) -> impl Iterator<Item = &Kernel> {
     p.forward.iter().chain(&p.backward).chain(&p.update)
 }
 
-fn bytes(k: &Kernel) -> u64 {
-    k.locs().iter().map(|l| l.len as u64 * 4).sum()
+/// The bytes `k` reads and writes (a model): every location it names once, and on a GPU the
+/// second pass of a batch norm that normalises (its statistics, then the apply kernel reading x
+/// again) and of a batch-norm backward that writes dx (x and dy read again).
+fn bytes(k: &Kernel, gpu: bool) -> u64 {
+    let once: u64 = k.locs().iter().map(|l| l.len as u64 * 4).sum();
+    let again = match k {
+        Kernel::Bn(BnKernel::TrainForward { x, y: BnOutput::Normalised(_), .. } | BnKernel::EvalForward { x, y: BnOutput::Normalised(_), .. }) => x.len,
+        Kernel::Bn(BnKernel::Backward { x, dy, dx: Some(_), .. }) => x.len + dy.len,
+        _ => 0,
+    };
+    once + if gpu { again as u64 * 4 } else { 0 }
 }
 
 fn flops(k: &Kernel) -> u64 {

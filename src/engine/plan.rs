@@ -24,8 +24,8 @@ use super::graph::{Graph, Op, Source, ValueId};
 use super::kernel::{Kernel, Loc, Space};
 use super::ops::elementwise::{NodeSumTerm, NODE_SUM_TERMS};
 use super::ops::{
-    BnGeom, BnKernel, BnOutput, ConvGeom, ConvKernel, CrossGeom, ElementwiseKernel, FeatureProbeKernel, LinearGeom, LinearKernel, LossKernel, OptimKernel,
-    PoolGeom, PoolKernel, ProbeKernel,
+    BnGeom, BnGradient, BnKernel, BnOutput, ConvGeom, ConvKernel, CrossGeom, ElementwiseKernel, FeatureProbeKernel, LinearGeom, LinearKernel, LossKernel,
+    OptimKernel, PoolGeom, PoolKernel, ProbeKernel,
 };
 
 /// What kind of step to plan.
@@ -221,6 +221,21 @@ fn fused_bns(graph: &Graph, consumers: &[usize], opts: &PlanOptions) -> Vec<bool
     fused
 }
 
+/// Per value, whether [`PlanOptions::fuse`] has the convolution producing it apply the backward
+/// of the batch norm that alone reads it ([`BnGradient`]).
+fn fused_bn_grads(graph: &Graph, consumers: &[usize], opts: &PlanOptions) -> Vec<bool> {
+    let mut fused = vec![false; graph.values.len()];
+    if !opts.fuse || probed(opts) {
+        return fused;
+    }
+    for bn in graph.nodes.iter().filter(|n| matches!(n.op, Op::BatchNorm { .. })) {
+        let v = bn.inputs[0];
+        let from_conv = matches!(graph.values[v.0].source, Source::Node(c) if matches!(graph.nodes[c].op, Op::Conv { .. }));
+        fused[v.0] = from_conv && consumers[v.0] == 1;
+    }
+    fused
+}
+
 /// Per value, the input of each ReLU that [`PlanOptions::fuse`] fuses into the convolution
 /// consuming it: a ReLU whose output only that convolution reads, as its input. None without the
 /// option or under a probe that reads ReLU values.
@@ -297,6 +312,12 @@ struct Planner<'g> {
     fused_bn: Vec<bool>,
     /// Per fused batch norm's output: (its input, its coefficients), once planned.
     bn_coef: Vec<Option<(Loc, Loc)>>,
+    /// Per value: whether it is a convolution's output read only by a batch norm whose backward
+    /// the convolution's gradients apply as they load (the GPU plan).
+    fused_bn_grad: Vec<bool>,
+    /// Per such output, once the batch norm's backward is planned: (the batch norm's output
+    /// gradient, where its input and coefficients are).
+    bn_grad: Vec<Option<(Loc, BnGradient)>>,
 }
 
 impl<'g> Planner<'g> {
@@ -324,6 +345,8 @@ impl<'g> Planner<'g> {
             fused_relu,
             fused_bn,
             bn_coef: vec![None; graph.values.len()],
+            fused_bn_grad: fused_bn_grads(graph, &consumers, opts),
+            bn_grad: vec![None; graph.values.len()],
             graph,
             opts,
             requires_grad,
@@ -550,8 +573,12 @@ impl<'g> Planner<'g> {
             self.kernels.push(Kernel::Probe(ProbeKernel::SumAllBackward { dx }));
             return true;
         }
-        let Some(dy) = self.grads[node.output.0] else {
-            return false; // nothing downstream used this value
+        // A convolution whose batch norm's backward it applies reads that batch norm's output
+        // gradient (and its coefficients) instead of a gradient of its own.
+        let (dy, bn) = match (self.bn_grad[node.output.0], self.grads[node.output.0]) {
+            (Some((dy, bn)), _) => (dy, Some(bn)),
+            (None, Some(dy)) => (dy, None),
+            (None, None) => return false, // nothing downstream used this value
         };
         if self.opts.fisher && matches!(node.op, Op::Conv { .. } | Op::Linear) {
             self.push_fisher(node.inputs[1], node.output, self.act(node.output), dy);
@@ -563,11 +590,11 @@ impl<'g> Planner<'g> {
                 let (xv, relu) = self.conv_input(ins[0]);
                 let (x, w) = (self.act(xv), self.act(ins[1]));
                 if let Some(dw) = self.grad_if_needed(ins[1]) {
-                    self.kernels.push(Kernel::Conv(ConvKernel::BackwardWeight { g, x, dy, dw, relu }));
+                    self.kernels.push(Kernel::Conv(ConvKernel::BackwardWeight { g, x, dy, bn, dw, relu }));
                 }
                 if let Some((dx, accumulate)) = self.grad_to_write(xv) {
                     let mask = relu.then_some(x);
-                    self.kernels.push(Kernel::Conv(ConvKernel::BackwardInput { g, dy, w, mask, dx, accumulate }));
+                    self.kernels.push(Kernel::Conv(ConvKernel::BackwardInput { g, dy, bn, w, mask, dx, accumulate }));
                 }
             }
             Op::BatchNorm { .. } => {
@@ -576,8 +603,16 @@ impl<'g> Planner<'g> {
                 let (mean, invstd) = (self.aux[i][0], self.aux[i][1]);
                 let dgamma = self.grad_if_needed(ins[1]);
                 let dbeta = self.grad_if_needed(ins[2]);
+                if self.fused_bn_grad[ins[0].0] && self.requires_grad[ins[0].0] && self.grads[ins[0].0].is_none() {
+                    // The convolution it normalises applies its backward (see `bn_grad`).
+                    let coef = self.vbuf(4 * g.c, BufKind::Gradient);
+                    self.bn_grad[ins[0].0] = Some((dy, BnGradient { x, coef }));
+                    let dx_coef = Some(coef);
+                    self.kernels.push(Kernel::Bn(BnKernel::Backward { g, x, dy, gamma, mean, invstd, dx: None, dx_coef, dgamma, dbeta, accumulate: true }));
+                    return true;
+                }
                 let (dx, accumulate) = self.grad_to_write(ins[0]).map_or((None, true), |(dx, a)| (Some(dx), a));
-                self.kernels.push(Kernel::Bn(BnKernel::Backward { g, x, dy, gamma, mean, invstd, dx, dgamma, dbeta, accumulate }));
+                self.kernels.push(Kernel::Bn(BnKernel::Backward { g, x, dy, gamma, mean, invstd, dx, dx_coef: None, dgamma, dbeta, accumulate }));
             }
             Op::Relu => {
                 if let Some((dx, accumulate)) = self.grad_to_write(ins[0]) {

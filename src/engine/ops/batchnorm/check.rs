@@ -41,8 +41,14 @@ pub(crate) fn cases(cases: &mut Cases) {
                 let (x, dy, gamma, mean) = (c.loc(bn.len()), c.loc(bn.len()), c.loc(ch), c.loc(ch));
                 let (invstd, dx) = (c.preset(positive(ch)), c.loc(bn.len()));
                 let (dgamma, dbeta) = if all { (Some(c.loc(ch)), Some(c.loc(ch))) } else { (None, None) };
-                BnKernel::Backward { g: bn, x, dy, gamma, mean, invstd, dx: Some(dx), dgamma, dbeta, accumulate }.into()
+                BnKernel::Backward { g: bn, x, dy, gamma, mean, invstd, dx: Some(dx), dx_coef: None, dgamma, dbeta, accumulate }.into()
             });
         }
+        cases.add(&format!("bn_backward_coefficients{suffix}"), REDUCTION_TOLERANCE, |c| {
+            let (x, dy, gamma, mean) = (c.loc(bn.len()), c.loc(bn.len()), c.loc(ch), c.loc(ch));
+            let (invstd, coef) = (c.preset(positive(ch)), c.loc(4 * ch));
+            let (dgamma, dbeta) = (Some(c.loc(ch)), Some(c.loc(ch)));
+            BnKernel::Backward { g: bn, x, dy, gamma, mean, invstd, dx: None, dx_coef: Some(coef), dgamma, dbeta, accumulate: true }.into()
+        });
     }
 }

@@ -242,3 +242,25 @@ pub fn bn_backward<T: Float>(
         }
     }
 }
+
+/// The backward's per-channel coefficients, 4 per channel: (a, b, k, mean) with a =
+/// gamma*invstd, b = -a*invstd^2*sum(dy*(x-mean))/m, k = -a*sum(dy)/m, so that the input
+/// gradient is a*dy + (b*(x - mean) + k) (what the GPU's finalize kernel writes for the
+/// convolution that applies them as it loads, instead of a written gradient).
+#[allow(clippy::too_many_arguments)]
+pub fn bn_backward_coefficients<T: Float>(g: &BnGeom, x: &[T], dy: &[T], gamma: &[T], mean: &[T], invstd: &[T], coef: &mut [T]) {
+    let (n, c, hw) = (g.n, g.c, g.hw);
+    assert!(x.len() == g.len() && dy.len() == g.len() && coef.len() == 4 * c, "batch_norm: lengths");
+    let m = g.count() as f64;
+    for ch in 0..c {
+        let at = |i: usize| (i * c + ch) * hw..(i * c + ch + 1) * hw;
+        let (sdy, sdyx) = (0..n).fold((0.0, 0.0), |(a, b), i| {
+            let (da, db) = sum_dy_dyxc(&x[at(i)], &dy[at(i)], mean[ch]);
+            (a + da, b + db)
+        });
+        let inv = invstd[ch].as_f64();
+        let a = gamma[ch].as_f64() * inv;
+        let (b, k) = if m > 0.0 { (-a * inv * inv * sdyx / m, -a * sdy / m) } else { (0.0, 0.0) };
+        coef[4 * ch..4 * ch + 4].copy_from_slice(&[T::from_f64(a), T::from_f64(b), T::from_f64(k), mean[ch]]);
+    }
+}

@@ -101,12 +101,17 @@ impl BnKernel {
                 on.elementwise("fear_bn_eval_coefficients", g.c, &coefficients)?;
                 apply(on, &g, splits, x, coef, y)
             }
-            BnKernel::Backward { g, x, dy, gamma, mean, invstd, dx, dgamma, dbeta, accumulate } => {
+            BnKernel::Backward { g, x, dy, gamma, mean, invstd, dx, dx_coef, dgamma, dbeta, accumulate } => {
                 if g.n * g.hw == 0 {
                     return Ok(());
                 }
                 let splits = bn_splits(g.n, g.c);
-                let (partial, coef) = bn_scratch(on, g.c, splits)?;
+                let (partial, scratch_coef) = bn_scratch(on, g.c, splits)?;
+                // Coefficients the convolution applies go where it reads them.
+                let coef = match dx_coef {
+                    Some(l) => on.p(l)?,
+                    None => scratch_coef,
+                };
                 let shape = shape(&g, splits)?;
                 let stats = [&[on.p(x)?, on.p(dy)?, on.p(mean)?, partial][..], &shape].concat();
                 on.per_item("fear_bn_backward_stats", g.c * splits, FEAR_BN_THREADS, &stats)?;

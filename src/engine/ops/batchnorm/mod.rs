@@ -62,8 +62,23 @@ pub enum BnKernel {
     TrainForward { g: BnGeom, x: Loc, gamma: Loc, beta: Loc, running_mean: Loc, running_var: Loc, y: BnOutput, mean: Loc, invstd: Loc, eps: f64, momentum: f64 },
     /// y = x normalised by the running statistics.
     EvalForward { g: BnGeom, x: Loc, gamma: Loc, beta: Loc, running_mean: Loc, running_var: Loc, y: BnOutput, eps: f64 },
-    /// dx (+)= the input gradient, dgamma += and dbeta += the affine's gradients (each when present).
-    Backward { g: BnGeom, x: Loc, dy: Loc, gamma: Loc, mean: Loc, invstd: Loc, dx: Option<Loc>, dgamma: Option<Loc>, dbeta: Option<Loc>, accumulate: bool },
+    /// dx (+)= the input gradient, dgamma += and dbeta += the affine's gradients (each when
+    /// present); `dx_coef`, instead of dx, the coefficients of the input gradient (4 per channel,
+    /// see [`bn_backward_coefficients`]) for the convolution that applies them as it loads its
+    /// output gradient ([`super::conv::BnGradient`], the GPU plan).
+    Backward {
+        g: BnGeom,
+        x: Loc,
+        dy: Loc,
+        gamma: Loc,
+        mean: Loc,
+        invstd: Loc,
+        dx: Option<Loc>,
+        dx_coef: Option<Loc>,
+        dgamma: Option<Loc>,
+        dbeta: Option<Loc>,
+        accumulate: bool,
+    },
 }
 
 impl BnKernel {
@@ -82,9 +97,9 @@ impl BnKernel {
                 vec![x, gamma, beta, running_mean, running_var, y.loc_mut(), mean, invstd]
             }
             BnKernel::EvalForward { x, gamma, beta, running_mean, running_var, y, .. } => vec![x, gamma, beta, running_mean, running_var, y.loc_mut()],
-            BnKernel::Backward { x, dy, gamma, mean, invstd, dx, dgamma, dbeta, .. } => {
+            BnKernel::Backward { x, dy, gamma, mean, invstd, dx, dx_coef, dgamma, dbeta, .. } => {
                 let mut v = vec![x, dy, gamma, mean, invstd];
-                v.extend(dx.as_mut().into_iter().chain(dgamma.as_mut()).chain(dbeta.as_mut()));
+                v.extend(dx.as_mut().into_iter().chain(dx_coef.as_mut()).chain(dgamma.as_mut()).chain(dbeta.as_mut()));
                 v
             }
         }
@@ -94,7 +109,7 @@ impl BnKernel {
         match self {
             BnKernel::TrainForward { .. } => 5, // running_mean, running_var, y, mean, invstd
             BnKernel::EvalForward { .. } => 1,
-            BnKernel::Backward { dx, dgamma, dbeta, .. } => dx.is_some() as usize + dgamma.is_some() as usize + dbeta.is_some() as usize,
+            BnKernel::Backward { dx, dx_coef, dgamma, dbeta, .. } => [dx, dx_coef, dgamma, dbeta].iter().filter(|l| l.is_some()).count(),
         }
     }
 
@@ -125,17 +140,13 @@ impl BnKernel {
                     write_coefficients(stats, m.r(gamma), m.r(beta), m.w(coef));
                 }
             }
-            BnKernel::Backward { g, x, dy, gamma, mean, invstd, dx, dgamma, dbeta, accumulate } => bn_backward(
-                &g,
-                m.r(x),
-                m.r(dy),
-                m.r(gamma),
-                m.r(mean),
-                m.r(invstd),
-                dx.map(|dx| assign_or_add(m.w(dx), accumulate)),
-                dgamma.map(|l| m.w(l)),
-                dbeta.map(|l| m.w(l)),
-            ),
+            BnKernel::Backward { g, x, dy, gamma, mean, invstd, dx, dx_coef, dgamma, dbeta, accumulate } => {
+                let dx = dx.map(|dx| assign_or_add(m.w(dx), accumulate));
+                bn_backward(&g, m.r(x), m.r(dy), m.r(gamma), m.r(mean), m.r(invstd), dx, dgamma.map(|l| m.w(l)), dbeta.map(|l| m.w(l)));
+                if let Some(coef) = dx_coef {
+                    bn_backward_coefficients(&g, m.r(x), m.r(dy), m.r(gamma), m.r(mean), m.r(invstd), m.w(coef));
+                }
+            }
         }
     }
 }

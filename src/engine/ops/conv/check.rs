@@ -1,7 +1,7 @@
 //! The convolutions' self-test cases (see [`crate::engine::cuda::selftest`]).
 
-use super::{ConvGeom, ConvKernel};
-use crate::engine::cuda::selftest::{Cases, REDUCTION_TOLERANCE};
+use super::{BnGradient, ConvGeom, ConvKernel};
+use crate::engine::cuda::selftest::{Case, Cases, REDUCTION_TOLERANCE};
 
 pub(crate) fn cases(cases: &mut Cases) {
     // 9x9 gives 243 positions per weight: most of a 256-thread reduction block does real work.
@@ -36,12 +36,23 @@ pub(crate) fn cases(cases: &mut Cases) {
                 cases.add(&format!("{name}_backward_input{fused}{mode}"), REDUCTION_TOLERANCE, |c| {
                     let (dx, w, dy) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
                     let mask = relu.then(|| c.loc(g.x_len()));
-                    ConvKernel::BackwardInput { g, dy, w, mask, dx, accumulate }.into()
+                    ConvKernel::BackwardInput { g, dy, bn: None, w, mask, dx, accumulate }.into()
                 });
             }
             cases.add(&format!("{name}_backward_weight{fused}"), REDUCTION_TOLERANCE, |c| {
                 let (x, dw, dy) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
-                ConvKernel::BackwardWeight { g, x, dy, dw, relu }.into()
+                ConvKernel::BackwardWeight { g, x, dy, bn: None, dw, relu }.into()
+            });
+            // The gradients reading dy through a batch norm's backward (random coefficients).
+            let bn = |c: &mut Case| Some(BnGradient { x: c.loc(g.y_len()), coef: c.loc(4 * g.c_out) });
+            cases.add(&format!("{name}_backward_input{fused}_bn"), REDUCTION_TOLERANCE, |c| {
+                let (dx, w, dy) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
+                let (bn, mask) = (bn(c), relu.then(|| c.loc(g.x_len())));
+                ConvKernel::BackwardInput { g, dy, bn, w, mask, dx, accumulate: false }.into()
+            });
+            cases.add(&format!("{name}_backward_weight{fused}_bn"), REDUCTION_TOLERANCE, |c| {
+                let (x, dw, dy) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
+                ConvKernel::BackwardWeight { g, x, dy, bn: bn(c), dw, relu }.into()
             });
         }
     }

@@ -43,12 +43,22 @@
 // Fused ReLU (the GPU plan fuses a ReLU whose only consumer is the convolution): the forward reads
 // relu(src) when `relu_src` is set; the input gradient, given the ReLU's input as `mask`, keeps
 // only the pixels where it is positive (the ReLU's backward, in the epilogue).
+//
+// Fused batch-norm backward (the GPU plan, for the batch norm reading the convolution's output):
+// with `bn_coef`, the gradients read src (the batch norm's output gradient) as the batch norm's
+// input gradient, 0 + (a*dy + (b*(x - mean) + k)) with x = bn_x and coef (a, b, k, mean) per
+// channel: fear_bn_backward_apply's expression, evaluated as the tile is staged.
+__device__ __forceinline__ float fear_bn_grad(float dy, const float* __restrict__ bn_x, const float* __restrict__ bn_coef, long long i, int ch) {
+    return 0.0f + (bn_coef[4 * ch] * dy + (bn_coef[4 * ch + 1] * (bn_x[i] - bn_coef[4 * ch + 3]) + bn_coef[4 * ch + 2]));
+}
+
 template <int T, int S, int P, bool DGRAD>
 __device__ __forceinline__ void fear_conv_tile(const float* __restrict__ src, const float* __restrict__ wt,
                                                float* __restrict__ dst, int n, int c_src, int hs, int ws, int c_dst,
                                                int hd, int wd, int k, int pad, int cin, int ti, int tr, int tc,
                                                int chunk, int glog2, int accumulate, int relu_src,
-                                               const float* __restrict__ mask) {
+                                               const float* __restrict__ mask, const float* __restrict__ bn_x,
+                                               const float* __restrict__ bn_coef) {
     FEAR_DYNAMIC_SHARED(float, smem);
     const int cw = FEAR_CONV_CO << glog2;  // channels per pass
     const int passes = (c_dst + cw - 1) / cw;
@@ -102,14 +112,17 @@ __device__ __forceinline__ void fear_conv_tile(const float* __restrict__ src, co
         // The input tile with its halo, row by row (coalesced along a row), zeros outside.
         for (int cil = 0; cil < cn; ++cil) {
             for (int img = 0; img < images; ++img) {
-                const float* plane = src + ((long long)(b0 + img) * c_src + c0 + cil) * hs * ws;
+                const long long plane0 = ((long long)(b0 + img) * c_src + c0 + cil) * hs * ws;
+                const float* plane = src + plane0;
                 float* tile_s = xs + (cil * ti + img) * halo;
                 for (int r = warp; r < hr; r += warps) {
                     int iy = sy0 + r;
                     bool row_in = iy >= 0 && iy < hs;
                     for (int c = lane; c < hc; c += 32) {
                         int ix = sx0 + c;
-                        float v = row_in && ix >= 0 && ix < ws ? plane[iy * ws + ix] : 0.0f;
+                        bool in = row_in && ix >= 0 && ix < ws;
+                        float v = in ? plane[iy * ws + ix] : 0.0f;
+                        if (in && bn_coef != nullptr) v = fear_bn_grad(v, bn_x, bn_coef, plane0 + iy * ws + ix, c0 + cil);
                         tile_s[r * hc + c] = relu_src ? (v > 0.0f ? v : 0.0f) : v;
                     }
                 }
@@ -184,10 +197,10 @@ __device__ __forceinline__ void fear_conv_tile(const float* __restrict__ src, co
 // (launch.rs picks the shapes and the dynamic shared memory size).
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward(const float* __restrict__ x, const float* __restrict__ wt, float* __restrict__ y, int n, int cin,
                   int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int relu) {
-    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr);
-    else if (k == 3 && stride == 2) fear_conv_tile<3, 2, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr);
-    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr);
-    else if (k == 1 && stride == 2) fear_conv_tile<1, 2, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr);
+    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr);
+    else if (k == 3 && stride == 2) fear_conv_tile<3, 2, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr);
+    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr);
+    else if (k == 1 && stride == 2) fear_conv_tile<1, 2, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr);
 }
 
 // dx += conv-transpose of dy (dx = 0 + it without `accumulate`), where mask > 0 when a mask is
@@ -195,11 +208,11 @@ extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BL
 // pass of input channels); the tile is tr x tc pixels of the phase grid (every stride-th pixel).
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input(const float* __restrict__ dy, const float* __restrict__ wt, float* __restrict__ dx, int n,
                          int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int accumulate,
-                         const float* __restrict__ mask) {
-    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask);
-    else if (k == 3 && stride == 2) fear_conv_tile<2, 1, 2, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask);
-    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask);
-    else if (k == 1 && stride == 2) fear_conv_tile<1, 1, 2, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask);
+                         const float* __restrict__ mask, const float* __restrict__ bn_x, const float* __restrict__ bn_coef) {
+    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef);
+    else if (k == 3 && stride == 2) fear_conv_tile<2, 1, 2, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef);
+    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef);
+    else if (k == 1 && stride == 2) fear_conv_tile<1, 1, 2, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef);
 }
 
 // Partial dw of one block: FEAR_WGRAD_COP output channels x FEAR_WGRAD_CI input channels x K*K
@@ -210,7 +223,7 @@ template <int K, int S>
 __device__ __forceinline__ void fear_conv_wgrad_tile(const float* __restrict__ x, const float* __restrict__ dy,
                                                      float* __restrict__ partial, int n, int cin, int h, int w,
                                                      int cout, int pad, int oh, int ow, int tr, int tc, int splits,
-                                                     int relu_x) {
+                                                     int relu_x, const float* __restrict__ bn_x, const float* __restrict__ bn_coef) {
     FEAR_DYNAMIC_SHARED(float, smem);
     const int ci_blocks = (cin + FEAR_WGRAD_CI - 1) / FEAR_WGRAD_CI;
     const int co_blocks = (cout + FEAR_WGRAD_COP - 1) / FEAR_WGRAD_COP;
@@ -240,13 +253,16 @@ __device__ __forceinline__ void fear_conv_wgrad_tile(const float* __restrict__ x
         __syncthreads();  // the previous item's readers are done
         // dy of the tile, transposed to [pixel][channel]; zeros for pixels or channels outside.
         for (int co = warp; co < FEAR_WGRAD_COP; co += warps) {
-            const float* plane = dy + ((long long)b * cout + co0 + co) * oh * ow;
+            const long long plane0 = ((long long)b * cout + co0 + co) * oh * ow;
             bool co_in = co0 + co < cout;
             for (int ty = 0; ty < tr; ++ty) {
                 int oy = oy0 + ty;
                 for (int tx = lane; tx < tc; tx += 32) {
                     int ox = ox0 + tx;
-                    dys[(ty * tc + tx) * FEAR_WGRAD_DY_STRIDE + co] = co_in && oy < oh && ox < ow ? plane[oy * ow + ox] : 0.0f;
+                    bool in = co_in && oy < oh && ox < ow;
+                    float v = in ? dy[plane0 + oy * ow + ox] : 0.0f;
+                    if (in && bn_coef != nullptr) v = fear_bn_grad(v, bn_x, bn_coef, plane0 + oy * ow + ox, co0 + co);
+                    dys[(ty * tc + tx) * FEAR_WGRAD_DY_STRIDE + co] = v;
                 }
             }
         }
@@ -300,11 +316,12 @@ __device__ __forceinline__ void fear_conv_wgrad_tile(const float* __restrict__ x
 // channels, FEAR_WGRAD_CI input channels), into `partial` [splits][cout][cin][k][k]; x read as
 // relu(x) with `relu` (a fused ReLU).
 extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_BLOCKS) fear_conv_backward_weight(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ partial, int n,
-                          int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int tr, int tc, int splits, int relu) {
-    if (k == 3 && stride == 1) fear_conv_wgrad_tile<3, 1>(x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu);
-    else if (k == 3 && stride == 2) fear_conv_wgrad_tile<3, 2>(x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu);
-    else if (k == 1 && stride == 1) fear_conv_wgrad_tile<1, 1>(x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu);
-    else if (k == 1 && stride == 2) fear_conv_wgrad_tile<1, 2>(x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu);
+                          int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int tr, int tc, int splits, int relu,
+                          const float* __restrict__ bn_x, const float* __restrict__ bn_coef) {
+    if (k == 3 && stride == 1) fear_conv_wgrad_tile<3, 1>(x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef);
+    else if (k == 3 && stride == 2) fear_conv_wgrad_tile<3, 2>(x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef);
+    else if (k == 1 && stride == 1) fear_conv_wgrad_tile<1, 1>(x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef);
+    else if (k == 1 && stride == 2) fear_conv_wgrad_tile<1, 2>(x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef);
 }
 
 // dw += the sum of the splits' partials, split 0 first: the same bits on every run.

@@ -6,7 +6,7 @@
 
 use anyhow::{ensure, Result};
 
-use super::{ConvGeom, ConvKernel};
+use super::{BnGradient, ConvGeom, ConvKernel};
 use crate::engine::cuda::launch::threads::{FEAR_CONV_THREADS, FEAR_WGRAD_THREADS, KERNEL_THREADS};
 use crate::engine::cuda::launch::{launch_with_shared, Arg, Backend, Dims, GpuAddresses, OnGpu};
 
@@ -157,18 +157,20 @@ pub fn forward(b: &dyn Backend, g: &ConvGeom, x: Arg, w: Arg, y: Arg, relu: bool
 
 /// dx += conv_transpose(dy, w), or dx = 0 + ... without `accumulate`; where `mask` > 0 only when
 /// it is not null (a fused ReLU's input).
-pub fn backward_input(b: &dyn Backend, g: &ConvGeom, dy: Arg, w: Arg, dx: Arg, accumulate: bool, mask: Arg) -> Result<()> {
+/// `bn`: (x, coef) of a batch norm whose backward the gradient applies to dy, or null pointers.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_input(b: &dyn Backend, g: &ConvGeom, dy: Arg, w: Arg, dx: Arg, accumulate: bool, mask: Arg, bn: [Arg; 2]) -> Result<()> {
     check_shape(g)?;
     if g.x_len() == 0 {
         return Ok(());
     }
-    launch_tiles(b, "fear_conv_backward_input", g, backward_input_plan(g), [dy, w, dx], &[Arg::I32(accumulate as i32), mask])
+    launch_tiles(b, "fear_conv_backward_input", g, backward_input_plan(g), [dy, w, dx], &[Arg::I32(accumulate as i32), mask, bn[0], bn[1]])
 }
 
 /// dw += the weight gradient (x read as relu(x) with `relu`): partials per split into the
 /// scratch, then their fixed-order sum.
 #[allow(clippy::too_many_arguments)]
-pub fn backward_weight(b: &dyn Backend, mem: &dyn GpuAddresses, g: &ConvGeom, x: Arg, dy: Arg, dw: Arg, relu: bool) -> Result<()> {
+pub fn backward_weight(b: &dyn Backend, mem: &dyn GpuAddresses, g: &ConvGeom, x: Arg, dy: Arg, dw: Arg, relu: bool, bn: [Arg; 2]) -> Result<()> {
     check_shape(g)?;
     if g.w_len() == 0 {
         return Ok(());
@@ -177,12 +179,17 @@ pub fn backward_weight(b: &dyn Backend, mem: &dyn GpuAddresses, g: &ConvGeom, x:
     let p = backward_weight_plan(g, bytes);
     ensure!(p.splits * g.w_len() * 4 <= bytes, "a weight gradient of {} floats needs more than the {bytes} bytes of scratch", g.w_len());
     let shape = [p.tr, p.tc, p.splits].into_iter().map(Arg::len).collect::<Result<Vec<_>>>()?;
-    let args = [vec![x, dy, Arg::Ptr(scratch)], geometry_args(g)?, shape, vec![Arg::I32(relu as i32)]].concat();
+    let args = [vec![x, dy, Arg::Ptr(scratch)], geometry_args(g)?, shape, vec![Arg::I32(relu as i32), bn[0], bn[1]]].concat();
     let dims = Dims::per_item(p.blocks, FEAR_WGRAD_THREADS);
     ensure!(dims.grid[0] as usize == p.blocks, "fear_conv_backward_weight: {} blocks, more than one launch takes", p.blocks);
     launch_bounded_shared(b, "fear_conv_backward_weight", dims, p.shared_bytes, &args)?;
     let reduce = [Arg::Ptr(scratch), dw, Arg::len(g.w_len())?, Arg::len(p.splits)?];
     launch_bounded_shared(b, "fear_conv_backward_weight_reduce", Dims::elementwise(g.w_len()), 0, &reduce)
+}
+
+/// The (x, coef) pointers of a batch norm's backward applied by a gradient, or nulls.
+fn bn_args(on: &OnGpu, bn: Option<BnGradient>) -> Result<[Arg; 2]> {
+    Ok([on.opt(bn.map(|b| b.x))?, on.opt(bn.map(|b| b.coef))?])
 }
 
 impl ConvKernel {
@@ -200,10 +207,12 @@ impl ConvKernel {
     pub fn launch(&self, on: &OnGpu) -> Result<()> {
         match *self {
             ConvKernel::Forward { g, x, w, y, relu } => forward(on.backend, &g, on.p(x)?, on.p(w)?, on.p(y)?, relu),
-            ConvKernel::BackwardInput { g, dy, w, mask, dx, accumulate } => {
-                backward_input(on.backend, &g, on.p(dy)?, on.p(w)?, on.p(dx)?, accumulate, on.opt(mask)?)
+            ConvKernel::BackwardInput { g, dy, bn, w, mask, dx, accumulate } => {
+                backward_input(on.backend, &g, on.p(dy)?, on.p(w)?, on.p(dx)?, accumulate, on.opt(mask)?, bn_args(on, bn)?)
             }
-            ConvKernel::BackwardWeight { g, x, dy, dw, relu } => backward_weight(on.backend, on.mem, &g, on.p(x)?, on.p(dy)?, on.p(dw)?, relu),
+            ConvKernel::BackwardWeight { g, x, dy, bn, dw, relu } => {
+                backward_weight(on.backend, on.mem, &g, on.p(x)?, on.p(dy)?, on.p(dw)?, relu, bn_args(on, bn)?)
+            }
         }
     }
 }

@@ -45,6 +45,17 @@ impl ConvGeom {
     }
 }
 
+/// A batch norm's backward applied by the convolution whose output it normalises (the GPU plan):
+/// the gradients read `dy` (the batch norm's output gradient) as the batch norm's input gradient,
+/// 0 + (a*dy + (b*(x - mean) + k)), with `x` the batch norm's input (this convolution's output)
+/// and `coef` its backward coefficients (a, b, k, mean) per channel
+/// ([`super::batchnorm::bn_backward_coefficients`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BnGradient {
+    pub x: Loc,
+    pub coef: Loc,
+}
+
 /// The convolution kernels. A ReLU whose only consumer is the convolution can be fused into it
 /// (the GPU plan does, `PlanOptions::fuse`): the forward and the weight gradient then read
 /// `x` through the ReLU (`relu`), and the input gradient, given the ReLU's input as `mask`, is the
@@ -54,10 +65,10 @@ impl ConvGeom {
 pub enum ConvKernel {
     /// y = conv(x, w), or conv(relu(x), w).
     Forward { g: ConvGeom, x: Loc, w: Loc, y: Loc, relu: bool },
-    /// dx (+)= the input gradient of dy, where mask > 0 with a mask.
-    BackwardInput { g: ConvGeom, dy: Loc, w: Loc, mask: Option<Loc>, dx: Loc, accumulate: bool },
-    /// dw += the weight gradient of dy, x read as relu(x) with `relu`.
-    BackwardWeight { g: ConvGeom, x: Loc, dy: Loc, dw: Loc, relu: bool },
+    /// dx (+)= the input gradient of dy (through `bn` with one), where mask > 0 with a mask.
+    BackwardInput { g: ConvGeom, dy: Loc, bn: Option<BnGradient>, w: Loc, mask: Option<Loc>, dx: Loc, accumulate: bool },
+    /// dw += the weight gradient of dy (through `bn` with one), x read as relu(x) with `relu`.
+    BackwardWeight { g: ConvGeom, x: Loc, dy: Loc, bn: Option<BnGradient>, dw: Loc, relu: bool },
 }
 
 impl ConvKernel {
@@ -73,13 +84,20 @@ impl ConvKernel {
     pub fn locs_mut(&mut self) -> Vec<&mut Loc> {
         match self {
             ConvKernel::Forward { x, w, y, .. } => vec![x, w, y],
-            ConvKernel::BackwardInput { dy, w, mask, dx, .. } => {
-                let mut v = vec![dy, w];
+            ConvKernel::BackwardInput { dy, bn, w, mask, dx, .. } => {
+                let mut v = vec![dy];
+                v.extend(bn.as_mut().into_iter().flat_map(|b| [&mut b.x, &mut b.coef]));
+                v.push(w);
                 v.extend(mask.as_mut());
                 v.push(dx);
                 v
             }
-            ConvKernel::BackwardWeight { x, dy, dw, .. } => vec![x, dy, dw],
+            ConvKernel::BackwardWeight { x, dy, bn, dw, .. } => {
+                let mut v = vec![x, dy];
+                v.extend(bn.as_mut().into_iter().flat_map(|b| [&mut b.x, &mut b.coef]));
+                v.push(dw);
+                v
+            }
         }
     }
 
@@ -97,15 +115,17 @@ impl ConvKernel {
     pub(crate) fn run_cpu<T: Float>(&self, m: &CpuView<T>) {
         match *self {
             ConvKernel::Forward { g, x, w, y, relu } => conv_forward(&g, &relu_if(m.r(x), relu), m.r(w), m.w(y)),
-            ConvKernel::BackwardInput { g, dy, w, mask: None, dx, accumulate } => conv_backward_input(&g, m.r(dy), m.r(w), assign_or_add(m.w(dx), accumulate)),
-            ConvKernel::BackwardInput { g, dy, w, mask: Some(mask), dx, accumulate } => {
+            ConvKernel::BackwardInput { g, dy, bn, w, mask: None, dx, accumulate } => {
+                conv_backward_input(&g, &through_bn(m, &g, dy, bn), m.r(w), assign_or_add(m.w(dx), accumulate))
+            }
+            ConvKernel::BackwardInput { g, dy, bn, w, mask: Some(mask), dx, accumulate } => {
                 // The unfused pair: the convolution's input gradient into a zeroed buffer, then
                 // the ReLU's backward (relu(mask) > 0 exactly where mask > 0).
                 let mut t = vec![T::zero(); g.x_len()];
-                conv_backward_input(&g, m.r(dy), m.r(w), &mut t);
+                conv_backward_input(&g, &through_bn(m, &g, dy, bn), m.r(w), &mut t);
                 relu_backward(m.r(mask), &t, assign_or_add(m.w(dx), accumulate));
             }
-            ConvKernel::BackwardWeight { g, x, dy, dw, relu } => conv_backward_weight(&g, &relu_if(m.r(x), relu), m.r(dy), m.w(dw)),
+            ConvKernel::BackwardWeight { g, x, dy, bn, dw, relu } => conv_backward_weight(&g, &relu_if(m.r(x), relu), &through_bn(m, &g, dy, bn), m.w(dw)),
         }
     }
 }
@@ -118,4 +138,17 @@ fn relu_if<T: Float>(x: &[T], apply: bool) -> std::borrow::Cow<'_, [T]> {
     let mut y = vec![T::zero(); x.len()];
     relu(x, &mut y);
     std::borrow::Cow::Owned(y)
+}
+
+/// The output gradient `dy`, or with a batch norm's backward applied by the convolution, the
+/// batch norm's input gradient from it (the unfused batch norm's apply, in a new buffer).
+fn through_bn<'a, T: Float>(m: &'a CpuView<T>, g: &ConvGeom, dy: Loc, bn: Option<BnGradient>) -> std::borrow::Cow<'a, [T]> {
+    let Some(BnGradient { x, coef }) = bn else { return std::borrow::Cow::Borrowed(m.r(dy)) };
+    let (dy, x, k) = (m.r(dy), m.r(x), m.r(coef));
+    let plane = g.out_h() * g.out_w();
+    let grad = (0..dy.len()).map(|i| {
+        let ch = 4 * (i / plane.max(1) % g.c_out.max(1));
+        T::zero() + (k[ch] * dy[i] + (k[ch + 1] * (x[i] - k[ch + 3]) + k[ch + 2]))
+    });
+    std::borrow::Cow::Owned(grad.collect())
 }
