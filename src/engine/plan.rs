@@ -204,18 +204,19 @@ fn probed(opts: &PlanOptions) -> bool {
     opts.fisher || opts.relu_codes || opts.cell_probes.is_some() || opts.taps || opts.relu_patterns
 }
 
-/// Per value, whether [`PlanOptions::fuse`] leaves a batch norm's output to the node sum reading
-/// it: a batch norm whose only consumer is a sum of at most [`NODE_SUM_TERMS`] terms.
-fn fused_bns(graph: &Graph, consumers: &[usize], opts: &PlanOptions) -> Vec<bool> {
+/// Per value, whether [`PlanOptions::fuse`] leaves the output of an `op` node (`is_op`) to the
+/// node sum reading it: an output whose only consumer is a sum of at most [`NODE_SUM_TERMS`]
+/// terms (batch norms: the sum normalises; 3x3 average pools: the sum pools).
+fn fused_into_sums(graph: &Graph, consumers: &[usize], opts: &PlanOptions, is_op: impl Fn(&Op) -> bool) -> Vec<bool> {
     let mut fused = vec![false; graph.values.len()];
     if !opts.fuse || probed(opts) {
         return fused;
     }
     for sum in graph.nodes.iter().filter(|n| n.op == Op::Sum && (2..=NODE_SUM_TERMS).contains(&n.inputs.len())) {
         for &t in &sum.inputs {
-            let is_bn = matches!(graph.values[t.0].source, Source::Node(b) if matches!(graph.nodes[b].op, Op::BatchNorm { .. }));
+            let of_op = matches!(graph.values[t.0].source, Source::Node(b) if is_op(&graph.nodes[b].op));
             // A term twice in one sum has two consumers.
-            fused[t.0] = is_bn && consumers[t.0] == 1;
+            fused[t.0] = of_op && consumers[t.0] == 1;
         }
     }
     fused
@@ -310,6 +311,8 @@ struct Planner<'g> {
     fused_relu: Vec<Option<ValueId>>,
     /// Per value: whether it is a batch norm's output normalised by the node sum reading it.
     fused_bn: Vec<bool>,
+    /// Per value: whether it is a 3x3 average pool's output pooled by the node sum reading it.
+    fused_pool: Vec<bool>,
     /// Per fused batch norm's output: (its input, its coefficients), once planned.
     bn_coef: Vec<Option<(Loc, Loc)>>,
     /// Per value: whether it is a convolution's output read only by a batch norm whose backward
@@ -340,10 +343,12 @@ impl<'g> Planner<'g> {
             consumers[x.0] += 1;
         }
         let fused_relu = fused_relus(graph, &consumers, opts);
-        let fused_bn = fused_bns(graph, &consumers, opts);
+        let fused_bn = fused_into_sums(graph, &consumers, opts, |op| matches!(op, Op::BatchNorm { .. }));
+        let fused_pool = fused_into_sums(graph, &consumers, opts, |op| *op == Op::AvgPool3);
         let mut planner = Planner {
             fused_relu,
             fused_bn,
+            fused_pool,
             bn_coef: vec![None; graph.values.len()],
             fused_bn_grad: fused_bn_grads(graph, &consumers, opts),
             bn_grad: vec![None; graph.values.len()],
@@ -460,6 +465,12 @@ impl<'g> Planner<'g> {
         self.kernels.push(Kernel::Bn(kernel));
     }
 
+    /// The input of the average pool whose output is `v`.
+    fn pooled(&self, v: ValueId) -> ValueId {
+        let Source::Node(p) = self.graph.values[v.0].source else { unreachable!("a pool's output comes from its node") };
+        self.graph.nodes[p].inputs[0]
+    }
+
     /// The value a convolution reads and whether through a fused ReLU: the ReLU's input, or `v`.
     fn conv_input(&self, v: ValueId) -> (ValueId, bool) {
         self.fused_relu[v.0].map_or((v, false), |x| (x, true))
@@ -472,6 +483,9 @@ impl<'g> Planner<'g> {
         }
         if self.fused_bn[node.output.0] {
             return self.forward_bn_coefficients(i);
+        }
+        if self.fused_pool[node.output.0] {
+            return; // the node sum reading it pools as it reads
         }
         let out_len = self.graph.values[node.output.0].len();
         let ins = &node.inputs;
@@ -513,13 +527,15 @@ impl<'g> Planner<'g> {
             }
             Op::Sum if self.sums_in_one_kernel(ins.len()) => {
                 let s = self.shape(node.output);
-                let (c, hw) = (s.get(1).copied().unwrap_or(1), s.get(2..).map_or(1, |r| r.iter().product()));
-                let term = |t: &ValueId| match self.bn_coef[t.0] {
-                    Some((x, k)) => NodeSumTerm { x, coef: Some(k) },
-                    None => NodeSumTerm { x: self.act(*t), coef: None },
+                let dim = |d: usize| s.get(d).copied().unwrap_or(1);
+                let (c, h, w) = (dim(1), dim(2), s.get(3..).map_or(1, |r| r.iter().product()));
+                let term = |t: &ValueId| match (self.bn_coef[t.0], self.fused_pool[t.0]) {
+                    (Some((x, k)), _) => NodeSumTerm { x, coef: Some(k), pool3: false },
+                    (None, true) => NodeSumTerm { x: self.act(self.pooled(*t)), coef: None, pool3: true },
+                    (None, false) => NodeSumTerm { x: self.act(*t), coef: None, pool3: false },
                 };
                 let terms = ins.iter().map(term).collect();
-                Kernel::Elementwise(ElementwiseKernel::NodeSum { c, hw, terms, y })
+                Kernel::Elementwise(ElementwiseKernel::NodeSum { c, h, w, terms, y })
             }
             Op::Sum => {
                 self.kernels.push(Kernel::Elementwise(ElementwiseKernel::Add { a: self.act(ins[0]), b: self.act(ins[1]), y }));

@@ -14,11 +14,12 @@ pub(crate) fn cases(cases: &mut Cases) {
     }
     cases.add("add", ELEMENTWISE_TOLERANCE, |c| ElementwiseKernel::Add { a: c.loc(n), b: c.loc(n), y: c.loc(n) }.into());
     cases.add("zero", ELEMENTWISE_TOLERANCE, |c| ElementwiseKernel::Zero { y: c.loc(n) }.into());
-    // 2, 3 and 4 terms of [3, 7, 25], some normalised by coefficients (mean_hi, mean_lo, scale, beta).
-    for (name, normalised) in [("node_sum_2", &[true, false][..]), ("node_sum_3", &[false, true, true]), ("node_sum_4", &[true, true, false, true])] {
+    // 2, 3 and 4 terms of [3, 7, 5, 5]: plain (' '), normalised by coefficients (mean_hi,
+    // mean_lo, scale, beta: 'n') or read through a 3x3 average pool ('p').
+    for (name, kinds) in [("node_sum_2", "n "), ("node_sum_3", " nn"), ("node_sum_4", "nnpn"), ("node_sum_pools", "p p")] {
         cases.add(name, ELEMENTWISE_TOLERANCE, |c| {
-            let terms = normalised.iter().map(|&bn| NodeSumTerm { x: c.loc(n), coef: bn.then(|| c.loc(4 * 7)) }).collect();
-            ElementwiseKernel::NodeSum { c: 7, hw: 25, terms, y: c.loc(n) }.into()
+            let terms = kinds.chars().map(|k| NodeSumTerm { x: c.loc(n), coef: (k == 'n').then(|| c.loc(4 * 7)), pool3: k == 'p' }).collect();
+            ElementwiseKernel::NodeSum { c: 7, h: 5, w: 5, terms, y: c.loc(n) }.into()
         });
     }
     cases.add("gap_forward", REDUCTION_TOLERANCE, |c| ElementwiseKernel::GapForward { n: 3, c: 7, hw: 25, x: c.loc(n), y: c.loc(21) }.into());

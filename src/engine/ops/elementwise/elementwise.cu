@@ -58,25 +58,30 @@ extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_gap_
 }
 
 // One term of fear_node_sum: x[i], normalised by its batch norm's channel coefficients
-// (mean_hi, mean_lo, scale, beta) when it has them (the expression fear_bn_apply evaluates).
-__device__ __forceinline__ float fear_sum_term(const float* __restrict__ x, const float* __restrict__ coef, long long i, int ch) {
+// (mean_hi, mean_lo, scale, beta) when it has them (the expression fear_bn_apply evaluates), or
+// with `pool3` the 3x3 average pool of x at i (fear_avg_pool3_forward's sum, in its order).
+__device__ __forceinline__ float fear_sum_term(const float* __restrict__ x, const float* __restrict__ coef, int pool3, int i,
+                                               int ch, int h, int w) {
+    if (pool3) return fear_avg_pool3_at(x, i, h, w);
     float v = x[i];
     if (coef == nullptr) return v;
     return ((v - coef[4 * ch]) - coef[4 * ch + 1]) * coef[4 * ch + 2] + coef[4 * ch + 3];
 }
 
 // y = t0 + t1 (+ t2 (+ t3)), added in that order (the bits of fear_add then fear_accumulate), each
-// term normalised as it is read where it has coefficients: a cell node's sum of its edges with
-// their batch norms applied here, not by passes of their own. Tensors [n, c, hw].
+// term normalised (or pooled: bit t of `pools`) as it is read: a cell node's sum of its edges with
+// their batch norms and average pools applied here, not by passes of their own. Tensors
+// [n, c, h, w].
 extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_node_sum(
     const float* __restrict__ x0, const float* __restrict__ k0, const float* __restrict__ x1, const float* __restrict__ k1,
     const float* __restrict__ x2, const float* __restrict__ k2, const float* __restrict__ x3, const float* __restrict__ k3,
-    int terms, float* __restrict__ y, int n, int c, int hw) {
+    int terms, int pools, float* __restrict__ y, int n, int c, int h, int w) {
+    const int hw = h * w;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
         int ch = i / hw % c;
-        float v = fear_sum_term(x0, k0, i, ch) + fear_sum_term(x1, k1, i, ch);
-        if (terms > 2) v = v + fear_sum_term(x2, k2, i, ch);
-        if (terms > 3) v = v + fear_sum_term(x3, k3, i, ch);
+        float v = fear_sum_term(x0, k0, pools & 1, i, ch, h, w) + fear_sum_term(x1, k1, pools & 2, i, ch, h, w);
+        if (terms > 2) v = v + fear_sum_term(x2, k2, pools & 4, i, ch, h, w);
+        if (terms > 3) v = v + fear_sum_term(x3, k3, pools & 8, i, ch, h, w);
         y[i] = v;
     }
 }

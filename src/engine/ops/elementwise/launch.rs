@@ -30,14 +30,16 @@ impl ElementwiseKernel {
             ElementwiseKernel::Add { a, b, y } => on.elementwise(name, y.len, &[on.p(a)?, on.p(b)?, on.p(y)?, len(y.len)?]),
             ElementwiseKernel::Accumulate { acc, x, accumulate } => on.elementwise(name, acc.len, &[on.p(acc)?, on.p(x)?, len(acc.len)?, flag(accumulate)]),
             ElementwiseKernel::Zero { y } => on.elementwise(name, y.len, &[on.p(y)?, len(y.len)?]),
-            ElementwiseKernel::NodeSum { c, hw, ref terms, y } => {
+            ElementwiseKernel::NodeSum { c, h, w, ref terms, y } => {
                 ensure!((2..=NODE_SUM_TERMS).contains(&terms.len()), "a node sum of {} terms (2 to {NODE_SUM_TERMS})", terms.len());
-                let mut args = Vec::with_capacity(2 * NODE_SUM_TERMS + 5);
+                let mut args = Vec::with_capacity(2 * NODE_SUM_TERMS + 7);
                 for i in 0..NODE_SUM_TERMS {
                     let t = terms.get(i);
                     args.extend([on.opt(t.map(|t| t.x))?, on.opt(t.and_then(|t| t.coef))?]);
                 }
-                args.extend([Arg::I32(terms.len() as i32), on.p(y)?, len(y.len)?, len(c)?, len(hw)?]);
+                // Bit i: term i is read through a 3x3 average pool.
+                let pools = terms.iter().enumerate().fold(0, |bits, (i, t)| bits | ((t.pool3 as i32) << i));
+                args.extend([Arg::I32(terms.len() as i32), Arg::I32(pools), on.p(y)?, len(y.len)?, len(c)?, len(h)?, len(w)?]);
                 on.elementwise(name, y.len, &args)
             }
             ElementwiseKernel::GapForward { n, c, hw, x, y } => on.elementwise(name, n * c, &[on.p(x)?, on.p(y)?, len(n * c)?, len(hw)?]),

@@ -8,6 +8,7 @@ pub mod launch;
 
 pub use cpu::*;
 
+use super::pool::{avg_pool3_forward, PoolGeom};
 use super::{assign_or_add, CpuView};
 use crate::engine::kernel::Loc;
 use crate::engine::Float;
@@ -15,11 +16,14 @@ use crate::engine::Float;
 /// The most terms one [`ElementwiseKernel::NodeSum`] adds (the CUDA kernel's arguments).
 pub const NODE_SUM_TERMS: usize = 4;
 
-/// A term of a node sum: its tensor, and its batch norm's coefficients when the sum applies it.
+/// A term of a node sum: its tensor, and its batch norm's coefficients when the sum applies it,
+/// or (`pool3`) the sum reads the term as the 3x3 average pool of `x` (stride 1, padding 1,
+/// count_include_pad false: the NATS-Bench `avg_pool_3x3` edge, computed as it is read).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct NodeSumTerm {
     pub x: Loc,
     pub coef: Option<Loc>,
+    pub pool3: bool,
 }
 
 /// The elementwise kernels.
@@ -35,9 +39,9 @@ pub enum ElementwiseKernel {
     Accumulate { acc: Loc, x: Loc, accumulate: bool },
     /// y = 0.
     Zero { y: Loc },
-    /// y = the sum of the terms (2 to [`NODE_SUM_TERMS`]), in order, each [n, c, hw] and
-    /// normalised as it is read by the coefficients it has (see [`node_sum`]).
-    NodeSum { c: usize, hw: usize, terms: Vec<NodeSumTerm>, y: Loc },
+    /// y = the sum of the terms (2 to [`NODE_SUM_TERMS`]), in order, each [n, c, h, w] and
+    /// normalised (or pooled) as it is read (see [`node_sum`] and [`NodeSumTerm`]).
+    NodeSum { c: usize, h: usize, w: usize, terms: Vec<NodeSumTerm>, y: Loc },
     /// y [n, c] = the mean over hw of x [n, c, hw].
     GapForward { n: usize, c: usize, hw: usize, x: Loc, y: Loc },
     /// dx [n, c, hw] += dy [n, c] / hw.
@@ -89,9 +93,21 @@ impl ElementwiseKernel {
 
     pub(crate) fn run_cpu<T: Float>(&self, m: &CpuView<T>) {
         match *self {
-            ElementwiseKernel::NodeSum { c, hw, ref terms, y } => {
-                let terms: Vec<SumTerm<T>> = terms.iter().map(|t| (m.r(t.x), t.coef.map(|k| m.r(k)))).collect();
-                node_sum(c, hw, &terms, m.w(y))
+            ElementwiseKernel::NodeSum { c, h, w, ref terms, y } => {
+                // The CPU face of a pooled term is the pool into a buffer, then the sum.
+                let n = y.len / (c * h * w).max(1);
+                let pooled: Vec<Option<Vec<T>>> = terms
+                    .iter()
+                    .map(|t| {
+                        t.pool3.then(|| {
+                            let mut p = vec![T::zero(); t.x.len];
+                            avg_pool3_forward(&PoolGeom { n, c, h, w }, m.r(t.x), &mut p);
+                            p
+                        })
+                    })
+                    .collect();
+                let terms: Vec<SumTerm<T>> = terms.iter().zip(&pooled).map(|(t, p)| (p.as_deref().unwrap_or(m.r(t.x)), t.coef.map(|k| m.r(k)))).collect();
+                node_sum(c, h * w, &terms, m.w(y))
             }
             ElementwiseKernel::Relu { x, y } => relu(m.r(x), m.w(y)),
             ElementwiseKernel::ReluBackward { y, dy, dx, accumulate } => relu_backward(m.r(y), m.r(dy), assign_or_add(m.w(dx), accumulate)),

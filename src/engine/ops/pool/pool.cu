@@ -1,30 +1,13 @@
 // Average pools; mirror cpu.rs. Planes are n * c images of h x w.
 
 // 3x3, stride 1, padding 1, count_include_pad = false: each output is the mean of the in-image
-// part of its window.
-__device__ __forceinline__ float pool3_inv_count(int i, int j, int h, int w) {
-    int rows = 1 + (i > 0) + (i + 1 < h);
-    int cols = 1 + (j > 0) + (j + 1 < w);
-    return 1.0f / (float)(rows * cols);
-}
-
+// part of its window (fear_avg_pool3_at, kernels/avg_pool3.cuh, which fear_node_sum also reads
+// its pooled terms through).
 extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool3_forward(const float* __restrict__ x, float* __restrict__ y,
                                                   int planes, int h, int w) {
-    int hw = h * w;
-    int n = planes * hw;
+    int n = planes * h * w;
     for (int o = blockIdx.x * blockDim.x + threadIdx.x; o < n; o += gridDim.x * blockDim.x) {
-        const float* plane = x + (o / hw) * hw;
-        int i = (o % hw) / w, j = o % w;
-        float s = 0.0f;
-        for (int di = -1; di <= 1; ++di) {
-            int r = i + di;
-            if (r < 0 || r >= h) continue;
-            for (int dj = -1; dj <= 1; ++dj) {
-                int c = j + dj;
-                if (c >= 0 && c < w) s += plane[r * w + c];
-            }
-        }
-        y[o] = s * pool3_inv_count(i, j, h, w);
+        y[o] = fear_avg_pool3_at(x, o, h, w);
     }
 }
 

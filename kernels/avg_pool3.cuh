@@ -1,0 +1,25 @@
+// The 3x3 average pool at one output (stride 1, padding 1, count_include_pad = false: the mean of
+// the in-image part of the window), shared by fear_avg_pool3_forward and fear_node_sum's pooled
+// terms so both sum the window in the same order (the same bits).
+__device__ __forceinline__ float pool3_inv_count(int i, int j, int h, int w) {
+    int rows = 1 + (i > 0) + (i + 1 < h);
+    int cols = 1 + (j > 0) + (j + 1 < w);
+    return 1.0f / (float)(rows * cols);
+}
+
+// Output `o` of planes of h x w (plane o / (h w), row and column within it).
+__device__ __forceinline__ float fear_avg_pool3_at(const float* __restrict__ x, int o, int h, int w) {
+    int hw = h * w;
+    const float* plane = x + (o / hw) * hw;
+    int i = (o % hw) / w, j = o % w;
+    float s = 0.0f;
+    for (int di = -1; di <= 1; ++di) {
+        int r = i + di;
+        if (r < 0 || r >= h) continue;
+        for (int dj = -1; dj <= 1; ++dj) {
+            int c = j + dj;
+            if (c >= 0 && c < w) s += plane[r * w + c];
+        }
+    }
+    return s * pool3_inv_count(i, j, h, w);
+}
