@@ -91,6 +91,14 @@ for arch in 1 9930; do
     else
         failures+=("bench arch $arch")
     fi
+    # What the fused plan buys: the same steps planned unfused (each ReLU, batch-norm pass and
+    # sum its own kernel), same run.
+    log "fear bench --device $device --arch $arch --batch $batch --cuda-graph --no-fuse"
+    if within 30 $fear bench --device "$device" --arch "$arch" --batch "$batch" --warmup 3 --steps 20 --cuda-graph --no-fuse --json > "$out/bench-fear-$device-arch$arch-unfused.json" 2>> "$out/log.txt"; then
+        cat "$out/bench-fear-$device-arch$arch-unfused.json" >> "$out/log.txt"
+    else
+        failures+=("bench arch $arch unfused")
+    fi
     arch_str=$($fear arch "$arch" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["arch"])')
     if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
         log "PyTorch on the same GPU, arch $arch"
