@@ -650,18 +650,18 @@ impl<'g> Planner<'g> {
             Op::Zeros => {}
             Op::AvgPool3 | Op::AvgPool2 => {
                 let g = self.pool_geom(ins[0]);
-                if let Some(dx) = self.grad_if_needed(ins[0]) {
+                if let Some((dx, accumulate)) = self.grad_to_write(ins[0]) {
                     self.kernels.push(if node.op == Op::AvgPool3 {
-                        Kernel::Pool(PoolKernel::AvgPool3Backward { g, dy, dx })
+                        Kernel::Pool(PoolKernel::AvgPool3Backward { g, dy, dx, accumulate })
                     } else {
-                        Kernel::Pool(PoolKernel::AvgPool2Backward { g, dy, dx })
+                        Kernel::Pool(PoolKernel::AvgPool2Backward { g, dy, dx, accumulate })
                     });
                 }
             }
             Op::GlobalAvgPool => {
                 let s = self.shape(ins[0]);
-                if let Some(dx) = self.grad_if_needed(ins[0]) {
-                    self.kernels.push(Kernel::Elementwise(ElementwiseKernel::GapBackward { n: s[0], c: s[1], hw: s[2] * s[3], dy, dx }));
+                if let Some((dx, accumulate)) = self.grad_to_write(ins[0]) {
+                    self.kernels.push(Kernel::Elementwise(ElementwiseKernel::GapBackward { n: s[0], c: s[1], hw: s[2] * s[3], dy, dx, accumulate }));
                 }
             }
             Op::Linear => {

@@ -23,5 +23,9 @@ pub(crate) fn cases(cases: &mut Cases) {
         });
     }
     cases.add("gap_forward", REDUCTION_TOLERANCE, |c| ElementwiseKernel::GapForward { n: 3, c: 7, hw: 25, x: c.loc(n), y: c.loc(21) }.into());
-    cases.add("gap_backward", ELEMENTWISE_TOLERANCE, |c| ElementwiseKernel::GapBackward { n: 3, c: 7, hw: 25, dy: c.loc(21), dx: c.loc(n) }.into());
+    for (mode, accumulate) in [("", true), ("_assign", false)] {
+        cases.add(&format!("gap_backward{mode}"), ELEMENTWISE_TOLERANCE, |c| {
+            ElementwiseKernel::GapBackward { n: 3, c: 7, hw: 25, dy: c.loc(21), dx: c.loc(n), accumulate }.into()
+        });
+    }
 }

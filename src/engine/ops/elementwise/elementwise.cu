@@ -48,12 +48,12 @@ extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_gap_
     }
 }
 
-// dx[p, i] += dy[p] / hw.
-extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_gap_backward(const float* __restrict__ dy, float* __restrict__ dx, int planes, int hw) {
+// dx[p, i] += dy[p] / hw (without `accumulate`, dx = 0 + that).
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_gap_backward(const float* __restrict__ dy, float* __restrict__ dx, int planes, int hw, int accumulate) {
     float inv = (float)(1.0 / (double)hw);
     int n = planes * hw;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
-        dx[i] += dy[i / hw] * inv;
+        dx[i] = (accumulate ? dx[i] : 0.0f) + dy[i / hw] * inv;
     }
 }
 

@@ -43,7 +43,9 @@ impl ElementwiseKernel {
                 on.elementwise(name, y.len, &args)
             }
             ElementwiseKernel::GapForward { n, c, hw, x, y } => on.elementwise(name, n * c, &[on.p(x)?, on.p(y)?, len(n * c)?, len(hw)?]),
-            ElementwiseKernel::GapBackward { n, c, hw, dy, dx } => on.elementwise(name, n * c * hw, &[on.p(dy)?, on.p(dx)?, len(n * c)?, len(hw)?]),
+            ElementwiseKernel::GapBackward { n, c, hw, dy, dx, accumulate } => {
+                on.elementwise(name, n * c * hw, &[on.p(dy)?, on.p(dx)?, len(n * c)?, len(hw)?, flag(accumulate)])
+            }
         }
     }
 }

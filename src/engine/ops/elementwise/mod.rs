@@ -44,8 +44,8 @@ pub enum ElementwiseKernel {
     NodeSum { c: usize, h: usize, w: usize, terms: Vec<NodeSumTerm>, y: Loc },
     /// y [n, c] = the mean over hw of x [n, c, hw].
     GapForward { n: usize, c: usize, hw: usize, x: Loc, y: Loc },
-    /// dx [n, c, hw] += dy [n, c] / hw.
-    GapBackward { n: usize, c: usize, hw: usize, dy: Loc, dx: Loc },
+    /// dx [n, c, hw] += dy [n, c] / hw (dx = 0 + that without `accumulate`).
+    GapBackward { n: usize, c: usize, hw: usize, dy: Loc, dx: Loc, accumulate: bool },
 }
 
 impl ElementwiseKernel {
@@ -86,7 +86,9 @@ impl ElementwiseKernel {
 
     pub fn accumulates(&self) -> bool {
         match *self {
-            ElementwiseKernel::ReluBackward { accumulate, .. } | ElementwiseKernel::Accumulate { accumulate, .. } => accumulate,
+            ElementwiseKernel::ReluBackward { accumulate, .. }
+            | ElementwiseKernel::Accumulate { accumulate, .. }
+            | ElementwiseKernel::GapBackward { accumulate, .. } => accumulate,
             _ => true,
         }
     }
@@ -115,7 +117,7 @@ impl ElementwiseKernel {
             ElementwiseKernel::Accumulate { acc, x, accumulate } => self::accumulate(assign_or_add(m.w(acc), accumulate), m.r(x)),
             ElementwiseKernel::Zero { y } => zero(m.w(y)),
             ElementwiseKernel::GapForward { n, c, hw, x, y } => gap_forward(n, c, hw, m.r(x), m.w(y)),
-            ElementwiseKernel::GapBackward { n, c, hw, dy, dx } => gap_backward(n, c, hw, m.r(dy), m.w(dx)),
+            ElementwiseKernel::GapBackward { n, c, hw, dy, dx, accumulate } => gap_backward(n, c, hw, m.r(dy), assign_or_add(m.w(dx), accumulate)),
         }
     }
 }

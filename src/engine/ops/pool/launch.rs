@@ -4,7 +4,7 @@
 use anyhow::Result;
 
 use super::PoolKernel;
-use crate::engine::cuda::launch::{len, OnGpu};
+use crate::engine::cuda::launch::{flag, len, OnGpu};
 
 impl PoolKernel {
     /// The CUDA kernel [`PoolKernel::launch`] launches: `fear_` + the op's name.
@@ -23,8 +23,8 @@ impl PoolKernel {
             PoolKernel::AvgPool3Forward { g, x: from, y: to } | PoolKernel::AvgPool2Forward { g, x: from, y: to } => {
                 on.elementwise(name, to.len, &[on.p(from)?, on.p(to)?, len(g.n * g.c)?, len(g.h)?, len(g.w)?])
             }
-            PoolKernel::AvgPool3Backward { g, dy: from, dx: to } | PoolKernel::AvgPool2Backward { g, dy: from, dx: to } => {
-                on.elementwise(name, to.len, &[on.p(from)?, on.p(to)?, len(g.n * g.c)?, len(g.h)?, len(g.w)?])
+            PoolKernel::AvgPool3Backward { g, dy, dx, accumulate } | PoolKernel::AvgPool2Backward { g, dy, dx, accumulate } => {
+                on.elementwise(name, dx.len, &[on.p(dy)?, on.p(dx)?, len(g.n * g.c)?, len(g.h)?, len(g.w)?, flag(accumulate)])
             }
         }
     }

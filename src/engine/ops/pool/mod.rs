@@ -8,7 +8,7 @@ pub mod launch;
 
 pub use cpu::*;
 
-use super::CpuView;
+use super::{assign_or_add, CpuView};
 use crate::engine::kernel::Loc;
 use crate::engine::Float;
 
@@ -21,13 +21,13 @@ pub struct PoolGeom {
     pub w: usize,
 }
 
-/// The pooling kernels (backward kernels accumulate).
+/// The pooling kernels (backward kernels add into dx, or assign it without `accumulate`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum PoolKernel {
     AvgPool3Forward { g: PoolGeom, x: Loc, y: Loc },
-    AvgPool3Backward { g: PoolGeom, dy: Loc, dx: Loc },
+    AvgPool3Backward { g: PoolGeom, dy: Loc, dx: Loc, accumulate: bool },
     AvgPool2Forward { g: PoolGeom, x: Loc, y: Loc },
-    AvgPool2Backward { g: PoolGeom, dy: Loc, dx: Loc },
+    AvgPool2Backward { g: PoolGeom, dy: Loc, dx: Loc, accumulate: bool },
 }
 
 impl PoolKernel {
@@ -53,15 +53,18 @@ impl PoolKernel {
     }
 
     pub fn accumulates(&self) -> bool {
-        true
+        match *self {
+            PoolKernel::AvgPool3Backward { accumulate, .. } | PoolKernel::AvgPool2Backward { accumulate, .. } => accumulate,
+            _ => true,
+        }
     }
 
     pub(crate) fn run_cpu<T: Float>(&self, m: &CpuView<T>) {
         match *self {
             PoolKernel::AvgPool3Forward { g, x, y } => avg_pool3_forward(&g, m.r(x), m.w(y)),
-            PoolKernel::AvgPool3Backward { g, dy, dx } => avg_pool3_backward(&g, m.r(dy), m.w(dx)),
+            PoolKernel::AvgPool3Backward { g, dy, dx, accumulate } => avg_pool3_backward(&g, m.r(dy), assign_or_add(m.w(dx), accumulate)),
             PoolKernel::AvgPool2Forward { g, x, y } => avg_pool2_forward(&g, m.r(x), m.w(y)),
-            PoolKernel::AvgPool2Backward { g, dy, dx } => avg_pool2_backward(&g, m.r(dy), m.w(dx)),
+            PoolKernel::AvgPool2Backward { g, dy, dx, accumulate } => avg_pool2_backward(&g, m.r(dy), assign_or_add(m.w(dx), accumulate)),
         }
     }
 }

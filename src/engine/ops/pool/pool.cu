@@ -13,7 +13,7 @@ extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_
 
 // dx += adjoint: each input gathers dy / count from the outputs whose window holds it.
 extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool3_backward(const float* __restrict__ dy, float* __restrict__ dx,
-                                                   int planes, int h, int w) {
+                                                   int planes, int h, int w, int accumulate) {
     int hw = h * w;
     int n = planes * hw;
     for (int o = blockIdx.x * blockDim.x + threadIdx.x; o < n; o += gridDim.x * blockDim.x) {
@@ -28,7 +28,7 @@ extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_
                 if (c >= 0 && c < w) s += plane[r * w + c] * pool3_inv_count(r, c, h, w);
             }
         }
-        dx[o] += s;
+        dx[o] = (accumulate ? dx[o] : 0.0f) + s;
     }
 }
 
@@ -47,11 +47,12 @@ extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_
 }
 
 extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool2_backward(const float* __restrict__ dy, float* __restrict__ dx,
-                                                   int planes, int h, int w) {
+                                                   int planes, int h, int w, int accumulate) {
     int oh = h / 2, ow = w / 2, hw = h * w;
     int n = planes * hw;
     for (int o = blockIdx.x * blockDim.x + threadIdx.x; o < n; o += gridDim.x * blockDim.x) {
         int p = o / hw, i = (o % hw) / w, j = o % w;
-        if (i / 2 < oh && j / 2 < ow) dx[o] += dy[(p * oh + i / 2) * ow + j / 2] * 0.25f;
+        float base = accumulate ? dx[o] : 0.0f;
+        dx[o] = i / 2 < oh && j / 2 < ow ? base + dy[(p * oh + i / 2) * ow + j / 2] * 0.25f : base;
     }
 }
