@@ -580,8 +580,8 @@ impl<'g> Planner<'g> {
         if node.op == Op::SoftmaxXent {
             // The loss seeds the backward pass: d loss / d loss = 1.
             let s = self.shape(ins[0]);
-            let dlogits = self.grad(ins[0]);
-            self.kernels.push(Kernel::Loss(LossKernel::SoftmaxXentBackward { n: s[0], classes: s[1], probs: self.aux[i][0], dlogits }));
+            let (dlogits, accumulate) = self.grad_to_write(ins[0]).expect("the loss's input needs a gradient when the loss does");
+            self.kernels.push(Kernel::Loss(LossKernel::SoftmaxXentBackward { n: s[0], classes: s[1], probs: self.aux[i][0], dlogits, accumulate }));
             return true;
         }
         if node.op == Op::SumAll {
@@ -669,8 +669,8 @@ impl<'g> Planner<'g> {
                 let (x, w) = (self.act(ins[0]), self.act(ins[1]));
                 let dw = self.grad_if_needed(ins[1]);
                 let db = self.grad_if_needed(ins[2]);
-                let dx = self.grad_if_needed(ins[0]);
-                self.kernels.push(Kernel::Linear(LinearKernel::Backward { g, x, w, dy, dx, dw, db }));
+                let (dx, accumulate) = self.grad_to_write(ins[0]).map_or((None, true), |(dx, a)| (Some(dx), a));
+                self.kernels.push(Kernel::Linear(LinearKernel::Backward { g, x, w, dy, dx, dw, db, accumulate }));
             }
             Op::SoftmaxXent | Op::SumAll => unreachable!("handled above"),
         }

@@ -12,8 +12,10 @@ pub(crate) fn cases(cases: &mut Cases) {
             LinearKernel::Forward { g, x, w, b, y: c.loc(30) }.into()
         });
     }
-    cases.add("linear_backward", REDUCTION_TOLERANCE, |c| {
-        let (x, w, dy) = (c.loc(21), c.loc(70), c.loc(30));
-        LinearKernel::Backward { g, x, w, dy, dx: Some(c.loc(21)), dw: Some(c.loc(70)), db: Some(c.loc(10)) }.into()
-    });
+    for (mode, accumulate) in [("", true), ("_assign", false)] {
+        cases.add(&format!("linear_backward{mode}"), REDUCTION_TOLERANCE, |c| {
+            let (x, w, dy) = (c.loc(21), c.loc(70), c.loc(30));
+            LinearKernel::Backward { g, x, w, dy, dx: Some(c.loc(21)), dw: Some(c.loc(70)), db: Some(c.loc(10)), accumulate }.into()
+        });
+    }
 }

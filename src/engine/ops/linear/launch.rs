@@ -4,7 +4,7 @@
 use anyhow::Result;
 
 use super::LinearKernel;
-use crate::engine::cuda::launch::{len, OnGpu};
+use crate::engine::cuda::launch::{flag, len, OnGpu};
 
 impl LinearKernel {
     /// The CUDA kernels [`LinearKernel::launch`] launches, in order.
@@ -26,9 +26,9 @@ impl LinearKernel {
                 let args = [on.p(x)?, on.p(w)?, on.opt(b)?, on.p(y)?, len(g.n)?, len(g.d_in)?, len(g.d_out)?];
                 on.elementwise("fear_linear_forward", g.n * g.d_out, &args)
             }
-            LinearKernel::Backward { g, x, w, dy, dx, dw, db } => {
+            LinearKernel::Backward { g, x, w, dy, dx, dw, db, accumulate } => {
                 if let Some(dx) = dx {
-                    let args = [on.p(dy)?, on.p(w)?, on.p(dx)?, len(g.n)?, len(g.d_in)?, len(g.d_out)?];
+                    let args = [on.p(dy)?, on.p(w)?, on.p(dx)?, len(g.n)?, len(g.d_in)?, len(g.d_out)?, flag(accumulate)];
                     on.elementwise("fear_linear_backward_input", g.n * g.d_in, &args)?;
                 }
                 if let Some(dw) = dw {

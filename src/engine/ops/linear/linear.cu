@@ -16,15 +16,15 @@ extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_line
     }
 }
 
-// dx += dy w.
+// dx += dy w (dx = 0 + that without `accumulate`).
 extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_linear_backward_input(const float* __restrict__ dy, const float* __restrict__ w,
-                                                      float* __restrict__ dx, int n, int d_in, int d_out) {
+                                                      float* __restrict__ dx, int n, int d_in, int d_out, int accumulate) {
     int total = n * d_in;
     for (int o = blockIdx.x * blockDim.x + threadIdx.x; o < total; o += gridDim.x * blockDim.x) {
         int row = o / d_in, i = o % d_in;
         float s = 0.0f;
         for (int j = 0; j < d_out; ++j) s += dy[(long long)row * d_out + j] * w[(long long)j * d_in + i];
-        dx[o] += s;
+        dx[o] = (accumulate ? dx[o] : 0.0f) + s;
     }
 }
 

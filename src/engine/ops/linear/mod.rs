@@ -7,7 +7,7 @@ pub mod launch;
 
 pub use cpu::*;
 
-use super::CpuView;
+use super::{assign_or_add, CpuView};
 use crate::engine::kernel::Loc;
 use crate::engine::Float;
 
@@ -24,8 +24,9 @@ pub struct LinearGeom {
 pub enum LinearKernel {
     /// y = x w^T (+ b).
     Forward { g: LinearGeom, x: Loc, w: Loc, b: Option<Loc>, y: Loc },
-    /// dx += dy w, dw += dy^T x, db += the column sums of dy (each when present).
-    Backward { g: LinearGeom, x: Loc, w: Loc, dy: Loc, dx: Option<Loc>, dw: Option<Loc>, db: Option<Loc> },
+    /// dx += dy w (dx = 0 + that without `accumulate`), dw += dy^T x, db += the column sums of
+    /// dy (each when present).
+    Backward { g: LinearGeom, x: Loc, w: Loc, dy: Loc, dx: Option<Loc>, dw: Option<Loc>, db: Option<Loc>, accumulate: bool },
 }
 
 impl LinearKernel {
@@ -61,14 +62,18 @@ impl LinearKernel {
     }
 
     pub fn accumulates(&self) -> bool {
-        true
+        match *self {
+            LinearKernel::Backward { accumulate, .. } => accumulate,
+            _ => true,
+        }
     }
 
     pub(crate) fn run_cpu<T: Float>(&self, m: &CpuView<T>) {
         match *self {
             LinearKernel::Forward { g, x, w, b, y } => linear_forward(&g, m.r(x), m.r(w), b.map(|l| m.r(l)), m.w(y)),
-            LinearKernel::Backward { g, x, w, dy, dx, dw, db } => {
-                linear_backward(&g, m.r(x), m.r(w), m.r(dy), dx.map(|l| m.w(l)), dw.map(|l| m.w(l)), db.map(|l| m.w(l)))
+            LinearKernel::Backward { g, x, w, dy, dx, dw, db, accumulate } => {
+                let dx = dx.map(|l| assign_or_add(m.w(l), accumulate));
+                linear_backward(&g, m.r(x), m.r(w), m.r(dy), dx, dw.map(|l| m.w(l)), db.map(|l| m.w(l)))
             }
         }
     }

@@ -5,7 +5,7 @@ use anyhow::{ensure, Result};
 
 use super::LossKernel;
 use crate::engine::cuda::launch::threads::FEAR_LOSS_THREADS;
-use crate::engine::cuda::launch::{len, Arg, OnGpu};
+use crate::engine::cuda::launch::{flag, len, Arg, OnGpu};
 
 impl LossKernel {
     /// The CUDA kernel [`LossKernel::launch`] launches: `fear_` + the op's name.
@@ -25,9 +25,9 @@ impl LossKernel {
                 // One block, whatever n: per_item with one item (the labels buffer holds n labels, checked above).
                 on.per_item("fear_softmax_xent_forward", 1, FEAR_LOSS_THREADS, &args)
             }
-            LossKernel::SoftmaxXentBackward { n, classes, probs, dlogits } => {
+            LossKernel::SoftmaxXentBackward { n, classes, probs, dlogits, accumulate } => {
                 ensure!(n <= capacity, "softmax over {n} rows but the label buffer holds {capacity}");
-                let args = [on.p(probs)?, Arg::Ptr(labels), on.p(dlogits)?, len(n)?, len(classes)?];
+                let args = [on.p(probs)?, Arg::Ptr(labels), on.p(dlogits)?, len(n)?, len(classes)?, flag(accumulate)];
                 on.elementwise("fear_softmax_xent_backward", n * classes, &args)
             }
         }

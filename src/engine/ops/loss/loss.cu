@@ -44,15 +44,15 @@ extern "C" __global__ void __launch_bounds__(FEAR_LOSS_THREADS) fear_softmax_xen
     }
 }
 
-// dlogits += (probs - onehot(labels)) / n.
+// dlogits += (probs - onehot(labels)) / n (dlogits = 0 + that without `accumulate`).
 extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_softmax_xent_backward(const float* __restrict__ probs, const unsigned* __restrict__ labels,
-                                                      float* __restrict__ dlogits, int n, int classes) {
+                                                      float* __restrict__ dlogits, int n, int classes, int accumulate) {
     float scale = 1.0f / (float)n;
     int total = n * classes;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
         int r = i / classes, j = i % classes;
         float t = (unsigned)j == labels[r] ? 1.0f : 0.0f;
-        dlogits[i] += scale * (probs[i] - t);
+        dlogits[i] = (accumulate ? dlogits[i] : 0.0f) + scale * (probs[i] - t);
     }
 }
 

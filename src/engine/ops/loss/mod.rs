@@ -7,7 +7,7 @@ pub mod launch;
 
 pub use cpu::*;
 
-use super::CpuView;
+use super::{assign_or_add, CpuView};
 use crate::engine::kernel::Loc;
 use crate::engine::Float;
 
@@ -17,8 +17,8 @@ pub enum LossKernel {
     /// Softmax probabilities into `probs`; mean loss into `loss` and the top-1 count into `correct`
     /// (both one-element locations).
     SoftmaxXentForward { n: usize, classes: usize, logits: Loc, probs: Loc, loss: Loc, correct: Loc },
-    /// dlogits += (probs - onehot) / n.
-    SoftmaxXentBackward { n: usize, classes: usize, probs: Loc, dlogits: Loc },
+    /// dlogits += (probs - onehot) / n (dlogits = 0 + that without `accumulate`).
+    SoftmaxXentBackward { n: usize, classes: usize, probs: Loc, dlogits: Loc, accumulate: bool },
 }
 
 impl LossKernel {
@@ -45,7 +45,10 @@ impl LossKernel {
     }
 
     pub fn accumulates(&self) -> bool {
-        true
+        match *self {
+            LossKernel::SoftmaxXentBackward { accumulate, .. } => accumulate,
+            _ => true,
+        }
     }
 
     pub(crate) fn run_cpu<T: Float>(&self, m: &CpuView<T>) {
@@ -55,8 +58,8 @@ impl LossKernel {
                 m.w(loss)[0] = l;
                 m.w(correct)[0] = T::from_f64(c as f64);
             }
-            LossKernel::SoftmaxXentBackward { n, classes, probs, dlogits } => {
-                softmax_xent_backward(n, classes, m.r(probs), &m.labels[..n], T::one(), m.w(dlogits))
+            LossKernel::SoftmaxXentBackward { n, classes, probs, dlogits, accumulate } => {
+                softmax_xent_backward(n, classes, m.r(probs), &m.labels[..n], T::one(), assign_or_add(m.w(dlogits), accumulate))
             }
         }
     }
