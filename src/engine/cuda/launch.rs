@@ -372,9 +372,17 @@ pub fn flag(accumulate: bool) -> Arg {
 /// # Safety
 /// As [`launch`].
 pub unsafe fn launch_bounded(b: &dyn Backend, name: &str, dims: Dims, args: &[Arg]) -> Result<()> {
+    launch_bounded_with_shared(b, name, dims, 0, args)
+}
+
+/// [`launch_bounded`] with `shared_bytes` of dynamic shared memory.
+///
+/// # Safety
+/// As [`launch`].
+pub unsafe fn launch_bounded_with_shared(b: &dyn Backend, name: &str, dims: Dims, shared_bytes: u32, args: &[Arg]) -> Result<()> {
     let bound = threads::KERNEL_THREADS.iter().find(|(n, _)| *n == name).map(|&(_, t)| t);
     ensure!(bound == Some(dims.block[0]) && dims.block[1..] == [1, 1], "{name}: a block of {:?} threads, but it is bounded to {bound:?}", dims.block);
-    launch(b, name, dims, args)
+    launch_with_shared(b, name, dims, shared_bytes, args)
 }
 
 #[cfg(test)]

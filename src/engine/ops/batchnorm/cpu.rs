@@ -67,9 +67,10 @@ fn sum_dy_dyxc<T: Float>(x: &[T], dy: &[T], mean: T) -> (f64, f64) {
 
 /// How a channel is normalised: y = ((x - mean_hi) - mean_lo) * scale + beta. The mean is split
 /// into two T parts so the subtraction stays exact when |mean| >> std (x*scale + (beta -
-/// mean*scale) would cancel two large terms).
+/// mean*scale) would cancel two large terms). Its 4 coefficients, in this order, are what a
+/// batch norm writes for the node sum that applies it ([`super::BnOutput::Coefficients`]).
 #[derive(Clone, Copy)]
-struct Affine<T> {
+pub(crate) struct Affine<T> {
     mean_hi: T,
     mean_lo: T,
     scale: T,
@@ -77,17 +78,74 @@ struct Affine<T> {
 }
 
 impl<T: Float> Affine<T> {
-    fn new(mean: f64, scale: f64, beta: T) -> Self {
+    pub(crate) fn new(mean: f64, scale: f64, beta: T) -> Self {
         let mean_hi = T::from_f64(mean);
         Affine { mean_hi, mean_lo: T::from_f64(mean - mean_hi.as_f64()), scale: T::from_f64(scale), beta }
     }
 
+    /// From (mean_hi, mean_lo, scale, beta).
+    pub(crate) fn from_coefficients(k: &[T]) -> Self {
+        Affine { mean_hi: k[0], mean_lo: k[1], scale: k[2], beta: k[3] }
+    }
+
+    pub(crate) fn coefficients(&self) -> [T; 4] {
+        [self.mean_hi, self.mean_lo, self.scale, self.beta]
+    }
+
+    pub(crate) fn normalise(&self, x: T) -> T {
+        ((x - self.mean_hi) - self.mean_lo) * self.scale + self.beta
+    }
+
     fn apply(&self, x: &[T], y: &mut [T]) {
-        let Affine { mean_hi, mean_lo, scale, beta } = *self;
         for (y, &x) in y.iter_mut().zip(x) {
-            *y = ((x - mean_hi) - mean_lo) * scale + beta;
+            *y = self.normalise(x);
         }
     }
+}
+
+/// A channel's input gradient in train mode: dx = a*dy + (b*(x - mean) + k), with a =
+/// gamma*invstd, b = -a*invstd^2*sum(dy*(x-mean))/m, k = -a*sum(dy)/m. Its 4 coefficients
+/// (a, b, k, mean) are what a batch norm's backward writes for the convolution that applies it
+/// ([`bn_backward_coefficients`]).
+#[derive(Clone, Copy)]
+pub(crate) struct InputGradient<T> {
+    a: T,
+    b: T,
+    k: T,
+    mean: T,
+}
+
+impl<T: Float> InputGradient<T> {
+    /// From the channel's gamma, invstd, sums (sum dy, sum dy*(x - mean)) over its m values.
+    fn new(gamma: T, invstd: T, mean: T, (sdy, sdyx): (f64, f64), m: f64) -> Self {
+        let inv = invstd.as_f64();
+        let a = gamma.as_f64() * inv;
+        let (b, k) = if m > 0.0 { (-a * inv * inv * sdyx / m, -a * sdy / m) } else { (0.0, 0.0) };
+        InputGradient { a: T::from_f64(a), b: T::from_f64(b), k: T::from_f64(k), mean }
+    }
+
+    /// From (a, b, k, mean).
+    pub(crate) fn from_coefficients(c: &[T]) -> Self {
+        InputGradient { a: c[0], b: c[1], k: c[2], mean: c[3] }
+    }
+
+    fn coefficients(&self) -> [T; 4] {
+        [self.a, self.b, self.k, self.mean]
+    }
+
+    /// The input gradient at a value x whose output gradient is dy.
+    pub(crate) fn at(&self, dy: T, x: T) -> T {
+        self.a * dy + (self.b * (x - self.mean) + self.k)
+    }
+}
+
+/// Channel `ch`'s (sum dy, sum dy*(x - mean)) over the batch, in f64.
+fn channel_dy_sums<T: Float>(g: &BnGeom, x: &[T], dy: &[T], mean: T, ch: usize) -> (f64, f64) {
+    let at = |i: usize| (i * g.c + ch) * g.hw..(i * g.c + ch + 1) * g.hw;
+    (0..g.n).fold((0.0, 0.0), |(a, b), i| {
+        let (da, db) = sum_dy_dyxc(&x[at(i)], &dy[at(i)], mean);
+        (a + da, b + db)
+    })
 }
 
 /// Train mode: normalise with the biased batch variance; running_mean/var updated in place with
@@ -208,25 +266,18 @@ pub fn bn_backward<T: Float>(
         .into_par_iter()
         .map(|ch| {
             let at = |i: usize| (i * c + ch) * hw..(i * c + ch + 1) * hw;
-            let (sdy, sdyx) = (0..n).fold((0.0, 0.0), |(a, b), i| {
-                let (da, db) = sum_dy_dyxc(&x[at(i)], &dy[at(i)], mean[ch]);
-                (a + da, b + db)
-            });
+            let sums = channel_dy_sums(g, x, dy, mean[ch], ch);
             if let Some(dxp) = dxp {
-                let inv = invstd[ch].as_f64();
-                let a = gamma[ch].as_f64() * inv;
-                let b = -a * inv * inv * sdyx / m as f64;
-                let k = -a * sdy / m as f64;
-                let (a, b, k, mu) = (T::from_f64(a), T::from_f64(b), T::from_f64(k), mean[ch]);
+                let grad = InputGradient::new(gamma[ch], invstd[ch], mean[ch], sums, m as f64);
                 for i in 0..n {
                     // SAFETY: plane (i, ch) belongs to this task alone and lies inside dx.
                     let d = unsafe { dxp.slice(at(i).start, hw) };
                     for ((d, &g), &x) in d.iter_mut().zip(&dy[at(i)]).zip(&x[at(i)]) {
-                        *d = *d + (a * g + (b * (x - mu) + k));
+                        *d = *d + grad.at(g, x);
                     }
                 }
             }
-            (sdy, sdyx)
+            sums
         })
         .collect();
     if let Some(dgamma) = dgamma {
@@ -249,18 +300,9 @@ pub fn bn_backward<T: Float>(
 /// convolution that applies them as it loads, instead of a written gradient).
 #[allow(clippy::too_many_arguments)]
 pub fn bn_backward_coefficients<T: Float>(g: &BnGeom, x: &[T], dy: &[T], gamma: &[T], mean: &[T], invstd: &[T], coef: &mut [T]) {
-    let (n, c, hw) = (g.n, g.c, g.hw);
-    assert!(x.len() == g.len() && dy.len() == g.len() && coef.len() == 4 * c, "batch_norm: lengths");
-    let m = g.count() as f64;
-    for ch in 0..c {
-        let at = |i: usize| (i * c + ch) * hw..(i * c + ch + 1) * hw;
-        let (sdy, sdyx) = (0..n).fold((0.0, 0.0), |(a, b), i| {
-            let (da, db) = sum_dy_dyxc(&x[at(i)], &dy[at(i)], mean[ch]);
-            (a + da, b + db)
-        });
-        let inv = invstd[ch].as_f64();
-        let a = gamma[ch].as_f64() * inv;
-        let (b, k) = if m > 0.0 { (-a * inv * inv * sdyx / m, -a * sdy / m) } else { (0.0, 0.0) };
-        coef[4 * ch..4 * ch + 4].copy_from_slice(&[T::from_f64(a), T::from_f64(b), T::from_f64(k), mean[ch]]);
+    assert!(x.len() == g.len() && dy.len() == g.len() && coef.len() == 4 * g.c, "batch_norm: lengths");
+    for (ch, out) in coef.chunks_exact_mut(4).enumerate() {
+        let sums = channel_dy_sums(g, x, dy, mean[ch], ch);
+        out.copy_from_slice(&InputGradient::new(gamma[ch], invstd[ch], mean[ch], sums, g.count() as f64).coefficients());
     }
 }

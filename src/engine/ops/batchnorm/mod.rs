@@ -163,14 +163,10 @@ fn normalised_or_scratch<'a, T: Float>(m: &'a CpuView<T>, y: BnOutput, len: usiz
     }
 }
 
-/// Each channel's (mean_hi, mean_lo, scale, beta) from its (mean, 1 / std), as the GPU's
-/// finalize kernels write them (the CPU face, held to them within the self-test's tolerance).
+/// Each channel's [`Affine`] coefficients from its (mean, 1 / std), as the GPU's finalize
+/// kernels write them (the CPU face, held to them within the self-test's tolerance).
 fn write_coefficients<T: Float>(stats: impl Iterator<Item = (f64, f64)>, gamma: &[T], beta: &[T], coef: &mut [T]) {
-    for (ch, (mu, inv)) in stats.enumerate() {
-        let hi = T::from_f64(mu);
-        coef[4 * ch] = hi;
-        coef[4 * ch + 1] = T::from_f64(mu - hi.as_f64());
-        coef[4 * ch + 2] = T::from_f64(gamma[ch].as_f64() * inv);
-        coef[4 * ch + 3] = beta[ch];
+    for (ch, ((mu, inv), out)) in stats.zip(coef.chunks_exact_mut(4)).enumerate() {
+        out.copy_from_slice(&Affine::new(mu, gamma[ch].as_f64() * inv, beta[ch]).coefficients());
     }
 }

@@ -7,8 +7,8 @@
 use anyhow::{ensure, Result};
 
 use super::{BnGradient, ConvGeom, ConvKernel};
-use crate::engine::cuda::launch::threads::{FEAR_CONV_THREADS, FEAR_WGRAD_THREADS, KERNEL_THREADS};
-use crate::engine::cuda::launch::{launch_with_shared, Arg, Backend, Dims, GpuAddresses, OnGpu};
+use crate::engine::cuda::launch::threads::{FEAR_CONV_THREADS, FEAR_WGRAD_THREADS};
+use crate::engine::cuda::launch::{launch_bounded_with_shared, Arg, Backend, Dims, GpuAddresses, OnGpu};
 
 /// Output pixels and output channels each thread of the forward / input-gradient kernel owns
 /// (FEAR_CONV_PIX, FEAR_CONV_CO in conv.cu).
@@ -126,16 +126,14 @@ fn geometry_args(g: &ConvGeom) -> Result<Vec<Arg>> {
     [g.n, g.c_in, g.h, g.w, g.c_out, g.k, g.stride, g.pad, g.out_h(), g.out_w()].into_iter().map(Arg::len).collect()
 }
 
-/// [`launch_with_shared`] after checking the block is the size the kernel's `__launch_bounds__`
-/// names (as `launch_bounded` does for the kernels without dynamic shared memory).
+/// [`launch_bounded_with_shared`] (which checks the block against the kernel's bound) after
+/// checking the launch is not empty.
 fn launch_bounded_shared(b: &dyn Backend, name: &str, dims: Dims, shared_bytes: usize, args: &[Arg]) -> Result<()> {
-    let bound = KERNEL_THREADS.iter().find(|(n, _)| *n == name).map(|&(_, t)| t);
-    ensure!(bound == Some(dims.block[0]), "{name}: a block of {:?} threads, but it is bounded to {bound:?}", dims.block);
     ensure!(dims.grid[0] as usize * dims.block[0] as usize > 0, "{name}: an empty launch");
     // SAFETY: the pointers are bounds-checked locations (`OnGpu::p`) or the scratch; each
     // conv kernel reads and writes only the tensors of its geometry, the partials its plan
     // sizes, and the `shared_bytes` of shared memory it is given.
-    unsafe { launch_with_shared(b, name, dims, shared_bytes as u32, args) }
+    unsafe { launch_bounded_with_shared(b, name, dims, shared_bytes as u32, args) }
 }
 
 fn launch_tiles(b: &dyn Backend, name: &str, g: &ConvGeom, t: TilePlan, ptrs: [Arg; 3], extra: &[Arg]) -> Result<()> {

@@ -8,6 +8,7 @@ pub mod launch;
 
 pub use cpu::*;
 
+use super::batchnorm::InputGradient;
 use super::elementwise::{relu, relu_backward};
 use super::{assign_or_add, CpuView};
 use crate::engine::kernel::Loc;
@@ -148,7 +149,7 @@ fn through_bn<'a, T: Float>(m: &'a CpuView<T>, g: &ConvGeom, dy: Loc, bn: Option
     let plane = g.out_h() * g.out_w();
     let grad = (0..dy.len()).map(|i| {
         let ch = 4 * (i / plane.max(1) % g.c_out.max(1));
-        T::zero() + (k[ch] * dy[i] + (k[ch + 1] * (x[i] - k[ch + 3]) + k[ch + 2]))
+        T::zero() + InputGradient::from_coefficients(&k[ch..ch + 4]).at(dy[i], x[i])
     });
     std::borrow::Cow::Owned(grad.collect())
 }

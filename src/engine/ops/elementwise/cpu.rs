@@ -3,6 +3,7 @@
 //! Memory-bound single passes, split into chunks of about 16K elements for rayon.
 use rayon::prelude::*;
 
+use crate::engine::ops::batchnorm::Affine;
 use crate::engine::Float;
 
 const CHUNK: usize = 1 << 14;
@@ -60,7 +61,7 @@ pub fn node_sum<T: Float>(c: usize, hw: usize, terms: &[SumTerm<T>], y: &mut [T]
     let term = |(x, coef): &SumTerm<T>, i: usize| match coef {
         Some(k) => {
             let ch = 4 * (i / hw.max(1) % c.max(1));
-            ((x[i] - k[ch]) - k[ch + 1]) * k[ch + 2] + k[ch + 3]
+            Affine::from_coefficients(&k[ch..ch + 4]).normalise(x[i])
         }
         None => x[i],
     };
