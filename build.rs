@@ -163,27 +163,37 @@ fn body_after(text: &str, at: usize) -> &str {
 }
 
 /// Whether each kernel synchronises its block (`__syncthreads`, a warp shuffle, or a call to a
-/// `__device__` function that does): only those need the emulator's fibers; the others run
-/// their threads as plain calls, which is far faster.
+/// `__device__` function that does, directly or through other helpers): only those need the
+/// emulator's fibers; the others run their threads as plain calls, which is far faster.
 fn kernels_needing_barriers(sources: &[(PathBuf, String)], names: &[String]) -> Vec<bool> {
     let all: String = sources.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>().join("\n");
-    let syncs = |body: &str| body.contains("__syncthreads") || body.contains("__shfl");
-    // __device__ helpers that synchronise, by name.
-    let mut helpers = Vec::new();
-    for (at, _) in all.match_indices("__device__ ") {
-        let head = &all[at..];
-        let paren = head.find('(').unwrap_or(0);
-        let name = head[..paren].split_whitespace().last().unwrap_or("").to_string();
-        if syncs(body_after(&all, at)) {
-            helpers.push(name);
+    // Every __device__ helper: (name, body).
+    let helpers: Vec<(String, &str)> = all
+        .match_indices("__device__ ")
+        .map(|(at, _)| {
+            let head = &all[at..];
+            let paren = head.find('(').unwrap_or(0);
+            (head[..paren].split_whitespace().last().unwrap_or("").to_string(), body_after(&all, at))
+        })
+        .collect();
+    let calls = |body: &str, h: &str| body.contains(&format!("{h}(")) || body.contains(&format!("{h}<"));
+    // The helpers that synchronise: those that do themselves, then (to a fixed point) those
+    // that call one.
+    let mut syncing: Vec<&str> = Vec::new();
+    loop {
+        let syncs = |body: &str| body.contains("__syncthreads") || body.contains("__shfl") || syncing.iter().any(|h| calls(body, h));
+        let more: Vec<&str> = helpers.iter().filter(|(n, b)| !syncing.contains(&n.as_str()) && syncs(b)).map(|(n, _)| n.as_str()).collect();
+        if more.is_empty() {
+            break;
         }
+        syncing.extend(more);
     }
     names
         .iter()
         .map(|n| {
             let at = all.find(&format!(" {n}(")).expect("kernel name vanished");
             let body = body_after(&all, at);
-            syncs(body) || helpers.iter().any(|h| body.contains(&format!("{h}(")) || body.contains(&format!("{h}<")))
+            body.contains("__syncthreads") || body.contains("__shfl") || syncing.iter().any(|h| calls(body, h))
         })
         .collect()
 }

@@ -106,9 +106,12 @@ fn training_steps_on_the_emulated_gpu_are_bit_identical_run_to_run() {
 }
 
 /// The GPU plan fuses each ReLU that feeds only a convolution into it (the forward and the weight
-/// gradient read relu(x), the input gradient is masked by x), and each node sum into one kernel
-/// that applies the batch norms read only by it: the same bits as the unfused plan on the
-/// emulated GPU, full and frozen steps alike, with fewer kernels.
+/// gradient read relu(x), the input gradient is masked by x), each node sum into one kernel
+/// that applies the batch norms read only by it, and each such batch norm's statistics and
+/// backward into its convolution: the same bits as the unfused plan on the emulated GPU, full and
+/// frozen steps alike, with fewer kernels. (The statistics are merged from other partials, the
+/// convolution's blocks instead of the batch norm's splits: in double, over this small batch, they
+/// round to the same floats; on large batches they may differ in the last bit.)
 #[test]
 fn fused_steps_are_bit_identical_to_unfused_ones() {
     use fear::engine::{PlanOptions, Session};

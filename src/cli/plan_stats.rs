@@ -34,6 +34,9 @@ pub struct PlanStats {
     pub flops_frozen: u64,
     /// Launches per kernel (CUDA kernel names on a GPU, op names on the CPU).
     pub kernels: Vec<KernelRow>,
+    /// The bytes model per planned op (a model, as `planned_bytes_*`), largest first: where the
+    /// step's traffic is.
+    pub bytes_by_op: Vec<KernelRow>,
     pub note: &'static str,
 }
 
@@ -68,9 +71,23 @@ pub fn plan_stats(arch: &Arch, device: &str, batch: usize, fuse: bool) -> Result
             }
         }
     }
+    let mut by_op: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
+    for (p, frozen_step) in [(&full, false), (&frozen, true)] {
+        for k in step(p) {
+            let e = by_op.entry(k.name()).or_default();
+            let b = bytes(k, gpu) as usize;
+            if frozen_step {
+                e.1 += b
+            } else {
+                e.0 += b
+            }
+        }
+    }
     let launches = |frozen_step: bool| table.values().map(|e| if frozen_step { e.1 } else { e.0 }).sum();
     let mut kernels: Vec<KernelRow> = table.iter().map(|(k, e)| KernelRow { kernel: k, full: e.0, frozen: e.1 }).collect();
     kernels.sort_by(|a, b| b.full.cmp(&a.full).then(a.kernel.cmp(b.kernel)));
+    let mut bytes_by_op: Vec<KernelRow> = by_op.iter().map(|(k, e)| KernelRow { kernel: k, full: e.0, frozen: e.1 }).collect();
+    bytes_by_op.sort_by(|a, b| b.full.cmp(&a.full).then(a.kernel.cmp(b.kernel)));
     Ok(PlanStats {
         arch: arch.to_string(),
         device: if gpu { "gpu" } else { "cpu" }.into(),
@@ -82,6 +99,7 @@ pub fn plan_stats(arch: &Arch, device: &str, batch: usize, fuse: bool) -> Result
         flops_full: step(&full).map(flops).sum(),
         flops_frozen: step(&frozen).map(flops).sum(),
         kernels,
+        bytes_by_op,
         note: "plan statistics: counted from the planned step, bytes and flops modelled from shapes; nothing was run",
     })
 }
@@ -91,10 +109,16 @@ fn step(p: &Program) -> impl Iterator<Item = &Kernel> {
     p.forward.iter().chain(&p.backward).chain(&p.update)
 }
 
-/// The bytes `k` reads and writes (a model): every location it names once, and on a GPU the
+/// The bytes `k` reads and writes (a model): every location it names once (per half of a kernel
+/// computing both gradients of a convolution), and on a GPU the
 /// second pass of a batch norm that normalises (its statistics, then the apply kernel reading x
 /// again) and of a batch-norm backward that writes dx (x and dy read again).
 fn bytes(k: &Kernel, gpu: bool) -> u64 {
+    // The two-gradient convolution's halves each read dy (and x) themselves.
+    if let Kernel::Conv(c @ ConvKernel::Backward { .. }) = k {
+        let (weight, input) = c.halves();
+        return bytes(&weight.into(), gpu) + bytes(&input.into(), gpu);
+    }
     let once: u64 = k.locs().iter().map(|l| l.len as u64 * 4).sum();
     let again = match k {
         Kernel::Bn(BnKernel::TrainForward { x, y: BnOutput::Normalised(_), .. } | BnKernel::EvalForward { x, y: BnOutput::Normalised(_), .. }) => x.len,
@@ -110,6 +134,7 @@ fn flops(k: &Kernel) -> u64 {
         Kernel::Conv(ConvKernel::Forward { g, .. })
         | Kernel::Conv(ConvKernel::BackwardInput { g, .. })
         | Kernel::Conv(ConvKernel::BackwardWeight { g, .. }) => conv(g),
+        Kernel::Conv(ConvKernel::Backward { g, .. }) => 2 * conv(g),
         Kernel::Linear(LinearKernel::Forward { g, .. }) => 2 * (g.n * g.d_in * g.d_out) as u64,
         Kernel::Linear(LinearKernel::Backward { g, dx, dw, .. }) => 2 * (g.n * g.d_in * g.d_out) as u64 * (dx.is_some() as u64 + dw.is_some() as u64),
         _ => 0,
@@ -124,5 +149,9 @@ pub fn print_table(s: &PlanStats) {
     println!("  flops (model)       full {:>8.2e}   frozen {:>8.2e}", s.flops_full as f64, s.flops_frozen as f64);
     for r in &s.kernels {
         println!("  {:<30}{:>6}{:>8}", r.kernel, r.full, r.frozen);
+    }
+    println!("  bytes (model) per op");
+    for r in &s.bytes_by_op {
+        println!("  {:<30}{:>10.2e}{:>10.2e}", r.kernel, r.full as f64, r.frozen as f64);
     }
 }

@@ -24,8 +24,8 @@ use super::graph::{Graph, Op, Source, ValueId};
 use super::kernel::{Kernel, Loc, Space};
 use super::ops::elementwise::{NodeSumTerm, NODE_SUM_TERMS};
 use super::ops::{
-    BnGeom, BnGradient, BnKernel, BnOutput, ConvGeom, ConvKernel, CrossGeom, ElementwiseKernel, FeatureProbeKernel, LinearGeom, LinearKernel, LossKernel,
-    OptimKernel, PoolGeom, PoolKernel, ProbeKernel,
+    BnGeom, BnGradient, BnKernel, BnOutput, BnStatistics, ConvGeom, ConvKernel, CrossGeom, ElementwiseKernel, FeatureProbeKernel, LinearGeom, LinearKernel,
+    LossKernel, OptimKernel, PoolGeom, PoolKernel, ProbeKernel,
 };
 
 /// What kind of step to plan.
@@ -62,9 +62,12 @@ pub struct PlanOptions {
     /// ([`FeatureProbeKernel::ActivationPatterns`]; read from [`Program::relu_patterns`]).
     pub relu_patterns: bool,
     /// Fuse ops: each ReLU whose only consumer is a convolution into it (see [`ConvKernel`]: one
-    /// launch and two passes over the activation fewer in each direction), and each node sum of
+    /// launch and two passes over the activation fewer in each direction); each node sum of
     /// up to [`NODE_SUM_TERMS`] terms into one kernel that also applies the batch norms it alone
-    /// reads ([`ElementwiseKernel::NodeSum`], [`BnOutput::Coefficients`]); the same floats. A
+    /// reads ([`ElementwiseKernel::NodeSum`], [`BnOutput::Coefficients`]); and a batch norm that
+    /// alone reads a convolution's output into that convolution: its training statistics taken in
+    /// the forward's epilogue ([`BnStatistics`]), its backward applied as the gradients load
+    /// ([`BnGradient`]). The same floats, up to the order the statistics are summed in. A
     /// session fuses only on a device that does ([`crate::engine::Device::fuses`]: a GPU; the
     /// CPU runs the unfused plan); on by default, off to plan a GPU step unfused. Ignored under
     /// the probes, which read ReLU values.
@@ -222,19 +225,23 @@ fn fused_into_sums(graph: &Graph, consumers: &[usize], opts: &PlanOptions, is_op
     fused
 }
 
-/// Per value, whether [`PlanOptions::fuse`] has the convolution producing it apply the backward
-/// of the batch norm that alone reads it ([`BnGradient`]).
-fn fused_bn_grads(graph: &Graph, consumers: &[usize], opts: &PlanOptions) -> Vec<bool> {
-    let mut fused = vec![false; graph.values.len()];
+/// Per value, the batch norm (node index) that [`PlanOptions::fuse`] joins to the convolution
+/// producing it: the one op reading a convolution's output. The convolution's forward takes the
+/// batch norm's training statistics ([`BnStatistics`]) and its gradients apply the batch norm's
+/// backward ([`BnGradient`]).
+fn bns_after_convs(graph: &Graph, consumers: &[usize], opts: &PlanOptions) -> Vec<Option<usize>> {
+    let mut bns = vec![None; graph.values.len()];
     if !opts.fuse || probed(opts) {
-        return fused;
+        return bns;
     }
-    for bn in graph.nodes.iter().filter(|n| matches!(n.op, Op::BatchNorm { .. })) {
+    for (i, bn) in graph.nodes.iter().enumerate().filter(|(_, n)| matches!(n.op, Op::BatchNorm { .. })) {
         let v = bn.inputs[0];
         let from_conv = matches!(graph.values[v.0].source, Source::Node(c) if matches!(graph.nodes[c].op, Op::Conv { .. }));
-        fused[v.0] = from_conv && consumers[v.0] == 1;
+        if from_conv && consumers[v.0] == 1 {
+            bns[v.0] = Some(i);
+        }
     }
-    fused
+    bns
 }
 
 /// Per value, the input of each ReLU that [`PlanOptions::fuse`] fuses into the convolution
@@ -315,9 +322,12 @@ struct Planner<'g> {
     fused_pool: Vec<bool>,
     /// Per fused batch norm's output: (its input, its coefficients), once planned.
     bn_coef: Vec<Option<(Loc, Loc)>>,
-    /// Per value: whether it is a convolution's output read only by a batch norm whose backward
-    /// the convolution's gradients apply as they load (the GPU plan).
-    fused_bn_grad: Vec<bool>,
+    /// Per value: for a convolution's output read only by a batch norm, that batch norm's node
+    /// (the GPU plan): the convolution takes its statistics in training and its gradients apply
+    /// its backward as they load.
+    bn_after_conv: Vec<Option<usize>>,
+    /// Per batch-norm node whose statistics its convolution took: where its coefficients are.
+    bn_taken: Vec<Option<Loc>>,
     /// Per such output, once the batch norm's backward is planned: (the batch norm's output
     /// gradient, where its input and coefficients are).
     bn_grad: Vec<Option<(Loc, BnGradient)>>,
@@ -350,7 +360,8 @@ impl<'g> Planner<'g> {
             fused_bn,
             fused_pool,
             bn_coef: vec![None; graph.values.len()],
-            fused_bn_grad: fused_bn_grads(graph, &consumers, opts),
+            bn_after_conv: bns_after_convs(graph, &consumers, opts),
+            bn_taken: vec![None; graph.nodes.len()],
             bn_grad: vec![None; graph.values.len()],
             graph,
             opts,
@@ -465,6 +476,36 @@ impl<'g> Planner<'g> {
         self.kernels.push(Kernel::Bn(kernel));
     }
 
+    /// In training, the statistics of the batch norm that alone reads the convolution output `v`,
+    /// for the convolution's forward to take (see [`BnStatistics`]); that batch norm then only
+    /// applies them ([`Planner::forward_bn_taken`]).
+    fn bn_statistics(&mut self, v: ValueId) -> Option<BnStatistics> {
+        let i = self.bn_after_conv[v.0].filter(|_| self.opts.train)?;
+        let node = &self.graph.nodes[i];
+        let Op::BatchNorm { running_mean, running_var, eps, momentum } = node.op else { unreachable!("bn_after_conv names batch norms") };
+        let c = self.bn_geom(v).c;
+        let (mean, invstd, coef) = (self.vbuf(c, BufKind::Activation), self.vbuf(c, BufKind::Activation), self.vbuf(4 * c, BufKind::Activation));
+        self.aux[i] = vec![mean, invstd];
+        self.bn_taken[i] = Some(coef);
+        let (gamma, beta) = (self.act(node.inputs[1]), self.act(node.inputs[2]));
+        let (running_mean, running_var) = (self.state(running_mean), self.state(running_var));
+        Some(BnStatistics { gamma, beta, running_mean, running_var, mean, invstd, coef, eps, momentum })
+    }
+
+    /// A batch norm whose statistics its convolution took (coefficients at `coef`): the node sum
+    /// reading it normalises as it loads, or an apply kernel writes the normalised tensor.
+    fn forward_bn_taken(&mut self, i: usize, coef: Loc) {
+        let node = &self.graph.nodes[i];
+        let x = self.act(node.inputs[0]);
+        if self.fused_bn[node.output.0] {
+            self.bn_coef[node.output.0] = Some((x, coef));
+            return;
+        }
+        let y = self.vbuf(self.graph.values[node.output.0].len(), BufKind::Activation);
+        self.acts[node.output.0] = Some(y);
+        self.kernels.push(Kernel::Bn(BnKernel::Apply { g: self.bn_geom(node.inputs[0]), x, coef, y }));
+    }
+
     /// The input of the average pool whose output is `v`.
     fn pooled(&self, v: ValueId) -> ValueId {
         let Source::Node(p) = self.graph.values[v.0].source else { unreachable!("a pool's output comes from its node") };
@@ -481,6 +522,9 @@ impl<'g> Planner<'g> {
         if self.fused_relu[node.output.0].is_some() {
             return; // the convolution consuming it applies it
         }
+        if let Some(coef) = self.bn_taken[i] {
+            return self.forward_bn_taken(i, coef);
+        }
         if self.fused_bn[node.output.0] {
             return self.forward_bn_coefficients(i);
         }
@@ -495,7 +539,8 @@ impl<'g> Planner<'g> {
         let kernel = match node.op {
             Op::Conv { stride, pad } => {
                 let (x, relu) = self.conv_input(ins[0]);
-                Kernel::Conv(ConvKernel::Forward { g: self.conv_geom(ins[0], ins[1], stride, pad), x: self.act(x), w: self.act(ins[1]), y, relu })
+                let bn = self.bn_statistics(node.output);
+                Kernel::Conv(ConvKernel::Forward { g: self.conv_geom(ins[0], ins[1], stride, pad), x: self.act(x), w: self.act(ins[1]), y, relu, bn })
             }
             Op::BatchNorm { running_mean, running_var, eps, momentum } => {
                 let g = self.bn_geom(ins[0]);
@@ -605,10 +650,17 @@ impl<'g> Planner<'g> {
                 // With a fused ReLU, the gradient written is the ReLU input's (masked by it).
                 let (xv, relu) = self.conv_input(ins[0]);
                 let (x, w) = (self.act(xv), self.act(ins[1]));
-                if let Some(dw) = self.grad_if_needed(ins[1]) {
+                let dw = self.grad_if_needed(ins[1]);
+                let dx = self.grad_to_write(xv);
+                // The GPU plan computes both in one kernel.
+                if let (Some(dw), Some((dx, accumulate)), true) = (dw, dx, self.opts.fuse && !probed(self.opts)) {
+                    self.kernels.push(Kernel::Conv(ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate }));
+                    return true;
+                }
+                if let Some(dw) = dw {
                     self.kernels.push(Kernel::Conv(ConvKernel::BackwardWeight { g, x, dy, bn, dw, relu }));
                 }
-                if let Some((dx, accumulate)) = self.grad_to_write(xv) {
+                if let Some((dx, accumulate)) = dx {
                     let mask = relu.then_some(x);
                     self.kernels.push(Kernel::Conv(ConvKernel::BackwardInput { g, dy, bn, w, mask, dx, accumulate }));
                 }
@@ -619,7 +671,7 @@ impl<'g> Planner<'g> {
                 let (mean, invstd) = (self.aux[i][0], self.aux[i][1]);
                 let dgamma = self.grad_if_needed(ins[1]);
                 let dbeta = self.grad_if_needed(ins[2]);
-                if self.fused_bn_grad[ins[0].0] && self.requires_grad[ins[0].0] && self.grads[ins[0].0].is_none() {
+                if self.bn_after_conv[ins[0].0].is_some() && self.requires_grad[ins[0].0] && self.grads[ins[0].0].is_none() {
                     // The convolution it normalises applies its backward (see `bn_grad`).
                     let coef = self.vbuf(4 * g.c, BufKind::Gradient);
                     self.bn_grad[ins[0].0] = Some((dy, BnGradient { x, coef }));

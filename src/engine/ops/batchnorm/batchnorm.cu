@@ -3,8 +3,10 @@
 //
 // Each channel is split over `splits` blocks (split s takes images [n*s/splits, n*(s+1)/splits)),
 // so a launch has c*splits blocks instead of c (16-64 blocks would leave most of a GPU idle).
-// A block reduces its share in a fixed tree and writes one partial; a small finalize kernel, one
-// thread per channel, merges a channel's partials in split order. No atomics and no
+// A block reduces its share in a fixed tree and writes one partial; a finalize kernel merges a
+// channel's partials in a fixed tree (the train statistics: one block per channel, as a
+// convolution's epilogue may write a thousand partials per channel; the backward: one thread per
+// channel over its few splits). No atomics and no
 // last-block-reduces fences, so every run gives the same bits. The partials and the per-channel
 // coefficients live in a scratch buffer of the step's memory (src/engine/cuda/gpu.rs); kernels
 // run in stream order, so one buffer serves every batch norm of the step in turn.
@@ -28,10 +30,11 @@ __device__ __forceinline__ void fear_bn_walk(int b0, int b1, int c, int ch, int 
     }
 }
 
-// Train-mode statistics, pass 1: per (channel, split) block, the share's mean and sum of squared
-// deviations from it (two passes over the share, the second from L1/L2), written to
-// partial[2 * (ch * splits + s)]. The finalize kernel merges them as one two-pass sum would (the
-// parallel-variance formula), so no E[x^2] - E[x]^2 cancellation.
+// Train-mode statistics, pass 1: per (channel, split) block, the share's count, mean and sum of
+// squared deviations from that mean (two passes over the share, the second from L1/L2), written
+// to partial[3 * (ch * splits + s)]: the partials a convolution's epilogue writes for the batch
+// norm that alone reads its output (conv.cu, fear_conv_bn_partials) have the same form, so one
+// finalize kernel merges either.
 extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_stats(const float* __restrict__ x, double* __restrict__ partial,
                                                          int n, int c, int hw, int splits) {
     __shared__ double scratch[FEAR_BN_THREADS];
@@ -49,34 +52,36 @@ extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_stats(cons
         });
         q = fear_block_sum<FEAR_BN_THREADS>(q, scratch);
         if (threadIdx.x == 0) {
-            partial[2 * item] = mu;
-            partial[2 * item + 1] = q;
+            partial[3 * item] = count;
+            partial[3 * item + 1] = mu;
+            partial[3 * item + 2] = q;
         }
     }
 }
 
-// Train-mode statistics, pass 2: one thread per channel merges its partials in split order, then
-// writes mean and invstd (for backward), the running statistics (biased batch variance for
-// normalising, unbiased for the running variance; biased when there is a single value per
-// channel) and the channel's affine coefficients coef[4*ch..] = (mean_hi, mean_lo, scale, beta)
-// for fear_bn_apply.
-extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_bn_train_finalize(
+// Train-mode statistics, pass 2: one block per channel merges the channel's `parts` partials
+// (count, mean, squared deviations; at partial[3 * (ch * parts + p)]) as one two-pass sum would
+// (the parallel-variance formula: sum_p count_p (mean_p - mean)^2 + sum_p q_p is the two-pass sum
+// of squares, exactly in reals), each sum in a fixed tree; then writes mean and invstd (for
+// backward), the running statistics (biased batch variance for normalising, unbiased for the
+// running variance; biased when there is a single value per channel) and the channel's affine
+// coefficients coef[4*ch..] = (mean_hi, mean_lo, scale, beta) for fear_bn_apply.
+extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_train_finalize(
     const double* __restrict__ partial, const float* __restrict__ gamma, const float* __restrict__ beta,
     float* __restrict__ running_mean, float* __restrict__ running_var, float* __restrict__ mean,
-    float* __restrict__ invstd, float* __restrict__ coef, int n, int c, int hw, int splits, double eps, double momentum) {
-    for (int ch = blockIdx.x * blockDim.x + threadIdx.x; ch < c; ch += gridDim.x * blockDim.x) {
-        // sum_b n_b (mean_b - mean)^2 + sum_b q_b is the two-pass sum of squares, exactly (in reals).
+    float* __restrict__ invstd, float* __restrict__ coef, int n, int c, int hw, int parts, double eps, double momentum) {
+    __shared__ double scratch[FEAR_BN_THREADS];
+    for (int ch = blockIdx.x; ch < c; ch += gridDim.x) {
+        const double* p = partial + 3LL * ch * parts;
         double m = (double)n * hw, sum = 0.0, m2 = 0.0;
-        for (int s = 0; s < splits; ++s) {
-            double nb = (double)(fear_bn_split_start(n, splits, s + 1) - fear_bn_split_start(n, splits, s)) * hw;
-            sum += nb * partial[2 * (ch * splits + s)];
+        for (int i = threadIdx.x; i < parts; i += blockDim.x) sum += p[3 * i] * p[3 * i + 1];
+        double inv_m = 1.0 / m, mu = fear_block_sum<FEAR_BN_THREADS>(sum, scratch) * inv_m;  // one division: a second made ptxas spill on sm_70
+        for (int i = threadIdx.x; i < parts; i += blockDim.x) {
+            double d = p[3 * i + 1] - mu;
+            m2 += p[3 * i + 2] + p[3 * i] * d * d;
         }
-        double inv_m = 1.0 / m, mu = sum * inv_m;  // one division: a second made ptxas spill on sm_70
-        for (int s = 0; s < splits; ++s) {
-            double nb = (double)(fear_bn_split_start(n, splits, s + 1) - fear_bn_split_start(n, splits, s)) * hw;
-            double d = partial[2 * (ch * splits + s)] - mu;
-            m2 += partial[2 * (ch * splits + s) + 1] + nb * d * d;
-        }
+        m2 = fear_block_sum<FEAR_BN_THREADS>(m2, scratch);
+        if (threadIdx.x != 0) continue;
         double var = m2 * inv_m, inv = 1.0 / sqrt(var + eps);
         // The CPU op's affine form: ((x - mean_hi) - mean_lo) * scale + beta, in float.
         float mean_hi = (float)mu;

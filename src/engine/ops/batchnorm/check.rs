@@ -30,6 +30,10 @@ pub(crate) fn cases(cases: &mut Cases) {
                 BnKernel::EvalForward { g: bn, x, gamma, beta, running_mean: rm, running_var: rv, y, eps: 1e-5 }.into()
             });
         }
+        cases.add(&format!("bn_apply{suffix}"), ELEMENTWISE_TOLERANCE, |c| {
+            let (x, coef, y) = (c.loc(bn.len()), c.loc(4 * ch), c.loc(bn.len()));
+            BnKernel::Apply { g: bn, x, coef, y }.into()
+        });
         let modes = [
             ("bn_backward", true, true),
             ("bn_backward_assign", true, false),

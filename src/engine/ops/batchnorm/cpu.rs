@@ -148,6 +148,22 @@ fn channel_dy_sums<T: Float>(g: &BnGeom, x: &[T], dy: &[T], mean: T, ch: usize) 
     })
 }
 
+/// y = x normalised by each channel's affine coefficients `coef` (4 per channel, [`Affine`]'s
+/// order), as written by a batch norm's statistics: the apply half of a training forward whose
+/// statistics were taken elsewhere (the GPU plan takes them in the convolution's epilogue).
+pub fn bn_apply<T: Float>(g: &BnGeom, x: &[T], coef: &[T], y: &mut [T]) {
+    assert_eq!(x.len(), g.len(), "bn_apply: x length");
+    assert_eq!(y.len(), g.len(), "bn_apply: y length");
+    assert_eq!(coef.len(), 4 * g.c, "bn_apply: coef length");
+    if g.hw == 0 {
+        return;
+    }
+    for (i, (xs, ys)) in x.chunks(g.hw).zip(y.chunks_mut(g.hw)).enumerate() {
+        let ch = 4 * (i % g.c);
+        Affine::from_coefficients(&coef[ch..ch + 4]).apply(xs, ys);
+    }
+}
+
 /// Train mode: normalise with the biased batch variance; running_mean/var updated in place with
 /// `running = (1 - momentum) * running + momentum * batch` (the variance update uses the unbiased
 /// variance). Writes the batch `mean` and `invstd = 1/sqrt(var_biased + eps)` (length c) for backward.

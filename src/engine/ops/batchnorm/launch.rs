@@ -1,7 +1,7 @@
 //! The batch norms as launches of batchnorm.cu: each channel's statistics are summed in per-block
-//! partials (a channel split over up to one block per image), merged in a fixed order by a
-//! one-thread-per-channel finalize kernel that also writes the per-channel coefficients, which
-//! an apply kernel then uses elementwise.
+//! partials (a channel split over up to one block per image, or the blocks of the convolution
+//! whose output it is), merged in a fixed order by a finalize kernel that also writes the
+//! per-channel coefficients, which an apply kernel (or the consumer) then uses elementwise.
 
 use anyhow::{ensure, Result};
 
@@ -19,11 +19,11 @@ fn bn_splits(n: usize, c: usize) -> usize {
     BN_TARGET_BLOCKS.div_ceil(c.max(1)).clamp(1, n.max(1))
 }
 
-/// The scratch addresses of a batch norm over `c` channels in `splits` splits: (partials: 2
-/// doubles per block, coefficients: 4 floats per channel), after checking they fit.
-fn bn_scratch(on: &OnGpu, c: usize, splits: usize) -> Result<(Arg, Arg)> {
+/// The scratch addresses of a batch norm over `c` channels in `parts` partials per channel:
+/// (partials: up to 3 doubles each, coefficients: 4 floats per channel), after checking they fit.
+pub fn bn_scratch(on: &OnGpu, c: usize, parts: usize) -> Result<(Arg, Arg)> {
     let (base, bytes) = on.mem.reduce_scratch();
-    let partial_bytes = (c * splits * 2 * 8).next_multiple_of(256);
+    let partial_bytes = (c * parts * 3 * 8).next_multiple_of(256);
     let need = partial_bytes + c * 4 * 4;
     ensure!(need <= bytes, "a batch norm over {c} channels needs {need} bytes of scratch, more than the {bytes} kept");
     Ok((Arg::Ptr(base), Arg::Ptr(base + partial_bytes as u64)))
@@ -51,6 +51,14 @@ fn apply(on: &OnGpu, g: &BnGeom, splits: usize, x: Loc, coef: Arg, y: BnOutput) 
     }
 }
 
+/// Merges the `parts` statistics partials per channel at `partial` (from fear_bn_stats or a
+/// convolution's epilogue) into the batch norm's `outputs`: gamma, beta, running mean and
+/// variance, mean, invstd, coefficients.
+pub fn train_finalize(on: &OnGpu, g: &BnGeom, parts: usize, partial: Arg, outputs: [Arg; 7], eps: f64, momentum: f64) -> Result<()> {
+    let args = [&[partial][..], &outputs, &shape(g, parts)?, &[Arg::F64(eps), Arg::F64(momentum)]].concat();
+    on.per_item("fear_bn_train_finalize", g.c, FEAR_BN_THREADS, &args)
+}
+
 impl BnKernel {
     /// The CUDA kernels [`BnKernel::launch`] launches, in order.
     pub fn launch_names(&self) -> Vec<&'static str> {
@@ -60,6 +68,7 @@ impl BnKernel {
                 v.extend(matches!(y, BnOutput::Normalised(_)).then_some("fear_bn_apply"));
                 v
             }
+            BnKernel::Apply { g, .. } if !g.is_empty() => vec!["fear_bn_apply"],
             BnKernel::EvalForward { g, y, .. } if g.n * g.hw > 0 => {
                 let mut v = vec!["fear_bn_eval_coefficients"];
                 v.extend(matches!(y, BnOutput::Normalised(_)).then_some("fear_bn_apply"));
@@ -86,9 +95,14 @@ impl BnKernel {
                 let shape = shape(&g, splits)?;
                 on.per_item("fear_bn_stats", g.c * splits, FEAR_BN_THREADS, &[&[on.p(x)?, partial][..], &shape].concat())?;
                 let stats = [on.p(gamma)?, on.p(beta)?, on.p(running_mean)?, on.p(running_var)?, on.p(mean)?, on.p(invstd)?, coef];
-                let finalize = [&[partial][..], &stats, &shape, &[Arg::F64(eps), Arg::F64(momentum)]].concat();
-                on.elementwise("fear_bn_train_finalize", g.c, &finalize)?;
+                train_finalize(on, &g, splits, partial, stats, eps, momentum)?;
                 apply(on, &g, splits, x, coef, y)
+            }
+            BnKernel::Apply { g, x, coef, y } => {
+                if g.is_empty() {
+                    return Ok(());
+                }
+                apply(on, &g, bn_splits(g.n, g.c), x, on.p(coef)?, BnOutput::Normalised(y))
             }
             BnKernel::EvalForward { g, x, gamma, beta, running_mean, running_var, y, eps } => {
                 if g.is_empty() {

@@ -60,6 +60,10 @@ pub enum BnKernel {
     /// y = the batch-normalised x; mean and invstd of the batch kept for the backward; the
     /// running statistics updated with `momentum`.
     TrainForward { g: BnGeom, x: Loc, gamma: Loc, beta: Loc, running_mean: Loc, running_var: Loc, y: BnOutput, mean: Loc, invstd: Loc, eps: f64, momentum: f64 },
+    /// y = x normalised by coefficients a training forward's statistics wrote elsewhere (the
+    /// GPU plan: a convolution's epilogue and the finalize after it, see
+    /// [`super::conv::BnStatistics`]).
+    Apply { g: BnGeom, x: Loc, coef: Loc, y: Loc },
     /// y = x normalised by the running statistics.
     EvalForward { g: BnGeom, x: Loc, gamma: Loc, beta: Loc, running_mean: Loc, running_var: Loc, y: BnOutput, eps: f64 },
     /// dx (+)= the input gradient, dgamma += and dbeta += the affine's gradients (each when
@@ -85,6 +89,7 @@ impl BnKernel {
     pub fn name(&self) -> &'static str {
         match self {
             BnKernel::TrainForward { .. } => "bn_train_forward",
+            BnKernel::Apply { .. } => "bn_apply",
             BnKernel::EvalForward { .. } => "bn_eval_forward",
             BnKernel::Backward { .. } => "bn_backward",
         }
@@ -96,6 +101,7 @@ impl BnKernel {
             BnKernel::TrainForward { x, gamma, beta, running_mean, running_var, y, mean, invstd, .. } => {
                 vec![x, gamma, beta, running_mean, running_var, y.loc_mut(), mean, invstd]
             }
+            BnKernel::Apply { x, coef, y, .. } => vec![x, coef, y],
             BnKernel::EvalForward { x, gamma, beta, running_mean, running_var, y, .. } => vec![x, gamma, beta, running_mean, running_var, y.loc_mut()],
             BnKernel::Backward { x, dy, gamma, mean, invstd, dx, dx_coef, dgamma, dbeta, .. } => {
                 let mut v = vec![x, dy, gamma, mean, invstd];
@@ -108,7 +114,7 @@ impl BnKernel {
     pub fn outputs(&self) -> usize {
         match self {
             BnKernel::TrainForward { .. } => 5, // running_mean, running_var, y, mean, invstd
-            BnKernel::EvalForward { .. } => 1,
+            BnKernel::Apply { .. } | BnKernel::EvalForward { .. } => 1,
             BnKernel::Backward { dx, dx_coef, dgamma, dbeta, .. } => [dx, dx_coef, dgamma, dbeta].iter().filter(|l| l.is_some()).count(),
         }
     }
@@ -131,6 +137,7 @@ impl BnKernel {
                     write_coefficients(stats, m.r(gamma), m.r(beta), m.w(coef));
                 }
             }
+            BnKernel::Apply { g, x, coef, y } => bn_apply(&g, m.r(x), m.r(coef), m.w(y)),
             BnKernel::EvalForward { g, x, gamma, beta, running_mean, running_var, y, eps } => {
                 let mut scratch = Vec::new();
                 let out = normalised_or_scratch(m, y, g.len(), &mut scratch);

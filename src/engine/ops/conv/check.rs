@@ -1,6 +1,6 @@
 //! The convolutions' self-test cases (see [`crate::engine::cuda::selftest`]).
 
-use super::{BnGradient, ConvGeom, ConvKernel};
+use super::{BnGradient, BnStatistics, ConvGeom, ConvKernel};
 use crate::engine::cuda::selftest::{Case, Cases, REDUCTION_TOLERANCE};
 
 pub(crate) fn cases(cases: &mut Cases) {
@@ -29,7 +29,17 @@ pub(crate) fn cases(cases: &mut Cases) {
         for (fused, relu) in [("", false), ("_relu", true)] {
             cases.add(&format!("{name}_forward{fused}"), REDUCTION_TOLERANCE, |c| {
                 let (x, w, y) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
-                ConvKernel::Forward { g, x, w, y, relu }.into()
+                ConvKernel::Forward { g, x, w, y, relu, bn: None }.into()
+            });
+            // With the statistics of the batch norm reading y (its epilogue's partials, merged by
+            // the batch norm's finalize): every block a part of every channel.
+            cases.add(&format!("{name}_forward{fused}_bn_statistics"), REDUCTION_TOLERANCE, |c| {
+                let (x, w, gamma, beta) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.c_out), c.loc(g.c_out));
+                let y = c.loc(g.y_len());
+                let (running_mean, running_var) = (c.loc(g.c_out), c.preset((0..g.c_out).map(|i| 0.5 + 0.1 * i as f32).collect()));
+                let (mean, invstd, coef) = (c.loc(g.c_out), c.loc(g.c_out), c.loc(4 * g.c_out));
+                let bn = BnStatistics { gamma, beta, running_mean, running_var, mean, invstd, coef, eps: 1e-5, momentum: 0.1 };
+                ConvKernel::Forward { g, x, w, y, relu, bn: Some(bn) }.into()
             });
             // Both modes: assign must ignore the random values already in dx.
             for (mode, accumulate) in [("", true), ("_assign", false)] {
@@ -43,6 +53,13 @@ pub(crate) fn cases(cases: &mut Cases) {
                 let (x, dw, dy) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
                 ConvKernel::BackwardWeight { g, x, dy, bn: None, dw, relu }.into()
             });
+            // Both gradients in one launch, each mode.
+            for (mode, accumulate) in [("", true), ("_assign", false)] {
+                cases.add(&format!("{name}_backward{fused}{mode}"), REDUCTION_TOLERANCE, |c| {
+                    let (x, w, dy, dw, dx) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()), c.loc(g.w_len()), c.loc(g.x_len()));
+                    ConvKernel::Backward { g, x, dy, bn: None, w, relu, dw, dx, accumulate }.into()
+                });
+            }
             // The gradients reading dy through a batch norm's backward (random coefficients).
             let bn = |c: &mut Case| Some(BnGradient { x: c.loc(g.y_len()), coef: c.loc(4 * g.c_out) });
             cases.add(&format!("{name}_backward_input{fused}_bn"), REDUCTION_TOLERANCE, |c| {
@@ -53,6 +70,10 @@ pub(crate) fn cases(cases: &mut Cases) {
             cases.add(&format!("{name}_backward_weight{fused}_bn"), REDUCTION_TOLERANCE, |c| {
                 let (x, dw, dy) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
                 ConvKernel::BackwardWeight { g, x, dy, bn: bn(c), dw, relu }.into()
+            });
+            cases.add(&format!("{name}_backward{fused}_bn"), REDUCTION_TOLERANCE, |c| {
+                let (x, w, dy, dw, dx) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()), c.loc(g.w_len()), c.loc(g.x_len()));
+                ConvKernel::Backward { g, x, dy, bn: bn(c), w, relu, dw, dx, accumulate: false }.into()
             });
         }
     }

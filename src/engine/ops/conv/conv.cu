@@ -52,19 +52,86 @@ __device__ __forceinline__ float fear_bn_grad(float dy, const float* __restrict_
     return 0.0f + (bn_coef[4 * ch] * dy + (bn_coef[4 * ch + 1] * (bn_x[i] - bn_coef[4 * ch + 3]) + bn_coef[4 * ch + 2]));
 }
 
+// Batch-norm statistics of a forward block's outputs (the GPU plan, for the batch norm that alone
+// reads this convolution's output; item 3 of issue 13): per channel, the block's count, the mean
+// of the values it stored and their summed squared deviations from that mean, each summed in
+// double over the channel group's pixel threads in a fixed tree (two passes: the mean, then the
+// deviations, so no E[x^2] - E[x]^2 cancellation), to stats[3 * (ch * parts + part)].
+// fear_bn_train_finalize merges a channel's parts.
+//
+// Shared memory (the launch gives at least launch.rs's STATS_SHARED_BYTES): the accumulators, parked
+// there before y is stored so that they leave the registers (kept live through this epilogue they
+// made ptxas spill on sm_70), [value j * FEAR_CONV_CO + c][thread]; then the per-thread sums and
+// the squared deviations, [channel group][channel][pixel thread] doubles each.
+__device__ __forceinline__ void fear_conv_park(const float (&acc)[FEAR_CONV_PIX][FEAR_CONV_CO], float* parked) {
+    __syncthreads();  // the MAC loop's readers of shared memory are done
+#pragma unroll
+    for (int j = 0; j < FEAR_CONV_PIX; ++j)
+#pragma unroll
+        for (int c = 0; c < FEAR_CONV_CO; ++c) parked[(j * FEAR_CONV_CO + c) * FEAR_CONV_THREADS + threadIdx.x] = acc[j][c];
+}
+
+__device__ __forceinline__ void fear_conv_tree_sum(double* mine, int tp, int tpix) {
+    __syncthreads();
+    for (int half = tp / 2; half > 0; half /= 2) {
+        if (tpix < half) {
+#pragma unroll
+            for (int c = 0; c < FEAR_CONV_CO; ++c) mine[c * tp] += mine[c * tp + half];
+        }
+        __syncthreads();
+    }
+}
+
+__device__ __forceinline__ void fear_conv_bn_partials(float* parked, const bool (&live)[FEAR_CONV_PIX], double* __restrict__ stats,
+                                                      int tp, int tpix, int cg, int ch0, int c_dst, double count, int part, int parts) {
+    auto value = [&](int j, int c) { return (double)parked[(j * FEAR_CONV_CO + c) * FEAR_CONV_THREADS + threadIdx.x]; };
+    double* red = reinterpret_cast<double*>(parked + FEAR_CONV_THREADS * FEAR_CONV_PIX * FEAR_CONV_CO);
+    const int group = cg * FEAR_CONV_CO * tp;
+    double* sums = red + group + tpix;
+    double* squares = red + FEAR_CONV_THREADS * FEAR_CONV_CO + group + tpix;
+#pragma unroll 1
+    for (int c = 0; c < FEAR_CONV_CO; ++c) {  // rolled: the epilogue must not add register pressure
+        double s = 0.0;
+#pragma unroll
+        for (int j = 0; j < FEAR_CONV_PIX; ++j) s += live[j] ? value(j, c) : 0.0;
+        sums[c * tp] = s;
+    }
+    fear_conv_tree_sum(sums, tp, tpix);
+    const double inv_count = 1.0 / count;  // one division: each is a long subroutine on the GPU
+#pragma unroll 1
+    for (int c = 0; c < FEAR_CONV_CO; ++c) {
+        const double mean = sums[c * tp - tpix] * inv_count;
+        double q = 0.0;
+#pragma unroll
+        for (int j = 0; j < FEAR_CONV_PIX; ++j) {
+            double d = value(j, c) - mean;
+            q += live[j] ? d * d : 0.0;
+        }
+        squares[c * tp] = q;
+    }
+    fear_conv_tree_sum(squares, tp, tpix);
+    if (tpix != 0) return;
+    for (int c = 0; c < FEAR_CONV_CO && ch0 + c < c_dst; ++c) {
+        double* at = stats + 3LL * ((long long)(ch0 + c) * parts + part);
+        at[0] = count;
+        at[1] = sums[c * tp] * inv_count;
+        at[2] = squares[c * tp];
+    }
+}
+
 template <int T, int S, int P, bool DGRAD>
-__device__ __forceinline__ void fear_conv_tile(const float* __restrict__ src, const float* __restrict__ wt,
+__device__ __forceinline__ void fear_conv_tile(int block, const float* __restrict__ src, const float* __restrict__ wt,
                                                float* __restrict__ dst, int n, int c_src, int hs, int ws, int c_dst,
                                                int hd, int wd, int k, int pad, int cin, int ti, int tr, int tc,
                                                int chunk, int glog2, int accumulate, int relu_src,
                                                const float* __restrict__ mask, const float* __restrict__ bn_x,
-                                               const float* __restrict__ bn_coef) {
+                                               const float* __restrict__ bn_coef, double* __restrict__ stats) {
     FEAR_DYNAMIC_SHARED(float, smem);
     const int cw = FEAR_CONV_CO << glog2;  // channels per pass
     const int passes = (c_dst + cw - 1) / cw;
     const int qh = (hd + P - 1) / P, qw = (wd + P - 1) / P;  // the largest phase grid
     const int tiles_x = (qw + tc - 1) / tc, tiles = tiles_x * ((qh + tr - 1) / tr);
-    int bid = blockIdx.x;
+    int bid = block;
     const int co0 = (bid % passes) * cw;
     bid /= passes;
     const int tile = bid % tiles;
@@ -168,6 +235,9 @@ __device__ __forceinline__ void fear_conv_tile(const float* __restrict__ src, co
             }
         }
     }
+    // With the forward's batch-norm statistics, the accumulators are parked in shared memory first.
+    const bool take_stats = !DGRAD && stats != nullptr;
+    if (take_stats) fear_conv_park(acc, smem);
     // Epilogue: the forward assigns y, the input gradient adds into dx (or, without `accumulate`,
     // assigns 0 + the sum: the bits a zeroed dx would end with, without reading it). With a mask,
     // the sum (as 0 + sum, the bits an unfused gradient buffer held) counts only where the mask
@@ -190,29 +260,50 @@ __device__ __forceinline__ void fear_conv_tile(const float* __restrict__ src, co
             }
         }
     }
+    if (take_stats) {
+        // The statistics, from the parked values (a forward tile has one phase: the count is
+        // images x rows x columns inside the output). A forward launch is all forward blocks,
+        // so its block is blockIdx.x (read again here rather than keep `block` in a register).
+        bool live[FEAR_CONV_PIX];
+#pragma unroll
+        for (int j = 0; j < FEAR_CONV_PIX; ++j) {
+            int img, oy, ox;
+            live[j] = slot(j, img, oy, ox) >= 0;
+        }
+        const double count = (double)images * min(tr, hd - qy0) * min(tc, wd - qx0);
+        fear_conv_bn_partials(smem, live, stats, tp, tpix, cg, co0 + cg * FEAR_CONV_CO, c_dst, count, blockIdx.x / passes, gridDim.x / passes);
+    }
 }
 
 // y = conv(x, w), or conv(relu(x), w) with `relu`. One block per (ti images, tile of tr x tc
 // output pixels, pass of 8 << glog2 output channels); `chunk` input channels staged at a time
-// (launch.rs picks the shapes and the dynamic shared memory size).
+// (launch.rs picks the shapes and the dynamic shared memory size). With `stats`, each block also
+// writes its batch-norm partials of y (fear_conv_bn_partials).
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward(const float* __restrict__ x, const float* __restrict__ wt, float* __restrict__ y, int n, int cin,
-                  int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int relu) {
-    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr);
-    else if (k == 3 && stride == 2) fear_conv_tile<3, 2, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr);
-    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr);
-    else if (k == 1 && stride == 2) fear_conv_tile<1, 2, 1, false>(x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr);
+                  int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int relu, double* __restrict__ stats) {
+    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats);
+    else if (k == 3 && stride == 2) fear_conv_tile<3, 2, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats);
+    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats);
+    else if (k == 1 && stride == 2) fear_conv_tile<1, 2, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats);
 }
 
 // dx += conv-transpose of dy (dx = 0 + it without `accumulate`), where mask > 0 when a mask is
 // given (the fused ReLU's input). One block per (ti images, phase of dx, tile of its phase grid,
 // pass of input channels); the tile is tr x tc pixels of the phase grid (every stride-th pixel).
+__device__ __forceinline__ void fear_conv_dgrad(int block, const float* __restrict__ dy, const float* __restrict__ wt, float* __restrict__ dx, int n,
+                                                int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk,
+                                                int glog2, int accumulate, const float* __restrict__ mask, const float* __restrict__ bn_x,
+                                                const float* __restrict__ bn_coef) {
+    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr);
+    else if (k == 3 && stride == 2) fear_conv_tile<2, 1, 2, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr);
+    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr);
+    else if (k == 1 && stride == 2) fear_conv_tile<1, 1, 2, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr);
+}
+
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input(const float* __restrict__ dy, const float* __restrict__ wt, float* __restrict__ dx, int n,
                          int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int accumulate,
                          const float* __restrict__ mask, const float* __restrict__ bn_x, const float* __restrict__ bn_coef) {
-    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef);
-    else if (k == 3 && stride == 2) fear_conv_tile<2, 1, 2, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef);
-    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef);
-    else if (k == 1 && stride == 2) fear_conv_tile<1, 1, 2, true>(dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef);
+    fear_conv_dgrad(blockIdx.x, dy, wt, dx, n, cin, h, w, cout, k, stride, pad, oh, ow, ti, tr, tc, chunk, glog2, accumulate, mask, bn_x, bn_coef);
 }
 
 // Partial dw of one block: FEAR_WGRAD_COP output channels x FEAR_WGRAD_CI input channels x K*K
@@ -220,14 +311,14 @@ extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BL
 // FEAR_WGRAD_CO output channels of one input channel for every tap; per pixel it reads one float4
 // of dy and K*K inputs from shared memory for 4*K*K FMAs.
 template <int K, int S>
-__device__ __forceinline__ void fear_conv_wgrad_tile(const float* __restrict__ x, const float* __restrict__ dy,
+__device__ __forceinline__ void fear_conv_wgrad_tile(int block, const float* __restrict__ x, const float* __restrict__ dy,
                                                      float* __restrict__ partial, int n, int cin, int h, int w,
                                                      int cout, int pad, int oh, int ow, int tr, int tc, int splits,
                                                      int relu_x, const float* __restrict__ bn_x, const float* __restrict__ bn_coef) {
     FEAR_DYNAMIC_SHARED(float, smem);
     const int ci_blocks = (cin + FEAR_WGRAD_CI - 1) / FEAR_WGRAD_CI;
     const int co_blocks = (cout + FEAR_WGRAD_COP - 1) / FEAR_WGRAD_COP;
-    int bid = blockIdx.x;
+    int bid = block;
     const int ci0 = bid % ci_blocks * FEAR_WGRAD_CI;
     bid /= ci_blocks;
     const int co0 = bid % co_blocks * FEAR_WGRAD_COP;
@@ -315,13 +406,36 @@ __device__ __forceinline__ void fear_conv_wgrad_tile(const float* __restrict__ x
 // Partial weight gradients: one block per (split of the pixel tiles, pass of FEAR_WGRAD_COP output
 // channels, FEAR_WGRAD_CI input channels), into `partial` [splits][cout][cin][k][k]; x read as
 // relu(x) with `relu` (a fused ReLU).
+__device__ __forceinline__ void fear_conv_wgrad(int block, const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ partial, int n,
+                                                int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int tr, int tc, int splits, int relu,
+                                                const float* __restrict__ bn_x, const float* __restrict__ bn_coef) {
+    if (k == 3 && stride == 1) fear_conv_wgrad_tile<3, 1>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef);
+    else if (k == 3 && stride == 2) fear_conv_wgrad_tile<3, 2>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef);
+    else if (k == 1 && stride == 1) fear_conv_wgrad_tile<1, 1>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef);
+    else if (k == 1 && stride == 2) fear_conv_wgrad_tile<1, 2>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef);
+}
+
 extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_BLOCKS) fear_conv_backward_weight(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ partial, int n,
                           int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int tr, int tc, int splits, int relu,
                           const float* __restrict__ bn_x, const float* __restrict__ bn_coef) {
-    if (k == 3 && stride == 1) fear_conv_wgrad_tile<3, 1>(x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef);
-    else if (k == 3 && stride == 2) fear_conv_wgrad_tile<3, 2>(x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef);
-    else if (k == 1 && stride == 1) fear_conv_wgrad_tile<1, 1>(x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef);
-    else if (k == 1 && stride == 2) fear_conv_wgrad_tile<1, 2>(x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef);
+    fear_conv_wgrad(blockIdx.x, x, dy, partial, n, cin, h, w, cout, k, stride, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef);
+}
+
+// Both gradients of a convolution in one launch (the GPU plan, when both are needed): blocks
+// [0, input_blocks) compute dx as fear_conv_backward_input does, the rest dw's partials as
+// fear_conv_backward_weight does. They read the same dy and nothing of each other: one launch
+// instead of two, and the halves fill the GPU together (an 8x8 layer alone has few blocks).
+static_assert(FEAR_CONV_THREADS == FEAR_WGRAD_THREADS, "fear_conv_backward runs both gradients' blocks at one size");
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward(
+    const float* __restrict__ x, const float* __restrict__ dy, const float* __restrict__ wt, float* __restrict__ dx,
+    float* __restrict__ partial, int n, int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc,
+    int chunk, int glog2, int accumulate, const float* __restrict__ mask, int wgrad_tr, int wgrad_tc, int splits, int relu,
+    const float* __restrict__ bn_x, const float* __restrict__ bn_coef, int input_blocks) {
+    const int block = blockIdx.x;
+    if (block < input_blocks)
+        fear_conv_dgrad(block, dy, wt, dx, n, cin, h, w, cout, k, stride, pad, oh, ow, ti, tr, tc, chunk, glog2, accumulate, mask, bn_x, bn_coef);
+    else
+        fear_conv_wgrad(block - input_blocks, x, dy, partial, n, cin, h, w, cout, k, stride, pad, oh, ow, wgrad_tr, wgrad_tc, splits, relu, bn_x, bn_coef);
 }
 
 // dw += the sum of the splits' partials, split 0 first: the same bits on every run.

@@ -6,9 +6,12 @@
 
 use anyhow::{ensure, Result};
 
-use super::{BnGradient, ConvGeom, ConvKernel};
+use super::{BnGradient, BnStatistics, ConvGeom, ConvKernel};
 use crate::engine::cuda::launch::threads::{FEAR_CONV_THREADS, FEAR_WGRAD_THREADS};
 use crate::engine::cuda::launch::{launch_bounded_with_shared, Arg, Backend, Dims, GpuAddresses, OnGpu};
+use crate::engine::kernel::Loc;
+use crate::engine::ops::batchnorm::launch::{bn_scratch, train_finalize};
+use crate::engine::ops::BnGeom;
 
 /// Output pixels and output channels each thread of the forward / input-gradient kernel owns
 /// (FEAR_CONV_PIX, FEAR_CONV_CO in conv.cu).
@@ -144,13 +147,47 @@ fn launch_tiles(b: &dyn Backend, name: &str, g: &ConvGeom, t: TilePlan, ptrs: [A
     launch_bounded_shared(b, name, dims, t.shared_bytes, &args)
 }
 
-/// y = conv(x, w), or conv(relu(x), w) with `relu`.
-pub fn forward(b: &dyn Backend, g: &ConvGeom, x: Arg, w: Arg, y: Arg, relu: bool) -> Result<()> {
+/// Shared memory the forward's batch-norm statistics take (fear_conv_bn_partials in conv.cu): the
+/// parked accumulators, then two doubles per thread and channel.
+const STATS_SHARED_BYTES: usize = FEAR_CONV_THREADS as usize * (PIX * CO * 4 + 2 * CO * 8);
+
+/// y = conv(x, w), or conv(relu(x), w) with `relu`; with `stats` (a pointer, or null), each block
+/// also writes its batch-norm partials of y there, `forward_plan(g).blocks / passes` per channel
+/// ([`stats_parts`]).
+pub fn forward(b: &dyn Backend, g: &ConvGeom, x: Arg, w: Arg, y: Arg, relu: bool, stats: Arg) -> Result<()> {
     check_shape(g)?;
     if g.y_len() == 0 {
         return Ok(());
     }
-    launch_tiles(b, "fear_conv_forward", g, forward_plan(g), [x, w, y], &[Arg::I32(relu as i32)])
+    let mut plan = forward_plan(g);
+    if !matches!(stats, Arg::Ptr(0)) {
+        plan.shared_bytes = plan.shared_bytes.max(STATS_SHARED_BYTES);
+    }
+    launch_tiles(b, "fear_conv_forward", g, plan, [x, w, y], &[Arg::I32(relu as i32), stats])
+}
+
+/// The batch-norm partials per channel a forward with statistics writes: one per block of a
+/// channel pass.
+pub fn stats_parts(g: &ConvGeom) -> usize {
+    let t = forward_plan(g);
+    t.blocks / g.c_out.div_ceil(CO << t.glog2)
+}
+
+/// The forward with the statistics of the batch norm reading y: the convolution writing its
+/// partials into the scratch, then the batch norm's finalize.
+fn forward_with_statistics(on: &OnGpu, g: &ConvGeom, x: Loc, w: Loc, y: Loc, relu: bool, bn: &BnStatistics) -> Result<()> {
+    if g.y_len() == 0 {
+        return Ok(());
+    }
+    let parts = stats_parts(g);
+    let (partial, _) = bn_scratch(on, g.c_out, parts)?;
+    forward(on.backend, g, on.p(x)?, on.p(w)?, on.p(y)?, relu, partial)?;
+    let mut outputs = [Arg::Ptr(0); 7];
+    for (arg, loc) in outputs.iter_mut().zip([bn.gamma, bn.beta, bn.running_mean, bn.running_var, bn.mean, bn.invstd, bn.coef]) {
+        *arg = on.p(loc)?;
+    }
+    let bn_geom = BnGeom { n: g.n, c: g.c_out, hw: g.out_h() * g.out_w() };
+    train_finalize(on, &bn_geom, parts, partial, outputs, bn.eps, bn.momentum)
 }
 
 /// dx += conv_transpose(dy, w), or dx = 0 + ... without `accumulate`; where `mask` > 0 only when
@@ -185,6 +222,47 @@ pub fn backward_weight(b: &dyn Backend, mem: &dyn GpuAddresses, g: &ConvGeom, x:
     launch_bounded_shared(b, "fear_conv_backward_weight_reduce", Dims::elementwise(g.w_len()), 0, &reduce)
 }
 
+/// Both gradients in one launch (fear_conv_backward: the input gradient's blocks, then the weight
+/// gradient's), then the weight gradient's fixed-order sum. `relu`: x is the fused ReLU's input
+/// (the weight gradient reads relu(x), the input gradient is masked by x).
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    b: &dyn Backend,
+    mem: &dyn GpuAddresses,
+    g: &ConvGeom,
+    x: Arg,
+    dy: Arg,
+    w: Arg,
+    dw: Arg,
+    dx: Arg,
+    accumulate: bool,
+    relu: bool,
+    bn: [Arg; 2],
+) -> Result<()> {
+    check_shape(g)?;
+    let (scratch, bytes) = mem.reduce_scratch();
+    let (t, p) = (backward_input_plan(g), backward_weight_plan(g, bytes));
+    ensure!(p.splits * g.w_len() * 4 <= bytes, "a weight gradient of {} floats needs more than the {bytes} bytes of scratch", g.w_len());
+    let mask = if relu { x } else { Arg::Ptr(0) };
+    let input_shape = [t.ti, t.tr, t.tc, t.chunk, t.glog2 as usize].into_iter().map(Arg::len).collect::<Result<Vec<_>>>()?;
+    let weight_shape = [p.tr, p.tc, p.splits].into_iter().map(Arg::len).collect::<Result<Vec<_>>>()?;
+    let args = [
+        vec![x, dy, w, dx, Arg::Ptr(scratch)],
+        geometry_args(g)?,
+        input_shape,
+        vec![Arg::I32(accumulate as i32), mask],
+        weight_shape,
+        vec![Arg::I32(relu as i32), bn[0], bn[1], Arg::len(t.blocks)?],
+    ]
+    .concat();
+    let blocks = t.blocks + p.blocks;
+    let dims = Dims::per_item(blocks, FEAR_CONV_THREADS);
+    ensure!(dims.grid[0] as usize == blocks, "fear_conv_backward: {blocks} blocks, more than one launch takes");
+    launch_bounded_shared(b, "fear_conv_backward", dims, t.shared_bytes.max(p.shared_bytes), &args)?;
+    let reduce = [Arg::Ptr(scratch), dw, Arg::len(g.w_len())?, Arg::len(p.splits)?];
+    launch_bounded_shared(b, "fear_conv_backward_weight_reduce", Dims::elementwise(g.w_len()), 0, &reduce)
+}
+
 /// The (x, coef) pointers of a batch norm's backward applied by a gradient, or nulls.
 fn bn_args(on: &OnGpu, bn: Option<BnGradient>) -> Result<[Arg; 2]> {
     Ok([on.opt(bn.map(|b| b.x))?, on.opt(bn.map(|b| b.coef))?])
@@ -195,21 +273,36 @@ impl ConvKernel {
     /// to the launches by the self-test).
     pub fn launch_names(&self) -> Vec<&'static str> {
         match *self {
-            ConvKernel::Forward { g, .. } if g.y_len() > 0 => vec!["fear_conv_forward"],
+            ConvKernel::Forward { g, bn: None, .. } if g.y_len() > 0 => vec!["fear_conv_forward"],
+            ConvKernel::Forward { g, bn: Some(_), .. } if g.y_len() > 0 => vec!["fear_conv_forward", "fear_bn_train_finalize"],
             ConvKernel::BackwardInput { g, .. } if g.x_len() > 0 => vec!["fear_conv_backward_input"],
             ConvKernel::BackwardWeight { g, .. } if g.w_len() > 0 => vec!["fear_conv_backward_weight", "fear_conv_backward_weight_reduce"],
+            ConvKernel::Backward { g, .. } if g.x_len() > 0 && g.w_len() > 0 => vec!["fear_conv_backward", "fear_conv_backward_weight_reduce"],
+            ConvKernel::Backward { .. } => {
+                let (weight, input) = self.halves();
+                [weight.launch_names(), input.launch_names()].concat()
+            }
             _ => vec![],
         }
     }
 
     pub fn launch(&self, on: &OnGpu) -> Result<()> {
         match *self {
-            ConvKernel::Forward { g, x, w, y, relu } => forward(on.backend, &g, on.p(x)?, on.p(w)?, on.p(y)?, relu),
+            ConvKernel::Forward { g, x, w, y, relu, bn: None } => forward(on.backend, &g, on.p(x)?, on.p(w)?, on.p(y)?, relu, Arg::Ptr(0)),
+            ConvKernel::Forward { g, x, w, y, relu, bn: Some(bn) } => forward_with_statistics(on, &g, x, w, y, relu, &bn),
             ConvKernel::BackwardInput { g, dy, bn, w, mask, dx, accumulate } => {
                 backward_input(on.backend, &g, on.p(dy)?, on.p(w)?, on.p(dx)?, accumulate, on.opt(mask)?, bn_args(on, bn)?)
             }
             ConvKernel::BackwardWeight { g, x, dy, bn, dw, relu } => {
                 backward_weight(on.backend, on.mem, &g, on.p(x)?, on.p(dy)?, on.p(dw)?, relu, bn_args(on, bn)?)
+            }
+            ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate } if g.x_len() > 0 && g.w_len() > 0 => {
+                backward(on.backend, on.mem, &g, on.p(x)?, on.p(dy)?, on.p(w)?, on.p(dw)?, on.p(dx)?, accumulate, relu, bn_args(on, bn)?)
+            }
+            ConvKernel::Backward { .. } => {
+                let (weight, input) = self.halves();
+                weight.launch(on)?;
+                input.launch(on)
             }
         }
     }

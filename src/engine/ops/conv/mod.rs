@@ -8,7 +8,7 @@ pub mod launch;
 
 pub use cpu::*;
 
-use super::batchnorm::InputGradient;
+use super::batchnorm::{BnGeom, BnKernel, BnOutput, InputGradient};
 use super::elementwise::{relu, relu_backward};
 use super::{assign_or_add, CpuView};
 use crate::engine::kernel::Loc;
@@ -57,6 +57,38 @@ pub struct BnGradient {
     pub coef: Loc,
 }
 
+/// A training batch norm's statistics taken by the convolution whose output it alone normalises
+/// (the GPU plan): the forward's epilogue sums each block's share of every channel and a finalize
+/// merges them, writing what the batch norm's own statistics pass would ([`BnKernel::TrainForward`]
+/// with [`BnOutput::Coefficients`]): its batch mean and invstd, its updated running statistics,
+/// and the coefficients its consumer normalises with. One pass over the output fewer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BnStatistics {
+    pub gamma: Loc,
+    pub beta: Loc,
+    pub running_mean: Loc,
+    pub running_var: Loc,
+    pub mean: Loc,
+    pub invstd: Loc,
+    pub coef: Loc,
+    pub eps: f64,
+    pub momentum: f64,
+}
+
+impl BnStatistics {
+    /// The batch norm's own forward over the convolution's output `y` (the CPU face).
+    fn forward(&self, g: &ConvGeom, y: Loc) -> BnKernel {
+        let BnStatistics { gamma, beta, running_mean, running_var, mean, invstd, coef, eps, momentum } = *self;
+        let g = BnGeom { n: g.n, c: g.c_out, hw: g.out_h() * g.out_w() };
+        BnKernel::TrainForward { g, x: y, gamma, beta, running_mean, running_var, y: BnOutput::Coefficients(coef), mean, invstd, eps, momentum }
+    }
+
+    /// Inputs, then outputs (the running statistics are read and written).
+    fn locs_mut(&mut self) -> ([&mut Loc; 2], [&mut Loc; 5]) {
+        ([&mut self.gamma, &mut self.beta], [&mut self.running_mean, &mut self.running_var, &mut self.mean, &mut self.invstd, &mut self.coef])
+    }
+}
+
 /// The convolution kernels. A ReLU whose only consumer is the convolution can be fused into it
 /// (the GPU plan does, `PlanOptions::fuse`): the forward and the weight gradient then read
 /// `x` through the ReLU (`relu`), and the input gradient, given the ReLU's input as `mask`, is the
@@ -64,12 +96,15 @@ pub struct BnGradient {
 /// the activation fewer each way.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ConvKernel {
-    /// y = conv(x, w), or conv(relu(x), w).
-    Forward { g: ConvGeom, x: Loc, w: Loc, y: Loc, relu: bool },
+    /// y = conv(x, w), or conv(relu(x), w); with `bn`, also that batch norm's statistics of y.
+    Forward { g: ConvGeom, x: Loc, w: Loc, y: Loc, relu: bool, bn: Option<BnStatistics> },
     /// dx (+)= the input gradient of dy (through `bn` with one), where mask > 0 with a mask.
     BackwardInput { g: ConvGeom, dy: Loc, bn: Option<BnGradient>, w: Loc, mask: Option<Loc>, dx: Loc, accumulate: bool },
     /// dw += the weight gradient of dy (through `bn` with one), x read as relu(x) with `relu`.
     BackwardWeight { g: ConvGeom, x: Loc, dy: Loc, bn: Option<BnGradient>, dw: Loc, relu: bool },
+    /// Both gradients in one kernel (the GPU plan, when both are needed): [`ConvKernel::BackwardWeight`]
+    /// into `dw`, and [`ConvKernel::BackwardInput`] into `dx` (masked by x with `relu`).
+    Backward { g: ConvGeom, x: Loc, dy: Loc, bn: Option<BnGradient>, w: Loc, relu: bool, dw: Loc, dx: Loc, accumulate: bool },
 }
 
 impl ConvKernel {
@@ -78,13 +113,18 @@ impl ConvKernel {
             ConvKernel::Forward { .. } => "conv_forward",
             ConvKernel::BackwardInput { .. } => "conv_backward_input",
             ConvKernel::BackwardWeight { .. } => "conv_backward_weight",
+            ConvKernel::Backward { .. } => "conv_backward",
         }
     }
 
-    /// Inputs, then the one output.
+    /// Inputs, then the outputs.
     pub fn locs_mut(&mut self) -> Vec<&mut Loc> {
         match self {
-            ConvKernel::Forward { x, w, y, .. } => vec![x, w, y],
+            ConvKernel::Forward { x, w, y, bn, .. } => {
+                let Some(bn) = bn else { return vec![x, w, y] };
+                let (ins, outs) = bn.locs_mut();
+                [x, w].into_iter().chain(ins).chain([y]).chain(outs).collect()
+            }
             ConvKernel::BackwardInput { dy, bn, w, mask, dx, .. } => {
                 let mut v = vec![dy];
                 v.extend(bn.as_mut().into_iter().flat_map(|b| [&mut b.x, &mut b.coef]));
@@ -99,23 +139,38 @@ impl ConvKernel {
                 v.push(dw);
                 v
             }
+            ConvKernel::Backward { x, dy, bn, w, dw, dx, .. } => {
+                let mut v = vec![x, dy];
+                v.extend(bn.as_mut().into_iter().flat_map(|b| [&mut b.x, &mut b.coef]));
+                v.extend([w, dw, dx]);
+                v
+            }
         }
     }
 
     pub fn outputs(&self) -> usize {
-        1
+        match self {
+            ConvKernel::Forward { bn: Some(_), .. } => 6, // y and the batch norm's 5
+            ConvKernel::Backward { .. } => 2,
+            _ => 1,
+        }
     }
 
     pub fn accumulates(&self) -> bool {
         match *self {
-            ConvKernel::BackwardInput { accumulate, .. } => accumulate,
+            ConvKernel::BackwardInput { accumulate, .. } | ConvKernel::Backward { accumulate, .. } => accumulate,
             _ => true,
         }
     }
 
     pub(crate) fn run_cpu<T: Float>(&self, m: &CpuView<T>) {
         match *self {
-            ConvKernel::Forward { g, x, w, y, relu } => conv_forward(&g, &relu_if(m.r(x), relu), m.r(w), m.w(y)),
+            ConvKernel::Forward { g, x, w, y, relu, bn } => {
+                conv_forward(&g, &relu_if(m.r(x), relu), m.r(w), m.w(y));
+                if let Some(bn) = bn {
+                    bn.forward(&g, y).run_cpu(m);
+                }
+            }
             ConvKernel::BackwardInput { g, dy, bn, w, mask: None, dx, accumulate } => {
                 conv_backward_input(&g, &through_bn(m, &g, dy, bn), m.r(w), assign_or_add(m.w(dx), accumulate))
             }
@@ -127,7 +182,18 @@ impl ConvKernel {
                 relu_backward(m.r(mask), &t, assign_or_add(m.w(dx), accumulate));
             }
             ConvKernel::BackwardWeight { g, x, dy, bn, dw, relu } => conv_backward_weight(&g, &relu_if(m.r(x), relu), &through_bn(m, &g, dy, bn), m.w(dw)),
+            ConvKernel::Backward { .. } => {
+                let (weight, input) = self.halves();
+                weight.run_cpu(m);
+                input.run_cpu(m);
+            }
         }
+    }
+
+    /// A [`ConvKernel::Backward`] as its two gradients' kernels (weight, input).
+    pub fn halves(&self) -> (ConvKernel, ConvKernel) {
+        let ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate } = *self else { unreachable!("only the two-gradient kernel has halves") };
+        (ConvKernel::BackwardWeight { g, x, dy, bn, dw, relu }, ConvKernel::BackwardInput { g, dy, bn, w, mask: relu.then_some(x), dx, accumulate })
     }
 }
 
