@@ -338,3 +338,30 @@ fn gradients_are_neither_zeroed_nor_copied_where_a_writer_or_a_sum_can_own_them(
     let first_writers = p.backward.iter().filter(|k| !k.accumulates()).count();
     assert!(first_writers >= 5, "{first_writers} kernels assign");
 }
+
+/// The CPU runs the unfused plan whatever options it is given: `set_options` (which FEAR and
+/// shortreg call with the default options, `fuse` on) keeps fusion off on a device that does not
+/// fuse, as `Session::new` does. (It once did not, and the CPU ran the fused kernels' CPU faces.)
+#[test]
+fn a_cpu_session_never_plans_fused_kernels() {
+    use fear::engine::ops::{ConvKernel, ElementwiseKernel};
+    use fear::engine::Kernel;
+    let arch = fear::space::parse_arch("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|").unwrap();
+    let cfg = fear::net::NetConfig { c: 8, n: 1, classes: 10, image_size: 8 };
+    let build = move |b| fear::net::tiny_network(&arch, &cfg, b);
+    let mut s: Session<f32, Cpu> = Session::new(Cpu, Box::new(build), 2, PlanOptions::default()).unwrap();
+    let fused = |k: &Kernel| {
+        matches!(k, Kernel::Elementwise(ElementwiseKernel::NodeSum { .. }) | Kernel::Conv(ConvKernel::Forward { relu: true, .. } | ConvKernel::Backward { .. }))
+    };
+    for set_options in [false, true] {
+        if set_options {
+            s.set_options(PlanOptions { grad_clip: Some(5.0), ..PlanOptions::default() });
+        }
+        for train in [true, false] {
+            let p = s.program(2, train).unwrap();
+            let n = p.forward.iter().chain(&p.backward).filter(|k| fused(k)).count();
+            assert_eq!(n, 0, "{n} fused kernels in a CPU plan (train {train}, after set_options: {set_options})");
+            assert!(p.forward.iter().any(|k| matches!(k, Kernel::Elementwise(ElementwiseKernel::Add { .. }))), "the plan has no node sums at all");
+        }
+    }
+}

@@ -66,13 +66,19 @@ impl StepKind {
     }
 }
 
+/// `opts` with [`PlanOptions::fuse`] kept only on a device that fuses ([`Device::fuses`]): the CPU
+/// runs the unfused plan, whatever options it is given.
+fn fused_where_the_device_fuses<T: Float, D: Device<T>>(opts: PlanOptions, device: &D) -> PlanOptions {
+    PlanOptions { fuse: opts.fuse && device.fuses(), ..opts }
+}
+
 impl<T: Float, D: Device<T>> Session<T, D> {
     /// A session for the network `build` makes, every parameter trainable, memory sized for
     /// `batch`; parameters start at zero until [`Session::init_params`] or a load.
     pub fn new(device: D, build: GraphFn, batch: usize, opts: PlanOptions) -> Result<Self> {
         // A GPU session launches on a stream of its own (R9 of GPU-REVIEW.md).
         let device = device.for_session()?;
-        let opts = PlanOptions { fuse: opts.fuse && device.fuses(), ..opts };
+        let opts = fused_where_the_device_fuses(opts, &device);
         let graph = build(batch);
         let trainable = vec![true; graph.params.len()];
         let first = plan(&graph, &trainable, &opts);
@@ -101,9 +107,10 @@ impl<T: Float, D: Device<T>> Session<T, D> {
         &self.opts
     }
 
-    /// Changes the optimiser and clipping options (re-plans).
+    /// Changes the optimiser and clipping options (re-plans). As in [`Session::new`], the plan
+    /// fuses only on a device that does.
     pub fn set_options(&mut self, opts: PlanOptions) {
-        self.opts = opts;
+        self.opts = fused_where_the_device_fuses(opts, &self.device);
         self.forget_programs();
     }
 
