@@ -162,20 +162,34 @@ fn body_after(text: &str, at: usize) -> &str {
     panic!("unbalanced braces in a kernel source");
 }
 
-/// Whether each kernel synchronises its block (`__syncthreads`, a warp shuffle, or a call to a
-/// `__device__` function that does): only those need the emulator's fibers; the others run
-/// their threads as plain calls, which is far faster.
+/// Whether each kernel synchronises its block (`__syncthreads`, `__syncwarp`, a warp shuffle, a
+/// warp collective of kernels/mma.cuh (`mma.sync`, `ldmatrix.sync` in its PTX), or a call to a
+/// `__device__` function that does, however deep): only those need the emulator's fibers; the
+/// others run their threads as plain calls, which is far faster.
 fn kernels_needing_barriers(sources: &[(PathBuf, String)], names: &[String]) -> Vec<bool> {
     let all: String = sources.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>().join("\n");
-    let syncs = |body: &str| body.contains("__syncthreads") || body.contains("__shfl");
-    // __device__ helpers that synchronise, by name.
-    let mut helpers = Vec::new();
-    for (at, _) in all.match_indices("__device__ ") {
-        let head = &all[at..];
-        let paren = head.find('(').unwrap_or(0);
-        let name = head[..paren].split_whitespace().last().unwrap_or("").to_string();
-        if syncs(body_after(&all, at)) {
-            helpers.push(name);
+    const MARKS: [&str; 5] = ["__syncthreads", "__syncwarp", "__shfl", "mma.sync", "ldmatrix.sync"];
+    // Every __device__ function: (name, body).
+    let functions: Vec<(String, &str)> = all
+        .match_indices("__device__ ")
+        .map(|(at, _)| {
+            let head = &all[at..];
+            let paren = head.find('(').unwrap_or(0);
+            (head[..paren].split_whitespace().last().unwrap_or("").to_string(), body_after(&all, at))
+        })
+        .collect();
+    let calls = |body: &str, h: &str| body.contains(&format!("{h}(")) || body.contains(&format!("{h}<"));
+    // The helpers that synchronise, directly or through another helper (to a fixed point).
+    let mut helpers: Vec<&str> = Vec::new();
+    loop {
+        let before = helpers.len();
+        for (name, body) in &functions {
+            if !helpers.contains(&name.as_str()) && (MARKS.iter().any(|m| body.contains(m)) || helpers.iter().any(|h| calls(body, h))) {
+                helpers.push(name);
+            }
+        }
+        if helpers.len() == before {
+            break;
         }
     }
     names
@@ -183,7 +197,7 @@ fn kernels_needing_barriers(sources: &[(PathBuf, String)], names: &[String]) -> 
         .map(|n| {
             let at = all.find(&format!(" {n}(")).expect("kernel name vanished");
             let body = body_after(&all, at);
-            syncs(body) || helpers.iter().any(|h| body.contains(&format!("{h}(")) || body.contains(&format!("{h}<")))
+            MARKS.iter().any(|m| body.contains(m)) || helpers.iter().any(|h| calls(body, h))
         })
         .collect()
 }
