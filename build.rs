@@ -162,13 +162,15 @@ fn body_after(text: &str, at: usize) -> &str {
     panic!("unbalanced braces in a kernel source");
 }
 
-/// Whether each kernel synchronises its block (`__syncthreads`, a warp shuffle, or a call to a
-/// `__device__` function that does, directly or through other helpers): only those need the
-/// emulator's fibers; the others run their threads as plain calls, which is far faster.
+/// Whether each kernel synchronises its block (`__syncthreads`, `__syncwarp`, a warp shuffle, a
+/// warp collective of kernels/mma.cuh (`mma.sync`, `ldmatrix.sync` in its PTX), or a call to a
+/// `__device__` function that does, however deep): only those need the emulator's fibers; the
+/// others run their threads as plain calls, which is far faster.
 fn kernels_needing_barriers(sources: &[(PathBuf, String)], names: &[String]) -> Vec<bool> {
     let all: String = sources.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>().join("\n");
-    // Every __device__ helper: (name, body).
-    let helpers: Vec<(String, &str)> = all
+    const MARKS: [&str; 5] = ["__syncthreads", "__syncwarp", "__shfl", "mma.sync", "ldmatrix.sync"];
+    // Every __device__ function: (name, body).
+    let functions: Vec<(String, &str)> = all
         .match_indices("__device__ ")
         .map(|(at, _)| {
             let head = &all[at..];
@@ -177,23 +179,25 @@ fn kernels_needing_barriers(sources: &[(PathBuf, String)], names: &[String]) -> 
         })
         .collect();
     let calls = |body: &str, h: &str| body.contains(&format!("{h}(")) || body.contains(&format!("{h}<"));
-    // The helpers that synchronise: those that do themselves, then (to a fixed point) those
-    // that call one.
-    let mut syncing: Vec<&str> = Vec::new();
+    // The helpers that synchronise, directly or through another helper (to a fixed point).
+    let mut helpers: Vec<&str> = Vec::new();
     loop {
-        let syncs = |body: &str| body.contains("__syncthreads") || body.contains("__shfl") || syncing.iter().any(|h| calls(body, h));
-        let more: Vec<&str> = helpers.iter().filter(|(n, b)| !syncing.contains(&n.as_str()) && syncs(b)).map(|(n, _)| n.as_str()).collect();
-        if more.is_empty() {
+        let before = helpers.len();
+        for (name, body) in &functions {
+            if !helpers.contains(&name.as_str()) && (MARKS.iter().any(|m| body.contains(m)) || helpers.iter().any(|h| calls(body, h))) {
+                helpers.push(name);
+            }
+        }
+        if helpers.len() == before {
             break;
         }
-        syncing.extend(more);
     }
     names
         .iter()
         .map(|n| {
             let at = all.find(&format!(" {n}(")).expect("kernel name vanished");
             let body = body_after(&all, at);
-            body.contains("__syncthreads") || body.contains("__shfl") || syncing.iter().any(|h| calls(body, h))
+            MARKS.iter().any(|m| body.contains(m)) || helpers.iter().any(|h| calls(body, h))
         })
         .collect()
 }

@@ -25,3 +25,5 @@
 #define FEAR_LOSS_THREADS 256
 #define FEAR_SUMSQ_THREADS 1024
 #define FEAR_PROBE_THREADS 256
+// One warp: the bare tensor-core tiles of src/engine/ops/mma/.
+#define FEAR_MMA_THREADS 32

@@ -185,6 +185,11 @@ fn doctor_reports_the_machine_and_passes_the_emulated_self_test() {
     assert!(tests[0]["device"].as_str().unwrap().starts_with("emulated"));
     assert!(tests.iter().all(|t| t["passed"] == true));
     assert!(tests[0]["checks"].as_array().unwrap().len() >= 30);
+    // The bare tensor-core tiles come first, every kind on the emulation (which claims sm_80).
+    let tiles: Vec<&str> = tests[0]["mma_tiles"].as_array().unwrap().iter().map(|c| c["op"].as_str().unwrap()).collect();
+    assert_eq!(tiles, ["mma_bf16_tile", "mma_tf32_tile", "mma_f16_tile", "mma_bf16_staged_tile"]);
+    assert!(tests[0]["mma_tiles"].as_array().unwrap().iter().all(|c| c["passed"] == true));
+    assert!(tests[0]["mma_not_run"].as_array().unwrap().is_empty());
     if report["gpus"].as_array().unwrap().is_empty() {
         assert!(report["driver"]["Err"].as_str().is_some_and(|e| e.contains("use --device cpu")), "{:#}", report["driver"]);
     }
@@ -208,4 +213,68 @@ fn the_embedded_sources_compile_with_nvrtc_at_run_time() {
             eprintln!("skipped: {e:#}");
         }
     }
+}
+
+/// One bare tensor-core tile of each kind (bf16 and tf32 m16n8k8, f16 m8n8k4, and the bf16 tile
+/// staged through shared memory by cp.async and read by ldmatrix) held to the CPU on the
+/// emulated GPU, which claims sm_80 and so runs every kind: what `fear doctor` checks first.
+#[test]
+fn emulated_mma_tiles_match_the_cpu() {
+    let results = selftest::mma_tiles(&Gpu::emulated(), 7);
+    for r in &results {
+        eprintln!("{:28} rel err {:.2e} (< {:.0e}) {}", r.op, r.max_rel_error, r.tolerance, r.error.as_deref().unwrap_or(""));
+    }
+    let names: Vec<&str> = results.iter().map(|r| r.op.as_str()).collect();
+    assert_eq!(names, ["mma_bf16_tile", "mma_tf32_tile", "mma_f16_tile", "mma_bf16_staged_tile"]);
+    assert!(results.iter().all(|r| r.passed), "{results:#?}");
+}
+
+/// The staged tile on the emulated GPU, with and without its cp.async waits: the copies land only
+/// at a wait, so without them the tile reads the shared memory's stale (NaN) bytes; with them it
+/// is the CPU's product.
+#[test]
+fn a_missing_cp_async_wait_gives_a_wrong_result_in_emulation() {
+    use fear::engine::ops::mma::{launch::launch_tile, mma_tile, MmaKind};
+    use rand::{Rng, SeedableRng};
+
+    let kind = MmaKind::Bf16Staged;
+    let s = kind.shape();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let mut random = |n: usize| (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect::<Vec<f32>>();
+    let (a, b, c) = (random(s.a_len()), random(s.b_len()), random(s.c_len()));
+    let mut want = vec![0f32; s.c_len()];
+    mma_tile(kind, &a, &b, &c, &mut want);
+    let gpu = Gpu::emulated();
+    let run = |wait: bool| {
+        let buffers: Vec<_> = [&a, &b, &c, &want].iter().map(|v| gpu.buffer(v.len() * 4).unwrap()).collect();
+        for (buf, v) in buffers.iter().zip([&a, &b, &c]) {
+            buf.upload(bytemuck::cast_slice(v)).unwrap();
+        }
+        let at = [buffers[0].ptr(), buffers[1].ptr(), buffers[2].ptr(), buffers[3].ptr()];
+        // SAFETY: each buffer holds its operand of the staged tile's shape.
+        unsafe { launch_tile(gpu.backend(), kind, at, wait) }.unwrap();
+        let mut d = vec![0f32; s.c_len()];
+        gpu.backend().download(at[3], bytemuck::cast_slice_mut(&mut d)).unwrap();
+        d
+    };
+    let err = selftest::relative_error(&run(true), &want);
+    assert!(err < 1e-5, "with its waits the tile is off by {err:e}");
+    let without = run(false);
+    assert!(without.iter().any(|v| v.is_nan()), "without its waits the tile read landed copies: {without:?}");
+}
+
+/// A warp collective needs every lane of the warp: a block that is not whole warps (48 threads:
+/// the second warp lacks 16 lanes) makes the emulated launch fail with a message, not hang.
+#[test]
+fn an_emulated_warp_collective_without_all_its_lanes_is_an_error() {
+    use fear::engine::cuda::launch::{launch, Arg, Dims};
+    let gpu = Gpu::emulated();
+    // Room for the elements lanes 32-47 address too (the kernel indexes by threadIdx.x).
+    let buf = gpu.buffer(4 * 4096).unwrap();
+    let args = [Arg::Ptr(buf.ptr()), Arg::Ptr(buf.ptr()), Arg::Ptr(buf.ptr()), Arg::Ptr(buf.ptr())];
+    let dims = Dims { grid: [1, 1, 1], block: [48, 1, 1] };
+    // SAFETY: 48 threads of the tile touch fewer than 4096 floats.
+    unsafe { launch(gpu.backend(), "fear_mma_bf16_tile", dims, &args) }.unwrap();
+    let err = gpu.synchronize().unwrap_err().to_string();
+    assert!(err.contains("whole warps"), "{err}");
 }

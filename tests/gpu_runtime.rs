@@ -274,6 +274,14 @@ fn dynamic_shared_memory_needs_the_opt_in() {
     run(64 * 1024).unwrap();
     assert!(gpu.backend().set_max_dynamic_shared("fear_zero", 1 << 20).is_err(), "1 MB per block");
     gpu.synchronize().unwrap();
+    // The launch path that opts in by itself (as it sets the driver's attribute on a GPU): 80 KB,
+    // above the 64 KB opted in so far, up to the smallest per-block maximum of the targets.
+    assert!(run(80 * 1024).is_err());
+    // SAFETY: as above.
+    let opting_in = |shared| unsafe { launch::launch_bounded_opting_in(gpu.backend(), "fear_zero", dims, shared, &args) };
+    opting_in(80 * 1024).unwrap();
+    assert!(opting_in(300 * 1024).is_err(), "300 KB exceed every target's maximum");
+    gpu.synchronize().unwrap();
 }
 
 /// A kernel whose `int` indices (with the grid-stride step) would wrap is refused, not run.

@@ -10,7 +10,8 @@
 // thread, which runs one block at a time, i.e. one copy per block.
 //
 // This proves indexing and synchronisation, not speed. Warp shuffles are emulated with two block
-// barriers, so they are only valid where every thread of the block calls them together.
+// barriers, so they are only valid where every thread of the block calls them together; the
+// tensor-core collectives (kernels/mma.cuh) likewise, and they check it.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -33,7 +34,22 @@ void syncthreads();
 void* dynamic_shared();
 // Exchange of one 64-bit value per thread through the block (two barriers).
 unsigned long long exchange(unsigned long long mine, unsigned source_lane_in_block);
+// A warp collective (mma.sync, ldmatrix.sync; kernels/mma.cuh): every lane deposits `bytes` of
+// its operands, a barrier, then each lane gets all 32 deposits of its warp in lane order in
+// `all`, and a second barrier. Run as a block barrier, so every thread of the block must reach
+// the same collective together: a lane that exited or is elsewhere is an error of the launch.
+void warp_gather(const char* what, const void* mine, unsigned bytes, void* all);
+// cp.async: the copy is queued for this thread and lands only at a cp_async_wait that covers its
+// committed group, so a missing wait reads stale shared memory.
+void cp_async(void* shared, const void* global, unsigned bytes);
+void cp_async_commit();
+void cp_async_wait(int pending);
+// Records an error of the running launch (fear_emu_launch returns it); the kernel runs on.
+void fail(const char* format, ...);
 }
+
+// The architecture the emulation claims: every wrapper of kernels/mma.cuh is available.
+#define FEAR_EMULATED_SM 80
 
 #define __global__
 #define __device__ static
@@ -42,6 +58,8 @@ unsigned long long exchange(unsigned long long mine, unsigned source_lane_in_blo
 #define __restrict__ __restrict
 #define __shared__ static thread_local
 #define __syncthreads() ::fear_emu::syncthreads()
+// A block barrier: like the shuffles, valid where every thread of the block calls it together.
+#define __syncwarp(...) ::fear_emu::syncthreads()
 #define __CUDACC_EMULATED__ 1
 // `extern __shared__ T name[]` on a GPU (see FEAR_DYNAMIC_SHARED in artifacts::combined_source).
 #define FEAR_DYNAMIC_SHARED(T, name) T* name = reinterpret_cast<T*>(::fear_emu::dynamic_shared())

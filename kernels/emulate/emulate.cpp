@@ -3,8 +3,11 @@
 // argument sizes) generated from kernels/*.cu.
 #include <ucontext.h>
 #include <atomic>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -92,6 +95,26 @@ struct Fiber {
     bool done;
 };
 
+// One thread's deposit for a warp collective: how many collectives it has reached, which one
+// this is, and its operands.
+struct CollectiveSlot {
+    unsigned long long count = 0;
+    const char* what = nullptr;
+    unsigned char data[64];
+};
+
+// One thread's cp.async copies: those issued since its last commit, then its committed groups,
+// oldest first.
+struct PendingCopy {
+    void* shared;
+    const void* global;
+    unsigned bytes;
+};
+struct AsyncCopies {
+    std::vector<PendingCopy> open;
+    std::vector<std::vector<PendingCopy>> groups;
+};
+
 struct BlockRun {
     Context scheduler;
     std::vector<Fiber> fibers;
@@ -99,7 +122,34 @@ struct BlockRun {
     Entry entry = nullptr;
     void** args = nullptr;
     std::vector<unsigned long long> exchange_slots;
+    std::vector<CollectiveSlot> collective_slots;
+    std::vector<AsyncCopies> copies;
 };
+
+// The first error a launch's kernel hit (fail), shared by the OS threads running its blocks.
+struct LaunchErrors {
+    std::mutex lock;
+    std::string first;
+};
+thread_local LaunchErrors* launch_errors = nullptr;
+
+void fail(const char* format, ...) {
+    char message[256];
+    va_list args;
+    va_start(args, format);
+    std::vsnprintf(message, sizeof message, format, args);
+    va_end(args);
+    LaunchErrors* e = launch_errors;
+    if (!e) {
+        std::fprintf(stderr, "fear emulator: %s\n", message);
+        std::abort();
+    }
+    std::lock_guard<std::mutex> hold(e->lock);
+    if (e->first.empty()) e->first = message;
+}
+
+static unsigned linear_thread() { return threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z); }
+static unsigned block_threads() { return blockDim.x * blockDim.y * blockDim.z; }
 
 static const size_t kStackBytes = 64 * 1024;
 thread_local BlockRun* running = nullptr;
@@ -115,6 +165,59 @@ void syncthreads() {
         std::abort();
     }
     switch_context(b->fibers[b->current].context, b->scheduler);
+}
+
+void warp_gather(const char* what, const void* mine, unsigned bytes, void* all) {
+    BlockRun* b = running;
+    unsigned me = linear_thread(), count = block_threads();
+    if (bytes > sizeof(CollectiveSlot::data) || count % 32 != 0) {
+        fail("%s: %u threads per block (warp collectives need whole warps)", what, count);
+        std::memset(all, 0xff, 32 * (size_t)bytes);
+        return;
+    }
+    CollectiveSlot& slot = b->collective_slots[me];
+    slot.count += 1;
+    slot.what = what;
+    std::memcpy(slot.data, mine, bytes);
+    syncthreads();
+    // After the barrier every live thread has made its deposit for this round: each must be at
+    // this same collective (the count of collectives it reached and their name agree).
+    bool together = true;
+    for (unsigned t = 0; t < count && together; ++t) {
+        const CollectiveSlot& other = b->collective_slots[t];
+        if (other.count != slot.count || !other.what || std::strcmp(other.what, what) != 0) {
+            fail("%s: thread %u of the block did not reach it with thread %u (every lane of a warp must execute the same collective, "
+                 "and the emulation runs it as a block barrier)",
+                 what, t, me);
+            together = false;
+        }
+    }
+    unsigned first_lane = me & ~31u;
+    for (unsigned l = 0; l < 32; ++l) {
+        if (together) std::memcpy((char*)all + (size_t)l * bytes, b->collective_slots[first_lane + l].data, bytes);
+        else std::memset((char*)all + (size_t)l * bytes, 0xff, bytes);
+    }
+    syncthreads();
+}
+
+void cp_async(void* shared, const void* global, unsigned bytes) {
+    if ((uintptr_t)shared % bytes != 0 || (uintptr_t)global % bytes != 0)
+        fail("cp.async of %u bytes from %p to %p: both addresses must be aligned to the size", bytes, global, shared);
+    running->copies[linear_thread()].open.push_back(PendingCopy{shared, global, bytes});
+}
+
+void cp_async_commit() {
+    AsyncCopies& mine = running->copies[linear_thread()];
+    mine.groups.push_back(std::move(mine.open));
+    mine.open.clear();
+}
+
+void cp_async_wait(int pending) {
+    AsyncCopies& mine = running->copies[linear_thread()];
+    size_t land = mine.groups.size() > (size_t)pending ? mine.groups.size() - (size_t)pending : 0;
+    for (size_t g = 0; g < land; ++g)
+        for (const PendingCopy& c : mine.groups[g]) std::memcpy(c.shared, c.global, c.bytes);
+    mine.groups.erase(mine.groups.begin(), mine.groups.begin() + (long)land);
 }
 
 unsigned long long exchange(unsigned long long mine, unsigned source) {
@@ -137,7 +240,14 @@ static void fiber_main() {
 }
 
 // Runs one block of a kernel that never synchronises: each thread is a plain call.
+// Per-thread state of a block (the collectives' deposits, the queued copies), fresh for each.
+static void reset_thread_state(BlockRun& b, size_t count) {
+    b.collective_slots.assign(count, CollectiveSlot{});
+    b.copies.assign(count, AsyncCopies{});
+}
+
 static void run_block_directly(BlockRun& b, uint3 block, uint3 dims) {
+    reset_thread_state(b, (size_t)dims.x * dims.y * dims.z);
     blockIdx = block;
     blockDim = dims;
     running = &b;
@@ -156,6 +266,7 @@ static void run_block(BlockRun& b, uint3 block, uint3 dims) {
     if (stacks.size() < count * kStackBytes) stacks.assign(count * kStackBytes, 0);
     b.fibers.assign(count, Fiber{});
     b.exchange_slots.assign(count, 0);
+    reset_thread_state(b, count);
     blockIdx = block;
     blockDim = dims;
     running = &b;
@@ -235,7 +346,9 @@ extern "C" int fear_emu_launch(const char* name, const unsigned* grid, const uns
     unsigned long long blocks = (unsigned long long)grid[0] * grid[1] * grid[2];
     uint3 g{grid[0], grid[1], grid[2]}, b{block[0], block[1], block[2]};
     std::atomic<unsigned long long> next{0};
+    LaunchErrors errors;
     auto worker = [&]() {
+        launch_errors = &errors;
         gridDim = g;
         // Fresh each launch and filled with NaN bytes: a kernel must write it before reading.
         dynamic_shared_buffer.assign(shared_bytes, (char)0xff);
@@ -247,14 +360,31 @@ extern "C" int fear_emu_launch(const char* name, const unsigned* grid, const uns
             if (k->needs_barrier) run_block(run, at, b);
             else run_block_directly(run, at, b);
         }
+        launch_errors = nullptr;
     };
     unsigned workers = std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), (unsigned)std::min<unsigned long long>(blocks, 64)));
     std::vector<std::thread> pool;
     for (unsigned i = 1; i < workers; ++i) pool.emplace_back(worker);
     worker();
     for (auto& t : pool) t.join();
+    if (!errors.first.empty()) {
+        std::snprintf(err, err_len, "%s: %s", name, errors.first.c_str());
+        return 1;
+    }
     return 0;
 }
 
+extern "C" int fear_emu_sm() { return FEAR_EMULATED_SM; }
+
 extern "C" int fear_emu_kernel_count() { return fear_emu::kKernelCount; }
 extern "C" const char* fear_emu_kernel_name(int i) { return fear_emu::kKernels[i].name; }
+
+// The rounding of kernels/mma.cuh as compiled here (the kernels' own source), for the test that
+// holds it bit for bit to src/engine/precision.rs: 0 tf32, 1 bf16, 2 f16.
+extern "C" float fear_emu_round(int precision, float x) {
+    switch (precision) {
+    case 0: return fear_round_tf32(x);
+    case 1: return fear_bf16_to_f32(fear_f32_to_bf16(x));
+    default: return fear_f16_to_f32(fear_f32_to_f16(x));
+    }
+}

@@ -1,7 +1,8 @@
 //! `fear doctor`: what this machine has for the engine (CUDA driver, GPUs, the kernels embedded
-//! at build time with their registers and spills) and a self-test of every kernel against its
-//! CPU op on each device present, the host emulation included. Exit status 1 when a self-test
-//! fails.
+//! at build time with their registers and spills) and, on each device present (the host
+//! emulation included), first one bare tensor-core tile of each kind its architecture has
+//! against the CPU (a fragment-layout error shared by a kernel and the emulation shows only
+//! there), then a self-test of every kernel against its CPU op. Exit status 1 when a check fails.
 
 use anyhow::Result;
 use clap::Args;
@@ -10,6 +11,7 @@ use serde::Serialize;
 use crate::engine::cuda::artifacts::{self, parse_ptxas_report, KernelResources};
 use crate::engine::cuda::selftest::{self, OpCheck};
 use crate::engine::cuda::{driver, Gpu};
+use crate::engine::ops::mma::MmaKind;
 
 #[derive(Args, Debug)]
 pub struct DoctorArgs {
@@ -36,6 +38,10 @@ struct ImageReport {
 struct DeviceTest {
     device: String,
     passed: bool,
+    /// The bare tensor-core tiles (`ops::mma`), checked first.
+    mma_tiles: Vec<OpCheck>,
+    /// The tile kinds the device's architecture lacks, each with the sm it needs.
+    mma_not_run: Vec<String>,
     checks: Vec<OpCheck>,
 }
 
@@ -82,8 +88,13 @@ pub fn run(args: DoctorArgs) -> Result<()> {
     let self_tests: Vec<DeviceTest> = devices
         .iter()
         .map(|g| {
+            let mma_tiles = selftest::mma_tiles(g, args.seed);
+            let sm = g.backend().sm();
+            let mma_not_run =
+                MmaKind::ALL.iter().filter(|k| k.min_sm() > sm).map(|k| format!("{} (needs sm_{}; this is sm_{sm})", k.name(), k.min_sm())).collect();
             let checks = selftest::run(g, args.seed);
-            DeviceTest { device: crate::engine::Device::<f32>::name(g), passed: checks.iter().all(|c| c.passed), checks }
+            let passed = mma_tiles.iter().chain(&checks).all(|c| c.passed);
+            DeviceTest { device: crate::engine::Device::<f32>::name(g), passed, mma_tiles, mma_not_run, checks }
         })
         .collect();
     let passed = self_tests.iter().all(|t| t.passed) && gpus.iter().all(|g| g.is_ok());
@@ -148,6 +159,14 @@ fn print_report(r: &Report) {
         }
     }
     for t in &r.self_tests {
+        println!("tensor-core tiles on {}:", t.device);
+        for c in &t.mma_tiles {
+            let verdict = if c.passed { "pass".to_string() } else { format!("FAIL {}", c.error.clone().unwrap_or_default()) };
+            println!("  {:<30} {verdict}  max relative error {:.1e} (< {:.0e})", c.op, c.max_rel_error, c.tolerance);
+        }
+        for k in &t.mma_not_run {
+            println!("  not run: {k}");
+        }
         let failed: Vec<&OpCheck> = t.checks.iter().filter(|c| !c.passed).collect();
         let worst = t.checks.iter().map(|c| c.max_rel_error).fold(0f64, f64::max);
         println!("self-test on {}: {} of {} ops pass (worst relative error {worst:.1e})", t.device, t.checks.len() - failed.len(), t.checks.len());

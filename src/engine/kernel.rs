@@ -11,7 +11,9 @@
 
 use anyhow::{bail, Result};
 
-use super::ops::{BnKernel, ConvKernel, CpuView, ElementwiseKernel, FeatureProbeKernel, LinearKernel, LossKernel, OptimKernel, PoolKernel, ProbeKernel};
+use super::ops::{
+    BnKernel, ConvKernel, CpuView, ElementwiseKernel, FeatureProbeKernel, LinearKernel, LossKernel, MmaKernel, OptimKernel, PoolKernel, ProbeKernel,
+};
 use super::Float;
 
 /// The separately allocated regions of a device's memory.
@@ -77,6 +79,8 @@ pub enum Kernel {
     Optim(OptimKernel),
     Probe(ProbeKernel),
     FeatureProbe(FeatureProbeKernel),
+    /// Bare tensor-core tiles (checked by `fear doctor`, in no network).
+    Mma(MmaKernel),
 }
 
 /// `$body` with `$k` bound to the family kernel inside `$kernel`, whatever its family.
@@ -92,6 +96,7 @@ macro_rules! per_family {
             Kernel::Optim($k) => $body,
             Kernel::Probe($k) => $body,
             Kernel::FeatureProbe($k) => $body,
+            Kernel::Mma($k) => $body,
         }
     };
 }
@@ -115,7 +120,8 @@ from_family!(
     Loss(LossKernel),
     Optim(OptimKernel),
     Probe(ProbeKernel),
-    FeatureProbe(FeatureProbeKernel)
+    FeatureProbe(FeatureProbeKernel),
+    Mma(MmaKernel)
 );
 
 impl Kernel {

@@ -10,6 +10,7 @@ pub mod graph;
 pub mod kernel;
 pub mod ops;
 pub mod plan;
+pub mod precision;
 pub mod session;
 
 pub use any_device::AnyDevice;

@@ -404,6 +404,11 @@ impl Backend for CudaDriver {
         Some(self.ordinal())
     }
 
+    fn sm(&self) -> u32 {
+        let (major, minor) = self.compute_capability;
+        major * 10 + minor
+    }
+
     fn malloc(&self, bytes: usize) -> Result<DevicePtr> {
         self.capture.forbid("an allocation")?;
         self.bind()?;

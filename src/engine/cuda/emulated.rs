@@ -43,6 +43,7 @@ extern "C" {
         err_len: c_int,
     ) -> c_int;
     fn fear_emu_check(name: *const c_char, nargs: c_int, arg_sizes: *const u32, err: *mut c_char, err_len: c_int) -> c_int;
+    fn fear_emu_sm() -> c_int;
 }
 
 /// A launch as queued or captured: the argument values, not pointers to them (each in an
@@ -302,6 +303,11 @@ impl Backend for Emulated {
     fn device_key(&self) -> usize {
         // Kept apart from CUDA ordinals, which are small.
         usize::MAX - self.device.key
+    }
+
+    fn sm(&self) -> u32 {
+        // SAFETY: returns a constant.
+        unsafe { fear_emu_sm() as u32 }
     }
 
     fn malloc(&self, bytes: usize) -> Result<DevicePtr> {

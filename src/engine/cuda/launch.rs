@@ -102,6 +102,10 @@ pub trait Backend: Send + Sync {
     fn same_device(&self, other: &dyn Backend) -> bool;
     /// An identity of the device (equal for every stream of it).
     fn device_key(&self) -> usize;
+    /// The architecture as an sm number (80 for compute capability 8.0); the emulation claims
+    /// the one it emulates (`FEAR_EMULATED_SM`, kernels/emulate/cuda_host.hpp). Kernels whose
+    /// instructions a GPU lacks are not launched there (`ops::mma::MmaKind::min_sm`).
+    fn sm(&self) -> u32;
     /// The CUDA ordinal of a real GPU (`None` under emulation).
     fn cuda_ordinal(&self) -> Option<usize> {
         None
@@ -383,6 +387,21 @@ pub unsafe fn launch_bounded_with_shared(b: &dyn Backend, name: &str, dims: Dims
     let bound = threads::KERNEL_THREADS.iter().find(|(n, _)| *n == name).map(|&(_, t)| t);
     ensure!(bound == Some(dims.block[0]) && dims.block[1..] == [1, 1], "{name}: a block of {:?} threads, but it is bounded to {bound:?}", dims.block);
     launch_with_shared(b, name, dims, shared_bytes, args)
+}
+
+/// [`launch_bounded_with_shared`] for a kernel whose dynamic shared memory may pass the 48 KB
+/// every GPU grants without asking: above that, first raises the kernel's limit to
+/// `shared_bytes` ([`Backend::set_max_dynamic_shared`]: `cuFuncSetAttribute(
+/// MAX_DYNAMIC_SHARED_SIZE_BYTES)` on a GPU), which fails beyond the device's maximum per block.
+/// Without it, both backends refuse such a launch as the driver does.
+///
+/// # Safety
+/// As [`launch`].
+pub unsafe fn launch_bounded_opting_in(b: &dyn Backend, name: &str, dims: Dims, shared_bytes: u32, args: &[Arg]) -> Result<()> {
+    if shared_bytes > DEFAULT_SHARED_LIMIT {
+        b.set_max_dynamic_shared(name, shared_bytes)?;
+    }
+    launch_bounded_with_shared(b, name, dims, shared_bytes, args)
 }
 
 #[cfg(test)]

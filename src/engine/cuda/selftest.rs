@@ -51,6 +51,12 @@ impl Case {
         self.locs.push(l);
         l
     }
+    /// [`Case::loc`] starting at a multiple of `align` elements (for kernels that copy in
+    /// aligned pieces).
+    pub fn aligned_loc(&mut self, len: usize, align: usize) -> Loc {
+        self.next = self.next.next_multiple_of(align);
+        self.loc(len)
+    }
     /// A location holding `values` instead of random numbers.
     pub fn preset(&mut self, values: Vec<f32>) -> Loc {
         let l = self.loc(values.len());
@@ -162,19 +168,36 @@ fn check_case(gpu: &Gpu, kernel: &Kernel, presets: &[(Loc, Vec<f32>)], seed: u64
     Ok(worst)
 }
 
+fn record(results: &mut Vec<OpCheck>, op: String, tolerance: f64, r: Result<f64>) {
+    let (max_rel_error, error) = match r {
+        Ok(e) => (e, None),
+        Err(e) => (f64::INFINITY, Some(format!("{e:#}"))),
+    };
+    results.push(OpCheck { op, passed: error.is_none() && max_rel_error < tolerance, max_rel_error, tolerance, error });
+}
+
+fn run_cases(gpu: &Gpu, cases: Cases, seed: u64, results: &mut Vec<OpCheck>) {
+    for (i, (op, tol, kernel, presets)) in cases.out.into_iter().enumerate() {
+        record(results, op, tol, check_case(gpu, &kernel, &presets, seed + i as u64));
+    }
+}
+
 /// Runs every check on `gpu`.
 pub fn run(gpu: &Gpu, seed: u64) -> Vec<OpCheck> {
     let mut results = Vec::new();
-    let mut record = |op: String, tolerance: f64, r: Result<f64>| {
-        let (max_rel_error, error) = match r {
-            Ok(e) => (e, None),
-            Err(e) => (f64::INFINITY, Some(format!("{e:#}"))),
-        };
-        results.push(OpCheck { op, passed: error.is_none() && max_rel_error < tolerance, max_rel_error, tolerance, error });
-    };
-    for (i, (op, tol, kernel, presets)) in cases().out.into_iter().enumerate() {
-        record(op, tol, check_case(gpu, &kernel, &presets, seed + i as u64));
-    }
-    record("augment".into(), ELEMENTWISE_TOLERANCE, ops::augment::check::check(gpu, seed));
+    run_cases(gpu, cases(), seed, &mut results);
+    record(&mut results, "augment".into(), ELEMENTWISE_TOLERANCE, ops::augment::check::check(gpu, seed));
+    results
+}
+
+/// One bare tensor-core tile of each kind `gpu`'s architecture has (`ops::mma`), against the
+/// CPU: what `fear doctor` checks before the kernels, since a fragment layout wrong the same
+/// way in a kernel and in the emulation shows only on hardware. The kinds left out are those
+/// above [`crate::engine::cuda::Backend::sm`].
+pub fn mma_tiles(gpu: &Gpu, seed: u64) -> Vec<OpCheck> {
+    let mut cases = Cases { out: Vec::new() };
+    ops::mma::check::cases(&mut cases, gpu.backend().sm());
+    let mut results = Vec::new();
+    run_cases(gpu, cases, seed, &mut results);
     results
 }

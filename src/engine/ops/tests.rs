@@ -14,6 +14,8 @@ mod elementwise;
 mod linear;
 #[path = "loss/tests.rs"]
 mod loss;
+#[path = "mma/tests.rs"]
+mod mma;
 #[path = "optim/tests.rs"]
 mod optim;
 #[path = "pool/tests.rs"]
