@@ -364,6 +364,16 @@ mod tests {
     }
 
     #[test]
+    fn the_forward_has_fp32_and_tf32_kernels_and_refuses_other_precisions() {
+        assert_eq!(forward_kernel(Precision::Fp32).unwrap(), "fear_conv_forward");
+        assert_eq!(forward_kernel(Precision::Tf32).unwrap(), "fear_conv_forward_tf32");
+        for p in [Precision::Bf16, Precision::F16] {
+            let e = forward_kernel(p).unwrap_err().to_string();
+            assert!(e.contains(&format!("{p:?}")), "{e}");
+        }
+    }
+
+    #[test]
     fn arch_1_stage_shapes_keep_whole_rows_and_all_channels_per_block() {
         let t = forward_plan(&geom(256, 16, 32, 3, 1));
         assert_eq!((t.ti, t.tr, t.tc, t.glog2), (1, 8, 32, 1), "{t:?}");
