@@ -27,6 +27,7 @@ use super::ops::{
     BnGeom, BnGradient, BnKernel, BnOutput, BnStatistics, ConvGeom, ConvKernel, CrossGeom, ElementwiseKernel, FeatureProbeKernel, LinearGeom, LinearKernel,
     LossKernel, OptimKernel, PoolGeom, PoolKernel, ProbeKernel,
 };
+use super::precision::Precision;
 
 /// What kind of step to plan.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -72,6 +73,10 @@ pub struct PlanOptions {
     /// CPU runs the unfused plan); on by default, off to plan a GPU step unfused. Ignored under
     /// the probes, which read ReLU values.
     pub fuse: bool,
+    /// What the convolutions' forward products round their operands to ([`ConvKernel::Forward`]):
+    /// `Fp32` (none, the default) or `Tf32` (the tensor-core kernel on the GPU; the same rounding
+    /// on the CPU). The gradients stay f32.
+    pub conv_precision: Precision,
 }
 
 impl Default for PlanOptions {
@@ -90,6 +95,7 @@ impl Default for PlanOptions {
             taps: false,
             relu_patterns: false,
             fuse: true,
+            conv_precision: Precision::Fp32,
         }
     }
 }
@@ -540,7 +546,8 @@ impl<'g> Planner<'g> {
             Op::Conv { stride, pad } => {
                 let (x, relu) = self.conv_input(ins[0]);
                 let bn = self.bn_statistics(node.output);
-                Kernel::Conv(ConvKernel::Forward { g: self.conv_geom(ins[0], ins[1], stride, pad), x: self.act(x), w: self.act(ins[1]), y, relu, bn })
+                let (g, precision) = (self.conv_geom(ins[0], ins[1], stride, pad), self.opts.conv_precision);
+                Kernel::Conv(ConvKernel::Forward { g, x: self.act(x), w: self.act(ins[1]), y, relu, bn, precision })
             }
             Op::BatchNorm { running_mean, running_var, eps, momentum } => {
                 let g = self.bn_geom(ins[0]);

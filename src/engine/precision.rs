@@ -4,9 +4,12 @@
 //! kernels round at the same points to the same bits; neither depends on a compiler's or a
 //! CPU's conversion instructions (the device's `cvt.rna.tf32.f32` rounds ties away from zero).
 
-/// A tensor-core input precision: what an f32 operand is rounded to before the product.
+/// A product's input precision: what an f32 operand is rounded to before the product (`Fp32`:
+/// nothing, the SIMT kernels; the others: the tensor cores' inputs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Precision {
+    /// f32 operands as they are.
+    Fp32,
     /// 1 sign, 8 exponent, 10 mantissa bits, kept in an f32 (its low 13 bits zero).
     Tf32,
     /// bfloat16: 1 sign, 8 exponent, 7 mantissa bits.
@@ -19,6 +22,7 @@ impl Precision {
     /// `x` rounded to this precision (to nearest, ties to even), as the f32 it stands for.
     pub fn round(self, x: f32) -> f32 {
         match self {
+            Precision::Fp32 => x,
             Precision::Tf32 => round_tf32(x),
             Precision::Bf16 => bf16_to_f32(f32_to_bf16(x)),
             Precision::F16 => f16_to_f32(f32_to_f16(x)),
@@ -29,6 +33,7 @@ impl Precision {
     /// same product in f32 (a few units of the operands' last place).
     pub fn tolerance(self) -> f64 {
         match self {
+            Precision::Fp32 => 1e-5,
             Precision::Tf32 => 1e-3,
             Precision::Bf16 | Precision::F16 => 1e-2,
         }

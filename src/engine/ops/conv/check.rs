@@ -2,6 +2,7 @@
 
 use super::{BnGradient, BnStatistics, ConvGeom, ConvKernel};
 use crate::engine::cuda::selftest::{Case, Cases, REDUCTION_TOLERANCE};
+use crate::engine::precision::Precision;
 
 pub(crate) fn cases(cases: &mut Cases) {
     // 9x9 gives 243 positions per weight: most of a 256-thread reduction block does real work.
@@ -27,20 +28,24 @@ pub(crate) fn cases(cases: &mut Cases) {
         let g = ConvGeom { n: 3, c_in, h: side, w: side, c_out, k, stride, pad: k / 2 };
         // Each kernel plain and with a fused ReLU (the random inputs are half negative).
         for (fused, relu) in [("", false), ("_relu", true)] {
-            cases.add(&format!("{name}_forward{fused}"), REDUCTION_TOLERANCE, |c| {
-                let (x, w, y) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
-                ConvKernel::Forward { g, x, w, y, relu, bn: None }.into()
-            });
-            // With the statistics of the batch norm reading y (its epilogue's partials, merged by
-            // the batch norm's finalize): every block a part of every channel.
-            cases.add(&format!("{name}_forward{fused}_bn_statistics"), REDUCTION_TOLERANCE, |c| {
-                let (x, w, gamma, beta) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.c_out), c.loc(g.c_out));
-                let y = c.loc(g.y_len());
-                let (running_mean, running_var) = (c.loc(g.c_out), c.preset((0..g.c_out).map(|i| 0.5 + 0.1 * i as f32).collect()));
-                let (mean, invstd, coef) = (c.loc(g.c_out), c.loc(g.c_out), c.loc(4 * g.c_out));
-                let bn = BnStatistics { gamma, beta, running_mean, running_var, mean, invstd, coef, eps: 1e-5, momentum: 0.1 };
-                ConvKernel::Forward { g, x, w, y, relu, bn: Some(bn) }.into()
-            });
+            // The forward in each precision: TF32 (the tensor-core kernel) held to the CPU face
+            // that rounds at the same points, so only the order of the sums differs.
+            for (tag, precision) in [("", Precision::Fp32), ("_tf32", Precision::Tf32)] {
+                cases.add(&format!("{name}_forward{fused}{tag}"), REDUCTION_TOLERANCE, |c| {
+                    let (x, w, y) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
+                    ConvKernel::Forward { g, x, w, y, relu, bn: None, precision }.into()
+                });
+                // With the statistics of the batch norm reading y (its epilogue's partials, merged
+                // by the batch norm's finalize): every block a part of every channel.
+                cases.add(&format!("{name}_forward{fused}{tag}_bn_statistics"), REDUCTION_TOLERANCE, |c| {
+                    let (x, w, gamma, beta) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.c_out), c.loc(g.c_out));
+                    let y = c.loc(g.y_len());
+                    let (running_mean, running_var) = (c.loc(g.c_out), c.preset((0..g.c_out).map(|i| 0.5 + 0.1 * i as f32).collect()));
+                    let (mean, invstd, coef) = (c.loc(g.c_out), c.loc(g.c_out), c.loc(4 * g.c_out));
+                    let bn = BnStatistics { gamma, beta, running_mean, running_var, mean, invstd, coef, eps: 1e-5, momentum: 0.1 };
+                    ConvKernel::Forward { g, x, w, y, relu, bn: Some(bn), precision }.into()
+                });
+            }
             // Both modes: assign must ignore the random values already in dx.
             for (mode, accumulate) in [("", true), ("_assign", false)] {
                 cases.add(&format!("{name}_backward_input{fused}{mode}"), REDUCTION_TOLERANCE, |c| {

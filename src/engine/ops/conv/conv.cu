@@ -21,8 +21,16 @@
 // block sums its share into one slot of a workspace, and fear_conv_backward_weight_reduce adds the
 // slots in a fixed order (deterministic, no atomics, no last-block fences).
 //
-// For tensor cores (issue 14) the MAC loop of fear_conv_tile is the piece to replace: its operands
-// are already a shared [k][m] input tile and a shared [k][n] weight slice per chunk.
+// TF32 tensor cores (fear_conv_forward_tf32, issue 14): the same block, tile, staging and
+// epilogue, with TF32 set in fear_conv_tile. Staging rounds each operand once (x after the fused
+// ReLU, and w) to TF32 with fear_round_tf32, the CPU face's rounding point; the MAC loop becomes
+// fear_conv_mma_chunk: the block's M (pixel slots) x N (channels of the pass) output tile is
+// 32 m16n8 tiles, 8 per warp, and K runs over (8 input channels of the chunk, tap), each k-step
+// one mma.sync.m16n8k8.tf32 per tile with fragments read straight from the staged tiles (lane
+// maps of mma.cuh; channels past the chunk read as zeros). fear_conv_mma_unpark then moves the
+// accumulators through shared memory to the threads the FP32 epilogue assigns them to, so y's
+// stores and the batch-norm statistics are the FP32 path's code. Without tf32 MMA (the sm_70
+// build) the kernel keeps the FMA loop over the same rounded operands: same rounding points.
 
 #define FEAR_CONV_PIX 4  // output pixels per thread
 #define FEAR_CONV_CO 8   // output channels per thread
@@ -30,6 +38,16 @@
 #define FEAR_WGRAD_CI 8  // input channels per block of the weight gradient
 #define FEAR_WGRAD_COP 64  // output channels per block of the weight gradient
 #define FEAR_WGRAD_DY_STRIDE 68  // floats per pixel of the staged dy tile (a multiple of 4: float4 loads)
+#define FEAR_CONV_MMA_TILES 8  // m16n8 output tiles per warp of the TF32 forward
+static_assert(FEAR_CONV_PIX * FEAR_CONV_CO == 4 * FEAR_CONV_MMA_TILES, "a warp's m16n8 tiles hold its threads' outputs");
+
+// Whether this build multiplies the TF32 forward on tensor cores (mma.sync tf32 is sm_80+; the
+// host emulation claims sm_80).
+#if defined(__CUDACC_EMULATED__) || (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800)
+#define FEAR_CONV_MMA 1
+#else
+#define FEAR_CONV_MMA 0
+#endif
 
 // One block's output tile: images b0 .. b0 + ti (several only when a whole image is smaller than
 // the block), channels from co0 (pass width cw = 8 << glog2), the phase (py, px) of the
@@ -119,7 +137,72 @@ __device__ __forceinline__ void fear_conv_bn_partials(float* parked, const bool 
     }
 }
 
-template <int T, int S, int P, bool DGRAD>
+// The TF32 forward's MAC loop over one staged chunk (see the header): warp tile i is m16n8 tile
+// t = warp * 8 + i of the block's output, rows 16 (t >> glog2) (pixel slots), columns
+// 8 (t % groups) (channels of the pass). rows[i][h]: the staged-tile offset of the window of A's
+// row fear_m16n8k8_a32_row(lane, h) (the tf32 A map: an element's row from i & 1, its column
+// from i >> 1); B's column fear_m16n8k8_b32_col is recomputed per use (an array of them spilled).
+// `plane`: floats per staged channel (ti * halo). Operands are already TF32 (rounded as staged),
+// so their bits go as they are.
+template <int T>
+__device__ __forceinline__ void fear_conv_mma_chunk(float (&d)[FEAR_CONV_MMA_TILES][4], const float* xs, const float* wsh,
+                                                    const int (&rows)[FEAR_CONV_MMA_TILES][2], int cn, int plane, int hc, int cw, int glog2) {
+    const int lane = threadIdx.x & 31, t0 = (threadIdx.x >> 5) * FEAR_CONV_MMA_TILES, gmask = (1 << glog2) - 1;
+    auto bits = [](float v) { return (unsigned)__float_as_int(v); };
+    for (int c8 = 0; c8 < cn; c8 += 8) {
+        // This lane's two channels of the k-step: A's columns and B's rows (the same pair).
+        const int ka0 = c8 + fear_m16n8k8_a32_col(lane, 0), ka1 = c8 + fear_m16n8k8_a32_col(lane, 2);
+        const int kb0 = c8 + fear_m16n8k8_b32_row(lane, 0), kb1 = c8 + fear_m16n8k8_b32_row(lane, 1);
+        const bool a0 = ka0 < cn, a1 = ka1 < cn, b0 = kb0 < cn, b1 = kb1 < cn;
+        const float* xa0 = xs + ka0 * plane;
+        const float* xa1 = xs + ka1 * plane;
+        const float* wb0 = wsh + kb0 * (T * T) * cw;
+        const float* wb1 = wsh + kb1 * (T * T) * cw;
+        // One tap per iteration: unrolling the taps lets ptxas hoist their loads and spill.
+#pragma unroll 1
+        for (int ty = 0; ty < T; ++ty) {
+#pragma unroll 1
+            for (int tx = 0; tx < T; ++tx) {
+                const int shift = ty * hc + tx, tap = (ty * T + tx) * cw;
+#pragma unroll
+                for (int i = 0; i < FEAR_CONV_MMA_TILES; ++i) {
+                    const int col = 8 * ((t0 + i) & gmask) + fear_m16n8k8_b32_col(lane, 0);
+                    const unsigned a[4] = {a0 ? bits(xa0[rows[i][0] + shift]) : 0u, a0 ? bits(xa0[rows[i][1] + shift]) : 0u,
+                                           a1 ? bits(xa1[rows[i][0] + shift]) : 0u, a1 ? bits(xa1[rows[i][1] + shift]) : 0u};
+                    const unsigned b[2] = {b0 ? bits(wb0[tap + col]) : 0u, b1 ? bits(wb1[tap + col]) : 0u};
+                    fear_mma_tf32_m16n8k8(d[i], a, b, d[i]);
+                }
+            }
+        }
+    }
+}
+
+// The TF32 forward's accumulators to the FP32 epilogue's layout: each fragment element (pixel
+// slot p, pass channel n) goes to the thread that owns it there (channel group n / 8, pixel
+// thread p % tp, its slot j = p / tp, channel c = n % 8), parked as fear_conv_park parks, and
+// each thread reads back its acc[j][c]. Needs FEAR_CONV_THREADS * 32 floats of shared memory.
+__device__ __forceinline__ void fear_conv_mma_unpark(const float (&d)[FEAR_CONV_MMA_TILES][4], float (&acc)[FEAR_CONV_PIX][FEAR_CONV_CO],
+                                                     float* parked, int glog2) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, tp = FEAR_CONV_THREADS >> glog2;
+    __syncthreads();  // the last chunk's readers of shared memory are done
+#pragma unroll
+    for (int i = 0; i < FEAR_CONV_MMA_TILES; ++i) {
+        const int t = warp * FEAR_CONV_MMA_TILES + i;
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int p = 16 * (t >> glog2) + fear_m16n8k8_c_row(lane, e), n = 8 * (t & ((1 << glog2) - 1)) + fear_m16n8k8_c_col(lane, e);
+            const int owner = (n / FEAR_CONV_CO) * tp + p % tp;
+            parked[((p / tp) * FEAR_CONV_CO + n % FEAR_CONV_CO) * FEAR_CONV_THREADS + owner] = d[i][e];
+        }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int j = 0; j < FEAR_CONV_PIX; ++j)
+#pragma unroll
+        for (int c = 0; c < FEAR_CONV_CO; ++c) acc[j][c] = parked[(j * FEAR_CONV_CO + c) * FEAR_CONV_THREADS + threadIdx.x];
+}
+
+template <int T, int S, int P, bool DGRAD, bool TF32 = false>
 __device__ __forceinline__ void fear_conv_tile(int block, const float* __restrict__ src, const float* __restrict__ wt,
                                                float* __restrict__ dst, int n, int c_src, int hs, int ws, int c_dst,
                                                int hd, int wd, int k, int pad, int cin, int ti, int tr, int tc,
@@ -153,13 +236,14 @@ __device__ __forceinline__ void fear_conv_tile(int block, const float* __restric
     const int tpix = threadIdx.x % tp, cg = threadIdx.x / tp;
     // Slot j of this thread: image img, tile row ty and column tx; a dead slot (past the image or
     // the batch) reads the tile's first window and is not stored.
-    auto slot = [&](int j, int& img, int& oy, int& ox) {
-        int p = tpix + j * tp, ty = p % (tr * tc) / tc, tx = p % tc;
+    auto window = [&](int p, int& img, int& oy, int& ox) {  // of pixel slot p
+        int ty = p % (tr * tc) / tc, tx = p % tc;
         img = p / (tr * tc);
         oy = (qy0 + ty) * P + py;
         ox = (qx0 + tx) * P + px;
         return img < images && oy < hd && ox < wd ? img * halo + ty * S * hc + tx * S : -1;
     };
+    auto slot = [&](int j, int& img, int& oy, int& ox) { return window(tpix + j * tp, img, oy, ox); };
     int sbase[FEAR_CONV_PIX];
 #pragma unroll
     for (int j = 0; j < FEAR_CONV_PIX; ++j) {
@@ -173,6 +257,22 @@ __device__ __forceinline__ void fear_conv_tile(int block, const float* __restric
         for (int c = 0; c < FEAR_CONV_CO; ++c) acc[j][c] = 0.0f;
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+    // The TF32 forward's accumulators and operand offsets (fear_conv_mma_chunk); unused otherwise.
+    float mma_acc[FEAR_CONV_MMA_TILES][4];
+    int mma_rows[FEAR_CONV_MMA_TILES][2];
+    if constexpr (TF32 && FEAR_CONV_MMA) {
+#pragma unroll
+        for (int i = 0; i < FEAR_CONV_MMA_TILES; ++i) {
+            const int t = warp * FEAR_CONV_MMA_TILES + i;
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                int img, oy, ox;
+                mma_rows[i][h] = max(window(16 * (t >> glog2) + fear_m16n8k8_a32_row(lane, h), img, oy, ox), 0);
+            }
+#pragma unroll
+            for (int e = 0; e < 4; ++e) mma_acc[i][e] = 0.0f;
+        }
+    }
     for (int c0 = 0; c0 < c_src; c0 += chunk) {
         const int cn = min(chunk, c_src - c0);
         __syncthreads();  // the previous chunk's readers are done
@@ -190,7 +290,8 @@ __device__ __forceinline__ void fear_conv_tile(int block, const float* __restric
                         bool in = row_in && ix >= 0 && ix < ws;
                         float v = in ? plane[iy * ws + ix] : 0.0f;
                         if (in && bn_coef != nullptr) v = fear_bn_grad(v, bn_x, bn_coef, plane0 + iy * ws + ix, c0 + cil);
-                        tile_s[r * hc + c] = relu_src ? (v > 0.0f ? v : 0.0f) : v;
+                        v = relu_src ? (v > 0.0f ? v : 0.0f) : v;
+                        tile_s[r * hc + c] = TF32 ? fear_round_tf32(v) : v;
                     }
                 }
             }
@@ -209,9 +310,13 @@ __device__ __forceinline__ void fear_conv_tile(int block, const float* __restric
                 int ky = ky0 + P * (T - 1 - ty), kx = kx0 + P * (T - 1 - tx);
                 if (co0 + co < c_dst && ky < k && kx < k) v = wt[(((long long)(c0 + cil) * cin + co0 + co) * k + ky) * k + kx];
             }
-            wsh[e] = v;
+            wsh[e] = TF32 ? fear_round_tf32(v) : v;
         }
         __syncthreads();
+        if constexpr (TF32 && FEAR_CONV_MMA) {
+            fear_conv_mma_chunk<T>(mma_acc, xs, wsh, mma_rows, cn, ti * halo, hc, cw, glog2);
+            continue;
+        }
         // The MAC loop: FEAR_CONV_PIX x FEAR_CONV_CO outer products per (channel, tap).
         for (int cil = 0; cil < cn; ++cil) {
             const float* xc = xs + cil * ti * halo;
@@ -235,6 +340,7 @@ __device__ __forceinline__ void fear_conv_tile(int block, const float* __restric
             }
         }
     }
+    if constexpr (TF32 && FEAR_CONV_MMA) fear_conv_mma_unpark(mma_acc, acc, smem, glog2);
     // With the forward's batch-norm statistics, the accumulators are parked in shared memory first.
     const bool take_stats = !DGRAD && stats != nullptr;
     if (take_stats) fear_conv_park(acc, smem);
@@ -285,6 +391,17 @@ extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BL
     else if (k == 3 && stride == 2) fear_conv_tile<3, 2, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats);
     else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats);
     else if (k == 1 && stride == 2) fear_conv_tile<1, 2, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats);
+}
+
+// fear_conv_forward with both operands rounded to TF32 (x after the ReLU, and w) and multiplied on
+// tensor cores (sm_80+; the FMA loop on the sm_70 build): the same launch shape and arguments,
+// and at least FEAR_CONV_THREADS * 32 floats of dynamic shared memory (launch.rs).
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward_tf32(const float* __restrict__ x, const float* __restrict__ wt, float* __restrict__ y, int n, int cin,
+                  int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int relu, double* __restrict__ stats) {
+    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats);
+    else if (k == 3 && stride == 2) fear_conv_tile<3, 2, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats);
+    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats);
+    else if (k == 1 && stride == 2) fear_conv_tile<1, 2, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats);
 }
 
 // dx += conv-transpose of dy (dx = 0 + it without `accumulate`), where mask > 0 when a mask is

@@ -4,7 +4,7 @@
 //! geometry, so the plan is the same on every run (and the weight gradient's fixed-order
 //! reduction gives the same bits).
 
-use anyhow::{ensure, Result};
+use anyhow::{bail, ensure, Result};
 
 use super::{BnGradient, BnStatistics, ConvGeom, ConvKernel};
 use crate::engine::cuda::launch::threads::{FEAR_CONV_THREADS, FEAR_WGRAD_THREADS};
@@ -12,6 +12,7 @@ use crate::engine::cuda::launch::{launch_bounded_with_shared, Arg, Backend, Dims
 use crate::engine::kernel::Loc;
 use crate::engine::ops::batchnorm::launch::{bn_scratch, train_finalize};
 use crate::engine::ops::BnGeom;
+use crate::engine::precision::Precision;
 
 /// Output pixels and output channels each thread of the forward / input-gradient kernel owns
 /// (FEAR_CONV_PIX, FEAR_CONV_CO in conv.cu).
@@ -151,11 +152,29 @@ fn launch_tiles(b: &dyn Backend, name: &str, g: &ConvGeom, t: TilePlan, ptrs: [A
 /// parked accumulators, then two doubles per thread and channel.
 const STATS_SHARED_BYTES: usize = FEAR_CONV_THREADS as usize * (PIX * CO * 4 + 2 * CO * 8);
 
-/// y = conv(x, w), or conv(relu(x), w) with `relu`; with `stats` (a pointer, or null), each block
-/// also writes its batch-norm partials of y there, `forward_plan(g).blocks / passes` per channel
-/// ([`stats_parts`]).
-pub fn forward(b: &dyn Backend, g: &ConvGeom, x: Arg, w: Arg, y: Arg, relu: bool, stats: Arg) -> Result<()> {
+/// Shared memory the tensor-core forward needs at least (fear_conv_mma_unpark in conv.cu): the
+/// block's outputs, parked to move from the fragments' owners to the epilogue's.
+const MMA_SHARED_BYTES: usize = FEAR_CONV_THREADS as usize * PIX * CO * 4;
+
+/// The forward kernel of a precision. `fear_conv_forward_tf32` rounds both operands to TF32 as it
+/// stages them and multiplies them with `mma.sync.m16n8k8.tf32` on sm_80 and newer; its sm_70
+/// build (no tf32 tensor cores there) multiplies the same rounded operands with FP32 FMAs, so
+/// every GPU rounds where the CPU face does and the host launches it everywhere.
+fn forward_kernel(precision: Precision) -> Result<&'static str> {
+    match precision {
+        Precision::Fp32 => Ok("fear_conv_forward"),
+        Precision::Tf32 => Ok("fear_conv_forward_tf32"),
+        other => bail!("the CUDA convolution has no {other:?} forward (Fp32 and Tf32 only)"),
+    }
+}
+
+/// y = conv(x, w), or conv(relu(x), w) with `relu`, its operands rounded to `precision`; with
+/// `stats` (a pointer, or null), each block also writes its batch-norm partials of y there,
+/// `forward_plan(g).blocks / passes` per channel ([`stats_parts`]).
+#[allow(clippy::too_many_arguments)]
+pub fn forward(b: &dyn Backend, g: &ConvGeom, x: Arg, w: Arg, y: Arg, relu: bool, stats: Arg, precision: Precision) -> Result<()> {
     check_shape(g)?;
+    let name = forward_kernel(precision)?;
     if g.y_len() == 0 {
         return Ok(());
     }
@@ -163,7 +182,10 @@ pub fn forward(b: &dyn Backend, g: &ConvGeom, x: Arg, w: Arg, y: Arg, relu: bool
     if !matches!(stats, Arg::Ptr(0)) {
         plan.shared_bytes = plan.shared_bytes.max(STATS_SHARED_BYTES);
     }
-    launch_tiles(b, "fear_conv_forward", g, plan, [x, w, y], &[Arg::I32(relu as i32), stats])
+    if precision == Precision::Tf32 {
+        plan.shared_bytes = plan.shared_bytes.max(MMA_SHARED_BYTES);
+    }
+    launch_tiles(b, name, g, plan, [x, w, y], &[Arg::I32(relu as i32), stats])
 }
 
 /// The batch-norm partials per channel a forward with statistics writes: one per block of a
@@ -175,13 +197,14 @@ pub fn stats_parts(g: &ConvGeom) -> usize {
 
 /// The forward with the statistics of the batch norm reading y: the convolution writing its
 /// partials into the scratch, then the batch norm's finalize.
-fn forward_with_statistics(on: &OnGpu, g: &ConvGeom, x: Loc, w: Loc, y: Loc, relu: bool, bn: &BnStatistics) -> Result<()> {
+#[allow(clippy::too_many_arguments)]
+fn forward_with_statistics(on: &OnGpu, g: &ConvGeom, x: Loc, w: Loc, y: Loc, relu: bool, bn: &BnStatistics, precision: Precision) -> Result<()> {
     if g.y_len() == 0 {
         return Ok(());
     }
     let parts = stats_parts(g);
     let (partial, _) = bn_scratch(on, g.c_out, parts)?;
-    forward(on.backend, g, on.p(x)?, on.p(w)?, on.p(y)?, relu, partial)?;
+    forward(on.backend, g, on.p(x)?, on.p(w)?, on.p(y)?, relu, partial, precision)?;
     let mut outputs = [Arg::Ptr(0); 7];
     for (arg, loc) in outputs.iter_mut().zip([bn.gamma, bn.beta, bn.running_mean, bn.running_var, bn.mean, bn.invstd, bn.coef]) {
         *arg = on.p(loc)?;
@@ -273,8 +296,10 @@ impl ConvKernel {
     /// to the launches by the self-test).
     pub fn launch_names(&self) -> Vec<&'static str> {
         match *self {
-            ConvKernel::Forward { g, bn: None, .. } if g.y_len() > 0 => vec!["fear_conv_forward"],
-            ConvKernel::Forward { g, bn: Some(_), .. } if g.y_len() > 0 => vec!["fear_conv_forward", "fear_bn_train_finalize"],
+            ConvKernel::Forward { g, bn: None, precision, .. } if g.y_len() > 0 => vec![forward_kernel(precision).unwrap_or("fear_conv_forward")],
+            ConvKernel::Forward { g, bn: Some(_), precision, .. } if g.y_len() > 0 => {
+                vec![forward_kernel(precision).unwrap_or("fear_conv_forward"), "fear_bn_train_finalize"]
+            }
             ConvKernel::BackwardInput { g, .. } if g.x_len() > 0 => vec!["fear_conv_backward_input"],
             ConvKernel::BackwardWeight { g, .. } if g.w_len() > 0 => vec!["fear_conv_backward_weight", "fear_conv_backward_weight_reduce"],
             ConvKernel::Backward { g, .. } if g.x_len() > 0 && g.w_len() > 0 => vec!["fear_conv_backward", "fear_conv_backward_weight_reduce"],
@@ -288,8 +313,10 @@ impl ConvKernel {
 
     pub fn launch(&self, on: &OnGpu) -> Result<()> {
         match *self {
-            ConvKernel::Forward { g, x, w, y, relu, bn: None } => forward(on.backend, &g, on.p(x)?, on.p(w)?, on.p(y)?, relu, Arg::Ptr(0)),
-            ConvKernel::Forward { g, x, w, y, relu, bn: Some(bn) } => forward_with_statistics(on, &g, x, w, y, relu, &bn),
+            ConvKernel::Forward { g, x, w, y, relu, bn: None, precision } => {
+                forward(on.backend, &g, on.p(x)?, on.p(w)?, on.p(y)?, relu, Arg::Ptr(0), precision)
+            }
+            ConvKernel::Forward { g, x, w, y, relu, bn: Some(bn), precision } => forward_with_statistics(on, &g, x, w, y, relu, &bn, precision),
             ConvKernel::BackwardInput { g, dy, bn, w, mask, dx, accumulate } => {
                 backward_input(on.backend, &g, on.p(dy)?, on.p(w)?, on.p(dx)?, accumulate, on.opt(mask)?, bn_args(on, bn)?)
             }
@@ -333,6 +360,16 @@ mod tests {
                 let w = backward_weight_plan(&g, 8 << 20);
                 assert!(w.shared_bytes <= SHARED_BUDGET_BYTES && w.splits >= 1 && w.tr * w.tc <= WGRAD_TILE_PIXELS, "{g:?}: {w:?}");
             }
+        }
+    }
+
+    #[test]
+    fn the_forward_has_fp32_and_tf32_kernels_and_refuses_other_precisions() {
+        assert_eq!(forward_kernel(Precision::Fp32).unwrap(), "fear_conv_forward");
+        assert_eq!(forward_kernel(Precision::Tf32).unwrap(), "fear_conv_forward_tf32");
+        for p in [Precision::Bf16, Precision::F16] {
+            let e = forward_kernel(p).unwrap_err().to_string();
+            assert!(e.contains(&format!("{p:?}")), "{e}");
         }
     }
 

@@ -12,6 +12,7 @@ use super::batchnorm::{BnGeom, BnKernel, BnOutput, InputGradient};
 use super::elementwise::{relu, relu_backward};
 use super::{assign_or_add, CpuView};
 use crate::engine::kernel::Loc;
+use crate::engine::precision::Precision;
 use crate::engine::Float;
 
 /// Shape of one convolution: input [n, c_in, h, w], weight [c_out, c_in, k, k], output
@@ -97,7 +98,9 @@ impl BnStatistics {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ConvKernel {
     /// y = conv(x, w), or conv(relu(x), w); with `bn`, also that batch norm's statistics of y.
-    Forward { g: ConvGeom, x: Loc, w: Loc, y: Loc, relu: bool, bn: Option<BnStatistics> },
+    /// `precision`: what the product's operands (x after the ReLU, and w) are rounded to first
+    /// (`Fp32`: nothing; `Tf32`: the tensor-core kernel); storage and sums stay f32.
+    Forward { g: ConvGeom, x: Loc, w: Loc, y: Loc, relu: bool, bn: Option<BnStatistics>, precision: Precision },
     /// dx (+)= the input gradient of dy (through `bn` with one), where mask > 0 with a mask.
     BackwardInput { g: ConvGeom, dy: Loc, bn: Option<BnGradient>, w: Loc, mask: Option<Loc>, dx: Loc, accumulate: bool },
     /// dw += the weight gradient of dy (through `bn` with one), x read as relu(x) with `relu`.
@@ -165,8 +168,9 @@ impl ConvKernel {
 
     pub(crate) fn run_cpu<T: Float>(&self, m: &CpuView<T>) {
         match *self {
-            ConvKernel::Forward { g, x, w, y, relu, bn } => {
-                conv_forward(&g, &relu_if(m.r(x), relu), m.r(w), m.w(y));
+            ConvKernel::Forward { g, x, w, y, relu, bn, precision } => {
+                // The kernel's rounding points: x after the ReLU, and w, just before the product.
+                conv_forward(&g, &rounded(relu_if(m.r(x), relu), precision), &rounded(m.r(w).into(), precision), m.w(y));
                 if let Some(bn) = bn {
                     bn.forward(&g, y).run_cpu(m);
                 }
@@ -205,6 +209,15 @@ fn relu_if<T: Float>(x: &[T], apply: bool) -> std::borrow::Cow<'_, [T]> {
     let mut y = vec![T::zero(); x.len()];
     relu(x, &mut y);
     std::borrow::Cow::Owned(y)
+}
+
+/// `x` with every element rounded to `precision` (as an f32, then back to `T`); `x` itself for
+/// `Fp32` (an f64 reference stays f64).
+fn rounded<T: Float>(x: std::borrow::Cow<'_, [T]>, precision: Precision) -> std::borrow::Cow<'_, [T]> {
+    if precision == Precision::Fp32 {
+        return x;
+    }
+    std::borrow::Cow::Owned(x.iter().map(|v| T::from_f64(precision.round(v.as_f64() as f32) as f64)).collect())
 }
 
 /// The output gradient `dy`, or with a batch norm's backward applied by the convolution, the
