@@ -99,6 +99,13 @@ for arch in 1 9930; do
     else
         failures+=("bench arch $arch unfused")
     fi
+    # The TF32 tensor-core forward (issue 14), same run.
+    log "fear bench --device $device --arch $arch --batch $batch --cuda-graph --precision tf32"
+    if within 30 $fear bench --device "$device" --arch "$arch" --batch "$batch" --warmup 3 --steps 20 --cuda-graph --precision tf32 --json > "$out/bench-fear-$device-arch$arch-tf32.json" 2>> "$out/log.txt"; then
+        cat "$out/bench-fear-$device-arch$arch-tf32.json" >> "$out/log.txt"
+    else
+        failures+=("bench arch $arch tf32")
+    fi
     arch_str=$($fear arch "$arch" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["arch"])')
     if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
         log "PyTorch on the same GPU, arch $arch"

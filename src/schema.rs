@@ -80,6 +80,14 @@ pub struct RunContext {
     pub cells_per_stage: usize,
     pub device: String,
     pub seed: u64,
+    /// The convolutions' product precision (`fp32`, `tf32`); lines written before it existed
+    /// were fp32.
+    #[serde(default = "fp32")]
+    pub precision: String,
+}
+
+fn fp32() -> String {
+    "fp32".into()
 }
 
 /// A `fear shortreg` line.

@@ -170,3 +170,32 @@ fn bench_plan_stats_count_launches_per_device() {
     assert_eq!(count(&gpu, "fear_add"), 0);
     assert_eq!(gpu["flops_full"], cpu["flops_full"]);
 }
+
+/// `--precision` is written into every results line, and a results file is appended to only at
+/// its own precision; lines written before the field existed count as fp32.
+#[test]
+fn the_precision_is_recorded_and_never_mixed() {
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("precision-never-mixed.jsonl");
+    let _ = std::fs::remove_file(&out);
+    let out_arg = out.to_str().unwrap();
+    let rank = |extra: &[&str], archs: &str| {
+        let mut a = vec!["rank", "--archs", archs, "--max-stage1-epochs", "1", "--threshold", "0.001", "--stage2-epochs", "1", "--out", out_arg];
+        a.extend_from_slice(extra);
+        fear(&a)
+    };
+    let first = rank(&["--precision", "tf32"], "1");
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let line: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&out).unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!(line["precision"], "tf32");
+    let mixed = rank(&[], "1,123");
+    assert!(!mixed.status.success());
+    assert!(String::from_utf8_lossy(&mixed.stderr).contains("precision = \"tf32\""), "{}", String::from_utf8_lossy(&mixed.stderr));
+    // A line without the field (an older fear's) is an fp32 line.
+    let mut old = line.clone();
+    old.as_object_mut().unwrap().remove("precision");
+    std::fs::write(&out, format!("{old}\n")).unwrap();
+    let tf32 = rank(&["--precision", "tf32"], "1,123");
+    assert!(!tf32.status.success() && String::from_utf8_lossy(&tf32.stderr).contains("written before precision was recorded"));
+    let fp32 = rank(&[], "1,123");
+    assert!(fp32.status.success(), "{}", String::from_utf8_lossy(&fp32.stderr));
+}

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::data::{Dataset, DatasetKind, DatasetSpec, LoadOptions, Method, Recipe};
+use crate::engine::precision::Precision;
 use crate::net::NetConfig;
 use crate::rank::ShortregConfig;
 use crate::run::{forget_new_results, open_results, shard, Prepared};
@@ -145,6 +146,28 @@ pub struct RunArgs {
     /// N-1 cells (cells 13-16 at N=5), `lastact` and the classifier: at N=1 no cell at all.
     #[arg(long)]
     pub cells_per_stage: Option<usize>,
+    /// The convolutions' products: fp32, or tf32 (forward operands rounded to TF32, FP32
+    /// accumulate and storage: tensor cores on sm_80+, the same rounding on the CPU and sm_70).
+    /// Written into the results lines; a file of another precision is not appended to.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Fp32)]
+    pub precision: PrecisionArg,
+}
+
+/// `--precision`'s values: the precisions the engine runs end to end so far (bf16 and fp16
+/// storage are issue 14's next step).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PrecisionArg {
+    Fp32,
+    Tf32,
+}
+
+impl From<PrecisionArg> for Precision {
+    fn from(p: PrecisionArg) -> Precision {
+        match p {
+            PrecisionArg::Fp32 => Precision::Fp32,
+            PrecisionArg::Tf32 => Precision::Tf32,
+        }
+    }
 }
 
 impl RunArgs {
@@ -158,7 +181,7 @@ impl RunArgs {
     pub fn shortreg_config(&self, epochs: usize, batch: usize, data: &Dataset) -> ShortregConfig {
         let recipe = self.select.recipe;
         let cutout = self.cutout(data, Method::Shortreg);
-        ShortregConfig { epochs, batch, lr: self.lr, grad_clip: self.grad_clip(), recipe, cutout }
+        ShortregConfig { epochs, batch, lr: self.lr, grad_clip: self.grad_clip(), recipe, cutout, precision: self.precision.into() }
     }
 
     /// `--cutout`, or the recipe's for `method` on `data`.

@@ -59,6 +59,9 @@ pub struct BenchArgs {
     /// GPU device or --plan-stats, to see what the fused plan buys.
     #[arg(long)]
     pub no_fuse: bool,
+    /// The convolutions' product precision (see `fear rank --precision`): fp32 or tf32.
+    #[arg(long, value_enum, default_value_t = super::args::PrecisionArg::Fp32)]
+    pub precision: super::args::PrecisionArg,
 }
 
 #[derive(Serialize, Debug)]
@@ -113,7 +116,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     if args.plan_stats {
         let device = if args.device == "auto" { "cuda" } else { args.device.as_str() };
-        let stats = super::plan_stats::plan_stats(&arch, device, args.batch, !args.no_fuse)?;
+        let stats = super::plan_stats::plan_stats(&arch, device, args.batch, !args.no_fuse, args.precision.into())?;
         if args.json {
             println!("{}", serde_json::to_string(&stats)?);
         } else {
@@ -130,7 +133,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     let cfg = NetConfig::default();
     let build = Box::new(move |n| tiny_network(&arch, &cfg, n));
-    let opts = PlanOptions { fuse: !args.no_fuse, ..PlanOptions::default() };
+    let opts = PlanOptions { fuse: !args.no_fuse, conv_precision: args.precision.into(), ..PlanOptions::default() };
     let mut session: Session<f32, AnyDevice> = Session::new(device.clone(), build, args.batch, opts)?;
     session.init_params(0)?;
     let mut rng = ChaCha8Rng::seed_from_u64(1);

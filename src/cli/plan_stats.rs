@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::engine::ops::{BnKernel, BnOutput, ConvKernel, LinearKernel};
 use crate::engine::plan::plan;
+use crate::engine::precision::Precision;
 use crate::engine::{Kernel, PlanOptions, Program};
 use crate::net::{stage2_prefixes, tiny_network, NetConfig};
 use crate::space::Arch;
@@ -24,6 +25,8 @@ pub struct PlanStats {
     /// `cpu` (one call per planned kernel) or `gpu` (CUDA launches; emulated and real alike).
     pub device: String,
     pub batch: usize,
+    /// The convolutions' product precision planned (`fp32`, `tf32`).
+    pub precision: &'static str,
     pub launches_full: usize,
     pub launches_frozen: usize,
     /// A model: every location a planned kernel names, read or written once, 4 bytes an element.
@@ -48,13 +51,13 @@ pub struct KernelRow {
 }
 
 /// The statistics of arch `arch` at `batch` planned for `device` (anything but `cpu` is a GPU),
-/// fused as a GPU session plans it unless `fuse` is false.
-pub fn plan_stats(arch: &Arch, device: &str, batch: usize, fuse: bool) -> Result<PlanStats> {
+/// fused as a GPU session plans it unless `fuse` is false, the convolutions at `precision`.
+pub fn plan_stats(arch: &Arch, device: &str, batch: usize, fuse: bool, precision: Precision) -> Result<PlanStats> {
     let gpu = device != "cpu";
     let cfg = NetConfig::default();
     let graph = tiny_network(arch, &cfg, batch);
     // What a session on the device plans (a GPU fuses, see `Device::fuses`).
-    let opts = PlanOptions { train: true, fuse: gpu && fuse, ..PlanOptions::default() };
+    let opts = PlanOptions { train: true, fuse: gpu && fuse, conv_precision: precision, ..PlanOptions::default() };
     let full = plan(&graph, &vec![true; graph.params.len()], &opts);
     let keep = stage2_prefixes(&cfg, FROZEN_CELLS);
     let trainable: Vec<bool> = graph.params.iter().map(|p| keep.iter().any(|k| p.name == *k || p.name.starts_with(&format!("{k}.")))).collect();
@@ -92,6 +95,7 @@ pub fn plan_stats(arch: &Arch, device: &str, batch: usize, fuse: bool) -> Result
         arch: arch.to_string(),
         device: if gpu { "gpu" } else { "cpu" }.into(),
         batch,
+        precision: precision.name(),
         launches_full: launches(false),
         launches_frozen: launches(true),
         planned_bytes_full: step(&full).map(|k| bytes(k, gpu)).sum(),

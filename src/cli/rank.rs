@@ -65,7 +65,7 @@ fn threshold_arg(s: &str) -> Result<f64, String> {
 }
 
 /// The fields that must agree between a results file and a run that appends to it.
-const CONFIG_FIELDS: [&str; 6] = ["dataset", "seed", "threshold", "channels", "cells_per_stage", "recipe"];
+const CONFIG_FIELDS: [&str; 7] = ["dataset", "seed", "threshold", "channels", "cells_per_stage", "recipe", "precision"];
 
 pub fn run(args: RankArgs) -> Result<()> {
     if let Some((proxy, fraction)) = &args.shortlist {
@@ -75,7 +75,7 @@ pub fn run(args: RankArgs) -> Result<()> {
     let (data, net) = (&prepared.data, &prepared.net);
     let cfg = fear_config(&args.fear, &args.run, data, net, Method::Fear);
     warn_if_stage2_trains_no_cell(net);
-    let config = serde_json::json!({"dataset": data.name, "seed": args.run.select.seed, "threshold": cfg.threshold, "channels": net.c, "cells_per_stage": net.n, "recipe": cfg.recipe});
+    let config = serde_json::json!({"dataset": data.name, "seed": args.run.select.seed, "threshold": cfg.threshold, "channels": net.c, "cells_per_stage": net.n, "recipe": cfg.recipe, "precision": cfg.precision.name()});
     prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| rank_one(arch, data, net, dev, &cfg, args.run.select.seed, bar))?;
     if args.run.select.is_demo() {
         eprintln!("{}", super::args::DEMO_CAVEAT);
@@ -114,6 +114,7 @@ pub(crate) fn fear_config(args: &FearArgs, run: &RunArgs, data: &Dataset, net: &
     cfg.grad_clip = run.grad_clip();
     cfg.recipe = run.select.recipe;
     cfg.cutout = run.cutout(data, method);
+    cfg.precision = run.precision.into();
     cfg
 }
 
@@ -150,7 +151,16 @@ impl RankRecord {
             stage1_acc: outcome.stage1.iter().map(|r| r.train_acc).collect(),
             stage2_acc: outcome.stage2.iter().map(|r| r.train_acc).collect(),
             threshold: cfg.threshold,
-            run: RunContext { dataset: data.name.clone(), recipe: cfg.recipe, cutout: cfg.cutout, channels: net.c, cells_per_stage: net.n, device, seed },
+            run: RunContext {
+                dataset: data.name.clone(),
+                recipe: cfg.recipe,
+                cutout: cfg.cutout,
+                channels: net.c,
+                cells_per_stage: net.n,
+                device,
+                seed,
+                precision: cfg.precision.name().into(),
+            },
         }
     }
 }

@@ -55,7 +55,7 @@ pub struct SearchArgs {
 }
 
 /// The fields that must agree between a trajectory and a run that appends to it.
-const CONFIG_FIELDS: [&str; 13] = [
+const CONFIG_FIELDS: [&str; 14] = [
     "method",
     "dataset",
     "seed",
@@ -69,6 +69,7 @@ const CONFIG_FIELDS: [&str; 13] = [
     "channels",
     "cells_per_stage",
     "recipe",
+    "precision",
 ];
 
 pub fn run(args: SearchArgs) -> Result<()> {
@@ -104,7 +105,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
             warn_if_stage2_trains_no_cell(net);
             let config = serde_json::json!({"method": "fear", "dataset": data.name, "seed": seed, "archs_budget": args.archs_budget,
                 "cutoff_ratio": args.cutoff_ratio, "threshold": cfg.threshold, "stage2_batch": cfg.stage2_batch, "stage2_epochs": cfg.stage2_epochs,
-                "channels": net.c, "cells_per_stage": net.n, "recipe": cfg.recipe});
+                "channels": net.c, "cells_per_stage": net.n, "recipe": cfg.recipe, "precision": cfg.precision.name()});
             prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| {
                 let cutoff_s = lock().cutoff_s(args.cutoff_ratio);
                 let cfg = crate::rank::FearConfig { stage1_time_budget_s: cutoff_s, ..cfg.clone() };
@@ -129,7 +130,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
             let cfg = args.run.shortreg_config(args.epochs.expect("clap requires it"), args.batch.expect("clap requires it"), data);
             let config = serde_json::json!({"method": "shortreg", "dataset": data.name, "seed": seed, "archs_budget": args.archs_budget,
                 "cutoff_ratio": null, "stage2_batch": null, "stage2_epochs": null,
-                "epochs": cfg.epochs, "batch": cfg.batch, "channels": net.c, "cells_per_stage": net.n, "recipe": cfg.recipe});
+                "epochs": cfg.epochs, "batch": cfg.batch, "channels": net.c, "cells_per_stage": net.n, "recipe": cfg.recipe, "precision": cfg.precision.name()});
             prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| {
                 let record = shortreg_one(arch, data, net, dev, &cfg, seed, bar)?;
                 let candidate = Candidate { index: record.index, score: record.score, time_s: record.time_s, time_to_threshold_s: None };

@@ -33,7 +33,7 @@ pub struct ShortregArgs {
 }
 
 /// The fields that must agree between a results file and a run that appends to it.
-const CONFIG_FIELDS: [&str; 8] = ["dataset", "seed", "epochs", "batch", "lr", "channels", "cells_per_stage", "recipe"];
+const CONFIG_FIELDS: [&str; 9] = ["dataset", "seed", "epochs", "batch", "lr", "channels", "cells_per_stage", "recipe", "precision"];
 
 pub fn run(args: ShortregArgs) -> Result<()> {
     if args.epochs == 0 || args.batch == 0 {
@@ -42,7 +42,7 @@ pub fn run(args: ShortregArgs) -> Result<()> {
     let prepared = args.run.prepare(&args.out)?;
     let (data, net) = (&prepared.data, &prepared.net);
     let cfg = args.run.shortreg_config(args.epochs, args.batch, data);
-    let config = serde_json::json!({"dataset": data.name, "seed": args.run.select.seed, "epochs": cfg.epochs, "batch": cfg.batch, "lr": cfg.lr, "channels": net.c, "cells_per_stage": net.n, "recipe": cfg.recipe});
+    let config = serde_json::json!({"dataset": data.name, "seed": args.run.select.seed, "epochs": cfg.epochs, "batch": cfg.batch, "lr": cfg.lr, "channels": net.c, "cells_per_stage": net.n, "recipe": cfg.recipe, "precision": cfg.precision.name()});
     prepared.run_all(&config, &CONFIG_FIELDS, |arch, data, net, dev, bar| shortreg_one(arch, data, net, dev, &cfg, args.run.select.seed, bar))?;
     if args.run.select.is_demo() {
         eprintln!("{}", super::args::DEMO_CAVEAT);
@@ -73,6 +73,15 @@ pub(crate) fn shortreg_one(
         train_acc: outcome.epochs.iter().map(|r| r.train_acc).collect(),
         time_s: outcome.time_s,
         lr: cfg.lr,
-        run: RunContext { dataset: data.name.clone(), recipe: cfg.recipe, cutout: cfg.cutout, channels: net.c, cells_per_stage: net.n, device, seed },
+        run: RunContext {
+            dataset: data.name.clone(),
+            recipe: cfg.recipe,
+            cutout: cfg.cutout,
+            channels: net.c,
+            cells_per_stage: net.n,
+            device,
+            seed,
+            precision: cfg.precision.name().into(),
+        },
     })
 }

@@ -6,7 +6,8 @@
 
 /// A product's input precision: what an f32 operand is rounded to before the product (`Fp32`:
 /// nothing, the SIMT kernels; the others: the tensor cores' inputs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// f32 operands as they are.
     Fp32,
@@ -15,6 +16,7 @@ pub enum Precision {
     /// bfloat16: 1 sign, 8 exponent, 7 mantissa bits.
     Bf16,
     /// IEEE half: 1 sign, 5 exponent, 10 mantissa bits.
+    #[serde(rename = "fp16")]
     F16,
 }
 
@@ -26,6 +28,16 @@ impl Precision {
             Precision::Tf32 => round_tf32(x),
             Precision::Bf16 => bf16_to_f32(f32_to_bf16(x)),
             Precision::F16 => f16_to_f32(f32_to_f16(x)),
+        }
+    }
+
+    /// Its name in results lines and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Tf32 => "tf32",
+            Precision::Bf16 => "bf16",
+            Precision::F16 => "fp16",
         }
     }
 

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::data::recipe::{DatasetKind, Method, Recipe};
 use crate::data::Dataset;
+use crate::engine::precision::Precision;
 use crate::engine::{Device, PlanOptions, Session};
 use crate::net::{stage2_prefixes, NetConfig};
 use crate::schema::Status;
@@ -36,6 +37,8 @@ pub struct FearConfig {
     pub recipe: Recipe,
     /// Cutout side (0 = none); [`Recipe::cutout`] gives the recipe's.
     pub cutout: usize,
+    /// The convolutions' product precision (`--precision`).
+    pub precision: Precision,
 }
 
 impl FearConfig {
@@ -58,6 +61,7 @@ impl FearConfig {
             grad_clip: Some(5.0),
             recipe: Recipe::Paper,
             cutout: Recipe::Paper.cutout(kind, Method::Fear),
+            precision: Precision::Fp32,
         }
     }
 }
@@ -118,7 +122,7 @@ pub fn run_fear<D: Device<f32>>(
 ) -> Result<FearOutcome> {
     let aug = cfg.recipe.train_augment(data, Method::Fear).with_cutout(cfg.cutout);
     let mut train = TrainSplit::for_device(session.device(), &data.train, aug)?;
-    session.set_options(PlanOptions { grad_clip: cfg.grad_clip, ..PlanOptions::default() });
+    session.set_options(PlanOptions { grad_clip: cfg.grad_clip, conv_precision: cfg.precision, ..PlanOptions::default() });
     session.set_trainable(|_| true);
     let mut out = FearOutcome::skipped();
     let stage1_start = Instant::now();

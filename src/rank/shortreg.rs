@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::data::recipe::{Method, Recipe};
 use crate::data::Dataset;
+use crate::engine::precision::Precision;
 use crate::engine::{Device, PlanOptions, Session};
 use crate::train::{cosine_lr, train_epoch, EpochReport, StepProgress, TrainSplit};
 
@@ -25,12 +26,14 @@ pub struct ShortregConfig {
     pub recipe: Recipe,
     /// Cutout side (0 = none: shortreg ran without it under both recipes).
     pub cutout: usize,
+    /// The convolutions' product precision (`--precision`).
+    pub precision: Precision,
 }
 
 impl ShortregConfig {
     /// SGD 0.1, gradient clip 5, no cutout, the paper's data recipe, for `epochs` epochs at `batch`.
     pub fn new(epochs: usize, batch: usize) -> ShortregConfig {
-        ShortregConfig { epochs, batch, lr: 0.1, grad_clip: Some(5.0), recipe: Recipe::Paper, cutout: 0 }
+        ShortregConfig { epochs, batch, lr: 0.1, grad_clip: Some(5.0), recipe: Recipe::Paper, cutout: 0, precision: Precision::Fp32 }
     }
 }
 
@@ -65,7 +68,7 @@ pub fn run_shortreg<D: Device<f32>>(
     anyhow::ensure!(cfg.batch > 0, "shortreg: batch size must be positive");
     let aug = cfg.recipe.train_augment(data, Method::Shortreg).with_cutout(cfg.cutout);
     let mut train = TrainSplit::for_device(session.device(), &data.train, aug)?;
-    session.set_options(PlanOptions { grad_clip: cfg.grad_clip, ..PlanOptions::default() });
+    session.set_options(PlanOptions { grad_clip: cfg.grad_clip, conv_precision: cfg.precision, ..PlanOptions::default() });
     session.set_trainable(|_| true);
     session.reset_momentum()?;
     let mut out = ShortregOutcome { status: Status::Ok, score: None, time_s: 0.0, epochs: Vec::new() };

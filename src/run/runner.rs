@@ -265,10 +265,25 @@ impl StickyErrors {
 /// So many failures in a row stop a run: the device is gone, not one architecture bad.
 pub const STOP_AFTER_FAILURES_IN_A_ROW: usize = 5;
 
+/// Fields older fear did not write, and the value every run before them had.
+const WRITTEN_LATER: [(&str, &str); 1] = [("precision", "fp32")];
+
 /// Refuses to append to a results file whose lines disagree with `now` on any of `fields`.
 pub fn check_same_config(results: &impl Sink, now: &serde_json::Value, fields: &[&str]) -> Result<()> {
     for line in results.lines() {
         for key in fields {
+            let implied = WRITTEN_LATER.iter().find(|(k, _)| k == key).map(|(_, v)| serde_json::Value::from(*v));
+            if line.get(key).is_none() && implied.is_some() {
+                if now.get(key) != implied.as_ref() {
+                    anyhow::bail!(
+                        "{} holds results written before {key} was recorded (so {key} = {}), but this run has {key} = {}: use another --out (or --force to mix them)",
+                        results.path().display(),
+                        implied.unwrap_or_default(),
+                        now[key]
+                    );
+                }
+                continue;
+            }
             if line.get(key).is_none() && now.get(key).is_some() {
                 anyhow::bail!(
                     "{} holds results without {key} (written by an older fear), but this run has {key} = {}: use another --out (or --force to mix them)",
