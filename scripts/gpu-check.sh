@@ -9,7 +9,7 @@
 #
 #   scripts/gpu-check.sh OUT_DIR
 #
-# Uses gpu-bundle/bundle.tar.gz from scripts/gpu-bundle.sh when there (a machine with no Rust
+# Uses gpu-bundle/bundle.tar.xz from scripts/gpu-bundle.sh when there (a machine with no Rust
 # toolchain), else builds with cargo. Everything after the build runs within 8 minutes on one
 # GPU: each part has its own time budget (`timeout`), and none starts past the overall deadline.
 set -uo pipefail
@@ -34,9 +34,10 @@ within() {
     timeout $(( want < left ? want : left )) "$@"
 }
 
-if [ -f gpu-bundle/bundle.tar.gz ]; then
-    log "unpacking gpu-bundle/bundle.tar.gz"
-    tar -xzf gpu-bundle/bundle.tar.gz
+if [ -f gpu-bundle/bundle.tar.xz ]; then
+    log "unpacking gpu-bundle/bundle.tar.xz"
+    # Python's tarfile reads xz without an xz binary, which a device machine may lack.
+    python3 -c 'import tarfile; tarfile.open("gpu-bundle/bundle.tar.xz").extractall(".")' || exit 1
     built_at=$(cat BUILT_AT)
     # The tests hold absolute paths of the machine they were built on (fixtures, the binary).
     if [ "$built_at" != "$repo" ] && [ ! -e "$built_at" ]; then
