@@ -140,12 +140,44 @@ fn launch_bounded_shared(b: &dyn Backend, name: &str, dims: Dims, shared_bytes: 
     unsafe { launch_bounded_with_shared(b, name, dims, shared_bytes as u32, args) }
 }
 
+/// One block of `threads` per item, every item in this one launch.
+fn one_launch(name: &str, blocks: usize, threads: u32) -> Result<Dims> {
+    let dims = Dims::per_item(blocks, threads);
+    ensure!(dims.grid[0] as usize == blocks, "{name}: {blocks} blocks, more than one launch takes");
+    Ok(dims)
+}
+
+impl TilePlan {
+    /// The tile's kernel arguments: ti, tr, tc, chunk, glog2.
+    fn args(&self) -> Result<Vec<Arg>> {
+        [self.ti, self.tr, self.tc, self.chunk, self.glog2 as usize].into_iter().map(Arg::len).collect()
+    }
+}
+
+impl WgradPlan {
+    /// The weight gradient's kernel arguments: tr, tc, splits.
+    fn args(&self) -> Result<Vec<Arg>> {
+        [self.tr, self.tc, self.splits].into_iter().map(Arg::len).collect()
+    }
+}
+
+/// The weight gradient's launch shape and the scratch its partials go to, checked to fit.
+fn weight_plan_in_scratch(mem: &dyn GpuAddresses, g: &ConvGeom) -> Result<(WgradPlan, Arg)> {
+    let (scratch, bytes) = mem.reduce_scratch();
+    let p = backward_weight_plan(g, bytes);
+    ensure!(p.splits * g.w_len() * 4 <= bytes, "a weight gradient of {} floats needs more than the {bytes} bytes of scratch", g.w_len());
+    Ok((p, Arg::Ptr(scratch)))
+}
+
+/// dw += the weight gradient's partials at `scratch`, summed split 0 first.
+fn reduce_weight_partials(b: &dyn Backend, g: &ConvGeom, p: &WgradPlan, scratch: Arg, dw: Arg) -> Result<()> {
+    let reduce = [scratch, dw, Arg::len(g.w_len())?, Arg::len(p.splits)?];
+    launch_bounded_shared(b, "fear_conv_backward_weight_reduce", Dims::elementwise(g.w_len()), 0, &reduce)
+}
+
 fn launch_tiles(b: &dyn Backend, name: &str, g: &ConvGeom, t: TilePlan, ptrs: [Arg; 3], extra: &[Arg]) -> Result<()> {
-    let shape = [t.ti, t.tr, t.tc, t.chunk, t.glog2 as usize].into_iter().map(Arg::len).collect::<Result<Vec<_>>>()?;
-    let args = [ptrs.to_vec(), geometry_args(g)?, shape, extra.to_vec()].concat();
-    let dims = Dims::per_item(t.blocks, FEAR_CONV_THREADS);
-    ensure!(dims.grid[0] as usize == t.blocks, "{name}: {} blocks, more than one launch takes", t.blocks);
-    launch_bounded_shared(b, name, dims, t.shared_bytes, &args)
+    let args = [ptrs.to_vec(), geometry_args(g)?, t.args()?, extra.to_vec()].concat();
+    launch_bounded_shared(b, name, one_launch(name, t.blocks, FEAR_CONV_THREADS)?, t.shared_bytes, &args)
 }
 
 /// Shared memory the forward's batch-norm statistics take (fear_conv_bn_partials in conv.cu): the
@@ -233,16 +265,11 @@ pub fn backward_weight(b: &dyn Backend, mem: &dyn GpuAddresses, g: &ConvGeom, x:
     if g.w_len() == 0 {
         return Ok(());
     }
-    let (scratch, bytes) = mem.reduce_scratch();
-    let p = backward_weight_plan(g, bytes);
-    ensure!(p.splits * g.w_len() * 4 <= bytes, "a weight gradient of {} floats needs more than the {bytes} bytes of scratch", g.w_len());
-    let shape = [p.tr, p.tc, p.splits].into_iter().map(Arg::len).collect::<Result<Vec<_>>>()?;
-    let args = [vec![x, dy, Arg::Ptr(scratch)], geometry_args(g)?, shape, vec![Arg::I32(relu as i32), bn[0], bn[1]]].concat();
-    let dims = Dims::per_item(p.blocks, FEAR_WGRAD_THREADS);
-    ensure!(dims.grid[0] as usize == p.blocks, "fear_conv_backward_weight: {} blocks, more than one launch takes", p.blocks);
-    launch_bounded_shared(b, "fear_conv_backward_weight", dims, p.shared_bytes, &args)?;
-    let reduce = [Arg::Ptr(scratch), dw, Arg::len(g.w_len())?, Arg::len(p.splits)?];
-    launch_bounded_shared(b, "fear_conv_backward_weight_reduce", Dims::elementwise(g.w_len()), 0, &reduce)
+    let (p, scratch) = weight_plan_in_scratch(mem, g)?;
+    let args = [vec![x, dy, scratch], geometry_args(g)?, p.args()?, vec![Arg::I32(relu as i32), bn[0], bn[1]]].concat();
+    let name = "fear_conv_backward_weight";
+    launch_bounded_shared(b, name, one_launch(name, p.blocks, FEAR_WGRAD_THREADS)?, p.shared_bytes, &args)?;
+    reduce_weight_partials(b, g, &p, scratch, dw)
 }
 
 /// Both gradients in one launch (fear_conv_backward: the input gradient's blocks, then the weight
@@ -263,27 +290,21 @@ pub fn backward(
     bn: [Arg; 2],
 ) -> Result<()> {
     check_shape(g)?;
-    let (scratch, bytes) = mem.reduce_scratch();
-    let (t, p) = (backward_input_plan(g), backward_weight_plan(g, bytes));
-    ensure!(p.splits * g.w_len() * 4 <= bytes, "a weight gradient of {} floats needs more than the {bytes} bytes of scratch", g.w_len());
+    let t = backward_input_plan(g);
+    let (p, scratch) = weight_plan_in_scratch(mem, g)?;
     let mask = if relu { x } else { Arg::Ptr(0) };
-    let input_shape = [t.ti, t.tr, t.tc, t.chunk, t.glog2 as usize].into_iter().map(Arg::len).collect::<Result<Vec<_>>>()?;
-    let weight_shape = [p.tr, p.tc, p.splits].into_iter().map(Arg::len).collect::<Result<Vec<_>>>()?;
     let args = [
-        vec![x, dy, w, dx, Arg::Ptr(scratch)],
+        vec![x, dy, w, dx, scratch],
         geometry_args(g)?,
-        input_shape,
+        t.args()?,
         vec![Arg::I32(accumulate as i32), mask],
-        weight_shape,
+        p.args()?,
         vec![Arg::I32(relu as i32), bn[0], bn[1], Arg::len(t.blocks)?],
     ]
     .concat();
-    let blocks = t.blocks + p.blocks;
-    let dims = Dims::per_item(blocks, FEAR_CONV_THREADS);
-    ensure!(dims.grid[0] as usize == blocks, "fear_conv_backward: {blocks} blocks, more than one launch takes");
-    launch_bounded_shared(b, "fear_conv_backward", dims, t.shared_bytes.max(p.shared_bytes), &args)?;
-    let reduce = [Arg::Ptr(scratch), dw, Arg::len(g.w_len())?, Arg::len(p.splits)?];
-    launch_bounded_shared(b, "fear_conv_backward_weight_reduce", Dims::elementwise(g.w_len()), 0, &reduce)
+    let name = "fear_conv_backward";
+    launch_bounded_shared(b, name, one_launch(name, t.blocks + p.blocks, FEAR_CONV_THREADS)?, t.shared_bytes.max(p.shared_bytes), &args)?;
+    reduce_weight_partials(b, g, &p, scratch, dw)
 }
 
 /// The (x, coef) pointers of a batch norm's backward applied by a gradient, or nulls.
@@ -296,9 +317,10 @@ impl ConvKernel {
     /// to the launches by the self-test).
     pub fn launch_names(&self) -> Vec<&'static str> {
         match *self {
-            ConvKernel::Forward { g, bn: None, precision, .. } if g.y_len() > 0 => vec![forward_kernel(precision).unwrap_or("fear_conv_forward")],
-            ConvKernel::Forward { g, bn: Some(_), precision, .. } if g.y_len() > 0 => {
-                vec![forward_kernel(precision).unwrap_or("fear_conv_forward"), "fear_bn_train_finalize"]
+            ConvKernel::Forward { g, bn, precision, .. } if g.y_len() > 0 => {
+                let mut names = vec![forward_kernel(precision).unwrap_or("fear_conv_forward")];
+                names.extend(bn.map(|_| "fear_bn_train_finalize"));
+                names
             }
             ConvKernel::BackwardInput { g, .. } if g.x_len() > 0 => vec!["fear_conv_backward_input"],
             ConvKernel::BackwardWeight { g, .. } if g.w_len() > 0 => vec!["fear_conv_backward_weight", "fear_conv_backward_weight_reduce"],
