@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::data::Recipe;
+use crate::engine::precision::Precision;
+use crate::net::NetConfig;
 
 /// How an architecture's run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -88,6 +90,14 @@ pub struct RunContext {
 
 fn fp32() -> String {
     "fp32".into()
+}
+
+impl RunContext {
+    /// The context of a run on dataset `dataset` with network `net`, trained with `recipe`,
+    /// Cutout side `cutout` and convolution products at `precision`, on `device`, from `seed`.
+    pub fn new(dataset: &str, net: &NetConfig, recipe: Recipe, cutout: usize, precision: Precision, device: String, seed: u64) -> RunContext {
+        RunContext { dataset: dataset.into(), recipe, cutout, channels: net.c, cells_per_stage: net.n, device, seed, precision: precision.name().into() }
+    }
 }
 
 /// A `fear shortreg` line.

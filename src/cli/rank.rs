@@ -151,16 +151,7 @@ impl RankRecord {
             stage1_acc: outcome.stage1.iter().map(|r| r.train_acc).collect(),
             stage2_acc: outcome.stage2.iter().map(|r| r.train_acc).collect(),
             threshold: cfg.threshold,
-            run: RunContext {
-                dataset: data.name.clone(),
-                recipe: cfg.recipe,
-                cutout: cfg.cutout,
-                channels: net.c,
-                cells_per_stage: net.n,
-                device,
-                seed,
-                precision: cfg.precision.name().into(),
-            },
+            run: RunContext::new(&data.name, net, cfg.recipe, cfg.cutout, cfg.precision, device, seed),
         }
     }
 }

@@ -73,15 +73,6 @@ pub(crate) fn shortreg_one(
         train_acc: outcome.epochs.iter().map(|r| r.train_acc).collect(),
         time_s: outcome.time_s,
         lr: cfg.lr,
-        run: RunContext {
-            dataset: data.name.clone(),
-            recipe: cfg.recipe,
-            cutout: cfg.cutout,
-            channels: net.c,
-            cells_per_stage: net.n,
-            device,
-            seed,
-            precision: cfg.precision.name().into(),
-        },
+        run: RunContext::new(&data.name, net, cfg.recipe, cfg.cutout, cfg.precision, device, seed),
     })
 }
