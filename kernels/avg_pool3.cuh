@@ -7,19 +7,26 @@ __device__ __forceinline__ float pool3_inv_count(int i, int j, int h, int w) {
     return 1.0f / (float)(rows * cols);
 }
 
-// Output `o` of planes of h x w (plane o / (h w), row and column within it).
-__device__ __forceinline__ float fear_avg_pool3_at(const float* __restrict__ x, int o, int h, int w) {
-    int hw = h * w;
-    const float* plane = x + (o / hw) * hw;
-    int i = (o % hw) / w, j = o % w;
+// The sum of term(r, c) over the in-image part of the 3x3 window centred at (i, j), row by row:
+// the one order the forward, its adjoint and the node sums add a window in.
+template <typename F>
+__device__ __forceinline__ float fear_pool3_window_sum(int i, int j, int h, int w, F term) {
     float s = 0.0f;
     for (int di = -1; di <= 1; ++di) {
         int r = i + di;
         if (r < 0 || r >= h) continue;
         for (int dj = -1; dj <= 1; ++dj) {
             int c = j + dj;
-            if (c >= 0 && c < w) s += plane[r * w + c];
+            if (c >= 0 && c < w) s += term(r, c);
         }
     }
-    return s * pool3_inv_count(i, j, h, w);
+    return s;
+}
+
+// Output `o` of planes of h x w (plane o / (h w), row and column within it).
+__device__ __forceinline__ float fear_avg_pool3_at(const float* __restrict__ x, int o, int h, int w) {
+    int hw = h * w;
+    const float* plane = x + (o / hw) * hw;
+    int i = (o % hw) / w, j = o % w;
+    return fear_pool3_window_sum(i, j, h, w, [&](int r, int c) { return plane[r * w + c]; }) * pool3_inv_count(i, j, h, w);
 }

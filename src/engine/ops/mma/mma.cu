@@ -4,6 +4,9 @@
 // what `fear doctor` checks first on a GPU: a lane map wrong the same way in a kernel and in the
 // emulation shows only there.
 
+// Where element i of a lane's C (or D) fragment sits in a row-major [16][8] tile.
+__device__ __forceinline__ int fear_tile_c_at(int lane, int i) { return fear_m16n8k8_c_row(lane, i) * 8 + fear_m16n8k8_c_col(lane, i); }
+
 // A [16][8], B [8][8] (k x n), C and D [16][8]; A and B rounded to bf16 (sm_80+).
 extern "C" __global__ void __launch_bounds__(FEAR_MMA_THREADS) fear_mma_bf16_tile(const float* __restrict__ a, const float* __restrict__ b,
                                                                                 const float* __restrict__ c, float* __restrict__ d) {
@@ -19,10 +22,10 @@ extern "C" __global__ void __launch_bounds__(FEAR_MMA_THREADS) fear_mma_bf16_til
                                  b[fear_m16n8k8_b16_row(lane, 1) * 8 + fear_m16n8k8_b16_col(lane, 1)]);
     float fc[4], fd[4];
 #pragma unroll
-    for (int i = 0; i < 4; ++i) fc[i] = c[fear_m16n8k8_c_row(lane, i) * 8 + fear_m16n8k8_c_col(lane, i)];
+    for (int i = 0; i < 4; ++i) fc[i] = c[fear_tile_c_at(lane, i)];
     fear_mma_bf16_m16n8k8(fd, fa, fb, fc);
 #pragma unroll
-    for (int i = 0; i < 4; ++i) d[fear_m16n8k8_c_row(lane, i) * 8 + fear_m16n8k8_c_col(lane, i)] = fd[i];
+    for (int i = 0; i < 4; ++i) d[fear_tile_c_at(lane, i)] = fd[i];
 }
 
 // The same shapes, A and B rounded to tf32 (sm_80+).
@@ -36,10 +39,10 @@ extern "C" __global__ void __launch_bounds__(FEAR_MMA_THREADS) fear_mma_tf32_til
     for (int i = 0; i < 2; ++i) fb[i] = (unsigned)__float_as_int(fear_round_tf32(b[fear_m16n8k8_b32_row(lane, i) * 8 + fear_m16n8k8_b32_col(lane, i)]));
     float fc[4], fd[4];
 #pragma unroll
-    for (int i = 0; i < 4; ++i) fc[i] = c[fear_m16n8k8_c_row(lane, i) * 8 + fear_m16n8k8_c_col(lane, i)];
+    for (int i = 0; i < 4; ++i) fc[i] = c[fear_tile_c_at(lane, i)];
     fear_mma_tf32_m16n8k8(fd, fa, fb, fc);
 #pragma unroll
-    for (int i = 0; i < 4; ++i) d[fear_m16n8k8_c_row(lane, i) * 8 + fear_m16n8k8_c_col(lane, i)] = fd[i];
+    for (int i = 0; i < 4; ++i) d[fear_tile_c_at(lane, i)] = fd[i];
 }
 
 // Four m8n8k4 tiles, one per quadpair q: A [4][8][4], B [4][4][8] (k x n), C and D [4][8][8];
@@ -96,10 +99,10 @@ extern "C" __global__ void __launch_bounds__(FEAR_MMA_THREADS) fear_mma_bf16_sta
     fear_ldmatrix_x4(fb, hbt + r * 16 + 8 * (j & 1));
     float acc[4], mid[4];
 #pragma unroll
-    for (int i = 0; i < 4; ++i) acc[i] = sc[fear_m16n8k8_c_row(lane, i) * 8 + fear_m16n8k8_c_col(lane, i)];
+    for (int i = 0; i < 4; ++i) acc[i] = sc[fear_tile_c_at(lane, i)];
     unsigned k_low[2] = {fa[0], fa[1]}, k_high[2] = {fa[2], fa[3]};
     fear_mma_bf16_m16n8k8(mid, k_low, fb[0], acc);
     fear_mma_bf16_m16n8k8(acc, k_high, fb[1], mid);
 #pragma unroll
-    for (int i = 0; i < 4; ++i) d[fear_m16n8k8_c_row(lane, i) * 8 + fear_m16n8k8_c_col(lane, i)] = acc[i];
+    for (int i = 0; i < 4; ++i) d[fear_tile_c_at(lane, i)] = acc[i];
 }

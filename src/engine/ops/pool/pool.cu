@@ -19,15 +19,7 @@ extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_
     for (int o = blockIdx.x * blockDim.x + threadIdx.x; o < n; o += gridDim.x * blockDim.x) {
         const float* plane = dy + (o / hw) * hw;
         int i = (o % hw) / w, j = o % w;
-        float s = 0.0f;
-        for (int di = -1; di <= 1; ++di) {
-            int r = i + di;
-            if (r < 0 || r >= h) continue;
-            for (int dj = -1; dj <= 1; ++dj) {
-                int c = j + dj;
-                if (c >= 0 && c < w) s += plane[r * w + c] * pool3_inv_count(r, c, h, w);
-            }
-        }
+        float s = fear_pool3_window_sum(i, j, h, w, [&](int r, int c) { return plane[r * w + c] * pool3_inv_count(r, c, h, w); });
         dx[o] = (accumulate ? dx[o] : 0.0f) + s;
     }
 }
