@@ -12,6 +12,7 @@ pub mod ops;
 pub mod plan;
 pub mod precision;
 pub mod session;
+pub mod siblings;
 
 pub use any_device::AnyDevice;
 pub use cpu_device::Cpu;
