@@ -18,8 +18,15 @@
 // Blocks per SM the register-blocked convolutions are compiled for (the second argument of their
 // __launch_bounds__): without it ptxas on sm_90 caps them at 72-80 registers and spills the
 // accumulators; with it, the cap is 65536 / (threads * blocks) registers (the convolutions use
-// 100-128: four blocks of 128 threads per SM; see the ptxas reports).
+// 100-128: four blocks of 128 threads per SM; see the ptxas reports). sm_70 gets three: its
+// 96 KB of shared memory per SM holds only three of the tiles (launch.rs sizes them near its
+// 32 KB budget), so a fourth block's share of registers would buy nothing there, and the
+// sibling pairs' pointer selects (issue 13 item 4) spill at 128 registers on sm_70.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+#define FEAR_CONV_MIN_BLOCKS 3
+#else
 #define FEAR_CONV_MIN_BLOCKS 4
+#endif
 #define FEAR_WGRAD_MIN_BLOCKS 4
 #define FEAR_BN_THREADS 256
 #define FEAR_LOSS_THREADS 256

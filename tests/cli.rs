@@ -132,7 +132,8 @@ fn doctor_ends_with_a_verdict() {
 /// `bench --plan-stats` counts the planned step's launches without running it: on a GPU plan each
 /// train-mode batch norm is a finalize launch after its statistics (taken by the convolution whose
 /// output it alone reads, else by a launch of its own) and an apply launch unless the node sum
-/// reading it applies it; on the CPU plan one call; and the per-kernel table adds up to the totals.
+/// reading it applies it, and sibling convolutions are one launch; on the CPU plan one call per
+/// op; and the per-kernel table adds up to the totals.
 #[test]
 fn bench_plan_stats_count_launches_per_device() {
     let stats = |device: &str| -> serde_json::Value {
@@ -159,9 +160,11 @@ fn bench_plan_stats_count_launches_per_device() {
     assert_eq!(count(&gpu, "fear_bn_train_finalize"), bn);
     let own_stats = count(&gpu, "fear_bn_stats");
     assert!(own_stats > 0 && own_stats < bn, "{own_stats} of {bn} batch norms took their statistics themselves");
-    // Both gradients of a convolution are one launch where both are needed.
+    // Both gradients of a convolution are one launch where both are needed, and arch 1's 15 pairs
+    // of sibling convolutions (node 0's two 3x3 edges per cell) one launch each way.
     assert!(count(&gpu, "fear_conv_backward") > 0);
-    assert_eq!(count(&gpu, "fear_conv_backward_input") + count(&gpu, "fear_conv_backward"), count(&cpu, "conv_backward_input"));
+    assert_eq!(count(&cpu, "conv_forward") - count(&gpu, "fear_conv_forward"), 15, "sibling forwards");
+    assert_eq!(count(&gpu, "fear_conv_backward_input") + count(&gpu, "fear_conv_backward") + 15, count(&cpu, "conv_backward_input"), "sibling backwards");
     // The GPU plan is fused: the node sums apply the batch norms read only by them, and the
     // convolutions the ReLUs read only by them.
     let (sums, applies) = (count(&gpu, "fear_node_sum"), count(&gpu, "fear_bn_apply"));

@@ -301,7 +301,7 @@ fn the_tf32_convolution_rounds_its_operands_as_the_cpu_face_does() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         let init: Vec<f32> = (0..y.end()).map(|_| rng.random_range(-1.0f32..1.0)).collect();
         let all = Loc::new(Space::Work, 0, y.end());
-        let forward = |precision| -> Kernel { ConvKernel::Forward { g, x, w, y, relu: true, bn: None, precision }.into() };
+        let forward = |precision| -> Kernel { ConvKernel::Forward { g, x, w, y, relu: true, bn: None, precision, sibling: None }.into() };
         let on_cpu = |precision| {
             let mut m = <Cpu as Device<f32>>::alloc(&Cpu, &layout).unwrap();
             Cpu.write(&mut m, all, &init).unwrap();
@@ -380,4 +380,55 @@ fn tf32_training_steps_on_the_emulated_gpu_match_the_cpu() {
     let program = gpu.program(batch, true).unwrap();
     let tf32 = program.forward.iter().filter(|k| matches!(k, Kernel::Conv(ConvKernel::Forward { precision: Precision::Tf32, .. }))).count();
     assert!(tf32 >= 5, "{tf32} TF32 convolutions in the GPU step");
+}
+
+/// Sibling convolutions (the two 3x3 edges leaving each cell's node 0 in arch 1) run as one wider
+/// GEMM each way in the GPU plan: whole training steps, full and frozen, match the CPU's unfused
+/// plan (1e-4 relative), and the plan holds sibling forwards and backwards in every cell.
+#[test]
+fn sibling_convolutions_train_like_separate_ones_on_the_emulated_gpu() {
+    use fear::engine::ops::conv::ConvKernel;
+    use fear::engine::{Cpu, Kernel, PlanOptions, Session};
+    use fear::net::{stage2_prefixes, tiny_network, NetConfig};
+    use rand::{Rng, SeedableRng};
+
+    let arch = fear::space::parse_arch("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|").unwrap();
+    let cfg = NetConfig { c: 8, n: 1, classes: 10, image_size: 12 };
+    let batch = 3;
+    let build = move |b| tiny_network(&arch, &cfg, b);
+    let opts = PlanOptions { grad_clip: Some(0.5), ..PlanOptions::default() };
+    let mut cpu: Session<f32, Cpu> = Session::new(Cpu, Box::new(build), batch, opts).unwrap();
+    let mut gpu: Session<f32, Gpu> = Session::new(Gpu::emulated(), Box::new(build), batch, opts).unwrap();
+    cpu.init_params(13).unwrap();
+    gpu.init_params(13).unwrap();
+    let program = gpu.program(batch, true).unwrap();
+    let siblings = |ks: &[Kernel]| {
+        let forward = ks.iter().filter(|k| matches!(k, Kernel::Conv(ConvKernel::Forward { sibling: Some(_), .. }))).count();
+        let backward = ks.iter().filter(|k| matches!(k, Kernel::Conv(ConvKernel::Backward { sibling: Some(_), .. }))).count();
+        (forward, backward)
+    };
+    // Three cells (N = 1), one pair each.
+    assert_eq!(siblings(&program.forward), (3, 0), "sibling forwards in the GPU plan");
+    assert_eq!(siblings(&program.backward), (0, 3), "sibling backwards in the GPU plan");
+    assert_eq!(siblings(&cpu.program(batch, true).unwrap().forward), (0, 0), "the CPU plan is unfused");
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+    let images: Vec<f32> = (0..batch * 3 * 12 * 12).map(|_| rng.random_range(-2.0..2.0)).collect();
+    let labels: Vec<u32> = (0..batch).map(|_| rng.random_range(0..10)).collect();
+    let step = |cpu: &mut Session<f32, Cpu>, gpu: &mut Session<f32, Gpu>, what: &str| {
+        let (c, g) = (cpu.train_step(&images, &labels, 0.1).unwrap(), gpu.train_step(&images, &labels, 0.1).unwrap());
+        assert!((c.loss - g.loss).abs() < 1e-4 * c.loss.abs().max(1.0), "{what}: loss {} vs {}", c.loss, g.loss);
+        assert_eq!(c.correct, g.correct, "{what}: hits");
+        let err = selftest::relative_error(&gpu.read_all_params().unwrap(), &cpu.read_all_params().unwrap());
+        assert!(err < 1e-4, "{what}: parameters differ by {err:e} (relative)");
+    };
+    for i in 0..3 {
+        step(&mut cpu, &mut gpu, &format!("full step {i}"));
+    }
+    let keep = stage2_prefixes(&cfg, 0);
+    cpu.train_only(&keep);
+    gpu.train_only(&keep);
+    for i in 0..2 {
+        step(&mut cpu, &mut gpu, &format!("frozen step {i}"));
+    }
 }

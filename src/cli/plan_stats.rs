@@ -119,9 +119,18 @@ fn step(p: &Program) -> impl Iterator<Item = &Kernel> {
 /// again) and of a batch-norm backward that writes dx (x and dy read again).
 fn bytes(k: &Kernel, gpu: bool) -> u64 {
     // The two-gradient convolution's halves each read dy (and x) themselves.
-    if let Kernel::Conv(c @ ConvKernel::Backward { .. }) = k {
+    if let Kernel::Conv(c @ ConvKernel::Backward { sibling: None, .. }) = k {
         let (weight, input) = c.halves();
         return bytes(&weight.into(), gpu) + bytes(&input.into(), gpu);
+    }
+    if let Kernel::Conv(ConvKernel::Backward { x, dy, bn, w, relu, dw, dx, sibling: Some(s), .. }) = *k {
+        // A sibling pair's halves: the weight gradients read x once for both, the input
+        // gradient writes dx once for both.
+        let bn_locs = |b: Option<crate::engine::ops::BnGradient>| b.map_or(0, |b| b.x.len + b.coef.len);
+        let dys = dy.len + s.dy.len + bn_locs(bn) + bn_locs(s.bn);
+        let weight = x.len + dys + dw.len + s.dw.len;
+        let input = dys + w.len + s.w.len + if relu { x.len } else { 0 } + dx.len;
+        return (weight + input) as u64 * 4;
     }
     let once: u64 = k.locs().iter().map(|l| l.len as u64 * 4).sum();
     let again = match k {
@@ -135,10 +144,9 @@ fn bytes(k: &Kernel, gpu: bool) -> u64 {
 fn flops(k: &Kernel) -> u64 {
     let conv = |g: &crate::engine::ops::ConvGeom| 2 * (g.y_len() * g.c_in * g.k * g.k) as u64;
     match k {
-        Kernel::Conv(ConvKernel::Forward { g, .. })
-        | Kernel::Conv(ConvKernel::BackwardInput { g, .. })
-        | Kernel::Conv(ConvKernel::BackwardWeight { g, .. }) => conv(g),
-        Kernel::Conv(ConvKernel::Backward { g, .. }) => 2 * conv(g),
+        Kernel::Conv(ConvKernel::Forward { g, sibling, .. }) => conv(&ConvKernel::gemm_geom(g, sibling.map(|s| s.c_out))),
+        Kernel::Conv(ConvKernel::BackwardInput { g, .. }) | Kernel::Conv(ConvKernel::BackwardWeight { g, .. }) => conv(g),
+        Kernel::Conv(ConvKernel::Backward { g, sibling, .. }) => 2 * conv(&ConvKernel::gemm_geom(g, sibling.map(|s| s.c_out))),
         Kernel::Linear(LinearKernel::Forward { g, .. }) => 2 * (g.n * g.d_in * g.d_out) as u64,
         Kernel::Linear(LinearKernel::Backward { g, dx, dw, .. }) => 2 * (g.n * g.d_in * g.d_out) as u64 * (dx.is_some() as u64 + dw.is_some() as u64),
         _ => 0,

@@ -68,7 +68,9 @@ pub struct PlanOptions {
     /// reads ([`ElementwiseKernel::NodeSum`], [`BnOutput::Coefficients`]); and a batch norm that
     /// alone reads a convolution's output into that convolution: its training statistics taken in
     /// the forward's epilogue ([`BnStatistics`]), its backward applied as the gradients load
-    /// ([`BnGradient`]). The same floats, up to the order the statistics are summed in. A
+    /// ([`BnGradient`]); and two convolutions of one input (siblings: the edges leaving a cell
+    /// node) into one wider GEMM each way ([`super::siblings`]). The same floats, up to the order
+    /// the statistics and the sibling pair's input gradients are summed in. A
     /// session fuses only on a device that does ([`crate::engine::Device::fuses`]: a GPU; the
     /// CPU runs the unfused plan); on by default, off to plan a GPU step unfused. Ignored under
     /// the probes, which read ReLU values.
@@ -180,6 +182,7 @@ pub fn plan(graph: &Graph, trainable: &[bool], opts: &PlanOptions) -> Program {
     let probes = p.fisher.iter().map(|f| f.1).chain(p.code_gram).chain(p.feature_cov.iter().copied()).chain(cross).chain(taps).chain(patterns);
     let pinned: Vec<Loc> = [Some(p.acts[graph.logits.0].unwrap()), input_grad].into_iter().flatten().chain(probes).collect();
     let mut kernels = std::mem::take(&mut p.kernels);
+    let n_forward = if opts.fuse && !probed(opts) { super::siblings::merge_sibling_convolutions(&mut kernels, n_forward) } else { n_forward };
     let placed = place_buffers(&mut kernels, &p.vbufs, p.acts[graph.input.0].unwrap(), &pinned, n_forward);
     let backward = kernels.split_off(n_forward);
     let update = if opts.train { update_kernels(graph, trainable, opts, &p.scalars) } else { Vec::new() };
@@ -547,7 +550,7 @@ impl<'g> Planner<'g> {
                 let (x, relu) = self.conv_input(ins[0]);
                 let bn = self.bn_statistics(node.output);
                 let (g, precision) = (self.conv_geom(ins[0], ins[1], stride, pad), self.opts.conv_precision);
-                Kernel::Conv(ConvKernel::Forward { g, x: self.act(x), w: self.act(ins[1]), y, relu, bn, precision })
+                Kernel::Conv(ConvKernel::Forward { g, x: self.act(x), w: self.act(ins[1]), y, relu, bn, precision, sibling: None })
             }
             Op::BatchNorm { running_mean, running_var, eps, momentum } => {
                 let g = self.bn_geom(ins[0]);
@@ -661,7 +664,7 @@ impl<'g> Planner<'g> {
                 let dx = self.grad_to_write(xv);
                 // The GPU plan computes both in one kernel.
                 if let (Some(dw), Some((dx, accumulate)), true) = (dw, dx, self.opts.fuse && !probed(self.opts)) {
-                    self.kernels.push(Kernel::Conv(ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate }));
+                    self.kernels.push(Kernel::Conv(ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling: None }));
                     return true;
                 }
                 if let Some(dw) = dw {

@@ -77,6 +77,25 @@ pub fn merge_pairs(kernels: &mut Vec<Kernel>, range: std::ops::Range<usize>, mer
     range.end - end
 }
 
+/// Merges the sibling convolutions of a planned step (the GPU plan): in `kernels[..n_forward]`
+/// each forward with a later forward of the same input (moved up to it), in the backward each
+/// two-gradient backward with an earlier one of a sibling writing the same dx (moved down to it).
+/// Returns the new `n_forward`.
+pub fn merge_sibling_convolutions(kernels: &mut Vec<Kernel>, n_forward: usize) -> usize {
+    let forwards = |a: &Kernel, b: &Kernel, up: bool| match (a, b, up) {
+        (Kernel::Conv(a), Kernel::Conv(b), true) => a.with_later_sibling(b).map(Kernel::Conv),
+        _ => None,
+    };
+    let n_forward = n_forward - merge_pairs(kernels, 0..n_forward, forwards);
+    let backwards = |a: &Kernel, b: &Kernel, up: bool| match (a, b, up) {
+        (Kernel::Conv(a), Kernel::Conv(b), false) => b.with_earlier_sibling(a).map(Kernel::Conv),
+        _ => None,
+    };
+    let end = kernels.len();
+    merge_pairs(kernels, n_forward..end, backwards);
+    n_forward
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

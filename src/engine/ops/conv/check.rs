@@ -1,6 +1,6 @@
 //! The convolutions' self-test cases (see [`crate::engine::cuda::selftest`]).
 
-use super::{BnGradient, BnStatistics, ConvGeom, ConvKernel};
+use super::{BnGradient, BnStatistics, ConvGeom, ConvKernel, SiblingBackward, SiblingForward};
 use crate::engine::cuda::selftest::{Case, Cases, REDUCTION_TOLERANCE};
 use crate::engine::precision::Precision;
 
@@ -33,17 +33,14 @@ pub(crate) fn cases(cases: &mut Cases) {
             for (tag, precision) in [("", Precision::Fp32), ("_tf32", Precision::Tf32)] {
                 cases.add(&format!("{name}_forward{fused}{tag}"), REDUCTION_TOLERANCE, |c| {
                     let (x, w, y) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
-                    ConvKernel::Forward { g, x, w, y, relu, bn: None, precision }.into()
+                    ConvKernel::Forward { g, x, w, y, relu, bn: None, precision, sibling: None }.into()
                 });
                 // With the statistics of the batch norm reading y (its epilogue's partials, merged
                 // by the batch norm's finalize): every block a part of every channel.
                 cases.add(&format!("{name}_forward{fused}{tag}_bn_statistics"), REDUCTION_TOLERANCE, |c| {
-                    let (x, w, gamma, beta) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.c_out), c.loc(g.c_out));
-                    let y = c.loc(g.y_len());
-                    let (running_mean, running_var) = (c.loc(g.c_out), c.preset((0..g.c_out).map(|i| 0.5 + 0.1 * i as f32).collect()));
-                    let (mean, invstd, coef) = (c.loc(g.c_out), c.loc(g.c_out), c.loc(4 * g.c_out));
-                    let bn = BnStatistics { gamma, beta, running_mean, running_var, mean, invstd, coef, eps: 1e-5, momentum: 0.1 };
-                    ConvKernel::Forward { g, x, w, y, relu, bn: Some(bn), precision }.into()
+                    let (x, w, y) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
+                    let bn = bn_statistics(c, g.c_out);
+                    ConvKernel::Forward { g, x, w, y, relu, bn: Some(bn), precision, sibling: None }.into()
                 });
             }
             // Both modes: assign must ignore the random values already in dx.
@@ -62,7 +59,7 @@ pub(crate) fn cases(cases: &mut Cases) {
             for (mode, accumulate) in [("", true), ("_assign", false)] {
                 cases.add(&format!("{name}_backward{fused}{mode}"), REDUCTION_TOLERANCE, |c| {
                     let (x, w, dy, dw, dx) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()), c.loc(g.w_len()), c.loc(g.x_len()));
-                    ConvKernel::Backward { g, x, dy, bn: None, w, relu, dw, dx, accumulate }.into()
+                    ConvKernel::Backward { g, x, dy, bn: None, w, relu, dw, dx, accumulate, sibling: None }.into()
                 });
             }
             // The gradients reading dy through a batch norm's backward (random coefficients).
@@ -78,8 +75,57 @@ pub(crate) fn cases(cases: &mut Cases) {
             });
             cases.add(&format!("{name}_backward{fused}_bn"), REDUCTION_TOLERANCE, |c| {
                 let (x, w, dy, dw, dx) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()), c.loc(g.w_len()), c.loc(g.x_len()));
-                ConvKernel::Backward { g, x, dy, bn: bn(c), w, relu, dw, dx, accumulate: false }.into()
+                ConvKernel::Backward { g, x, dy, bn: bn(c), w, relu, dw, dx, accumulate: false, sibling: None }.into()
             });
+        }
+    }
+    sibling_cases(cases);
+}
+
+/// A training batch norm's statistics over `channels` channels (a varied running variance).
+fn bn_statistics(c: &mut Case, channels: usize) -> BnStatistics {
+    let (gamma, beta) = (c.loc(channels), c.loc(channels));
+    let (running_mean, running_var) = (c.loc(channels), c.preset((0..channels).map(|i| 0.5 + 0.1 * i as f32).collect()));
+    let (mean, invstd, coef) = (c.loc(channels), c.loc(channels), c.loc(4 * channels));
+    BnStatistics { gamma, beta, running_mean, running_var, mean, invstd, coef, eps: 1e-5, momentum: 0.1 }
+}
+
+/// Sibling pairs (two convolutions of one input as one GEMM): the first with whole groups of 8
+/// output channels (the forward's split may not cut a thread's group), the second with an odd
+/// count; each body, with and without the fused ReLU, the batch norms and accumulation.
+fn sibling_cases(cases: &mut Cases) {
+    let pairs = [
+        ("conv3x3", 3, 1, 7, 8, 5, 5),
+        ("conv3x3_s2_9x9", 3, 2, 7, 16, 7, 9),
+        ("conv1x1", 1, 1, 7, 8, 6, 5),
+        ("conv1x1_s2_9x9", 1, 2, 3, 8, 3, 9),
+        ("conv3x3_20ch", 3, 1, 20, 16, 20, 5),
+    ];
+    for (name, k, stride, c_in, c_first, c_second, side) in pairs {
+        let g = ConvGeom { n: 3, c_in, h: side, w: side, c_out: c_first, k, stride, pad: k / 2 };
+        let gs = ConvGeom { c_out: c_second, ..g };
+        for (fused, relu) in [("", false), ("_relu", true)] {
+            for (tag, precision) in [("", Precision::Fp32), ("_tf32", Precision::Tf32)] {
+                for (stats, with_bn) in [("", false), ("_bn_statistics", true)] {
+                    cases.add(&format!("{name}_sibling_forward{fused}{tag}{stats}"), REDUCTION_TOLERANCE, |c| {
+                        let (x, w, y) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
+                        let bn = with_bn.then(|| bn_statistics(c, c_first));
+                        let (w2, y2) = (c.loc(gs.w_len()), c.loc(gs.y_len()));
+                        let sibling = SiblingForward { c_out: c_second, w: w2, y: y2, bn: with_bn.then(|| bn_statistics(c, c_second)) };
+                        ConvKernel::Forward { g, x, w, y, relu, bn, precision, sibling: Some(sibling) }.into()
+                    });
+                }
+            }
+            for (mode, accumulate, with_bn) in [("", true, false), ("_assign", false, false), ("_bn", true, true)] {
+                cases.add(&format!("{name}_sibling_backward{fused}{mode}"), REDUCTION_TOLERANCE, |c| {
+                    let (x, w, dy, dw, dx) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()), c.loc(g.w_len()), c.loc(g.x_len()));
+                    let bn = with_bn.then(|| BnGradient { x: c.loc(g.y_len()), coef: c.loc(4 * c_first) });
+                    let (w2, dy2, dw2) = (c.loc(gs.w_len()), c.loc(gs.y_len()), c.loc(gs.w_len()));
+                    let bn2 = with_bn.then(|| BnGradient { x: c.loc(gs.y_len()), coef: c.loc(4 * c_second) });
+                    let sibling = SiblingBackward { c_out: c_second, dy: dy2, bn: bn2, w: w2, dw: dw2 };
+                    ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling: Some(sibling) }.into()
+                });
+            }
         }
     }
 }

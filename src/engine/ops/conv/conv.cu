@@ -21,6 +21,13 @@
 // block sums its share into one slot of a workspace, and fear_conv_backward_weight_reduce adds the
 // slots in a fixed order (deterministic, no atomics, no last-block fences).
 //
+// Sibling convolutions (two convolutions of one input, e.g. the two edges leaving a cell's node 0)
+// run as one wider GEMM (item 4 of issue 13): the forward's N is both convolutions' output
+// channels (x staged once for both), the input gradient's K both output gradients' channels (dx
+// written once, the sum of both), the weight gradient's M both weights' rows. FearConvSibling
+// holds the second convolution's tensors and `split`, where its channels start in that shared
+// dimension; a block reads and writes the first's tensors below it and the second's from it on.
+//
 // TF32 tensor cores (fear_conv_forward_tf32, issue 14): the same block, tile, staging and
 // epilogue, with TF32 set in fear_conv_tile. Staging rounds each operand once (x after the fused
 // ReLU, and w) to TF32 with fear_round_tf32, the CPU face's rounding point; the MAC loop becomes
@@ -202,13 +209,27 @@ __device__ __forceinline__ void fear_conv_mma_unpark(const float (&d)[FEAR_CONV_
         for (int c = 0; c < FEAR_CONV_CO; ++c) acc[j][c] = parked[(j * FEAR_CONV_CO + c) * FEAR_CONV_THREADS + threadIdx.x];
 }
 
+// The second convolution of a sibling pair (see the header), or none: null pointers and split = the
+// whole shared dimension. Forward: its weights `wt` (rows from output channel `split` on) and output
+// `dst`. Input gradient: its dy `src` (channels from `split` on of K), weights `wt`, and the batch
+// norm whose backward it applies (`bn_x`, `bn_coef`). Weight gradient: its dy `src` and batch norm
+// (rows from `split` on).
+struct FearConvSibling {
+    const float* src;
+    const float* wt;
+    float* dst;
+    const float* bn_x;
+    const float* bn_coef;
+    int split;
+};
+
 template <int T, int S, int P, bool DGRAD, bool TF32 = false>
 __device__ __forceinline__ void fear_conv_tile(int block, const float* __restrict__ src, const float* __restrict__ wt,
                                                float* __restrict__ dst, int n, int c_src, int hs, int ws, int c_dst,
                                                int hd, int wd, int k, int pad, int cin, int ti, int tr, int tc,
                                                int chunk, int glog2, int accumulate, int relu_src,
                                                const float* __restrict__ mask, const float* __restrict__ bn_x,
-                                               const float* __restrict__ bn_coef, double* __restrict__ stats) {
+                                               const float* __restrict__ bn_coef, double* __restrict__ stats, FearConvSibling sib) {
     FEAR_DYNAMIC_SHARED(float, smem);
     const int cw = FEAR_CONV_CO << glog2;  // channels per pass
     const int passes = (c_dst + cw - 1) / cw;
@@ -278,9 +299,12 @@ __device__ __forceinline__ void fear_conv_tile(int block, const float* __restric
         __syncthreads();  // the previous chunk's readers are done
         // The input tile with its halo, row by row (coalesced along a row), zeros outside.
         for (int cil = 0; cil < cn; ++cil) {
+            // The input gradient's K channel c0 + cil: the first convolution's dy, or from the
+            // split on the sibling's (its own channel ch of c_own, its own batch norm).
+            const bool second = DGRAD && c0 + cil >= sib.split;
+            const int ch = second ? c0 + cil - sib.split : c0 + cil, c_own = !DGRAD ? c_src : second ? c_src - sib.split : sib.split;
             for (int img = 0; img < images; ++img) {
-                const long long plane0 = ((long long)(b0 + img) * c_src + c0 + cil) * hs * ws;
-                const float* plane = src + plane0;
+                const long long plane0 = ((long long)(b0 + img) * c_own + ch) * hs * ws;
                 float* tile_s = xs + (cil * ti + img) * halo;
                 for (int r = warp; r < hr; r += warps) {
                     int iy = sy0 + r;
@@ -288,8 +312,10 @@ __device__ __forceinline__ void fear_conv_tile(int block, const float* __restric
                     for (int c = lane; c < hc; c += 32) {
                         int ix = sx0 + c;
                         bool in = row_in && ix >= 0 && ix < ws;
-                        float v = in ? plane[iy * ws + ix] : 0.0f;
-                        if (in && bn_coef != nullptr) v = fear_bn_grad(v, bn_x, bn_coef, plane0 + iy * ws + ix, c0 + cil);
+                        const long long i = plane0 + iy * ws + ix;
+                        float v = in ? (second ? sib.src : src)[i] : 0.0f;
+                        const float* coef = second ? sib.bn_coef : bn_coef;
+                        if (in && coef != nullptr) v = fear_bn_grad(v, second ? sib.bn_x : bn_x, coef, i, ch);
                         v = relu_src ? (v > 0.0f ? v : 0.0f) : v;
                         tile_s[r * hc + c] = TF32 ? fear_round_tf32(v) : v;
                     }
@@ -303,12 +329,18 @@ __device__ __forceinline__ void fear_conv_tile(int block, const float* __restric
             float v = 0.0f;
             if (!DGRAD) {
                 // Forward: cil is an input channel, co an output channel, (ty, tx) the tap.
-                if (co0 + co < c_dst) v = wt[((long long)(co0 + co) * c_src + c0 + cil) * (T * T) + t];
+                // Output channels from the split on are the sibling's rows.
+                const int oc = co0 + co;
+                if (oc < c_dst) v = oc < sib.split ? wt[((long long)oc * c_src + c0 + cil) * (T * T) + t] : sib.wt[((long long)(oc - sib.split) * c_src + c0 + cil) * (T * T) + t];
             } else {
                 // Input gradient: cil is an output channel of the convolution, co an input channel;
                 // correlation tap ty reads dy row qy + ty - offy, i.e. kernel row ky0 + P * (T-1-ty).
+                // K channels from the split on are the sibling's output channels.
                 int ky = ky0 + P * (T - 1 - ty), kx = kx0 + P * (T - 1 - tx);
-                if (co0 + co < c_dst && ky < k && kx < k) v = wt[(((long long)(c0 + cil) * cin + co0 + co) * k + ky) * k + kx];
+                const bool second = c0 + cil >= sib.split;
+                const float* wk = second ? sib.wt : wt;
+                const int ck = second ? c0 + cil - sib.split : c0 + cil;
+                if (co0 + co < c_dst && ky < k && kx < k) v = wk[(((long long)ck * cin + co0 + co) * k + ky) * k + kx];
             }
             wsh[e] = TF32 ? fear_round_tf32(v) : v;
         }
@@ -348,18 +380,24 @@ __device__ __forceinline__ void fear_conv_tile(int block, const float* __restric
     // assigns 0 + the sum: the bits a zeroed dx would end with, without reading it). With a mask,
     // the sum (as 0 + sum, the bits an unfused gradient buffer held) counts only where the mask
     // is positive: the fused ReLU's backward, bit for bit.
+    // A forward's channel group from the split on is the sibling's output (the split is a multiple
+    // of FEAR_CONV_CO: a group never straddles it); out_ch0 counts in the tensor stored to.
+    const bool to_sibling = !DGRAD && co0 + cg * FEAR_CONV_CO >= sib.split;
+    float* out = to_sibling ? sib.dst : dst;
+    const int out_ch0 = co0 + cg * FEAR_CONV_CO - (to_sibling ? sib.split : 0);
+    const int c_out = DGRAD ? c_dst : to_sibling ? c_dst - sib.split : sib.split;
 #pragma unroll
     for (int j = 0; j < FEAR_CONV_PIX; ++j) {
         int img, oy, ox;
         if (slot(j, img, oy, ox) < 0) continue;
-        float* at = dst + (((long long)(b0 + img) * c_dst + co0 + cg * FEAR_CONV_CO) * hd + oy) * wd + ox;
+        float* at = out + (((long long)(b0 + img) * c_out + out_ch0) * hd + oy) * wd + ox;
 #pragma unroll
         for (int c = 0; c < FEAR_CONV_CO; ++c) {
-            if (co0 + cg * FEAR_CONV_CO + c >= c_dst) break;
+            if (out_ch0 + c >= c_out) break;
             const long long e = (long long)c * hd * wd;
             if (DGRAD) {
                 float g = 0.0f + acc[j][c];
-                if (mask != nullptr) g = mask[at - dst + e] > 0.0f ? g : 0.0f;
+                if (mask != nullptr) g = mask[at - out + e] > 0.0f ? g : 0.0f;
                 at[e] = (accumulate ? at[e] : 0.0f) + g;
             } else {
                 at[e] = acc[j][c];
@@ -384,43 +422,54 @@ __device__ __forceinline__ void fear_conv_tile(int block, const float* __restric
 // y = conv(x, w), or conv(relu(x), w) with `relu`. One block per (ti images, tile of tr x tc
 // output pixels, pass of 8 << glog2 output channels); `chunk` input channels staged at a time
 // (launch.rs picks the shapes and the dynamic shared memory size). With `stats`, each block also
-// writes its batch-norm partials of y (fear_conv_bn_partials).
+// writes its batch-norm partials of y (fear_conv_bn_partials). With a sibling (wt2, y2 not null),
+// cout counts both convolutions' channels and those from `split` on are y2 = conv(x, wt2), their
+// statistics after the first's (split = cout without one).
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward(const float* __restrict__ x, const float* __restrict__ wt, float* __restrict__ y, int n, int cin,
-                  int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int relu, double* __restrict__ stats) {
-    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats);
-    else if (k == 3 && stride == 2) fear_conv_tile<3, 2, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats);
-    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats);
-    else if (k == 1 && stride == 2) fear_conv_tile<1, 2, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats);
+                  int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int relu, double* __restrict__ stats,
+                  const float* __restrict__ wt2, float* __restrict__ y2, int split) {
+    const FearConvSibling sib{nullptr, wt2, y2, nullptr, nullptr, split};
+    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib);
+    else if (k == 3 && stride == 2) fear_conv_tile<3, 2, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib);
+    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib);
+    else if (k == 1 && stride == 2) fear_conv_tile<1, 2, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib);
 }
 
 // fear_conv_forward with both operands rounded to TF32 (x after the ReLU, and w) and multiplied on
 // tensor cores (sm_80+; the FMA loop on the sm_70 build): the same launch shape and arguments,
 // and at least FEAR_CONV_THREADS * 32 floats of dynamic shared memory (launch.rs).
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward_tf32(const float* __restrict__ x, const float* __restrict__ wt, float* __restrict__ y, int n, int cin,
-                  int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int relu, double* __restrict__ stats) {
-    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats);
-    else if (k == 3 && stride == 2) fear_conv_tile<3, 2, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats);
-    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats);
-    else if (k == 1 && stride == 2) fear_conv_tile<1, 2, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats);
+                  int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int relu, double* __restrict__ stats,
+                  const float* __restrict__ wt2, float* __restrict__ y2, int split) {
+    const FearConvSibling sib{nullptr, wt2, y2, nullptr, nullptr, split};
+    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib);
+    else if (k == 3 && stride == 2) fear_conv_tile<3, 2, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib);
+    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib);
+    else if (k == 1 && stride == 2) fear_conv_tile<1, 2, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib);
 }
 
 // dx += conv-transpose of dy (dx = 0 + it without `accumulate`), where mask > 0 when a mask is
 // given (the fused ReLU's input). One block per (ti images, phase of dx, tile of its phase grid,
 // pass of input channels); the tile is tr x tc pixels of the phase grid (every stride-th pixel).
+// With a sibling (dy2 not null), cout counts both convolutions' output channels and dx is the sum
+// of both input gradients: K channels from `split` on are dy2's, through wt2 and its batch norm.
 __device__ __forceinline__ void fear_conv_dgrad(int block, const float* __restrict__ dy, const float* __restrict__ wt, float* __restrict__ dx, int n,
                                                 int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk,
                                                 int glog2, int accumulate, const float* __restrict__ mask, const float* __restrict__ bn_x,
-                                                const float* __restrict__ bn_coef) {
-    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr);
-    else if (k == 3 && stride == 2) fear_conv_tile<2, 1, 2, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr);
-    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr);
-    else if (k == 1 && stride == 2) fear_conv_tile<1, 1, 2, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr);
+                                                const float* __restrict__ bn_coef, FearConvSibling sib) {
+    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib);
+    else if (k == 3 && stride == 2) fear_conv_tile<2, 1, 2, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib);
+    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib);
+    else if (k == 1 && stride == 2) fear_conv_tile<1, 1, 2, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib);
 }
 
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input(const float* __restrict__ dy, const float* __restrict__ wt, float* __restrict__ dx, int n,
                          int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int accumulate,
-                         const float* __restrict__ mask, const float* __restrict__ bn_x, const float* __restrict__ bn_coef) {
-    fear_conv_dgrad(blockIdx.x, dy, wt, dx, n, cin, h, w, cout, k, stride, pad, oh, ow, ti, tr, tc, chunk, glog2, accumulate, mask, bn_x, bn_coef);
+                         const float* __restrict__ mask, const float* __restrict__ bn_x, const float* __restrict__ bn_coef,
+                         const float* __restrict__ dy2, const float* __restrict__ wt2, const float* __restrict__ bn_x2,
+                         const float* __restrict__ bn_coef2, int split) {
+    const FearConvSibling sib{dy2, wt2, nullptr, bn_x2, bn_coef2, split};
+    fear_conv_dgrad(blockIdx.x, dy, wt, dx, n, cin, h, w, cout, k, stride, pad, oh, ow, ti, tr, tc, chunk, glog2, accumulate, mask, bn_x, bn_coef, sib);
 }
 
 // Partial dw of one block: FEAR_WGRAD_COP output channels x FEAR_WGRAD_CI input channels x K*K
@@ -431,7 +480,8 @@ template <int K, int S>
 __device__ __forceinline__ void fear_conv_wgrad_tile(int block, const float* __restrict__ x, const float* __restrict__ dy,
                                                      float* __restrict__ partial, int n, int cin, int h, int w,
                                                      int cout, int pad, int oh, int ow, int tr, int tc, int splits,
-                                                     int relu_x, const float* __restrict__ bn_x, const float* __restrict__ bn_coef) {
+                                                     int relu_x, const float* __restrict__ bn_x, const float* __restrict__ bn_coef,
+                                                     FearConvSibling sib) {
     FEAR_DYNAMIC_SHARED(float, smem);
     const int ci_blocks = (cin + FEAR_WGRAD_CI - 1) / FEAR_WGRAD_CI;
     const int co_blocks = (cout + FEAR_WGRAD_COP - 1) / FEAR_WGRAD_COP;
@@ -461,15 +511,21 @@ __device__ __forceinline__ void fear_conv_wgrad_tile(int block, const float* __r
         __syncthreads();  // the previous item's readers are done
         // dy of the tile, transposed to [pixel][channel]; zeros for pixels or channels outside.
         for (int co = warp; co < FEAR_WGRAD_COP; co += warps) {
-            const long long plane0 = ((long long)b * cout + co0 + co) * oh * ow;
+            // Rows from the split on are the sibling's: its dy (channel ch of c_own) and batch norm.
+            const bool second = co0 + co >= sib.split;
+            const float* from = second ? sib.src : dy;
+            const float* from_bn_x = second ? sib.bn_x : bn_x;
+            const float* from_bn_coef = second ? sib.bn_coef : bn_coef;
+            const int ch = co0 + co - (second ? sib.split : 0), c_own = second ? cout - sib.split : sib.split;
+            const long long plane0 = ((long long)b * c_own + ch) * oh * ow;
             bool co_in = co0 + co < cout;
             for (int ty = 0; ty < tr; ++ty) {
                 int oy = oy0 + ty;
                 for (int tx = lane; tx < tc; tx += 32) {
                     int ox = ox0 + tx;
                     bool in = co_in && oy < oh && ox < ow;
-                    float v = in ? dy[plane0 + oy * ow + ox] : 0.0f;
-                    if (in && bn_coef != nullptr) v = fear_bn_grad(v, bn_x, bn_coef, plane0 + oy * ow + ox, co0 + co);
+                    float v = in ? from[plane0 + oy * ow + ox] : 0.0f;
+                    if (in && from_bn_coef != nullptr) v = fear_bn_grad(v, from_bn_x, from_bn_coef, plane0 + oy * ow + ox, ch);
                     dys[(ty * tc + tx) * FEAR_WGRAD_DY_STRIDE + co] = v;
                 }
             }
@@ -522,44 +578,53 @@ __device__ __forceinline__ void fear_conv_wgrad_tile(int block, const float* __r
 
 // Partial weight gradients: one block per (split of the pixel tiles, pass of FEAR_WGRAD_COP output
 // channels, FEAR_WGRAD_CI input channels), into `partial` [splits][cout][cin][k][k]; x read as
-// relu(x) with `relu` (a fused ReLU).
+// relu(x) with `relu` (a fused ReLU). With a sibling (dy2 not null), cout counts both
+// convolutions' rows, those from `split` on from dy2 through its batch norm.
 __device__ __forceinline__ void fear_conv_wgrad(int block, const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ partial, int n,
                                                 int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int tr, int tc, int splits, int relu,
-                                                const float* __restrict__ bn_x, const float* __restrict__ bn_coef) {
-    if (k == 3 && stride == 1) fear_conv_wgrad_tile<3, 1>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef);
-    else if (k == 3 && stride == 2) fear_conv_wgrad_tile<3, 2>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef);
-    else if (k == 1 && stride == 1) fear_conv_wgrad_tile<1, 1>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef);
-    else if (k == 1 && stride == 2) fear_conv_wgrad_tile<1, 2>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef);
+                                                const float* __restrict__ bn_x, const float* __restrict__ bn_coef, FearConvSibling sib) {
+    if (k == 3 && stride == 1) fear_conv_wgrad_tile<3, 1>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib);
+    else if (k == 3 && stride == 2) fear_conv_wgrad_tile<3, 2>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib);
+    else if (k == 1 && stride == 1) fear_conv_wgrad_tile<1, 1>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib);
+    else if (k == 1 && stride == 2) fear_conv_wgrad_tile<1, 2>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib);
 }
 
 extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_BLOCKS) fear_conv_backward_weight(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ partial, int n,
                           int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int tr, int tc, int splits, int relu,
-                          const float* __restrict__ bn_x, const float* __restrict__ bn_coef) {
-    fear_conv_wgrad(blockIdx.x, x, dy, partial, n, cin, h, w, cout, k, stride, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef);
+                          const float* __restrict__ bn_x, const float* __restrict__ bn_coef, const float* __restrict__ dy2,
+                          const float* __restrict__ bn_x2, const float* __restrict__ bn_coef2, int split) {
+    const FearConvSibling sib{dy2, nullptr, nullptr, bn_x2, bn_coef2, split};
+    fear_conv_wgrad(blockIdx.x, x, dy, partial, n, cin, h, w, cout, k, stride, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib);
 }
 
 // Both gradients of a convolution in one launch (the GPU plan, when both are needed): blocks
 // [0, input_blocks) compute dx as fear_conv_backward_input does, the rest dw's partials as
 // fear_conv_backward_weight does. They read the same dy and nothing of each other: one launch
-// instead of two, and the halves fill the GPU together (an 8x8 layer alone has few blocks).
+// instead of two, and the halves fill the GPU together (an 8x8 layer alone has few blocks). With a
+// sibling, both halves take it (see fear_conv_backward_input and fear_conv_backward_weight).
 static_assert(FEAR_CONV_THREADS == FEAR_WGRAD_THREADS, "fear_conv_backward runs both gradients' blocks at one size");
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward(
     const float* __restrict__ x, const float* __restrict__ dy, const float* __restrict__ wt, float* __restrict__ dx,
     float* __restrict__ partial, int n, int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc,
     int chunk, int glog2, int accumulate, const float* __restrict__ mask, int wgrad_tr, int wgrad_tc, int splits, int relu,
-    const float* __restrict__ bn_x, const float* __restrict__ bn_coef, int input_blocks) {
+    const float* __restrict__ bn_x, const float* __restrict__ bn_coef, int input_blocks, const float* __restrict__ dy2,
+    const float* __restrict__ wt2, const float* __restrict__ bn_x2, const float* __restrict__ bn_coef2, int split) {
     const int block = blockIdx.x;
+    const FearConvSibling sib{dy2, wt2, nullptr, bn_x2, bn_coef2, split};
     if (block < input_blocks)
-        fear_conv_dgrad(block, dy, wt, dx, n, cin, h, w, cout, k, stride, pad, oh, ow, ti, tr, tc, chunk, glog2, accumulate, mask, bn_x, bn_coef);
+        fear_conv_dgrad(block, dy, wt, dx, n, cin, h, w, cout, k, stride, pad, oh, ow, ti, tr, tc, chunk, glog2, accumulate, mask, bn_x, bn_coef, sib);
     else
-        fear_conv_wgrad(block - input_blocks, x, dy, partial, n, cin, h, w, cout, k, stride, pad, oh, ow, wgrad_tr, wgrad_tc, splits, relu, bn_x, bn_coef);
+        fear_conv_wgrad(block - input_blocks, x, dy, partial, n, cin, h, w, cout, k, stride, pad, oh, ow, wgrad_tr, wgrad_tc, splits, relu, bn_x, bn_coef, sib);
 }
 
-// dw += the sum of the splits' partials, split 0 first: the same bits on every run.
-extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_conv_backward_weight_reduce(const float* __restrict__ partial, float* __restrict__ dw, int len, int splits) {
+// dw += the sum of the splits' partials, split 0 first: the same bits on every run. With a sibling
+// (dw2 not null), elements from `split` on (its rows) go to dw2.
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_conv_backward_weight_reduce(const float* __restrict__ partial, float* __restrict__ dw, int len, int splits,
+                                                                                                       float* __restrict__ dw2, int split) {
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < len; i += gridDim.x * blockDim.x) {
         float s = 0.0f;
         for (int p = 0; p < splits; ++p) s += partial[(long long)p * len + i];
-        dw[i] += s;
+        if (i < split) dw[i] += s;
+        else dw2[i - split] += s;
     }
 }

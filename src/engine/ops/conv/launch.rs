@@ -6,7 +6,7 @@
 
 use anyhow::{bail, ensure, Result};
 
-use super::{BnGradient, BnStatistics, ConvGeom, ConvKernel};
+use super::{BnGradient, BnStatistics, ConvGeom, ConvKernel, SiblingBackward, SiblingForward};
 use crate::engine::cuda::launch::threads::{FEAR_CONV_THREADS, FEAR_WGRAD_THREADS};
 use crate::engine::cuda::launch::{launch_bounded_with_shared, Arg, Backend, Dims, GpuAddresses, OnGpu};
 use crate::engine::kernel::Loc;
@@ -169,10 +169,36 @@ fn weight_plan_in_scratch(mem: &dyn GpuAddresses, g: &ConvGeom) -> Result<(Wgrad
     Ok((p, Arg::Ptr(scratch)))
 }
 
-/// dw += the weight gradient's partials at `scratch`, summed split 0 first.
-fn reduce_weight_partials(b: &dyn Backend, g: &ConvGeom, p: &WgradPlan, scratch: Arg, dw: Arg) -> Result<()> {
-    let reduce = [scratch, dw, Arg::len(g.w_len())?, Arg::len(p.splits)?];
+/// dw += the weight gradient's partials at `scratch`, summed split 0 first; with a sibling, its
+/// rows (after the first's `g.w_len() * split / g.c_out` elements) into its own dw.
+fn reduce_weight_partials(b: &dyn Backend, g: &ConvGeom, p: &WgradPlan, scratch: Arg, dw: Arg, sib: &Sibling) -> Result<()> {
+    let first = g.w_len() / g.c_out.max(1) * sib.split;
+    let reduce = [scratch, dw, Arg::len(g.w_len())?, Arg::len(p.splits)?, sib.dw, Arg::len(first)?];
     launch_bounded_shared(b, "fear_conv_backward_weight_reduce", Dims::elementwise(g.w_len()), 0, &reduce)
+}
+
+/// The second convolution of a sibling pair as kernel arguments (see conv.cu's FearConvSibling):
+/// its tensors (null pointers without one) and `split`, where its channels start in the pair's
+/// GEMM, whose geometry counts both convolutions' output channels ([`ConvKernel::gemm_geom`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Sibling {
+    pub dy: Arg,
+    pub w: Arg,
+    pub y: Arg,
+    pub bn: [Arg; 2],
+    pub dw: Arg,
+    pub split: usize,
+}
+
+impl Sibling {
+    /// No sibling: the split is at the end of the GEMM's `c_out` channels.
+    pub fn none(c_out: usize) -> Sibling {
+        Sibling { dy: Arg::Ptr(0), w: Arg::Ptr(0), y: Arg::Ptr(0), bn: [Arg::Ptr(0); 2], dw: Arg::Ptr(0), split: c_out }
+    }
+
+    fn split(&self) -> Result<Arg> {
+        Arg::len(self.split)
+    }
 }
 
 fn launch_tiles(b: &dyn Backend, name: &str, g: &ConvGeom, t: TilePlan, ptrs: [Arg; 3], extra: &[Arg]) -> Result<()> {
@@ -202,10 +228,16 @@ fn forward_kernel(precision: Precision) -> Result<&'static str> {
 
 /// y = conv(x, w), or conv(relu(x), w) with `relu`, its operands rounded to `precision`; with
 /// `stats` (a pointer, or null), each block also writes its batch-norm partials of y there,
-/// `forward_plan(g).blocks / passes` per channel ([`stats_parts`]).
+/// `forward_plan(g).blocks / passes` per channel ([`stats_parts`]). With a sibling, `g` is the
+/// pair's GEMM and channels from its split on are the sibling's (y and statistics).
 #[allow(clippy::too_many_arguments)]
-pub fn forward(b: &dyn Backend, g: &ConvGeom, x: Arg, w: Arg, y: Arg, relu: bool, stats: Arg, precision: Precision) -> Result<()> {
+pub fn forward(b: &dyn Backend, g: &ConvGeom, x: Arg, w: Arg, y: Arg, relu: bool, stats: Arg, precision: Precision, sib: &Sibling) -> Result<()> {
     check_shape(g)?;
+    ensure!(
+        sib.split == g.c_out || sib.split.is_multiple_of(CO),
+        "a sibling forward's first convolution has {} output channels, not a multiple of {CO}",
+        sib.split
+    );
     let name = forward_kernel(precision)?;
     if g.y_len() == 0 {
         return Ok(());
@@ -217,7 +249,7 @@ pub fn forward(b: &dyn Backend, g: &ConvGeom, x: Arg, w: Arg, y: Arg, relu: bool
     if precision == Precision::Tf32 {
         plan.shared_bytes = plan.shared_bytes.max(MMA_SHARED_BYTES);
     }
-    launch_tiles(b, name, g, plan, [x, w, y], &[Arg::I32(relu as i32), stats])
+    launch_tiles(b, name, g, plan, [x, w, y], &[Arg::I32(relu as i32), stats, sib.w, sib.y, sib.split()?])
 }
 
 /// The batch-norm partials per channel a forward with statistics writes: one per block of a
@@ -227,22 +259,60 @@ pub fn stats_parts(g: &ConvGeom) -> usize {
     t.blocks / g.c_out.div_ceil(CO << t.glog2)
 }
 
-/// The forward with the statistics of the batch norm reading y: the convolution writing its
-/// partials into the scratch, then the batch norm's finalize.
+/// The forward with the statistics of the batch norm reading y (and of the sibling's, both or
+/// neither): the convolution writing its partials into the scratch, then the batch norms'
+/// finalizes.
 #[allow(clippy::too_many_arguments)]
-fn forward_with_statistics(on: &OnGpu, g: &ConvGeom, x: Loc, w: Loc, y: Loc, relu: bool, bn: &BnStatistics, precision: Precision) -> Result<()> {
-    if g.y_len() == 0 {
+fn forward_with_statistics(
+    on: &OnGpu,
+    g: &ConvGeom,
+    x: Loc,
+    w: Loc,
+    y: Loc,
+    relu: bool,
+    bn: &BnStatistics,
+    precision: Precision,
+    sibling: Option<&SiblingForward>,
+) -> Result<()> {
+    let gemm = ConvKernel::gemm_geom(g, sibling.map(|s| s.c_out));
+    if gemm.y_len() == 0 {
         return Ok(());
     }
-    let parts = stats_parts(g);
-    let (partial, _) = bn_scratch(on, g.c_out, parts)?;
-    forward(on.backend, g, on.p(x)?, on.p(w)?, on.p(y)?, relu, partial, precision)?;
-    let mut outputs = [Arg::Ptr(0); 7];
-    for (arg, loc) in outputs.iter_mut().zip([bn.gamma, bn.beta, bn.running_mean, bn.running_var, bn.mean, bn.invstd, bn.coef]) {
-        *arg = on.p(loc)?;
+    let parts = stats_parts(&gemm);
+    let (partial, _) = bn_scratch(on, gemm.c_out, parts)?;
+    let sib = forward_sibling(on, g, sibling)?;
+    forward(on.backend, &gemm, on.p(x)?, on.p(w)?, on.p(y)?, relu, partial, precision, &sib)?;
+    let finalize = |bn: &BnStatistics, c: usize, partial: Arg| -> Result<()> {
+        let mut outputs = [Arg::Ptr(0); 7];
+        for (arg, loc) in outputs.iter_mut().zip([bn.gamma, bn.beta, bn.running_mean, bn.running_var, bn.mean, bn.invstd, bn.coef]) {
+            *arg = on.p(loc)?;
+        }
+        let bn_geom = BnGeom { n: g.n, c, hw: g.out_h() * g.out_w() };
+        train_finalize(on, &bn_geom, parts, partial, outputs, bn.eps, bn.momentum)
+    };
+    finalize(bn, g.c_out, partial)?;
+    match sibling.map(|s| (s.c_out, s.bn)) {
+        // The sibling's partials follow the first's channels.
+        Some((c, Some(sbn))) => finalize(&sbn, c, bytes_after(partial, g.c_out * parts * 3 * 8)?),
+        _ => Ok(()),
     }
-    let bn_geom = BnGeom { n: g.n, c: g.c_out, hw: g.out_h() * g.out_w() };
-    train_finalize(on, &bn_geom, parts, partial, outputs, bn.eps, bn.momentum)
+}
+
+/// The scratch pointer `p` moved on by `bytes`.
+fn bytes_after(p: Arg, bytes: usize) -> Result<Arg> {
+    match p {
+        Arg::Ptr(a) => Ok(Arg::Ptr(a + bytes as u64)),
+        other => bail!("{other:?} is not a pointer"),
+    }
+}
+
+/// A forward sibling's arguments.
+fn forward_sibling(on: &OnGpu, g: &ConvGeom, sibling: Option<&SiblingForward>) -> Result<Sibling> {
+    let mut sib = Sibling::none(g.c_out);
+    if let Some(s) = sibling {
+        (sib.w, sib.y) = (on.p(s.w)?, on.p(s.y)?);
+    }
+    Ok(sib)
 }
 
 /// dx += conv_transpose(dy, w), or dx = 0 + ... without `accumulate`; where `mask` > 0 only when
@@ -254,7 +324,9 @@ pub fn backward_input(b: &dyn Backend, g: &ConvGeom, dy: Arg, w: Arg, dx: Arg, a
     if g.x_len() == 0 {
         return Ok(());
     }
-    launch_tiles(b, "fear_conv_backward_input", g, backward_input_plan(g), [dy, w, dx], &[Arg::I32(accumulate as i32), mask, bn[0], bn[1]])
+    let sib = Sibling::none(g.c_out);
+    let extra = [Arg::I32(accumulate as i32), mask, bn[0], bn[1], sib.dy, sib.w, sib.bn[0], sib.bn[1], sib.split()?];
+    launch_tiles(b, "fear_conv_backward_input", g, backward_input_plan(g), [dy, w, dx], &extra)
 }
 
 /// dw += the weight gradient (x read as relu(x) with `relu`): partials per split into the
@@ -266,15 +338,18 @@ pub fn backward_weight(b: &dyn Backend, mem: &dyn GpuAddresses, g: &ConvGeom, x:
         return Ok(());
     }
     let (p, scratch) = weight_plan_in_scratch(mem, g)?;
-    let args = [vec![x, dy, scratch], geometry_args(g)?, p.args()?, vec![Arg::I32(relu as i32), bn[0], bn[1]]].concat();
+    let sib = Sibling::none(g.c_out);
+    let args =
+        [vec![x, dy, scratch], geometry_args(g)?, p.args()?, vec![Arg::I32(relu as i32), bn[0], bn[1], sib.dy, sib.bn[0], sib.bn[1], sib.split()?]].concat();
     let name = "fear_conv_backward_weight";
     launch_bounded_shared(b, name, one_launch(name, p.blocks, FEAR_WGRAD_THREADS)?, p.shared_bytes, &args)?;
-    reduce_weight_partials(b, g, &p, scratch, dw)
+    reduce_weight_partials(b, g, &p, scratch, dw, &sib)
 }
 
 /// Both gradients in one launch (fear_conv_backward: the input gradient's blocks, then the weight
 /// gradient's), then the weight gradient's fixed-order sum. `relu`: x is the fused ReLU's input
-/// (the weight gradient reads relu(x), the input gradient is masked by x).
+/// (the weight gradient reads relu(x), the input gradient is masked by x). With a sibling, `g` is
+/// the pair's GEMM: both weight gradients, and the sum of both input gradients.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     b: &dyn Backend,
@@ -288,6 +363,7 @@ pub fn backward(
     accumulate: bool,
     relu: bool,
     bn: [Arg; 2],
+    sib: &Sibling,
 ) -> Result<()> {
     check_shape(g)?;
     let t = backward_input_plan(g);
@@ -300,11 +376,21 @@ pub fn backward(
         vec![Arg::I32(accumulate as i32), mask],
         p.args()?,
         vec![Arg::I32(relu as i32), bn[0], bn[1], Arg::len(t.blocks)?],
+        vec![sib.dy, sib.w, sib.bn[0], sib.bn[1], sib.split()?],
     ]
     .concat();
     let name = "fear_conv_backward";
     launch_bounded_shared(b, name, one_launch(name, t.blocks + p.blocks, FEAR_CONV_THREADS)?, t.shared_bytes.max(p.shared_bytes), &args)?;
-    reduce_weight_partials(b, g, &p, scratch, dw)
+    reduce_weight_partials(b, g, &p, scratch, dw, sib)
+}
+
+/// A backward sibling's arguments.
+fn backward_sibling(on: &OnGpu, g: &ConvGeom, sibling: Option<&SiblingBackward>) -> Result<Sibling> {
+    let mut sib = Sibling::none(g.c_out);
+    if let Some(s) = sibling {
+        (sib.dy, sib.w, sib.dw, sib.bn) = (on.p(s.dy)?, on.p(s.w)?, on.p(s.dw)?, bn_args(on, s.bn)?);
+    }
+    Ok(sib)
 }
 
 /// The (x, coef) pointers of a batch norm's backward applied by a gradient, or nulls.
@@ -317,9 +403,10 @@ impl ConvKernel {
     /// to the launches by the self-test).
     pub fn launch_names(&self) -> Vec<&'static str> {
         match *self {
-            ConvKernel::Forward { g, bn, precision, .. } if g.y_len() > 0 => {
+            ConvKernel::Forward { g, bn, precision, sibling, .. } if ConvKernel::gemm_geom(&g, sibling.map(|s| s.c_out)).y_len() > 0 => {
                 let mut names = vec![forward_kernel(precision).unwrap_or("fear_conv_forward")];
                 names.extend(bn.map(|_| "fear_bn_train_finalize"));
+                names.extend(sibling.and_then(|s| s.bn).map(|_| "fear_bn_train_finalize"));
                 names
             }
             ConvKernel::BackwardInput { g, .. } if g.x_len() > 0 => vec!["fear_conv_backward_input"],
@@ -335,18 +422,25 @@ impl ConvKernel {
 
     pub fn launch(&self, on: &OnGpu) -> Result<()> {
         match *self {
-            ConvKernel::Forward { g, x, w, y, relu, bn: None, precision } => {
-                forward(on.backend, &g, on.p(x)?, on.p(w)?, on.p(y)?, relu, Arg::Ptr(0), precision)
+            ConvKernel::Forward { g, x, w, y, relu, bn: None, precision, sibling } => {
+                ensure!(sibling.is_none_or(|s| s.bn.is_none()), "a sibling forward takes both batch norms' statistics or neither");
+                let gemm = ConvKernel::gemm_geom(&g, sibling.map(|s| s.c_out));
+                forward(on.backend, &gemm, on.p(x)?, on.p(w)?, on.p(y)?, relu, Arg::Ptr(0), precision, &forward_sibling(on, &g, sibling.as_ref())?)
             }
-            ConvKernel::Forward { g, x, w, y, relu, bn: Some(bn), precision } => forward_with_statistics(on, &g, x, w, y, relu, &bn, precision),
+            ConvKernel::Forward { g, x, w, y, relu, bn: Some(bn), precision, sibling } => {
+                ensure!(sibling.is_none_or(|s| s.bn.is_some()), "a sibling forward takes both batch norms' statistics or neither");
+                forward_with_statistics(on, &g, x, w, y, relu, &bn, precision, sibling.as_ref())
+            }
             ConvKernel::BackwardInput { g, dy, bn, w, mask, dx, accumulate } => {
                 backward_input(on.backend, &g, on.p(dy)?, on.p(w)?, on.p(dx)?, accumulate, on.opt(mask)?, bn_args(on, bn)?)
             }
             ConvKernel::BackwardWeight { g, x, dy, bn, dw, relu } => {
                 backward_weight(on.backend, on.mem, &g, on.p(x)?, on.p(dy)?, on.p(dw)?, relu, bn_args(on, bn)?)
             }
-            ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate } if g.x_len() > 0 && g.w_len() > 0 => {
-                backward(on.backend, on.mem, &g, on.p(x)?, on.p(dy)?, on.p(w)?, on.p(dw)?, on.p(dx)?, accumulate, relu, bn_args(on, bn)?)
+            ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling } if g.x_len() > 0 && g.w_len() > 0 => {
+                let gemm = ConvKernel::gemm_geom(&g, sibling.map(|s| s.c_out));
+                let sib = backward_sibling(on, &g, sibling.as_ref())?;
+                backward(on.backend, on.mem, &gemm, on.p(x)?, on.p(dy)?, on.p(w)?, on.p(dw)?, on.p(dx)?, accumulate, relu, bn_args(on, bn)?, &sib)
             }
             ConvKernel::Backward { .. } => {
                 let (weight, input) = self.halves();

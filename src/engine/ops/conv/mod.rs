@@ -90,6 +90,32 @@ impl BnStatistics {
     }
 }
 
+/// The second convolution of a sibling pair in a forward: another convolution of the same input
+/// (with the same shape but its own output channels), computed by the same launch as one wider
+/// GEMM (the GPU plan; item 4 of issue 13): x is read once for both. Its output channels come after
+/// the first's in the GEMM, so the first's `c_out` must be a multiple of 8 (a thread's channel
+/// group never straddles the two outputs).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SiblingForward {
+    pub c_out: usize,
+    pub w: Loc,
+    pub y: Loc,
+    pub bn: Option<BnStatistics>,
+}
+
+/// The second convolution of a sibling pair in a backward (see [`SiblingForward`]): its output
+/// gradient `dy` (through its batch norm with `bn`), weights and weight gradient. The pair's input
+/// gradients are summed in one GEMM (both output gradients' channels as K: dx written once), and
+/// its weight gradients are one GEMM (both weights' rows: x staged once).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SiblingBackward {
+    pub c_out: usize,
+    pub dy: Loc,
+    pub bn: Option<BnGradient>,
+    pub w: Loc,
+    pub dw: Loc,
+}
+
 /// The convolution kernels. A ReLU whose only consumer is the convolution can be fused into it
 /// (the GPU plan does, `PlanOptions::fuse`): the forward and the weight gradient then read
 /// `x` through the ReLU (`relu`), and the input gradient, given the ReLU's input as `mask`, is the
@@ -100,14 +126,16 @@ pub enum ConvKernel {
     /// y = conv(x, w), or conv(relu(x), w); with `bn`, also that batch norm's statistics of y.
     /// `precision`: what the product's operands (x after the ReLU, and w) are rounded to first
     /// (`Fp32`: nothing; `Tf32`: the tensor-core kernel); storage and sums stay f32.
-    Forward { g: ConvGeom, x: Loc, w: Loc, y: Loc, relu: bool, bn: Option<BnStatistics>, precision: Precision },
+    /// With `sibling`, also that convolution of x in the same launch.
+    Forward { g: ConvGeom, x: Loc, w: Loc, y: Loc, relu: bool, bn: Option<BnStatistics>, precision: Precision, sibling: Option<SiblingForward> },
     /// dx (+)= the input gradient of dy (through `bn` with one), where mask > 0 with a mask.
     BackwardInput { g: ConvGeom, dy: Loc, bn: Option<BnGradient>, w: Loc, mask: Option<Loc>, dx: Loc, accumulate: bool },
     /// dw += the weight gradient of dy (through `bn` with one), x read as relu(x) with `relu`.
     BackwardWeight { g: ConvGeom, x: Loc, dy: Loc, bn: Option<BnGradient>, dw: Loc, relu: bool },
     /// Both gradients in one kernel (the GPU plan, when both are needed): [`ConvKernel::BackwardWeight`]
-    /// into `dw`, and [`ConvKernel::BackwardInput`] into `dx` (masked by x with `relu`).
-    Backward { g: ConvGeom, x: Loc, dy: Loc, bn: Option<BnGradient>, w: Loc, relu: bool, dw: Loc, dx: Loc, accumulate: bool },
+    /// into `dw`, and [`ConvKernel::BackwardInput`] into `dx` (masked by x with `relu`). With
+    /// `sibling`, also that convolution's weight gradient, and its input gradient summed into dx.
+    Backward { g: ConvGeom, x: Loc, dy: Loc, bn: Option<BnGradient>, w: Loc, relu: bool, dw: Loc, dx: Loc, accumulate: bool, sibling: Option<SiblingBackward> },
 }
 
 impl ConvKernel {
@@ -123,10 +151,23 @@ impl ConvKernel {
     /// Inputs, then the outputs.
     pub fn locs_mut(&mut self) -> Vec<&mut Loc> {
         match self {
-            ConvKernel::Forward { x, w, y, bn, .. } => {
-                let Some(bn) = bn else { return vec![x, w, y] };
-                let (ins, outs) = bn.locs_mut();
-                [x, w].into_iter().chain(ins).chain([y]).chain(outs).collect()
+            ConvKernel::Forward { x, w, y, bn, sibling, .. } => {
+                let (mut ins, mut outs) = (vec![x, w], vec![y]);
+                if let Some(bn) = bn {
+                    let (i, o) = bn.locs_mut();
+                    ins.extend(i);
+                    outs.extend(o);
+                }
+                if let Some(s) = sibling {
+                    ins.push(&mut s.w);
+                    outs.push(&mut s.y);
+                    if let Some(bn) = &mut s.bn {
+                        let (i, o) = bn.locs_mut();
+                        ins.extend(i);
+                        outs.extend(o);
+                    }
+                }
+                ins.into_iter().chain(outs).collect()
             }
             ConvKernel::BackwardInput { dy, bn, w, mask, dx, .. } => {
                 let mut v = vec![dy];
@@ -142,19 +183,28 @@ impl ConvKernel {
                 v.push(dw);
                 v
             }
-            ConvKernel::Backward { x, dy, bn, w, dw, dx, .. } => {
+            ConvKernel::Backward { x, dy, bn, w, dw, dx, sibling, .. } => {
                 let mut v = vec![x, dy];
                 v.extend(bn.as_mut().into_iter().flat_map(|b| [&mut b.x, &mut b.coef]));
-                v.extend([w, dw, dx]);
+                v.push(w);
+                let Some(s) = sibling else {
+                    v.extend([dw, dx]);
+                    return v;
+                };
+                v.push(&mut s.dy);
+                v.extend(s.bn.as_mut().into_iter().flat_map(|b| [&mut b.x, &mut b.coef]));
+                v.extend([&mut s.w, dw, &mut s.dw, dx]);
                 v
             }
         }
     }
 
     pub fn outputs(&self) -> usize {
+        // y and its batch norm's 5, per convolution of the forward; dw per convolution and dx.
+        let forward = |bn: &Option<BnStatistics>| 1 + 5 * bn.is_some() as usize;
         match self {
-            ConvKernel::Forward { bn: Some(_), .. } => 6, // y and the batch norm's 5
-            ConvKernel::Backward { .. } => 2,
+            ConvKernel::Forward { bn, sibling, .. } => forward(bn) + sibling.as_ref().map_or(0, |s| forward(&s.bn)),
+            ConvKernel::Backward { sibling, .. } => 2 + sibling.is_some() as usize,
             _ => 1,
         }
     }
@@ -168,11 +218,16 @@ impl ConvKernel {
 
     pub(crate) fn run_cpu<T: Float>(&self, m: &CpuView<T>) {
         match *self {
-            ConvKernel::Forward { g, x, w, y, relu, bn, precision } => {
+            ConvKernel::Forward { g, x, w, y, relu, bn, precision, sibling } => {
                 // The kernel's rounding points: x after the ReLU, and w, just before the product.
                 conv_forward(&g, &rounded(relu_if(m.r(x), relu), precision), &rounded(m.r(w).into(), precision), m.w(y));
                 if let Some(bn) = bn {
                     bn.forward(&g, y).run_cpu(m);
+                }
+                if let Some(s) = sibling {
+                    // The sibling: the same forward of x on its own weights.
+                    let g = ConvGeom { c_out: s.c_out, ..g };
+                    ConvKernel::Forward { g, x, w: s.w, y: s.y, relu, bn: s.bn, precision, sibling: None }.run_cpu(m);
                 }
             }
             ConvKernel::BackwardInput { g, dy, bn, w, mask: None, dx, accumulate } => {
@@ -186,17 +241,67 @@ impl ConvKernel {
                 relu_backward(m.r(mask), &t, assign_or_add(m.w(dx), accumulate));
             }
             ConvKernel::BackwardWeight { g, x, dy, bn, dw, relu } => conv_backward_weight(&g, &relu_if(m.r(x), relu), &through_bn(m, &g, dy, bn), m.w(dw)),
-            ConvKernel::Backward { .. } => {
+            ConvKernel::Backward { sibling: None, .. } => {
                 let (weight, input) = self.halves();
                 weight.run_cpu(m);
                 input.run_cpu(m);
             }
+            ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling: Some(s) } => {
+                let gs = ConvGeom { c_out: s.c_out, ..g };
+                ConvKernel::BackwardWeight { g, x, dy, bn, dw, relu }.run_cpu(m);
+                ConvKernel::BackwardWeight { g: gs, x, dy: s.dy, bn: s.bn, dw: s.dw, relu }.run_cpu(m);
+                // dx: the two input gradients summed, then (with a fused ReLU) masked by x.
+                let mut t = vec![T::zero(); g.x_len()];
+                conv_backward_input(&g, &through_bn(m, &g, dy, bn), m.r(w), &mut t);
+                conv_backward_input(&gs, &through_bn(m, &gs, s.dy, s.bn), m.r(s.w), &mut t);
+                let dx = assign_or_add(m.w(dx), accumulate);
+                match relu {
+                    true => relu_backward(m.r(x), &t, dx),
+                    false => dx.iter_mut().zip(&t).for_each(|(d, v)| *d = *d + *v),
+                }
+            }
         }
+    }
+
+    /// `self` with `later`, a forward of the same input planned after it, as its sibling (one
+    /// launch where `later` would have run at `self`'s place: the planner checks it may move up).
+    /// None unless both are single forwards of the same input, ReLU, precision and shape but
+    /// their output channels, both or neither take batch-norm statistics, and `self`'s output
+    /// channels are whole groups of 8 (conv.cu's split of the forward's N).
+    pub fn with_later_sibling(&self, later: &ConvKernel) -> Option<ConvKernel> {
+        let ConvKernel::Forward { g, x, w, y, relu, bn, precision, sibling: None } = *self else { return None };
+        let ConvKernel::Forward { g: g2, x: x2, w: w2, y: y2, relu: relu2, bn: bn2, precision: precision2, sibling: None } = *later else { return None };
+        let same = x == x2 && relu == relu2 && precision == precision2 && bn.is_some() == bn2.is_some() && ConvGeom { c_out: g.c_out, ..g2 } == g;
+        let whole_groups = g.c_out % 8 == 0 && g.y_len() > 0;
+        let sibling = SiblingForward { c_out: g2.c_out, w: w2, y: y2, bn: bn2 };
+        (same && whole_groups).then_some(ConvKernel::Forward { g, x, w, y, relu, bn, precision, sibling: Some(sibling) })
+    }
+
+    /// `self` (a two-gradient backward) with `earlier`, one of a sibling planned before it, as
+    /// its sibling (one launch at `self`'s place: the planner checks `earlier` may move down).
+    /// None unless both compute both gradients of convolutions of the same input (same ReLU and
+    /// shape but their output channels) into the same dx, which `self` adds to (it comes after
+    /// `earlier`'s write, or whatever wrote first); the pair writes dx in `earlier`'s mode.
+    pub fn with_earlier_sibling(&self, earlier: &ConvKernel) -> Option<ConvKernel> {
+        let ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate: true, sibling: None } = *self else { return None };
+        let ConvKernel::Backward { g: g1, x: x1, dy: dy1, bn: bn1, w: w1, relu: relu1, dw: dw1, dx: dx1, accumulate, sibling: None } = *earlier else {
+            return None;
+        };
+        let same = x == x1 && relu == relu1 && dx == dx1 && ConvGeom { c_out: g.c_out, ..g1 } == g && g.x_len() > 0 && g.w_len() > 0 && g1.w_len() > 0;
+        let sibling = SiblingBackward { c_out: g1.c_out, dy: dy1, bn: bn1, w: w1, dw: dw1 };
+        same.then_some(ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling: Some(sibling) })
+    }
+
+    /// The pair's GEMM: the first convolution's shape with both convolutions' output channels.
+    pub fn gemm_geom(g: &ConvGeom, sibling_c_out: Option<usize>) -> ConvGeom {
+        ConvGeom { c_out: g.c_out + sibling_c_out.unwrap_or(0), ..*g }
     }
 
     /// A [`ConvKernel::Backward`] as its two gradients' kernels (weight, input).
     pub fn halves(&self) -> (ConvKernel, ConvKernel) {
-        let ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate } = *self else { unreachable!("only the two-gradient kernel has halves") };
+        let ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling: None } = *self else {
+            unreachable!("only the two-gradient kernel of one convolution has halves")
+        };
         (ConvKernel::BackwardWeight { g, x, dy, bn, dw, relu }, ConvKernel::BackwardInput { g, dy, bn, w, mask: relu.then_some(x), dx, accumulate })
     }
 }
