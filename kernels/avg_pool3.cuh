@@ -30,3 +30,10 @@ __device__ __forceinline__ float fear_avg_pool3_at(const float* __restrict__ x, 
     int i = (o % hw) / w, j = o % w;
     return fear_pool3_window_sum(i, j, h, w, [&](int r, int c) { return plane[r * w + c]; }) * pool3_inv_count(i, j, h, w);
 }
+
+// The 3x3 average pool's adjoint at input (i, j) of a plane of dy: dy / count gathered from the
+// outputs whose window holds it (fear_avg_pool3_backward, and the convolution input gradient's
+// pooled term: the same bits).
+__device__ __forceinline__ float fear_avg_pool3_adjoint_at(const float* __restrict__ plane, int i, int j, int h, int w) {
+    return fear_pool3_window_sum(i, j, h, w, [&](int r, int c) { return plane[r * w + c] * pool3_inv_count(r, c, h, w); });
+}

@@ -118,18 +118,15 @@ fn step(p: &Program) -> impl Iterator<Item = &Kernel> {
 /// second pass of a batch norm that normalises (its statistics, then the apply kernel reading x
 /// again) and of a batch-norm backward that writes dx (x and dy read again).
 fn bytes(k: &Kernel, gpu: bool) -> u64 {
-    // The two-gradient convolution's halves each read dy (and x) themselves.
-    if let Kernel::Conv(c @ ConvKernel::Backward { sibling: None, .. }) = k {
-        let (weight, input) = c.halves();
-        return bytes(&weight.into(), gpu) + bytes(&input.into(), gpu);
-    }
-    if let Kernel::Conv(ConvKernel::Backward { x, dy, bn, w, relu, dw, dx, sibling: Some(s), .. }) = *k {
-        // A sibling pair's halves: the weight gradients read x once for both, the input
-        // gradient writes dx once for both.
-        let bn_locs = |b: Option<crate::engine::ops::BnGradient>| b.map_or(0, |b| b.x.len + b.coef.len);
-        let dys = dy.len + s.dy.len + bn_locs(bn) + bn_locs(s.bn);
-        let weight = x.len + dys + dw.len + s.dw.len;
-        let input = dys + w.len + s.w.len + if relu { x.len } else { 0 } + dx.len;
+    if let Kernel::Conv(ConvKernel::Backward { x, dy, bn, w, relu, dw, dx, sibling, dx_terms, .. }) = *k {
+        // Its two halves each read what they name: the weight gradient x once and, per
+        // convolution (a sibling pair has two), dy through its batch norm and dw; the input
+        // gradient per convolution dy and w, then the ReLU's mask (x), dx's other terms and dx.
+        let bn_len = |b: Option<crate::engine::ops::BnGradient>| b.map_or(0, |b| b.x.len + b.coef.len);
+        let dys = dy.len + bn_len(bn) + sibling.map_or(0, |s| s.dy.len + bn_len(s.bn));
+        let weight = x.len + dys + dw.len + sibling.map_or(0, |s| s.dw.len);
+        let terms = dx_terms.added.map_or(0, |a| a.len) + dx_terms.pooled.map_or(0, |p| p.len);
+        let input = dys + w.len + sibling.map_or(0, |s| s.w.len) + if relu { x.len } else { 0 } + terms + dx.len;
         return (weight + input) as u64 * 4;
     }
     let once: u64 = k.locs().iter().map(|l| l.len as u64 * 4).sum();

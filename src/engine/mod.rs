@@ -6,6 +6,7 @@ pub mod cpu_device;
 pub mod cuda;
 pub mod device;
 pub mod float;
+pub mod gradient_terms;
 pub mod graph;
 pub mod kernel;
 pub mod ops;

@@ -24,8 +24,8 @@ use super::graph::{Graph, Op, Source, ValueId};
 use super::kernel::{Kernel, Loc, Space};
 use super::ops::elementwise::{NodeSumTerm, NODE_SUM_TERMS};
 use super::ops::{
-    BnGeom, BnGradient, BnKernel, BnOutput, BnStatistics, ConvGeom, ConvKernel, CrossGeom, ElementwiseKernel, FeatureProbeKernel, LinearGeom, LinearKernel,
-    LossKernel, OptimKernel, PoolGeom, PoolKernel, ProbeKernel,
+    BnGeom, BnGradient, BnKernel, BnOutput, BnStatistics, ConvGeom, ConvKernel, CrossGeom, DxTerms, ElementwiseKernel, FeatureProbeKernel, LinearGeom,
+    LinearKernel, LossKernel, OptimKernel, PoolGeom, PoolKernel, ProbeKernel,
 };
 use super::precision::Precision;
 
@@ -183,6 +183,10 @@ pub fn plan(graph: &Graph, trainable: &[bool], opts: &PlanOptions) -> Program {
     let pinned: Vec<Loc> = [Some(p.acts[graph.logits.0].unwrap()), input_grad].into_iter().flatten().chain(probes).collect();
     let mut kernels = std::mem::take(&mut p.kernels);
     let n_forward = if opts.fuse && !probed(opts) { super::siblings::merge_sibling_convolutions(&mut kernels, n_forward) } else { n_forward };
+    if opts.fuse && !probed(opts) {
+        let end = kernels.len();
+        super::gradient_terms::fold_gradient_terms(&mut kernels, n_forward..end);
+    }
     let placed = place_buffers(&mut kernels, &p.vbufs, p.acts[graph.input.0].unwrap(), &pinned, n_forward);
     let backward = kernels.split_off(n_forward);
     let update = if opts.train { update_kernels(graph, trainable, opts, &p.scalars) } else { Vec::new() };
@@ -664,7 +668,19 @@ impl<'g> Planner<'g> {
                 let dx = self.grad_to_write(xv);
                 // The GPU plan computes both in one kernel.
                 if let (Some(dw), Some((dx, accumulate)), true) = (dw, dx, self.opts.fuse && !probed(self.opts)) {
-                    self.kernels.push(Kernel::Conv(ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling: None }));
+                    self.kernels.push(Kernel::Conv(ConvKernel::Backward {
+                        g,
+                        x,
+                        dy,
+                        bn,
+                        w,
+                        relu,
+                        dw,
+                        dx,
+                        accumulate,
+                        sibling: None,
+                        dx_terms: DxTerms::default(),
+                    }));
                     return true;
                 }
                 if let Some(dw) = dw {

@@ -1,6 +1,6 @@
 //! The convolutions' self-test cases (see [`crate::engine::cuda::selftest`]).
 
-use super::{BnGradient, BnStatistics, ConvGeom, ConvKernel, SiblingBackward, SiblingForward};
+use super::{BnGradient, BnStatistics, ConvGeom, ConvKernel, DxTerms, SiblingBackward, SiblingForward};
 use crate::engine::cuda::selftest::{Case, Cases, REDUCTION_TOLERANCE};
 use crate::engine::precision::Precision;
 
@@ -59,7 +59,7 @@ pub(crate) fn cases(cases: &mut Cases) {
             for (mode, accumulate) in [("", true), ("_assign", false)] {
                 cases.add(&format!("{name}_backward{fused}{mode}"), REDUCTION_TOLERANCE, |c| {
                     let (x, w, dy, dw, dx) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()), c.loc(g.w_len()), c.loc(g.x_len()));
-                    ConvKernel::Backward { g, x, dy, bn: None, w, relu, dw, dx, accumulate, sibling: None }.into()
+                    ConvKernel::Backward { g, x, dy, bn: None, w, relu, dw, dx, accumulate, sibling: None, dx_terms: DxTerms::default() }.into()
                 });
             }
             // The gradients reading dy through a batch norm's backward (random coefficients).
@@ -75,7 +75,7 @@ pub(crate) fn cases(cases: &mut Cases) {
             });
             cases.add(&format!("{name}_backward{fused}_bn"), REDUCTION_TOLERANCE, |c| {
                 let (x, w, dy, dw, dx) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()), c.loc(g.w_len()), c.loc(g.x_len()));
-                ConvKernel::Backward { g, x, dy, bn: bn(c), w, relu, dw, dx, accumulate: false, sibling: None }.into()
+                ConvKernel::Backward { g, x, dy, bn: bn(c), w, relu, dw, dx, accumulate: false, sibling: None, dx_terms: DxTerms::default() }.into()
             });
         }
     }
@@ -123,7 +123,26 @@ fn sibling_cases(cases: &mut Cases) {
                     let (w2, dy2, dw2) = (c.loc(gs.w_len()), c.loc(gs.y_len()), c.loc(gs.w_len()));
                     let bn2 = with_bn.then(|| BnGradient { x: c.loc(gs.y_len()), coef: c.loc(4 * c_second) });
                     let sibling = SiblingBackward { c_out: c_second, dy: dy2, bn: bn2, w: w2, dw: dw2 };
-                    ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling: Some(sibling) }.into()
+                    ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling: Some(sibling), dx_terms: DxTerms::default() }.into()
+                });
+            }
+            // dx's other terms in the epilogue (3x3 pools of stride-1 shapes only: dx's shape).
+            for (terms, added, pooled, accumulate) in [("_added", true, false, false), ("_pooled", false, true, true), ("_added_pooled", true, true, true)] {
+                if pooled && stride != 1 {
+                    continue;
+                }
+                cases.add(&format!("{name}_sibling_backward{fused}{terms}"), REDUCTION_TOLERANCE, |c| {
+                    let (x, w, dy, dw, dx) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()), c.loc(g.w_len()), c.loc(g.x_len()));
+                    let (w2, dy2, dw2) = (c.loc(gs.w_len()), c.loc(gs.y_len()), c.loc(gs.w_len()));
+                    let sibling = SiblingBackward { c_out: c_second, dy: dy2, bn: None, w: w2, dw: dw2 };
+                    let dx_terms = DxTerms { added: added.then(|| c.loc(g.x_len())), pooled: pooled.then(|| c.loc(g.x_len())) };
+                    ConvKernel::Backward { g, x, dy, bn: None, w, relu, dw, dx, accumulate, sibling: Some(sibling), dx_terms }.into()
+                });
+                cases.add(&format!("{name}_backward{fused}{terms}"), REDUCTION_TOLERANCE, |c| {
+                    let (x, w, dy, dw, dx) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()), c.loc(g.w_len()), c.loc(g.x_len()));
+                    let bn = Some(BnGradient { x: c.loc(g.y_len()), coef: c.loc(4 * c_first) });
+                    let dx_terms = DxTerms { added: added.then(|| c.loc(g.x_len())), pooled: pooled.then(|| c.loc(g.x_len())) };
+                    ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling: None, dx_terms }.into()
                 });
             }
         }

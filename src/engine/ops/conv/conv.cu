@@ -223,13 +223,24 @@ struct FearConvSibling {
     int split;
 };
 
+// Other terms of the activation gradient an input gradient writes (the GPU plan folds their
+// kernels into it): dx = ((dx or 0) + added) + the input gradient + the 3x3 average pool's
+// adjoint of `pooled` (a node-sum gradient reaching dx through a pool edge), each optional (null).
+// The order is the unfused kernels' (an assign or add of `added`, the convolution adding, the
+// pool's backward adding): the same bits.
+struct FearDxTerms {
+    const float* added;
+    const float* pooled;
+};
+
 template <int T, int S, int P, bool DGRAD, bool TF32 = false>
 __device__ __forceinline__ void fear_conv_tile(int block, const float* __restrict__ src, const float* __restrict__ wt,
                                                float* __restrict__ dst, int n, int c_src, int hs, int ws, int c_dst,
                                                int hd, int wd, int k, int pad, int cin, int ti, int tr, int tc,
                                                int chunk, int glog2, int accumulate, int relu_src,
                                                const float* __restrict__ mask, const float* __restrict__ bn_x,
-                                               const float* __restrict__ bn_coef, double* __restrict__ stats, FearConvSibling sib) {
+                                               const float* __restrict__ bn_coef, double* __restrict__ stats, FearConvSibling sib,
+                                               FearDxTerms terms) {
     FEAR_DYNAMIC_SHARED(float, smem);
     const int cw = FEAR_CONV_CO << glog2;  // channels per pass
     const int passes = (c_dst + cw - 1) / cw;
@@ -396,9 +407,14 @@ __device__ __forceinline__ void fear_conv_tile(int block, const float* __restric
             if (out_ch0 + c >= c_out) break;
             const long long e = (long long)c * hd * wd;
             if (DGRAD) {
+                const long long i = at - out + e;
                 float g = 0.0f + acc[j][c];
-                if (mask != nullptr) g = mask[at - out + e] > 0.0f ? g : 0.0f;
-                at[e] = (accumulate ? at[e] : 0.0f) + g;
+                if (mask != nullptr) g = mask[i] > 0.0f ? g : 0.0f;
+                float prior = accumulate ? at[e] : 0.0f;
+                if (terms.added != nullptr) prior = prior + terms.added[i];
+                float v = prior + g;
+                if (terms.pooled != nullptr) v = v + fear_avg_pool3_adjoint_at(terms.pooled + (i - (long long)oy * wd - ox), oy, ox, hd, wd);
+                at[e] = v;
             } else {
                 at[e] = acc[j][c];
             }
@@ -429,10 +445,10 @@ extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BL
                   int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int relu, double* __restrict__ stats,
                   const float* __restrict__ wt2, float* __restrict__ y2, int split) {
     const FearConvSibling sib{nullptr, wt2, y2, nullptr, nullptr, split};
-    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib);
-    else if (k == 3 && stride == 2) fear_conv_tile<3, 2, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib);
-    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib);
-    else if (k == 1 && stride == 2) fear_conv_tile<1, 2, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib);
+    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr});
+    else if (k == 3 && stride == 2) fear_conv_tile<3, 2, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr});
+    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr});
+    else if (k == 1 && stride == 2) fear_conv_tile<1, 2, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr});
 }
 
 // fear_conv_forward with both operands rounded to TF32 (x after the ReLU, and w) and multiplied on
@@ -442,10 +458,10 @@ extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BL
                   int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int relu, double* __restrict__ stats,
                   const float* __restrict__ wt2, float* __restrict__ y2, int split) {
     const FearConvSibling sib{nullptr, wt2, y2, nullptr, nullptr, split};
-    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib);
-    else if (k == 3 && stride == 2) fear_conv_tile<3, 2, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib);
-    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib);
-    else if (k == 1 && stride == 2) fear_conv_tile<1, 2, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib);
+    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr});
+    else if (k == 3 && stride == 2) fear_conv_tile<3, 2, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr});
+    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr});
+    else if (k == 1 && stride == 2) fear_conv_tile<1, 2, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr});
 }
 
 // dx += conv-transpose of dy (dx = 0 + it without `accumulate`), where mask > 0 when a mask is
@@ -456,11 +472,11 @@ extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BL
 __device__ __forceinline__ void fear_conv_dgrad(int block, const float* __restrict__ dy, const float* __restrict__ wt, float* __restrict__ dx, int n,
                                                 int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk,
                                                 int glog2, int accumulate, const float* __restrict__ mask, const float* __restrict__ bn_x,
-                                                const float* __restrict__ bn_coef, FearConvSibling sib) {
-    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib);
-    else if (k == 3 && stride == 2) fear_conv_tile<2, 1, 2, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib);
-    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib);
-    else if (k == 1 && stride == 2) fear_conv_tile<1, 1, 2, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib);
+                                                const float* __restrict__ bn_coef, FearConvSibling sib, FearDxTerms terms) {
+    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib, terms);
+    else if (k == 3 && stride == 2) fear_conv_tile<2, 1, 2, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib, terms);
+    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib, terms);
+    else if (k == 1 && stride == 2) fear_conv_tile<1, 1, 2, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib, terms);
 }
 
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input(const float* __restrict__ dy, const float* __restrict__ wt, float* __restrict__ dx, int n,
@@ -469,7 +485,7 @@ extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BL
                          const float* __restrict__ dy2, const float* __restrict__ wt2, const float* __restrict__ bn_x2,
                          const float* __restrict__ bn_coef2, int split) {
     const FearConvSibling sib{dy2, wt2, nullptr, bn_x2, bn_coef2, split};
-    fear_conv_dgrad(blockIdx.x, dy, wt, dx, n, cin, h, w, cout, k, stride, pad, oh, ow, ti, tr, tc, chunk, glog2, accumulate, mask, bn_x, bn_coef, sib);
+    fear_conv_dgrad(blockIdx.x, dy, wt, dx, n, cin, h, w, cout, k, stride, pad, oh, ow, ti, tr, tc, chunk, glog2, accumulate, mask, bn_x, bn_coef, sib, FearDxTerms{nullptr, nullptr});
 }
 
 // Partial dw of one block: FEAR_WGRAD_COP output channels x FEAR_WGRAD_CI input channels x K*K
@@ -601,18 +617,21 @@ extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_
 // [0, input_blocks) compute dx as fear_conv_backward_input does, the rest dw's partials as
 // fear_conv_backward_weight does. They read the same dy and nothing of each other: one launch
 // instead of two, and the halves fill the GPU together (an 8x8 layer alone has few blocks). With a
-// sibling, both halves take it (see fear_conv_backward_input and fear_conv_backward_weight).
+// sibling, both halves take it (see fear_conv_backward_input and fear_conv_backward_weight). dx's
+// other terms (FearDxTerms: dx_added, dx_pooled, or nulls) are added in the input gradient's epilogue.
 static_assert(FEAR_CONV_THREADS == FEAR_WGRAD_THREADS, "fear_conv_backward runs both gradients' blocks at one size");
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward(
     const float* __restrict__ x, const float* __restrict__ dy, const float* __restrict__ wt, float* __restrict__ dx,
     float* __restrict__ partial, int n, int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc,
     int chunk, int glog2, int accumulate, const float* __restrict__ mask, int wgrad_tr, int wgrad_tc, int splits, int relu,
     const float* __restrict__ bn_x, const float* __restrict__ bn_coef, int input_blocks, const float* __restrict__ dy2,
-    const float* __restrict__ wt2, const float* __restrict__ bn_x2, const float* __restrict__ bn_coef2, int split) {
+    const float* __restrict__ wt2, const float* __restrict__ bn_x2, const float* __restrict__ bn_coef2, int split,
+    const float* __restrict__ dx_added, const float* __restrict__ dx_pooled) {
     const int block = blockIdx.x;
     const FearConvSibling sib{dy2, wt2, nullptr, bn_x2, bn_coef2, split};
     if (block < input_blocks)
-        fear_conv_dgrad(block, dy, wt, dx, n, cin, h, w, cout, k, stride, pad, oh, ow, ti, tr, tc, chunk, glog2, accumulate, mask, bn_x, bn_coef, sib);
+        fear_conv_dgrad(block, dy, wt, dx, n, cin, h, w, cout, k, stride, pad, oh, ow, ti, tr, tc, chunk, glog2, accumulate, mask, bn_x, bn_coef, sib,
+                        FearDxTerms{dx_added, dx_pooled});
     else
         fear_conv_wgrad(block - input_blocks, x, dy, partial, n, cin, h, w, cout, k, stride, pad, oh, ow, wgrad_tr, wgrad_tc, splits, relu, bn_x, bn_coef, sib);
 }

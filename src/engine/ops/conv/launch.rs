@@ -349,7 +349,8 @@ pub fn backward_weight(b: &dyn Backend, mem: &dyn GpuAddresses, g: &ConvGeom, x:
 /// Both gradients in one launch (fear_conv_backward: the input gradient's blocks, then the weight
 /// gradient's), then the weight gradient's fixed-order sum. `relu`: x is the fused ReLU's input
 /// (the weight gradient reads relu(x), the input gradient is masked by x). With a sibling, `g` is
-/// the pair's GEMM: both weight gradients, and the sum of both input gradients.
+/// the pair's GEMM: both weight gradients, and the sum of both input gradients. `dx_terms`:
+/// ([`super::DxTerms`]) added and pooled, or null pointers.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     b: &dyn Backend,
@@ -364,6 +365,7 @@ pub fn backward(
     relu: bool,
     bn: [Arg; 2],
     sib: &Sibling,
+    dx_terms: [Arg; 2],
 ) -> Result<()> {
     check_shape(g)?;
     let t = backward_input_plan(g);
@@ -377,6 +379,7 @@ pub fn backward(
         p.args()?,
         vec![Arg::I32(relu as i32), bn[0], bn[1], Arg::len(t.blocks)?],
         vec![sib.dy, sib.w, sib.bn[0], sib.bn[1], sib.split()?],
+        dx_terms.to_vec(),
     ]
     .concat();
     let name = "fear_conv_backward";
@@ -437,10 +440,11 @@ impl ConvKernel {
             ConvKernel::BackwardWeight { g, x, dy, bn, dw, relu } => {
                 backward_weight(on.backend, on.mem, &g, on.p(x)?, on.p(dy)?, on.p(dw)?, relu, bn_args(on, bn)?)
             }
-            ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling } if g.x_len() > 0 && g.w_len() > 0 => {
+            ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling, dx_terms } if g.x_len() > 0 && g.w_len() > 0 => {
                 let gemm = ConvKernel::gemm_geom(&g, sibling.map(|s| s.c_out));
                 let sib = backward_sibling(on, &g, sibling.as_ref())?;
-                backward(on.backend, on.mem, &gemm, on.p(x)?, on.p(dy)?, on.p(w)?, on.p(dw)?, on.p(dx)?, accumulate, relu, bn_args(on, bn)?, &sib)
+                let terms = [on.opt(dx_terms.added)?, on.opt(dx_terms.pooled)?];
+                backward(on.backend, on.mem, &gemm, on.p(x)?, on.p(dy)?, on.p(w)?, on.p(dw)?, on.p(dx)?, accumulate, relu, bn_args(on, bn)?, &sib, terms)
             }
             ConvKernel::Backward { .. } => {
                 let (weight, input) = self.halves();

@@ -10,6 +10,7 @@ pub use cpu::*;
 
 use super::batchnorm::{BnGeom, BnKernel, BnOutput, InputGradient};
 use super::elementwise::{relu, relu_backward};
+use super::pool::{avg_pool3_backward, PoolGeom};
 use super::{assign_or_add, CpuView};
 use crate::engine::kernel::Loc;
 use crate::engine::precision::Precision;
@@ -116,6 +117,23 @@ pub struct SiblingBackward {
     pub dw: Loc,
 }
 
+/// Other terms of the activation gradient a two-gradient backward writes, added in its input
+/// gradient's epilogue (the GPU plan folds their own kernels into it: [`crate::engine::gradient_terms`]):
+/// dx = ((dx, or 0 without `accumulate`) + `added`) + the input gradient + the 3x3 average pool's
+/// adjoint of `pooled` (a node-sum gradient reaching dx through a pool edge). In that order, the
+/// unfused kernels' (an accumulate, the convolution, the pool's backward), each optional.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct DxTerms {
+    pub added: Option<Loc>,
+    pub pooled: Option<Loc>,
+}
+
+impl DxTerms {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_none() && self.pooled.is_none()
+    }
+}
+
 /// The convolution kernels. A ReLU whose only consumer is the convolution can be fused into it
 /// (the GPU plan does, `PlanOptions::fuse`): the forward and the weight gradient then read
 /// `x` through the ReLU (`relu`), and the input gradient, given the ReLU's input as `mask`, is the
@@ -134,8 +152,21 @@ pub enum ConvKernel {
     BackwardWeight { g: ConvGeom, x: Loc, dy: Loc, bn: Option<BnGradient>, dw: Loc, relu: bool },
     /// Both gradients in one kernel (the GPU plan, when both are needed): [`ConvKernel::BackwardWeight`]
     /// into `dw`, and [`ConvKernel::BackwardInput`] into `dx` (masked by x with `relu`). With
-    /// `sibling`, also that convolution's weight gradient, and its input gradient summed into dx.
-    Backward { g: ConvGeom, x: Loc, dy: Loc, bn: Option<BnGradient>, w: Loc, relu: bool, dw: Loc, dx: Loc, accumulate: bool, sibling: Option<SiblingBackward> },
+    /// `sibling`, also that convolution's weight gradient, and its input gradient summed into dx;
+    /// with `dx_terms`, those terms of dx too.
+    Backward {
+        g: ConvGeom,
+        x: Loc,
+        dy: Loc,
+        bn: Option<BnGradient>,
+        w: Loc,
+        relu: bool,
+        dw: Loc,
+        dx: Loc,
+        accumulate: bool,
+        sibling: Option<SiblingBackward>,
+        dx_terms: DxTerms,
+    },
 }
 
 impl ConvKernel {
@@ -183,10 +214,11 @@ impl ConvKernel {
                 v.push(dw);
                 v
             }
-            ConvKernel::Backward { x, dy, bn, w, dw, dx, sibling, .. } => {
+            ConvKernel::Backward { x, dy, bn, w, dw, dx, sibling, dx_terms, .. } => {
                 let mut v = vec![x, dy];
                 v.extend(bn.as_mut().into_iter().flat_map(|b| [&mut b.x, &mut b.coef]));
                 v.push(w);
+                v.extend(dx_terms.added.as_mut().into_iter().chain(dx_terms.pooled.as_mut()));
                 let Some(s) = sibling else {
                     v.extend([dw, dx]);
                     return v;
@@ -241,23 +273,33 @@ impl ConvKernel {
                 relu_backward(m.r(mask), &t, assign_or_add(m.w(dx), accumulate));
             }
             ConvKernel::BackwardWeight { g, x, dy, bn, dw, relu } => conv_backward_weight(&g, &relu_if(m.r(x), relu), &through_bn(m, &g, dy, bn), m.w(dw)),
-            ConvKernel::Backward { sibling: None, .. } => {
+            ConvKernel::Backward { sibling: None, dx_terms, .. } if dx_terms.is_empty() => {
                 let (weight, input) = self.halves();
                 weight.run_cpu(m);
                 input.run_cpu(m);
             }
-            ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling: Some(s) } => {
-                let gs = ConvGeom { c_out: s.c_out, ..g };
+            ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling, dx_terms } => {
                 ConvKernel::BackwardWeight { g, x, dy, bn, dw, relu }.run_cpu(m);
-                ConvKernel::BackwardWeight { g: gs, x, dy: s.dy, bn: s.bn, dw: s.dw, relu }.run_cpu(m);
-                // dx: the two input gradients summed, then (with a fused ReLU) masked by x.
+                // The input gradient (with a sibling, the two summed) into a zeroed buffer.
                 let mut t = vec![T::zero(); g.x_len()];
                 conv_backward_input(&g, &through_bn(m, &g, dy, bn), m.r(w), &mut t);
-                conv_backward_input(&gs, &through_bn(m, &gs, s.dy, s.bn), m.r(s.w), &mut t);
-                let dx = assign_or_add(m.w(dx), accumulate);
+                if let Some(s) = sibling {
+                    let gs = ConvGeom { c_out: s.c_out, ..g };
+                    ConvKernel::BackwardWeight { g: gs, x, dy: s.dy, bn: s.bn, dw: s.dw, relu }.run_cpu(m);
+                    conv_backward_input(&gs, &through_bn(m, &gs, s.dy, s.bn), m.r(s.w), &mut t);
+                }
+                // dx's terms in the kernel's order: added, the input gradient (masked by x with
+                // a fused ReLU), the pooled term's adjoint.
+                let out = assign_or_add(m.w(dx), accumulate);
+                if let Some(a) = dx_terms.added {
+                    out.iter_mut().zip(m.r(a)).for_each(|(d, v)| *d = *d + *v);
+                }
                 match relu {
-                    true => relu_backward(m.r(x), &t, dx),
-                    false => dx.iter_mut().zip(&t).for_each(|(d, v)| *d = *d + *v),
+                    true => relu_backward(m.r(x), &t, out),
+                    false => out.iter_mut().zip(&t).for_each(|(d, v)| *d = *d + *v),
+                }
+                if let Some(p) = dx_terms.pooled {
+                    avg_pool3_backward(&PoolGeom { n: g.n, c: g.c_in, h: g.h, w: g.w }, m.r(p), out);
                 }
             }
         }
@@ -283,13 +325,27 @@ impl ConvKernel {
     /// shape but their output channels) into the same dx, which `self` adds to (it comes after
     /// `earlier`'s write, or whatever wrote first); the pair writes dx in `earlier`'s mode.
     pub fn with_earlier_sibling(&self, earlier: &ConvKernel) -> Option<ConvKernel> {
-        let ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate: true, sibling: None } = *self else { return None };
-        let ConvKernel::Backward { g: g1, x: x1, dy: dy1, bn: bn1, w: w1, relu: relu1, dw: dw1, dx: dx1, accumulate, sibling: None } = *earlier else {
+        let ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate: true, sibling: None, dx_terms } = *self else { return None };
+        let no_terms = dx_terms.is_empty();
+        let ConvKernel::Backward {
+            g: g1,
+            x: x1,
+            dy: dy1,
+            bn: bn1,
+            w: w1,
+            relu: relu1,
+            dw: dw1,
+            dx: dx1,
+            accumulate,
+            sibling: None,
+            dx_terms: DxTerms { added: None, pooled: None },
+        } = *earlier
+        else {
             return None;
         };
         let same = x == x1 && relu == relu1 && dx == dx1 && ConvGeom { c_out: g.c_out, ..g1 } == g && g.x_len() > 0 && g.w_len() > 0 && g1.w_len() > 0;
         let sibling = SiblingBackward { c_out: g1.c_out, dy: dy1, bn: bn1, w: w1, dw: dw1 };
-        same.then_some(ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling: Some(sibling) })
+        (same && no_terms).then_some(ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling: Some(sibling), dx_terms })
     }
 
     /// The pair's GEMM: the first convolution's shape with both convolutions' output channels.
@@ -299,7 +355,7 @@ impl ConvKernel {
 
     /// A [`ConvKernel::Backward`] as its two gradients' kernels (weight, input).
     pub fn halves(&self) -> (ConvKernel, ConvKernel) {
-        let ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling: None } = *self else {
+        let ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling: None, dx_terms: DxTerms { added: None, pooled: None } } = *self else {
             unreachable!("only the two-gradient kernel of one convolution has halves")
         };
         (ConvKernel::BackwardWeight { g, x, dy, bn, dw, relu }, ConvKernel::BackwardInput { g, dy, bn, w, mask: relu.then_some(x), dx, accumulate })

@@ -17,10 +17,8 @@ extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_
     int hw = h * w;
     int n = planes * hw;
     for (int o = blockIdx.x * blockDim.x + threadIdx.x; o < n; o += gridDim.x * blockDim.x) {
-        const float* plane = dy + (o / hw) * hw;
         int i = (o % hw) / w, j = o % w;
-        float s = fear_pool3_window_sum(i, j, h, w, [&](int r, int c) { return plane[r * w + c] * pool3_inv_count(r, c, h, w); });
-        dx[o] = (accumulate ? dx[o] : 0.0f) + s;
+        dx[o] = (accumulate ? dx[o] : 0.0f) + fear_avg_pool3_adjoint_at(dy + (o / hw) * hw, i, j, h, w);
     }
 }
 
