@@ -22,6 +22,7 @@
 use super::device::MemoryLayout;
 use super::graph::{Graph, Op, Source, ValueId};
 use super::kernel::{Kernel, Loc, Space};
+use super::ops::batchnorm::merge_batch_norm_backwards;
 use super::ops::elementwise::{NodeSumTerm, NODE_SUM_TERMS};
 use super::ops::{
     BnGeom, BnGradient, BnKernel, BnOutput, BnStatistics, ConvGeom, ConvKernel, CrossGeom, ElementwiseKernel, FeatureProbeKernel, LinearGeom, LinearKernel,
@@ -180,6 +181,12 @@ pub fn plan(graph: &Graph, trainable: &[bool], opts: &PlanOptions) -> Program {
     let probes = p.fisher.iter().map(|f| f.1).chain(p.code_gram).chain(p.feature_cov.iter().copied()).chain(cross).chain(taps).chain(patterns);
     let pinned: Vec<Loc> = [Some(p.acts[graph.logits.0].unwrap()), input_grad].into_iter().flatten().chain(probes).collect();
     let mut kernels = std::mem::take(&mut p.kernels);
+    if opts.fuse && !probed(opts) {
+        // The batch norms after sibling convolutions: one launch per backward pass for both
+        // (the forward's kernels are left where they are, so `n_forward` stands).
+        let end = kernels.len();
+        merge_batch_norm_backwards(&mut kernels, n_forward..end);
+    }
     let placed = place_buffers(&mut kernels, &p.vbufs, p.acts[graph.input.0].unwrap(), &pinned, n_forward);
     let backward = kernels.split_off(n_forward);
     let update = if opts.train { update_kernels(graph, trainable, opts, &p.scalars) } else { Vec::new() };
