@@ -331,6 +331,34 @@ mod tests {
     }
 
     #[test]
+    fn a_backward_pair_whose_partials_overflow_the_scratch_is_refused() {
+        // 2 x 200000 channels of one value, one split each: 400000 partials of 24 bytes, more
+        // than the 8 MB of scratch.
+        let g = BnGeom { n: 1, c: 200_000, hw: 1 };
+        let mut next = 0;
+        let mut loc = |len: usize| {
+            next += len;
+            Loc::new(Space::Work, next - len, len)
+        };
+        let mut half = || BnCoefficientBackward {
+            g,
+            x: loc(g.c),
+            dy: loc(g.c),
+            gamma: loc(g.c),
+            mean: loc(g.c),
+            invstd: loc(g.c),
+            dx_coef: loc(4 * g.c),
+            dgamma: None,
+            dbeta: None,
+        };
+        let (first, second) = (half(), half());
+        let gpu = Gpu::emulated();
+        let mut mem: GpuMemory = gpu.alloc(&MemoryLayout { params: 0, state: 0, work: next, labels: 1 }).unwrap();
+        let e = gpu.launch(&mut mem, &BnKernel::BackwardPair { first, second }.into()).unwrap_err().to_string();
+        assert!(e.contains("a pair of batch-norm backwards over 200000 and 200000 channels needs") && e.contains("scratch"), "{e}");
+    }
+
+    #[test]
     fn a_pair_finalize_refuses_batch_norms_of_other_planes() {
         let gpu = Gpu::emulated();
         let mem: GpuMemory = gpu.alloc(&MemoryLayout { params: 0, state: 0, work: 16, labels: 1 }).unwrap();
