@@ -344,14 +344,19 @@ fn gradients_are_neither_zeroed_nor_copied_where_a_writer_or_a_sum_can_own_them(
 /// fuse, as `Session::new` does. (It once did not, and the CPU ran the fused kernels' CPU faces.)
 #[test]
 fn a_cpu_session_never_plans_fused_kernels() {
-    use fear::engine::ops::{ConvKernel, ElementwiseKernel};
+    use fear::engine::ops::{BnKernel, ConvKernel, ElementwiseKernel};
     use fear::engine::Kernel;
     let arch = fear::space::parse_arch("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|").unwrap();
     let cfg = fear::net::NetConfig { c: 8, n: 1, classes: 10, image_size: 8 };
     let build = move |b| fear::net::tiny_network(&arch, &cfg, b);
     let mut s: Session<f32, Cpu> = Session::new(Cpu, Box::new(build), 2, PlanOptions::default()).unwrap();
     let fused = |k: &Kernel| {
-        matches!(k, Kernel::Elementwise(ElementwiseKernel::NodeSum { .. }) | Kernel::Conv(ConvKernel::Forward { relu: true, .. } | ConvKernel::Backward { .. }))
+        matches!(
+            k,
+            Kernel::Elementwise(ElementwiseKernel::NodeSum { .. })
+                | Kernel::Conv(ConvKernel::Forward { relu: true, .. } | ConvKernel::Backward { .. })
+                | Kernel::Bn(BnKernel::BackwardPair { .. })
+        )
     };
     for set_options in [false, true] {
         if set_options {
@@ -363,5 +368,46 @@ fn a_cpu_session_never_plans_fused_kernels() {
             assert_eq!(n, 0, "{n} fused kernels in a CPU plan (train {train}, after set_options: {set_options})");
             assert!(p.forward.iter().any(|k| matches!(k, Kernel::Elementwise(ElementwiseKernel::Add { .. }))), "the plan has no node sums at all");
         }
+    }
+}
+
+/// The fused plan runs the backwards of two batch norms whose convolutions apply them (here the
+/// batch norms of the two convolutions leaving each cell's node 0) as one kernel: one pair per
+/// cell, two launches fewer each; none unfused or under a probe, and the forward untouched.
+#[test]
+fn sibling_batch_norm_backwards_pair_in_the_fused_plan_only() {
+    use fear::engine::ops::BnKernel;
+    use fear::engine::plan::plan;
+    use fear::engine::Kernel;
+    let arch = fear::space::parse_arch("|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|").unwrap();
+    let cfg = fear::net::NetConfig { c: 8, n: 1, classes: 10, image_size: 12 };
+    let graph = fear::net::tiny_network(&arch, &cfg, 3);
+    let trainable = vec![true; graph.params.len()];
+    let is_pair = |k: &Kernel| matches!(k, Kernel::Bn(BnKernel::BackwardPair { .. }));
+    let launches = |ks: &[Kernel]| ks.iter().map(|k| k.launch_names().len()).sum::<usize>();
+    let fused = plan(&graph, &trainable, &PlanOptions::default());
+    let pairs = fused.backward.iter().filter(|k| is_pair(k)).count();
+    assert_eq!(pairs, 3, "one pair per cell (3 cells)");
+    assert!(!fused.forward.iter().any(is_pair));
+    // Each pair's halves: statistics-only backwards (their convolutions apply dx) of one plane.
+    for k in fused.backward.iter().filter(|k| is_pair(k)) {
+        let Kernel::Bn(BnKernel::BackwardPair { first, second }) = k else { unreachable!() };
+        assert_eq!((first.g.n, first.g.hw), (second.g.n, second.g.hw));
+        assert_eq!(k.launch_names(), ["fear_bn_backward_stats", "fear_bn_backward_finalize"]);
+    }
+    // Unpaired, the same backwards take two launches more per pair: a probed plan (which fuses
+    // nothing) and an unfused one have no pairs.
+    let unpaired: Vec<Kernel> = fused
+        .backward
+        .iter()
+        .flat_map(|k| match k {
+            Kernel::Bn(BnKernel::BackwardPair { first, second }) => vec![Kernel::Bn(first.kernel()), Kernel::Bn(second.kernel())],
+            k => vec![k.clone()],
+        })
+        .collect();
+    assert_eq!(launches(&unpaired), launches(&fused.backward) + 2 * pairs);
+    for opts in [PlanOptions { fuse: false, ..PlanOptions::default() }, PlanOptions { fisher: true, ..PlanOptions::default() }] {
+        let p = plan(&graph, &trainable, &opts);
+        assert!(!p.backward.iter().any(is_pair), "{opts:?}");
     }
 }

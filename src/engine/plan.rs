@@ -22,6 +22,7 @@
 use super::device::MemoryLayout;
 use super::graph::{Graph, Op, Source, ValueId};
 use super::kernel::{Kernel, Loc, Space};
+use super::ops::batchnorm::merge_batch_norm_backwards;
 use super::ops::elementwise::{NodeSumTerm, NODE_SUM_TERMS};
 use super::ops::{
     BnGeom, BnGradient, BnKernel, BnOutput, BnStatistics, ConvGeom, ConvKernel, CrossGeom, DxTerms, ElementwiseKernel, FeatureProbeKernel, LinearGeom,
@@ -182,11 +183,7 @@ pub fn plan(graph: &Graph, trainable: &[bool], opts: &PlanOptions) -> Program {
     let probes = p.fisher.iter().map(|f| f.1).chain(p.code_gram).chain(p.feature_cov.iter().copied()).chain(cross).chain(taps).chain(patterns);
     let pinned: Vec<Loc> = [Some(p.acts[graph.logits.0].unwrap()), input_grad].into_iter().flatten().chain(probes).collect();
     let mut kernels = std::mem::take(&mut p.kernels);
-    let n_forward = if opts.fuse && !probed(opts) { super::siblings::merge_sibling_convolutions(&mut kernels, n_forward) } else { n_forward };
-    if opts.fuse && !probed(opts) {
-        let end = kernels.len();
-        super::gradient_terms::fold_gradient_terms(&mut kernels, n_forward..end);
-    }
+    let n_forward = if opts.fuse && !probed(opts) { merge_launches(&mut kernels, n_forward) } else { n_forward };
     let placed = place_buffers(&mut kernels, &p.vbufs, p.acts[graph.input.0].unwrap(), &pinned, n_forward);
     let backward = kernels.split_off(n_forward);
     let update = if opts.train { update_kernels(graph, trainable, opts, &p.scalars) } else { Vec::new() };
@@ -212,6 +209,19 @@ pub fn plan(graph: &Graph, trainable: &[bool], opts: &PlanOptions) -> Program {
         backward_nodes,
         saved_elems: placed.saved_elems,
     }
+}
+
+/// The GPU plan's merges of whole kernels into fewer launches, after the fusions made node by
+/// node: sibling convolutions as one GEMM each way ([`super::siblings`]), the other terms of a
+/// gradient into the convolution backward writing it ([`super::gradient_terms`]), and the
+/// backwards of batch norms that nothing orders between in pairs ([`merge_batch_norm_backwards`]).
+/// Returns the new end of the forward part.
+fn merge_launches(kernels: &mut Vec<Kernel>, n_forward: usize) -> usize {
+    let n_forward = super::siblings::merge_sibling_convolutions(kernels, n_forward);
+    let end = kernels.len();
+    let end = end - super::gradient_terms::fold_gradient_terms(kernels, n_forward..end);
+    merge_batch_norm_backwards(kernels, n_forward..end);
+    n_forward
 }
 
 /// Whether a probe that reads intermediate values (ReLU inputs and outputs, normalised features)

@@ -66,13 +66,25 @@ extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_stats(cons
 // backward), the running statistics (biased batch variance for normalising, unbiased for the
 // running variance; biased when there is a single value per channel) and the channel's affine
 // coefficients coef[4*ch..] = (mean_hi, mean_lo, scale, beta) for fear_bn_apply.
+//
+// A second batch norm of c2 channels (c2 = 0: none; same n and hw, its own outputs, eps and
+// momentum) may be finalized in the same launch: its partials follow the first's (its channel j
+// at partial[3 * ((c + j) * parts + p)]) and blocks [c, c + c2) do it, with the same code, so
+// each batch norm gets the bits a launch of its own gives (two sibling convolutions' batch norms,
+// whose partials one wider convolution wrote).
 extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_train_finalize(
-    const double* __restrict__ partial, const float* __restrict__ gamma, const float* __restrict__ beta,
-    float* __restrict__ running_mean, float* __restrict__ running_var, float* __restrict__ mean,
-    float* __restrict__ invstd, float* __restrict__ coef, int n, int c, int hw, int parts, double eps, double momentum) {
+    const double* __restrict__ partial, const float* __restrict__ gamma1, const float* __restrict__ beta1,
+    float* __restrict__ running_mean1, float* __restrict__ running_var1, float* __restrict__ mean1,
+    float* __restrict__ invstd1, float* __restrict__ coef1, int n, int c, int hw, int parts, double eps1, double momentum1,
+    const float* __restrict__ gamma2, const float* __restrict__ beta2, float* __restrict__ running_mean2,
+    float* __restrict__ running_var2, float* __restrict__ mean2, float* __restrict__ invstd2, float* __restrict__ coef2,
+    int c2, double eps2, double momentum2) {
     __shared__ double scratch[FEAR_BN_THREADS];
-    for (int ch = blockIdx.x; ch < c; ch += gridDim.x) {
-        const double* p = partial + 3LL * ch * parts;
+    for (int item = blockIdx.x; item < c + c2; item += gridDim.x) {
+        // Which batch norm this block finalizes (the same for every thread of the block).
+        bool second = item >= c;
+        int ch = second ? item - c : item;
+        const double* p = partial + 3LL * item * parts;
         double m = (double)n * hw, sum = 0.0, m2 = 0.0;
         for (int i = threadIdx.x; i < parts; i += blockDim.x) sum += p[3 * i] * p[3 * i + 1];
         double inv_m = 1.0 / m, mu = fear_block_sum<FEAR_BN_THREADS>(sum, scratch) * inv_m;  // one division: a second made ptxas spill on sm_70
@@ -82,13 +94,19 @@ extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_train_fina
         }
         m2 = fear_block_sum<FEAR_BN_THREADS>(m2, scratch);
         if (threadIdx.x != 0) continue;
-        double var = m2 * inv_m, inv = 1.0 / sqrt(var + eps);
+        float* coef = second ? coef2 : coef1;
+        float* mean = second ? mean2 : mean1;
+        float* invstd = second ? invstd2 : invstd1;
+        float* running_mean = second ? running_mean2 : running_mean1;
+        float* running_var = second ? running_var2 : running_var1;
+        double momentum = second ? momentum2 : momentum1;
+        double var = m2 * inv_m, inv = 1.0 / sqrt(var + (second ? eps2 : eps1));
         // The CPU op's affine form: ((x - mean_hi) - mean_lo) * scale + beta, in float.
         float mean_hi = (float)mu;
         coef[4 * ch] = mean_hi;
         coef[4 * ch + 1] = (float)(mu - (double)mean_hi);
-        coef[4 * ch + 2] = (float)((double)gamma[ch] * inv);
-        coef[4 * ch + 3] = beta[ch];
+        coef[4 * ch + 2] = (float)((double)(second ? gamma2 : gamma1)[ch] * inv);
+        coef[4 * ch + 3] = (second ? beta2 : beta1)[ch];
         double unbias = m > 1.0 ? m / (m - 1.0) : 1.0;
         mean[ch] = (float)mu;
         invstd[ch] = (float)inv;
@@ -126,13 +144,25 @@ extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_apply(cons
 
 // Backward of train mode, pass 1: per (channel, split) block, sum(dy) and sum(dy * (x - mean))
 // over the share, to partial[2 * (ch * splits + s)].
-extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_backward_stats(const float* __restrict__ x, const float* __restrict__ dy,
-                                                                  const float* __restrict__ mean, double* __restrict__ partial,
-                                                                  int n, int c, int hw, int splits) {
+//
+// A second batch norm (c2 channels in splits2 splits; c2 = 0: none; same n and hw) may be summed
+// in the same launch (the two batch norms after sibling convolutions): its blocks follow the
+// first's, c * splits of them, and so do its partials, each block writing partial[2 * block].
+extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_backward_stats(const float* __restrict__ x1, const float* __restrict__ dy1,
+                                                                  const float* __restrict__ mean1, double* __restrict__ partial,
+                                                                  int n, int c1, int hw, int splits1,
+                                                                  const float* __restrict__ x2, const float* __restrict__ dy2,
+                                                                  const float* __restrict__ mean2, int c2, int splits2) {
     __shared__ double scratch[FEAR_BN_THREADS];
-    for (int item = blockIdx.x; item < c * splits; item += gridDim.x) {
-        int ch = item / splits, s = item % splits;
-        float mu = mean[ch];
+    int items1 = c1 * splits1;
+    for (int item = blockIdx.x; item < items1 + c2 * splits2; item += gridDim.x) {
+        // Which batch norm this block sums (the same for every thread of the block).
+        bool second = item >= items1;
+        int local = second ? item - items1 : item, splits = second ? splits2 : splits1, c = second ? c2 : c1;
+        const float* x = second ? x2 : x1;
+        const float* dy = second ? dy2 : dy1;
+        int ch = local / splits, s = local % splits;
+        float mu = (second ? mean2 : mean1)[ch];
         double sdy = 0.0, sdyx = 0.0;
         fear_bn_walk(fear_bn_split_start(n, splits, s), fear_bn_split_start(n, splits, s + 1), c, ch, hw, [&](long long i) {
             float g = dy[i];
@@ -151,22 +181,31 @@ extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_backward_s
 // Backward pass 2, one thread per channel: sums the partials in split order; dgamma += invstd *
 // sum(dy*(x-mean)) and dbeta += sum(dy), each skipped when null; coef[4*ch..] = (a, b, k, mean)
 // for dx += a*dy + b*(x - mean) + k, with a = gamma*invstd, b = -a*invstd^2*sum(dy*(x-mean))/m,
-// k = -a*sum(dy)/m.
+// k = -a*sum(dy)/m. A second batch norm's channels (c2 of them, c2 = 0: none; its partials after
+// the first's, as pass 1 wrote them) follow the first's: threads [c1, c1 + c2).
 extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_bn_backward_finalize(
-    const double* __restrict__ partial, const float* __restrict__ gamma, const float* __restrict__ mean,
-    const float* __restrict__ invstd, float* __restrict__ dgamma, float* __restrict__ dbeta, float* __restrict__ coef,
-    int n, int c, int hw, int splits) {
-    for (int ch = blockIdx.x * blockDim.x + threadIdx.x; ch < c; ch += gridDim.x * blockDim.x) {
+    const double* __restrict__ partial, const float* __restrict__ gamma1, const float* __restrict__ mean1,
+    const float* __restrict__ invstd1, float* __restrict__ dgamma1, float* __restrict__ dbeta1, float* __restrict__ coef1,
+    int n, int c1, int hw, int splits1, const float* __restrict__ gamma2, const float* __restrict__ mean2,
+    const float* __restrict__ invstd2, float* __restrict__ dgamma2, float* __restrict__ dbeta2, float* __restrict__ coef2,
+    int c2, int splits2) {
+    for (int item = blockIdx.x * blockDim.x + threadIdx.x; item < c1 + c2; item += gridDim.x * blockDim.x) {
+        bool second = item >= c1;
+        int ch = second ? item - c1 : item, splits = second ? splits2 : splits1;
+        const double* p = partial + 2LL * (second ? c1 * splits1 + ch * splits2 : ch * splits1);
         double sdy = 0.0, sdyx = 0.0;
         for (int s = 0; s < splits; ++s) {
-            sdy += partial[2 * (ch * splits + s)];
-            sdyx += partial[2 * (ch * splits + s) + 1];
+            sdy += p[2 * s];
+            sdyx += p[2 * s + 1];
         }
-        double m = (double)n * hw, inv = (double)invstd[ch], a = (double)gamma[ch] * inv;
+        float* coef = second ? coef2 : coef1;
+        float* dgamma = second ? dgamma2 : dgamma1;
+        float* dbeta = second ? dbeta2 : dbeta1;
+        double m = (double)n * hw, inv = (double)(second ? invstd2 : invstd1)[ch], a = (double)(second ? gamma2 : gamma1)[ch] * inv;
         coef[4 * ch] = (float)a;
         coef[4 * ch + 1] = (float)(-a * inv * inv * sdyx / m);
         coef[4 * ch + 2] = (float)(-a * sdy / m);
-        coef[4 * ch + 3] = mean[ch];
+        coef[4 * ch + 3] = (second ? mean2 : mean1)[ch];
         if (dgamma) dgamma[ch] += (float)(sdyx * inv);
         if (dbeta) dbeta[ch] += (float)sdy;
     }

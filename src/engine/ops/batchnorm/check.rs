@@ -1,6 +1,6 @@
 //! The batch norms' self-test cases (see [`crate::engine::cuda::selftest`]).
 
-use super::{BnGeom, BnKernel, BnOutput};
+use super::{BnCoefficientBackward, BnGeom, BnKernel, BnOutput};
 use crate::engine::cuda::selftest::{Case, Cases, ELEMENTWISE_TOLERANCE, REDUCTION_TOLERANCE};
 
 pub(crate) fn cases(cases: &mut Cases) {
@@ -53,6 +53,24 @@ pub(crate) fn cases(cases: &mut Cases) {
             let (invstd, coef) = (c.preset(positive(ch)), c.loc(4 * ch));
             let (dgamma, dbeta) = (Some(c.loc(ch)), Some(c.loc(ch)));
             BnKernel::Backward { g: bn, x, dy, gamma, mean, invstd, dx: None, dx_coef: Some(coef), dgamma, dbeta, accumulate: true }.into()
+        });
+    }
+    // Two batch norms' backwards in one launch each (the batch norms after sibling
+    // convolutions): 7 and 5 channels of 5x5 and of 9x9 in batch 3; the second without dgamma
+    // and dbeta in one case, so a null output of the second is skipped; and 100 and 5 channels
+    // of 7 images, split 6 and 7 ways, so the second's blocks and partials start where the
+    // first's end and not where equal splits would put them.
+    for (suffix, n, hw, channels, second_grads) in [("", 3, 25, [7, 5], true), ("_9x9", 3, 81, [7, 5], false), ("_uneven", 7, 5, [100, 5], true)] {
+        cases.add(&format!("bn_backward_pair{suffix}"), REDUCTION_TOLERANCE, |c| {
+            let mut half = |ch: usize, grads: bool| {
+                let g = BnGeom { n, c: ch, hw };
+                let (x, dy, gamma, mean) = (c.loc(g.len()), c.loc(g.len()), c.loc(ch), c.loc(ch));
+                let (invstd, dx_coef) = (c.preset(positive(ch)), c.loc(4 * ch));
+                let (dgamma, dbeta) = if grads { (Some(c.loc(ch)), Some(c.loc(ch))) } else { (None, None) };
+                BnCoefficientBackward { g, x, dy, gamma, mean, invstd, dx_coef, dgamma, dbeta }
+            };
+            let (first, second) = (half(channels[0], true), half(channels[1], second_grads));
+            BnKernel::BackwardPair { first, second }.into()
         });
     }
 }

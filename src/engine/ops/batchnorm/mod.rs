@@ -6,8 +6,10 @@
 pub(crate) mod check;
 mod cpu;
 pub mod launch;
+mod pair;
 
 pub use cpu::*;
+pub use pair::{merge_batch_norm_backwards, BnCoefficientBackward};
 
 use super::{assign_or_add, CpuView};
 use crate::engine::kernel::Loc;
@@ -83,6 +85,11 @@ pub enum BnKernel {
         dbeta: Option<Loc>,
         accumulate: bool,
     },
+    /// Two batch norms' [`BnCoefficientBackward`]s (the batch norms after two sibling
+    /// convolutions, same images and positions) in one launch of each of their kernels: the CPU
+    /// face runs `first`, then `second` (they touch nothing of each other's, see
+    /// [`merge_batch_norm_backwards`]).
+    BackwardPair { first: BnCoefficientBackward, second: BnCoefficientBackward },
 }
 
 impl BnKernel {
@@ -92,6 +99,7 @@ impl BnKernel {
             BnKernel::Apply { .. } => "bn_apply",
             BnKernel::EvalForward { .. } => "bn_eval_forward",
             BnKernel::Backward { .. } => "bn_backward",
+            BnKernel::BackwardPair { .. } => "bn_backward_pair",
         }
     }
 
@@ -108,6 +116,11 @@ impl BnKernel {
                 v.extend(dx.as_mut().into_iter().chain(dx_coef.as_mut()).chain(dgamma.as_mut()).chain(dbeta.as_mut()));
                 v
             }
+            BnKernel::BackwardPair { first, second } => {
+                let (first_in, first_out) = first.locs_mut();
+                let (second_in, second_out) = second.locs_mut();
+                first_in.into_iter().chain(second_in).chain(first_out).chain(second_out).collect()
+            }
         }
     }
 
@@ -116,6 +129,7 @@ impl BnKernel {
             BnKernel::TrainForward { .. } => 5, // running_mean, running_var, y, mean, invstd
             BnKernel::Apply { .. } | BnKernel::EvalForward { .. } => 1,
             BnKernel::Backward { dx, dx_coef, dgamma, dbeta, .. } => [dx, dx_coef, dgamma, dbeta].iter().filter(|l| l.is_some()).count(),
+            BnKernel::BackwardPair { first, second } => first.outputs() + second.outputs(),
         }
     }
 
@@ -153,6 +167,10 @@ impl BnKernel {
                 if let Some(coef) = dx_coef {
                     bn_backward_coefficients(&g, m.r(x), m.r(dy), m.r(gamma), m.r(mean), m.r(invstd), m.w(coef));
                 }
+            }
+            BnKernel::BackwardPair { first, second } => {
+                first.kernel().run_cpu(m);
+                second.kernel().run_cpu(m);
             }
         }
     }

@@ -10,7 +10,7 @@ use super::{BnGradient, BnStatistics, ConvGeom, ConvKernel, SiblingBackward, Sib
 use crate::engine::cuda::launch::threads::{FEAR_CONV_THREADS, FEAR_WGRAD_THREADS};
 use crate::engine::cuda::launch::{launch_bounded_with_shared, Arg, Backend, Dims, GpuAddresses, OnGpu};
 use crate::engine::kernel::Loc;
-use crate::engine::ops::batchnorm::launch::{bn_scratch, train_finalize};
+use crate::engine::ops::batchnorm::launch::{bn_scratch, train_finalize, train_finalize_pair};
 use crate::engine::ops::BnGeom;
 use crate::engine::precision::Precision;
 
@@ -260,8 +260,8 @@ pub fn stats_parts(g: &ConvGeom) -> usize {
 }
 
 /// The forward with the statistics of the batch norm reading y (and of the sibling's, both or
-/// neither): the convolution writing its partials into the scratch, then the batch norms'
-/// finalizes.
+/// neither): the convolution writing its partials into the scratch, then the batch norm's
+/// finalize (one launch for both of a pair).
 #[allow(clippy::too_many_arguments)]
 fn forward_with_statistics(
     on: &OnGpu,
@@ -282,27 +282,21 @@ fn forward_with_statistics(
     let (partial, _) = bn_scratch(on, gemm.c_out, parts)?;
     let sib = forward_sibling(on, g, sibling)?;
     forward(on.backend, &gemm, on.p(x)?, on.p(w)?, on.p(y)?, relu, partial, precision, &sib)?;
-    let finalize = |bn: &BnStatistics, c: usize, partial: Arg| -> Result<()> {
-        let mut outputs = [Arg::Ptr(0); 7];
-        for (arg, loc) in outputs.iter_mut().zip([bn.gamma, bn.beta, bn.running_mean, bn.running_var, bn.mean, bn.invstd, bn.coef]) {
+    let outputs = |bn: &BnStatistics| -> Result<[Arg; 7]> {
+        let mut args = [Arg::Ptr(0); 7];
+        for (arg, loc) in args.iter_mut().zip([bn.gamma, bn.beta, bn.running_mean, bn.running_var, bn.mean, bn.invstd, bn.coef]) {
             *arg = on.p(loc)?;
         }
-        let bn_geom = BnGeom { n: g.n, c, hw: g.out_h() * g.out_w() };
-        train_finalize(on, &bn_geom, parts, partial, outputs, bn.eps, bn.momentum)
+        Ok(args)
     };
-    finalize(bn, g.c_out, partial)?;
+    let geom = |c: usize| BnGeom { n: g.n, c, hw: g.out_h() * g.out_w() };
     match sibling.map(|s| (s.c_out, s.bn)) {
-        // The sibling's partials follow the first's channels.
-        Some((c, Some(sbn))) => finalize(&sbn, c, bytes_after(partial, g.c_out * parts * 3 * 8)?),
-        _ => Ok(()),
-    }
-}
-
-/// The scratch pointer `p` moved on by `bytes`.
-fn bytes_after(p: Arg, bytes: usize) -> Result<Arg> {
-    match p {
-        Arg::Ptr(a) => Ok(Arg::Ptr(a + bytes as u64)),
-        other => bail!("{other:?} is not a pointer"),
+        // The sibling's partials follow the first's channels: both finalized in one launch.
+        Some((c, Some(sbn))) => {
+            let (g1, g2) = (geom(g.c_out), geom(c));
+            train_finalize_pair(on, [&g1, &g2], parts, partial, [outputs(bn)?, outputs(&sbn)?], [bn.eps, sbn.eps], [bn.momentum, sbn.momentum])
+        }
+        _ => train_finalize(on, &geom(g.c_out), parts, partial, outputs(bn)?, bn.eps, bn.momentum),
     }
 }
 
@@ -408,8 +402,8 @@ impl ConvKernel {
         match *self {
             ConvKernel::Forward { g, bn, precision, sibling, .. } if ConvKernel::gemm_geom(&g, sibling.map(|s| s.c_out)).y_len() > 0 => {
                 let mut names = vec![forward_kernel(precision).unwrap_or("fear_conv_forward")];
+                // One finalize launch for the batch norm(s): a sibling pair's are finalized together.
                 names.extend(bn.map(|_| "fear_bn_train_finalize"));
-                names.extend(sibling.and_then(|s| s.bn).map(|_| "fear_bn_train_finalize"));
                 names
             }
             ConvKernel::BackwardInput { g, .. } if g.x_len() > 0 => vec!["fear_conv_backward_input"],
