@@ -25,7 +25,7 @@ use super::kernel::{Kernel, Loc, Space};
 use super::ops::elementwise::{NodeSumTerm, NODE_SUM_TERMS};
 use super::ops::{
     BnGeom, BnGradient, BnKernel, BnOutput, BnStatistics, ConvGeom, ConvKernel, CrossGeom, ElementwiseKernel, FeatureProbeKernel, LinearGeom, LinearKernel,
-    LossKernel, OptimKernel, PoolGeom, PoolKernel, ProbeKernel,
+    LossKernel, OptimKernel, PoolGeom, PoolKernel, ProbeKernel, WeightSums,
 };
 use super::precision::Precision;
 
@@ -182,7 +182,11 @@ pub fn plan(graph: &Graph, trainable: &[bool], opts: &PlanOptions) -> Program {
     let probes = p.fisher.iter().map(|f| f.1).chain(p.code_gram).chain(p.feature_cov.iter().copied()).chain(cross).chain(taps).chain(patterns);
     let pinned: Vec<Loc> = [Some(p.acts[graph.logits.0].unwrap()), input_grad].into_iter().flatten().chain(probes).collect();
     let mut kernels = std::mem::take(&mut p.kernels);
-    let n_forward = if opts.fuse && !probed(opts) { super::siblings::merge_sibling_convolutions(&mut kernels, n_forward) } else { n_forward };
+    let fused = opts.fuse && !probed(opts);
+    let n_forward = if fused { super::siblings::merge_sibling_convolutions(&mut kernels, n_forward) } else { n_forward };
+    if fused {
+        super::deferred_sums::defer_weight_sums(&mut kernels, n_forward);
+    }
     let placed = place_buffers(&mut kernels, &p.vbufs, p.acts[graph.input.0].unwrap(), &pinned, n_forward);
     let backward = kernels.split_off(n_forward);
     let update = if opts.train { update_kernels(graph, trainable, opts, &p.scalars) } else { Vec::new() };
@@ -664,7 +668,8 @@ impl<'g> Planner<'g> {
                 let dx = self.grad_to_write(xv);
                 // The GPU plan computes both in one kernel.
                 if let (Some(dw), Some((dx, accumulate)), true) = (dw, dx, self.opts.fuse && !probed(self.opts)) {
-                    self.kernels.push(Kernel::Conv(ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling: None }));
+                    let sums = WeightSums::default(); // deferred (or not) once the backward is planned
+                    self.kernels.push(Kernel::Conv(ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling: None, sums }));
                     return true;
                 }
                 if let Some(dw) = dw {
