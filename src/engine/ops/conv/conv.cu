@@ -19,7 +19,8 @@
 //
 // The weight gradient (M = cout, N = cin * taps, K = pixels) is split over blocks by pixels: each
 // block sums its share into one slot of a workspace, and fear_conv_backward_weight_reduce adds the
-// slots in a fixed order (deterministic, no atomics, no last-block fences).
+// slots in a fixed order (deterministic, no atomics, no last-block fences). In the GPU plan that
+// sum is deferred to extra blocks of the next fear_conv_backward launch (fear_conv_sum_partials).
 //
 // Sibling convolutions (two convolutions of one input, e.g. the two edges leaving a cell's node 0)
 // run as one wider GEMM (item 4 of issue 13): the forward's N is both convolutions' output

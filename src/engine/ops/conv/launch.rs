@@ -492,6 +492,8 @@ impl ConvKernel {
             ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling, sums } if g.x_len() > 0 && g.w_len() > 0 => {
                 let gemm = ConvKernel::gemm_geom(&g, sibling.map(|s| s.c_out));
                 let sib = backward_sibling(on, &g, sibling.as_ref())?;
+                let apart = sums.performs.is_none_or(|s| sums.defer_to != Some(s.slot));
+                ensure!(apart, "a convolution backward would write its partials over the pending sum it performs (slot {:?})", sums.defer_to);
                 let pending = sums.performs.map_or(Ok(WeightSumArgs::none()), |s| WeightSumArgs::pending(on, &s))?;
                 let (x, dy, w, dw, dx) = (on.p(x)?, on.p(dy)?, on.p(w)?, on.p(dw)?, on.p(dx)?);
                 backward(on.backend, on.mem, &gemm, x, dy, w, dw, dx, accumulate, relu, bn_args(on, bn)?, &sib, sums.defer_to, &pending)
