@@ -166,6 +166,10 @@ fn bench_plan_stats_count_launches_per_device() {
     assert!(count(&gpu, "fear_conv_backward") > 0);
     assert_eq!(count(&cpu, "conv_forward") - count(&gpu, "fear_conv_forward"), 15, "sibling forwards");
     assert_eq!(count(&gpu, "fear_conv_backward_input") + count(&gpu, "fear_conv_backward") + 15, count(&cpu, "conv_backward_input"), "sibling backwards");
+    // Each two-gradient backward leaves its weight-gradient sum to the next one's launch: one
+    // reduce launch for the last of them, and one per weight-only backward (the stem's).
+    let reduces = count(&gpu, "fear_conv_backward_weight_reduce");
+    assert_eq!(reduces, 1 + count(&gpu, "fear_conv_backward_weight"), "weight-gradient sums in launches of their own");
     // The GPU plan is fused: the node sums apply the batch norms read only by them, and the
     // convolutions the ReLUs read only by them.
     let (sums, applies) = (count(&gpu, "fear_node_sum"), count(&gpu, "fear_bn_apply"));

@@ -384,7 +384,8 @@ fn tf32_training_steps_on_the_emulated_gpu_match_the_cpu() {
 
 /// Sibling convolutions (the two 3x3 edges leaving each cell's node 0 in arch 1) run as one wider
 /// GEMM each way in the GPU plan: whole training steps, full and frozen, match the CPU's unfused
-/// plan (1e-4 relative), and the plan holds sibling forwards and backwards in every cell.
+/// plan (1e-4 relative), and the plan holds sibling forwards and backwards in every cell (and
+/// defers every weight-gradient sum but the last into the next backward's launch).
 #[test]
 fn sibling_convolutions_train_like_separate_ones_on_the_emulated_gpu() {
     use fear::engine::ops::conv::ConvKernel;
@@ -411,6 +412,14 @@ fn sibling_convolutions_train_like_separate_ones_on_the_emulated_gpu() {
     assert_eq!(siblings(&program.forward), (3, 0), "sibling forwards in the GPU plan");
     assert_eq!(siblings(&program.backward), (0, 3), "sibling backwards in the GPU plan");
     assert_eq!(siblings(&cpu.program(batch, true).unwrap().forward), (0, 0), "the CPU plan is unfused");
+    // Each backward's weight-gradient sum is deferred into the next backward's launch: one
+    // standalone sum (the last) after the last backward, no reduce launch per convolution.
+    let sums = program.backward.iter().filter(|k| matches!(k, Kernel::Conv(ConvKernel::WeightSum { .. }))).count();
+    let two_gradient = |k: &&Kernel| matches!(k, Kernel::Conv(ConvKernel::Backward { .. }));
+    let reduces = program.backward.iter().filter(two_gradient).flat_map(Kernel::launch_names).filter(|n| *n == "fear_conv_backward_weight_reduce").count();
+    let last_backward = program.backward.iter().rposition(|k| two_gradient(&k));
+    assert_eq!((sums, reduces), (1, 0), "standalone weight sums, and reduce launches of two-gradient backwards, in the GPU plan's backward");
+    assert!(matches!(program.backward[last_backward.unwrap() + 1], Kernel::Conv(ConvKernel::WeightSum { .. })), "the last sum right after the last backward");
 
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
     let images: Vec<f32> = (0..batch * 3 * 12 * 12).map(|_| rng.random_range(-2.0..2.0)).collect();

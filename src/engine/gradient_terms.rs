@@ -54,9 +54,10 @@ fn with_added(conv: &ConvKernel, copy: &ElementwiseKernel) -> Option<ConvKernel>
     Some(folded)
 }
 
-fn with_terms(conv: &ConvKernel, dx_terms: DxTerms) -> ConvKernel {
-    let ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling, .. } = *conv else {
-        unreachable!("only a convolution backward takes terms")
-    };
-    ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling, dx_terms }
+fn with_terms(conv: &ConvKernel, new: DxTerms) -> ConvKernel {
+    let mut folded = conv.clone();
+    if let ConvKernel::Backward { dx_terms, .. } = &mut folded {
+        *dx_terms = new;
+    }
+    folded
 }

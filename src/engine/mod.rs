@@ -4,6 +4,7 @@
 pub mod any_device;
 pub mod cpu_device;
 pub mod cuda;
+pub mod deferred_sums;
 pub mod device;
 pub mod float;
 pub mod gradient_terms;

@@ -26,7 +26,7 @@ use super::ops::batchnorm::merge_batch_norm_backwards;
 use super::ops::elementwise::{NodeSumTerm, NODE_SUM_TERMS};
 use super::ops::{
     BnGeom, BnGradient, BnKernel, BnOutput, BnStatistics, ConvGeom, ConvKernel, CrossGeom, DxTerms, ElementwiseKernel, FeatureProbeKernel, LinearGeom,
-    LinearKernel, LossKernel, OptimKernel, PoolGeom, PoolKernel, ProbeKernel,
+    LinearKernel, LossKernel, OptimKernel, PoolGeom, PoolKernel, ProbeKernel, WeightSums,
 };
 use super::precision::Precision;
 
@@ -214,13 +214,15 @@ pub fn plan(graph: &Graph, trainable: &[bool], opts: &PlanOptions) -> Program {
 /// The GPU plan's merges of whole kernels into fewer launches, after the fusions made node by
 /// node: sibling convolutions as one GEMM each way ([`super::siblings`]), the other terms of a
 /// gradient into the convolution backward writing it ([`super::gradient_terms`]), and the
-/// backwards of batch norms that nothing orders between in pairs ([`merge_batch_norm_backwards`]).
-/// Returns the new end of the forward part.
+/// backwards of batch norms that nothing orders between in pairs ([`merge_batch_norm_backwards`]);
+/// last, each convolution backward's weight-gradient sum deferred into the next one's launch
+/// ([`super::deferred_sums`]). Returns the new end of the forward part.
 fn merge_launches(kernels: &mut Vec<Kernel>, n_forward: usize) -> usize {
     let n_forward = super::siblings::merge_sibling_convolutions(kernels, n_forward);
     let end = kernels.len();
     let end = end - super::gradient_terms::fold_gradient_terms(kernels, n_forward..end);
     merge_batch_norm_backwards(kernels, n_forward..end);
+    super::deferred_sums::defer_weight_sums(kernels, n_forward);
     n_forward
 }
 
@@ -690,6 +692,7 @@ impl<'g> Planner<'g> {
                         accumulate,
                         sibling: None,
                         dx_terms: DxTerms::default(),
+                        sums: WeightSums::default(), // deferred (or not) once the backward is planned
                     }));
                     return true;
                 }

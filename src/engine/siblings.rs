@@ -10,7 +10,7 @@
 use super::kernel::{Kernel, Loc, Space};
 
 /// Whether `a` and `b` may name the same memory.
-fn touch(a: &Loc, b: &Loc) -> bool {
+pub(crate) fn touch(a: &Loc, b: &Loc) -> bool {
     match (a.space, b.space) {
         (Space::Virtual, Space::Virtual) => a.offset == b.offset,
         _ => a.overlaps(b),

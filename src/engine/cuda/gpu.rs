@@ -24,6 +24,11 @@ use crate::engine::ops::augment::Augment;
 /// gradients' per-split partials (see ops/conv/conv.cu: 8 MB hold 56 splits of a 64x64x3x3 conv).
 pub const REDUCE_SCRATCH_BYTES: usize = 8 << 20;
 
+/// Slots of weight-gradient partials kept past their launch (a deferred sum, see
+/// `engine::deferred_sums`), each [`REDUCE_SCRATCH_BYTES`] long, after the general scratch:
+/// consecutive deferring launches alternate, one writing a slot while its extra blocks sum the other.
+pub const WEIGHT_PARTIAL_SLOTS: usize = 2;
+
 /// A GPU (or its emulation) running f32 steps.
 #[derive(Clone)]
 pub struct Gpu {
@@ -117,7 +122,7 @@ pub struct GpuMemory {
     labels: Buffer,
     label_capacity: usize,
     /// Scratch for kernels that reduce over many blocks (batch-norm partial sums), reused by
-    /// each such kernel in turn (they run in stream order).
+    /// each such kernel in turn (they run in stream order); then the weight-partial slots.
     reduce: Buffer,
     /// (loss, correct) of each step of a training loop that reads them once at its end
     /// ([`Device::record_step`]); two floats a step.
@@ -160,7 +165,12 @@ impl GpuAddresses for GpuMemory {
     }
 
     fn reduce_scratch(&self) -> (DevicePtr, usize) {
-        (self.reduce.ptr, self.reduce.bytes)
+        (self.reduce.ptr, REDUCE_SCRATCH_BYTES)
+    }
+
+    fn weight_partials(&self, slot: usize) -> Result<(DevicePtr, usize)> {
+        ensure!(slot < WEIGHT_PARTIAL_SLOTS, "weight-partial slot {slot}: there are {WEIGHT_PARTIAL_SLOTS}");
+        Ok((self.reduce.ptr + ((1 + slot) * REDUCE_SCRATCH_BYTES) as u64, REDUCE_SCRATCH_BYTES))
     }
 }
 
@@ -198,7 +208,7 @@ impl Device<f32> for Gpu {
             lens,
             labels: self.buffer(layout.labels * 4)?,
             label_capacity: layout.labels,
-            reduce: self.buffer(REDUCE_SCRATCH_BYTES)?,
+            reduce: self.buffer((1 + WEIGHT_PARTIAL_SLOTS) * REDUCE_SCRATCH_BYTES)?,
             steps: None,
             generation: next_generation(),
         })

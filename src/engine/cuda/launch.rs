@@ -318,6 +318,10 @@ pub trait GpuAddresses {
     fn address(&self, loc: Loc) -> Result<DevicePtr>;
     /// The reduction scratch buffer's address and size in bytes (for per-block partials).
     fn reduce_scratch(&self) -> (DevicePtr, usize);
+    /// Slot `slot` (0 or 1) of the scratch kept for weight-gradient partials whose sum is
+    /// deferred to a later launch (its address and size in bytes): apart from
+    /// [`GpuAddresses::reduce_scratch`], so the kernels in between (batch norms) leave it alone.
+    fn weight_partials(&self, slot: usize) -> Result<(DevicePtr, usize)>;
     /// The label buffer's address and capacity.
     fn labels(&self) -> (DevicePtr, usize);
 }

@@ -33,7 +33,8 @@ pub struct OpCheck {
     pub error: Option<String>,
 }
 
-/// A kernel with its locations laid out one after another in the Work space.
+/// A kernel (or a sequence of kernels) with its locations laid out one after another in the
+/// Work space.
 pub(crate) struct Case {
     next: usize,
     locs: Vec<Loc>,
@@ -65,22 +66,29 @@ impl Case {
     }
 }
 
-/// The cases of every op family, in family order: (op name, tolerance, kernel, the values preset
+/// The cases of every op family, in family order: (op name, tolerance, kernels, the values preset
 /// at some locations).
 pub(crate) struct Cases {
     out: Vec<SelfTestCase>,
 }
 
-/// One case: op name, tolerance, kernel, and the values preset at some locations.
-type SelfTestCase = (String, f64, Kernel, Vec<(Loc, Vec<f32>)>);
+/// One case: op name, tolerance, the kernels run in order, and the values preset at some locations.
+type SelfTestCase = (String, f64, Vec<Kernel>, Vec<(Loc, Vec<f32>)>);
 
 impl Cases {
     /// A case named `name` held to `tolerance`; `build` lays out the kernel's locations with
     /// [`Case::loc`] and [`Case::preset`].
     pub fn add(&mut self, name: &str, tolerance: f64, build: impl FnOnce(&mut Case) -> Kernel) {
+        self.add_sequence(name, tolerance, |c| vec![build(c)]);
+    }
+
+    /// A case of several kernels run in order (kernels that only together do what their CPU
+    /// faces do, such as a deferred weight-gradient sum and the launch performing it): the CPU
+    /// faces in order against the GPU launches in order, all memory compared after the last.
+    pub fn add_sequence(&mut self, name: &str, tolerance: f64, build: impl FnOnce(&mut Case) -> Vec<Kernel>) {
         let mut c = Case::new();
-        let k = build(&mut c);
-        self.out.push((name.to_string(), tolerance, k, c.presets));
+        let ks = build(&mut c);
+        self.out.push((name.to_string(), tolerance, ks, c.presets));
     }
 }
 
@@ -118,8 +126,8 @@ pub fn relative_error(got: &[f32], want: &[f32]) -> f64 {
     }
 }
 
-fn check_case(gpu: &Gpu, kernel: &Kernel, presets: &[(Loc, Vec<f32>)], seed: u64) -> Result<f64> {
-    let locs = kernel.locs();
+fn check_case(gpu: &Gpu, kernels: &[Kernel], presets: &[(Loc, Vec<f32>)], seed: u64) -> Result<f64> {
+    let locs: Vec<Loc> = kernels.iter().flat_map(Kernel::locs).collect();
     let work = locs.iter().map(|l| l.end()).max().unwrap_or(0) + 7;
     let layout = MemoryLayout { params: 0, state: 0, work, labels: 8 };
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -134,21 +142,25 @@ fn check_case(gpu: &Gpu, kernel: &Kernel, presets: &[(Loc, Vec<f32>)], seed: u64
     let mut cm = <Cpu as Device<f32>>::alloc(&cpu, &layout)?;
     cpu.write(&mut cm, all, &init)?;
     <Cpu as Device<f32>>::write_labels(&cpu, &mut cm, &labels)?;
-    cpu.launch(&mut cm, kernel)?;
+    for kernel in kernels {
+        cpu.launch(&mut cm, kernel)?;
+    }
     let want = cpu.read(&cm, all)?;
 
     let run_on_gpu = || -> Result<Vec<f32>> {
         let mut gm = gpu.alloc(&layout)?;
         gpu.write(&mut gm, all, &init)?;
         gpu.write_labels(&mut gm, &labels)?;
-        gpu.launch(&mut gm, kernel)?;
+        for kernel in kernels {
+            gpu.launch(&mut gm, kernel)?;
+        }
         gpu.read(&gm, all)
     };
     let got = run_on_gpu()?;
     // The launches the plan statistics count for this kernel are the ones it makes.
     let mut gm = gpu.alloc(&layout)?;
-    let captured = gpu.capture(&mut gm, &[kernel])?.map_or(0, |c| c.launches());
-    let named = kernel.launch_names();
+    let captured = gpu.capture(&mut gm, &kernels.iter().collect::<Vec<_>>())?.map_or(0, |c| c.launches());
+    let named: Vec<_> = kernels.iter().flat_map(Kernel::launch_names).collect();
     if captured != named.len() {
         anyhow::bail!("the kernel makes {captured} launches but its launch_names lists {named:?}");
     }
@@ -177,8 +189,8 @@ fn record(results: &mut Vec<OpCheck>, op: String, tolerance: f64, r: Result<f64>
 }
 
 fn run_cases(gpu: &Gpu, cases: Cases, seed: u64, results: &mut Vec<OpCheck>) {
-    for (i, (op, tol, kernel, presets)) in cases.out.into_iter().enumerate() {
-        record(results, op, tol, check_case(gpu, &kernel, &presets, seed + i as u64));
+    for (i, (op, tol, kernels, presets)) in cases.out.into_iter().enumerate() {
+        record(results, op, tol, check_case(gpu, &kernels, &presets, seed + i as u64));
     }
 }
 

@@ -43,7 +43,7 @@ pub mod pool;
 pub mod probe;
 
 pub use batchnorm::{BnGeom, BnKernel, BnOutput};
-pub use conv::{BnGradient, BnStatistics, ConvGeom, ConvKernel, DxTerms, SiblingBackward, SiblingForward};
+pub use conv::{BnGradient, BnStatistics, ConvGeom, ConvKernel, DxTerms, PendingSum, SiblingBackward, SiblingForward, WeightSums};
 pub use elementwise::ElementwiseKernel;
 pub use feature_probe::{CrossGeom, FeatureProbeKernel};
 pub use linear::{LinearGeom, LinearKernel};

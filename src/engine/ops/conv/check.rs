@@ -1,7 +1,8 @@
 //! The convolutions' self-test cases (see [`crate::engine::cuda::selftest`]).
 
-use super::{BnGradient, BnStatistics, ConvGeom, ConvKernel, DxTerms, SiblingBackward, SiblingForward};
+use super::{BnGradient, BnStatistics, ConvGeom, ConvKernel, DxTerms, SiblingBackward, SiblingForward, WeightSums};
 use crate::engine::cuda::selftest::{Case, Cases, REDUCTION_TOLERANCE};
+use crate::engine::kernel::Kernel;
 use crate::engine::precision::Precision;
 
 pub(crate) fn cases(cases: &mut Cases) {
@@ -59,7 +60,21 @@ pub(crate) fn cases(cases: &mut Cases) {
             for (mode, accumulate) in [("", true), ("_assign", false)] {
                 cases.add(&format!("{name}_backward{fused}{mode}"), REDUCTION_TOLERANCE, |c| {
                     let (x, w, dy, dw, dx) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()), c.loc(g.w_len()), c.loc(g.x_len()));
-                    ConvKernel::Backward { g, x, dy, bn: None, w, relu, dw, dx, accumulate, sibling: None, dx_terms: DxTerms::default() }.into()
+                    ConvKernel::Backward {
+                        g,
+                        x,
+                        dy,
+                        bn: None,
+                        w,
+                        relu,
+                        dw,
+                        dx,
+                        accumulate,
+                        sibling: None,
+                        dx_terms: DxTerms::default(),
+                        sums: WeightSums::default(),
+                    }
+                    .into()
                 });
             }
             // The gradients reading dy through a batch norm's backward (random coefficients).
@@ -75,11 +90,26 @@ pub(crate) fn cases(cases: &mut Cases) {
             });
             cases.add(&format!("{name}_backward{fused}_bn"), REDUCTION_TOLERANCE, |c| {
                 let (x, w, dy, dw, dx) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()), c.loc(g.w_len()), c.loc(g.x_len()));
-                ConvKernel::Backward { g, x, dy, bn: bn(c), w, relu, dw, dx, accumulate: false, sibling: None, dx_terms: DxTerms::default() }.into()
+                ConvKernel::Backward {
+                    g,
+                    x,
+                    dy,
+                    bn: bn(c),
+                    w,
+                    relu,
+                    dw,
+                    dx,
+                    accumulate: false,
+                    sibling: None,
+                    dx_terms: DxTerms::default(),
+                    sums: WeightSums::default(),
+                }
+                .into()
             });
         }
     }
     sibling_cases(cases);
+    deferred_sum_cases(cases);
 }
 
 /// A training batch norm's statistics over `channels` channels (a varied running variance).
@@ -123,7 +153,21 @@ fn sibling_cases(cases: &mut Cases) {
                     let (w2, dy2, dw2) = (c.loc(gs.w_len()), c.loc(gs.y_len()), c.loc(gs.w_len()));
                     let bn2 = with_bn.then(|| BnGradient { x: c.loc(gs.y_len()), coef: c.loc(4 * c_second) });
                     let sibling = SiblingBackward { c_out: c_second, dy: dy2, bn: bn2, w: w2, dw: dw2 };
-                    ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling: Some(sibling), dx_terms: DxTerms::default() }.into()
+                    ConvKernel::Backward {
+                        g,
+                        x,
+                        dy,
+                        bn,
+                        w,
+                        relu,
+                        dw,
+                        dx,
+                        accumulate,
+                        sibling: Some(sibling),
+                        dx_terms: DxTerms::default(),
+                        sums: WeightSums::default(),
+                    }
+                    .into()
                 });
             }
             // dx's other terms in the epilogue (3x3 pools of stride-1 shapes only: dx's shape).
@@ -136,13 +180,67 @@ fn sibling_cases(cases: &mut Cases) {
                     let (w2, dy2, dw2) = (c.loc(gs.w_len()), c.loc(gs.y_len()), c.loc(gs.w_len()));
                     let sibling = SiblingBackward { c_out: c_second, dy: dy2, bn: None, w: w2, dw: dw2 };
                     let dx_terms = DxTerms { added: added.then(|| c.loc(g.x_len())), pooled: pooled.then(|| c.loc(g.x_len())) };
-                    ConvKernel::Backward { g, x, dy, bn: None, w, relu, dw, dx, accumulate, sibling: Some(sibling), dx_terms }.into()
+                    ConvKernel::Backward { g, x, dy, bn: None, w, relu, dw, dx, accumulate, sibling: Some(sibling), dx_terms, sums: WeightSums::default() }
+                        .into()
                 });
                 cases.add(&format!("{name}_backward{fused}{terms}"), REDUCTION_TOLERANCE, |c| {
                     let (x, w, dy, dw, dx) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()), c.loc(g.w_len()), c.loc(g.x_len()));
                     let bn = Some(BnGradient { x: c.loc(g.y_len()), coef: c.loc(4 * c_first) });
                     let dx_terms = DxTerms { added: added.then(|| c.loc(g.x_len())), pooled: pooled.then(|| c.loc(g.x_len())) };
-                    ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling: None, dx_terms }.into()
+                    ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling: None, dx_terms, sums: WeightSums::default() }.into()
+                });
+            }
+        }
+    }
+}
+
+/// A two-gradient backward of shape `g` (with a sibling of `sibling` output channels) reading dy
+/// through batch norms with `with_bn`, x through a ReLU with `relu`, its locations laid out in `c`.
+fn two_gradient_backward(c: &mut Case, g: ConvGeom, sibling: Option<usize>, relu: bool, with_bn: bool) -> ConvKernel {
+    let bn = |c: &mut Case, g: &ConvGeom| with_bn.then(|| BnGradient { x: c.loc(g.y_len()), coef: c.loc(4 * g.c_out) });
+    let (x, w, dy, dw, dx) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()), c.loc(g.w_len()), c.loc(g.x_len()));
+    let bn1 = bn(c, &g);
+    let sibling = sibling.map(|c_out| {
+        let gs = ConvGeom { c_out, ..g };
+        let (w, dy, dw) = (c.loc(gs.w_len()), c.loc(gs.y_len()), c.loc(gs.w_len()));
+        SiblingBackward { c_out, dy, bn: bn(c, &gs), w, dw }
+    });
+    ConvKernel::Backward { g, x, dy, bn: bn1, w, relu, dw, dx, accumulate: true, sibling, dx_terms: DxTerms::default(), sums: WeightSums::default() }
+}
+
+/// Deferred weight-gradient sums (the GPU plan's `deferred_sums` pass): a backward leaving its
+/// partials in a scratch slot, then the backward whose launch performs that sum or the sum's own
+/// launch. Only the sequence does what the CPU faces do (the deferring backward's face writes dw
+/// in full), so each case is one. Plain and sibling pairs, of different shapes (the sum's geometry
+/// is not the performing launch's), with and without the fused ReLU and batch norms.
+fn deferred_sum_cases(cases: &mut Cases) {
+    // (name, first backward: k, stride, c_in, c_out, sibling c_out, side; the second, or None for
+    // the sum's own launch; whether the second defers too, its sum then in a launch of its own).
+    type Shape = (usize, usize, usize, usize, Option<usize>, usize);
+    let sequences: [(&str, Shape, Option<Shape>, bool); 4] = [
+        ("deferred_sum", (3, 1, 7, 4, None, 5), Some((3, 2, 7, 16, Some(7), 9)), false),
+        ("sibling_deferred_sum_chain", (1, 1, 7, 8, Some(6), 5), Some((3, 1, 7, 3, None, 9)), true),
+        ("deferred_sum_flush", (3, 2, 7, 70, None, 9), None, false),
+        ("sibling_deferred_sum_flush", (3, 1, 20, 16, Some(20), 5), None, false),
+    ];
+    let geom = |(k, stride, c_in, c_out, _, side): Shape| ConvGeom { n: 3, c_in, h: side, w: side, c_out, k, stride, pad: k / 2 };
+    for (name, first, second, chain) in sequences {
+        for (fused, relu) in [("", false), ("_relu", true)] {
+            for (tag, with_bn) in [("", false), ("_bn", true)] {
+                cases.add_sequence(&format!("conv_{name}{fused}{tag}"), REDUCTION_TOLERANCE, |c| {
+                    let a = two_gradient_backward(c, geom(first), first.4, relu, with_bn);
+                    let (a, sum) = a.deferring_to(1).expect("a two-gradient backward defers");
+                    let Some(second) = second else { return vec![a.into(), ConvKernel::WeightSum { sum }.into()] };
+                    let b = two_gradient_backward(c, geom(second), second.4, relu, with_bn).performing(sum).expect("a backward performs a sum");
+                    let mut ks: Vec<Kernel> = vec![a.into()];
+                    match chain {
+                        true => {
+                            let (b, sum) = b.deferring_to(0).expect("a backward performing a sum defers its own");
+                            ks.extend([b.into(), ConvKernel::WeightSum { sum }.into()]);
+                        }
+                        false => ks.push(b.into()),
+                    }
+                    ks
                 });
             }
         }

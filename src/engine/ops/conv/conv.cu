@@ -19,7 +19,8 @@
 //
 // The weight gradient (M = cout, N = cin * taps, K = pixels) is split over blocks by pixels: each
 // block sums its share into one slot of a workspace, and fear_conv_backward_weight_reduce adds the
-// slots in a fixed order (deterministic, no atomics, no last-block fences).
+// slots in a fixed order (deterministic, no atomics, no last-block fences). In the GPU plan that
+// sum is deferred to extra blocks of the next fear_conv_backward launch (fear_conv_sum_partials).
 //
 // Sibling convolutions (two convolutions of one input, e.g. the two edges leaving a cell's node 0)
 // run as one wider GEMM (item 4 of issue 13): the forward's N is both convolutions' output
@@ -613,37 +614,54 @@ extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_
     fear_conv_wgrad(blockIdx.x, x, dy, partial, n, cin, h, w, cout, k, stride, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib);
 }
 
+// dw += the sum of the splits' partials, split 0 first: the same bits on every run, and whichever
+// launch runs it (each element's sum is one thread's, in one order). With a sibling (dw2 not null),
+// elements from `split` on (its rows) go to dw2. Block `block` of `blocks` (grid-stride).
+__device__ __forceinline__ void fear_conv_sum_partials(int block, int blocks, const float* __restrict__ partial, float* __restrict__ dw, int len,
+                                                       int splits, float* __restrict__ dw2, int split) {
+    for (int i = block * blockDim.x + threadIdx.x; i < len; i += blocks * blockDim.x) {
+        float s = 0.0f;
+        for (int p = 0; p < splits; ++p) s += partial[(long long)p * len + i];
+        if (i < split) dw[i] += s;
+        else dw2[i - split] += s;
+    }
+}
+
 // Both gradients of a convolution in one launch (the GPU plan, when both are needed): blocks
 // [0, input_blocks) compute dx as fear_conv_backward_input does, the rest dw's partials as
 // fear_conv_backward_weight does. They read the same dy and nothing of each other: one launch
 // instead of two, and the halves fill the GPU together (an 8x8 layer alone has few blocks). With a
 // sibling, both halves take it (see fear_conv_backward_input and fear_conv_backward_weight). dx's
 // other terms (FearDxTerms: dx_added, dx_pooled, or nulls) are added in the input gradient's epilogue.
+//
+// Deferred sums (the GPU plan): `sum_blocks` more blocks after the weight gradient's sum the
+// partials an earlier launch left at `sum_partial` into sum_dw (and sum_dw2 from `sum_split` on),
+// as fear_conv_backward_weight_reduce would have: nothing reads a weight gradient before the
+// update, so the sum rides along here instead of taking a launch of its own. The earlier launch's
+// partials are in the other slot of the scratch than this one's (launch.rs).
 static_assert(FEAR_CONV_THREADS == FEAR_WGRAD_THREADS, "fear_conv_backward runs both gradients' blocks at one size");
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward(
     const float* __restrict__ x, const float* __restrict__ dy, const float* __restrict__ wt, float* __restrict__ dx,
     float* __restrict__ partial, int n, int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc,
     int chunk, int glog2, int accumulate, const float* __restrict__ mask, int wgrad_tr, int wgrad_tc, int splits, int relu,
     const float* __restrict__ bn_x, const float* __restrict__ bn_coef, int input_blocks, const float* __restrict__ dy2,
-    const float* __restrict__ wt2, const float* __restrict__ bn_x2, const float* __restrict__ bn_coef2, int split,
-    const float* __restrict__ dx_added, const float* __restrict__ dx_pooled) {
+    const float* __restrict__ wt2, const float* __restrict__ bn_x2, const float* __restrict__ bn_coef2, int split, int wgrad_blocks,
+    const float* __restrict__ sum_partial, float* __restrict__ sum_dw, int sum_len, int sum_splits, float* __restrict__ sum_dw2, int sum_split,
+    int sum_blocks, const float* __restrict__ dx_added, const float* __restrict__ dx_pooled) {
     const int block = blockIdx.x;
     const FearConvSibling sib{dy2, wt2, nullptr, bn_x2, bn_coef2, split};
     if (block < input_blocks)
         fear_conv_dgrad(block, dy, wt, dx, n, cin, h, w, cout, k, stride, pad, oh, ow, ti, tr, tc, chunk, glog2, accumulate, mask, bn_x, bn_coef, sib,
                         FearDxTerms{dx_added, dx_pooled});
-    else
+    else if (block < input_blocks + wgrad_blocks)
         fear_conv_wgrad(block - input_blocks, x, dy, partial, n, cin, h, w, cout, k, stride, pad, oh, ow, wgrad_tr, wgrad_tc, splits, relu, bn_x, bn_coef, sib);
+    else
+        fear_conv_sum_partials(block - input_blocks - wgrad_blocks, sum_blocks, sum_partial, sum_dw, sum_len, sum_splits, sum_dw2, sum_split);
 }
 
-// dw += the sum of the splits' partials, split 0 first: the same bits on every run. With a sibling
-// (dw2 not null), elements from `split` on (its rows) go to dw2.
+// dw += the sum of the splits' partials (fear_conv_sum_partials): a backward's own sum, or the
+// last deferred one of a backward pass.
 extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_conv_backward_weight_reduce(const float* __restrict__ partial, float* __restrict__ dw, int len, int splits,
                                                                                                        float* __restrict__ dw2, int split) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < len; i += gridDim.x * blockDim.x) {
-        float s = 0.0f;
-        for (int p = 0; p < splits; ++p) s += partial[(long long)p * len + i];
-        if (i < split) dw[i] += s;
-        else dw2[i - split] += s;
-    }
+    fear_conv_sum_partials(blockIdx.x, gridDim.x, partial, dw, len, splits, dw2, split);
 }

@@ -6,9 +6,9 @@
 
 use anyhow::{bail, ensure, Result};
 
-use super::{BnGradient, BnStatistics, ConvGeom, ConvKernel, SiblingBackward, SiblingForward};
+use super::{BnGradient, BnStatistics, ConvGeom, ConvKernel, PendingSum, SiblingBackward, SiblingForward, WeightSums};
 use crate::engine::cuda::launch::threads::{FEAR_CONV_THREADS, FEAR_WGRAD_THREADS};
-use crate::engine::cuda::launch::{launch_bounded_with_shared, Arg, Backend, Dims, GpuAddresses, OnGpu};
+use crate::engine::cuda::launch::{launch_bounded_with_shared, Arg, Backend, DevicePtr, Dims, GpuAddresses, OnGpu};
 use crate::engine::kernel::Loc;
 use crate::engine::ops::batchnorm::launch::{bn_scratch, train_finalize, train_finalize_pair};
 use crate::engine::ops::BnGeom;
@@ -31,6 +31,8 @@ pub const SHARED_BUDGET_BYTES: usize = 32 << 10;
 const MAX_CHUNK: usize = 16;
 /// Blocks the weight gradient aims for (about four per SM of a 132-SM H100).
 const WGRAD_TARGET_BLOCKS: usize = 512;
+/// Blocks a backward launch adds for a deferred sum, at most (they loop beyond).
+const MAX_SUM_BLOCKS: usize = 256;
 
 /// The shape of one forward or input-gradient launch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,20 +163,55 @@ impl WgradPlan {
     }
 }
 
-/// The weight gradient's launch shape and the scratch its partials go to, checked to fit.
-fn weight_plan_in_scratch(mem: &dyn GpuAddresses, g: &ConvGeom) -> Result<(WgradPlan, Arg)> {
-    let (scratch, bytes) = mem.reduce_scratch();
+/// The weight gradient's launch shape with its partials in `scratch` (address, bytes), checked to fit.
+fn weight_plan_in(scratch: (DevicePtr, usize), g: &ConvGeom) -> Result<(WgradPlan, Arg)> {
+    let (at, bytes) = scratch;
     let p = backward_weight_plan(g, bytes);
     ensure!(p.splits * g.w_len() * 4 <= bytes, "a weight gradient of {} floats needs more than the {bytes} bytes of scratch", g.w_len());
-    Ok((p, Arg::Ptr(scratch)))
+    Ok((p, Arg::Ptr(at)))
 }
 
-/// dw += the weight gradient's partials at `scratch`, summed split 0 first; with a sibling, its
-/// rows (after the first's `g.w_len() * split / g.c_out` elements) into its own dw.
-fn reduce_weight_partials(b: &dyn Backend, g: &ConvGeom, p: &WgradPlan, scratch: Arg, dw: Arg, sib: &Sibling) -> Result<()> {
-    let first = g.w_len() / g.c_out.max(1) * sib.split;
-    let reduce = [scratch, dw, Arg::len(g.w_len())?, Arg::len(p.splits)?, sib.dw, Arg::len(first)?];
-    launch_bounded_shared(b, "fear_conv_backward_weight_reduce", Dims::elementwise(g.w_len()), 0, &reduce)
+/// Where a backward's partials go: the general scratch (summed by a reduce launch right after),
+/// or the slot they wait in for a later launch to sum (`defer_to`).
+fn partials_scratch(mem: &dyn GpuAddresses, defer_to: Option<usize>) -> Result<(DevicePtr, usize)> {
+    defer_to.map_or(Ok(mem.reduce_scratch()), |slot| mem.weight_partials(slot))
+}
+
+/// A sum of weight-gradient partials as the arguments of fear_conv_sum_partials in conv.cu:
+/// dw += the partials at `partials`, summed split 0 first; with a sibling, its rows (after the
+/// first's `g.w_len() * split / g.c_out` elements) into its own dw (`sibling_dw`, else null).
+#[derive(Clone, Copy, Debug)]
+struct WeightSumArgs {
+    args: [Arg; 6],
+    len: usize,
+}
+
+impl WeightSumArgs {
+    fn new(g: &ConvGeom, splits: usize, partials: Arg, dw: Arg, sibling_dw: Arg, split: usize) -> Result<WeightSumArgs> {
+        let first = g.w_len() / g.c_out.max(1) * split;
+        Ok(WeightSumArgs { args: [partials, dw, Arg::len(g.w_len())?, Arg::len(splits)?, sibling_dw, Arg::len(first)?], len: g.w_len() })
+    }
+
+    /// No sum (a backward's launch performing none): null pointers, no elements.
+    fn none() -> WeightSumArgs {
+        WeightSumArgs { args: [Arg::Ptr(0), Arg::Ptr(0), Arg::I32(0), Arg::I32(0), Arg::Ptr(0), Arg::I32(0)], len: 0 }
+    }
+
+    /// A sum a backward left pending: its partials in their slot, split as that launch split them.
+    fn pending(on: &OnGpu, sum: &PendingSum) -> Result<WeightSumArgs> {
+        let (p, partials) = weight_plan_in(on.mem.weight_partials(sum.slot)?, &sum.g)?;
+        WeightSumArgs::new(&sum.g, p.splits, partials, on.p(sum.dw)?, on.opt(sum.sibling_dw)?, sum.split)
+    }
+
+    /// The blocks a backward launch adds for the sum.
+    fn blocks(&self) -> usize {
+        self.len.div_ceil(FEAR_CONV_THREADS as usize).min(MAX_SUM_BLOCKS)
+    }
+
+    /// The sum in a launch of its own.
+    fn launch(&self, b: &dyn Backend) -> Result<()> {
+        launch_bounded_shared(b, "fear_conv_backward_weight_reduce", Dims::elementwise(self.len), 0, &self.args)
+    }
 }
 
 /// The second convolution of a sibling pair as kernel arguments (see conv.cu's FearConvSibling):
@@ -331,22 +368,24 @@ pub fn backward_weight(b: &dyn Backend, mem: &dyn GpuAddresses, g: &ConvGeom, x:
     if g.w_len() == 0 {
         return Ok(());
     }
-    let (p, scratch) = weight_plan_in_scratch(mem, g)?;
+    let (p, scratch) = weight_plan_in(mem.reduce_scratch(), g)?;
     let sib = Sibling::none(g.c_out);
     let args =
         [vec![x, dy, scratch], geometry_args(g)?, p.args()?, vec![Arg::I32(relu as i32), bn[0], bn[1], sib.dy, sib.bn[0], sib.bn[1], sib.split()?]].concat();
     let name = "fear_conv_backward_weight";
     launch_bounded_shared(b, name, one_launch(name, p.blocks, FEAR_WGRAD_THREADS)?, p.shared_bytes, &args)?;
-    reduce_weight_partials(b, g, &p, scratch, dw, &sib)
+    WeightSumArgs::new(g, p.splits, scratch, dw, sib.dw, sib.split)?.launch(b)
 }
 
 /// Both gradients in one launch (fear_conv_backward: the input gradient's blocks, then the weight
-/// gradient's), then the weight gradient's fixed-order sum. `relu`: x is the fused ReLU's input
-/// (the weight gradient reads relu(x), the input gradient is masked by x). With a sibling, `g` is
-/// the pair's GEMM: both weight gradients, and the sum of both input gradients. `dx_terms`:
-/// ([`super::DxTerms`]) added and pooled, or null pointers.
+/// gradient's, then those of the `pending` sum it performs), then the weight gradient's
+/// fixed-order sum unless its partials wait in slot `defer_to` for a later launch to sum.
+/// `relu`: x is the fused ReLU's input (the weight gradient reads relu(x), the input gradient is
+/// masked by x). With a sibling, `g` is the pair's GEMM: both weight gradients, and the sum of
+/// both input gradients. `dx_terms`: ([`super::DxTerms`]) added and pooled, or null
+/// pointers.
 #[allow(clippy::too_many_arguments)]
-pub fn backward(
+fn backward(
     b: &dyn Backend,
     mem: &dyn GpuAddresses,
     g: &ConvGeom,
@@ -359,11 +398,13 @@ pub fn backward(
     relu: bool,
     bn: [Arg; 2],
     sib: &Sibling,
+    defer_to: Option<usize>,
+    pending: &WeightSumArgs,
     dx_terms: [Arg; 2],
 ) -> Result<()> {
     check_shape(g)?;
     let t = backward_input_plan(g);
-    let (p, scratch) = weight_plan_in_scratch(mem, g)?;
+    let (p, scratch) = weight_plan_in(partials_scratch(mem, defer_to)?, g)?;
     let mask = if relu { x } else { Arg::Ptr(0) };
     let args = [
         vec![x, dy, w, dx, scratch],
@@ -372,13 +413,19 @@ pub fn backward(
         vec![Arg::I32(accumulate as i32), mask],
         p.args()?,
         vec![Arg::I32(relu as i32), bn[0], bn[1], Arg::len(t.blocks)?],
-        vec![sib.dy, sib.w, sib.bn[0], sib.bn[1], sib.split()?],
+        vec![sib.dy, sib.w, sib.bn[0], sib.bn[1], sib.split()?, Arg::len(p.blocks)?],
+        pending.args.to_vec(),
+        vec![Arg::len(pending.blocks())?],
         dx_terms.to_vec(),
     ]
     .concat();
     let name = "fear_conv_backward";
-    launch_bounded_shared(b, name, one_launch(name, t.blocks + p.blocks, FEAR_CONV_THREADS)?, t.shared_bytes.max(p.shared_bytes), &args)?;
-    reduce_weight_partials(b, g, &p, scratch, dw, sib)
+    let blocks = t.blocks + p.blocks + pending.blocks();
+    launch_bounded_shared(b, name, one_launch(name, blocks, FEAR_CONV_THREADS)?, t.shared_bytes.max(p.shared_bytes), &args)?;
+    match defer_to {
+        Some(_) => Ok(()),
+        None => WeightSumArgs::new(g, p.splits, scratch, dw, sib.dw, sib.split)?.launch(b),
+    }
 }
 
 /// A backward sibling's arguments.
@@ -408,7 +455,12 @@ impl ConvKernel {
             }
             ConvKernel::BackwardInput { g, .. } if g.x_len() > 0 => vec!["fear_conv_backward_input"],
             ConvKernel::BackwardWeight { g, .. } if g.w_len() > 0 => vec!["fear_conv_backward_weight", "fear_conv_backward_weight_reduce"],
-            ConvKernel::Backward { g, .. } if g.x_len() > 0 && g.w_len() > 0 => vec!["fear_conv_backward", "fear_conv_backward_weight_reduce"],
+            ConvKernel::WeightSum { sum } if sum.g.w_len() > 0 => vec!["fear_conv_backward_weight_reduce"],
+            ConvKernel::Backward { g, sums, .. } if g.x_len() > 0 && g.w_len() > 0 => {
+                let mut names = vec!["fear_conv_backward"];
+                names.extend(sums.defer_to.is_none().then_some("fear_conv_backward_weight_reduce"));
+                names
+            }
             ConvKernel::Backward { .. } => {
                 let (weight, input) = self.halves();
                 [weight.launch_names(), input.launch_names()].concat()
@@ -434,17 +486,24 @@ impl ConvKernel {
             ConvKernel::BackwardWeight { g, x, dy, bn, dw, relu } => {
                 backward_weight(on.backend, on.mem, &g, on.p(x)?, on.p(dy)?, on.p(dw)?, relu, bn_args(on, bn)?)
             }
-            ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling, dx_terms } if g.x_len() > 0 && g.w_len() > 0 => {
+            ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling, dx_terms, sums } if g.x_len() > 0 && g.w_len() > 0 => {
                 let gemm = ConvKernel::gemm_geom(&g, sibling.map(|s| s.c_out));
                 let sib = backward_sibling(on, &g, sibling.as_ref())?;
+                let apart = sums.performs.is_none_or(|s| sums.defer_to != Some(s.slot));
+                ensure!(apart, "a convolution backward would write its partials over the pending sum it performs (slot {:?})", sums.defer_to);
+                let pending = sums.performs.map_or(Ok(WeightSumArgs::none()), |s| WeightSumArgs::pending(on, &s))?;
                 let terms = [on.opt(dx_terms.added)?, on.opt(dx_terms.pooled)?];
-                backward(on.backend, on.mem, &gemm, on.p(x)?, on.p(dy)?, on.p(w)?, on.p(dw)?, on.p(dx)?, accumulate, relu, bn_args(on, bn)?, &sib, terms)
+                let (x, dy, w, dw, dx) = (on.p(x)?, on.p(dy)?, on.p(w)?, on.p(dw)?, on.p(dx)?);
+                backward(on.backend, on.mem, &gemm, x, dy, w, dw, dx, accumulate, relu, bn_args(on, bn)?, &sib, sums.defer_to, &pending, terms)
             }
-            ConvKernel::Backward { .. } => {
+            ConvKernel::Backward { sums, .. } => {
+                ensure!(sums == WeightSums::default(), "a convolution backward with an empty gradient takes no part in deferred sums");
                 let (weight, input) = self.halves();
                 weight.launch(on)?;
                 input.launch(on)
             }
+            ConvKernel::WeightSum { sum } if sum.g.w_len() > 0 => WeightSumArgs::pending(on, &sum)?.launch(on.backend),
+            ConvKernel::WeightSum { .. } => Ok(()),
         }
     }
 }

@@ -134,6 +134,32 @@ impl DxTerms {
     }
 }
 
+/// A weight-gradient sum left pending by a two-gradient backward (the GPU plan defers them:
+/// `engine::deferred_sums`): the partials that backward's launch left in slot `slot` of the
+/// scratch, to be added into `dw` (the sibling's rows into `sibling_dw`) by a later launch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PendingSum {
+    /// The GEMM the partials are of: the first convolution's shape with both convolutions'
+    /// output channels ([`ConvKernel::gemm_geom`]).
+    pub g: ConvGeom,
+    /// The first convolution's output channels: rows from here on are the sibling's.
+    pub split: usize,
+    pub dw: Loc,
+    pub sibling_dw: Option<Loc>,
+    pub slot: usize,
+}
+
+/// What a two-gradient backward's launch does about weight-gradient sums. The default (no
+/// deferral, nothing pending) is the backward as planned: its own reduce launch sums its partials.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct WeightSums {
+    /// The scratch slot its partials are left in for a later launch to sum ([`PendingSum`]); None:
+    /// its own reduce launch sums them.
+    pub defer_to: Option<usize>,
+    /// An earlier backward's pending sum, performed by extra blocks of this launch.
+    pub performs: Option<PendingSum>,
+}
+
 /// The convolution kernels. A ReLU whose only consumer is the convolution can be fused into it
 /// (the GPU plan does, `PlanOptions::fuse`): the forward and the weight gradient then read
 /// `x` through the ReLU (`relu`), and the input gradient, given the ReLU's input as `mask`, is the
@@ -153,7 +179,10 @@ pub enum ConvKernel {
     /// Both gradients in one kernel (the GPU plan, when both are needed): [`ConvKernel::BackwardWeight`]
     /// into `dw`, and [`ConvKernel::BackwardInput`] into `dx` (masked by x with `relu`). With
     /// `sibling`, also that convolution's weight gradient, and its input gradient summed into dx;
-    /// with `dx_terms`, those terms of dx too.
+    /// with `dx_terms`, those terms of dx too. `sums`: whether the launch leaves its weight
+    /// gradients' sum to a later launch, and which earlier one's it performs. The CPU face ignores
+    /// them: it writes dw in full (what the deferral and the later sum leave together), and a
+    /// performed sum is its deferrer's.
     Backward {
         g: ConvGeom,
         x: Loc,
@@ -166,7 +195,12 @@ pub enum ConvKernel {
         accumulate: bool,
         sibling: Option<SiblingBackward>,
         dx_terms: DxTerms,
+        sums: WeightSums,
     },
+    /// The last pending weight-gradient sum of a backward, in a launch of its own (the GPU plan:
+    /// no later backward to perform it). Its CPU face does nothing: the deferring backward's wrote
+    /// dw in full.
+    WeightSum { sum: PendingSum },
 }
 
 impl ConvKernel {
@@ -176,6 +210,7 @@ impl ConvKernel {
             ConvKernel::BackwardInput { .. } => "conv_backward_input",
             ConvKernel::BackwardWeight { .. } => "conv_backward_weight",
             ConvKernel::Backward { .. } => "conv_backward",
+            ConvKernel::WeightSum { .. } => "conv_weight_sum",
         }
     }
 
@@ -214,20 +249,24 @@ impl ConvKernel {
                 v.push(dw);
                 v
             }
-            ConvKernel::Backward { x, dy, bn, w, dw, dx, sibling, dx_terms, .. } => {
+            ConvKernel::Backward { x, dy, bn, w, dw, dx, sibling, dx_terms, sums, .. } => {
                 let mut v = vec![x, dy];
                 v.extend(bn.as_mut().into_iter().flat_map(|b| [&mut b.x, &mut b.coef]));
                 v.push(w);
                 v.extend(dx_terms.added.as_mut().into_iter().chain(dx_terms.pooled.as_mut()));
-                let Some(s) = sibling else {
-                    v.extend([dw, dx]);
-                    return v;
-                };
-                v.push(&mut s.dy);
-                v.extend(s.bn.as_mut().into_iter().flat_map(|b| [&mut b.x, &mut b.coef]));
-                v.extend([&mut s.w, dw, &mut s.dw, dx]);
+                match sibling {
+                    None => v.extend([dw, dx]),
+                    Some(s) => {
+                        v.push(&mut s.dy);
+                        v.extend(s.bn.as_mut().into_iter().flat_map(|b| [&mut b.x, &mut b.coef]));
+                        v.extend([&mut s.w, dw, &mut s.dw, dx]);
+                    }
+                }
+                // The pending sum it performs writes (adds into) that backward's weight gradients.
+                v.extend(sums.performs.as_mut().into_iter().flat_map(PendingSum::dws_mut));
                 v
             }
+            ConvKernel::WeightSum { sum } => sum.dws_mut().collect(),
         }
     }
 
@@ -236,7 +275,8 @@ impl ConvKernel {
         let forward = |bn: &Option<BnStatistics>| 1 + 5 * bn.is_some() as usize;
         match self {
             ConvKernel::Forward { bn, sibling, .. } => forward(bn) + sibling.as_ref().map_or(0, |s| forward(&s.bn)),
-            ConvKernel::Backward { sibling, .. } => 2 + sibling.is_some() as usize,
+            ConvKernel::Backward { sibling, sums, .. } => 2 + sibling.is_some() as usize + sums.performs.map_or(0, |p| p.dws()),
+            ConvKernel::WeightSum { sum } => sum.dws(),
             _ => 1,
         }
     }
@@ -278,7 +318,7 @@ impl ConvKernel {
                 weight.run_cpu(m);
                 input.run_cpu(m);
             }
-            ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling, dx_terms } => {
+            ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling, dx_terms, .. } => {
                 ConvKernel::BackwardWeight { g, x, dy, bn, dw, relu }.run_cpu(m);
                 // The input gradient (with a sibling, the two summed) into a zeroed buffer.
                 let mut t = vec![T::zero(); g.x_len()];
@@ -302,6 +342,7 @@ impl ConvKernel {
                     avg_pool3_backward(&PoolGeom { n: g.n, c: g.c_in, h: g.h, w: g.w }, m.r(p), out);
                 }
             }
+            ConvKernel::WeightSum { .. } => {}
         }
     }
 
@@ -325,7 +366,7 @@ impl ConvKernel {
     /// shape but their output channels) into the same dx, which `self` adds to (it comes after
     /// `earlier`'s write, or whatever wrote first); the pair writes dx in `earlier`'s mode.
     pub fn with_earlier_sibling(&self, earlier: &ConvKernel) -> Option<ConvKernel> {
-        let ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate: true, sibling: None, dx_terms } = *self else { return None };
+        let ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate: true, sibling: None, dx_terms, sums } = *self else { return None };
         let no_terms = dx_terms.is_empty();
         let ConvKernel::Backward {
             g: g1,
@@ -339,13 +380,42 @@ impl ConvKernel {
             accumulate,
             sibling: None,
             dx_terms: DxTerms { added: None, pooled: None },
+            sums: sums1,
         } = *earlier
         else {
             return None;
         };
         let same = x == x1 && relu == relu1 && dx == dx1 && ConvGeom { c_out: g.c_out, ..g1 } == g && g.x_len() > 0 && g.w_len() > 0 && g1.w_len() > 0;
+        let unsummed = sums == WeightSums::default() && sums1 == WeightSums::default();
         let sibling = SiblingBackward { c_out: g1.c_out, dy: dy1, bn: bn1, w: w1, dw: dw1 };
-        (same && no_terms).then_some(ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling: Some(sibling), dx_terms })
+        (same && no_terms && unsummed).then_some(ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling: Some(sibling), dx_terms, sums })
+    }
+
+    /// `self` (a two-gradient backward, neither gradient empty, not yet deferring) with its weight
+    /// gradients' partials left in scratch slot `slot`, and the sum it so leaves pending.
+    pub fn deferring_to(&self, slot: usize) -> Option<(ConvKernel, PendingSum)> {
+        let ConvKernel::Backward { g, dw, sibling, sums, .. } = *self else { return None };
+        if g.x_len() == 0 || g.w_len() == 0 || sums.defer_to.is_some() {
+            return None;
+        }
+        let sum = PendingSum { g: ConvKernel::gemm_geom(&g, sibling.map(|s| s.c_out)), split: g.c_out, dw, sibling_dw: sibling.map(|s| s.dw), slot };
+        Some((self.with_sums(WeightSums { defer_to: Some(slot), ..sums }), sum))
+    }
+
+    /// `self` (a two-gradient backward, neither gradient empty, performing no sum yet) also
+    /// performing `sum`, which an earlier backward left in the other slot than its own partials'.
+    pub fn performing(&self, sum: PendingSum) -> Option<ConvKernel> {
+        let ConvKernel::Backward { g, sums, .. } = *self else { return None };
+        let apart = sums.defer_to != Some(sum.slot);
+        (g.x_len() > 0 && g.w_len() > 0 && sums.performs.is_none() && apart).then(|| self.with_sums(WeightSums { performs: Some(sum), ..sums }))
+    }
+
+    fn with_sums(&self, new: WeightSums) -> ConvKernel {
+        let mut k = self.clone();
+        if let ConvKernel::Backward { sums, .. } = &mut k {
+            *sums = new;
+        }
+        k
     }
 
     /// The pair's GEMM: the first convolution's shape with both convolutions' output channels.
@@ -355,10 +425,22 @@ impl ConvKernel {
 
     /// A [`ConvKernel::Backward`] as its two gradients' kernels (weight, input).
     pub fn halves(&self) -> (ConvKernel, ConvKernel) {
-        let ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling: None, dx_terms: DxTerms { added: None, pooled: None } } = *self else {
+        let ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling: None, dx_terms: DxTerms { added: None, pooled: None }, .. } = *self
+        else {
             unreachable!("only the two-gradient kernel of one convolution has halves")
         };
         (ConvKernel::BackwardWeight { g, x, dy, bn, dw, relu }, ConvKernel::BackwardInput { g, dy, bn, w, mask: relu.then_some(x), dx, accumulate })
+    }
+}
+
+impl PendingSum {
+    /// The weight gradients it adds into: dw, then the sibling's.
+    fn dws_mut(&mut self) -> impl Iterator<Item = &mut Loc> {
+        std::iter::once(&mut self.dw).chain(self.sibling_dw.as_mut())
+    }
+
+    fn dws(&self) -> usize {
+        1 + self.sibling_dw.is_some() as usize
     }
 }
 
