@@ -301,7 +301,7 @@ fn the_tf32_convolution_rounds_its_operands_as_the_cpu_face_does() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         let init: Vec<f32> = (0..y.end()).map(|_| rng.random_range(-1.0f32..1.0)).collect();
         let all = Loc::new(Space::Work, 0, y.end());
-        let forward = |precision| -> Kernel { ConvKernel::Forward { g, x, w, y, relu: true, bn: None, precision, sibling: None }.into() };
+        let forward = |precision| -> Kernel { ConvKernel::Forward { g, x, x_norm: None, w, y, relu: true, bn: None, precision, sibling: None }.into() };
         let on_cpu = |precision| {
             let mut m = <Cpu as Device<f32>>::alloc(&Cpu, &layout).unwrap();
             Cpu.write(&mut m, all, &init).unwrap();

@@ -283,7 +283,10 @@ fn assign_mode_is_zero_then_accumulate_bit_for_bit_and_ignores_what_dx_held() {
     // Each case: the output it writes, and its kernel in accumulate (true) or assign mode.
     type Case = (Loc, Box<dyn Fn(bool) -> Kernel>);
     let cases: Vec<Case> = vec![
-        (cx, Box::new(move |accumulate| Kernel::Conv(ConvKernel::BackwardInput { g, dy: cy, bn: None, w: cw, mask: None, dx: cx, accumulate }))),
+        (
+            cx,
+            Box::new(move |accumulate| Kernel::Conv(ConvKernel::BackwardInput { g, dy: cy, bn: None, w: cw, mask: None, mask_norm: None, dx: cx, accumulate })),
+        ),
         (
             bdx,
             Box::new(move |accumulate| {

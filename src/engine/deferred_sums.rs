@@ -69,6 +69,7 @@ mod tests {
         Kernel::Conv(ConvKernel::Backward {
             g: G,
             x,
+            x_norm: None,
             dy,
             bn: None,
             w,

@@ -65,13 +65,15 @@ pub struct PlanOptions {
     pub relu_patterns: bool,
     /// Fuse ops: each ReLU whose only consumer is a convolution into it (see [`ConvKernel`]: one
     /// launch and two passes over the activation fewer in each direction); each node sum of
-    /// up to [`NODE_SUM_TERMS`] terms into one kernel that also applies the batch norms it alone
-    /// reads ([`ElementwiseKernel::NodeSum`], [`BnOutput::Coefficients`]); and a batch norm that
+    /// up to [`NODE_SUM_TERMS`] terms into one kernel; a batch norm read only by node sums and
+    /// fused ReLUs into its readers, which apply it as they read ([`ElementwiseKernel::NodeSum`],
+    /// `ConvKernel`'s `x_norm`, [`BnOutput::Coefficients`]); a batch norm that
     /// alone reads a convolution's output into that convolution: its training statistics taken in
     /// the forward's epilogue ([`BnStatistics`]), its backward applied as the gradients load
-    /// ([`BnGradient`]); and two convolutions of one input (siblings: the edges leaving a cell
-    /// node) into one wider GEMM each way ([`super::siblings`]). The same floats, up to the order
-    /// the statistics and the sibling pair's input gradients are summed in. A
+    /// ([`BnGradient`]); then whole kernels into fewer launches (`merge_launches`: sibling
+    /// convolutions, gradient terms, batch-norm pairs, deferred weight-gradient sums). The same
+    /// floats, up to the order the statistics and the sibling pair's input gradients are summed
+    /// in. A
     /// session fuses only on a device that does ([`crate::engine::Device::fuses`]: a GPU; the
     /// CPU runs the unfused plan); on by default, off to plan a GPU step unfused. Ignored under
     /// the probes, which read ReLU values.
@@ -250,6 +252,30 @@ fn fused_into_sums(graph: &Graph, consumers: &[usize], opts: &PlanOptions, is_op
     fused
 }
 
+/// Per value, whether [`PlanOptions::fuse`] leaves a batch norm's output to its consumers to apply
+/// as they read it (the batch norm writes its channels' coefficients instead of the normalised
+/// tensor: one pass fewer): every consumer is a node sum of at most [`NODE_SUM_TERMS`] terms
+/// (reading it directly, or through a 3x3 average pool the sum pools) or a ReLU fused into the
+/// convolution it feeds (which reads the batch norm's input normalised: `ConvKernel`'s `x_norm`).
+fn bns_applied_by_consumers(graph: &Graph, opts: &PlanOptions, fused_relu: &[Option<ValueId>], fused_pool: &[bool]) -> Vec<bool> {
+    let mut applied = vec![false; graph.values.len()];
+    if !opts.fuse || probed(opts) {
+        return applied;
+    }
+    let applies = |n: &super::graph::Node| match n.op {
+        Op::Sum => (2..=NODE_SUM_TERMS).contains(&n.inputs.len()),
+        Op::AvgPool3 => fused_pool[n.output.0],
+        Op::Relu => fused_relu[n.output.0].is_some(),
+        _ => false,
+    };
+    for bn in graph.nodes.iter().filter(|n| matches!(n.op, Op::BatchNorm { .. })) {
+        let v = bn.output;
+        let mut readers = graph.nodes.iter().filter(|n| n.inputs.contains(&v)).peekable();
+        applied[v.0] = v != graph.logits && readers.peek().is_some() && readers.all(applies);
+    }
+    applied
+}
+
 /// Per value, the batch norm (node index) that [`PlanOptions::fuse`] joins to the convolution
 /// producing it: the one op reading a convolution's output. The convolution's forward takes the
 /// batch norm's training statistics ([`BnStatistics`]) and its gradients apply the batch norm's
@@ -341,7 +367,8 @@ struct Planner<'g> {
     /// Per value: for a ReLU's output fused into the convolution that consumes it, the ReLU's
     /// input.
     fused_relu: Vec<Option<ValueId>>,
-    /// Per value: whether it is a batch norm's output normalised by the node sum reading it.
+    /// Per value: whether it is a batch norm's output its consumers normalise as they read it
+    /// (node sums, convolutions behind fused ReLUs: [`bns_applied_by_consumers`]).
     fused_bn: Vec<bool>,
     /// Per value: whether it is a 3x3 average pool's output pooled by the node sum reading it.
     fused_pool: Vec<bool>,
@@ -378,8 +405,8 @@ impl<'g> Planner<'g> {
             consumers[x.0] += 1;
         }
         let fused_relu = fused_relus(graph, &consumers, opts);
-        let fused_bn = fused_into_sums(graph, &consumers, opts, |op| matches!(op, Op::BatchNorm { .. }));
         let fused_pool = fused_into_sums(graph, &consumers, opts, |op| *op == Op::AvgPool3);
+        let fused_bn = bns_applied_by_consumers(graph, opts, &fused_relu, &fused_pool);
         let mut planner = Planner {
             fused_relu,
             fused_bn,
@@ -537,6 +564,15 @@ impl<'g> Planner<'g> {
         self.graph.nodes[p].inputs[0]
     }
 
+    /// Where a convolution reads value `v` (from [`Planner::conv_input`]): its tensor, or for a
+    /// batch norm's output its consumers apply, the batch norm's input and coefficients.
+    fn conv_source(&self, v: ValueId) -> (Loc, Option<Loc>) {
+        match self.bn_coef[v.0] {
+            Some((x, coef)) => (x, Some(coef)),
+            None => (self.act(v), None),
+        }
+    }
+
     /// The value a convolution reads and whether through a fused ReLU: the ReLU's input, or `v`.
     fn conv_input(&self, v: ValueId) -> (ValueId, bool) {
         self.fused_relu[v.0].map_or((v, false), |x| (x, true))
@@ -566,7 +602,8 @@ impl<'g> Planner<'g> {
                 let (x, relu) = self.conv_input(ins[0]);
                 let bn = self.bn_statistics(node.output);
                 let (g, precision) = (self.conv_geom(ins[0], ins[1], stride, pad), self.opts.conv_precision);
-                Kernel::Conv(ConvKernel::Forward { g, x: self.act(x), w: self.act(ins[1]), y, relu, bn, precision, sibling: None })
+                let (x, x_norm) = self.conv_source(x);
+                Kernel::Conv(ConvKernel::Forward { g, x, x_norm, w: self.act(ins[1]), y, relu, bn, precision, sibling: None })
             }
             Op::BatchNorm { running_mean, running_var, eps, momentum } => {
                 let g = self.bn_geom(ins[0]);
@@ -602,7 +639,11 @@ impl<'g> Planner<'g> {
                 let (c, h, w) = (dim(1), dim(2), s.get(3..).map_or(1, |r| r.iter().product()));
                 let term = |t: &ValueId| match (self.bn_coef[t.0], self.fused_pool[t.0]) {
                     (Some((x, k)), _) => NodeSumTerm { x, coef: Some(k), pool3: false },
-                    (None, true) => NodeSumTerm { x: self.act(self.pooled(*t)), coef: None, pool3: true },
+                    (None, true) => match self.bn_coef[self.pooled(*t).0] {
+                        // The pool of a batch norm's output its consumers apply.
+                        Some((x, k)) => NodeSumTerm { x, coef: Some(k), pool3: true },
+                        None => NodeSumTerm { x: self.act(self.pooled(*t)), coef: None, pool3: true },
+                    },
                     (None, false) => NodeSumTerm { x: self.act(*t), coef: None, pool3: false },
                 };
                 let terms = ins.iter().map(term).collect();
@@ -675,7 +716,7 @@ impl<'g> Planner<'g> {
                 let g = self.conv_geom(ins[0], ins[1], stride, pad);
                 // With a fused ReLU, the gradient written is the ReLU input's (masked by it).
                 let (xv, relu) = self.conv_input(ins[0]);
-                let (x, w) = (self.act(xv), self.act(ins[1]));
+                let ((x, x_norm), w) = (self.conv_source(xv), self.act(ins[1]));
                 let dw = self.grad_if_needed(ins[1]);
                 let dx = self.grad_to_write(xv);
                 // The GPU plan computes both in one kernel.
@@ -683,6 +724,7 @@ impl<'g> Planner<'g> {
                     self.kernels.push(Kernel::Conv(ConvKernel::Backward {
                         g,
                         x,
+                        x_norm,
                         dy,
                         bn,
                         w,
@@ -697,11 +739,11 @@ impl<'g> Planner<'g> {
                     return true;
                 }
                 if let Some(dw) = dw {
-                    self.kernels.push(Kernel::Conv(ConvKernel::BackwardWeight { g, x, dy, bn, dw, relu }));
+                    self.kernels.push(Kernel::Conv(ConvKernel::BackwardWeight { g, x, x_norm, dy, bn, dw, relu }));
                 }
                 if let Some((dx, accumulate)) = dx {
-                    let mask = relu.then_some(x);
-                    self.kernels.push(Kernel::Conv(ConvKernel::BackwardInput { g, dy, bn, w, mask, dx, accumulate }));
+                    let (mask, mask_norm) = (relu.then_some(x), x_norm.filter(|_| relu));
+                    self.kernels.push(Kernel::Conv(ConvKernel::BackwardInput { g, dy, bn, w, mask, mask_norm, dx, accumulate }));
                 }
             }
             Op::BatchNorm { .. } => {

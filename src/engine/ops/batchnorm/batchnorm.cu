@@ -136,9 +136,8 @@ extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_apply(cons
                                                          float* __restrict__ y, int n, int c, int hw, int splits) {
     for (int item = blockIdx.x; item < c * splits; item += gridDim.x) {
         int ch = item / splits, s = item % splits;
-        float hi = coef[4 * ch], lo = coef[4 * ch + 1], scale = coef[4 * ch + 2], b = coef[4 * ch + 3];
         fear_bn_walk(fear_bn_split_start(n, splits, s), fear_bn_split_start(n, splits, s + 1), c, ch, hw,
-                     [&](long long i) { y[i] = ((x[i] - hi) - lo) * scale + b; });
+                     [&](long long i) { y[i] = fear_bn_normalise(x[i], coef, ch); });
     }
 }
 

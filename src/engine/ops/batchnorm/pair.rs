@@ -100,7 +100,16 @@ mod tests {
     fn conv_backward(b: &BnCoefficientBackward, dx: usize) -> Kernel {
         let g = ConvGeom { n: 3, c_in: 7, h: 5, w: 5, c_out: 7, k: 3, stride: 1, pad: 1 };
         let bn = Some(BnGradient { x: b.x, coef: b.dx_coef });
-        Kernel::Conv(ConvKernel::BackwardInput { g, dy: b.dy, bn, w: Loc::new(Space::Params, 1000, 441), mask: None, dx: v(dx, g.x_len()), accumulate: true })
+        Kernel::Conv(ConvKernel::BackwardInput {
+            g,
+            dy: b.dy,
+            bn,
+            w: Loc::new(Space::Params, 1000, 441),
+            mask: None,
+            mask_norm: None,
+            dx: v(dx, g.x_len()),
+            accumulate: true,
+        })
     }
 
     #[test]

@@ -34,14 +34,14 @@ pub(crate) fn cases(cases: &mut Cases) {
             for (tag, precision) in [("", Precision::Fp32), ("_tf32", Precision::Tf32)] {
                 cases.add(&format!("{name}_forward{fused}{tag}"), REDUCTION_TOLERANCE, |c| {
                     let (x, w, y) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
-                    ConvKernel::Forward { g, x, w, y, relu, bn: None, precision, sibling: None }.into()
+                    ConvKernel::Forward { g, x, x_norm: None, w, y, relu, bn: None, precision, sibling: None }.into()
                 });
                 // With the statistics of the batch norm reading y (its epilogue's partials, merged
                 // by the batch norm's finalize): every block a part of every channel.
                 cases.add(&format!("{name}_forward{fused}{tag}_bn_statistics"), REDUCTION_TOLERANCE, |c| {
                     let (x, w, y) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
                     let bn = bn_statistics(c, g.c_out);
-                    ConvKernel::Forward { g, x, w, y, relu, bn: Some(bn), precision, sibling: None }.into()
+                    ConvKernel::Forward { g, x, x_norm: None, w, y, relu, bn: Some(bn), precision, sibling: None }.into()
                 });
             }
             // Both modes: assign must ignore the random values already in dx.
@@ -49,12 +49,12 @@ pub(crate) fn cases(cases: &mut Cases) {
                 cases.add(&format!("{name}_backward_input{fused}{mode}"), REDUCTION_TOLERANCE, |c| {
                     let (dx, w, dy) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
                     let mask = relu.then(|| c.loc(g.x_len()));
-                    ConvKernel::BackwardInput { g, dy, bn: None, w, mask, dx, accumulate }.into()
+                    ConvKernel::BackwardInput { g, dy, bn: None, w, mask, mask_norm: None, dx, accumulate }.into()
                 });
             }
             cases.add(&format!("{name}_backward_weight{fused}"), REDUCTION_TOLERANCE, |c| {
                 let (x, dw, dy) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
-                ConvKernel::BackwardWeight { g, x, dy, bn: None, dw, relu }.into()
+                ConvKernel::BackwardWeight { g, x, x_norm: None, dy, bn: None, dw, relu }.into()
             });
             // Both gradients in one launch, each mode.
             for (mode, accumulate) in [("", true), ("_assign", false)] {
@@ -63,6 +63,7 @@ pub(crate) fn cases(cases: &mut Cases) {
                     ConvKernel::Backward {
                         g,
                         x,
+                        x_norm: None,
                         dy,
                         bn: None,
                         w,
@@ -82,17 +83,18 @@ pub(crate) fn cases(cases: &mut Cases) {
             cases.add(&format!("{name}_backward_input{fused}_bn"), REDUCTION_TOLERANCE, |c| {
                 let (dx, w, dy) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
                 let (bn, mask) = (bn(c), relu.then(|| c.loc(g.x_len())));
-                ConvKernel::BackwardInput { g, dy, bn, w, mask, dx, accumulate: false }.into()
+                ConvKernel::BackwardInput { g, dy, bn, w, mask, mask_norm: None, dx, accumulate: false }.into()
             });
             cases.add(&format!("{name}_backward_weight{fused}_bn"), REDUCTION_TOLERANCE, |c| {
                 let (x, dw, dy) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
-                ConvKernel::BackwardWeight { g, x, dy, bn: bn(c), dw, relu }.into()
+                ConvKernel::BackwardWeight { g, x, x_norm: None, dy, bn: bn(c), dw, relu }.into()
             });
             cases.add(&format!("{name}_backward{fused}_bn"), REDUCTION_TOLERANCE, |c| {
                 let (x, w, dy, dw, dx) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()), c.loc(g.w_len()), c.loc(g.x_len()));
                 ConvKernel::Backward {
                     g,
                     x,
+                    x_norm: None,
                     dy,
                     bn: bn(c),
                     w,
@@ -109,6 +111,7 @@ pub(crate) fn cases(cases: &mut Cases) {
         }
     }
     sibling_cases(cases);
+    normalised_input_cases(cases);
     deferred_sum_cases(cases);
 }
 
@@ -142,7 +145,7 @@ fn sibling_cases(cases: &mut Cases) {
                         let bn = with_bn.then(|| bn_statistics(c, c_first));
                         let (w2, y2) = (c.loc(gs.w_len()), c.loc(gs.y_len()));
                         let sibling = SiblingForward { c_out: c_second, w: w2, y: y2, bn: with_bn.then(|| bn_statistics(c, c_second)) };
-                        ConvKernel::Forward { g, x, w, y, relu, bn, precision, sibling: Some(sibling) }.into()
+                        ConvKernel::Forward { g, x, x_norm: None, w, y, relu, bn, precision, sibling: Some(sibling) }.into()
                     });
                 }
             }
@@ -156,6 +159,7 @@ fn sibling_cases(cases: &mut Cases) {
                     ConvKernel::Backward {
                         g,
                         x,
+                        x_norm: None,
                         dy,
                         bn,
                         w,
@@ -180,14 +184,29 @@ fn sibling_cases(cases: &mut Cases) {
                     let (w2, dy2, dw2) = (c.loc(gs.w_len()), c.loc(gs.y_len()), c.loc(gs.w_len()));
                     let sibling = SiblingBackward { c_out: c_second, dy: dy2, bn: None, w: w2, dw: dw2 };
                     let dx_terms = DxTerms { added: added.then(|| c.loc(g.x_len())), pooled: pooled.then(|| c.loc(g.x_len())) };
-                    ConvKernel::Backward { g, x, dy, bn: None, w, relu, dw, dx, accumulate, sibling: Some(sibling), dx_terms, sums: WeightSums::default() }
-                        .into()
+                    ConvKernel::Backward {
+                        g,
+                        x,
+                        x_norm: None,
+                        dy,
+                        bn: None,
+                        w,
+                        relu,
+                        dw,
+                        dx,
+                        accumulate,
+                        sibling: Some(sibling),
+                        dx_terms,
+                        sums: WeightSums::default(),
+                    }
+                    .into()
                 });
                 cases.add(&format!("{name}_backward{fused}{terms}"), REDUCTION_TOLERANCE, |c| {
                     let (x, w, dy, dw, dx) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()), c.loc(g.w_len()), c.loc(g.x_len()));
                     let bn = Some(BnGradient { x: c.loc(g.y_len()), coef: c.loc(4 * c_first) });
                     let dx_terms = DxTerms { added: added.then(|| c.loc(g.x_len())), pooled: pooled.then(|| c.loc(g.x_len())) };
-                    ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling: None, dx_terms, sums: WeightSums::default() }.into()
+                    ConvKernel::Backward { g, x, x_norm: None, dy, bn, w, relu, dw, dx, accumulate, sibling: None, dx_terms, sums: WeightSums::default() }
+                        .into()
                 });
             }
         }
@@ -205,7 +224,21 @@ fn two_gradient_backward(c: &mut Case, g: ConvGeom, sibling: Option<usize>, relu
         let (w, dy, dw) = (c.loc(gs.w_len()), c.loc(gs.y_len()), c.loc(gs.w_len()));
         SiblingBackward { c_out, dy, bn: bn(c, &gs), w, dw }
     });
-    ConvKernel::Backward { g, x, dy, bn: bn1, w, relu, dw, dx, accumulate: true, sibling, dx_terms: DxTerms::default(), sums: WeightSums::default() }
+    ConvKernel::Backward {
+        g,
+        x,
+        x_norm: None,
+        dy,
+        bn: bn1,
+        w,
+        relu,
+        dw,
+        dx,
+        accumulate: true,
+        sibling,
+        dx_terms: DxTerms::default(),
+        sums: WeightSums::default(),
+    }
 }
 
 /// Deferred weight-gradient sums (the GPU plan's `deferred_sums` pass): a backward leaving its
@@ -243,6 +276,38 @@ fn deferred_sum_cases(cases: &mut Cases) {
                     ks
                 });
             }
+        }
+    }
+}
+
+/// Convolutions reading a batch norm's input normalised by its coefficients (`x_norm`, random
+/// (mean_hi, mean_lo, scale, beta) per input channel): the batch norm applied by them, behind the
+/// fused ReLU (the forward, both gradients, each alone and a sibling pair), on odd shapes.
+fn normalised_input_cases(cases: &mut Cases) {
+    for (name, k, stride, c_in, c_out, side) in [("conv3x3", 3, 1, 7, 8, 5), ("conv3x3_s2_9x9", 3, 2, 7, 5, 9), ("conv1x1_9x9", 1, 1, 20, 8, 9)] {
+        let g = ConvGeom { n: 3, c_in, h: side, w: side, c_out, k, stride, pad: k / 2 };
+        for (tag, precision) in [("", Precision::Fp32), ("_tf32", Precision::Tf32)] {
+            cases.add(&format!("{name}_forward_relu_normalised{tag}"), REDUCTION_TOLERANCE, |c| {
+                let (x, x_norm, w, y) = (c.loc(g.x_len()), Some(c.loc(4 * c_in)), c.loc(g.w_len()), c.loc(g.y_len()));
+                ConvKernel::Forward { g, x, x_norm, w, y, relu: true, bn: Some(bn_statistics(c, c_out)), precision, sibling: None }.into()
+            });
+        }
+        cases.add(&format!("{name}_backward_input_relu_normalised"), REDUCTION_TOLERANCE, |c| {
+            let (dx, w, dy, mask, mask_norm) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()), Some(c.loc(g.x_len())), Some(c.loc(4 * c_in)));
+            ConvKernel::BackwardInput { g, dy, bn: None, w, mask, mask_norm, dx, accumulate: true }.into()
+        });
+        cases.add(&format!("{name}_backward_weight_relu_normalised"), REDUCTION_TOLERANCE, |c| {
+            let (x, x_norm, dw, dy) = (c.loc(g.x_len()), Some(c.loc(4 * c_in)), c.loc(g.w_len()), c.loc(g.y_len()));
+            ConvKernel::BackwardWeight { g, x, x_norm, dy, bn: None, dw, relu: true }.into()
+        });
+        for (pair, sibling) in [("", None), ("_sibling", Some(3))] {
+            cases.add(&format!("{name}{pair}_backward_relu_normalised"), REDUCTION_TOLERANCE, |c| {
+                let mut k = two_gradient_backward(c, g, sibling, true, true);
+                if let ConvKernel::Backward { x_norm, .. } = &mut k {
+                    *x_norm = Some(c.loc(4 * c_in));
+                }
+                k.into()
+            });
         }
     }
 }

@@ -241,7 +241,7 @@ __device__ __forceinline__ void fear_conv_tile(int block, const float* __restric
                                                int chunk, int glog2, int accumulate, int relu_src,
                                                const float* __restrict__ mask, const float* __restrict__ bn_x,
                                                const float* __restrict__ bn_coef, double* __restrict__ stats, FearConvSibling sib,
-                                               FearDxTerms terms) {
+                                               FearDxTerms terms, const float* __restrict__ in_coef) {
     FEAR_DYNAMIC_SHARED(float, smem);
     const int cw = FEAR_CONV_CO << glog2;  // channels per pass
     const int passes = (c_dst + cw - 1) / cw;
@@ -326,6 +326,7 @@ __device__ __forceinline__ void fear_conv_tile(int block, const float* __restric
                         bool in = row_in && ix >= 0 && ix < ws;
                         const long long i = plane0 + iy * ws + ix;
                         float v = in ? (second ? sib.src : src)[i] : 0.0f;
+                        if (!DGRAD && in && in_coef != nullptr) v = fear_bn_normalise(v, in_coef, ch);
                         const float* coef = second ? sib.bn_coef : bn_coef;
                         if (in && coef != nullptr) v = fear_bn_grad(v, second ? sib.bn_x : bn_x, coef, i, ch);
                         v = relu_src ? (v > 0.0f ? v : 0.0f) : v;
@@ -410,7 +411,7 @@ __device__ __forceinline__ void fear_conv_tile(int block, const float* __restric
             if (DGRAD) {
                 const long long i = at - out + e;
                 float g = 0.0f + acc[j][c];
-                if (mask != nullptr) g = mask[i] > 0.0f ? g : 0.0f;
+                if (mask != nullptr) g = (in_coef != nullptr ? fear_bn_normalise(mask[i], in_coef, out_ch0 + c) : mask[i]) > 0.0f ? g : 0.0f;
                 float prior = accumulate ? at[e] : 0.0f;
                 if (terms.added != nullptr) prior = prior + terms.added[i];
                 float v = prior + g;
@@ -441,15 +442,17 @@ __device__ __forceinline__ void fear_conv_tile(int block, const float* __restric
 // (launch.rs picks the shapes and the dynamic shared memory size). With `stats`, each block also
 // writes its batch-norm partials of y (fear_conv_bn_partials). With a sibling (wt2, y2 not null),
 // cout counts both convolutions' channels and those from `split` on are y2 = conv(x, wt2), their
-// statistics after the first's (split = cout without one).
+// statistics after the first's (split = cout without one). With `x_coef`, x is a batch norm's
+// input and the convolution reads its output (fear_bn_normalise, before the ReLU): the batch norm
+// applied as x is staged, not by a pass of its own.
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward(const float* __restrict__ x, const float* __restrict__ wt, float* __restrict__ y, int n, int cin,
                   int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int relu, double* __restrict__ stats,
-                  const float* __restrict__ wt2, float* __restrict__ y2, int split) {
+                  const float* __restrict__ wt2, float* __restrict__ y2, int split, const float* __restrict__ x_coef) {
     const FearConvSibling sib{nullptr, wt2, y2, nullptr, nullptr, split};
-    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr});
-    else if (k == 3 && stride == 2) fear_conv_tile<3, 2, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr});
-    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr});
-    else if (k == 1 && stride == 2) fear_conv_tile<1, 2, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr});
+    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr}, x_coef);
+    else if (k == 3 && stride == 2) fear_conv_tile<3, 2, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr}, x_coef);
+    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr}, x_coef);
+    else if (k == 1 && stride == 2) fear_conv_tile<1, 2, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr}, x_coef);
 }
 
 // fear_conv_forward with both operands rounded to TF32 (x after the ReLU, and w) and multiplied on
@@ -457,12 +460,12 @@ extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BL
 // and at least FEAR_CONV_THREADS * 32 floats of dynamic shared memory (launch.rs).
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward_tf32(const float* __restrict__ x, const float* __restrict__ wt, float* __restrict__ y, int n, int cin,
                   int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int relu, double* __restrict__ stats,
-                  const float* __restrict__ wt2, float* __restrict__ y2, int split) {
+                  const float* __restrict__ wt2, float* __restrict__ y2, int split, const float* __restrict__ x_coef) {
     const FearConvSibling sib{nullptr, wt2, y2, nullptr, nullptr, split};
-    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr});
-    else if (k == 3 && stride == 2) fear_conv_tile<3, 2, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr});
-    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr});
-    else if (k == 1 && stride == 2) fear_conv_tile<1, 2, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr});
+    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr}, x_coef);
+    else if (k == 3 && stride == 2) fear_conv_tile<3, 2, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr}, x_coef);
+    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr}, x_coef);
+    else if (k == 1 && stride == 2) fear_conv_tile<1, 2, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr}, x_coef);
 }
 
 // dx += conv-transpose of dy (dx = 0 + it without `accumulate`), where mask > 0 when a mask is
@@ -470,23 +473,26 @@ extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BL
 // pass of input channels); the tile is tr x tc pixels of the phase grid (every stride-th pixel).
 // With a sibling (dy2 not null), cout counts both convolutions' output channels and dx is the sum
 // of both input gradients: K channels from `split` on are dy2's, through wt2 and its batch norm.
+// With `mask_coef`, the mask is a batch norm's input, compared through it (fear_bn_normalise).
 __device__ __forceinline__ void fear_conv_dgrad(int block, const float* __restrict__ dy, const float* __restrict__ wt, float* __restrict__ dx, int n,
                                                 int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk,
                                                 int glog2, int accumulate, const float* __restrict__ mask, const float* __restrict__ bn_x,
-                                                const float* __restrict__ bn_coef, FearConvSibling sib, FearDxTerms terms) {
-    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib, terms);
-    else if (k == 3 && stride == 2) fear_conv_tile<2, 1, 2, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib, terms);
-    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib, terms);
-    else if (k == 1 && stride == 2) fear_conv_tile<1, 1, 2, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib, terms);
+                                                const float* __restrict__ bn_coef, FearConvSibling sib, FearDxTerms terms,
+                                                const float* __restrict__ mask_coef) {
+    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib, terms, mask_coef);
+    else if (k == 3 && stride == 2) fear_conv_tile<2, 1, 2, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib, terms, mask_coef);
+    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib, terms, mask_coef);
+    else if (k == 1 && stride == 2) fear_conv_tile<1, 1, 2, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib, terms, mask_coef);
 }
 
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input(const float* __restrict__ dy, const float* __restrict__ wt, float* __restrict__ dx, int n,
                          int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int accumulate,
                          const float* __restrict__ mask, const float* __restrict__ bn_x, const float* __restrict__ bn_coef,
                          const float* __restrict__ dy2, const float* __restrict__ wt2, const float* __restrict__ bn_x2,
-                         const float* __restrict__ bn_coef2, int split) {
+                         const float* __restrict__ bn_coef2, int split, const float* __restrict__ mask_coef) {
     const FearConvSibling sib{dy2, wt2, nullptr, bn_x2, bn_coef2, split};
-    fear_conv_dgrad(blockIdx.x, dy, wt, dx, n, cin, h, w, cout, k, stride, pad, oh, ow, ti, tr, tc, chunk, glog2, accumulate, mask, bn_x, bn_coef, sib, FearDxTerms{nullptr, nullptr});
+    fear_conv_dgrad(blockIdx.x, dy, wt, dx, n, cin, h, w, cout, k, stride, pad, oh, ow, ti, tr, tc, chunk, glog2, accumulate, mask, bn_x, bn_coef, sib,
+                    FearDxTerms{nullptr, nullptr}, mask_coef);
 }
 
 // Partial dw of one block: FEAR_WGRAD_COP output channels x FEAR_WGRAD_CI input channels x K*K
@@ -498,7 +504,7 @@ __device__ __forceinline__ void fear_conv_wgrad_tile(int block, const float* __r
                                                      float* __restrict__ partial, int n, int cin, int h, int w,
                                                      int cout, int pad, int oh, int ow, int tr, int tc, int splits,
                                                      int relu_x, const float* __restrict__ bn_x, const float* __restrict__ bn_coef,
-                                                     FearConvSibling sib) {
+                                                     FearConvSibling sib, const float* __restrict__ x_coef) {
     FEAR_DYNAMIC_SHARED(float, smem);
     const int ci_blocks = (cin + FEAR_WGRAD_CI - 1) / FEAR_WGRAD_CI;
     const int co_blocks = (cout + FEAR_WGRAD_COP - 1) / FEAR_WGRAD_COP;
@@ -556,7 +562,9 @@ __device__ __forceinline__ void fear_conv_wgrad_tile(int block, const float* __r
                 bool row_in = ci_in && iy >= 0 && iy < h;
                 for (int c = lane; c < hc; c += 32) {
                     int ix = sx0 + c;
-                    float v = row_in && ix >= 0 && ix < w ? plane[iy * w + ix] : 0.0f;
+                    const bool in = row_in && ix >= 0 && ix < w;
+                    float v = in ? plane[iy * w + ix] : 0.0f;
+                    if (in && x_coef != nullptr) v = fear_bn_normalise(v, x_coef, ci0 + ci);
                     xs[ci * halo + r * hc + c] = relu_x ? (v > 0.0f ? v : 0.0f) : v;
                 }
             }
@@ -596,22 +604,24 @@ __device__ __forceinline__ void fear_conv_wgrad_tile(int block, const float* __r
 // Partial weight gradients: one block per (split of the pixel tiles, pass of FEAR_WGRAD_COP output
 // channels, FEAR_WGRAD_CI input channels), into `partial` [splits][cout][cin][k][k]; x read as
 // relu(x) with `relu` (a fused ReLU). With a sibling (dy2 not null), cout counts both
-// convolutions' rows, those from `split` on from dy2 through its batch norm.
+// convolutions' rows, those from `split` on from dy2 through its batch norm. With `x_coef`, x is
+// read through a batch norm (fear_bn_normalise) before the ReLU.
 __device__ __forceinline__ void fear_conv_wgrad(int block, const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ partial, int n,
                                                 int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int tr, int tc, int splits, int relu,
-                                                const float* __restrict__ bn_x, const float* __restrict__ bn_coef, FearConvSibling sib) {
-    if (k == 3 && stride == 1) fear_conv_wgrad_tile<3, 1>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib);
-    else if (k == 3 && stride == 2) fear_conv_wgrad_tile<3, 2>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib);
-    else if (k == 1 && stride == 1) fear_conv_wgrad_tile<1, 1>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib);
-    else if (k == 1 && stride == 2) fear_conv_wgrad_tile<1, 2>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib);
+                                                const float* __restrict__ bn_x, const float* __restrict__ bn_coef, FearConvSibling sib,
+                                                const float* __restrict__ x_coef) {
+    if (k == 3 && stride == 1) fear_conv_wgrad_tile<3, 1>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib, x_coef);
+    else if (k == 3 && stride == 2) fear_conv_wgrad_tile<3, 2>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib, x_coef);
+    else if (k == 1 && stride == 1) fear_conv_wgrad_tile<1, 1>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib, x_coef);
+    else if (k == 1 && stride == 2) fear_conv_wgrad_tile<1, 2>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib, x_coef);
 }
 
 extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_BLOCKS) fear_conv_backward_weight(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ partial, int n,
                           int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int tr, int tc, int splits, int relu,
                           const float* __restrict__ bn_x, const float* __restrict__ bn_coef, const float* __restrict__ dy2,
-                          const float* __restrict__ bn_x2, const float* __restrict__ bn_coef2, int split) {
+                          const float* __restrict__ bn_x2, const float* __restrict__ bn_coef2, int split, const float* __restrict__ x_coef) {
     const FearConvSibling sib{dy2, nullptr, nullptr, bn_x2, bn_coef2, split};
-    fear_conv_wgrad(blockIdx.x, x, dy, partial, n, cin, h, w, cout, k, stride, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib);
+    fear_conv_wgrad(blockIdx.x, x, dy, partial, n, cin, h, w, cout, k, stride, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib, x_coef);
 }
 
 // dw += the sum of the splits' partials, split 0 first: the same bits on every run, and whichever
@@ -633,6 +643,7 @@ __device__ __forceinline__ void fear_conv_sum_partials(int block, int blocks, co
 // instead of two, and the halves fill the GPU together (an 8x8 layer alone has few blocks). With a
 // sibling, both halves take it (see fear_conv_backward_input and fear_conv_backward_weight). dx's
 // other terms (FearDxTerms: dx_added, dx_pooled, or nulls) are added in the input gradient's epilogue.
+// With `x_coef`, x is read through a batch norm (the weight gradient's x, the input gradient's mask).
 //
 // Deferred sums (the GPU plan): `sum_blocks` more blocks after the weight gradient's sum the
 // partials an earlier launch left at `sum_partial` into sum_dw (and sum_dw2 from `sum_split` on),
@@ -647,14 +658,14 @@ extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BL
     const float* __restrict__ bn_x, const float* __restrict__ bn_coef, int input_blocks, const float* __restrict__ dy2,
     const float* __restrict__ wt2, const float* __restrict__ bn_x2, const float* __restrict__ bn_coef2, int split, int wgrad_blocks,
     const float* __restrict__ sum_partial, float* __restrict__ sum_dw, int sum_len, int sum_splits, float* __restrict__ sum_dw2, int sum_split,
-    int sum_blocks, const float* __restrict__ dx_added, const float* __restrict__ dx_pooled) {
+    int sum_blocks, const float* __restrict__ dx_added, const float* __restrict__ dx_pooled, const float* __restrict__ x_coef) {
     const int block = blockIdx.x;
     const FearConvSibling sib{dy2, wt2, nullptr, bn_x2, bn_coef2, split};
     if (block < input_blocks)
         fear_conv_dgrad(block, dy, wt, dx, n, cin, h, w, cout, k, stride, pad, oh, ow, ti, tr, tc, chunk, glog2, accumulate, mask, bn_x, bn_coef, sib,
-                        FearDxTerms{dx_added, dx_pooled});
+                        FearDxTerms{dx_added, dx_pooled}, x_coef);
     else if (block < input_blocks + wgrad_blocks)
-        fear_conv_wgrad(block - input_blocks, x, dy, partial, n, cin, h, w, cout, k, stride, pad, oh, ow, wgrad_tr, wgrad_tc, splits, relu, bn_x, bn_coef, sib);
+        fear_conv_wgrad(block - input_blocks, x, dy, partial, n, cin, h, w, cout, k, stride, pad, oh, ow, wgrad_tr, wgrad_tc, splits, relu, bn_x, bn_coef, sib, x_coef);
     else
         fear_conv_sum_partials(block - input_blocks - wgrad_blocks, sum_blocks, sum_partial, sum_dw, sum_len, sum_splits, sum_dw2, sum_split);
 }

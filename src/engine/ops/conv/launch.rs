@@ -266,9 +266,10 @@ fn forward_kernel(precision: Precision) -> Result<&'static str> {
 /// y = conv(x, w), or conv(relu(x), w) with `relu`, its operands rounded to `precision`; with
 /// `stats` (a pointer, or null), each block also writes its batch-norm partials of y there,
 /// `forward_plan(g).blocks / passes` per channel ([`stats_parts`]). With a sibling, `g` is the
-/// pair's GEMM and channels from its split on are the sibling's (y and statistics).
+/// pair's GEMM and channels from its split on are the sibling's (y and statistics). `x`: the
+/// input, and the coefficients of a batch norm it is the input of (read normalised) or null.
 #[allow(clippy::too_many_arguments)]
-pub fn forward(b: &dyn Backend, g: &ConvGeom, x: Arg, w: Arg, y: Arg, relu: bool, stats: Arg, precision: Precision, sib: &Sibling) -> Result<()> {
+pub fn forward(b: &dyn Backend, g: &ConvGeom, x: [Arg; 2], w: Arg, y: Arg, relu: bool, stats: Arg, precision: Precision, sib: &Sibling) -> Result<()> {
     check_shape(g)?;
     ensure!(
         sib.split == g.c_out || sib.split.is_multiple_of(CO),
@@ -286,7 +287,7 @@ pub fn forward(b: &dyn Backend, g: &ConvGeom, x: Arg, w: Arg, y: Arg, relu: bool
     if precision == Precision::Tf32 {
         plan.shared_bytes = plan.shared_bytes.max(MMA_SHARED_BYTES);
     }
-    launch_tiles(b, name, g, plan, [x, w, y], &[Arg::I32(relu as i32), stats, sib.w, sib.y, sib.split()?])
+    launch_tiles(b, name, g, plan, [x[0], w, y], &[Arg::I32(relu as i32), stats, sib.w, sib.y, sib.split()?, x[1]])
 }
 
 /// The batch-norm partials per channel a forward with statistics writes: one per block of a
@@ -303,7 +304,7 @@ pub fn stats_parts(g: &ConvGeom) -> usize {
 fn forward_with_statistics(
     on: &OnGpu,
     g: &ConvGeom,
-    x: Loc,
+    x: [Arg; 2],
     w: Loc,
     y: Loc,
     relu: bool,
@@ -318,7 +319,7 @@ fn forward_with_statistics(
     let parts = stats_parts(&gemm);
     let (partial, _) = bn_scratch(on, gemm.c_out, parts)?;
     let sib = forward_sibling(on, g, sibling)?;
-    forward(on.backend, &gemm, on.p(x)?, on.p(w)?, on.p(y)?, relu, partial, precision, &sib)?;
+    forward(on.backend, &gemm, x, on.p(w)?, on.p(y)?, relu, partial, precision, &sib)?;
     let outputs = |bn: &BnStatistics| -> Result<[Arg; 7]> {
         let mut args = [Arg::Ptr(0); 7];
         for (arg, loc) in args.iter_mut().zip([bn.gamma, bn.beta, bn.running_mean, bn.running_var, bn.mean, bn.invstd, bn.coef]) {
@@ -349,21 +350,22 @@ fn forward_sibling(on: &OnGpu, g: &ConvGeom, sibling: Option<&SiblingForward>) -
 /// dx += conv_transpose(dy, w), or dx = 0 + ... without `accumulate`; where `mask` > 0 only when
 /// it is not null (a fused ReLU's input).
 /// `bn`: (x, coef) of a batch norm whose backward the gradient applies to dy, or null pointers.
+/// `mask`: the mask, and the coefficients of a batch norm it is the input of, or nulls.
 #[allow(clippy::too_many_arguments)]
-pub fn backward_input(b: &dyn Backend, g: &ConvGeom, dy: Arg, w: Arg, dx: Arg, accumulate: bool, mask: Arg, bn: [Arg; 2]) -> Result<()> {
+pub fn backward_input(b: &dyn Backend, g: &ConvGeom, dy: Arg, w: Arg, dx: Arg, accumulate: bool, mask: [Arg; 2], bn: [Arg; 2]) -> Result<()> {
     check_shape(g)?;
     if g.x_len() == 0 {
         return Ok(());
     }
     let sib = Sibling::none(g.c_out);
-    let extra = [Arg::I32(accumulate as i32), mask, bn[0], bn[1], sib.dy, sib.w, sib.bn[0], sib.bn[1], sib.split()?];
+    let extra = [Arg::I32(accumulate as i32), mask[0], bn[0], bn[1], sib.dy, sib.w, sib.bn[0], sib.bn[1], sib.split()?, mask[1]];
     launch_tiles(b, "fear_conv_backward_input", g, backward_input_plan(g), [dy, w, dx], &extra)
 }
 
-/// dw += the weight gradient (x read as relu(x) with `relu`): partials per split into the
-/// scratch, then their fixed-order sum.
+/// dw += the weight gradient (x read as relu(x) with `relu`, normalised first by the coefficients
+/// `x[1]` when not null): partials per split into the scratch, then their fixed-order sum.
 #[allow(clippy::too_many_arguments)]
-pub fn backward_weight(b: &dyn Backend, mem: &dyn GpuAddresses, g: &ConvGeom, x: Arg, dy: Arg, dw: Arg, relu: bool, bn: [Arg; 2]) -> Result<()> {
+pub fn backward_weight(b: &dyn Backend, mem: &dyn GpuAddresses, g: &ConvGeom, x: [Arg; 2], dy: Arg, dw: Arg, relu: bool, bn: [Arg; 2]) -> Result<()> {
     check_shape(g)?;
     if g.w_len() == 0 {
         return Ok(());
@@ -371,7 +373,8 @@ pub fn backward_weight(b: &dyn Backend, mem: &dyn GpuAddresses, g: &ConvGeom, x:
     let (p, scratch) = weight_plan_in(mem.reduce_scratch(), g)?;
     let sib = Sibling::none(g.c_out);
     let args =
-        [vec![x, dy, scratch], geometry_args(g)?, p.args()?, vec![Arg::I32(relu as i32), bn[0], bn[1], sib.dy, sib.bn[0], sib.bn[1], sib.split()?]].concat();
+        [vec![x[0], dy, scratch], geometry_args(g)?, p.args()?, vec![Arg::I32(relu as i32), bn[0], bn[1], sib.dy, sib.bn[0], sib.bn[1], sib.split()?, x[1]]]
+            .concat();
     let name = "fear_conv_backward_weight";
     launch_bounded_shared(b, name, one_launch(name, p.blocks, FEAR_WGRAD_THREADS)?, p.shared_bytes, &args)?;
     WeightSumArgs::new(g, p.splits, scratch, dw, sib.dw, sib.split)?.launch(b)
@@ -383,7 +386,8 @@ pub fn backward_weight(b: &dyn Backend, mem: &dyn GpuAddresses, g: &ConvGeom, x:
 /// `relu`: x is the fused ReLU's input (the weight gradient reads relu(x), the input gradient is
 /// masked by x). With a sibling, `g` is the pair's GEMM: both weight gradients, and the sum of
 /// both input gradients. `dx_terms`: ([`super::DxTerms`]) added and pooled, or null
-/// pointers.
+/// pointers. `x_norm`: the coefficients of a batch norm x is the input of (the kernels read x
+/// normalised), or null.
 #[allow(clippy::too_many_arguments)]
 fn backward(
     b: &dyn Backend,
@@ -401,6 +405,7 @@ fn backward(
     defer_to: Option<usize>,
     pending: &WeightSumArgs,
     dx_terms: [Arg; 2],
+    x_norm: Arg,
 ) -> Result<()> {
     check_shape(g)?;
     let t = backward_input_plan(g);
@@ -417,6 +422,7 @@ fn backward(
         pending.args.to_vec(),
         vec![Arg::len(pending.blocks())?],
         dx_terms.to_vec(),
+        vec![x_norm],
     ]
     .concat();
     let name = "fear_conv_backward";
@@ -471,22 +477,23 @@ impl ConvKernel {
 
     pub fn launch(&self, on: &OnGpu) -> Result<()> {
         match *self {
-            ConvKernel::Forward { g, x, w, y, relu, bn: None, precision, sibling } => {
+            ConvKernel::Forward { g, x, x_norm, w, y, relu, bn: None, precision, sibling } => {
                 ensure!(sibling.is_none_or(|s| s.bn.is_none()), "a sibling forward takes both batch norms' statistics or neither");
                 let gemm = ConvKernel::gemm_geom(&g, sibling.map(|s| s.c_out));
-                forward(on.backend, &gemm, on.p(x)?, on.p(w)?, on.p(y)?, relu, Arg::Ptr(0), precision, &forward_sibling(on, &g, sibling.as_ref())?)
+                let x = [on.p(x)?, on.opt(x_norm)?];
+                forward(on.backend, &gemm, x, on.p(w)?, on.p(y)?, relu, Arg::Ptr(0), precision, &forward_sibling(on, &g, sibling.as_ref())?)
             }
-            ConvKernel::Forward { g, x, w, y, relu, bn: Some(bn), precision, sibling } => {
+            ConvKernel::Forward { g, x, x_norm, w, y, relu, bn: Some(bn), precision, sibling } => {
                 ensure!(sibling.is_none_or(|s| s.bn.is_some()), "a sibling forward takes both batch norms' statistics or neither");
-                forward_with_statistics(on, &g, x, w, y, relu, &bn, precision, sibling.as_ref())
+                forward_with_statistics(on, &g, [on.p(x)?, on.opt(x_norm)?], w, y, relu, &bn, precision, sibling.as_ref())
             }
-            ConvKernel::BackwardInput { g, dy, bn, w, mask, dx, accumulate } => {
-                backward_input(on.backend, &g, on.p(dy)?, on.p(w)?, on.p(dx)?, accumulate, on.opt(mask)?, bn_args(on, bn)?)
+            ConvKernel::BackwardInput { g, dy, bn, w, mask, mask_norm, dx, accumulate } => {
+                backward_input(on.backend, &g, on.p(dy)?, on.p(w)?, on.p(dx)?, accumulate, [on.opt(mask)?, on.opt(mask_norm)?], bn_args(on, bn)?)
             }
-            ConvKernel::BackwardWeight { g, x, dy, bn, dw, relu } => {
-                backward_weight(on.backend, on.mem, &g, on.p(x)?, on.p(dy)?, on.p(dw)?, relu, bn_args(on, bn)?)
+            ConvKernel::BackwardWeight { g, x, x_norm, dy, bn, dw, relu } => {
+                backward_weight(on.backend, on.mem, &g, [on.p(x)?, on.opt(x_norm)?], on.p(dy)?, on.p(dw)?, relu, bn_args(on, bn)?)
             }
-            ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling, dx_terms, sums } if g.x_len() > 0 && g.w_len() > 0 => {
+            ConvKernel::Backward { g, x, x_norm, dy, bn, w, relu, dw, dx, accumulate, sibling, dx_terms, sums } if g.x_len() > 0 && g.w_len() > 0 => {
                 let gemm = ConvKernel::gemm_geom(&g, sibling.map(|s| s.c_out));
                 let sib = backward_sibling(on, &g, sibling.as_ref())?;
                 let apart = sums.performs.is_none_or(|s| sums.defer_to != Some(s.slot));
@@ -494,7 +501,7 @@ impl ConvKernel {
                 let pending = sums.performs.map_or(Ok(WeightSumArgs::none()), |s| WeightSumArgs::pending(on, &s))?;
                 let terms = [on.opt(dx_terms.added)?, on.opt(dx_terms.pooled)?];
                 let (x, dy, w, dw, dx) = (on.p(x)?, on.p(dy)?, on.p(w)?, on.p(dw)?, on.p(dx)?);
-                backward(on.backend, on.mem, &gemm, x, dy, w, dw, dx, accumulate, relu, bn_args(on, bn)?, &sib, sums.defer_to, &pending, terms)
+                backward(on.backend, on.mem, &gemm, x, dy, w, dw, dx, accumulate, relu, bn_args(on, bn)?, &sib, sums.defer_to, &pending, terms, on.opt(x_norm)?)
             }
             ConvKernel::Backward { sums, .. } => {
                 ensure!(sums == WeightSums::default(), "a convolution backward with an empty gradient takes no part in deferred sums");

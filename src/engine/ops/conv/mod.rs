@@ -8,7 +8,7 @@ pub mod launch;
 
 pub use cpu::*;
 
-use super::batchnorm::{BnGeom, BnKernel, BnOutput, InputGradient};
+use super::batchnorm::{bn_apply, BnGeom, BnKernel, BnOutput, InputGradient};
 use super::elementwise::{relu, relu_backward};
 use super::pool::{avg_pool3_backward, PoolGeom};
 use super::{assign_or_add, CpuView};
@@ -164,18 +164,33 @@ pub struct WeightSums {
 /// (the GPU plan does, `PlanOptions::fuse`): the forward and the weight gradient then read
 /// `x` through the ReLU (`relu`), and the input gradient, given the ReLU's input as `mask`, is the
 /// gradient of the ReLU's input (kept where the mask is positive): one launch and two passes over
-/// the activation fewer each way.
+/// the activation fewer each way. A batch norm whose output only such fused ReLUs and node sums
+/// read is applied by them too (the GPU plan): with `x_norm` (that batch norm's coefficients,
+/// [`BnOutput::Coefficients`]), `x` is the batch norm's input and the kernels read its output
+/// (x normalised, then through the ReLU; the mask normalised), as the batch norm's apply kernel
+/// would have written it: the same floats, without that pass.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ConvKernel {
     /// y = conv(x, w), or conv(relu(x), w); with `bn`, also that batch norm's statistics of y.
     /// `precision`: what the product's operands (x after the ReLU, and w) are rounded to first
     /// (`Fp32`: nothing; `Tf32`: the tensor-core kernel); storage and sums stay f32.
     /// With `sibling`, also that convolution of x in the same launch.
-    Forward { g: ConvGeom, x: Loc, w: Loc, y: Loc, relu: bool, bn: Option<BnStatistics>, precision: Precision, sibling: Option<SiblingForward> },
-    /// dx (+)= the input gradient of dy (through `bn` with one), where mask > 0 with a mask.
-    BackwardInput { g: ConvGeom, dy: Loc, bn: Option<BnGradient>, w: Loc, mask: Option<Loc>, dx: Loc, accumulate: bool },
+    Forward {
+        g: ConvGeom,
+        x: Loc,
+        x_norm: Option<Loc>,
+        w: Loc,
+        y: Loc,
+        relu: bool,
+        bn: Option<BnStatistics>,
+        precision: Precision,
+        sibling: Option<SiblingForward>,
+    },
+    /// dx (+)= the input gradient of dy (through `bn` with one), where mask > 0 with a mask
+    /// (normalised by `mask_norm` with one).
+    BackwardInput { g: ConvGeom, dy: Loc, bn: Option<BnGradient>, w: Loc, mask: Option<Loc>, mask_norm: Option<Loc>, dx: Loc, accumulate: bool },
     /// dw += the weight gradient of dy (through `bn` with one), x read as relu(x) with `relu`.
-    BackwardWeight { g: ConvGeom, x: Loc, dy: Loc, bn: Option<BnGradient>, dw: Loc, relu: bool },
+    BackwardWeight { g: ConvGeom, x: Loc, x_norm: Option<Loc>, dy: Loc, bn: Option<BnGradient>, dw: Loc, relu: bool },
     /// Both gradients in one kernel (the GPU plan, when both are needed): [`ConvKernel::BackwardWeight`]
     /// into `dw`, and [`ConvKernel::BackwardInput`] into `dx` (masked by x with `relu`). With
     /// `sibling`, also that convolution's weight gradient, and its input gradient summed into dx;
@@ -186,6 +201,7 @@ pub enum ConvKernel {
     Backward {
         g: ConvGeom,
         x: Loc,
+        x_norm: Option<Loc>,
         dy: Loc,
         bn: Option<BnGradient>,
         w: Loc,
@@ -217,8 +233,9 @@ impl ConvKernel {
     /// Inputs, then the outputs.
     pub fn locs_mut(&mut self) -> Vec<&mut Loc> {
         match self {
-            ConvKernel::Forward { x, w, y, bn, sibling, .. } => {
+            ConvKernel::Forward { x, x_norm, w, y, bn, sibling, .. } => {
                 let (mut ins, mut outs) = (vec![x, w], vec![y]);
+                ins.extend(x_norm.as_mut());
                 if let Some(bn) = bn {
                     let (i, o) = bn.locs_mut();
                     ins.extend(i);
@@ -235,22 +252,26 @@ impl ConvKernel {
                 }
                 ins.into_iter().chain(outs).collect()
             }
-            ConvKernel::BackwardInput { dy, bn, w, mask, dx, .. } => {
+            ConvKernel::BackwardInput { dy, bn, w, mask, mask_norm, dx, .. } => {
                 let mut v = vec![dy];
                 v.extend(bn.as_mut().into_iter().flat_map(|b| [&mut b.x, &mut b.coef]));
                 v.push(w);
-                v.extend(mask.as_mut());
+                v.extend(mask.as_mut().into_iter().chain(mask_norm.as_mut()));
                 v.push(dx);
                 v
             }
-            ConvKernel::BackwardWeight { x, dy, bn, dw, .. } => {
-                let mut v = vec![x, dy];
+            ConvKernel::BackwardWeight { x, x_norm, dy, bn, dw, .. } => {
+                let mut v = vec![x];
+                v.extend(x_norm.as_mut());
+                v.push(dy);
                 v.extend(bn.as_mut().into_iter().flat_map(|b| [&mut b.x, &mut b.coef]));
                 v.push(dw);
                 v
             }
-            ConvKernel::Backward { x, dy, bn, w, dw, dx, sibling, dx_terms, sums, .. } => {
-                let mut v = vec![x, dy];
+            ConvKernel::Backward { x, x_norm, dy, bn, w, dw, dx, sibling, dx_terms, sums, .. } => {
+                let mut v = vec![x];
+                v.extend(x_norm.as_mut());
+                v.push(dy);
                 v.extend(bn.as_mut().into_iter().flat_map(|b| [&mut b.x, &mut b.coef]));
                 v.push(w);
                 v.extend(dx_terms.added.as_mut().into_iter().chain(dx_terms.pooled.as_mut()));
@@ -290,42 +311,45 @@ impl ConvKernel {
 
     pub(crate) fn run_cpu<T: Float>(&self, m: &CpuView<T>) {
         match *self {
-            ConvKernel::Forward { g, x, w, y, relu, bn, precision, sibling } => {
+            ConvKernel::Forward { g, x, x_norm, w, y, relu, bn, precision, sibling } => {
                 // The kernel's rounding points: x after the ReLU, and w, just before the product.
-                conv_forward(&g, &rounded(relu_if(m.r(x), relu), precision), &rounded(m.r(w).into(), precision), m.w(y));
+                let x_in = relu_if(normalised(m, &g, x, x_norm), relu);
+                conv_forward(&g, &rounded(x_in, precision), &rounded(m.r(w).into(), precision), m.w(y));
                 if let Some(bn) = bn {
                     bn.forward(&g, y).run_cpu(m);
                 }
                 if let Some(s) = sibling {
                     // The sibling: the same forward of x on its own weights.
                     let g = ConvGeom { c_out: s.c_out, ..g };
-                    ConvKernel::Forward { g, x, w: s.w, y: s.y, relu, bn: s.bn, precision, sibling: None }.run_cpu(m);
+                    ConvKernel::Forward { g, x, x_norm, w: s.w, y: s.y, relu, bn: s.bn, precision, sibling: None }.run_cpu(m);
                 }
             }
-            ConvKernel::BackwardInput { g, dy, bn, w, mask: None, dx, accumulate } => {
+            ConvKernel::BackwardInput { g, dy, bn, w, mask: None, dx, accumulate, .. } => {
                 conv_backward_input(&g, &through_bn(m, &g, dy, bn), m.r(w), assign_or_add(m.w(dx), accumulate))
             }
-            ConvKernel::BackwardInput { g, dy, bn, w, mask: Some(mask), dx, accumulate } => {
+            ConvKernel::BackwardInput { g, dy, bn, w, mask: Some(mask), mask_norm, dx, accumulate } => {
                 // The unfused pair: the convolution's input gradient into a zeroed buffer, then
                 // the ReLU's backward (relu(mask) > 0 exactly where mask > 0).
                 let mut t = vec![T::zero(); g.x_len()];
                 conv_backward_input(&g, &through_bn(m, &g, dy, bn), m.r(w), &mut t);
-                relu_backward(m.r(mask), &t, assign_or_add(m.w(dx), accumulate));
+                relu_backward(&normalised(m, &g, mask, mask_norm), &t, assign_or_add(m.w(dx), accumulate));
             }
-            ConvKernel::BackwardWeight { g, x, dy, bn, dw, relu } => conv_backward_weight(&g, &relu_if(m.r(x), relu), &through_bn(m, &g, dy, bn), m.w(dw)),
+            ConvKernel::BackwardWeight { g, x, x_norm, dy, bn, dw, relu } => {
+                conv_backward_weight(&g, &relu_if(normalised(m, &g, x, x_norm), relu), &through_bn(m, &g, dy, bn), m.w(dw))
+            }
             ConvKernel::Backward { sibling: None, dx_terms, .. } if dx_terms.is_empty() => {
                 let (weight, input) = self.halves();
                 weight.run_cpu(m);
                 input.run_cpu(m);
             }
-            ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling, dx_terms, .. } => {
-                ConvKernel::BackwardWeight { g, x, dy, bn, dw, relu }.run_cpu(m);
+            ConvKernel::Backward { g, x, x_norm, dy, bn, w, relu, dw, dx, accumulate, sibling, dx_terms, .. } => {
+                ConvKernel::BackwardWeight { g, x, x_norm, dy, bn, dw, relu }.run_cpu(m);
                 // The input gradient (with a sibling, the two summed) into a zeroed buffer.
                 let mut t = vec![T::zero(); g.x_len()];
                 conv_backward_input(&g, &through_bn(m, &g, dy, bn), m.r(w), &mut t);
                 if let Some(s) = sibling {
                     let gs = ConvGeom { c_out: s.c_out, ..g };
-                    ConvKernel::BackwardWeight { g: gs, x, dy: s.dy, bn: s.bn, dw: s.dw, relu }.run_cpu(m);
+                    ConvKernel::BackwardWeight { g: gs, x, x_norm, dy: s.dy, bn: s.bn, dw: s.dw, relu }.run_cpu(m);
                     conv_backward_input(&gs, &through_bn(m, &gs, s.dy, s.bn), m.r(s.w), &mut t);
                 }
                 // dx's terms in the kernel's order: added, the input gradient (masked by x with
@@ -335,7 +359,7 @@ impl ConvKernel {
                     out.iter_mut().zip(m.r(a)).for_each(|(d, v)| *d = *d + *v);
                 }
                 match relu {
-                    true => relu_backward(m.r(x), &t, out),
+                    true => relu_backward(&normalised(m, &g, x, x_norm), &t, out),
                     false => out.iter_mut().zip(&t).for_each(|(d, v)| *d = *d + *v),
                 }
                 if let Some(p) = dx_terms.pooled {
@@ -352,12 +376,15 @@ impl ConvKernel {
     /// their output channels, both or neither take batch-norm statistics, and `self`'s output
     /// channels are whole groups of 8 (conv.cu's split of the forward's N).
     pub fn with_later_sibling(&self, later: &ConvKernel) -> Option<ConvKernel> {
-        let ConvKernel::Forward { g, x, w, y, relu, bn, precision, sibling: None } = *self else { return None };
-        let ConvKernel::Forward { g: g2, x: x2, w: w2, y: y2, relu: relu2, bn: bn2, precision: precision2, sibling: None } = *later else { return None };
-        let same = x == x2 && relu == relu2 && precision == precision2 && bn.is_some() == bn2.is_some() && ConvGeom { c_out: g.c_out, ..g2 } == g;
+        let ConvKernel::Forward { g, x, x_norm, w, y, relu, bn, precision, sibling: None } = *self else { return None };
+        let ConvKernel::Forward { g: g2, x: x2, x_norm: x_norm2, w: w2, y: y2, relu: relu2, bn: bn2, precision: precision2, sibling: None } = *later else {
+            return None;
+        };
+        let same =
+            x == x2 && x_norm == x_norm2 && relu == relu2 && precision == precision2 && bn.is_some() == bn2.is_some() && ConvGeom { c_out: g.c_out, ..g2 } == g;
         let whole_groups = g.c_out % 8 == 0 && g.y_len() > 0;
         let sibling = SiblingForward { c_out: g2.c_out, w: w2, y: y2, bn: bn2 };
-        (same && whole_groups).then_some(ConvKernel::Forward { g, x, w, y, relu, bn, precision, sibling: Some(sibling) })
+        (same && whole_groups).then_some(ConvKernel::Forward { g, x, x_norm, w, y, relu, bn, precision, sibling: Some(sibling) })
     }
 
     /// `self` (a two-gradient backward) with `earlier`, one of a sibling planned before it, as
@@ -366,11 +393,12 @@ impl ConvKernel {
     /// shape but their output channels) into the same dx, which `self` adds to (it comes after
     /// `earlier`'s write, or whatever wrote first); the pair writes dx in `earlier`'s mode.
     pub fn with_earlier_sibling(&self, earlier: &ConvKernel) -> Option<ConvKernel> {
-        let ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate: true, sibling: None, dx_terms, sums } = *self else { return None };
+        let ConvKernel::Backward { g, x, x_norm, dy, bn, w, relu, dw, dx, accumulate: true, sibling: None, dx_terms, sums } = *self else { return None };
         let no_terms = dx_terms.is_empty();
         let ConvKernel::Backward {
             g: g1,
             x: x1,
+            x_norm: x_norm1,
             dy: dy1,
             bn: bn1,
             w: w1,
@@ -385,10 +413,31 @@ impl ConvKernel {
         else {
             return None;
         };
-        let same = x == x1 && relu == relu1 && dx == dx1 && ConvGeom { c_out: g.c_out, ..g1 } == g && g.x_len() > 0 && g.w_len() > 0 && g1.w_len() > 0;
+        let same = x == x1
+            && x_norm == x_norm1
+            && relu == relu1
+            && dx == dx1
+            && ConvGeom { c_out: g.c_out, ..g1 } == g
+            && g.x_len() > 0
+            && g.w_len() > 0
+            && g1.w_len() > 0;
         let unsummed = sums == WeightSums::default() && sums1 == WeightSums::default();
         let sibling = SiblingBackward { c_out: g1.c_out, dy: dy1, bn: bn1, w: w1, dw: dw1 };
-        (same && no_terms && unsummed).then_some(ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling: Some(sibling), dx_terms, sums })
+        (same && no_terms && unsummed).then_some(ConvKernel::Backward {
+            g,
+            x,
+            x_norm,
+            dy,
+            bn,
+            w,
+            relu,
+            dw,
+            dx,
+            accumulate,
+            sibling: Some(sibling),
+            dx_terms,
+            sums,
+        })
     }
 
     /// `self` (a two-gradient backward, neither gradient empty, not yet deferring) with its weight
@@ -425,11 +474,13 @@ impl ConvKernel {
 
     /// A [`ConvKernel::Backward`] as its two gradients' kernels (weight, input).
     pub fn halves(&self) -> (ConvKernel, ConvKernel) {
-        let ConvKernel::Backward { g, x, dy, bn, w, relu, dw, dx, accumulate, sibling: None, dx_terms: DxTerms { added: None, pooled: None }, .. } = *self
+        let ConvKernel::Backward { g, x, x_norm, dy, bn, w, relu, dw, dx, accumulate, sibling: None, dx_terms: DxTerms { added: None, pooled: None }, .. } =
+            *self
         else {
             unreachable!("only the two-gradient kernel of one convolution has halves")
         };
-        (ConvKernel::BackwardWeight { g, x, dy, bn, dw, relu }, ConvKernel::BackwardInput { g, dy, bn, w, mask: relu.then_some(x), dx, accumulate })
+        let weight = ConvKernel::BackwardWeight { g, x, x_norm, dy, bn, dw, relu };
+        (weight, ConvKernel::BackwardInput { g, dy, bn, w, mask: relu.then_some(x), mask_norm: x_norm.filter(|_| relu), dx, accumulate })
     }
 }
 
@@ -445,12 +496,21 @@ impl PendingSum {
 }
 
 /// `x`, or relu(x) in a new buffer: the CPU face of a fused ReLU is the unfused pair.
-fn relu_if<T: Float>(x: &[T], apply: bool) -> std::borrow::Cow<'_, [T]> {
+fn relu_if<T: Float>(x: std::borrow::Cow<'_, [T]>, apply: bool) -> std::borrow::Cow<'_, [T]> {
     if !apply {
-        return std::borrow::Cow::Borrowed(x);
+        return x;
     }
     let mut y = vec![T::zero(); x.len()];
-    relu(x, &mut y);
+    relu(&x, &mut y);
+    std::borrow::Cow::Owned(y)
+}
+
+/// `x`, or with a batch norm's coefficients `norm` its output (the apply kernel's CPU face, into
+/// a new buffer): what a convolution reads when it applies the batch norm.
+fn normalised<'a, T: Float>(m: &'a CpuView<T>, g: &ConvGeom, x: Loc, norm: Option<Loc>) -> std::borrow::Cow<'a, [T]> {
+    let Some(coef) = norm else { return std::borrow::Cow::Borrowed(m.r(x)) };
+    let mut y = vec![T::zero(); x.len];
+    bn_apply(&BnGeom { n: g.n, c: g.c_in, hw: g.h * g.w }, m.r(x), m.r(coef), &mut y);
     std::borrow::Cow::Owned(y)
 }
 

@@ -15,10 +15,12 @@ pub(crate) fn cases(cases: &mut Cases) {
     cases.add("add", ELEMENTWISE_TOLERANCE, |c| ElementwiseKernel::Add { a: c.loc(n), b: c.loc(n), y: c.loc(n) }.into());
     cases.add("zero", ELEMENTWISE_TOLERANCE, |c| ElementwiseKernel::Zero { y: c.loc(n) }.into());
     // 2, 3 and 4 terms of [3, 7, 5, 5]: plain (' '), normalised by coefficients (mean_hi,
-    // mean_lo, scale, beta: 'n') or read through a 3x3 average pool ('p').
-    for (name, kinds) in [("node_sum_2", "n "), ("node_sum_3", " nn"), ("node_sum_4", "nnpn"), ("node_sum_pools", "p p")] {
+    // mean_lo, scale, beta: 'n'), read through a 3x3 average pool ('p'), or both: the pool of the
+    // normalised tensor ('q').
+    for (name, kinds) in [("node_sum_2", "n "), ("node_sum_3", " nn"), ("node_sum_4", "nnpn"), ("node_sum_pools", "p p"), ("node_sum_pooled_bn", "nq q")] {
         cases.add(name, ELEMENTWISE_TOLERANCE, |c| {
-            let terms = kinds.chars().map(|k| NodeSumTerm { x: c.loc(n), coef: (k == 'n').then(|| c.loc(4 * 7)), pool3: k == 'p' }).collect();
+            let terms =
+                kinds.chars().map(|k| NodeSumTerm { x: c.loc(n), coef: matches!(k, 'n' | 'q').then(|| c.loc(4 * 7)), pool3: matches!(k, 'p' | 'q') }).collect();
             ElementwiseKernel::NodeSum { c: 7, h: 5, w: 5, terms, y: c.loc(n) }.into()
         });
     }

@@ -58,14 +58,21 @@ extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_gap_
 }
 
 // One term of fear_node_sum: x[i], normalised by its batch norm's channel coefficients
-// (mean_hi, mean_lo, scale, beta) when it has them (the expression fear_bn_apply evaluates), or
-// with `pool3` the 3x3 average pool of x at i (fear_avg_pool3_forward's sum, in its order).
+// (mean_hi, mean_lo, scale, beta) when it has them (fear_bn_normalise: what fear_bn_apply
+// writes), or with `pool3` the 3x3 average pool of x at i (fear_avg_pool3_forward's sum, in its
+// order), of the normalised x with coefficients (the pool of what fear_bn_apply would write).
 __device__ __forceinline__ float fear_sum_term(const float* __restrict__ x, const float* __restrict__ coef, int pool3, int i,
                                                int ch, int h, int w) {
-    if (pool3) return fear_avg_pool3_at(x, i, h, w);
+    if (pool3 && coef == nullptr) return fear_avg_pool3_at(x, i, h, w);
+    if (pool3) {
+        const int hw = h * w, r = (i % hw) / w, c = i % w;
+        const float* plane = x + (i / hw) * hw;
+        const float s = fear_pool3_window_sum(r, c, h, w, [&](int rr, int cc) { return fear_bn_normalise(plane[rr * w + cc], coef, ch); });
+        return s * pool3_inv_count(r, c, h, w);
+    }
     float v = x[i];
     if (coef == nullptr) return v;
-    return ((v - coef[4 * ch]) - coef[4 * ch + 1]) * coef[4 * ch + 2] + coef[4 * ch + 3];
+    return fear_bn_normalise(v, coef, ch);
 }
 
 // y = t0 + t1 (+ t2 (+ t3)), added in that order (the bits of fear_add then fear_accumulate), each

@@ -8,6 +8,7 @@ pub mod launch;
 
 pub use cpu::*;
 
+use super::batchnorm::{bn_apply, BnGeom};
 use super::pool::{avg_pool3_forward, PoolGeom};
 use super::{assign_or_add, CpuView};
 use crate::engine::kernel::Loc;
@@ -18,7 +19,8 @@ pub const NODE_SUM_TERMS: usize = 4;
 
 /// A term of a node sum: its tensor, and its batch norm's coefficients when the sum applies it,
 /// or (`pool3`) the sum reads the term as the 3x3 average pool of `x` (stride 1, padding 1,
-/// count_include_pad false: the NATS-Bench `avg_pool_3x3` edge, computed as it is read).
+/// count_include_pad false: the NATS-Bench `avg_pool_3x3` edge, computed as it is read): of x
+/// normalised first when it has coefficients too (a pool edge after a batch norm the sum applies).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct NodeSumTerm {
     pub x: Loc,
@@ -96,19 +98,30 @@ impl ElementwiseKernel {
     pub(crate) fn run_cpu<T: Float>(&self, m: &CpuView<T>) {
         match *self {
             ElementwiseKernel::NodeSum { c, h, w, ref terms, y } => {
-                // The CPU face of a pooled term is the pool into a buffer, then the sum.
+                // The CPU face of a pooled term is the pool into a buffer (of the batch norm's
+                // output, applied first, when the term has coefficients), then the sum.
                 let n = y.len / (c * h * w).max(1);
                 let pooled: Vec<Option<Vec<T>>> = terms
                     .iter()
                     .map(|t| {
                         t.pool3.then(|| {
+                            let mut normalised = vec![T::zero(); t.x.len];
+                            let x = match t.coef {
+                                Some(k) => {
+                                    bn_apply(&BnGeom { n, c, hw: h * w }, m.r(t.x), m.r(k), &mut normalised);
+                                    &normalised[..]
+                                }
+                                None => m.r(t.x),
+                            };
                             let mut p = vec![T::zero(); t.x.len];
-                            avg_pool3_forward(&PoolGeom { n, c, h, w }, m.r(t.x), &mut p);
+                            avg_pool3_forward(&PoolGeom { n, c, h, w }, x, &mut p);
                             p
                         })
                     })
                     .collect();
-                let terms: Vec<SumTerm<T>> = terms.iter().zip(&pooled).map(|(t, p)| (p.as_deref().unwrap_or(m.r(t.x)), t.coef.map(|k| m.r(k)))).collect();
+                // A pooled term's coefficients were applied before the pool.
+                let coef = |t: &NodeSumTerm| t.coef.filter(|_| !t.pool3).map(|k| m.r(k));
+                let terms: Vec<SumTerm<T>> = terms.iter().zip(&pooled).map(|(t, p)| (p.as_deref().unwrap_or(m.r(t.x)), coef(t))).collect();
                 node_sum(c, h * w, &terms, m.w(y))
             }
             ElementwiseKernel::Relu { x, y } => relu(m.r(x), m.w(y)),
