@@ -29,6 +29,11 @@
 // holds the second convolution's tensors and `split`, where its channels start in that shared
 // dimension; a block reads and writes the first's tensors below it and the second's from it on.
 //
+// What the GPU plan folds in besides (issue 13): the input gradient's epilogue adds dx's other
+// terms (FearDxTerms: a skip edge's copy, a pool edge's adjoint) in the unfused kernels' order;
+// and a convolution whose input is a batch norm's output that its readers apply reads the batch
+// norm's input through fear_bn_normalise (x as staged, the ReLU mask in the epilogue).
+//
 // TF32 tensor cores (fear_conv_forward_tf32, issue 14): the same block, tile, staging and
 // epilogue, with TF32 set in fear_conv_tile. Staging rounds each operand once (x after the fused
 // ReLU, and w) to TF32 with fear_round_tf32, the CPU face's rounding point; the MAC loop becomes
