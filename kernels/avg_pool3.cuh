@@ -23,12 +23,18 @@ __device__ __forceinline__ float fear_pool3_window_sum(int i, int j, int h, int 
     return s;
 }
 
-// Output `o` of planes of h x w (plane o / (h w), row and column within it).
-__device__ __forceinline__ float fear_avg_pool3_at(const float* __restrict__ x, int o, int h, int w) {
+// Output `o` of planes of h x w (plane o / (h w), row and column within it), of the values
+// value(v) of x (a node sum pooling a batch norm's output reads it normalised).
+template <typename F>
+__device__ __forceinline__ float fear_avg_pool3_of(const float* __restrict__ x, int o, int h, int w, F value) {
     int hw = h * w;
     const float* plane = x + (o / hw) * hw;
     int i = (o % hw) / w, j = o % w;
-    return fear_pool3_window_sum(i, j, h, w, [&](int r, int c) { return plane[r * w + c]; }) * pool3_inv_count(i, j, h, w);
+    return fear_pool3_window_sum(i, j, h, w, [&](int r, int c) { return value(plane[r * w + c]); }) * pool3_inv_count(i, j, h, w);
+}
+
+__device__ __forceinline__ float fear_avg_pool3_at(const float* __restrict__ x, int o, int h, int w) {
+    return fear_avg_pool3_of(x, o, h, w, [](float v) { return v; });
 }
 
 // The 3x3 average pool's adjoint at input (i, j) of a plane of dy: dy / count gathered from the

@@ -234,19 +234,19 @@ fn probed(opts: &PlanOptions) -> bool {
     opts.fisher || opts.relu_codes || opts.cell_probes.is_some() || opts.taps || opts.relu_patterns
 }
 
-/// Per value, whether [`PlanOptions::fuse`] leaves the output of an `op` node (`is_op`) to the
-/// node sum reading it: an output whose only consumer is a sum of at most [`NODE_SUM_TERMS`]
-/// terms (batch norms: the sum normalises; 3x3 average pools: the sum pools).
-fn fused_into_sums(graph: &Graph, consumers: &[usize], opts: &PlanOptions, is_op: impl Fn(&Op) -> bool) -> Vec<bool> {
+/// Per value, whether [`PlanOptions::fuse`] leaves a 3x3 average pool's output to the node sum
+/// reading it (the sum pools as it reads): an output whose only consumer is a sum of at most
+/// [`NODE_SUM_TERMS`] terms.
+fn pools_fused_into_sums(graph: &Graph, consumers: &[usize], opts: &PlanOptions) -> Vec<bool> {
     let mut fused = vec![false; graph.values.len()];
     if !opts.fuse || probed(opts) {
         return fused;
     }
     for sum in graph.nodes.iter().filter(|n| n.op == Op::Sum && (2..=NODE_SUM_TERMS).contains(&n.inputs.len())) {
         for &t in &sum.inputs {
-            let of_op = matches!(graph.values[t.0].source, Source::Node(b) if is_op(&graph.nodes[b].op));
+            let of_pool = matches!(graph.values[t.0].source, Source::Node(b) if graph.nodes[b].op == Op::AvgPool3);
             // A term twice in one sum has two consumers.
-            fused[t.0] = of_op && consumers[t.0] == 1;
+            fused[t.0] = of_pool && consumers[t.0] == 1;
         }
     }
     fused
@@ -405,7 +405,7 @@ impl<'g> Planner<'g> {
             consumers[x.0] += 1;
         }
         let fused_relu = fused_relus(graph, &consumers, opts);
-        let fused_pool = fused_into_sums(graph, &consumers, opts, |op| *op == Op::AvgPool3);
+        let fused_pool = pools_fused_into_sums(graph, &consumers, opts);
         let fused_bn = bns_applied_by_consumers(graph, opts, &fused_relu, &fused_pool);
         let mut planner = Planner {
             fused_relu,
@@ -505,11 +505,11 @@ impl<'g> Planner<'g> {
         self.opts.fuse && !probed(self.opts) && (2..=NODE_SUM_TERMS).contains(&terms)
     }
 
-    /// A batch norm whose only consumer, a node sum, applies it: the forward computes the
+    /// A batch norm whose consumers apply it ([`bns_applied_by_consumers`]): the forward computes the
     /// statistics and writes the channels' coefficients, not the normalised tensor.
     fn forward_bn_coefficients(&mut self, i: usize) {
         let node = &self.graph.nodes[i];
-        let Op::BatchNorm { running_mean, running_var, eps, momentum } = node.op else { unreachable!("only batch norms are fused into sums") };
+        let Op::BatchNorm { running_mean, running_var, eps, momentum } = node.op else { unreachable!("only batch norms are applied by their consumers") };
         let ins = &node.inputs;
         let g = self.bn_geom(ins[0]);
         let (x, gamma, beta) = (self.act(ins[0]), self.act(ins[1]), self.act(ins[2]));

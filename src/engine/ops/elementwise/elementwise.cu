@@ -64,12 +64,7 @@ extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_gap_
 __device__ __forceinline__ float fear_sum_term(const float* __restrict__ x, const float* __restrict__ coef, int pool3, int i,
                                                int ch, int h, int w) {
     if (pool3 && coef == nullptr) return fear_avg_pool3_at(x, i, h, w);
-    if (pool3) {
-        const int hw = h * w, r = (i % hw) / w, c = i % w;
-        const float* plane = x + (i / hw) * hw;
-        const float s = fear_pool3_window_sum(r, c, h, w, [&](int rr, int cc) { return fear_bn_normalise(plane[rr * w + cc], coef, ch); });
-        return s * pool3_inv_count(r, c, h, w);
-    }
+    if (pool3) return fear_avg_pool3_of(x, i, h, w, [&](float v) { return fear_bn_normalise(v, coef, ch); });
     float v = x[i];
     if (coef == nullptr) return v;
     return fear_bn_normalise(v, coef, ch);
