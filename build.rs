@@ -65,11 +65,13 @@ fn main() {
     build_emulation(&root, &sources, &names, &out_dir);
 }
 
-/// The header of block sizes every kernel source relies on; it goes first wherever the sources go.
-const LAUNCH_BOUNDS_HEADER: &str = "launch_bounds.cuh";
+/// The headers every kernel source and every other header relies on, in the order they go first
+/// wherever the sources go: the block sizes, then the storage types (`fear_load` / `fear_store`,
+/// which the shared device helpers are written with).
+const FIRST_HEADERS: &[&str] = &["launch_bounds.cuh", "storage.cuh"];
 
-/// The kernel sources in the order they are joined into one translation unit: the launch-bounds
-/// header, then the other `.cuh` headers of `headers` (device helpers several sources share),
+/// The kernel sources in the order they are joined into one translation unit: the
+/// [`FIRST_HEADERS`], then the other `.cuh` headers of `headers` (device helpers several sources share),
 /// then the `.cu` file of each op family folder of `ops` (`ops/<family>/*.cu`), each group sorted
 /// by path.
 fn kernel_sources(headers: &Path, ops: &Path) -> Vec<(PathBuf, String)> {
@@ -82,10 +84,10 @@ fn kernel_sources(headers: &Path, ops: &Path) -> Vec<(PathBuf, String)> {
     };
     let mut families: Vec<PathBuf> = std::fs::read_dir(ops).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
     families.sort();
-    let bounds = headers.join(LAUNCH_BOUNDS_HEADER);
-    let shared = with_extension(headers, "cuh").into_iter().filter(|p| *p != bounds);
+    let first: Vec<PathBuf> = FIRST_HEADERS.iter().map(|h| headers.join(h)).collect();
+    let shared = with_extension(headers, "cuh").into_iter().filter(|p| !first.contains(p));
     let sources = families.iter().flat_map(|f| with_extension(f, "cu"));
-    std::iter::once(bounds.clone()).chain(shared).chain(sources).map(|p| (p.clone(), std::fs::read_to_string(&p).unwrap())).collect()
+    first.clone().into_iter().chain(shared).chain(sources).map(|p| (p.clone(), std::fs::read_to_string(&p).unwrap())).collect()
 }
 
 const KERNEL_MARK: &str = "extern \"C\" __global__ void ";

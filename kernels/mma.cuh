@@ -17,14 +17,7 @@
 
 // ---- rounding (integer code; identical in src/engine/precision.rs) ------------------------
 
-// The bfloat16 nearest to x (ties to even); NaN stays a quiet NaN, overflow gives infinity.
-__device__ __forceinline__ unsigned fear_f32_to_bf16(float x) {
-    unsigned u = (unsigned)__float_as_int(x);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x0040u;
-    return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-}
-
-__device__ __forceinline__ float fear_bf16_to_f32(unsigned h) { return __int_as_float((int)((h & 0xffffu) << 16)); }
+// fear_f32_to_bf16 and fear_bf16_to_f32 are in storage.cuh (tensors stored as bfloat16 use them too).
 
 // x rounded to TF32 (ties to even): the low 13 mantissa bits cleared.
 __device__ __forceinline__ float fear_round_tf32(float x) {

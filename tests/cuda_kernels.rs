@@ -297,7 +297,7 @@ fn the_tf32_convolution_rounds_its_operands_as_the_cpu_face_does() {
         let g = ConvGeom { n: 3, c_in, h: side, w: side, c_out, k, stride, pad: k / 2 };
         let (x, w) = (Loc::new(Space::Work, 0, g.x_len()), Loc::new(Space::Work, g.x_len(), g.w_len()));
         let y = Loc::new(Space::Work, g.x_len() + g.w_len(), g.y_len());
-        let layout = MemoryLayout { params: 0, state: 0, work: y.end(), labels: 8 };
+        let layout = MemoryLayout { params: 0, state: 0, work: y.end(), half: 0, labels: 8 };
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         let init: Vec<f32> = (0..y.end()).map(|_| rng.random_range(-1.0f32..1.0)).collect();
         let all = Loc::new(Space::Work, 0, y.end());

@@ -97,7 +97,7 @@ fn a_resident_split_refuses_orders_and_batches_it_cannot_hold() {
     assert!(err.contains("image index 5 is out of range"), "{err}");
     r.set_order(&[4, 3, 2]).unwrap();
     let floats = augment().image_floats();
-    let mem = fear::engine::Device::<f32>::alloc(&gpu, &fear::engine::MemoryLayout { params: 0, state: 0, work: 4 * floats, labels: 0 }).unwrap();
+    let mem = fear::engine::Device::<f32>::alloc(&gpu, &fear::engine::MemoryLayout { params: 0, state: 0, work: 4 * floats, half: 0, labels: 0 }).unwrap();
     let out = fear::engine::Loc::new(fear::engine::Space::Work, 0, 2 * floats);
     let err = gpu.augment_batch(&r, 0, 0, 2, 2, &mem, out).unwrap_err().to_string();
     assert!(err.contains("beyond the epoch's 3"), "{err}");

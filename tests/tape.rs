@@ -253,7 +253,7 @@ fn training_is_bit_identical_to_the_recorded_parameters() {
 /// Runs `kernel` (in the Work space) on the CPU device from the given Work contents.
 fn run_kernel(work: &[f64], kernel: &fear::engine::Kernel) -> Vec<f64> {
     use fear::engine::{Device, Loc, MemoryLayout, Space};
-    let layout = MemoryLayout { params: 0, state: 0, work: work.len(), labels: 0 };
+    let layout = MemoryLayout { params: 0, state: 0, work: work.len(), half: 0, labels: 0 };
     let mut mem = Device::<f64>::alloc(&Cpu, &layout).unwrap();
     let all = Loc::new(Space::Work, 0, work.len());
     Cpu.write(&mut mem, all, work).unwrap();

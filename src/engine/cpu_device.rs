@@ -4,8 +4,9 @@
 use anyhow::{ensure, Result};
 
 use super::device::{Device, MemoryLayout};
-use super::kernel::{Kernel, Loc, Space};
+use super::kernel::{Kernel, Loc, Space, SPACES};
 use super::ops::CpuView;
+use super::precision::Precision;
 use super::Float;
 
 /// The CPU device: each kernel runs as its family's CPU face (`cpu.rs` in [`super::ops`]), the
@@ -13,9 +14,11 @@ use super::Float;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Cpu;
 
-/// A step's memory on the CPU: one vector per space plus the labels.
+/// A step's memory on the CPU: one vector per space plus the labels. `Half` holds elements of
+/// the element type too, each rounded to a bfloat16's value where it is written (see
+/// [`store_rounded`]).
 pub struct CpuMemory<T> {
-    spaces: [Vec<T>; 5],
+    spaces: [Vec<T>; SPACES],
     labels: Vec<u32>,
 }
 
@@ -37,17 +40,15 @@ impl<T: Float> Device<T> for Cpu {
     }
 
     fn alloc(&self, layout: &MemoryLayout) -> Result<CpuMemory<T>> {
-        let space = |s| vec![T::zero(); layout.len(s)];
-        Ok(CpuMemory {
-            spaces: [space(Space::Params), space(Space::ParamGrads), space(Space::Momentum), space(Space::State), space(Space::Work)],
-            labels: vec![0; layout.labels],
-        })
+        Ok(CpuMemory { spaces: Space::ALLOCATED.map(|s| vec![T::zero(); layout.len(s)]), labels: vec![0; layout.labels] })
     }
 
     fn grow_scratch(&self, mem: &mut CpuMemory<T>, layout: &MemoryLayout) -> Result<()> {
-        let work = &mut mem.spaces[Space::Work.index()];
-        if work.len() < layout.work {
-            *work = vec![T::zero(); layout.work];
+        for space in [Space::Work, Space::Half] {
+            let s = &mut mem.spaces[space.index()];
+            if s.len() < layout.len(space) {
+                *s = vec![T::zero(); layout.len(space)];
+            }
         }
         if mem.labels.len() < layout.labels {
             mem.labels = vec![0; layout.labels];
@@ -58,7 +59,9 @@ impl<T: Float> Device<T> for Cpu {
     fn write(&self, mem: &mut CpuMemory<T>, loc: Loc, data: &[T]) -> Result<()> {
         mem.check(loc)?;
         ensure!(data.len() == loc.len, "writing {} elements into {loc:?}", data.len());
-        mem.spaces[loc.space.index()][loc.offset..loc.end()].copy_from_slice(data);
+        let dst = &mut mem.spaces[loc.space.index()][loc.offset..loc.end()];
+        dst.copy_from_slice(data);
+        store_rounded(loc.space, dst);
         Ok(())
     }
 
@@ -85,10 +88,24 @@ impl<T: Float> Device<T> for Cpu {
         // view.
         let view = unsafe { CpuView::new(bases, &mem.labels) };
         kernel.run_cpu(&view);
+        for out in &locs[locs.len() - kernel.outputs()..] {
+            store_rounded(out.space, &mut mem.spaces[out.space.index()][out.offset..out.end()]);
+        }
         Ok(())
     }
 
     fn replay(&self, _: &mut CpuMemory<T>, captured: &std::convert::Infallible) -> Result<()> {
         match *captured {}
+    }
+}
+
+/// Rounds what was just written to `space` to what that space stores: for `Half`, each value to
+/// the nearest bfloat16 (ties to even, the kernels' `fear_store` rounding), so the CPU reference
+/// rounds where a GPU kernel's store does; other spaces keep their values.
+fn store_rounded<T: Float>(space: Space, values: &mut [T]) {
+    if space == Space::Half {
+        for v in values {
+            *v = T::from_f64(Precision::Bf16.round(v.as_f64() as f32) as f64);
+        }
     }
 }

@@ -19,6 +19,8 @@ pub struct MemoryLayout {
     pub params: usize,
     pub state: usize,
     pub work: usize,
+    /// Elements of `Space::Half` (tensors stored in 16 bits; 0 for an f32 step).
+    pub half: usize,
     /// Capacity of the label buffer (the batch size).
     pub labels: usize,
 }
@@ -29,6 +31,7 @@ impl MemoryLayout {
             Space::Params | Space::ParamGrads | Space::Momentum => self.params,
             Space::State => self.state,
             Space::Work => self.work,
+            Space::Half => self.half,
             Space::Virtual => 0,
         }
     }
@@ -71,7 +74,7 @@ pub trait Device<T: Float> {
     }
     /// Allocates every space of `layout`, zero-filled.
     fn alloc(&self, layout: &MemoryLayout) -> Result<Self::Memory>;
-    /// Grows the `Work` space and the label buffer to at least `layout`'s sizes (their contents
+    /// Grows the `Work` and `Half` spaces and the label buffer to at least `layout`'s sizes (their contents
     /// are scratch between steps and may be lost); the other spaces are kept.
     fn grow_scratch(&self, mem: &mut Self::Memory, layout: &MemoryLayout) -> Result<()>;
     fn write(&self, mem: &mut Self::Memory, loc: Loc, data: &[T]) -> Result<()>;

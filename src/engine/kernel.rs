@@ -29,6 +29,10 @@ pub enum Space {
     State,
     /// Activations, saved tensors and activation gradients, planned with reuse.
     Work,
+    /// The same, for a step that stores its tensors in 16 bits ([`super::PlanOptions::storage`]
+    /// `Bf16`): each element a bfloat16 on a GPU (2 bytes); on the CPU an f32 holding a bfloat16's
+    /// value (every kernel's output here is rounded to one), so both devices hold the same values.
+    Half,
     /// Not yet placed: `offset` is a virtual-buffer id (only while a step is being planned).
     Virtual,
 }
@@ -42,7 +46,7 @@ pub struct Loc {
 }
 
 impl Space {
-    /// Which of a step's five allocated spaces this is (the index into every device's memory).
+    /// Which of a step's six allocated spaces this is (the index into every device's memory).
     pub fn index(self) -> usize {
         match self {
             Space::Params => 0,
@@ -50,7 +54,25 @@ impl Space {
             Space::Momentum => 2,
             Space::State => 3,
             Space::Work => 4,
+            Space::Half => 5,
             Space::Virtual => panic!("a kernel still addresses a virtual buffer: the step was not planned"),
+        }
+    }
+}
+
+/// How many spaces a step's memory allocates (every [`Space`] but `Virtual`).
+pub const SPACES: usize = 6;
+
+impl Space {
+    /// The spaces a step allocates, in [`Space::index`] order.
+    pub const ALLOCATED: [Space; SPACES] = [Space::Params, Space::ParamGrads, Space::Momentum, Space::State, Space::Work, Space::Half];
+
+    /// Bytes an element of this space takes on a GPU: 2 for `Half` (bfloat16), else 4 (f32).
+    pub fn gpu_bytes(self) -> usize {
+        if self == Space::Half {
+            2
+        } else {
+            4
         }
     }
 }

@@ -82,6 +82,11 @@ pub struct PlanOptions {
     /// `Fp32` (none, the default) or `Tf32` (the tensor-core kernel on the GPU; the same rounding
     /// on the CPU). The gradients stay f32.
     pub conv_precision: Precision,
+    /// What the step stores its activations and activation gradients in (the tensors with a
+    /// batch, channels and positions; per-channel statistics, the classifier's values, the loss,
+    /// parameters, their gradients and momentum stay f32): `Fp32` (the default) in `Work`, or
+    /// `Bf16` in [`Space::Half`], each value rounded to a bfloat16 where a kernel stores it.
+    pub storage: Precision,
 }
 
 impl Default for PlanOptions {
@@ -101,6 +106,7 @@ impl Default for PlanOptions {
             relu_patterns: false,
             fuse: true,
             conv_precision: Precision::Fp32,
+            storage: Precision::Fp32,
         }
     }
 }
@@ -194,7 +200,7 @@ pub fn plan(graph: &Graph, trainable: &[bool], opts: &PlanOptions) -> Program {
         forward: kernels,
         backward,
         update,
-        layout: MemoryLayout { params: graph.param_len(), state: p.scalars.end, work: placed.work_len, labels: graph.batch() },
+        layout: MemoryLayout { params: graph.param_len(), state: p.scalars.end, work: placed.work_len, half: placed.half_len, labels: graph.batch() },
         input: placed.resolve(p.acts[graph.input.0].unwrap()),
         logits: placed.resolve(p.acts[graph.logits.0].unwrap()),
         loss: p.scalars.loss,
@@ -342,6 +348,8 @@ enum BufKind {
 struct VBuf {
     len: usize,
     kind: BufKind,
+    /// Placed in `Space::Half` (a tensor stored in 16 bits), else in `Work`.
+    half: bool,
 }
 
 struct Planner<'g> {
@@ -432,14 +440,23 @@ impl<'g> Planner<'g> {
             tap_cov: Vec::new(),
             relu_patterns: Vec::new(),
         };
-        let input_len = graph.values[graph.input.0].len();
-        planner.acts[graph.input.0] = Some(planner.vbuf(input_len, BufKind::Activation));
+        planner.acts[graph.input.0] = Some(planner.value_buf(graph.input, BufKind::Activation));
         planner
     }
 
+    /// A buffer of `len` f32 elements (in `Work`).
     fn vbuf(&mut self, len: usize, kind: BufKind) -> Loc {
-        self.vbufs.push(VBuf { len, kind });
+        self.vbufs.push(VBuf { len, kind, half: false });
         Loc::new(Space::Virtual, self.vbufs.len() - 1, len)
+    }
+
+    /// A buffer for value `v` or its gradient: in `Half` when the step stores tensors in 16 bits
+    /// ([`PlanOptions::storage`]) and `v` is one (batch, channels, height, width).
+    fn value_buf(&mut self, v: ValueId, kind: BufKind) -> Loc {
+        let value = &self.graph.values[v.0];
+        let half = self.opts.storage != Precision::Fp32 && value.shape.len() == 4;
+        self.vbufs.push(VBuf { len: value.len(), kind, half });
+        Loc::new(Space::Virtual, self.vbufs.len() - 1, value.len())
     }
 
     fn act(&self, v: ValueId) -> Loc {
@@ -464,7 +481,7 @@ impl<'g> Planner<'g> {
         if let Some(g) = self.grads[v.0] {
             return g;
         }
-        let g = self.vbuf(self.graph.values[v.0].len(), BufKind::Gradient);
+        let g = self.value_buf(v, BufKind::Gradient);
         self.kernels.push(Kernel::Elementwise(ElementwiseKernel::Zero { y: g }));
         self.grads[v.0] = Some(g);
         g
@@ -485,7 +502,7 @@ impl<'g> Planner<'g> {
         if self.grads[v.0].is_some() || matches!(self.graph.values[v.0].source, Source::Param(_)) {
             return Some((self.grad(v), true));
         }
-        let g = self.vbuf(self.graph.values[v.0].len(), BufKind::Gradient);
+        let g = self.value_buf(v, BufKind::Gradient);
         self.grads[v.0] = Some(g);
         Some((g, false))
     }
@@ -553,7 +570,7 @@ impl<'g> Planner<'g> {
             self.bn_coef[node.output.0] = Some((x, coef));
             return;
         }
-        let y = self.vbuf(self.graph.values[node.output.0].len(), BufKind::Activation);
+        let y = self.value_buf(node.output, BufKind::Activation);
         self.acts[node.output.0] = Some(y);
         self.kernels.push(Kernel::Bn(BnKernel::Apply { g: self.bn_geom(node.inputs[0]), x, coef, y }));
     }
@@ -592,10 +609,9 @@ impl<'g> Planner<'g> {
         if self.fused_pool[node.output.0] {
             return; // the node sum reading it pools as it reads
         }
-        let out_len = self.graph.values[node.output.0].len();
         let ins = &node.inputs;
         let terminal = matches!(node.op, Op::SoftmaxXent | Op::SumAll);
-        let y = if terminal { self.scalars.loss } else { self.vbuf(out_len, BufKind::Activation) };
+        let y = if terminal { self.scalars.loss } else { self.value_buf(node.output, BufKind::Activation) };
         self.acts[node.output.0] = Some(y);
         let kernel = match node.op {
             Op::Conv { stride, pad } => {
@@ -942,25 +958,32 @@ fn update_kernels(graph: &Graph, trainable: &[bool], opts: &PlanOptions, s: &Sca
 
 /// The placed virtual buffers.
 struct Placement {
-    offsets: Vec<usize>,
+    /// Per virtual buffer, its space (`Work` or `Half`) and offset there.
+    places: Vec<(Space, usize)>,
     work_len: usize,
+    half_len: usize,
     saved_elems: usize,
 }
 
 impl Placement {
     fn resolve(&self, loc: Loc) -> Loc {
         match loc.space {
-            Space::Virtual => Loc::new(Space::Work, self.offsets[loc.offset], loc.len),
+            Space::Virtual => {
+                let (space, offset) = self.places[loc.offset];
+                Loc::new(space, offset, loc.len)
+            }
             _ => loc,
         }
     }
 }
 
-/// Offsets are multiples of this many elements (64 bytes in f32), so GPU loads stay aligned.
+/// Offsets are multiples of this many elements (64 bytes in f32, 32 in bfloat16), so GPU loads
+/// stay aligned.
 const ALIGN: usize = 16;
 
-/// Gives every virtual buffer an offset in `Work` such that buffers alive at the same time never
-/// overlap (first fit, in order of first use), and rewrites the kernels to use them.
+/// Gives every virtual buffer an offset in its space (`Work`, or `Half` for a tensor stored in
+/// 16 bits) such that buffers of one space alive at the same time never overlap (first fit, in
+/// order of first use), and rewrites the kernels to use them.
 fn place_buffers(kernels: &mut [Kernel], vbufs: &[VBuf], input: Loc, pinned: &[Loc], n_forward: usize) -> Placement {
     let end = kernels.len();
     let mut life = vec![(usize::MAX, 0usize); vbufs.len()];
@@ -978,25 +1001,28 @@ fn place_buffers(kernels: &mut [Kernel], vbufs: &[VBuf], input: Loc, pinned: &[L
     }
     let mut order: Vec<usize> = (0..vbufs.len()).filter(|&b| life[b].0 != usize::MAX).collect();
     order.sort_by_key(|&b| (life[b].0, b));
-    let mut offsets = vec![0; vbufs.len()];
-    let mut live: Vec<(usize, usize, usize)> = Vec::new(); // (offset, len, last use)
-    let mut work_len = 0;
+    let mut places = vec![(Space::Work, 0); vbufs.len()];
+    // Per space (Work, Half): the buffers placed and alive, (offset, len, last use), and its length.
+    let mut live: [Vec<(usize, usize, usize)>; 2] = Default::default();
+    let mut lens = [0usize; 2];
     let mut saved_elems = 0;
     for b in order {
         let (first, last) = life[b];
+        let (space, s) = if vbufs[b].half { (Space::Half, 1) } else { (Space::Work, 0) };
+        let live = &mut live[s];
         live.retain(|&(_, _, l)| l >= first);
         live.sort_unstable();
         let len = vbufs[b].len.div_ceil(ALIGN) * ALIGN;
         let mut offset = 0;
-        for &(o, l, _) in &live {
+        for &(o, l, _) in live.iter() {
             if offset + len <= o {
                 break;
             }
             offset = offset.max(o + l);
         }
         live.push((offset, len, last));
-        offsets[b] = offset;
-        work_len = work_len.max(offset + len);
+        places[b] = (space, offset);
+        lens[s] = lens[s].max(offset + len);
         if vbufs[b].kind == BufKind::Activation && first < n_forward && last >= n_forward && last != end {
             saved_elems += vbufs[b].len;
         }
@@ -1004,9 +1030,10 @@ fn place_buffers(kernels: &mut [Kernel], vbufs: &[VBuf], input: Loc, pinned: &[L
     for k in kernels.iter_mut() {
         for loc in k.locs_mut() {
             if loc.space == Space::Virtual && loc.len > 0 {
-                *loc = Loc::new(Space::Work, offsets[loc.offset], loc.len);
+                let (space, offset) = places[loc.offset];
+                *loc = Loc::new(space, offset, loc.len);
             }
         }
     }
-    Placement { offsets, work_len, saved_elems }
+    Placement { places, work_len: lens[0], half_len: lens[1], saved_elems }
 }

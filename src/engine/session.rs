@@ -184,8 +184,9 @@ impl<T: Float, D: Device<T>> Session<T, D> {
         if !self.programs.contains_key(&(batch, train)) {
             let graph = if batch == self.graph.batch() { self.graph.clone() } else { (self.build)(batch) };
             let p = plan(&graph, &self.trainable, &PlanOptions { train, ..self.opts });
-            if p.layout.work > self.layout.work || p.layout.labels > self.layout.labels {
+            if p.layout.work > self.layout.work || p.layout.half > self.layout.half || p.layout.labels > self.layout.labels {
                 self.layout.work = self.layout.work.max(p.layout.work);
+                self.layout.half = self.layout.half.max(p.layout.half);
                 self.layout.labels = self.layout.labels.max(p.layout.labels);
                 self.device.grow_scratch(&mut self.mem, &self.layout)?;
                 // The captures address the old buffers.

@@ -16,8 +16,9 @@ use super::emulated::Emulated;
 use super::launch::{launch_bounded, Arg, Backend, DevicePtr, Dims, GpuAddresses, OnGpu};
 use super::resident::{ResidentSplit, StepFeed};
 use crate::engine::device::{Device, MemoryLayout};
-use crate::engine::kernel::{Kernel, Loc, Space};
+use crate::engine::kernel::{Kernel, Loc, Space, SPACES};
 use crate::engine::ops::augment::Augment;
+use crate::engine::precision::{bf16_to_f32, f32_to_bf16};
 
 /// Bytes of the scratch buffer each step's memory keeps for the batch-norm kernels' per-block
 /// partial sums and per-channel coefficients (see ops/batchnorm/batchnorm.cu), and for the weight
@@ -115,10 +116,12 @@ impl Drop for Buffer {
     }
 }
 
-/// A step's memory on a [`Gpu`]: one f32 buffer per space, and the labels (u32).
+/// A step's memory on a [`Gpu`]: one buffer per space (f32 elements; bfloat16 for `Half`, see
+/// [`Space::gpu_bytes`]), and the labels (u32).
 pub struct GpuMemory {
-    spaces: [Buffer; 5],
-    lens: [usize; 5],
+    spaces: [Buffer; SPACES],
+    /// Elements of each space.
+    lens: [usize; SPACES],
     labels: Buffer,
     label_capacity: usize,
     /// Scratch for kernels that reduce over many blocks (batch-norm partial sums), reused by
@@ -157,7 +160,7 @@ impl GpuAddresses for GpuMemory {
     fn address(&self, loc: Loc) -> Result<DevicePtr> {
         let i = loc.space.index();
         ensure!(loc.end() <= self.lens[i], "{loc:?} lies outside its space of {} elements", self.lens[i]);
-        Ok(self.spaces[i].ptr + (loc.offset * F32) as u64)
+        Ok(self.spaces[i].ptr + (loc.offset * loc.space.gpu_bytes()) as u64)
     }
 
     fn labels(&self) -> (DevicePtr, usize) {
@@ -200,9 +203,8 @@ impl Device<f32> for Gpu {
     }
 
     fn alloc(&self, layout: &MemoryLayout) -> Result<GpuMemory> {
-        let spaces = [Space::Params, Space::ParamGrads, Space::Momentum, Space::State, Space::Work];
-        let lens = spaces.map(|s| layout.len(s));
-        let buffers: Vec<Buffer> = lens.iter().map(|&n| self.buffer(n * F32)).collect::<Result<_>>()?;
+        let lens = Space::ALLOCATED.map(|s| layout.len(s));
+        let buffers: Vec<Buffer> = Space::ALLOCATED.iter().zip(lens).map(|(s, n)| self.buffer(n * s.gpu_bytes())).collect::<Result<_>>()?;
         Ok(GpuMemory {
             spaces: buffers.try_into().unwrap_or_else(|_| unreachable!()),
             lens,
@@ -215,11 +217,13 @@ impl Device<f32> for Gpu {
     }
 
     fn grow_scratch(&self, mem: &mut GpuMemory, layout: &MemoryLayout) -> Result<()> {
-        let work = Space::Work.index();
-        if mem.lens[work] < layout.work {
-            mem.spaces[work] = self.buffer(layout.work * F32)?;
-            mem.lens[work] = layout.work;
-            mem.generation = next_generation();
+        for space in [Space::Work, Space::Half] {
+            let (i, len) = (space.index(), layout.len(space));
+            if mem.lens[i] < len {
+                mem.spaces[i] = self.buffer(len * space.gpu_bytes())?;
+                mem.lens[i] = len;
+                mem.generation = next_generation();
+            }
         }
         if mem.label_capacity < layout.labels {
             mem.labels = self.buffer(layout.labels * 4)?;
@@ -233,12 +237,21 @@ impl Device<f32> for Gpu {
         ensure!(data.len() == loc.len, "writing {} elements into {loc:?}", data.len());
         let at = mem.address(loc)?;
         // Queued on this stream, before the kernels that read it; the memory is this stream's.
-        // SAFETY: `at` addresses loc.len floats inside its space (checked above).
+        // SAFETY: `at` addresses loc.len elements inside its space (checked above).
+        if loc.space == Space::Half {
+            let half: Vec<u16> = data.iter().map(|&v| f32_to_bf16(v)).collect();
+            return unsafe { self.backend.upload_async(at, bytemuck::cast_slice(&half)) };
+        }
         unsafe { self.backend.upload_async(at, bytemuck::cast_slice(data)) }
     }
 
     fn read(&self, mem: &GpuMemory, loc: Loc) -> Result<Vec<f32>> {
         let at = mem.address(loc)?;
+        if loc.space == Space::Half {
+            let mut half = vec![0u16; loc.len];
+            self.backend.download(at, bytemuck::cast_slice_mut(&mut half))?;
+            return Ok(half.into_iter().map(bf16_to_f32).collect());
+        }
         let mut out = vec![0f32; loc.len];
         self.backend.download(at, bytemuck::cast_slice_mut(&mut out))?;
         Ok(out)
@@ -261,6 +274,7 @@ impl Device<f32> for Gpu {
             mem.address(*loc)?;
         }
         kernel.check_no_aliasing(&locs)?;
+        super::launch::stored_variants_exist(kernel.name(), &locs, &kernel.launch_names())?;
         kernel.launch(&OnGpu { backend: &*self.backend, mem })
     }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::{ensure, Context, Result};
 
 use super::capture::CapturedLaunches;
-use crate::engine::kernel::Loc;
+use crate::engine::kernel::{Loc, Space};
 
 /// A device address: a `CUdeviceptr` on a GPU, a host address under emulation.
 pub type DevicePtr = u64;
@@ -361,6 +361,29 @@ impl OnGpu<'_> {
         // SAFETY: as elementwise.
         unsafe { launch_bounded(self.backend, name, Dims::per_item(items, threads), args) }
     }
+}
+
+/// The kernel of `base`'s family for tensors stored where `tensor` lies: `base` (f32) outside
+/// `Space::Half`, in it `base` + `_bf16`, the instantiation over bfloat16 storage
+/// (kernels/storage.cuh). A kernel with no such instantiation keeps its name; [`stored_variants_exist`]
+/// then refuses the launch, so an f32 kernel is never handed bfloat16 memory.
+pub fn stored_variant(base: &'static str, tensor: Loc) -> &'static str {
+    if tensor.space != Space::Half {
+        return base;
+    }
+    super::artifacts::KERNEL_NAMES.iter().copied().find(|n| n.strip_suffix("_bf16") == Some(base)).unwrap_or(base)
+}
+
+/// Refuses a kernel that names `Space::Half` memory (a tensor stored as bfloat16) but launches
+/// no bfloat16 instantiation (`names`: its [`crate::engine::Kernel::launch_names`]).
+pub fn stored_variants_exist(op: &str, locs: &[Loc], names: &[&str]) -> Result<()> {
+    if let Some(half) = locs.iter().find(|l| l.space == Space::Half) {
+        ensure!(
+            names.iter().any(|n| n.ends_with("_bf16")),
+            "{op} has no kernel for tensors stored as bfloat16 ({half:?} is; it launches {names:?}): run this step with --precision fp32"
+        );
+    }
+    Ok(())
 }
 
 /// A length as a kernel's `int` argument.

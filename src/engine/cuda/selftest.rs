@@ -34,28 +34,43 @@ pub struct OpCheck {
 }
 
 /// A kernel (or a sequence of kernels) with its locations laid out one after another in the
-/// Work space.
+/// Work space (f32) and the Half space (tensors stored as bfloat16).
 pub(crate) struct Case {
-    next: usize,
+    /// The next free element of Work and of Half.
+    next: [usize; 2],
     locs: Vec<Loc>,
     presets: Vec<(Loc, Vec<f32>)>,
 }
 
 impl Case {
     fn new() -> Case {
-        Case { next: 0, locs: Vec::new(), presets: Vec::new() }
+        Case { next: [0; 2], locs: Vec::new(), presets: Vec::new() }
     }
-    /// A new location of `len` elements (with a gap, so an overrun shows as a difference).
+    /// A new location of `len` f32 elements (with a gap, so an overrun shows as a difference).
     pub fn loc(&mut self, len: usize) -> Loc {
-        let l = Loc::new(Space::Work, self.next, len);
-        self.next += len + 7;
+        self.loc_in(Space::Work, len)
+    }
+    /// A new location of `len` elements stored as bfloat16 (`Space::Half`), with a gap.
+    pub fn half(&mut self, len: usize) -> Loc {
+        self.loc_in(Space::Half, len)
+    }
+    /// [`Case::loc`] or [`Case::half`] as `half` says: a tensor of a case run at both storages.
+    pub fn tensor(&mut self, len: usize, half: bool) -> Loc {
+        self.loc_in(if half { Space::Half } else { Space::Work }, len)
+    }
+    fn loc_in(&mut self, space: Space, len: usize) -> Loc {
+        let next = &mut self.next[(space == Space::Half) as usize];
+        // Even offsets in Half keep its 4-byte words aligned, as the planner's are.
+        *next = next.next_multiple_of(2);
+        let l = Loc::new(space, *next, len);
+        *next += len + 7;
         self.locs.push(l);
         l
     }
     /// [`Case::loc`] starting at a multiple of `align` elements (for kernels that copy in
     /// aligned pieces).
     pub fn aligned_loc(&mut self, len: usize, align: usize) -> Loc {
-        self.next = self.next.next_multiple_of(align);
+        self.next[0] = self.next[0].next_multiple_of(align);
         self.loc(len)
     }
     /// A location holding `values` instead of random numbers.
@@ -126,35 +141,47 @@ pub fn relative_error(got: &[f32], want: &[f32]) -> f64 {
     }
 }
 
+/// The Work and Half spaces a case's memory spans.
+const CASE_SPACES: [Space; 2] = [Space::Work, Space::Half];
+
 fn check_case(gpu: &Gpu, kernels: &[Kernel], presets: &[(Loc, Vec<f32>)], seed: u64) -> Result<f64> {
     let locs: Vec<Loc> = kernels.iter().flat_map(Kernel::locs).collect();
-    let work = locs.iter().map(|l| l.end()).max().unwrap_or(0) + 7;
-    let layout = MemoryLayout { params: 0, state: 0, work, labels: 8 };
+    let extent = |space: Space| locs.iter().filter(|l| l.space == space).map(|l| l.end() + 7).max().unwrap_or(0);
+    let (work, half) = (extent(Space::Work).max(7), extent(Space::Half));
+    let layout = MemoryLayout { params: 0, state: 0, work, half, labels: 8 };
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut init: Vec<f32> = (0..work).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    // Each space's initial values; Half's as the bfloat16s both devices store.
+    let mut init: Vec<Vec<f32>> = CASE_SPACES.iter().map(|&s| (0..layout.len(s)).map(|_| rng.random_range(-1.0f32..1.0)).collect()).collect();
     for (l, v) in presets {
-        init[l.offset..l.end()].copy_from_slice(v);
+        init[(l.space == Space::Half) as usize][l.offset..l.end()].copy_from_slice(v);
+    }
+    for v in &mut init[1] {
+        *v = crate::engine::precision::Precision::Bf16.round(*v);
     }
     let labels: Vec<u32> = (0..8).map(|_| rng.random_range(0..10)).collect();
-    let all = Loc::new(Space::Work, 0, work);
+    let whole = |i: usize| Loc::new(CASE_SPACES[i], 0, layout.len(CASE_SPACES[i]));
 
     let cpu = Cpu;
     let mut cm = <Cpu as Device<f32>>::alloc(&cpu, &layout)?;
-    cpu.write(&mut cm, all, &init)?;
+    for (i, v) in init.iter().enumerate() {
+        cpu.write(&mut cm, whole(i), v)?;
+    }
     <Cpu as Device<f32>>::write_labels(&cpu, &mut cm, &labels)?;
     for kernel in kernels {
         cpu.launch(&mut cm, kernel)?;
     }
-    let want = cpu.read(&cm, all)?;
+    let want: Vec<Vec<f32>> = (0..2).map(|i| cpu.read(&cm, whole(i))).collect::<Result<_>>()?;
 
-    let run_on_gpu = || -> Result<Vec<f32>> {
+    let run_on_gpu = || -> Result<Vec<Vec<f32>>> {
         let mut gm = gpu.alloc(&layout)?;
-        gpu.write(&mut gm, all, &init)?;
+        for (i, v) in init.iter().enumerate() {
+            gpu.write(&mut gm, whole(i), v)?;
+        }
         gpu.write_labels(&mut gm, &labels)?;
         for kernel in kernels {
             gpu.launch(&mut gm, kernel)?;
         }
-        gpu.read(&gm, all)
+        (0..2).map(|i| gpu.read(&gm, whole(i))).collect()
     };
     let got = run_on_gpu()?;
     // The launches the plan statistics count for this kernel are the ones it makes.
@@ -166,16 +193,19 @@ fn check_case(gpu: &Gpu, kernels: &[Kernel], presets: &[(Loc, Vec<f32>)], seed: 
     }
     // Reductions merge partial sums in a fixed order, so a second run gives the same bits.
     let again = run_on_gpu()?;
-    if got.iter().zip(&again).any(|(a, b)| a.to_bits() != b.to_bits()) {
+    if got.iter().flatten().zip(again.iter().flatten()).any(|(a, b)| a.to_bits() != b.to_bits()) {
         anyhow::bail!("two runs of the kernel on the same input differ");
     }
 
     // Per location (so a large tensor does not hide a small one's error); the gaps between
     // locations must keep their bits.
-    let worst = locs.iter().map(|l| relative_error(&got[l.offset..l.end()], &want[l.offset..l.end()])).fold(0f64, f64::max);
-    let outside: Vec<usize> = (0..work).filter(|i| !locs.iter().any(|l| (l.offset..l.end()).contains(i))).collect();
-    if outside.iter().any(|&i| got[i].to_bits() != init[i].to_bits()) {
-        anyhow::bail!("the kernel wrote outside its locations");
+    let index = |l: &Loc| (l.space == Space::Half) as usize;
+    let worst = locs.iter().map(|l| relative_error(&got[index(l)][l.offset..l.end()], &want[index(l)][l.offset..l.end()])).fold(0f64, f64::max);
+    for (i, &space) in CASE_SPACES.iter().enumerate() {
+        let inside = |e: &usize| locs.iter().any(|l| l.space == space && (l.offset..l.end()).contains(e));
+        if (0..init[i].len()).filter(|e| !inside(e)).any(|e| got[i][e].to_bits() != init[i][e].to_bits()) {
+            anyhow::bail!("the kernel wrote outside its locations in {space:?}");
+        }
     }
     Ok(worst)
 }

@@ -55,7 +55,7 @@ pub use probe::ProbeKernel;
 
 /// A step's memory as the CPU face sees it: the slice at each location, and the labels.
 pub struct CpuView<'a, T> {
-    bases: [*mut T; 5],
+    bases: [*mut T; crate::engine::kernel::SPACES],
     pub labels: &'a [u32],
 }
 
@@ -65,7 +65,7 @@ impl<'a, T> CpuView<'a, T> {
     /// (`bases[space.index()]` points at that many elements), and every location it writes must
     /// be disjoint from every other it touches (`Kernel::check_no_aliasing`); the memory must
     /// outlive the view.
-    pub(crate) unsafe fn new(bases: [*mut T; 5], labels: &'a [u32]) -> CpuView<'a, T> {
+    pub(crate) unsafe fn new(bases: [*mut T; crate::engine::kernel::SPACES], labels: &'a [u32]) -> CpuView<'a, T> {
         CpuView { bases, labels }
     }
 

@@ -75,12 +75,18 @@ struct Arena {
 impl Arena {
     fn fit(&mut self, need: &MemoryLayout) -> Result<&mut CpuMemory<f64>> {
         let have = self.layout;
-        let fits = self.mem.is_some() && need.params <= have.params && need.state <= have.state && need.work <= have.work && need.labels <= have.labels;
+        let fits = self.mem.is_some()
+            && need.params <= have.params
+            && need.state <= have.state
+            && need.work <= have.work
+            && need.half <= have.half
+            && need.labels <= have.labels;
         if !fits {
             self.layout = MemoryLayout {
                 params: need.params.max(have.params),
                 state: need.state.max(have.state),
                 work: need.work.max(have.work),
+                half: need.half.max(have.half),
                 labels: need.labels.max(have.labels),
             };
             self.mem = None; // free the old one before allocating the larger one

@@ -32,7 +32,7 @@ pub(crate) fn check(gpu: &Gpu, seed: u64) -> Result<f64> {
     let order: Vec<u32> = std::iter::repeat_n(0, first as usize).chain(indices).collect();
     resident.set_order(&order)?;
     let out = Loc::new(Space::Work, 0, want.len());
-    let mem = gpu.alloc(&MemoryLayout { params: 0, state: 0, work: want.len(), labels: 0 })?;
+    let mem = gpu.alloc(&MemoryLayout { params: 0, state: 0, work: want.len(), half: 0, labels: 0 })?;
     gpu.augment_batch(&resident, aug_seed, epoch, first as usize, indices.len(), &mem, out)?;
     Ok(relative_error(&gpu.read(&mem, out)?, &want))
 }

@@ -293,7 +293,7 @@ mod tests {
             init[bn.outputs[3].offset..bn.outputs[3].end()].iter_mut().for_each(|v| *v = v.abs() + 0.5);
         }
         let run = |pair: bool| -> Vec<f32> {
-            let layout = MemoryLayout { params: 0, state: 0, work: next, labels: 1 };
+            let layout = MemoryLayout { params: 0, state: 0, work: next, half: 0, labels: 1 };
             let mut mem: GpuMemory = gpu.alloc(&layout).unwrap();
             gpu.write(&mut mem, all, &init).unwrap();
             let on = OnGpu { backend: gpu.backend(), mem: &mem };
@@ -353,7 +353,7 @@ mod tests {
         };
         let (first, second) = (half(), half());
         let gpu = Gpu::emulated();
-        let mut mem: GpuMemory = gpu.alloc(&MemoryLayout { params: 0, state: 0, work: next, labels: 1 }).unwrap();
+        let mut mem: GpuMemory = gpu.alloc(&MemoryLayout { params: 0, state: 0, work: next, half: 0, labels: 1 }).unwrap();
         let e = gpu.launch(&mut mem, &BnKernel::BackwardPair { first, second }.into()).unwrap_err().to_string();
         assert!(e.contains("a pair of batch-norm backwards over 200000 and 200000 channels needs") && e.contains("scratch"), "{e}");
     }
@@ -361,7 +361,7 @@ mod tests {
     #[test]
     fn a_pair_finalize_refuses_batch_norms_of_other_planes() {
         let gpu = Gpu::emulated();
-        let mem: GpuMemory = gpu.alloc(&MemoryLayout { params: 0, state: 0, work: 16, labels: 1 }).unwrap();
+        let mem: GpuMemory = gpu.alloc(&MemoryLayout { params: 0, state: 0, work: 16, half: 0, labels: 1 }).unwrap();
         let on = OnGpu { backend: gpu.backend(), mem: &mem };
         let (a, b) = (BnGeom { n: 3, c: 7, hw: 25 }, BnGeom { n: 3, c: 5, hw: 81 });
         let e = train_finalize_pair(&on, [&a, &b], 3, Arg::Ptr(0), [[Arg::Ptr(0); 7]; 2], [1e-5; 2], [0.1; 2]).unwrap_err().to_string();
