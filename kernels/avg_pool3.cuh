@@ -24,22 +24,25 @@ __device__ __forceinline__ float fear_pool3_window_sum(int i, int j, int h, int 
 }
 
 // Output `o` of planes of h x w (plane o / (h w), row and column within it), of the values
-// value(v) of x (a node sum pooling a batch norm's output reads it normalised).
-template <typename F>
-__device__ __forceinline__ float fear_avg_pool3_of(const float* __restrict__ x, int o, int h, int w, F value) {
+// value(v) of x (a node sum pooling a batch norm's output reads it normalised). x is stored as S
+// (float or fear_bf16, kernels/storage.cuh).
+template <typename S, typename F>
+__device__ __forceinline__ float fear_avg_pool3_of(const S* __restrict__ x, int o, int h, int w, F value) {
     int hw = h * w;
-    const float* plane = x + (o / hw) * hw;
+    const S* plane = x + (o / hw) * hw;
     int i = (o % hw) / w, j = o % w;
-    return fear_pool3_window_sum(i, j, h, w, [&](int r, int c) { return value(plane[r * w + c]); }) * pool3_inv_count(i, j, h, w);
+    return fear_pool3_window_sum(i, j, h, w, [&](int r, int c) { return value(fear_load(plane, r * w + c)); }) * pool3_inv_count(i, j, h, w);
 }
 
-__device__ __forceinline__ float fear_avg_pool3_at(const float* __restrict__ x, int o, int h, int w) {
+template <typename S>
+__device__ __forceinline__ float fear_avg_pool3_at(const S* __restrict__ x, int o, int h, int w) {
     return fear_avg_pool3_of(x, o, h, w, [](float v) { return v; });
 }
 
 // The 3x3 average pool's adjoint at input (i, j) of a plane of dy: dy / count gathered from the
 // outputs whose window holds it (fear_avg_pool3_backward, and the convolution input gradient's
 // pooled term: the same bits).
-__device__ __forceinline__ float fear_avg_pool3_adjoint_at(const float* __restrict__ plane, int i, int j, int h, int w) {
-    return fear_pool3_window_sum(i, j, h, w, [&](int r, int c) { return plane[r * w + c] * pool3_inv_count(r, c, h, w); });
+template <typename S>
+__device__ __forceinline__ float fear_avg_pool3_adjoint_at(const S* __restrict__ plane, int i, int j, int h, int w) {
+    return fear_pool3_window_sum(i, j, h, w, [&](int r, int c) { return fear_load(plane, r * w + c) * pool3_inv_count(r, c, h, w); });
 }

@@ -179,6 +179,28 @@ fn bench_plan_stats_count_launches_per_device() {
     assert_eq!(gpu["flops_full"], cpu["flops_full"]);
 }
 
+/// `--precision bf16` halves the bytes a step moves without changing its launches or flops
+/// (issue 14's model target: arch 1 at batch 256, at most 3.5e9 bytes and 250 launches).
+#[test]
+fn bf16_plan_stats_meet_the_bytes_target() {
+    let stats = |precision: &str| -> serde_json::Value {
+        let out = fear(&["bench", "--plan-stats", "--device", "emulated", "--arch", "1", "--batch", "256", "--precision", precision, "--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (bf16, fp32) = (stats("bf16"), stats("fp32"));
+    assert_eq!(bf16["precision"], "bf16");
+    for same in ["launches_full", "launches_frozen", "flops_full"] {
+        assert_eq!(bf16[same], fp32[same], "{same}");
+    }
+    let bytes = |v: &serde_json::Value| v["planned_bytes_full"].as_f64().unwrap();
+    assert!(bytes(&bf16) <= 3.5e9, "{} bytes", bytes(&bf16));
+    assert!(bytes(&bf16) < 0.6 * bytes(&fp32), "{} of fp32's {}", bytes(&bf16), bytes(&fp32));
+    assert!(bf16["launches_full"].as_u64().unwrap() <= 250);
+    let rows = bf16["kernels"].as_array().unwrap();
+    assert!(rows.iter().any(|r| r["kernel"] == "fear_node_sum_bf16"), "bfloat16 kernels in the plan");
+}
+
 /// `--precision` is written into every results line, and a results file is appended to only at
 /// its own precision; lines written before the field existed count as fp32.
 #[test]

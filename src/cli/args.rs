@@ -146,19 +146,22 @@ pub struct RunArgs {
     /// N-1 cells (cells 13-16 at N=5), `lastact` and the classifier: at N=1 no cell at all.
     #[arg(long)]
     pub cells_per_stage: Option<usize>,
-    /// The convolutions' products: fp32, or tf32 (forward operands rounded to TF32, FP32
-    /// accumulate and storage: tensor cores on sm_80+, the same rounding on the CPU and sm_70).
+    /// What the network computes and stores in: fp32; tf32 (convolution forwards' operands rounded
+    /// to TF32, FP32 accumulate and storage: tensor cores on sm_80+, the same rounding on the CPU
+    /// and sm_70); or bf16 (activations and activation gradients stored as bfloat16, everything
+    /// else FP32: weights, BN statistics, loss, optimiser; the CPU rounds at the same stores).
     /// Written into the results lines; a file of another precision is not appended to.
     #[arg(long, value_enum, default_value_t = PrecisionArg::Fp32)]
     pub precision: PrecisionArg,
 }
 
-/// `--precision`'s values: the precisions the engine runs end to end so far (bf16 and fp16
-/// storage are issue 14's next step).
+/// `--precision`'s values: the precisions the engine runs end to end so far (fp16 storage, for
+/// sm_70, is issue 14's next step).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum PrecisionArg {
     Fp32,
     Tf32,
+    Bf16,
 }
 
 impl From<PrecisionArg> for Precision {
@@ -166,6 +169,7 @@ impl From<PrecisionArg> for Precision {
         match p {
             PrecisionArg::Fp32 => Precision::Fp32,
             PrecisionArg::Tf32 => Precision::Tf32,
+            PrecisionArg::Bf16 => Precision::Bf16,
         }
     }
 }

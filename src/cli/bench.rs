@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::data::augment::Augment;
 use crate::data::dataset::Normalization;
+use crate::engine::kernel::Space;
 use crate::engine::{AnyDevice, Device, PlanOptions, ResidentImages, Session, StepOutput};
 use crate::net::{stage2_prefixes, tiny_network, NetConfig};
 
@@ -59,7 +60,7 @@ pub struct BenchArgs {
     /// GPU device or --plan-stats, to see what the fused plan buys.
     #[arg(long)]
     pub no_fuse: bool,
-    /// The convolutions' product precision (see `fear rank --precision`): fp32 or tf32.
+    /// What the step computes and stores in (see `fear rank --precision`): fp32, tf32 or bf16.
     #[arg(long, value_enum, default_value_t = super::args::PrecisionArg::Fp32)]
     pub precision: super::args::PrecisionArg,
 }
@@ -133,7 +134,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     let cfg = NetConfig::default();
     let build = Box::new(move |n| tiny_network(&arch, &cfg, n));
-    let opts = PlanOptions { fuse: !args.no_fuse, conv_precision: args.precision.into(), ..PlanOptions::default() };
+    let opts = PlanOptions { fuse: !args.no_fuse, ..PlanOptions::default() }.at_precision(args.precision.into())?;
     let mut session: Session<f32, AnyDevice> = Session::new(device.clone(), build, args.batch, opts)?;
     session.init_params(0)?;
     let mut rng = ChaCha8Rng::seed_from_u64(1);
@@ -173,10 +174,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         frozen_ratio: frozen / full,
         full_backward_nodes: full_plan.backward_nodes,
         frozen_backward_nodes: frozen_plan.backward_nodes,
-        full_saved_bytes: full_plan.saved_elems * 4,
-        frozen_saved_bytes: frozen_plan.saved_elems * 4,
-        full_work_bytes: full_plan.layout.work * 4,
-        frozen_work_bytes: frozen_plan.layout.work * 4,
+        full_saved_bytes: full_plan.saved_bytes,
+        frozen_saved_bytes: frozen_plan.saved_bytes,
+        full_work_bytes: work_bytes(&full_plan.layout),
+        frozen_work_bytes: work_bytes(&frozen_plan.layout),
         images_per_s: args.batch as f64 / (full / 1e3),
         frozen_images_per_s: args.batch as f64 / (frozen / 1e3),
         full_graph,
@@ -280,4 +281,9 @@ fn print_table(r: &BenchReport) {
         println!("{:<22}{:>14.2}", "step, resident (ms)", ms);
     }
     println!("frozen / full step time: {:.2}", r.frozen_ratio);
+}
+
+/// Bytes of a step's scratch memory as a GPU holds it: `Work` in f32, `Half` in bfloat16.
+fn work_bytes(layout: &crate::engine::MemoryLayout) -> usize {
+    layout.work * Space::Work.gpu_bytes() + layout.half * Space::Half.gpu_bytes()
 }

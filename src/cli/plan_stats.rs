@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::engine::kernel::Loc;
 use crate::engine::ops::{BnKernel, BnOutput, ConvKernel, LinearKernel};
 use crate::engine::plan::plan;
 use crate::engine::precision::Precision;
@@ -25,11 +26,13 @@ pub struct PlanStats {
     /// `cpu` (one call per planned kernel) or `gpu` (CUDA launches; emulated and real alike).
     pub device: String,
     pub batch: usize,
-    /// The convolutions' product precision planned (`fp32`, `tf32`).
+    /// The precision planned (`fp32`, `tf32`, `bf16`: see `PlanOptions::at_precision`).
     pub precision: &'static str,
     pub launches_full: usize,
     pub launches_frozen: usize,
-    /// A model: every location a planned kernel names, read or written once, 4 bytes an element.
+    /// A model: every location a planned kernel names, read or written once, at the bytes an
+    /// element of its space takes on the device planned (on a GPU 2 for a bfloat16 tensor in
+    /// `Half`, else 4; the CPU holds every element as an f32).
     pub planned_bytes_full: u64,
     pub planned_bytes_frozen: u64,
     /// A model: 2 flops per multiply-add of the convolutions and linear layers (the rest is noise).
@@ -51,13 +54,13 @@ pub struct KernelRow {
 }
 
 /// The statistics of arch `arch` at `batch` planned for `device` (anything but `cpu` is a GPU),
-/// fused as a GPU session plans it unless `fuse` is false, the convolutions at `precision`.
+/// fused as a GPU session plans it unless `fuse` is false, at `precision`.
 pub fn plan_stats(arch: &Arch, device: &str, batch: usize, fuse: bool, precision: Precision) -> Result<PlanStats> {
     let gpu = device != "cpu";
     let cfg = NetConfig::default();
     let graph = tiny_network(arch, &cfg, batch);
     // What a session on the device plans (a GPU fuses, see `Device::fuses`).
-    let opts = PlanOptions { train: true, fuse: gpu && fuse, conv_precision: precision, ..PlanOptions::default() };
+    let opts = PlanOptions { train: true, fuse: gpu && fuse, ..PlanOptions::default() }.at_precision(precision)?;
     let full = plan(&graph, &vec![true; graph.params.len()], &opts);
     let keep = stage2_prefixes(&cfg, FROZEN_CELLS);
     let trainable: Vec<bool> = graph.params.iter().map(|p| keep.iter().any(|k| p.name == *k || p.name.starts_with(&format!("{k}.")))).collect();
@@ -116,26 +119,29 @@ fn step(p: &Program) -> impl Iterator<Item = &Kernel> {
 /// The bytes `k` reads and writes (a model): every location it names once (per half of a kernel
 /// computing both gradients of a convolution), and on a GPU the
 /// second pass of a batch norm that normalises (its statistics, then the apply kernel reading x
-/// again) and of a batch-norm backward that writes dx (x and dy read again).
+/// again) and of a batch-norm backward that writes dx (x and dy read again). An element is
+/// [`Space::gpu_bytes`] on a GPU, 4 on the CPU.
 fn bytes(k: &Kernel, gpu: bool) -> u64 {
+    let b = |l: Loc| (l.len * if gpu { l.space.gpu_bytes() } else { 4 }) as u64;
+    let opt = |l: Option<Loc>| l.map_or(0, b);
     if let Kernel::Conv(ConvKernel::Backward { x, dy, bn, w, relu, dw, dx, sibling, dx_terms, .. }) = *k {
         // Its two halves each read what they name: the weight gradient x once and, per
         // convolution (a sibling pair has two), dy through its batch norm and dw; the input
         // gradient per convolution dy and w, then the ReLU's mask (x), dx's other terms and dx.
-        let bn_len = |b: Option<crate::engine::ops::BnGradient>| b.map_or(0, |b| b.x.len + b.coef.len);
-        let dys = dy.len + bn_len(bn) + sibling.map_or(0, |s| s.dy.len + bn_len(s.bn));
-        let weight = x.len + dys + dw.len + sibling.map_or(0, |s| s.dw.len);
-        let terms = dx_terms.added.map_or(0, |a| a.len) + dx_terms.pooled.map_or(0, |p| p.len);
-        let input = dys + w.len + sibling.map_or(0, |s| s.w.len) + if relu { x.len } else { 0 } + terms + dx.len;
-        return (weight + input) as u64 * 4;
+        let bn_bytes = |g: Option<crate::engine::ops::BnGradient>| g.map_or(0, |g| b(g.x) + b(g.coef));
+        let dys = b(dy) + bn_bytes(bn) + sibling.map_or(0, |s| b(s.dy) + bn_bytes(s.bn));
+        let weight = b(x) + dys + b(dw) + sibling.map_or(0, |s| b(s.dw));
+        let terms = opt(dx_terms.added) + opt(dx_terms.pooled);
+        let input = dys + b(w) + sibling.map_or(0, |s| b(s.w)) + if relu { b(x) } else { 0 } + terms + b(dx);
+        return weight + input;
     }
-    let once: u64 = k.locs().iter().map(|l| l.len as u64 * 4).sum();
-    let again = match k {
-        Kernel::Bn(BnKernel::TrainForward { x, y: BnOutput::Normalised(_), .. } | BnKernel::EvalForward { x, y: BnOutput::Normalised(_), .. }) => x.len,
-        Kernel::Bn(BnKernel::Backward { x, dy, dx: Some(_), .. }) => x.len + dy.len,
+    let once: u64 = k.locs().into_iter().map(b).sum();
+    let again = match *k {
+        Kernel::Bn(BnKernel::TrainForward { x, y: BnOutput::Normalised(_), .. } | BnKernel::EvalForward { x, y: BnOutput::Normalised(_), .. }) => b(x),
+        Kernel::Bn(BnKernel::Backward { x, dy, dx: Some(_), .. }) => b(x) + b(dy),
         _ => 0,
     };
-    once + if gpu { again as u64 * 4 } else { 0 }
+    once + if gpu { again } else { 0 }
 }
 
 fn flops(k: &Kernel) -> u64 {

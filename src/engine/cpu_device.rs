@@ -101,8 +101,9 @@ impl<T: Float> Device<T> for Cpu {
 
 /// Rounds what was just written to `space` to what that space stores: for `Half`, each value to
 /// the nearest bfloat16 (ties to even, the kernels' `fear_store` rounding), so the CPU reference
-/// rounds where a GPU kernel's store does; other spaces keep their values.
-fn store_rounded<T: Float>(space: Space, values: &mut [T]) {
+/// rounds where a GPU kernel's store does; other spaces keep their values. A fused kernel's CPU
+/// face also rounds with it each value the unfused kernels would have stored in between.
+pub(crate) fn store_rounded<T: Float>(space: Space, values: &mut [T]) {
     if space == Space::Half {
         for v in values {
             *v = T::from_f64(Precision::Bf16.round(v.as_f64() as f32) as f64);

@@ -111,6 +111,23 @@ impl Default for PlanOptions {
     }
 }
 
+impl PlanOptions {
+    /// These options at a run's `--precision`: `fp32` stores and multiplies in f32; `tf32`
+    /// rounds the convolution forwards' operands to TF32 (f32 storage); `bf16` stores the
+    /// activations and activation gradients as bfloat16 ([`PlanOptions::storage`]) with the
+    /// products in f32 on the stored values (the bfloat16 tensor-core convolutions are still to
+    /// come). fp16 (sm_70's tensor cores) is not built yet: an error.
+    pub fn at_precision(self, precision: Precision) -> anyhow::Result<PlanOptions> {
+        let (conv_precision, storage) = match precision {
+            Precision::Fp32 => (Precision::Fp32, Precision::Fp32),
+            Precision::Tf32 => (Precision::Tf32, Precision::Fp32),
+            Precision::Bf16 => (Precision::Fp32, Precision::Bf16),
+            Precision::F16 => anyhow::bail!("--precision fp16 (sm_70's half-precision storage) is not built yet: use fp32, tf32 or bf16"),
+        };
+        Ok(PlanOptions { conv_precision, storage, ..self })
+    }
+}
+
 /// One planned step: its kernels, its memory layout, and where to find its inputs and outputs.
 #[derive(Clone, Debug)]
 pub struct Program {
@@ -146,8 +163,9 @@ pub struct Program {
     pub relu_patterns: Vec<Loc>,
     /// Graph nodes with a recorded backward.
     pub backward_nodes: usize,
-    /// Elements of activations kept alive from forward into backward.
-    pub saved_elems: usize,
+    /// Bytes of activations kept alive from forward into backward, as a GPU stores them (4 an
+    /// element in `Work`, 2 in `Half`).
+    pub saved_bytes: usize,
 }
 
 /// Plans a step of `graph` in which the parameters with `trainable[p]` get gradients and updates.
@@ -215,7 +233,7 @@ pub fn plan(graph: &Graph, trainable: &[bool], opts: &PlanOptions) -> Program {
         tap_cov: p.tap_cov.iter().map(|&(l, k)| (placed.resolve(l), k)).collect(),
         relu_patterns: p.relu_patterns.iter().map(|&l| placed.resolve(l)).collect(),
         backward_nodes,
-        saved_elems: placed.saved_elems,
+        saved_bytes: placed.saved_bytes,
     }
 }
 
@@ -962,7 +980,7 @@ struct Placement {
     places: Vec<(Space, usize)>,
     work_len: usize,
     half_len: usize,
-    saved_elems: usize,
+    saved_bytes: usize,
 }
 
 impl Placement {
@@ -1005,7 +1023,7 @@ fn place_buffers(kernels: &mut [Kernel], vbufs: &[VBuf], input: Loc, pinned: &[L
     // Per space (Work, Half): the buffers placed and alive, (offset, len, last use), and its length.
     let mut live: [Vec<(usize, usize, usize)>; 2] = Default::default();
     let mut lens = [0usize; 2];
-    let mut saved_elems = 0;
+    let mut saved_bytes = 0;
     for b in order {
         let (first, last) = life[b];
         let (space, s) = if vbufs[b].half { (Space::Half, 1) } else { (Space::Work, 0) };
@@ -1024,7 +1042,7 @@ fn place_buffers(kernels: &mut [Kernel], vbufs: &[VBuf], input: Loc, pinned: &[L
         places[b] = (space, offset);
         lens[s] = lens[s].max(offset + len);
         if vbufs[b].kind == BufKind::Activation && first < n_forward && last >= n_forward && last != end {
-            saved_elems += vbufs[b].len;
+            saved_bytes += vbufs[b].len * space.gpu_bytes();
         }
     }
     for k in kernels.iter_mut() {
@@ -1035,5 +1053,5 @@ fn place_buffers(kernels: &mut [Kernel], vbufs: &[VBuf], input: Loc, pinned: &[L
             }
         }
     }
-    Placement { places, work_len: lens[0], half_len: lens[1], saved_elems }
+    Placement { places, work_len: lens[0], half_len: lens[1], saved_bytes }
 }

@@ -37,7 +37,7 @@ pub struct FearConfig {
     pub recipe: Recipe,
     /// Cutout side (0 = none); [`Recipe::cutout`] gives the recipe's.
     pub cutout: usize,
-    /// The convolutions' product precision (`--precision`).
+    /// What the network computes and stores in (`--precision`, [`PlanOptions::at_precision`]).
     pub precision: Precision,
 }
 
@@ -122,7 +122,7 @@ pub fn run_fear<D: Device<f32>>(
 ) -> Result<FearOutcome> {
     let aug = cfg.recipe.train_augment(data, Method::Fear).with_cutout(cfg.cutout);
     let mut train = TrainSplit::for_device(session.device(), &data.train, aug)?;
-    session.set_options(PlanOptions { grad_clip: cfg.grad_clip, conv_precision: cfg.precision, ..PlanOptions::default() });
+    session.set_options(PlanOptions { grad_clip: cfg.grad_clip, ..PlanOptions::default() }.at_precision(cfg.precision)?);
     session.set_trainable(|_| true);
     let mut out = FearOutcome::skipped();
     let stage1_start = Instant::now();

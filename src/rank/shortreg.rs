@@ -26,7 +26,7 @@ pub struct ShortregConfig {
     pub recipe: Recipe,
     /// Cutout side (0 = none: shortreg ran without it under both recipes).
     pub cutout: usize,
-    /// The convolutions' product precision (`--precision`).
+    /// What the network computes and stores in (`--precision`, [`PlanOptions::at_precision`]).
     pub precision: Precision,
 }
 
@@ -68,7 +68,7 @@ pub fn run_shortreg<D: Device<f32>>(
     anyhow::ensure!(cfg.batch > 0, "shortreg: batch size must be positive");
     let aug = cfg.recipe.train_augment(data, Method::Shortreg).with_cutout(cfg.cutout);
     let mut train = TrainSplit::for_device(session.device(), &data.train, aug)?;
-    session.set_options(PlanOptions { grad_clip: cfg.grad_clip, conv_precision: cfg.precision, ..PlanOptions::default() });
+    session.set_options(PlanOptions { grad_clip: cfg.grad_clip, ..PlanOptions::default() }.at_precision(cfg.precision)?);
     session.set_trainable(|_| true);
     session.reset_momentum()?;
     let mut out = ShortregOutcome { status: Status::Ok, score: None, time_s: 0.0, epochs: Vec::new() };

@@ -13,7 +13,7 @@ use anyhow::{bail, ensure, Result};
 use super::gpu::{Buffer, Gpu, GpuMemory};
 use super::launch::{DevicePtr, GpuAddresses};
 use crate::engine::device::ResidentImages;
-use crate::engine::kernel::Loc;
+use crate::engine::kernel::{Loc, Space};
 use crate::engine::ops::augment::launch::{launch_augment, AugmentBuffers};
 use crate::engine::ops::augment::Augment;
 
@@ -145,7 +145,14 @@ impl Gpu {
                 Some(((labels.ptr(), f.labels), (f.lr, f.lr_value)))
             }
         };
-        let bufs = AugmentBuffers { images: split.images.ptr(), order: order.ptr() + (start * 4) as u64, lut: split.lut.ptr(), out: mem.address(out)?, feed };
+        let bufs = AugmentBuffers {
+            images: split.images.ptr(),
+            order: order.ptr() + (start * 4) as u64,
+            lut: split.lut.ptr(),
+            out: mem.address(out)?,
+            out_bf16: out.space == Space::Half,
+            feed,
+        };
         // SAFETY: every index in the order was checked against the images held; positions
         // start..start+n lie inside the order buffer; `out` is bounds-checked and holds n images;
         // with a feed, the labels buffer holds one label per image held, the label buffer n

@@ -56,7 +56,11 @@ impl Case {
     }
     /// [`Case::loc`] or [`Case::half`] as `half` says: a tensor of a case run at both storages.
     pub fn tensor(&mut self, len: usize, half: bool) -> Loc {
-        self.loc_in(if half { Space::Half } else { Space::Work }, len)
+        if half {
+            self.half(len)
+        } else {
+            self.loc(len)
+        }
     }
     fn loc_in(&mut self, space: Space, len: usize) -> Loc {
         let next = &mut self.next[(space == Space::Half) as usize];

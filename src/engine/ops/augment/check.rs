@@ -9,8 +9,10 @@ use crate::engine::cuda::selftest::relative_error;
 use crate::engine::cuda::Gpu;
 use crate::engine::device::{Device, MemoryLayout, ResidentImages};
 use crate::engine::kernel::{Loc, Space};
+use crate::engine::precision::Precision;
 
-/// The data kernel against [`Augment::apply`] with the same counter-drawn choices (must be exact).
+/// The data kernel against [`Augment::apply`] with the same counter-drawn choices (must be exact),
+/// writing an f32 batch and a bfloat16 one (`Space::Half`: the CPU's values rounded to nearest even).
 pub(crate) fn check(gpu: &Gpu, seed: u64) -> Result<f64> {
     let (size, count) = (8, 5);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -31,8 +33,13 @@ pub(crate) fn check(gpu: &Gpu, seed: u64) -> Result<f64> {
     // Positions before `first` hold image 0; the batch is positions first..first+4.
     let order: Vec<u32> = std::iter::repeat_n(0, first as usize).chain(indices).collect();
     resident.set_order(&order)?;
-    let out = Loc::new(Space::Work, 0, want.len());
-    let mem = gpu.alloc(&MemoryLayout { params: 0, state: 0, work: want.len(), half: 0, labels: 0 })?;
-    gpu.augment_batch(&resident, aug_seed, epoch, first as usize, indices.len(), &mem, out)?;
-    Ok(relative_error(&gpu.read(&mem, out)?, &want))
+    let mem = gpu.alloc(&MemoryLayout { params: 0, state: 0, work: want.len(), half: want.len(), labels: 0 })?;
+    let mut worst = 0f64;
+    for space in [Space::Work, Space::Half] {
+        let out = Loc::new(space, 0, want.len());
+        gpu.augment_batch(&resident, aug_seed, epoch, first as usize, indices.len(), &mem, out)?;
+        let stored: Vec<f32> = if space == Space::Half { want.iter().map(|&v| Precision::Bf16.round(v)).collect() } else { want.clone() };
+        worst = worst.max(relative_error(&gpu.read(&mem, out)?, &stored));
+    }
+    Ok(worst)
 }

@@ -16,8 +16,10 @@ pub struct AugmentBuffers {
     pub order: DevicePtr,
     /// The normalisation table, `[3][256]` floats ([`super::Normalization::lut`]).
     pub lut: DevicePtr,
-    /// The batch, `[n, 3, size, size]` floats.
+    /// The batch, `[n, 3, size, size]` floats, or bfloat16s where `out_bf16`.
     pub out: DevicePtr,
+    /// Whether the batch is stored as bfloat16 (in `Space::Half`).
+    pub out_bf16: bool,
     /// For a step fed from the device alone: (every image's label, where the batch's go), and
     /// (where the learning rate goes, its value).
     pub feed: Option<((DevicePtr, DevicePtr), (DevicePtr, f32))>,
@@ -37,6 +39,7 @@ pub unsafe fn launch_augment(b: &dyn Backend, aug: &Augment, seed: u64, epoch: u
         Arg::Ptr(bufs.order),
         Arg::Ptr(bufs.lut),
         Arg::Ptr(bufs.out),
+        Arg::I32(bufs.out_bf16 as i32),
         Arg::len(n)?,
         Arg::len(aug.size)?,
         Arg::len(aug.pad)?,

@@ -3,21 +3,23 @@
 use anyhow::{ensure, Result};
 
 use super::{ElementwiseKernel, NODE_SUM_TERMS};
-use crate::engine::cuda::launch::{flag, len, Arg, OnGpu};
+use crate::engine::cuda::launch::{flag, len, stored_variant, Arg, OnGpu};
 
 impl ElementwiseKernel {
-    /// The CUDA kernel [`ElementwiseKernel::launch`] launches: `fear_` + the op's name.
+    /// The CUDA kernel [`ElementwiseKernel::launch`] launches: `fear_` + the op's name, its
+    /// bfloat16 instantiation where the op's tensors are stored so (`stored_variant`).
     pub fn launch_names(&self) -> Vec<&'static str> {
-        vec![match self {
-            ElementwiseKernel::Relu { .. } => "fear_relu",
-            ElementwiseKernel::ReluBackward { .. } => "fear_relu_backward",
-            ElementwiseKernel::Add { .. } => "fear_add",
-            ElementwiseKernel::Accumulate { .. } => "fear_accumulate",
-            ElementwiseKernel::Zero { .. } => "fear_zero",
-            ElementwiseKernel::NodeSum { .. } => "fear_node_sum",
-            ElementwiseKernel::GapForward { .. } => "fear_gap_forward",
-            ElementwiseKernel::GapBackward { .. } => "fear_gap_backward",
-        }]
+        let (base, tensor) = match *self {
+            ElementwiseKernel::Relu { y, .. } => ("fear_relu", y),
+            ElementwiseKernel::ReluBackward { dx, .. } => ("fear_relu_backward", dx),
+            ElementwiseKernel::Add { y, .. } => ("fear_add", y),
+            ElementwiseKernel::Accumulate { acc, .. } => ("fear_accumulate", acc),
+            ElementwiseKernel::Zero { y } => ("fear_zero", y),
+            ElementwiseKernel::NodeSum { y, .. } => ("fear_node_sum", y),
+            ElementwiseKernel::GapForward { x, .. } => ("fear_gap_forward", x),
+            ElementwiseKernel::GapBackward { dx, .. } => ("fear_gap_backward", dx),
+        };
+        vec![stored_variant(base, tensor)]
     }
 
     pub fn launch(&self, on: &OnGpu) -> Result<()> {

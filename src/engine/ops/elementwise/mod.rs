@@ -11,6 +11,7 @@ pub use cpu::*;
 use super::batchnorm::{bn_apply, BnGeom};
 use super::pool::{avg_pool3_forward, PoolGeom};
 use super::{assign_or_add, CpuView};
+use crate::engine::cpu_device::store_rounded;
 use crate::engine::kernel::Loc;
 use crate::engine::Float;
 
@@ -98,30 +99,31 @@ impl ElementwiseKernel {
     pub(crate) fn run_cpu<T: Float>(&self, m: &CpuView<T>) {
         match *self {
             ElementwiseKernel::NodeSum { c, h, w, ref terms, y } => {
-                // The CPU face of a pooled term is the pool into a buffer (of the batch norm's
-                // output, applied first, when the term has coefficients), then the sum.
+                // The CPU face is the unfused ops: a term with coefficients is the batch norm's
+                // output (applied first), a pooled term the pool into a buffer, each rounded as
+                // its space stores it (as the kernel's fear_stored does), then the sum.
                 let n = y.len / (c * h * w).max(1);
-                let pooled: Vec<Option<Vec<T>>> = terms
+                let stored = |mut v: Vec<T>, space| {
+                    store_rounded(space, &mut v);
+                    v
+                };
+                let materialised: Vec<Option<Vec<T>>> = terms
                     .iter()
                     .map(|t| {
-                        t.pool3.then(|| {
-                            let mut normalised = vec![T::zero(); t.x.len];
-                            let x = match t.coef {
-                                Some(k) => {
-                                    bn_apply(&BnGeom { n, c, hw: h * w }, m.r(t.x), m.r(k), &mut normalised);
-                                    &normalised[..]
-                                }
-                                None => m.r(t.x),
-                            };
-                            let mut p = vec![T::zero(); t.x.len];
-                            avg_pool3_forward(&PoolGeom { n, c, h, w }, x, &mut p);
-                            p
-                        })
+                        let normalised = t.coef.map(|k| {
+                            let mut v = vec![T::zero(); t.x.len];
+                            bn_apply(&BnGeom { n, c, hw: h * w }, m.r(t.x), m.r(k), &mut v);
+                            stored(v, t.x.space)
+                        });
+                        if !t.pool3 {
+                            return normalised;
+                        }
+                        let mut p = vec![T::zero(); t.x.len];
+                        avg_pool3_forward(&PoolGeom { n, c, h, w }, normalised.as_deref().unwrap_or(m.r(t.x)), &mut p);
+                        Some(stored(p, t.x.space))
                     })
                     .collect();
-                // A pooled term's coefficients were applied before the pool.
-                let coef = |t: &NodeSumTerm| t.coef.filter(|_| !t.pool3).map(|k| m.r(k));
-                let terms: Vec<SumTerm<T>> = terms.iter().zip(&pooled).map(|(t, p)| (p.as_deref().unwrap_or(m.r(t.x)), coef(t))).collect();
+                let terms: Vec<SumTerm<T>> = terms.iter().zip(&materialised).map(|(t, v)| (v.as_deref().unwrap_or(m.r(t.x)), None)).collect();
                 node_sum(c, h * w, &terms, m.w(y))
             }
             ElementwiseKernel::Relu { x, y } => relu(m.r(x), m.w(y)),

@@ -3,17 +3,24 @@
 use super::{PoolGeom, PoolKernel};
 use crate::engine::cuda::selftest::{Cases, ELEMENTWISE_TOLERANCE};
 
+/// Every case at both storages: f32 tensors, and bfloat16 ones (`_bf16`, in `Space::Half`), both
+/// held to the f32 tolerance (the same f32 sums, rounded at the same store).
 pub(crate) fn cases(cases: &mut Cases) {
-    let n = 3 * 7 * 25;
-    let g = PoolGeom { n: 3, c: 7, h: 5, w: 5 };
-    cases.add("avg_pool3_forward", ELEMENTWISE_TOLERANCE, |c| PoolKernel::AvgPool3Forward { g, x: c.loc(n), y: c.loc(n) }.into());
-    for (mode, accumulate) in [("", true), ("_assign", false)] {
-        cases.add(&format!("avg_pool3_backward{mode}"), ELEMENTWISE_TOLERANCE, |c| {
-            PoolKernel::AvgPool3Backward { g, dy: c.loc(n), dx: c.loc(n), accumulate }.into()
-        });
-        cases.add(&format!("avg_pool2_backward{mode}"), ELEMENTWISE_TOLERANCE, |c| {
-            PoolKernel::AvgPool2Backward { g, dy: c.loc(3 * 7 * 4), dx: c.loc(n), accumulate }.into()
+    for (tag, half) in [("", false), ("_bf16", true)] {
+        let n = 3 * 7 * 25;
+        let g = PoolGeom { n: 3, c: 7, h: 5, w: 5 };
+        let name = |op: &str| format!("{op}{tag}");
+        cases.add(&name("avg_pool3_forward"), ELEMENTWISE_TOLERANCE, |c| PoolKernel::AvgPool3Forward { g, x: c.tensor(n, half), y: c.tensor(n, half) }.into());
+        for (mode, accumulate) in [("", true), ("_assign", false)] {
+            cases.add(&name(&format!("avg_pool3_backward{mode}")), ELEMENTWISE_TOLERANCE, |c| {
+                PoolKernel::AvgPool3Backward { g, dy: c.tensor(n, half), dx: c.tensor(n, half), accumulate }.into()
+            });
+            cases.add(&name(&format!("avg_pool2_backward{mode}")), ELEMENTWISE_TOLERANCE, |c| {
+                PoolKernel::AvgPool2Backward { g, dy: c.tensor(3 * 7 * 4, half), dx: c.tensor(n, half), accumulate }.into()
+            });
+        }
+        cases.add(&name("avg_pool2_forward"), ELEMENTWISE_TOLERANCE, |c| {
+            PoolKernel::AvgPool2Forward { g, x: c.tensor(n, half), y: c.tensor(3 * 7 * 4, half) }.into()
         });
     }
-    cases.add("avg_pool2_forward", ELEMENTWISE_TOLERANCE, |c| PoolKernel::AvgPool2Forward { g, x: c.loc(n), y: c.loc(3 * 7 * 4) }.into());
 }

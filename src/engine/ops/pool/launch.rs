@@ -4,17 +4,19 @@
 use anyhow::Result;
 
 use super::PoolKernel;
-use crate::engine::cuda::launch::{flag, len, OnGpu};
+use crate::engine::cuda::launch::{flag, len, stored_variant, OnGpu};
 
 impl PoolKernel {
-    /// The CUDA kernel [`PoolKernel::launch`] launches: `fear_` + the op's name.
+    /// The CUDA kernel [`PoolKernel::launch`] launches: `fear_` + the op's name, its bfloat16
+    /// instantiation where the tensors are stored so (`stored_variant`).
     pub fn launch_names(&self) -> Vec<&'static str> {
-        vec![match self {
-            PoolKernel::AvgPool3Forward { .. } => "fear_avg_pool3_forward",
-            PoolKernel::AvgPool3Backward { .. } => "fear_avg_pool3_backward",
-            PoolKernel::AvgPool2Forward { .. } => "fear_avg_pool2_forward",
-            PoolKernel::AvgPool2Backward { .. } => "fear_avg_pool2_backward",
-        }]
+        let (base, tensor) = match *self {
+            PoolKernel::AvgPool3Forward { y, .. } => ("fear_avg_pool3_forward", y),
+            PoolKernel::AvgPool3Backward { dx, .. } => ("fear_avg_pool3_backward", dx),
+            PoolKernel::AvgPool2Forward { y, .. } => ("fear_avg_pool2_forward", y),
+            PoolKernel::AvgPool2Backward { dx, .. } => ("fear_avg_pool2_backward", dx),
+        };
+        vec![stored_variant(base, tensor)]
     }
 
     pub fn launch(&self, on: &OnGpu) -> Result<()> {

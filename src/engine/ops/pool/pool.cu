@@ -1,48 +1,63 @@
-// Average pools; mirror cpu.rs. Planes are n * c images of h x w.
+// Average pools; mirror cpu.rs. Planes are n * c images of h x w. Tensors are stored as S (float,
+// or fear_bf16 in the `_bf16` instantiations: kernels/storage.cuh).
 
 // 3x3, stride 1, padding 1, count_include_pad = false: each output is the mean of the in-image
 // part of its window (fear_avg_pool3_at, kernels/avg_pool3.cuh, which fear_node_sum also reads
 // its pooled terms through).
-extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool3_forward(const float* __restrict__ x, float* __restrict__ y,
-                                                  int planes, int h, int w) {
+template <typename S> __device__ __forceinline__ void fear_avg_pool3_forward_body(const S* __restrict__ x, S* __restrict__ y, int planes, int h, int w) {
     int n = planes * h * w;
     for (int o = blockIdx.x * blockDim.x + threadIdx.x; o < n; o += gridDim.x * blockDim.x) {
-        y[o] = fear_avg_pool3_at(x, o, h, w);
+        fear_store(y, o, fear_avg_pool3_at(x, o, h, w));
     }
 }
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool3_forward(const float* __restrict__ x, float* __restrict__ y,
+                                                  int planes, int h, int w) { fear_avg_pool3_forward_body(x, y, planes, h, w); }
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool3_forward_bf16(const fear_bf16* __restrict__ x, fear_bf16* __restrict__ y,
+                                                  int planes, int h, int w) { fear_avg_pool3_forward_body(x, y, planes, h, w); }
 
 // dx += adjoint: each input gathers dy / count from the outputs whose window holds it.
-extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool3_backward(const float* __restrict__ dy, float* __restrict__ dx,
-                                                   int planes, int h, int w, int accumulate) {
+template <typename S>
+__device__ __forceinline__ void fear_avg_pool3_backward_body(const S* __restrict__ dy, S* __restrict__ dx, int planes, int h, int w, int accumulate) {
     int hw = h * w;
     int n = planes * hw;
     for (int o = blockIdx.x * blockDim.x + threadIdx.x; o < n; o += gridDim.x * blockDim.x) {
         int i = (o % hw) / w, j = o % w;
-        dx[o] = (accumulate ? dx[o] : 0.0f) + fear_avg_pool3_adjoint_at(dy + (o / hw) * hw, i, j, h, w);
+        fear_store(dx, o, (accumulate ? fear_load(dx, o) : 0.0f) + fear_avg_pool3_adjoint_at(dy + (o / hw) * hw, i, j, h, w));
     }
 }
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool3_backward(const float* __restrict__ dy, float* __restrict__ dx,
+                                                   int planes, int h, int w, int accumulate) { fear_avg_pool3_backward_body(dy, dx, planes, h, w, accumulate); }
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool3_backward_bf16(const fear_bf16* __restrict__ dy, fear_bf16* __restrict__ dx,
+                                                   int planes, int h, int w, int accumulate) { fear_avg_pool3_backward_body(dy, dx, planes, h, w, accumulate); }
 
 // 2x2, stride 2: y is [planes, h/2, w/2].
-extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool2_forward(const float* __restrict__ x, float* __restrict__ y,
-                                                  int planes, int h, int w) {
+template <typename S> __device__ __forceinline__ void fear_avg_pool2_forward_body(const S* __restrict__ x, S* __restrict__ y, int planes, int h, int w) {
     int oh = h / 2, ow = w / 2, ohw = oh * ow;
     int n = planes * ohw;
     for (int o = blockIdx.x * blockDim.x + threadIdx.x; o < n; o += gridDim.x * blockDim.x) {
-        const float* plane = x + (long long)(o / ohw) * h * w;
+        const S* plane = x + (long long)(o / ohw) * h * w;
         int i = (o % ohw) / ow, j = o % ow;
-        const float* r0 = plane + 2 * i * w + 2 * j;
-        const float* r1 = r0 + w;
-        y[o] = (r0[0] + r0[1] + r1[0] + r1[1]) * 0.25f;
+        const S* r0 = plane + 2 * i * w + 2 * j;
+        const S* r1 = r0 + w;
+        fear_store(y, o, (fear_load(r0, 0) + fear_load(r0, 1) + fear_load(r1, 0) + fear_load(r1, 1)) * 0.25f);
     }
 }
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool2_forward(const float* __restrict__ x, float* __restrict__ y,
+                                                  int planes, int h, int w) { fear_avg_pool2_forward_body(x, y, planes, h, w); }
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool2_forward_bf16(const fear_bf16* __restrict__ x, fear_bf16* __restrict__ y,
+                                                  int planes, int h, int w) { fear_avg_pool2_forward_body(x, y, planes, h, w); }
 
-extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool2_backward(const float* __restrict__ dy, float* __restrict__ dx,
-                                                   int planes, int h, int w, int accumulate) {
+template <typename S>
+__device__ __forceinline__ void fear_avg_pool2_backward_body(const S* __restrict__ dy, S* __restrict__ dx, int planes, int h, int w, int accumulate) {
     int oh = h / 2, ow = w / 2, hw = h * w;
     int n = planes * hw;
     for (int o = blockIdx.x * blockDim.x + threadIdx.x; o < n; o += gridDim.x * blockDim.x) {
         int p = o / hw, i = (o % hw) / w, j = o % w;
-        float base = accumulate ? dx[o] : 0.0f;
-        dx[o] = i / 2 < oh && j / 2 < ow ? base + dy[(p * oh + i / 2) * ow + j / 2] * 0.25f : base;
+        float base = accumulate ? fear_load(dx, o) : 0.0f;
+        fear_store(dx, o, i / 2 < oh && j / 2 < ow ? base + fear_load(dy, (p * oh + i / 2) * ow + j / 2) * 0.25f : base);
     }
 }
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool2_backward(const float* __restrict__ dy, float* __restrict__ dx,
+                                                   int planes, int h, int w, int accumulate) { fear_avg_pool2_backward_body(dy, dx, planes, h, w, accumulate); }
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool2_backward_bf16(const fear_bf16* __restrict__ dy, fear_bf16* __restrict__ dx,
+                                                   int planes, int h, int w, int accumulate) { fear_avg_pool2_backward_body(dy, dx, planes, h, w, accumulate); }
