@@ -376,8 +376,7 @@ pub fn stored_variant(base: &'static str, tensor: Loc) -> &'static str {
 
 /// The kernels that read and write no tensor, only f32 statistics, coefficients and partial
 /// sums: launched as they are by ops whose tensors are stored as bfloat16.
-const TOUCHES_NO_TENSOR: &[&str] =
-    &["fear_bn_train_finalize", "fear_bn_eval_coefficients", "fear_bn_backward_finalize", "fear_conv_backward_weight_reduce"];
+const TOUCHES_NO_TENSOR: &[&str] = &["fear_bn_train_finalize", "fear_bn_eval_coefficients", "fear_bn_backward_finalize", "fear_conv_backward_weight_reduce"];
 
 /// Refuses an op that names `Space::Half` memory (a tensor stored as bfloat16) but launches a
 /// kernel other than a bfloat16 instantiation or one that touches no tensor (`names`: its

@@ -44,12 +44,7 @@ pub(crate) fn cases(cases: &mut Cases) {
                 BnKernel::TrainForward { g: bn, x, gamma, beta, running_mean: rm, running_var: rv, y, mean, invstd, eps: 1e-5, momentum: 0.1 }.into()
             });
             // An eval forward writing only coefficients launches fear_bn_eval_coefficients alone,
-            // which reads no tensor, so it has no bfloat16 instantiation; Gpu::launch refuses it
-            // with x in Half all the same (it asks for a `_bf16` launch whenever a location is in
-            // Half), so that case is left out until the refusal looks at what the launches read.
-            if half && coefficients {
-                continue;
-            }
+            // which reads no tensor: one instantiation, launched for x in Half too.
             cases.add(&format!("bn_eval_forward{out}{suffix}{storage}"), stored(ELEMENTWISE_TOLERANCE, half), |c| {
                 let (x, gamma, beta, rm, rv, y) = (c.tensor(bn.len(), half), c.loc(ch), c.loc(ch), c.loc(ch), c.preset(positive(ch)), y(c));
                 BnKernel::EvalForward { g: bn, x, gamma, beta, running_mean: rm, running_var: rv, y, eps: 1e-5 }.into()
