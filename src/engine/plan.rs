@@ -78,9 +78,9 @@ pub struct PlanOptions {
     /// CPU runs the unfused plan); on by default, off to plan a GPU step unfused. Ignored under
     /// the probes, which read ReLU values.
     pub fuse: bool,
-    /// What the convolutions' forward products round their operands to ([`ConvKernel::Forward`]):
-    /// `Fp32` (none, the default) or `Tf32` (the tensor-core kernel on the GPU; the same rounding
-    /// on the CPU). The gradients stay f32.
+    /// What the convolutions' and the classifier's forward products round their operands to
+    /// ([`ConvKernel::Forward`], [`LinearKernel::Forward`]): `Fp32` (none, the default) or `Tf32`
+    /// (the tensor-core kernels on the GPU; the same rounding on the CPU). The gradients stay f32.
     pub conv_precision: Precision,
     /// What the step stores its activations and activation gradients in (the tensors with a
     /// batch, channels and positions; per-channel statistics, the classifier's values, the loss,
@@ -703,6 +703,7 @@ impl<'g> Planner<'g> {
                 w: self.act(ins[1]),
                 b: Some(self.act(ins[2])),
                 y,
+                precision: self.opts.conv_precision,
             }),
             Op::SoftmaxXent => {
                 let s = self.shape(ins[0]);

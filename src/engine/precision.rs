@@ -41,6 +41,16 @@ impl Precision {
         }
     }
 
+    /// `x` with every element rounded to this precision (as an f32, then back to `T`); `x` itself
+    /// for `Fp32` (an f64 reference stays f64). What a CPU face multiplies where its kernel
+    /// rounds its operands.
+    pub fn round_all<T: crate::engine::Float>(self, x: std::borrow::Cow<'_, [T]>) -> std::borrow::Cow<'_, [T]> {
+        if self == Precision::Fp32 {
+            return x;
+        }
+        std::borrow::Cow::Owned(x.iter().map(|v| T::from_f64(self.round(v.as_f64() as f32) as f64)).collect())
+    }
+
     /// Relative error a product of operands rounded to this precision may carry against the
     /// same product in f32 (a few units of the operands' last place).
     pub fn tolerance(self) -> f64 {

@@ -2,6 +2,7 @@
 
 use super::{LinearGeom, LinearKernel};
 use crate::engine::cuda::selftest::{Cases, REDUCTION_TOLERANCE};
+use crate::engine::precision::Precision;
 
 pub(crate) fn cases(cases: &mut Cases) {
     let g = LinearGeom { n: 3, d_in: 7, d_out: 10 };
@@ -9,8 +10,21 @@ pub(crate) fn cases(cases: &mut Cases) {
         cases.add(name, REDUCTION_TOLERANCE, |c| {
             let (x, w) = (c.loc(21), c.loc(70));
             let b = bias.then(|| c.loc(10));
-            LinearKernel::Forward { g, x, w, b, y: c.loc(30) }.into()
+            LinearKernel::Forward { g, x, w, b, y: c.loc(30), precision: Precision::Fp32 }.into()
         });
+    }
+    // The tensor-core forward: two row tiles (the second partial), d_in not a multiple of 8, two
+    // column tiles of which the second is partial; against the CPU face rounding alike.
+    let tiles = LinearGeom { n: 19, d_in: 13, d_out: 10 };
+    for precision in [Precision::Tf32, Precision::Bf16] {
+        for bias in [true, false] {
+            let name = format!("linear_forward_{}{}", precision.name(), if bias { "" } else { "_no_bias" });
+            cases.add(&name, REDUCTION_TOLERANCE, |c| {
+                let (x, w) = (c.loc(19 * 13), c.loc(10 * 13));
+                let b = bias.then(|| c.loc(10));
+                LinearKernel::Forward { g: tiles, x, w, b, y: c.loc(19 * 10), precision }.into()
+            });
+        }
     }
     for (mode, accumulate) in [("", true), ("_assign", false)] {
         cases.add(&format!("linear_backward{mode}"), REDUCTION_TOLERANCE, |c| {

@@ -8,7 +8,10 @@ pub mod launch;
 pub use cpu::*;
 
 use super::{assign_or_add, CpuView};
+use std::borrow::Cow;
+
 use crate::engine::kernel::Loc;
+use crate::engine::precision::Precision;
 use crate::engine::Float;
 
 /// Shape of a fully connected layer: x [n, d_in], w [d_out, d_in], y [n, d_out].
@@ -22,8 +25,9 @@ pub struct LinearGeom {
 /// The linear-layer kernels.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LinearKernel {
-    /// y = x w^T (+ b).
-    Forward { g: LinearGeom, x: Loc, w: Loc, b: Option<Loc>, y: Loc },
+    /// y = x w^T (+ b), x and w rounded to `precision` for the product (`Fp32`: none; `Tf32`
+    /// and `Bf16`: the tensor-core kernel, FP32 accumulate).
+    Forward { g: LinearGeom, x: Loc, w: Loc, b: Option<Loc>, y: Loc, precision: Precision },
     /// dx += dy w (dx = 0 + that without `accumulate`), dw += dy^T x, db += the column sums of
     /// dy (each when present).
     Backward { g: LinearGeom, x: Loc, w: Loc, dy: Loc, dx: Option<Loc>, dw: Option<Loc>, db: Option<Loc>, accumulate: bool },
@@ -70,7 +74,10 @@ impl LinearKernel {
 
     pub(crate) fn run_cpu<T: Float>(&self, m: &CpuView<T>) {
         match *self {
-            LinearKernel::Forward { g, x, w, b, y } => linear_forward(&g, m.r(x), m.r(w), b.map(|l| m.r(l)), m.w(y)),
+            LinearKernel::Forward { g, x, w, b, y, precision } => {
+                let (x, w) = (precision.round_all(Cow::Borrowed(m.r(x))), precision.round_all(Cow::Borrowed(m.r(w))));
+                linear_forward(&g, &x, &w, b.map(|l| m.r(l)), m.w(y))
+            }
             LinearKernel::Backward { g, x, w, dy, dx, dw, db, accumulate } => {
                 let dx = dx.map(|l| assign_or_add(m.w(l), accumulate));
                 linear_backward(&g, m.r(x), m.r(w), m.r(dy), dx, dw.map(|l| m.w(l)), db.map(|l| m.w(l)))
