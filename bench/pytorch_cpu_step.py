@@ -2,7 +2,11 @@
 """PyTorch baseline for one TinyNetwork training step (full size, C=16, N=5), on the CPU or a GPU.
 
     python3 bench/pytorch_cpu_step.py --arch ARCH_STRING --batch 64 --threads 2 \
-        --warmup 3 --steps 10 [--device cpu|cuda] [--json]
+        --warmup 3 --steps 10 [--device cpu|cuda] [--tuned] [--json]
+
+--tuned is the tuned baseline of issue 14: channels_last tensors, bf16 autocast (the
+convolutions and matmuls in bfloat16, as `fear --precision bf16` stores its tensors) and
+torch.compile; its warm-up steps include the compilation (give it a few more).
 
 On a GPU every timed step ends with torch.cuda.synchronize(), as `fear bench` waits for its
 step (it reads the loss back).
@@ -43,14 +47,15 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def time_steps(model, opt, x, y, warmup, steps):
+def time_steps(model, opt, x, y, warmup, steps, autocast=False):
     model.train()
     times = []
     for i in range(warmup + steps):
         sync(x.device)
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=autocast):
+            loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
         sync(x.device)
@@ -71,6 +76,7 @@ def main():
     ap.add_argument("--image-size", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    ap.add_argument("--tuned", action="store_true", help="channels_last + bf16 autocast + torch.compile")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     device = torch.device(a.device)
@@ -83,7 +89,12 @@ def main():
     # (a) full training step
     model = TinyNetwork(a.arch, C=16, N=5, num_classes=a.classes).to(device)
     n_params = sum(p.numel() for p in model.parameters())
-    full_s, full_all = time_steps(model, make_sgd(model.parameters()), x, y, a.warmup, a.steps)
+    run = model
+    if a.tuned:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+        run = torch.compile(model)
+    full_s, full_all = time_steps(run, make_sgd(model.parameters()), x, y, a.warmup, a.steps, a.tuned)
 
     # (b) FEAR stage 2: fresh model state, freeze all but the last cells + head
     trainable = []
@@ -93,10 +104,11 @@ def main():
         if keep:
             trainable.append(p)
     n_trainable = sum(p.numel() for p in trainable)
-    frozen_s, frozen_all = time_steps(model, make_sgd(trainable), x, y, a.warmup, a.steps)
+    frozen_s, frozen_all = time_steps(run, make_sgd(trainable), x, y, a.warmup, a.steps, a.tuned)
 
     res = {
         "arch": a.arch,
+        "baseline": "channels_last + bf16 autocast + torch.compile" if a.tuned else "eager fp32",
         "batch": a.batch,
         "image_size": a.image_size,
         "params": n_params,

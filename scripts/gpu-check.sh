@@ -85,36 +85,39 @@ for t in $test_bins; do
     fi
 done
 
+# fear bench NAME ARGS...: one `fear bench --cuda-graph` of arch $arch into bench-fear-$device-arch$arch$NAME.json.
+fear_bench() {
+    local name=$1; shift
+    log "fear bench --device $device --arch $arch --batch $batch --cuda-graph $*"
+    if within 30 $fear bench --device "$device" --arch "$arch" --batch "$batch" --warmup 3 --steps 20 --cuda-graph "$@" --json \
+            > "$out/bench-fear-$device-arch$arch$name.json" 2>> "$out/log.txt"; then
+        cat "$out/bench-fear-$device-arch$arch$name.json" >> "$out/log.txt"
+    else
+        failures+=("bench arch $arch$name")
+    fi
+}
+
+# In order of what matters most, should the time run out: FP32 and BF16 storage, PyTorch eager and
+# tuned (channels_last + bf16 autocast + torch.compile) on the same GPU, then TF32 and unfused.
 for arch in 1 9930; do
-    log "fear bench --device $device --arch $arch --batch $batch --cuda-graph --resident-data"
-    if within 30 $fear bench --device "$device" --arch "$arch" --batch "$batch" --warmup 3 --steps 20 --cuda-graph --resident-data --json > "$out/bench-fear-$device-arch$arch.json" 2>> "$out/log.txt"; then
-        cat "$out/bench-fear-$device-arch$arch.json" >> "$out/log.txt"
-    else
-        failures+=("bench arch $arch")
-    fi
-    # What the fused plan buys: the same steps planned unfused (each ReLU, batch-norm pass and
-    # sum its own kernel), same run.
-    log "fear bench --device $device --arch $arch --batch $batch --cuda-graph --no-fuse"
-    if within 30 $fear bench --device "$device" --arch "$arch" --batch "$batch" --warmup 3 --steps 20 --cuda-graph --no-fuse --json > "$out/bench-fear-$device-arch$arch-unfused.json" 2>> "$out/log.txt"; then
-        cat "$out/bench-fear-$device-arch$arch-unfused.json" >> "$out/log.txt"
-    else
-        failures+=("bench arch $arch unfused")
-    fi
-    # The TF32 tensor-core forward (issue 14), same run.
-    log "fear bench --device $device --arch $arch --batch $batch --cuda-graph --precision tf32"
-    if within 30 $fear bench --device "$device" --arch "$arch" --batch "$batch" --warmup 3 --steps 20 --cuda-graph --precision tf32 --json > "$out/bench-fear-$device-arch$arch-tf32.json" 2>> "$out/log.txt"; then
-        cat "$out/bench-fear-$device-arch$arch-tf32.json" >> "$out/log.txt"
-    else
-        failures+=("bench arch $arch tf32")
-    fi
+    fear_bench "" --resident-data
+    fear_bench "-bf16" --precision bf16
     arch_str=$($fear arch "$arch" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["arch"])')
     if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
-        log "PyTorch on the same GPU, arch $arch"
+        log "PyTorch eager on the same GPU, arch $arch"
         within 30 python3 bench/pytorch_cpu_step.py --device cuda --arch "$arch_str" --batch "$batch" --warmup 3 --steps 20 --json \
             > "$out/bench-torch-cuda-arch$arch.json" 2>> "$out/log.txt" || failures+=("torch arch $arch")
+        log "PyTorch tuned (channels_last + bf16 autocast + torch.compile), arch $arch"
+        within 90 python3 bench/pytorch_cpu_step.py --device cuda --arch "$arch_str" --batch "$batch" --warmup 5 --steps 20 --tuned --json \
+            > "$out/bench-torch-cuda-arch$arch-tuned.json" 2>> "$out/log.txt" || failures+=("torch tuned arch $arch")
     else
         log "PyTorch with CUDA not available: no baseline"
     fi
+done
+for arch in 1 9930; do
+    fear_bench "-tf32" --precision tf32
+    # What the fused plan buys: the same steps planned unfused.
+    fear_bench "-unfused" --no-fuse
 done
 
 # FEAR end to end on the GPU (training images resident on the device, batches augmented there):
@@ -209,6 +212,19 @@ for arch in (1, 9930):
         graph_errors.append(f"arch {arch}: CUDA graph failed: {f['graph_error']}")
 for e in graph_errors:
     print(f"\n{e}")
+# Issue 14's targets: images/s of fear's best full step (CUDA graph) at each precision against
+# PyTorch eager (>= 3x) and tuned (>= 1.2x), and the stage-2 step against fear's full (<= 0.35).
+print("\n| arch | precision | fear graph full ms | fear graph frozen ms | frozen/full | x torch eager | x torch tuned |")
+print("|---|---|---|---|---|---|---|")
+for arch in (1, 9930):
+    eager = load(os.path.join(out, f"bench-torch-cuda-arch{arch}.json"))
+    tuned = load(os.path.join(out, f"bench-torch-cuda-arch{arch}-tuned.json"))
+    for name, tag in (("fp32", ""), ("bf16", "-bf16"), ("tf32", "-tf32"), ("fp32 unfused", "-unfused")):
+        f = next((load(p) for p in glob.glob(os.path.join(out, f"bench-fear-*-arch{arch}{tag}.json"))), None) or {}
+        full, frozen = (f.get("full_graph") or {}).get("step_ms"), (f.get("frozen_graph") or {}).get("step_ms")
+        speedup = lambda t: f"{t['full_step_ms'] / full:.2f}" if t and full else "-"
+        ms = lambda v: f"{v:.2f}" if v else "-"
+        print(f"| {arch} | {name} | {ms(full)} | {ms(frozen)} | {ms(frozen / full if full and frozen else None)} | {speedup(eager)} | {speedup(tuned)} |")
 rank = os.path.join(out, f"rank-{os.environ.get('FEAR_CHECK_DEVICE', 'cuda')}.jsonl")
 if os.path.exists(rank):
     print("\n| fear rank arch | status | score | stage-1 epochs | stage 1 s | stage 2 s |")

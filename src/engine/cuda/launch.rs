@@ -374,13 +374,21 @@ pub fn stored_variant(base: &'static str, tensor: Loc) -> &'static str {
     super::artifacts::KERNEL_NAMES.iter().copied().find(|n| n.strip_suffix("_bf16") == Some(base)).unwrap_or(base)
 }
 
-/// Refuses a kernel that names `Space::Half` memory (a tensor stored as bfloat16) but launches
-/// no bfloat16 instantiation (`names`: its [`crate::engine::Kernel::launch_names`]).
+/// The kernels that read and write no tensor, only f32 statistics, coefficients and partial
+/// sums: launched as they are by ops whose tensors are stored as bfloat16.
+const TOUCHES_NO_TENSOR: &[&str] = &["fear_bn_train_finalize", "fear_bn_eval_coefficients", "fear_bn_backward_finalize", "fear_conv_backward_weight_reduce"];
+
+/// Refuses an op that names `Space::Half` memory (a tensor stored as bfloat16) but launches a
+/// kernel other than a bfloat16 instantiation or one that touches no tensor (`names`: its
+/// [`crate::engine::Kernel::launch_names`]): an f32 kernel would read those bytes as floats.
 pub fn stored_variants_exist(op: &str, locs: &[Loc], names: &[&str]) -> Result<()> {
     if let Some(half) = locs.iter().find(|l| l.space == Space::Half) {
+        let f32_kernel = names.iter().find(|n| !n.ends_with("_bf16") && !TOUCHES_NO_TENSOR.contains(n));
         ensure!(
-            names.iter().any(|n| n.ends_with("_bf16")),
-            "{op} has no kernel for tensors stored as bfloat16 ({half:?} is; it launches {names:?}): run this step with --precision fp32"
+            f32_kernel.is_none(),
+            "{op} has no kernel for tensors stored as bfloat16 ({half:?} is; it launches {names:?}, {} among them reads f32): \
+             run this step with --precision fp32",
+            f32_kernel.unwrap()
         );
     }
     Ok(())
@@ -435,6 +443,20 @@ pub unsafe fn launch_bounded_opting_in(b: &dyn Backend, name: &str, dims: Dims, 
 mod bound_tests {
     use super::*;
     use crate::engine::cuda::emulated::Emulated;
+
+    #[test]
+    fn tensors_stored_as_bfloat16_get_bfloat16_kernels_or_none() {
+        let (f32_loc, bf16_loc) = (Loc::new(Space::Work, 0, 8), Loc::new(Space::Half, 0, 8));
+        assert_eq!(stored_variant("fear_relu", f32_loc), "fear_relu");
+        assert_eq!(stored_variant("fear_relu", bf16_loc), "fear_relu_bf16");
+        // No instantiation: the name stays, and the launch is refused below.
+        assert_eq!(stored_variant("fear_softmax_xent_forward", bf16_loc), "fear_softmax_xent_forward");
+        assert!(stored_variants_exist("relu", &[bf16_loc], &["fear_relu_bf16"]).is_ok());
+        assert!(stored_variants_exist("forward", &[bf16_loc], &["fear_relu_bf16", "fear_bn_train_finalize"]).is_ok());
+        assert!(stored_variants_exist("relu", &[f32_loc], &["fear_relu"]).is_ok());
+        let err = stored_variants_exist("relu", &[f32_loc, bf16_loc], &["fear_relu_bf16", "fear_relu"]).unwrap_err().to_string();
+        assert!(err.contains("fear_relu among them reads f32"), "{err}");
+    }
 
     #[test]
     fn a_block_other_than_the_kernels_bound_is_refused() {

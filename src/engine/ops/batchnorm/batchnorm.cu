@@ -1,6 +1,11 @@
 // Batch norm over [n, c, hw]; mirrors cpu.rs. Statistics are summed in
 // double, as the CPU op does.
 //
+// The kernels reading or writing a tensor (x, y, dy, dx) are templates over its storage type S
+// (kernels/storage.cuh), instantiated as `fear_bn_x` (float) and `fear_bn_x_bf16` (bfloat16):
+// every access goes through fear_load / fear_store, all arithmetic stays f32/f64, and a stored
+// output is rounded once, where it is stored. Statistics, coefficients and partials stay f32/f64.
+//
 // Each channel is split over `splits` blocks (split s takes images [n*s/splits, n*(s+1)/splits)),
 // so a launch has c*splits blocks instead of c (16-64 blocks would leave most of a GPU idle).
 // A block reduces its share in a fixed tree and writes one partial; a finalize kernel merges a
@@ -35,19 +40,19 @@ __device__ __forceinline__ void fear_bn_walk(int b0, int b1, int c, int ch, int 
 // to partial[3 * (ch * splits + s)]: the partials a convolution's epilogue writes for the batch
 // norm that alone reads its output (conv.cu, fear_conv_bn_partials) have the same form, so one
 // finalize kernel merges either.
-extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_stats(const float* __restrict__ x, double* __restrict__ partial,
-                                                         int n, int c, int hw, int splits) {
+template <typename S>
+__device__ __forceinline__ void fear_bn_stats_body(const S* __restrict__ x, double* __restrict__ partial, int n, int c, int hw, int splits) {
     __shared__ double scratch[FEAR_BN_THREADS];
     for (int item = blockIdx.x; item < c * splits; item += gridDim.x) {
         int ch = item / splits, s = item % splits;
         int b0 = fear_bn_split_start(n, splits, s), b1 = fear_bn_split_start(n, splits, s + 1);
         double count = (double)(b1 - b0) * hw;
         double sum = 0.0;
-        fear_bn_walk(b0, b1, c, ch, hw, [&](long long i) { sum += (double)x[i]; });
+        fear_bn_walk(b0, b1, c, ch, hw, [&](long long i) { sum += (double)fear_load(x, i); });
         double mu = fear_block_sum<FEAR_BN_THREADS>(sum, scratch) / (count > 0.0 ? count : 1.0);
         double q = 0.0;
         fear_bn_walk(b0, b1, c, ch, hw, [&](long long i) {
-            double d = (double)x[i] - mu;
+            double d = (double)fear_load(x, i) - mu;
             q += d * d;
         });
         q = fear_block_sum<FEAR_BN_THREADS>(q, scratch);
@@ -58,6 +63,9 @@ extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_stats(cons
         }
     }
 }
+
+extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_stats(const float* __restrict__ x, double* __restrict__ partial, int n, int c, int hw, int splits) { fear_bn_stats_body(x, partial, n, c, hw, splits); }
+extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_stats_bf16(const fear_bf16* __restrict__ x, double* __restrict__ partial, int n, int c, int hw, int splits) { fear_bn_stats_body(x, partial, n, c, hw, splits); }
 
 // Train-mode statistics, pass 2: one block per channel merges the channel's `parts` partials
 // (count, mean, squared deviations; at partial[3 * (ch * parts + p)]) as one two-pass sum would
@@ -132,14 +140,17 @@ extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_bn_e
 
 // y = ((x - mean_hi) - mean_lo) * scale + beta with coef[4*ch..] = (mean_hi, mean_lo, scale, beta);
 // the same (channel, split) blocks as fear_bn_stats.
-extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_apply(const float* __restrict__ x, const float* __restrict__ coef,
-                                                         float* __restrict__ y, int n, int c, int hw, int splits) {
+template <typename S>
+__device__ __forceinline__ void fear_bn_apply_body(const S* __restrict__ x, const float* __restrict__ coef, S* __restrict__ y, int n, int c, int hw, int splits) {
     for (int item = blockIdx.x; item < c * splits; item += gridDim.x) {
         int ch = item / splits, s = item % splits;
         fear_bn_walk(fear_bn_split_start(n, splits, s), fear_bn_split_start(n, splits, s + 1), c, ch, hw,
-                     [&](long long i) { y[i] = fear_bn_normalise(x[i], coef, ch); });
+                     [&](long long i) { fear_store(y, i, fear_bn_normalise(fear_load(x, i), coef, ch)); });
     }
 }
+
+extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_apply(const float* __restrict__ x, const float* __restrict__ coef, float* __restrict__ y, int n, int c, int hw, int splits) { fear_bn_apply_body(x, coef, y, n, c, hw, splits); }
+extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_apply_bf16(const fear_bf16* __restrict__ x, const float* __restrict__ coef, fear_bf16* __restrict__ y, int n, int c, int hw, int splits) { fear_bn_apply_body(x, coef, y, n, c, hw, splits); }
 
 // Backward of train mode, pass 1: per (channel, split) block, sum(dy) and sum(dy * (x - mean))
 // over the share, to partial[2 * (ch * splits + s)].
@@ -147,26 +158,26 @@ extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_apply(cons
 // A second batch norm (c2 channels in splits2 splits; c2 = 0: none; same n and hw) may be summed
 // in the same launch (the two batch norms after sibling convolutions): its blocks follow the
 // first's, c * splits of them, and so do its partials, each block writing partial[2 * block].
-extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_backward_stats(const float* __restrict__ x1, const float* __restrict__ dy1,
-                                                                  const float* __restrict__ mean1, double* __restrict__ partial,
-                                                                  int n, int c1, int hw, int splits1,
-                                                                  const float* __restrict__ x2, const float* __restrict__ dy2,
-                                                                  const float* __restrict__ mean2, int c2, int splits2) {
+template <typename S>
+__device__ __forceinline__ void fear_bn_backward_stats_body(const S* __restrict__ x1, const S* __restrict__ dy1, const float* __restrict__ mean1,
+                                                            double* __restrict__ partial, int n, int c1, int hw, int splits1,
+                                                            const S* __restrict__ x2, const S* __restrict__ dy2,
+                                                            const float* __restrict__ mean2, int c2, int splits2) {
     __shared__ double scratch[FEAR_BN_THREADS];
     int items1 = c1 * splits1;
     for (int item = blockIdx.x; item < items1 + c2 * splits2; item += gridDim.x) {
         // Which batch norm this block sums (the same for every thread of the block).
         bool second = item >= items1;
         int local = second ? item - items1 : item, splits = second ? splits2 : splits1, c = second ? c2 : c1;
-        const float* x = second ? x2 : x1;
-        const float* dy = second ? dy2 : dy1;
+        const S* x = second ? x2 : x1;
+        const S* dy = second ? dy2 : dy1;
         int ch = local / splits, s = local % splits;
         float mu = (second ? mean2 : mean1)[ch];
         double sdy = 0.0, sdyx = 0.0;
         fear_bn_walk(fear_bn_split_start(n, splits, s), fear_bn_split_start(n, splits, s + 1), c, ch, hw, [&](long long i) {
-            float g = dy[i];
+            float g = fear_load(dy, i);
             sdy += (double)g;
-            sdyx += (double)g * (double)(x[i] - mu);
+            sdyx += (double)g * (double)(fear_load(x, i) - mu);
         });
         sdy = fear_block_sum<FEAR_BN_THREADS>(sdy, scratch);
         sdyx = fear_block_sum<FEAR_BN_THREADS>(sdyx, scratch);
@@ -176,6 +187,9 @@ extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_backward_s
         }
     }
 }
+
+extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_backward_stats(const float* __restrict__ x1, const float* __restrict__ dy1, const float* __restrict__ mean1, double* __restrict__ partial, int n, int c1, int hw, int splits1, const float* __restrict__ x2, const float* __restrict__ dy2, const float* __restrict__ mean2, int c2, int splits2) { fear_bn_backward_stats_body(x1, dy1, mean1, partial, n, c1, hw, splits1, x2, dy2, mean2, c2, splits2); }
+extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_backward_stats_bf16(const fear_bf16* __restrict__ x1, const fear_bf16* __restrict__ dy1, const float* __restrict__ mean1, double* __restrict__ partial, int n, int c1, int hw, int splits1, const fear_bf16* __restrict__ x2, const fear_bf16* __restrict__ dy2, const float* __restrict__ mean2, int c2, int splits2) { fear_bn_backward_stats_body(x1, dy1, mean1, partial, n, c1, hw, splits1, x2, dy2, mean2, c2, splits2); }
 
 // Backward pass 2, one thread per channel: sums the partials in split order; dgamma += invstd *
 // sum(dy*(x-mean)) and dbeta += sum(dy), each skipped when null; coef[4*ch..] = (a, b, k, mean)
@@ -211,14 +225,18 @@ extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_bn_b
 }
 
 // Backward pass 3: dx += a*dy + (b*(x - mean) + k), the same (channel, split) blocks as pass 1;
-// without `accumulate`, dx = 0 + that.
-extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_backward_apply(const float* __restrict__ x, const float* __restrict__ dy,
-                                                                  const float* __restrict__ coef, float* __restrict__ dx,
-                                                                  int n, int c, int hw, int splits, int accumulate) {
+// without `accumulate`, dx = 0 + that. Accumulating into a stored dx reads it as stored (a
+// bfloat16), adds in f32 and rounds once at the store, as the CPU reference does.
+template <typename S>
+__device__ __forceinline__ void fear_bn_backward_apply_body(const S* __restrict__ x, const S* __restrict__ dy, const float* __restrict__ coef,
+                                                            S* __restrict__ dx, int n, int c, int hw, int splits, int accumulate) {
     for (int item = blockIdx.x; item < c * splits; item += gridDim.x) {
         int ch = item / splits, s = item % splits;
         float a = coef[4 * ch], b = coef[4 * ch + 1], k = coef[4 * ch + 2], mu = coef[4 * ch + 3];
         fear_bn_walk(fear_bn_split_start(n, splits, s), fear_bn_split_start(n, splits, s + 1), c, ch, hw,
-                     [&](long long i) { dx[i] = (accumulate ? dx[i] : 0.0f) + (a * dy[i] + (b * (x[i] - mu) + k)); });
+                     [&](long long i) { fear_store(dx, i, (accumulate ? fear_load(dx, i) : 0.0f) + (a * fear_load(dy, i) + (b * (fear_load(x, i) - mu) + k))); });
     }
 }
+
+extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_backward_apply(const float* __restrict__ x, const float* __restrict__ dy, const float* __restrict__ coef, float* __restrict__ dx, int n, int c, int hw, int splits, int accumulate) { fear_bn_backward_apply_body(x, dy, coef, dx, n, c, hw, splits, accumulate); }
+extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_backward_apply_bf16(const fear_bf16* __restrict__ x, const fear_bf16* __restrict__ dy, const float* __restrict__ coef, fear_bf16* __restrict__ dx, int n, int c, int hw, int splits, int accumulate) { fear_bn_backward_apply_body(x, dy, coef, dx, n, c, hw, splits, accumulate); }

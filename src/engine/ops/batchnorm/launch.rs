@@ -2,13 +2,15 @@
 //! partials (a channel split over up to one block per image, or the blocks of the convolution
 //! whose output it is), merged in a fixed order by a finalize kernel that also writes the
 //! per-channel coefficients, which an apply kernel (or the consumer) then uses elementwise.
+//! The kernels touching a tensor (x, y, dy, dx) come in two instantiations, f32 and bfloat16
+//! storage ([`stored_variant`]), picked by where the batch norm's tensors lie.
 
 use anyhow::{ensure, Result};
 
 use super::{BnCoefficientBackward, BnGeom, BnKernel, BnOutput};
 use crate::engine::cuda::launch::threads::FEAR_BN_THREADS;
-use crate::engine::cuda::launch::{flag, len, Arg, OnGpu};
-use crate::engine::kernel::Loc;
+use crate::engine::cuda::launch::{flag, len, stored_variant, Arg, OnGpu};
+use crate::engine::kernel::{Loc, Space};
 
 /// Blocks a batch norm aims to launch (about four per SM of a 132-SM H100): a channel is split
 /// over `ceil(BN_TARGET_BLOCKS / c)` blocks, at most one per image.
@@ -40,6 +42,15 @@ fn shape(g: &BnGeom, splits: usize) -> Result<[Arg; 4]> {
     Ok([len(g.n)?, len(g.c)?, len(g.hw)?, len(splits)?])
 }
 
+/// The tensor whose space picks the instantiation of the kernels reading and writing a batch
+/// norm's tensors (x, y, dy, dx; see [`stored_variant`]): the first, after checking the others
+/// are stored alike, as one instantiation reads and writes them all as one type.
+fn stored_alike(tensors: &[Loc]) -> Result<Loc> {
+    let half = |l: &Loc| l.space == Space::Half;
+    ensure!(tensors.iter().all(|l| half(l) == half(&tensors[0])), "a batch norm's tensors must be stored alike (all as bfloat16 or none): {tensors:?}");
+    Ok(tensors[0])
+}
+
 /// Where the coefficients go: the scratch for a batch norm that applies them itself, the
 /// planned location for one whose consumer does.
 fn coefficients_at(on: &OnGpu, y: BnOutput, scratch: Arg) -> Result<Arg> {
@@ -52,7 +63,10 @@ fn coefficients_at(on: &OnGpu, y: BnOutput, scratch: Arg) -> Result<Arg> {
 /// y = x normalised by `coef`, unless the consumer applies them (nothing to launch).
 fn apply(on: &OnGpu, g: &BnGeom, splits: usize, x: Loc, coef: Arg, y: BnOutput) -> Result<()> {
     match y {
-        BnOutput::Normalised(y) => on.per_item("fear_bn_apply", g.c * splits, FEAR_BN_THREADS, &[&[on.p(x)?, coef, on.p(y)?][..], &shape(g, splits)?].concat()),
+        BnOutput::Normalised(y) => {
+            let name = stored_variant("fear_bn_apply", stored_alike(&[x, y])?);
+            on.per_item(name, g.c * splits, FEAR_BN_THREADS, &[&[on.p(x)?, coef, on.p(y)?][..], &shape(g, splits)?].concat())
+        }
         BnOutput::Coefficients(_) => Ok(()),
     }
 }
@@ -103,13 +117,14 @@ impl BackwardStats {
     };
 }
 
-/// fear_bn_backward_stats, then fear_bn_backward_finalize, for `first` and (unless it is
-/// [`BackwardStats::NONE`]) `second` in the same two launches, both over `n` images of `hw`
-/// positions; their partials at `partial`, the second's after the first's.
-fn backward_statistics(on: &OnGpu, n: usize, hw: usize, partial: Arg, first: &BackwardStats, second: &BackwardStats) -> Result<()> {
+/// fear_bn_backward_stats (its instantiation for tensors stored as `stored` is), then
+/// fear_bn_backward_finalize, for `first` and (unless it is [`BackwardStats::NONE`]) `second` in
+/// the same two launches, both over `n` images of `hw` positions; their partials at `partial`,
+/// the second's after the first's.
+fn backward_statistics(on: &OnGpu, n: usize, hw: usize, partial: Arg, stored: Loc, first: &BackwardStats, second: &BackwardStats) -> Result<()> {
     let [a, b] = [first, second];
     let stats = [a.x, a.dy, a.mean, partial, len(n)?, len(a.c)?, len(hw)?, len(a.splits)?, b.x, b.dy, b.mean, len(b.c)?, len(b.splits)?];
-    on.per_item("fear_bn_backward_stats", a.c * a.splits + b.c * b.splits, FEAR_BN_THREADS, &stats)?;
+    on.per_item(stored_variant("fear_bn_backward_stats", stored), a.c * a.splits + b.c * b.splits, FEAR_BN_THREADS, &stats)?;
     let finalize = [
         [partial, a.gamma, a.mean, a.invstd, a.dgamma, a.dbeta, a.coef, len(n)?, len(a.c)?, len(hw)?, len(a.splits)?].as_slice(),
         &[b.gamma, b.mean, b.invstd, b.dgamma, b.dbeta, b.coef, len(b.c)?, len(b.splits)?],
@@ -145,34 +160,37 @@ fn backward_pair(on: &OnGpu, first: &BnCoefficientBackward, second: &BnCoefficie
     if g1.n * g1.hw == 0 {
         return Ok(());
     }
+    let stored = stored_alike(&[first.x, first.dy, second.x, second.dy])?;
     let (a, b) = (first.stats(on)?, second.stats(on)?);
     let (base, bytes) = on.mem.reduce_scratch();
     let need = partials_bytes(a.c * a.splits + b.c * b.splits);
     ensure!(need <= bytes, "a pair of batch-norm backwards over {} and {} channels needs {need} bytes of scratch, more than the {bytes} kept", a.c, b.c);
-    backward_statistics(on, g1.n, g1.hw, Arg::Ptr(base), &a, &b)
+    backward_statistics(on, g1.n, g1.hw, Arg::Ptr(base), stored, &a, &b)
 }
 
 impl BnKernel {
     /// The CUDA kernels [`BnKernel::launch`] launches, in order.
     pub fn launch_names(&self) -> Vec<&'static str> {
         match *self {
-            BnKernel::TrainForward { g, y, .. } if g.n * g.hw > 0 => {
-                let mut v = vec!["fear_bn_stats", "fear_bn_train_finalize"];
-                v.extend(matches!(y, BnOutput::Normalised(_)).then_some("fear_bn_apply"));
+            BnKernel::TrainForward { g, x, y, .. } if g.n * g.hw > 0 => {
+                let mut v = vec![stored_variant("fear_bn_stats", x), "fear_bn_train_finalize"];
+                v.extend(matches!(y, BnOutput::Normalised(_)).then(|| stored_variant("fear_bn_apply", x)));
                 v
             }
-            BnKernel::Apply { g, .. } if !g.is_empty() => vec!["fear_bn_apply"],
-            BnKernel::EvalForward { g, y, .. } if g.n * g.hw > 0 => {
+            BnKernel::Apply { g, x, .. } if !g.is_empty() => vec![stored_variant("fear_bn_apply", x)],
+            BnKernel::EvalForward { g, x, y, .. } if g.n * g.hw > 0 => {
                 let mut v = vec!["fear_bn_eval_coefficients"];
-                v.extend(matches!(y, BnOutput::Normalised(_)).then_some("fear_bn_apply"));
+                v.extend(matches!(y, BnOutput::Normalised(_)).then(|| stored_variant("fear_bn_apply", x)));
                 v
             }
-            BnKernel::Backward { g, dx, .. } if g.n * g.hw > 0 => {
-                let mut v = vec!["fear_bn_backward_stats", "fear_bn_backward_finalize"];
-                v.extend(dx.map(|_| "fear_bn_backward_apply"));
+            BnKernel::Backward { g, x, dx, .. } if g.n * g.hw > 0 => {
+                let mut v = vec![stored_variant("fear_bn_backward_stats", x), "fear_bn_backward_finalize"];
+                v.extend(dx.map(|_| stored_variant("fear_bn_backward_apply", x)));
                 v
             }
-            BnKernel::BackwardPair { first, .. } if first.g.n * first.g.hw > 0 => vec!["fear_bn_backward_stats", "fear_bn_backward_finalize"],
+            BnKernel::BackwardPair { first, .. } if first.g.n * first.g.hw > 0 => {
+                vec![stored_variant("fear_bn_backward_stats", first.x), "fear_bn_backward_finalize"]
+            }
             _ => vec![],
         }
     }
@@ -187,7 +205,8 @@ impl BnKernel {
                 let (partial, scratch_coef) = bn_scratch(on, g.c, splits)?;
                 let coef = coefficients_at(on, y, scratch_coef)?;
                 let shape = shape(&g, splits)?;
-                on.per_item("fear_bn_stats", g.c * splits, FEAR_BN_THREADS, &[&[on.p(x)?, partial][..], &shape].concat())?;
+                let stats = stored_variant("fear_bn_stats", x);
+                on.per_item(stats, g.c * splits, FEAR_BN_THREADS, &[&[on.p(x)?, partial][..], &shape].concat())?;
                 let stats = [on.p(gamma)?, on.p(beta)?, on.p(running_mean)?, on.p(running_var)?, on.p(mean)?, on.p(invstd)?, coef];
                 train_finalize(on, &g, splits, partial, stats, eps, momentum)?;
                 apply(on, &g, splits, x, coef, y)
@@ -232,11 +251,12 @@ impl BnKernel {
                     dbeta: on.opt(dbeta)?,
                     coef,
                 };
-                backward_statistics(on, g.n, g.hw, partial, &bn, &BackwardStats::NONE)?;
+                let stored = stored_alike(&[&[x, dy][..], dx.as_slice()].concat())?;
+                backward_statistics(on, g.n, g.hw, partial, stored, &bn, &BackwardStats::NONE)?;
                 match dx {
                     Some(dx) => {
                         let apply = [&[on.p(x)?, on.p(dy)?, coef, on.p(dx)?][..], &shape(&g, splits)?, &[flag(accumulate)]].concat();
-                        on.per_item("fear_bn_backward_apply", g.c * splits, FEAR_BN_THREADS, &apply)
+                        on.per_item(stored_variant("fear_bn_backward_apply", stored), g.c * splits, FEAR_BN_THREADS, &apply)
                     }
                     None => Ok(()),
                 }
@@ -252,7 +272,8 @@ mod tests {
     use crate::engine::cuda::launch::GpuAddresses;
     use crate::engine::cuda::{Gpu, GpuMemory};
     use crate::engine::device::{Device, MemoryLayout};
-    use crate::engine::kernel::Space;
+    use crate::engine::kernel::{Kernel, Space};
+    use crate::engine::precision::Precision;
 
     /// One batch norm's tensors in the Work space: x, then the 7 finalize outputs (gamma, beta,
     /// running mean and variance, mean, invstd, coefficients).
@@ -356,6 +377,129 @@ mod tests {
         let mut mem: GpuMemory = gpu.alloc(&MemoryLayout { params: 0, state: 0, work: next, half: 0, labels: 1 }).unwrap();
         let e = gpu.launch(&mut mem, &BnKernel::BackwardPair { first, second }.into()).unwrap_err().to_string();
         assert!(e.contains("a pair of batch-norm backwards over 200000 and 200000 channels needs") && e.contains("scratch"), "{e}");
+    }
+
+    /// Lays out a batch norm's locations for [`assert_rounds_only_at_stores`]: its tensors in
+    /// Half when `half` (else in Work), its other values in Work, each with a gap.
+    struct Layout {
+        half: bool,
+        next: [usize; 2],
+    }
+
+    impl Layout {
+        /// A tensor (x, y, dy, dx) of `len` elements.
+        fn tensor(&mut self, len: usize) -> Loc {
+            self.at(self.half, len)
+        }
+        /// Anything else (statistics, coefficients, parameters and their gradients).
+        fn loc(&mut self, len: usize) -> Loc {
+            self.at(false, len)
+        }
+        fn at(&mut self, half: bool, len: usize) -> Loc {
+            let next = &mut self.next[half as usize];
+            let l = Loc::new(if half { Space::Half } else { Space::Work }, *next, len);
+            *next = (*next + len + 3).next_multiple_of(2);
+            l
+        }
+    }
+
+    /// Runs `build`'s batch norm on the emulated GPU with its tensors stored as f32 and again as
+    /// bfloat16, from the same values (the tensors' bfloat16s, so both instantiations load the
+    /// same numbers), and asserts every location ends with the same bits in both, each bfloat16
+    /// output holding the f32 run's value rounded: the bfloat16 kernels round at their stores,
+    /// exactly as `fear_store` does, and nowhere else (statistics from the loaded values in the
+    /// f32 kernels' order, an accumulated dx read as stored).
+    fn assert_rounds_only_at_stores(build: impl Fn(&mut Layout) -> BnKernel) {
+        let gpu = Gpu::emulated();
+        let runs = [false, true].map(|half| {
+            let mut layout = Layout { half, next: [0; 2] };
+            let kernel: Kernel = build(&mut layout).into();
+            (kernel, layout.next)
+        });
+        let tensor: Vec<bool> = runs[1].0.locs().iter().map(|l| l.space == Space::Half).collect();
+        assert!(tensor.contains(&true), "a case with no tensor in Half");
+        // Tensors in (-1, 1); everything else positive (variances and invstd must be).
+        let values: Vec<Vec<f32>> = runs[1]
+            .0
+            .locs()
+            .iter()
+            .zip(&tensor)
+            .enumerate()
+            .map(|(j, (l, &t))| {
+                let value = |i: usize| ((i * 7919 + j * 3571) % 1000) as f32 / 500.0 - 1.0;
+                (0..l.len).map(|i| if t { Precision::Bf16.round(value(i)) } else { value(i).abs() + 0.5 }).collect()
+            })
+            .collect();
+        let name = runs[0].0.name();
+        let [f32_run, bf16_run] = runs.map(|(kernel, next)| {
+            let mut mem: GpuMemory = gpu.alloc(&MemoryLayout { params: 0, state: 0, work: next[0], half: next[1], labels: 1 }).unwrap();
+            let locs = kernel.locs();
+            for (l, v) in locs.iter().zip(&values) {
+                gpu.write(&mut mem, *l, v).unwrap();
+            }
+            gpu.launch(&mut mem, &kernel).unwrap();
+            locs.iter().map(|l| gpu.read(&mem, *l).unwrap()).collect::<Vec<_>>()
+        });
+        for (j, ((f, b), &t)) in f32_run.iter().zip(&bf16_run).zip(&tensor).enumerate() {
+            let want: Vec<u32> = f.iter().map(|&v| if t { Precision::Bf16.round(v) } else { v }.to_bits()).collect();
+            let got: Vec<u32> = b.iter().map(|v| v.to_bits()).collect();
+            let first = got.iter().zip(&want).position(|(g, w)| g != w);
+            assert!(first.is_none(), "{name}: location {j} (tensor: {t}) differs first at {first:?}");
+        }
+    }
+
+    /// An uneven split (7 images of 100 channels in 6 splits) and planes wider than a block.
+    const STORED_SHAPES: [BnGeom; 2] = [BnGeom { n: 7, c: 100, hw: 5 }, BnGeom { n: 2, c: 3, hw: 300 }];
+
+    #[test]
+    fn bf16_forwards_round_only_at_their_stores() {
+        for g in STORED_SHAPES {
+            for coefficients in [false, true] {
+                let y = |l: &mut Layout| if coefficients { BnOutput::Coefficients(l.loc(4 * g.c)) } else { BnOutput::Normalised(l.tensor(g.len())) };
+                assert_rounds_only_at_stores(|l| {
+                    let (x, gamma, beta, running_mean, running_var) = (l.tensor(g.len()), l.loc(g.c), l.loc(g.c), l.loc(g.c), l.loc(g.c));
+                    let (y, mean, invstd) = (y(l), l.loc(g.c), l.loc(g.c));
+                    BnKernel::TrainForward { g, x, gamma, beta, running_mean, running_var, y, mean, invstd, eps: 1e-5, momentum: 0.1 }
+                });
+            }
+            assert_rounds_only_at_stores(|l| {
+                let (x, gamma, beta, running_mean, running_var) = (l.tensor(g.len()), l.loc(g.c), l.loc(g.c), l.loc(g.c), l.loc(g.c));
+                BnKernel::EvalForward { g, x, gamma, beta, running_mean, running_var, y: BnOutput::Normalised(l.tensor(g.len())), eps: 1e-5 }
+            });
+            assert_rounds_only_at_stores(|l| BnKernel::Apply { g, x: l.tensor(g.len()), coef: l.loc(4 * g.c), y: l.tensor(g.len()) });
+        }
+    }
+
+    #[test]
+    fn bf16_backwards_round_only_at_their_stores() {
+        for g in STORED_SHAPES {
+            for (grads, accumulate) in [(true, true), (true, false), (false, true), (false, false)] {
+                assert_rounds_only_at_stores(|l| {
+                    let (x, dy, gamma, mean, invstd, dx) = (l.tensor(g.len()), l.tensor(g.len()), l.loc(g.c), l.loc(g.c), l.loc(g.c), l.tensor(g.len()));
+                    let (dgamma, dbeta) = if grads { (Some(l.loc(g.c)), Some(l.loc(g.c))) } else { (None, None) };
+                    BnKernel::Backward { g, x, dy, gamma, mean, invstd, dx: Some(dx), dx_coef: None, dgamma, dbeta, accumulate }
+                });
+            }
+            // Two batch norms' coefficient backwards, one of them alone and both as a pair.
+            let one = |l: &mut Layout, c: usize| {
+                let g = BnGeom { c, ..g };
+                let (x, dy, gamma, mean, invstd, dx_coef) = (l.tensor(g.len()), l.tensor(g.len()), l.loc(c), l.loc(c), l.loc(c), l.loc(4 * c));
+                BnCoefficientBackward { g, x, dy, gamma, mean, invstd, dx_coef, dgamma: Some(l.loc(c)), dbeta: Some(l.loc(c)) }
+            };
+            assert_rounds_only_at_stores(|l| one(l, g.c).kernel());
+            assert_rounds_only_at_stores(|l| BnKernel::BackwardPair { first: one(l, g.c), second: one(l, 5) });
+        }
+    }
+
+    #[test]
+    fn a_batch_norm_with_tensors_stored_unalike_is_refused() {
+        // x as bfloat16, y as f32: no instantiation reads one and writes the other.
+        let g = BnGeom { n: 2, c: 3, hw: 4 };
+        let (x, coef, y) = (Loc::new(Space::Half, 0, g.len()), Loc::new(Space::Work, 0, 4 * g.c), Loc::new(Space::Work, 16, g.len()));
+        let gpu = Gpu::emulated();
+        let mut mem: GpuMemory = gpu.alloc(&MemoryLayout { params: 0, state: 0, work: 64, half: 32, labels: 1 }).unwrap();
+        let e = gpu.launch(&mut mem, &BnKernel::Apply { g, x, coef, y }.into()).unwrap_err().to_string();
+        assert!(e.contains("stored alike"), "{e}");
     }
 
     #[test]
