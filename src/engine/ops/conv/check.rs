@@ -2,10 +2,35 @@
 
 use super::{BnGradient, BnStatistics, ConvGeom, ConvKernel, DxTerms, SiblingBackward, SiblingForward, WeightSums};
 use crate::engine::cuda::selftest::{Case, Cases, REDUCTION_TOLERANCE};
-use crate::engine::kernel::Kernel;
+use crate::engine::kernel::{Kernel, Loc};
 use crate::engine::precision::Precision;
 
+/// How a case's (batch, channel, height, width) tensors are stored: f32 (in Work), or bfloat16
+/// (in Half: the `_bf16` kernels, each case's name ending so). Weights, their gradients and the
+/// batch norms' statistics and coefficients are f32 in both.
+#[derive(Clone, Copy)]
+struct Storage {
+    half: bool,
+    tolerance: f64,
+}
+
+impl std::fmt::Display for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.half { "_bf16" } else { "" })
+    }
+}
+
+/// Every case at both storages. Stored as bfloat16, the kernels round where the CPU faces do
+/// (the device's rounding of each output, and the faces' rounding of the values the unfused plan
+/// would store), so only the order of the f32 sums differs: a value near a rounding boundary may
+/// round one bfloat16 step apart (2^-8 relative), within Bf16's tolerance.
 pub(crate) fn cases(cases: &mut Cases) {
+    for st in [Storage { half: false, tolerance: REDUCTION_TOLERANCE }, Storage { half: true, tolerance: Precision::Bf16.tolerance() }] {
+        storage_cases(cases, st);
+    }
+}
+
+fn storage_cases(cases: &mut Cases, st: Storage) {
     // 9x9 gives 243 positions per weight: most of a 256-thread reduction block does real work.
     // Every (k, stride) body of conv.cu, on 5x5 and 9x9 images (odd sides: the last stride-2
     // window hangs over the edge). Channel counts that fill no tile evenly: 7 and 3 inputs, 4-7
@@ -32,34 +57,34 @@ pub(crate) fn cases(cases: &mut Cases) {
             // The forward in each precision: TF32 (the tensor-core kernel) held to the CPU face
             // that rounds at the same points, so only the order of the sums differs.
             for (tag, precision) in [("", Precision::Fp32), ("_tf32", Precision::Tf32)] {
-                cases.add(&format!("{name}_forward{fused}{tag}"), REDUCTION_TOLERANCE, |c| {
-                    let (x, w, y) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
+                cases.add(&format!("{name}_forward{fused}{tag}{st}"), st.tolerance, |c| {
+                    let (x, w, y) = (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
                     ConvKernel::Forward { g, x, x_norm: None, w, y, relu, bn: None, precision, sibling: None }.into()
                 });
                 // With the statistics of the batch norm reading y (its epilogue's partials, merged
                 // by the batch norm's finalize): every block a part of every channel.
-                cases.add(&format!("{name}_forward{fused}{tag}_bn_statistics"), REDUCTION_TOLERANCE, |c| {
-                    let (x, w, y) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
+                cases.add(&format!("{name}_forward{fused}{tag}_bn_statistics{st}"), st.tolerance, |c| {
+                    let (x, w, y) = (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
                     let bn = bn_statistics(c, g.c_out);
                     ConvKernel::Forward { g, x, x_norm: None, w, y, relu, bn: Some(bn), precision, sibling: None }.into()
                 });
             }
             // Both modes: assign must ignore the random values already in dx.
             for (mode, accumulate) in [("", true), ("_assign", false)] {
-                cases.add(&format!("{name}_backward_input{fused}{mode}"), REDUCTION_TOLERANCE, |c| {
-                    let (dx, w, dy) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
-                    let mask = relu.then(|| c.loc(g.x_len()));
+                cases.add(&format!("{name}_backward_input{fused}{mode}{st}"), st.tolerance, |c| {
+                    let (dx, w, dy) = (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
+                    let mask = relu.then(|| c.tensor(g.x_len(), st.half));
                     ConvKernel::BackwardInput { g, dy, bn: None, w, mask, mask_norm: None, dx, accumulate }.into()
                 });
             }
-            cases.add(&format!("{name}_backward_weight{fused}"), REDUCTION_TOLERANCE, |c| {
-                let (x, dw, dy) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
+            cases.add(&format!("{name}_backward_weight{fused}{st}"), st.tolerance, |c| {
+                let (x, dw, dy) = (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
                 ConvKernel::BackwardWeight { g, x, x_norm: None, dy, bn: None, dw, relu }.into()
             });
             // Both gradients in one launch, each mode.
             for (mode, accumulate) in [("", true), ("_assign", false)] {
-                cases.add(&format!("{name}_backward{fused}{mode}"), REDUCTION_TOLERANCE, |c| {
-                    let (x, w, dy, dw, dx) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()), c.loc(g.w_len()), c.loc(g.x_len()));
+                cases.add(&format!("{name}_backward{fused}{mode}{st}"), st.tolerance, |c| {
+                    let (x, w, dy, dw, dx) = backward_locs(c, st, &g);
                     ConvKernel::Backward {
                         g,
                         x,
@@ -79,18 +104,18 @@ pub(crate) fn cases(cases: &mut Cases) {
                 });
             }
             // The gradients reading dy through a batch norm's backward (random coefficients).
-            let bn = |c: &mut Case| Some(BnGradient { x: c.loc(g.y_len()), coef: c.loc(4 * g.c_out) });
-            cases.add(&format!("{name}_backward_input{fused}_bn"), REDUCTION_TOLERANCE, |c| {
-                let (dx, w, dy) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
-                let (bn, mask) = (bn(c), relu.then(|| c.loc(g.x_len())));
+            let bn = |c: &mut Case| Some(BnGradient { x: c.tensor(g.y_len(), st.half), coef: c.loc(4 * g.c_out) });
+            cases.add(&format!("{name}_backward_input{fused}_bn{st}"), st.tolerance, |c| {
+                let (dx, w, dy) = (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
+                let (bn, mask) = (bn(c), relu.then(|| c.tensor(g.x_len(), st.half)));
                 ConvKernel::BackwardInput { g, dy, bn, w, mask, mask_norm: None, dx, accumulate: false }.into()
             });
-            cases.add(&format!("{name}_backward_weight{fused}_bn"), REDUCTION_TOLERANCE, |c| {
-                let (x, dw, dy) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
+            cases.add(&format!("{name}_backward_weight{fused}_bn{st}"), st.tolerance, |c| {
+                let (x, dw, dy) = (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
                 ConvKernel::BackwardWeight { g, x, x_norm: None, dy, bn: bn(c), dw, relu }.into()
             });
-            cases.add(&format!("{name}_backward{fused}_bn"), REDUCTION_TOLERANCE, |c| {
-                let (x, w, dy, dw, dx) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()), c.loc(g.w_len()), c.loc(g.x_len()));
+            cases.add(&format!("{name}_backward{fused}_bn{st}"), st.tolerance, |c| {
+                let (x, w, dy, dw, dx) = backward_locs(c, st, &g);
                 ConvKernel::Backward {
                     g,
                     x,
@@ -110,9 +135,9 @@ pub(crate) fn cases(cases: &mut Cases) {
             });
         }
     }
-    sibling_cases(cases);
-    normalised_input_cases(cases);
-    deferred_sum_cases(cases);
+    sibling_cases(cases, st);
+    normalised_input_cases(cases, st);
+    deferred_sum_cases(cases, st);
 }
 
 /// A training batch norm's statistics over `channels` channels (a varied running variance).
@@ -126,7 +151,7 @@ fn bn_statistics(c: &mut Case, channels: usize) -> BnStatistics {
 /// Sibling pairs (two convolutions of one input as one GEMM): the first with whole groups of 8
 /// output channels (the forward's split may not cut a thread's group), the second with an odd
 /// count; each body, with and without the fused ReLU, the batch norms and accumulation.
-fn sibling_cases(cases: &mut Cases) {
+fn sibling_cases(cases: &mut Cases, st: Storage) {
     let pairs = [
         ("conv3x3", 3, 1, 7, 8, 5, 5),
         ("conv3x3_s2_9x9", 3, 2, 7, 16, 7, 9),
@@ -140,21 +165,21 @@ fn sibling_cases(cases: &mut Cases) {
         for (fused, relu) in [("", false), ("_relu", true)] {
             for (tag, precision) in [("", Precision::Fp32), ("_tf32", Precision::Tf32)] {
                 for (stats, with_bn) in [("", false), ("_bn_statistics", true)] {
-                    cases.add(&format!("{name}_sibling_forward{fused}{tag}{stats}"), REDUCTION_TOLERANCE, |c| {
-                        let (x, w, y) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()));
+                    cases.add(&format!("{name}_sibling_forward{fused}{tag}{stats}{st}"), st.tolerance, |c| {
+                        let (x, w, y) = (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
                         let bn = with_bn.then(|| bn_statistics(c, c_first));
-                        let (w2, y2) = (c.loc(gs.w_len()), c.loc(gs.y_len()));
+                        let (w2, y2) = (c.loc(gs.w_len()), c.tensor(gs.y_len(), st.half));
                         let sibling = SiblingForward { c_out: c_second, w: w2, y: y2, bn: with_bn.then(|| bn_statistics(c, c_second)) };
                         ConvKernel::Forward { g, x, x_norm: None, w, y, relu, bn, precision, sibling: Some(sibling) }.into()
                     });
                 }
             }
             for (mode, accumulate, with_bn) in [("", true, false), ("_assign", false, false), ("_bn", true, true)] {
-                cases.add(&format!("{name}_sibling_backward{fused}{mode}"), REDUCTION_TOLERANCE, |c| {
-                    let (x, w, dy, dw, dx) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()), c.loc(g.w_len()), c.loc(g.x_len()));
-                    let bn = with_bn.then(|| BnGradient { x: c.loc(g.y_len()), coef: c.loc(4 * c_first) });
-                    let (w2, dy2, dw2) = (c.loc(gs.w_len()), c.loc(gs.y_len()), c.loc(gs.w_len()));
-                    let bn2 = with_bn.then(|| BnGradient { x: c.loc(gs.y_len()), coef: c.loc(4 * c_second) });
+                cases.add(&format!("{name}_sibling_backward{fused}{mode}{st}"), st.tolerance, |c| {
+                    let (x, w, dy, dw, dx) = backward_locs(c, st, &g);
+                    let bn = with_bn.then(|| BnGradient { x: c.tensor(g.y_len(), st.half), coef: c.loc(4 * c_first) });
+                    let (w2, dy2, dw2) = (c.loc(gs.w_len()), c.tensor(gs.y_len(), st.half), c.loc(gs.w_len()));
+                    let bn2 = with_bn.then(|| BnGradient { x: c.tensor(gs.y_len(), st.half), coef: c.loc(4 * c_second) });
                     let sibling = SiblingBackward { c_out: c_second, dy: dy2, bn: bn2, w: w2, dw: dw2 };
                     ConvKernel::Backward {
                         g,
@@ -179,11 +204,11 @@ fn sibling_cases(cases: &mut Cases) {
                 if pooled && stride != 1 {
                     continue;
                 }
-                cases.add(&format!("{name}_sibling_backward{fused}{terms}"), REDUCTION_TOLERANCE, |c| {
-                    let (x, w, dy, dw, dx) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()), c.loc(g.w_len()), c.loc(g.x_len()));
-                    let (w2, dy2, dw2) = (c.loc(gs.w_len()), c.loc(gs.y_len()), c.loc(gs.w_len()));
+                cases.add(&format!("{name}_sibling_backward{fused}{terms}{st}"), st.tolerance, |c| {
+                    let (x, w, dy, dw, dx) = backward_locs(c, st, &g);
+                    let (w2, dy2, dw2) = (c.loc(gs.w_len()), c.tensor(gs.y_len(), st.half), c.loc(gs.w_len()));
                     let sibling = SiblingBackward { c_out: c_second, dy: dy2, bn: None, w: w2, dw: dw2 };
-                    let dx_terms = DxTerms { added: added.then(|| c.loc(g.x_len())), pooled: pooled.then(|| c.loc(g.x_len())) };
+                    let dx_terms = DxTerms { added: added.then(|| c.tensor(g.x_len(), st.half)), pooled: pooled.then(|| c.tensor(g.x_len(), st.half)) };
                     ConvKernel::Backward {
                         g,
                         x,
@@ -201,10 +226,10 @@ fn sibling_cases(cases: &mut Cases) {
                     }
                     .into()
                 });
-                cases.add(&format!("{name}_backward{fused}{terms}"), REDUCTION_TOLERANCE, |c| {
-                    let (x, w, dy, dw, dx) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()), c.loc(g.w_len()), c.loc(g.x_len()));
-                    let bn = Some(BnGradient { x: c.loc(g.y_len()), coef: c.loc(4 * c_first) });
-                    let dx_terms = DxTerms { added: added.then(|| c.loc(g.x_len())), pooled: pooled.then(|| c.loc(g.x_len())) };
+                cases.add(&format!("{name}_backward{fused}{terms}{st}"), st.tolerance, |c| {
+                    let (x, w, dy, dw, dx) = backward_locs(c, st, &g);
+                    let bn = Some(BnGradient { x: c.tensor(g.y_len(), st.half), coef: c.loc(4 * c_first) });
+                    let dx_terms = DxTerms { added: added.then(|| c.tensor(g.x_len(), st.half)), pooled: pooled.then(|| c.tensor(g.x_len(), st.half)) };
                     ConvKernel::Backward { g, x, x_norm: None, dy, bn, w, relu, dw, dx, accumulate, sibling: None, dx_terms, sums: WeightSums::default() }
                         .into()
                 });
@@ -213,15 +238,21 @@ fn sibling_cases(cases: &mut Cases) {
     }
 }
 
+/// A two-gradient backward's own locations, x, w, dy, dw and dx (its tensors stored as `st` says).
+fn backward_locs(c: &mut Case, st: Storage, g: &ConvGeom) -> (Loc, Loc, Loc, Loc, Loc) {
+    (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half), c.loc(g.w_len()), c.tensor(g.x_len(), st.half))
+}
+
 /// A two-gradient backward of shape `g` (with a sibling of `sibling` output channels) reading dy
-/// through batch norms with `with_bn`, x through a ReLU with `relu`, its locations laid out in `c`.
-fn two_gradient_backward(c: &mut Case, g: ConvGeom, sibling: Option<usize>, relu: bool, with_bn: bool) -> ConvKernel {
-    let bn = |c: &mut Case, g: &ConvGeom| with_bn.then(|| BnGradient { x: c.loc(g.y_len()), coef: c.loc(4 * g.c_out) });
-    let (x, w, dy, dw, dx) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()), c.loc(g.w_len()), c.loc(g.x_len()));
+/// through batch norms with `with_bn`, x through a ReLU with `relu`, its locations laid out in `c`
+/// (its tensors stored as `st` says).
+fn two_gradient_backward(c: &mut Case, st: Storage, g: ConvGeom, sibling: Option<usize>, relu: bool, with_bn: bool) -> ConvKernel {
+    let bn = |c: &mut Case, g: &ConvGeom| with_bn.then(|| BnGradient { x: c.tensor(g.y_len(), st.half), coef: c.loc(4 * g.c_out) });
+    let (x, w, dy, dw, dx) = backward_locs(c, st, &g);
     let bn1 = bn(c, &g);
     let sibling = sibling.map(|c_out| {
         let gs = ConvGeom { c_out, ..g };
-        let (w, dy, dw) = (c.loc(gs.w_len()), c.loc(gs.y_len()), c.loc(gs.w_len()));
+        let (w, dy, dw) = (c.loc(gs.w_len()), c.tensor(gs.y_len(), st.half), c.loc(gs.w_len()));
         SiblingBackward { c_out, dy, bn: bn(c, &gs), w, dw }
     });
     ConvKernel::Backward {
@@ -246,7 +277,7 @@ fn two_gradient_backward(c: &mut Case, g: ConvGeom, sibling: Option<usize>, relu
 /// launch. Only the sequence does what the CPU faces do (the deferring backward's face writes dw
 /// in full), so each case is one. Plain and sibling pairs, of different shapes (the sum's geometry
 /// is not the performing launch's), with and without the fused ReLU and batch norms.
-fn deferred_sum_cases(cases: &mut Cases) {
+fn deferred_sum_cases(cases: &mut Cases, st: Storage) {
     // (name, first backward: k, stride, c_in, c_out, sibling c_out, side; the second, or None for
     // the sum's own launch; whether the second defers too, its sum then in a launch of its own).
     type Shape = (usize, usize, usize, usize, Option<usize>, usize);
@@ -260,11 +291,11 @@ fn deferred_sum_cases(cases: &mut Cases) {
     for (name, first, second, chain) in sequences {
         for (fused, relu) in [("", false), ("_relu", true)] {
             for (tag, with_bn) in [("", false), ("_bn", true)] {
-                cases.add_sequence(&format!("conv_{name}{fused}{tag}"), REDUCTION_TOLERANCE, |c| {
-                    let a = two_gradient_backward(c, geom(first), first.4, relu, with_bn);
+                cases.add_sequence(&format!("conv_{name}{fused}{tag}{st}"), st.tolerance, |c| {
+                    let a = two_gradient_backward(c, st, geom(first), first.4, relu, with_bn);
                     let (a, sum) = a.deferring_to(1).expect("a two-gradient backward defers");
                     let Some(second) = second else { return vec![a.into(), ConvKernel::WeightSum { sum }.into()] };
-                    let b = two_gradient_backward(c, geom(second), second.4, relu, with_bn).performing(sum).expect("a backward performs a sum");
+                    let b = two_gradient_backward(c, st, geom(second), second.4, relu, with_bn).performing(sum).expect("a backward performs a sum");
                     let mut ks: Vec<Kernel> = vec![a.into()];
                     match chain {
                         true => {
@@ -283,26 +314,27 @@ fn deferred_sum_cases(cases: &mut Cases) {
 /// Convolutions reading a batch norm's input normalised by its coefficients (`x_norm`, random
 /// (mean_hi, mean_lo, scale, beta) per input channel): the batch norm applied by them, behind the
 /// fused ReLU (the forward, both gradients, each alone and a sibling pair), on odd shapes.
-fn normalised_input_cases(cases: &mut Cases) {
+fn normalised_input_cases(cases: &mut Cases, st: Storage) {
     for (name, k, stride, c_in, c_out, side) in [("conv3x3", 3, 1, 7, 8, 5), ("conv3x3_s2_9x9", 3, 2, 7, 5, 9), ("conv1x1_9x9", 1, 1, 20, 8, 9)] {
         let g = ConvGeom { n: 3, c_in, h: side, w: side, c_out, k, stride, pad: k / 2 };
         for (tag, precision) in [("", Precision::Fp32), ("_tf32", Precision::Tf32)] {
-            cases.add(&format!("{name}_forward_relu_normalised{tag}"), REDUCTION_TOLERANCE, |c| {
-                let (x, x_norm, w, y) = (c.loc(g.x_len()), Some(c.loc(4 * c_in)), c.loc(g.w_len()), c.loc(g.y_len()));
+            cases.add(&format!("{name}_forward_relu_normalised{tag}{st}"), st.tolerance, |c| {
+                let (x, x_norm, w, y) = (c.tensor(g.x_len(), st.half), Some(c.loc(4 * c_in)), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
                 ConvKernel::Forward { g, x, x_norm, w, y, relu: true, bn: Some(bn_statistics(c, c_out)), precision, sibling: None }.into()
             });
         }
-        cases.add(&format!("{name}_backward_input_relu_normalised"), REDUCTION_TOLERANCE, |c| {
-            let (dx, w, dy, mask, mask_norm) = (c.loc(g.x_len()), c.loc(g.w_len()), c.loc(g.y_len()), Some(c.loc(g.x_len())), Some(c.loc(4 * c_in)));
+        cases.add(&format!("{name}_backward_input_relu_normalised{st}"), st.tolerance, |c| {
+            let (dx, w, dy, mask, mask_norm) =
+                (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half), Some(c.tensor(g.x_len(), st.half)), Some(c.loc(4 * c_in)));
             ConvKernel::BackwardInput { g, dy, bn: None, w, mask, mask_norm, dx, accumulate: true }.into()
         });
-        cases.add(&format!("{name}_backward_weight_relu_normalised"), REDUCTION_TOLERANCE, |c| {
-            let (x, x_norm, dw, dy) = (c.loc(g.x_len()), Some(c.loc(4 * c_in)), c.loc(g.w_len()), c.loc(g.y_len()));
+        cases.add(&format!("{name}_backward_weight_relu_normalised{st}"), st.tolerance, |c| {
+            let (x, x_norm, dw, dy) = (c.tensor(g.x_len(), st.half), Some(c.loc(4 * c_in)), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
             ConvKernel::BackwardWeight { g, x, x_norm, dy, bn: None, dw, relu: true }.into()
         });
         for (pair, sibling) in [("", None), ("_sibling", Some(3))] {
-            cases.add(&format!("{name}{pair}_backward_relu_normalised"), REDUCTION_TOLERANCE, |c| {
-                let mut k = two_gradient_backward(c, g, sibling, true, true);
+            cases.add(&format!("{name}{pair}_backward_relu_normalised{st}"), st.tolerance, |c| {
+                let mut k = two_gradient_backward(c, st, g, sibling, true, true);
                 if let ConvKernel::Backward { x_norm, .. } = &mut k {
                     *x_norm = Some(c.loc(4 * c_in));
                 }

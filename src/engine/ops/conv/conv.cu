@@ -44,6 +44,20 @@
 // accumulators through shared memory to the threads the FP32 epilogue assigns them to, so y's
 // stores and the batch-norm statistics are the FP32 path's code. Without tf32 MMA (the sm_70
 // build) the kernel keeps the FMA loop over the same rounded operands: same rounding points.
+//
+// Tensors stored as bfloat16 (`--precision bf16`, kernels/storage.cuh): every kernel reading or
+// writing the (image, channel, row, column) tensors is a template over their storage type E
+// (float, or fear_bf16 for the `_bf16` instantiations): x, y, dy, dx, the ReLU mask, a batch
+// norm's x, dx's terms, and the sibling's. Weights, their gradients and partials, batch-norm
+// coefficients and statistics stay f32. Staging widens each element to f32 (fear_load), so the
+// shared tiles, the MAC loops and the accumulators are the f32 kernels'; the epilogue rounds once
+// where it stores (fear_store). A value the unfused plan would have stored and read back is
+// rounded as stored (fear_stored), so fused and unfused launches round at the same points: the
+// statistics are of y as stored, a batch norm's output read normalised is what its apply kernel
+// would have stored, and dy through a batch norm's backward is what that backward would have
+// stored. dx is the exception: its terms (a sibling's input gradient, `added`, `pooled`, the
+// masked gradient) are summed in f32 and stored once, one rounding where separate launches make
+// one each.
 
 #define FEAR_CONV_PIX 4  // output pixels per thread
 #define FEAR_CONV_CO 8   // output channels per thread
@@ -79,8 +93,10 @@ static_assert(FEAR_CONV_PIX * FEAR_CONV_CO == 4 * FEAR_CONV_MMA_TILES, "a warp's
 // with `bn_coef`, the gradients read src (the batch norm's output gradient) as the batch norm's
 // input gradient, 0 + (a*dy + (b*(x - mean) + k)) with x = bn_x and coef (a, b, k, mean) per
 // channel: fear_bn_backward_apply's expression, evaluated as the tile is staged.
-__device__ __forceinline__ float fear_bn_grad(float dy, const float* __restrict__ bn_x, const float* __restrict__ bn_coef, long long i, int ch) {
-    return 0.0f + (bn_coef[4 * ch] * dy + (bn_coef[4 * ch + 1] * (bn_x[i] - bn_coef[4 * ch + 3]) + bn_coef[4 * ch + 2]));
+// The result is rounded as that batch norm's backward would store it (E: the tensors' storage).
+template <typename E>
+__device__ __forceinline__ float fear_bn_grad(float dy, const E* __restrict__ bn_x, const float* __restrict__ bn_coef, long long i, int ch) {
+    return fear_stored(bn_x, 0.0f + (bn_coef[4 * ch] * dy + (bn_coef[4 * ch + 1] * (fear_load(bn_x, i) - bn_coef[4 * ch + 3]) + bn_coef[4 * ch + 2])));
 }
 
 // Batch-norm statistics of a forward block's outputs (the GPU plan, for the batch norm that alone
@@ -93,13 +109,16 @@ __device__ __forceinline__ float fear_bn_grad(float dy, const float* __restrict_
 // Shared memory (the launch gives at least launch.rs's STATS_SHARED_BYTES): the accumulators, parked
 // there before y is stored so that they leave the registers (kept live through this epilogue they
 // made ptxas spill on sm_70), [value j * FEAR_CONV_CO + c][thread]; then the per-thread sums and
-// the squared deviations, [channel group][channel][pixel thread] doubles each.
-__device__ __forceinline__ void fear_conv_park(const float (&acc)[FEAR_CONV_PIX][FEAR_CONV_CO], float* parked) {
+// the squared deviations, [channel group][channel][pixel thread] doubles each. Each value is
+// parked as y stores it (`y` picks the storage type): the statistics are of the stored y, as the
+// batch norm's own pass over it would take them.
+template <typename E>
+__device__ __forceinline__ void fear_conv_park(const float (&acc)[FEAR_CONV_PIX][FEAR_CONV_CO], float* parked, const E* y) {
     __syncthreads();  // the MAC loop's readers of shared memory are done
 #pragma unroll
     for (int j = 0; j < FEAR_CONV_PIX; ++j)
 #pragma unroll
-        for (int c = 0; c < FEAR_CONV_CO; ++c) parked[(j * FEAR_CONV_CO + c) * FEAR_CONV_THREADS + threadIdx.x] = acc[j][c];
+        for (int c = 0; c < FEAR_CONV_CO; ++c) parked[(j * FEAR_CONV_CO + c) * FEAR_CONV_THREADS + threadIdx.x] = fear_stored(y, acc[j][c]);
 }
 
 __device__ __forceinline__ void fear_conv_tree_sum(double* mine, int tp, int tpix) {
@@ -219,12 +238,13 @@ __device__ __forceinline__ void fear_conv_mma_unpark(const float (&d)[FEAR_CONV_
 // whole shared dimension. Forward: its weights `wt` (rows from output channel `split` on) and output
 // `dst`. Input gradient: its dy `src` (channels from `split` on of K), weights `wt`, and the batch
 // norm whose backward it applies (`bn_x`, `bn_coef`). Weight gradient: its dy `src` and batch norm
-// (rows from `split` on).
+// (rows from `split` on). E: the tensors' storage type.
+template <typename E>
 struct FearConvSibling {
-    const float* src;
+    const E* src;
     const float* wt;
-    float* dst;
-    const float* bn_x;
+    E* dst;
+    const E* bn_x;
     const float* bn_coef;
     int split;
 };
@@ -233,20 +253,22 @@ struct FearConvSibling {
 // kernels into it): dx = ((dx or 0) + added) + the input gradient + the 3x3 average pool's
 // adjoint of `pooled` (a node-sum gradient reaching dx through a pool edge), each optional (null).
 // The order is the unfused kernels' (an assign or add of `added`, the convolution adding, the
-// pool's backward adding): the same bits.
+// pool's backward adding): the same bits in f32. Stored as bfloat16, dx is rounded once, after
+// the last term (the unfused kernels round after each).
+template <typename E>
 struct FearDxTerms {
-    const float* added;
-    const float* pooled;
+    const E* added;
+    const E* pooled;
 };
 
-template <int T, int S, int P, bool DGRAD, bool TF32 = false>
-__device__ __forceinline__ void fear_conv_tile(int block, const float* __restrict__ src, const float* __restrict__ wt,
-                                               float* __restrict__ dst, int n, int c_src, int hs, int ws, int c_dst,
+template <typename E, int T, int S, int P, bool DGRAD, bool TF32 = false>
+__device__ __forceinline__ void fear_conv_tile(int block, const E* __restrict__ src, const float* __restrict__ wt,
+                                               E* __restrict__ dst, int n, int c_src, int hs, int ws, int c_dst,
                                                int hd, int wd, int k, int pad, int cin, int ti, int tr, int tc,
                                                int chunk, int glog2, int accumulate, int relu_src,
-                                               const float* __restrict__ mask, const float* __restrict__ bn_x,
-                                               const float* __restrict__ bn_coef, double* __restrict__ stats, FearConvSibling sib,
-                                               FearDxTerms terms, const float* __restrict__ in_coef) {
+                                               const E* __restrict__ mask, const E* __restrict__ bn_x,
+                                               const float* __restrict__ bn_coef, double* __restrict__ stats, FearConvSibling<E> sib,
+                                               FearDxTerms<E> terms, const float* __restrict__ in_coef) {
     FEAR_DYNAMIC_SHARED(float, smem);
     const int cw = FEAR_CONV_CO << glog2;  // channels per pass
     const int passes = (c_dst + cw - 1) / cw;
@@ -330,8 +352,8 @@ __device__ __forceinline__ void fear_conv_tile(int block, const float* __restric
                         int ix = sx0 + c;
                         bool in = row_in && ix >= 0 && ix < ws;
                         const long long i = plane0 + iy * ws + ix;
-                        float v = in ? (second ? sib.src : src)[i] : 0.0f;
-                        if (!DGRAD && in && in_coef != nullptr) v = fear_bn_normalise(v, in_coef, ch);
+                        float v = in ? fear_load(second ? sib.src : src, i) : 0.0f;
+                        if (!DGRAD && in && in_coef != nullptr) v = fear_stored(src, fear_bn_normalise(v, in_coef, ch));
                         const float* coef = second ? sib.bn_coef : bn_coef;
                         if (in && coef != nullptr) v = fear_bn_grad(v, second ? sib.bn_x : bn_x, coef, i, ch);
                         v = relu_src ? (v > 0.0f ? v : 0.0f) : v;
@@ -393,7 +415,7 @@ __device__ __forceinline__ void fear_conv_tile(int block, const float* __restric
     if constexpr (TF32 && FEAR_CONV_MMA) fear_conv_mma_unpark(mma_acc, acc, smem, glog2);
     // With the forward's batch-norm statistics, the accumulators are parked in shared memory first.
     const bool take_stats = !DGRAD && stats != nullptr;
-    if (take_stats) fear_conv_park(acc, smem);
+    if (take_stats) fear_conv_park(acc, smem, dst);
     // Epilogue: the forward assigns y, the input gradient adds into dx (or, without `accumulate`,
     // assigns 0 + the sum: the bits a zeroed dx would end with, without reading it). With a mask,
     // the sum (as 0 + sum, the bits an unfused gradient buffer held) counts only where the mask
@@ -401,14 +423,14 @@ __device__ __forceinline__ void fear_conv_tile(int block, const float* __restric
     // A forward's channel group from the split on is the sibling's output (the split is a multiple
     // of FEAR_CONV_CO: a group never straddles it); out_ch0 counts in the tensor stored to.
     const bool to_sibling = !DGRAD && co0 + cg * FEAR_CONV_CO >= sib.split;
-    float* out = to_sibling ? sib.dst : dst;
+    E* out = to_sibling ? sib.dst : dst;
     const int out_ch0 = co0 + cg * FEAR_CONV_CO - (to_sibling ? sib.split : 0);
     const int c_out = DGRAD ? c_dst : to_sibling ? c_dst - sib.split : sib.split;
 #pragma unroll
     for (int j = 0; j < FEAR_CONV_PIX; ++j) {
         int img, oy, ox;
         if (slot(j, img, oy, ox) < 0) continue;
-        float* at = out + (((long long)(b0 + img) * c_out + out_ch0) * hd + oy) * wd + ox;
+        E* at = out + (((long long)(b0 + img) * c_out + out_ch0) * hd + oy) * wd + ox;
 #pragma unroll
         for (int c = 0; c < FEAR_CONV_CO; ++c) {
             if (out_ch0 + c >= c_out) break;
@@ -416,14 +438,17 @@ __device__ __forceinline__ void fear_conv_tile(int block, const float* __restric
             if (DGRAD) {
                 const long long i = at - out + e;
                 float g = 0.0f + acc[j][c];
-                if (mask != nullptr) g = (in_coef != nullptr ? fear_bn_normalise(mask[i], in_coef, out_ch0 + c) : mask[i]) > 0.0f ? g : 0.0f;
-                float prior = accumulate ? at[e] : 0.0f;
-                if (terms.added != nullptr) prior = prior + terms.added[i];
+                if (mask != nullptr) {
+                    const float m = fear_load(mask, i);
+                    g = (in_coef != nullptr ? fear_stored(mask, fear_bn_normalise(m, in_coef, out_ch0 + c)) : m) > 0.0f ? g : 0.0f;
+                }
+                float prior = accumulate ? fear_load(at, e) : 0.0f;
+                if (terms.added != nullptr) prior = prior + fear_load(terms.added, i);
                 float v = prior + g;
                 if (terms.pooled != nullptr) v = v + fear_avg_pool3_adjoint_at(terms.pooled + (i - (long long)oy * wd - ox), oy, ox, hd, wd);
-                at[e] = v;
+                fear_store(at, e, v);
             } else {
-                at[e] = acc[j][c];
+                fear_store(at, e, acc[j][c]);
             }
         }
     }
@@ -450,28 +475,34 @@ __device__ __forceinline__ void fear_conv_tile(int block, const float* __restric
 // statistics after the first's (split = cout without one). With `x_coef`, x is a batch norm's
 // input and the convolution reads its output (fear_bn_normalise, before the ReLU): the batch norm
 // applied as x is staged, not by a pass of its own.
-extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward(const float* __restrict__ x, const float* __restrict__ wt, float* __restrict__ y, int n, int cin,
-                  int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int relu, double* __restrict__ stats,
-                  const float* __restrict__ wt2, float* __restrict__ y2, int split, const float* __restrict__ x_coef) {
-    const FearConvSibling sib{nullptr, wt2, y2, nullptr, nullptr, split};
-    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr}, x_coef);
-    else if (k == 3 && stride == 2) fear_conv_tile<3, 2, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr}, x_coef);
-    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr}, x_coef);
-    else if (k == 1 && stride == 2) fear_conv_tile<1, 2, 1, false>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr}, x_coef);
+//
+// The kernel's parameters over the tensors' storage type E, the body, then one kernel per
+// (storage, precision): fear_conv_forward, fear_conv_forward_bf16, and the TF32 pair below.
+#define FEAR_CONV_FORWARD_PARAMS(E)                                                                                                     \
+    const E* __restrict__ x, const float* __restrict__ wt, E* __restrict__ y, int n, int cin, int h, int w, int cout, int k, int stride, \
+        int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int relu, double* __restrict__ stats,                       \
+        const float* __restrict__ wt2, E* __restrict__ y2, int split, const float* __restrict__ x_coef
+#define FEAR_CONV_FORWARD_ARGS x, wt, y, n, cin, h, w, cout, k, stride, pad, oh, ow, ti, tr, tc, chunk, glog2, relu, stats, wt2, y2, split, x_coef
+
+template <typename E, bool TF32>
+__device__ __forceinline__ void fear_conv_forward_body(FEAR_CONV_FORWARD_PARAMS(E)) {
+    const FearConvSibling<E> sib{nullptr, wt2, y2, nullptr, nullptr, split};
+    const FearDxTerms<E> none{nullptr, nullptr};
+    if (k == 3 && stride == 1) fear_conv_tile<E, 3, 1, 1, false, TF32>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, none, x_coef);
+    else if (k == 3 && stride == 2) fear_conv_tile<E, 3, 2, 1, false, TF32>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, none, x_coef);
+    else if (k == 1 && stride == 1) fear_conv_tile<E, 1, 1, 1, false, TF32>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, none, x_coef);
+    else if (k == 1 && stride == 2) fear_conv_tile<E, 1, 2, 1, false, TF32>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, none, x_coef);
 }
+
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward(FEAR_CONV_FORWARD_PARAMS(float)) { fear_conv_forward_body<float, false>(FEAR_CONV_FORWARD_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward_bf16(FEAR_CONV_FORWARD_PARAMS(fear_bf16)) { fear_conv_forward_body<fear_bf16, false>(FEAR_CONV_FORWARD_ARGS); }
 
 // fear_conv_forward with both operands rounded to TF32 (x after the ReLU, and w) and multiplied on
 // tensor cores (sm_80+; the FMA loop on the sm_70 build): the same launch shape and arguments,
-// and at least FEAR_CONV_THREADS * 32 floats of dynamic shared memory (launch.rs).
-extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward_tf32(const float* __restrict__ x, const float* __restrict__ wt, float* __restrict__ y, int n, int cin,
-                  int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int relu, double* __restrict__ stats,
-                  const float* __restrict__ wt2, float* __restrict__ y2, int split, const float* __restrict__ x_coef) {
-    const FearConvSibling sib{nullptr, wt2, y2, nullptr, nullptr, split};
-    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr}, x_coef);
-    else if (k == 3 && stride == 2) fear_conv_tile<3, 2, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr}, x_coef);
-    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr}, x_coef);
-    else if (k == 1 && stride == 2) fear_conv_tile<1, 2, 1, false, true>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, FearDxTerms{nullptr, nullptr}, x_coef);
-}
+// and at least FEAR_CONV_THREADS * 32 floats of dynamic shared memory (launch.rs). A bfloat16 x is
+// exact in TF32: only w's rounding is left.
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward_tf32(FEAR_CONV_FORWARD_PARAMS(float)) { fear_conv_forward_body<float, true>(FEAR_CONV_FORWARD_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward_tf32_bf16(FEAR_CONV_FORWARD_PARAMS(fear_bf16)) { fear_conv_forward_body<fear_bf16, true>(FEAR_CONV_FORWARD_ARGS); }
 
 // dx += conv-transpose of dy (dx = 0 + it without `accumulate`), where mask > 0 when a mask is
 // given (the fused ReLU's input). One block per (ti images, phase of dx, tile of its phase grid,
@@ -479,37 +510,46 @@ extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BL
 // With a sibling (dy2 not null), cout counts both convolutions' output channels and dx is the sum
 // of both input gradients: K channels from `split` on are dy2's, through wt2 and its batch norm.
 // With `mask_coef`, the mask is a batch norm's input, compared through it (fear_bn_normalise).
-__device__ __forceinline__ void fear_conv_dgrad(int block, const float* __restrict__ dy, const float* __restrict__ wt, float* __restrict__ dx, int n,
+template <typename E>
+__device__ __forceinline__ void fear_conv_dgrad(int block, const E* __restrict__ dy, const float* __restrict__ wt, E* __restrict__ dx, int n,
                                                 int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk,
-                                                int glog2, int accumulate, const float* __restrict__ mask, const float* __restrict__ bn_x,
-                                                const float* __restrict__ bn_coef, FearConvSibling sib, FearDxTerms terms,
+                                                int glog2, int accumulate, const E* __restrict__ mask, const E* __restrict__ bn_x,
+                                                const float* __restrict__ bn_coef, FearConvSibling<E> sib, FearDxTerms<E> terms,
                                                 const float* __restrict__ mask_coef) {
-    if (k == 3 && stride == 1) fear_conv_tile<3, 1, 1, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib, terms, mask_coef);
-    else if (k == 3 && stride == 2) fear_conv_tile<2, 1, 2, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib, terms, mask_coef);
-    else if (k == 1 && stride == 1) fear_conv_tile<1, 1, 1, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib, terms, mask_coef);
-    else if (k == 1 && stride == 2) fear_conv_tile<1, 1, 2, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib, terms, mask_coef);
+    if (k == 3 && stride == 1) fear_conv_tile<E, 3, 1, 1, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib, terms, mask_coef);
+    else if (k == 3 && stride == 2) fear_conv_tile<E, 2, 1, 2, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib, terms, mask_coef);
+    else if (k == 1 && stride == 1) fear_conv_tile<E, 1, 1, 1, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib, terms, mask_coef);
+    else if (k == 1 && stride == 2) fear_conv_tile<E, 1, 1, 2, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib, terms, mask_coef);
 }
 
-extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input(const float* __restrict__ dy, const float* __restrict__ wt, float* __restrict__ dx, int n,
-                         int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int accumulate,
-                         const float* __restrict__ mask, const float* __restrict__ bn_x, const float* __restrict__ bn_coef,
-                         const float* __restrict__ dy2, const float* __restrict__ wt2, const float* __restrict__ bn_x2,
-                         const float* __restrict__ bn_coef2, int split, const float* __restrict__ mask_coef) {
-    const FearConvSibling sib{dy2, wt2, nullptr, bn_x2, bn_coef2, split};
-    fear_conv_dgrad(blockIdx.x, dy, wt, dx, n, cin, h, w, cout, k, stride, pad, oh, ow, ti, tr, tc, chunk, glog2, accumulate, mask, bn_x, bn_coef, sib,
-                    FearDxTerms{nullptr, nullptr}, mask_coef);
+#define FEAR_CONV_BACKWARD_INPUT_PARAMS(E)                                                                                                  \
+    const E* __restrict__ dy, const float* __restrict__ wt, E* __restrict__ dx, int n, int cin, int h, int w, int cout, int k, int stride,   \
+        int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int accumulate, const E* __restrict__ mask,                    \
+        const E* __restrict__ bn_x, const float* __restrict__ bn_coef, const E* __restrict__ dy2, const float* __restrict__ wt2,            \
+        const E* __restrict__ bn_x2, const float* __restrict__ bn_coef2, int split, const float* __restrict__ mask_coef
+#define FEAR_CONV_BACKWARD_INPUT_ARGS \
+    dy, wt, dx, n, cin, h, w, cout, k, stride, pad, oh, ow, ti, tr, tc, chunk, glog2, accumulate, mask, bn_x, bn_coef, dy2, wt2, bn_x2, bn_coef2, split, mask_coef
+
+template <typename E>
+__device__ __forceinline__ void fear_conv_backward_input_body(FEAR_CONV_BACKWARD_INPUT_PARAMS(E)) {
+    const FearConvSibling<E> sib{dy2, wt2, nullptr, bn_x2, bn_coef2, split};
+    fear_conv_dgrad<E>(blockIdx.x, dy, wt, dx, n, cin, h, w, cout, k, stride, pad, oh, ow, ti, tr, tc, chunk, glog2, accumulate, mask, bn_x, bn_coef, sib,
+                       FearDxTerms<E>{nullptr, nullptr}, mask_coef);
 }
+
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input(FEAR_CONV_BACKWARD_INPUT_PARAMS(float)) { fear_conv_backward_input_body<float>(FEAR_CONV_BACKWARD_INPUT_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input_bf16(FEAR_CONV_BACKWARD_INPUT_PARAMS(fear_bf16)) { fear_conv_backward_input_body<fear_bf16>(FEAR_CONV_BACKWARD_INPUT_ARGS); }
 
 // Partial dw of one block: FEAR_WGRAD_COP output channels x FEAR_WGRAD_CI input channels x K*K
 // taps, summed over the block's share of (image, pixel tile) items. Each thread owns
 // FEAR_WGRAD_CO output channels of one input channel for every tap; per pixel it reads one float4
 // of dy and K*K inputs from shared memory for 4*K*K FMAs.
-template <int K, int S>
-__device__ __forceinline__ void fear_conv_wgrad_tile(int block, const float* __restrict__ x, const float* __restrict__ dy,
+template <typename E, int K, int S>
+__device__ __forceinline__ void fear_conv_wgrad_tile(int block, const E* __restrict__ x, const E* __restrict__ dy,
                                                      float* __restrict__ partial, int n, int cin, int h, int w,
                                                      int cout, int pad, int oh, int ow, int tr, int tc, int splits,
-                                                     int relu_x, const float* __restrict__ bn_x, const float* __restrict__ bn_coef,
-                                                     FearConvSibling sib, const float* __restrict__ x_coef) {
+                                                     int relu_x, const E* __restrict__ bn_x, const float* __restrict__ bn_coef,
+                                                     FearConvSibling<E> sib, const float* __restrict__ x_coef) {
     FEAR_DYNAMIC_SHARED(float, smem);
     const int ci_blocks = (cin + FEAR_WGRAD_CI - 1) / FEAR_WGRAD_CI;
     const int co_blocks = (cout + FEAR_WGRAD_COP - 1) / FEAR_WGRAD_COP;
@@ -541,8 +581,8 @@ __device__ __forceinline__ void fear_conv_wgrad_tile(int block, const float* __r
         for (int co = warp; co < FEAR_WGRAD_COP; co += warps) {
             // Rows from the split on are the sibling's: its dy (channel ch of c_own) and batch norm.
             const bool second = co0 + co >= sib.split;
-            const float* from = second ? sib.src : dy;
-            const float* from_bn_x = second ? sib.bn_x : bn_x;
+            const E* from = second ? sib.src : dy;
+            const E* from_bn_x = second ? sib.bn_x : bn_x;
             const float* from_bn_coef = second ? sib.bn_coef : bn_coef;
             const int ch = co0 + co - (second ? sib.split : 0), c_own = second ? cout - sib.split : sib.split;
             const long long plane0 = ((long long)b * c_own + ch) * oh * ow;
@@ -552,7 +592,7 @@ __device__ __forceinline__ void fear_conv_wgrad_tile(int block, const float* __r
                 for (int tx = lane; tx < tc; tx += 32) {
                     int ox = ox0 + tx;
                     bool in = co_in && oy < oh && ox < ow;
-                    float v = in ? from[plane0 + oy * ow + ox] : 0.0f;
+                    float v = in ? fear_load(from, plane0 + oy * ow + ox) : 0.0f;
                     if (in && from_bn_coef != nullptr) v = fear_bn_grad(v, from_bn_x, from_bn_coef, plane0 + oy * ow + ox, ch);
                     dys[(ty * tc + tx) * FEAR_WGRAD_DY_STRIDE + co] = v;
                 }
@@ -560,7 +600,7 @@ __device__ __forceinline__ void fear_conv_wgrad_tile(int block, const float* __r
         }
         // x of the tile's windows, with the halo; zeros outside the image or past the last channel.
         for (int ci = 0; ci < FEAR_WGRAD_CI; ++ci) {
-            const float* plane = x + ((long long)b * cin + ci0 + ci) * h * w;
+            const E* plane = x + ((long long)b * cin + ci0 + ci) * h * w;
             bool ci_in = ci0 + ci < cin;
             for (int r = warp; r < hr; r += warps) {
                 int iy = sy0 + r;
@@ -568,8 +608,8 @@ __device__ __forceinline__ void fear_conv_wgrad_tile(int block, const float* __r
                 for (int c = lane; c < hc; c += 32) {
                     int ix = sx0 + c;
                     const bool in = row_in && ix >= 0 && ix < w;
-                    float v = in ? plane[iy * w + ix] : 0.0f;
-                    if (in && x_coef != nullptr) v = fear_bn_normalise(v, x_coef, ci0 + ci);
+                    float v = in ? fear_load(plane, iy * w + ix) : 0.0f;
+                    if (in && x_coef != nullptr) v = fear_stored(x, fear_bn_normalise(v, x_coef, ci0 + ci));
                     xs[ci * halo + r * hc + c] = relu_x ? (v > 0.0f ? v : 0.0f) : v;
                 }
             }
@@ -611,23 +651,31 @@ __device__ __forceinline__ void fear_conv_wgrad_tile(int block, const float* __r
 // relu(x) with `relu` (a fused ReLU). With a sibling (dy2 not null), cout counts both
 // convolutions' rows, those from `split` on from dy2 through its batch norm. With `x_coef`, x is
 // read through a batch norm (fear_bn_normalise) before the ReLU.
-__device__ __forceinline__ void fear_conv_wgrad(int block, const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ partial, int n,
+template <typename E>
+__device__ __forceinline__ void fear_conv_wgrad(int block, const E* __restrict__ x, const E* __restrict__ dy, float* __restrict__ partial, int n,
                                                 int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int tr, int tc, int splits, int relu,
-                                                const float* __restrict__ bn_x, const float* __restrict__ bn_coef, FearConvSibling sib,
+                                                const E* __restrict__ bn_x, const float* __restrict__ bn_coef, FearConvSibling<E> sib,
                                                 const float* __restrict__ x_coef) {
-    if (k == 3 && stride == 1) fear_conv_wgrad_tile<3, 1>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib, x_coef);
-    else if (k == 3 && stride == 2) fear_conv_wgrad_tile<3, 2>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib, x_coef);
-    else if (k == 1 && stride == 1) fear_conv_wgrad_tile<1, 1>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib, x_coef);
-    else if (k == 1 && stride == 2) fear_conv_wgrad_tile<1, 2>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib, x_coef);
+    if (k == 3 && stride == 1) fear_conv_wgrad_tile<E, 3, 1>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib, x_coef);
+    else if (k == 3 && stride == 2) fear_conv_wgrad_tile<E, 3, 2>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib, x_coef);
+    else if (k == 1 && stride == 1) fear_conv_wgrad_tile<E, 1, 1>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib, x_coef);
+    else if (k == 1 && stride == 2) fear_conv_wgrad_tile<E, 1, 2>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib, x_coef);
 }
 
-extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_BLOCKS) fear_conv_backward_weight(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ partial, int n,
-                          int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int tr, int tc, int splits, int relu,
-                          const float* __restrict__ bn_x, const float* __restrict__ bn_coef, const float* __restrict__ dy2,
-                          const float* __restrict__ bn_x2, const float* __restrict__ bn_coef2, int split, const float* __restrict__ x_coef) {
-    const FearConvSibling sib{dy2, nullptr, nullptr, bn_x2, bn_coef2, split};
-    fear_conv_wgrad(blockIdx.x, x, dy, partial, n, cin, h, w, cout, k, stride, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib, x_coef);
+#define FEAR_CONV_BACKWARD_WEIGHT_PARAMS(E)                                                                                                 \
+    const E* __restrict__ x, const E* __restrict__ dy, float* __restrict__ partial, int n, int cin, int h, int w, int cout, int k, int stride, \
+        int pad, int oh, int ow, int tr, int tc, int splits, int relu, const E* __restrict__ bn_x, const float* __restrict__ bn_coef,        \
+        const E* __restrict__ dy2, const E* __restrict__ bn_x2, const float* __restrict__ bn_coef2, int split, const float* __restrict__ x_coef
+#define FEAR_CONV_BACKWARD_WEIGHT_ARGS x, dy, partial, n, cin, h, w, cout, k, stride, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, dy2, bn_x2, bn_coef2, split, x_coef
+
+template <typename E>
+__device__ __forceinline__ void fear_conv_backward_weight_body(FEAR_CONV_BACKWARD_WEIGHT_PARAMS(E)) {
+    const FearConvSibling<E> sib{dy2, nullptr, nullptr, bn_x2, bn_coef2, split};
+    fear_conv_wgrad<E>(blockIdx.x, x, dy, partial, n, cin, h, w, cout, k, stride, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib, x_coef);
 }
+
+extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_BLOCKS) fear_conv_backward_weight(FEAR_CONV_BACKWARD_WEIGHT_PARAMS(float)) { fear_conv_backward_weight_body<float>(FEAR_CONV_BACKWARD_WEIGHT_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_BLOCKS) fear_conv_backward_weight_bf16(FEAR_CONV_BACKWARD_WEIGHT_PARAMS(fear_bf16)) { fear_conv_backward_weight_body<fear_bf16>(FEAR_CONV_BACKWARD_WEIGHT_ARGS); }
 
 // dw += the sum of the splits' partials, split 0 first: the same bits on every run, and whichever
 // launch runs it (each element's sum is one thread's, in one order). With a sibling (dw2 not null),
@@ -656,24 +704,34 @@ __device__ __forceinline__ void fear_conv_sum_partials(int block, int blocks, co
 // update, so the sum rides along here instead of taking a launch of its own. The earlier launch's
 // partials are in the other slot of the scratch than this one's (launch.rs).
 static_assert(FEAR_CONV_THREADS == FEAR_WGRAD_THREADS, "fear_conv_backward runs both gradients' blocks at one size");
-extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward(
-    const float* __restrict__ x, const float* __restrict__ dy, const float* __restrict__ wt, float* __restrict__ dx,
-    float* __restrict__ partial, int n, int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc,
-    int chunk, int glog2, int accumulate, const float* __restrict__ mask, int wgrad_tr, int wgrad_tc, int splits, int relu,
-    const float* __restrict__ bn_x, const float* __restrict__ bn_coef, int input_blocks, const float* __restrict__ dy2,
-    const float* __restrict__ wt2, const float* __restrict__ bn_x2, const float* __restrict__ bn_coef2, int split, int wgrad_blocks,
-    const float* __restrict__ sum_partial, float* __restrict__ sum_dw, int sum_len, int sum_splits, float* __restrict__ sum_dw2, int sum_split,
-    int sum_blocks, const float* __restrict__ dx_added, const float* __restrict__ dx_pooled, const float* __restrict__ x_coef) {
+#define FEAR_CONV_BACKWARD_PARAMS(E)                                                                                                           \
+    const E* __restrict__ x, const E* __restrict__ dy, const float* __restrict__ wt, E* __restrict__ dx, float* __restrict__ partial, int n, int cin, \
+        int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int accumulate,          \
+        const E* __restrict__ mask, int wgrad_tr, int wgrad_tc, int splits, int relu, const E* __restrict__ bn_x, const float* __restrict__ bn_coef, \
+        int input_blocks, const E* __restrict__ dy2, const float* __restrict__ wt2, const E* __restrict__ bn_x2, const float* __restrict__ bn_coef2, \
+        int split, int wgrad_blocks, const float* __restrict__ sum_partial, float* __restrict__ sum_dw, int sum_len, int sum_splits,               \
+        float* __restrict__ sum_dw2, int sum_split, int sum_blocks, const E* __restrict__ dx_added, const E* __restrict__ dx_pooled,              \
+        const float* __restrict__ x_coef
+#define FEAR_CONV_BACKWARD_ARGS                                                                                                                      \
+    x, dy, wt, dx, partial, n, cin, h, w, cout, k, stride, pad, oh, ow, ti, tr, tc, chunk, glog2, accumulate, mask, wgrad_tr, wgrad_tc, splits, relu, \
+        bn_x, bn_coef, input_blocks, dy2, wt2, bn_x2, bn_coef2, split, wgrad_blocks, sum_partial, sum_dw, sum_len, sum_splits, sum_dw2, sum_split,   \
+        sum_blocks, dx_added, dx_pooled, x_coef
+
+template <typename E>
+__device__ __forceinline__ void fear_conv_backward_body(FEAR_CONV_BACKWARD_PARAMS(E)) {
     const int block = blockIdx.x;
-    const FearConvSibling sib{dy2, wt2, nullptr, bn_x2, bn_coef2, split};
+    const FearConvSibling<E> sib{dy2, wt2, nullptr, bn_x2, bn_coef2, split};
     if (block < input_blocks)
-        fear_conv_dgrad(block, dy, wt, dx, n, cin, h, w, cout, k, stride, pad, oh, ow, ti, tr, tc, chunk, glog2, accumulate, mask, bn_x, bn_coef, sib,
-                        FearDxTerms{dx_added, dx_pooled}, x_coef);
+        fear_conv_dgrad<E>(block, dy, wt, dx, n, cin, h, w, cout, k, stride, pad, oh, ow, ti, tr, tc, chunk, glog2, accumulate, mask, bn_x, bn_coef, sib,
+                           FearDxTerms<E>{dx_added, dx_pooled}, x_coef);
     else if (block < input_blocks + wgrad_blocks)
-        fear_conv_wgrad(block - input_blocks, x, dy, partial, n, cin, h, w, cout, k, stride, pad, oh, ow, wgrad_tr, wgrad_tc, splits, relu, bn_x, bn_coef, sib, x_coef);
+        fear_conv_wgrad<E>(block - input_blocks, x, dy, partial, n, cin, h, w, cout, k, stride, pad, oh, ow, wgrad_tr, wgrad_tc, splits, relu, bn_x, bn_coef, sib, x_coef);
     else
         fear_conv_sum_partials(block - input_blocks - wgrad_blocks, sum_blocks, sum_partial, sum_dw, sum_len, sum_splits, sum_dw2, sum_split);
 }
+
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward(FEAR_CONV_BACKWARD_PARAMS(float)) { fear_conv_backward_body<float>(FEAR_CONV_BACKWARD_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_bf16(FEAR_CONV_BACKWARD_PARAMS(fear_bf16)) { fear_conv_backward_body<fear_bf16>(FEAR_CONV_BACKWARD_ARGS); }
 
 // dw += the sum of the splits' partials (fear_conv_sum_partials): a backward's own sum, or the
 // last deferred one of a backward pass.

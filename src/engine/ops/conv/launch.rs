@@ -8,8 +8,8 @@ use anyhow::{bail, ensure, Result};
 
 use super::{BnGradient, BnStatistics, ConvGeom, ConvKernel, PendingSum, SiblingBackward, SiblingForward, WeightSums};
 use crate::engine::cuda::launch::threads::{FEAR_CONV_THREADS, FEAR_WGRAD_THREADS};
-use crate::engine::cuda::launch::{launch_bounded_with_shared, Arg, Backend, DevicePtr, Dims, GpuAddresses, OnGpu};
-use crate::engine::kernel::Loc;
+use crate::engine::cuda::launch::{launch_bounded_with_shared, stored_variant, Arg, Backend, DevicePtr, Dims, GpuAddresses, OnGpu};
+use crate::engine::kernel::{Loc, Space};
 use crate::engine::ops::batchnorm::launch::{bn_scratch, train_finalize, train_finalize_pair};
 use crate::engine::ops::BnGeom;
 use crate::engine::precision::Precision;
@@ -263,20 +263,31 @@ fn forward_kernel(precision: Precision) -> Result<&'static str> {
     }
 }
 
-/// y = conv(x, w), or conv(relu(x), w) with `relu`, its operands rounded to `precision`; with
+/// y = conv(x, w), or conv(relu(x), w) with `relu`, its operands rounded to `precision`, by
+/// kernel `name` (that precision's, for the tensors' storage: [`ConvKernel::stored`]); with
 /// `stats` (a pointer, or null), each block also writes its batch-norm partials of y there,
 /// `forward_plan(g).blocks / passes` per channel ([`stats_parts`]). With a sibling, `g` is the
 /// pair's GEMM and channels from its split on are the sibling's (y and statistics). `x`: the
 /// input, and the coefficients of a batch norm it is the input of (read normalised) or null.
 #[allow(clippy::too_many_arguments)]
-pub fn forward(b: &dyn Backend, g: &ConvGeom, x: [Arg; 2], w: Arg, y: Arg, relu: bool, stats: Arg, precision: Precision, sib: &Sibling) -> Result<()> {
+pub fn forward(
+    b: &dyn Backend,
+    name: &str,
+    g: &ConvGeom,
+    x: [Arg; 2],
+    w: Arg,
+    y: Arg,
+    relu: bool,
+    stats: Arg,
+    precision: Precision,
+    sib: &Sibling,
+) -> Result<()> {
     check_shape(g)?;
     ensure!(
         sib.split == g.c_out || sib.split.is_multiple_of(CO),
         "a sibling forward's first convolution has {} output channels, not a multiple of {CO}",
         sib.split
     );
-    let name = forward_kernel(precision)?;
     if g.y_len() == 0 {
         return Ok(());
     }
@@ -303,6 +314,7 @@ pub fn stats_parts(g: &ConvGeom) -> usize {
 #[allow(clippy::too_many_arguments)]
 fn forward_with_statistics(
     on: &OnGpu,
+    name: &str,
     g: &ConvGeom,
     x: [Arg; 2],
     w: Loc,
@@ -319,7 +331,7 @@ fn forward_with_statistics(
     let parts = stats_parts(&gemm);
     let (partial, _) = bn_scratch(on, gemm.c_out, parts)?;
     let sib = forward_sibling(on, g, sibling)?;
-    forward(on.backend, &gemm, x, on.p(w)?, on.p(y)?, relu, partial, precision, &sib)?;
+    forward(on.backend, name, &gemm, x, on.p(w)?, on.p(y)?, relu, partial, precision, &sib)?;
     let outputs = |bn: &BnStatistics| -> Result<[Arg; 7]> {
         let mut args = [Arg::Ptr(0); 7];
         for (arg, loc) in args.iter_mut().zip([bn.gamma, bn.beta, bn.running_mean, bn.running_var, bn.mean, bn.invstd, bn.coef]) {
@@ -348,24 +360,36 @@ fn forward_sibling(on: &OnGpu, g: &ConvGeom, sibling: Option<&SiblingForward>) -
 }
 
 /// dx += conv_transpose(dy, w), or dx = 0 + ... without `accumulate`; where `mask` > 0 only when
-/// it is not null (a fused ReLU's input).
+/// it is not null (a fused ReLU's input). `name`: fear_conv_backward_input for the tensors'
+/// storage ([`ConvKernel::stored`]).
 /// `bn`: (x, coef) of a batch norm whose backward the gradient applies to dy, or null pointers.
 /// `mask`: the mask, and the coefficients of a batch norm it is the input of, or nulls.
 #[allow(clippy::too_many_arguments)]
-pub fn backward_input(b: &dyn Backend, g: &ConvGeom, dy: Arg, w: Arg, dx: Arg, accumulate: bool, mask: [Arg; 2], bn: [Arg; 2]) -> Result<()> {
+pub fn backward_input(b: &dyn Backend, name: &str, g: &ConvGeom, dy: Arg, w: Arg, dx: Arg, accumulate: bool, mask: [Arg; 2], bn: [Arg; 2]) -> Result<()> {
     check_shape(g)?;
     if g.x_len() == 0 {
         return Ok(());
     }
     let sib = Sibling::none(g.c_out);
     let extra = [Arg::I32(accumulate as i32), mask[0], bn[0], bn[1], sib.dy, sib.w, sib.bn[0], sib.bn[1], sib.split()?, mask[1]];
-    launch_tiles(b, "fear_conv_backward_input", g, backward_input_plan(g), [dy, w, dx], &extra)
+    launch_tiles(b, name, g, backward_input_plan(g), [dy, w, dx], &extra)
 }
 
 /// dw += the weight gradient (x read as relu(x) with `relu`, normalised first by the coefficients
-/// `x[1]` when not null): partials per split into the scratch, then their fixed-order sum.
+/// `x[1]` when not null): partials per split into the scratch by `name` (fear_conv_backward_weight
+/// for the tensors' storage), then their fixed-order sum.
 #[allow(clippy::too_many_arguments)]
-pub fn backward_weight(b: &dyn Backend, mem: &dyn GpuAddresses, g: &ConvGeom, x: [Arg; 2], dy: Arg, dw: Arg, relu: bool, bn: [Arg; 2]) -> Result<()> {
+pub fn backward_weight(
+    b: &dyn Backend,
+    name: &str,
+    mem: &dyn GpuAddresses,
+    g: &ConvGeom,
+    x: [Arg; 2],
+    dy: Arg,
+    dw: Arg,
+    relu: bool,
+    bn: [Arg; 2],
+) -> Result<()> {
     check_shape(g)?;
     if g.w_len() == 0 {
         return Ok(());
@@ -375,7 +399,6 @@ pub fn backward_weight(b: &dyn Backend, mem: &dyn GpuAddresses, g: &ConvGeom, x:
     let args =
         [vec![x[0], dy, scratch], geometry_args(g)?, p.args()?, vec![Arg::I32(relu as i32), bn[0], bn[1], sib.dy, sib.bn[0], sib.bn[1], sib.split()?, x[1]]]
             .concat();
-    let name = "fear_conv_backward_weight";
     launch_bounded_shared(b, name, one_launch(name, p.blocks, FEAR_WGRAD_THREADS)?, p.shared_bytes, &args)?;
     WeightSumArgs::new(g, p.splits, scratch, dw, sib.dw, sib.split)?.launch(b)
 }
@@ -387,10 +410,11 @@ pub fn backward_weight(b: &dyn Backend, mem: &dyn GpuAddresses, g: &ConvGeom, x:
 /// masked by x). With a sibling, `g` is the pair's GEMM: both weight gradients, and the sum of
 /// both input gradients. `dx_terms`: ([`super::DxTerms`]) added and pooled, or null
 /// pointers. `x_norm`: the coefficients of a batch norm x is the input of (the kernels read x
-/// normalised), or null.
+/// normalised), or null. `name`: fear_conv_backward for the tensors' storage.
 #[allow(clippy::too_many_arguments)]
 fn backward(
     b: &dyn Backend,
+    name: &str,
     mem: &dyn GpuAddresses,
     g: &ConvGeom,
     x: Arg,
@@ -425,7 +449,6 @@ fn backward(
         vec![x_norm],
     ]
     .concat();
-    let name = "fear_conv_backward";
     let blocks = t.blocks + p.blocks + pending.blocks();
     launch_bounded_shared(b, name, one_launch(name, blocks, FEAR_CONV_THREADS)?, t.shared_bytes.max(p.shared_bytes), &args)?;
     match defer_to {
@@ -449,21 +472,35 @@ fn bn_args(on: &OnGpu, bn: Option<BnGradient>) -> Result<[Arg; 2]> {
 }
 
 impl ConvKernel {
+    /// The instantiation of kernel `base` for the storage of this kernel's [`ConvKernel::tensors`]
+    /// (`base`, or `base_bf16` for bfloat16: [`stored_variant`]).
+    fn stored(&self, base: &'static str) -> &'static str {
+        self.tensors().first().map_or(base, |&t| stored_variant(base, t))
+    }
+
+    /// Refuses tensors of two storages: each kernel takes one type for all of them.
+    fn check_storage(&self) -> Result<()> {
+        let tensors = self.tensors();
+        let half = tensors.iter().filter(|t| t.space == Space::Half).count();
+        ensure!(half == 0 || half == tensors.len(), "{}: its tensors must be stored alike (all bfloat16 or all f32), not {tensors:?}", self.name());
+        Ok(())
+    }
+
     /// The CUDA kernels [`ConvKernel::launch`] launches, in order (for the plan statistics; held
     /// to the launches by the self-test).
     pub fn launch_names(&self) -> Vec<&'static str> {
         match *self {
             ConvKernel::Forward { g, bn, precision, sibling, .. } if ConvKernel::gemm_geom(&g, sibling.map(|s| s.c_out)).y_len() > 0 => {
-                let mut names = vec![forward_kernel(precision).unwrap_or("fear_conv_forward")];
+                let mut names = vec![self.stored(forward_kernel(precision).unwrap_or("fear_conv_forward"))];
                 // One finalize launch for the batch norm(s): a sibling pair's are finalized together.
                 names.extend(bn.map(|_| "fear_bn_train_finalize"));
                 names
             }
-            ConvKernel::BackwardInput { g, .. } if g.x_len() > 0 => vec!["fear_conv_backward_input"],
-            ConvKernel::BackwardWeight { g, .. } if g.w_len() > 0 => vec!["fear_conv_backward_weight", "fear_conv_backward_weight_reduce"],
+            ConvKernel::BackwardInput { g, .. } if g.x_len() > 0 => vec![self.stored("fear_conv_backward_input")],
+            ConvKernel::BackwardWeight { g, .. } if g.w_len() > 0 => vec![self.stored("fear_conv_backward_weight"), "fear_conv_backward_weight_reduce"],
             ConvKernel::WeightSum { sum } if sum.g.w_len() > 0 => vec!["fear_conv_backward_weight_reduce"],
             ConvKernel::Backward { g, sums, .. } if g.x_len() > 0 && g.w_len() > 0 => {
-                let mut names = vec!["fear_conv_backward"];
+                let mut names = vec![self.stored("fear_conv_backward")];
                 names.extend(sums.defer_to.is_none().then_some("fear_conv_backward_weight_reduce"));
                 names
             }
@@ -476,22 +513,26 @@ impl ConvKernel {
     }
 
     pub fn launch(&self, on: &OnGpu) -> Result<()> {
+        self.check_storage()?;
         match *self {
             ConvKernel::Forward { g, x, x_norm, w, y, relu, bn: None, precision, sibling } => {
                 ensure!(sibling.is_none_or(|s| s.bn.is_none()), "a sibling forward takes both batch norms' statistics or neither");
                 let gemm = ConvKernel::gemm_geom(&g, sibling.map(|s| s.c_out));
-                let x = [on.p(x)?, on.opt(x_norm)?];
-                forward(on.backend, &gemm, x, on.p(w)?, on.p(y)?, relu, Arg::Ptr(0), precision, &forward_sibling(on, &g, sibling.as_ref())?)
+                let (name, x) = (self.stored(forward_kernel(precision)?), [on.p(x)?, on.opt(x_norm)?]);
+                forward(on.backend, name, &gemm, x, on.p(w)?, on.p(y)?, relu, Arg::Ptr(0), precision, &forward_sibling(on, &g, sibling.as_ref())?)
             }
             ConvKernel::Forward { g, x, x_norm, w, y, relu, bn: Some(bn), precision, sibling } => {
                 ensure!(sibling.is_none_or(|s| s.bn.is_some()), "a sibling forward takes both batch norms' statistics or neither");
-                forward_with_statistics(on, &g, [on.p(x)?, on.opt(x_norm)?], w, y, relu, &bn, precision, sibling.as_ref())
+                let name = self.stored(forward_kernel(precision)?);
+                forward_with_statistics(on, name, &g, [on.p(x)?, on.opt(x_norm)?], w, y, relu, &bn, precision, sibling.as_ref())
             }
             ConvKernel::BackwardInput { g, dy, bn, w, mask, mask_norm, dx, accumulate } => {
-                backward_input(on.backend, &g, on.p(dy)?, on.p(w)?, on.p(dx)?, accumulate, [on.opt(mask)?, on.opt(mask_norm)?], bn_args(on, bn)?)
+                let (name, mask) = (self.stored("fear_conv_backward_input"), [on.opt(mask)?, on.opt(mask_norm)?]);
+                backward_input(on.backend, name, &g, on.p(dy)?, on.p(w)?, on.p(dx)?, accumulate, mask, bn_args(on, bn)?)
             }
             ConvKernel::BackwardWeight { g, x, x_norm, dy, bn, dw, relu } => {
-                backward_weight(on.backend, on.mem, &g, [on.p(x)?, on.opt(x_norm)?], on.p(dy)?, on.p(dw)?, relu, bn_args(on, bn)?)
+                let (name, x) = (self.stored("fear_conv_backward_weight"), [on.p(x)?, on.opt(x_norm)?]);
+                backward_weight(on.backend, name, on.mem, &g, x, on.p(dy)?, on.p(dw)?, relu, bn_args(on, bn)?)
             }
             ConvKernel::Backward { g, x, x_norm, dy, bn, w, relu, dw, dx, accumulate, sibling, dx_terms, sums } if g.x_len() > 0 && g.w_len() > 0 => {
                 let gemm = ConvKernel::gemm_geom(&g, sibling.map(|s| s.c_out));
@@ -501,7 +542,26 @@ impl ConvKernel {
                 let pending = sums.performs.map_or(Ok(WeightSumArgs::none()), |s| WeightSumArgs::pending(on, &s))?;
                 let terms = [on.opt(dx_terms.added)?, on.opt(dx_terms.pooled)?];
                 let (x, dy, w, dw, dx) = (on.p(x)?, on.p(dy)?, on.p(w)?, on.p(dw)?, on.p(dx)?);
-                backward(on.backend, on.mem, &gemm, x, dy, w, dw, dx, accumulate, relu, bn_args(on, bn)?, &sib, sums.defer_to, &pending, terms, on.opt(x_norm)?)
+                let name = self.stored("fear_conv_backward");
+                backward(
+                    on.backend,
+                    name,
+                    on.mem,
+                    &gemm,
+                    x,
+                    dy,
+                    w,
+                    dw,
+                    dx,
+                    accumulate,
+                    relu,
+                    bn_args(on, bn)?,
+                    &sib,
+                    sums.defer_to,
+                    &pending,
+                    terms,
+                    on.opt(x_norm)?,
+                )
             }
             ConvKernel::Backward { sums, .. } => {
                 ensure!(sums == WeightSums::default(), "a convolution backward with an empty gradient takes no part in deferred sums");

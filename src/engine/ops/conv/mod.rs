@@ -5,6 +5,8 @@
 pub(crate) mod check;
 mod cpu;
 pub mod launch;
+#[cfg(test)]
+mod stored_rounding;
 
 pub use cpu::*;
 
@@ -12,6 +14,7 @@ use super::batchnorm::{bn_apply, BnGeom, BnKernel, BnOutput, InputGradient};
 use super::elementwise::{relu, relu_backward};
 use super::pool::{avg_pool3_backward, PoolGeom};
 use super::{assign_or_add, CpuView};
+use crate::engine::cpu_device::store_rounded;
 use crate::engine::kernel::Loc;
 use crate::engine::precision::Precision;
 use crate::engine::Float;
@@ -302,6 +305,25 @@ impl ConvKernel {
         }
     }
 
+    /// The (batch, channel, height, width) tensors it reads or writes (x, y, dy, dx, the mask, a
+    /// batch norm's x, dx's terms, the sibling's): one storage for all (f32, or bfloat16 in
+    /// `Space::Half`), the type its CUDA kernel is instantiated over. Weights, their gradients and
+    /// batch-norm statistics and coefficients stay f32.
+    pub fn tensors(&self) -> Vec<Loc> {
+        let bn_x = |bn: Option<BnGradient>| bn.map(|b| b.x);
+        let found: Vec<Option<Loc>> = match *self {
+            ConvKernel::Forward { x, y, sibling, .. } => vec![Some(x), Some(y), sibling.map(|s| s.y)],
+            ConvKernel::BackwardInput { dy, bn, mask, dx, .. } => vec![Some(dy), bn_x(bn), mask, Some(dx)],
+            ConvKernel::BackwardWeight { x, dy, bn, .. } => vec![Some(x), Some(dy), bn_x(bn)],
+            ConvKernel::Backward { x, dy, bn, dx, sibling, dx_terms, .. } => {
+                let (sibling_dy, sibling_bn_x) = (sibling.map(|s| s.dy), sibling.and_then(|s| bn_x(s.bn)));
+                vec![Some(x), Some(dy), bn_x(bn), Some(dx), dx_terms.added, dx_terms.pooled, sibling_dy, sibling_bn_x]
+            }
+            ConvKernel::WeightSum { .. } => vec![],
+        };
+        found.into_iter().flatten().collect()
+    }
+
     pub fn accumulates(&self) -> bool {
         match *self {
             ConvKernel::BackwardInput { accumulate, .. } | ConvKernel::Backward { accumulate, .. } => accumulate,
@@ -316,6 +338,8 @@ impl ConvKernel {
                 let x_in = relu_if(normalised(m, &g, x, x_norm), relu);
                 conv_forward(&g, &rounded(x_in, precision), &rounded(m.r(w).into(), precision), m.w(y));
                 if let Some(bn) = bn {
+                    // The statistics of y as stored (the kernel's epilogue takes them so).
+                    store_rounded(y.space, m.w(y));
                     bn.forward(&g, y).run_cpu(m);
                 }
                 if let Some(s) = sibling {
@@ -353,7 +377,8 @@ impl ConvKernel {
                     conv_backward_input(&gs, &through_bn(m, &gs, s.dy, s.bn), m.r(s.w), &mut t);
                 }
                 // dx's terms in the kernel's order: added, the input gradient (masked by x with
-                // a fused ReLU), the pooled term's adjoint.
+                // a fused ReLU), the pooled term's adjoint; stored as bfloat16, dx is rounded once,
+                // after the last (by the device, as the kernel's one store does).
                 let out = assign_or_add(m.w(dx), accumulate);
                 if let Some(a) = dx_terms.added {
                     out.iter_mut().zip(m.r(a)).for_each(|(d, v)| *d = *d + *v);
@@ -506,11 +531,13 @@ fn relu_if<T: Float>(x: std::borrow::Cow<'_, [T]>, apply: bool) -> std::borrow::
 }
 
 /// `x`, or with a batch norm's coefficients `norm` its output (the apply kernel's CPU face, into
-/// a new buffer): what a convolution reads when it applies the batch norm.
+/// a new buffer, rounded as that kernel would store it): what a convolution reads when it applies
+/// the batch norm.
 fn normalised<'a, T: Float>(m: &'a CpuView<T>, g: &ConvGeom, x: Loc, norm: Option<Loc>) -> std::borrow::Cow<'a, [T]> {
     let Some(coef) = norm else { return std::borrow::Cow::Borrowed(m.r(x)) };
     let mut y = vec![T::zero(); x.len];
     bn_apply(&BnGeom { n: g.n, c: g.c_in, hw: g.h * g.w }, m.r(x), m.r(coef), &mut y);
+    store_rounded(x.space, &mut y);
     std::borrow::Cow::Owned(y)
 }
 
@@ -524,14 +551,17 @@ fn rounded<T: Float>(x: std::borrow::Cow<'_, [T]>, precision: Precision) -> std:
 }
 
 /// The output gradient `dy`, or with a batch norm's backward applied by the convolution, the
-/// batch norm's input gradient from it (the unfused batch norm's apply, in a new buffer).
+/// batch norm's input gradient from it (the unfused batch norm's apply, in a new buffer, rounded
+/// as it would store it: like dy).
 fn through_bn<'a, T: Float>(m: &'a CpuView<T>, g: &ConvGeom, dy: Loc, bn: Option<BnGradient>) -> std::borrow::Cow<'a, [T]> {
     let Some(BnGradient { x, coef }) = bn else { return std::borrow::Cow::Borrowed(m.r(dy)) };
-    let (dy, x, k) = (m.r(dy), m.r(x), m.r(coef));
+    let (dy_at, dy, x, k) = (dy, m.r(dy), m.r(x), m.r(coef));
     let plane = g.out_h() * g.out_w();
     let grad = (0..dy.len()).map(|i| {
         let ch = 4 * (i / plane.max(1) % g.c_out.max(1));
         T::zero() + InputGradient::from_coefficients(&k[ch..ch + 4]).at(dy[i], x[i])
     });
-    std::borrow::Cow::Owned(grad.collect())
+    let mut grad: Vec<T> = grad.collect();
+    store_rounded(dy_at.space, &mut grad);
+    std::borrow::Cow::Owned(grad)
 }
