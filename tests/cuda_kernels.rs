@@ -441,3 +441,74 @@ fn sibling_convolutions_train_like_separate_ones_on_the_emulated_gpu() {
         step(&mut cpu, &mut gpu, &format!("frozen step {i}"));
     }
 }
+
+/// `--precision bf16`: whole training steps with every activation and activation gradient stored
+/// as bfloat16, planned fused on the emulated GPU and unfused on the CPU (which rounds at every
+/// store): the same loss, hits and parameters within bfloat16's tolerance (or three times the
+/// spread one ulp of input moves the CPU's own steps, as the TF32 test bounds it), full and
+/// frozen; the tensors really are in `Space::Half` and the steps really leave FP32's.
+#[test]
+fn bf16_storage_training_steps_on_the_emulated_gpu_match_the_cpu() {
+    use fear::engine::kernel::Space;
+    use fear::engine::ops::conv::ConvKernel;
+    use fear::engine::precision::Precision;
+    use fear::engine::{Cpu, Kernel, PlanOptions, Session};
+    use fear::net::{stage2_prefixes, tiny_network, NetConfig};
+    use rand::{Rng, SeedableRng};
+
+    // Every op kind the cells have: 3x3 and 1x1 convolutions (siblings at node 0), a pool, skips.
+    let arch = fear::space::parse_arch("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|skip_connect~2|").unwrap();
+    let cfg = NetConfig { c: 8, n: 1, classes: 10, image_size: 12 };
+    let batch = 3;
+    let build = move |b| tiny_network(&arch, &cfg, b);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    let images: Vec<f32> = (0..batch * 3 * 12 * 12).map(|_| rng.random_range(-2.0..2.0)).collect();
+    // One bfloat16 ulp up: the smallest change the stored input can see.
+    let nudged: Vec<f32> = images.iter().map(|v| f32::from_bits(v.to_bits() + (1 << 16))).collect();
+    let labels: Vec<u32> = (0..batch).map(|_| rng.random_range(0..10)).collect();
+    let opts = |p| PlanOptions { grad_clip: Some(0.5), ..PlanOptions::default() }.at_precision(p).unwrap();
+    let cpu_session = |p| -> Session<f32, Cpu> {
+        let mut s = Session::new(Cpu, Box::new(build), batch, opts(p)).unwrap();
+        s.init_params(17).unwrap();
+        s
+    };
+    let (mut cpu, mut moved, mut fp32) = (cpu_session(Precision::Bf16), cpu_session(Precision::Bf16), cpu_session(Precision::Fp32));
+    let mut gpu: Session<f32, Gpu> = Session::new(Gpu::emulated(), Box::new(build), batch, opts(Precision::Bf16)).unwrap();
+    gpu.init_params(17).unwrap();
+
+    let program = gpu.program(batch, true).unwrap();
+    assert!(program.layout.half > 0, "a bf16 step stores tensors in Half");
+    let convs: Vec<_> =
+        program.forward.iter().filter_map(|k| if let Kernel::Conv(ConvKernel::Forward { x, y, .. }) = k { Some((*x, *y)) } else { None }).collect();
+    assert!(convs.len() >= 5 && convs.iter().all(|(x, y)| x.space == Space::Half && y.space == Space::Half), "convolution tensors in Half: {convs:?}");
+    assert!(program.forward.iter().chain(&program.backward).flat_map(Kernel::launch_names).any(|n| n == "fear_conv_backward_bf16"));
+
+    let tolerance = Precision::Bf16.tolerance();
+    let step =
+        |what: &str, first: bool, cpu: &mut Session<f32, Cpu>, gpu: &mut Session<f32, Gpu>, moved: &mut Session<f32, Cpu>, fp32: &mut Session<f32, Cpu>| {
+            let (c, g) = (cpu.train_step(&images, &labels, 0.1).unwrap(), gpu.train_step(&images, &labels, 0.1).unwrap());
+            let m = moved.train_step(&nudged, &labels, 0.1).unwrap();
+            fp32.train_step(&images, &labels, 0.1).unwrap();
+            let want = cpu.read_all_params().unwrap();
+            let err = selftest::relative_error(&gpu.read_all_params().unwrap(), &want);
+            let spread = selftest::relative_error(&moved.read_all_params().unwrap(), &want);
+            let apart = selftest::relative_error(&fp32.read_all_params().unwrap(), &want);
+            eprintln!("{what}: loss {} vs {}; parameters: GPU vs CPU {err:.2e}, one-ulp spread {spread:.2e}, BF16 vs FP32 {apart:.2e}", c.loss, g.loss);
+            let bound = if first { tolerance } else { tolerance.max(3.0 * spread) };
+            let loss_bound = if first { tolerance } else { tolerance.max(3.0 * (m.loss - c.loss).abs()) } * c.loss.abs().max(1.0);
+            assert!((c.loss - g.loss).abs() < loss_bound, "{what}: loss {} vs {} (moved images: {})", c.loss, g.loss, m.loss);
+            assert!(err < bound, "{what}: parameters differ by {err:e} (relative; bound {bound:e})");
+            assert!(apart > 1e-5, "{what}: BF16 steps left the parameters of FP32 ones only {apart:e} apart");
+        };
+    for i in 0..3 {
+        step(&format!("full step {i}"), i == 0, &mut cpu, &mut gpu, &mut moved, &mut fp32);
+    }
+    let keep = stage2_prefixes(&cfg, 0);
+    for s in [&mut cpu, &mut moved, &mut fp32] {
+        s.train_only(&keep);
+    }
+    gpu.train_only(&keep);
+    for i in 0..2 {
+        step(&format!("frozen step {i}"), false, &mut cpu, &mut gpu, &mut moved, &mut fp32);
+    }
+}

@@ -336,7 +336,7 @@ impl ConvKernel {
             ConvKernel::Forward { g, x, x_norm, w, y, relu, bn, precision, sibling } => {
                 // The kernel's rounding points: x after the ReLU, and w, just before the product.
                 let x_in = relu_if(normalised(m, &g, x, x_norm), relu);
-                conv_forward(&g, &rounded(x_in, precision), &rounded(m.r(w).into(), precision), m.w(y));
+                conv_forward(&g, &precision.round_all(x_in), &precision.round_all(m.r(w).into()), m.w(y));
                 if let Some(bn) = bn {
                     // The statistics of y as stored (the kernel's epilogue takes them so).
                     store_rounded(y.space, m.w(y));
@@ -539,15 +539,6 @@ fn normalised<'a, T: Float>(m: &'a CpuView<T>, g: &ConvGeom, x: Loc, norm: Optio
     bn_apply(&BnGeom { n: g.n, c: g.c_in, hw: g.h * g.w }, m.r(x), m.r(coef), &mut y);
     store_rounded(x.space, &mut y);
     std::borrow::Cow::Owned(y)
-}
-
-/// `x` with every element rounded to `precision` (as an f32, then back to `T`); `x` itself for
-/// `Fp32` (an f64 reference stays f64).
-fn rounded<T: Float>(x: std::borrow::Cow<'_, [T]>, precision: Precision) -> std::borrow::Cow<'_, [T]> {
-    if precision == Precision::Fp32 {
-        return x;
-    }
-    std::borrow::Cow::Owned(x.iter().map(|v| T::from_f64(precision.round(v.as_f64() as f32) as f64)).collect())
 }
 
 /// The output gradient `dy`, or with a batch norm's backward applied by the convolution, the
