@@ -6,7 +6,8 @@
 //!    plus PTX for newer GPUs, keeping ptxas's register/spill report (also written to
 //!    `OUT_DIR/ptxas_smXY.txt` for reading). A compile error fails the build; with
 //!    `FEAR_REQUIRE_NVRTC=1` (CI) a missing NVRTC, a register spill or a local-memory stack frame
-//!    fails it too.
+//!    fails it too; `FEAR_NVRTC=off` skips it on purpose (a build that never launches a kernel,
+//!    such as the fuzz targets'). The targets compile in parallel, `NUM_JOBS` at a time.
 //! 3. Compiles them as C++ for the host with `kernels/emulate/` (an emulation of the CUDA
 //!    built-ins), so tests and `fear doctor` run every kernel through the same launch code on a
 //!    machine with no GPU.
@@ -59,10 +60,15 @@ fn main() {
     }
     out.push_str("];\n");
     writeln!(out, "/// Definitions put before the kernel sources when compiled for a GPU.\npub const KERNEL_PRELUDE: &str = {PRELUDE:?};").unwrap();
-    out.push_str(&nvrtc_artifacts(&sources, &out_dir));
+    // The host emulation's C++ compile runs beside NVRTC's: the two are the build's long poles.
+    std::thread::scope(|s| {
+        let emulation = s.spawn(|| build_emulation(&root, &sources, &names, &out_dir));
+        out.push_str(&nvrtc_artifacts(&sources, &out_dir));
+        if let Err(panic) = emulation.join() {
+            std::panic::resume_unwind(panic);
+        }
+    });
     std::fs::write(out_dir.join("kernels.rs"), out).unwrap();
-
-    build_emulation(&root, &sources, &names, &out_dir);
 }
 
 /// The headers every kernel source and every other header relies on, in the order they go first
@@ -321,7 +327,7 @@ impl Nvrtc {
     }
 
     /// Compiles `source` for one target: Ok((image, log)) or Err(log).
-    fn compile(&self, source: &str, sm: u32, cubin: bool) -> Result<(Vec<u8>, String), String> {
+    fn compile(&self, source: &str, sm: u32, cubin: bool) -> Compiled {
         let src = CString::new(source).unwrap();
         let name = CString::new("fear_kernels.cu").unwrap();
         let arch = if cubin { format!("--gpu-architecture=sm_{sm}") } else { format!("--gpu-architecture=compute_{sm}") };
@@ -363,6 +369,28 @@ impl Nvrtc {
     }
 }
 
+/// One target's compile: Ok((image, ptxas log)) or Err(NVRTC's log).
+type Compiled = Result<(Vec<u8>, String), String>;
+
+/// `source` compiled for every target, in the order given, by as many threads at a time as cargo
+/// gives this build jobs (`NUM_JOBS`): the targets are independent programs, which NVRTC compiles
+/// concurrently, and each takes minutes.
+fn compile_all(nvrtc: &Nvrtc, source: &str, targets: &[(u32, bool)]) -> Vec<Compiled> {
+    let jobs = std::env::var("NUM_JOBS").ok().and_then(|j| j.parse::<usize>().ok()).unwrap_or(1).clamp(1, targets.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Compiled>>> = targets.iter().map(|_| Default::default()).collect();
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&(sm, cubin)) = targets.get(i) else { break };
+                *results[i].lock().unwrap() = Some(nvrtc.compile(source, sm, cubin));
+            });
+        }
+    });
+    results.into_iter().map(|r| r.into_inner().unwrap().expect("every target compiled")).collect()
+}
+
 /// Total spill bytes (stores + loads) in a ptxas report.
 fn spill_bytes(report: &str) -> u64 {
     let mut total = 0;
@@ -400,17 +428,24 @@ fn stack_frames(report: &str) -> Vec<String> {
 /// Compiles every target where NVRTC allows and returns the Rust items describing the results.
 fn nvrtc_artifacts(sources: &[(PathBuf, String)], out_dir: &Path) -> String {
     let strict = std::env::var("FEAR_REQUIRE_NVRTC").is_ok_and(|v| v == "1");
+    let turned_off = std::env::var("FEAR_NVRTC").is_ok_and(|v| v == "off");
+    if strict && turned_off {
+        panic!("FEAR_REQUIRE_NVRTC=1 and FEAR_NVRTC=off contradict each other: unset one");
+    }
     let files: String = sources.iter().map(|(p, t)| format!("// ---- {}\n{t}\n", p.file_name().unwrap().to_string_lossy())).collect();
     let source = format!("{PRELUDE}{files}");
     let mut items = String::new();
-    let nvrtc = match Nvrtc::load() {
+    let loaded = if turned_off { Err("FEAR_NVRTC=off".to_string()) } else { Nvrtc::load() };
+    let nvrtc = match loaded {
         Ok(n) => n,
         Err(why) => {
             if strict {
                 panic!("FEAR_REQUIRE_NVRTC=1 but {why}");
             }
             // Cargo shows this to everyone who builds: say plainly that nothing is wrong.
-            println!("cargo:warning=note (nothing is wrong): no NVRTC library at build time, so the CUDA kernels are embedded as source and compiled when a GPU is first used (NVRTC needed then); CPU runs need none. Detail: {why}");
+            if !turned_off {
+                println!("cargo:warning=note (nothing is wrong): no NVRTC library at build time, so the CUDA kernels are embedded as source and compiled when a GPU is first used (NVRTC needed then); CPU runs need none. Detail: {why}");
+            }
             writeln!(
                 items,
                 "pub const NVRTC_VERSION: Option<(i32, i32)> = None;\npub const BUILD_NOTE: &str = {:?};",
@@ -424,17 +459,19 @@ fn nvrtc_artifacts(sources: &[(PathBuf, String)], out_dir: &Path) -> String {
     let (major, minor) = nvrtc.version();
     let mut images = Vec::new();
     let mut notes = Vec::new();
+    let mut wanted = Vec::new();
     for &(sm, cubin) in TARGETS {
-        let kind = if cubin { "cubin" } else { "ptx" };
         if sm < 75 && major >= 13 {
             notes.push(format!("sm_{sm} skipped: NVRTC {major}.{minor} no longer targets it (use NVRTC 12.x)"));
-            continue;
-        }
-        if OPTIONAL_TARGETS.contains(&sm) && !nvrtc.supports(sm) {
+        } else if OPTIONAL_TARGETS.contains(&sm) && !nvrtc.supports(sm) {
             notes.push(format!("sm_{sm} skipped: NVRTC {major}.{minor} does not target it (NVRTC 12.8 or later does)"));
-            continue;
+        } else {
+            wanted.push((sm, cubin));
         }
-        match nvrtc.compile(&source, sm, cubin) {
+    }
+    for ((sm, cubin), compiled) in wanted.iter().copied().zip(compile_all(&nvrtc, &source, &wanted)) {
+        let kind = if cubin { "cubin" } else { "ptx" };
+        match compiled {
             Ok((image, log)) => {
                 let spills = spill_bytes(&log);
                 if spills > 0 {

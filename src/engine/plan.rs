@@ -80,7 +80,8 @@ pub struct PlanOptions {
     pub fuse: bool,
     /// What the convolutions' and the classifier's forward products round their operands to
     /// ([`ConvKernel::Forward`], [`LinearKernel::Forward`]): `Fp32` (none, the default) or `Tf32`
-    /// (the tensor-core kernels on the GPU; the same rounding on the CPU). The gradients stay f32.
+    /// (the tensor-core kernels on the GPU; the same rounding on the CPU). The classifier's
+    /// gradient products round alike ([`LinearKernel::Backward`]); the convolutions' stay f32.
     pub conv_precision: Precision,
     /// What the step stores its activations and activation gradients in (the tensors with a
     /// batch, channels and positions; per-channel statistics, the classifier's values, the loss,
@@ -838,7 +839,7 @@ impl<'g> Planner<'g> {
                 let dw = self.grad_if_needed(ins[1]);
                 let db = self.grad_if_needed(ins[2]);
                 let (dx, accumulate) = self.grad_to_write(ins[0]).map_or((None, true), |(dx, a)| (Some(dx), a));
-                self.kernels.push(Kernel::Linear(LinearKernel::Backward { g, x, w, dy, dx, dw, db, accumulate }));
+                self.kernels.push(Kernel::Linear(LinearKernel::Backward { g, x, w, dy, dx, dw, db, accumulate, precision: self.opts.conv_precision }));
             }
             Op::SoftmaxXent | Op::SumAll => unreachable!("handled above"),
         }

@@ -374,6 +374,16 @@ pub fn stored_variant(base: &'static str, tensor: Loc) -> &'static str {
     super::artifacts::KERNEL_NAMES.iter().copied().find(|n| n.strip_suffix("_bf16") == Some(base)).unwrap_or(base)
 }
 
+/// The tensor whose space picks the instantiation of a kernel that reads and writes all of
+/// `tensors` as one type (see [`stored_variant`]): the first, after checking that the others are
+/// stored alike (all as bfloat16 or none). `op` names the op in the error.
+pub fn stored_alike(op: &str, tensors: &[Loc]) -> Result<Loc> {
+    let first = *tensors.first().with_context(|| format!("{op}: no tensor to pick its kernels' storage by"))?;
+    let half = |l: &Loc| l.space == Space::Half;
+    ensure!(tensors.iter().all(|l| half(l) == half(&first)), "{op}: its tensors must be stored alike (all as bfloat16 or none), not {tensors:?}");
+    Ok(first)
+}
+
 /// The kernels that read and write no tensor, only f32 statistics, coefficients and partial
 /// sums: launched as they are by ops whose tensors are stored as bfloat16.
 const TOUCHES_NO_TENSOR: &[&str] = &["fear_bn_train_finalize", "fear_bn_eval_coefficients", "fear_bn_backward_finalize", "fear_conv_backward_weight_reduce"];

@@ -9,8 +9,8 @@ use anyhow::{ensure, Result};
 
 use super::{BnCoefficientBackward, BnGeom, BnKernel, BnOutput};
 use crate::engine::cuda::launch::threads::FEAR_BN_THREADS;
-use crate::engine::cuda::launch::{flag, len, stored_variant, Arg, OnGpu};
-use crate::engine::kernel::{Loc, Space};
+use crate::engine::cuda::launch::{flag, len, stored_alike, stored_variant, Arg, OnGpu};
+use crate::engine::kernel::Loc;
 
 /// Blocks a batch norm aims to launch (about four per SM of a 132-SM H100): a channel is split
 /// over `ceil(BN_TARGET_BLOCKS / c)` blocks, at most one per image.
@@ -42,15 +42,6 @@ fn shape(g: &BnGeom, splits: usize) -> Result<[Arg; 4]> {
     Ok([len(g.n)?, len(g.c)?, len(g.hw)?, len(splits)?])
 }
 
-/// The tensor whose space picks the instantiation of the kernels reading and writing a batch
-/// norm's tensors (x, y, dy, dx; see [`stored_variant`]): the first, after checking the others
-/// are stored alike, as one instantiation reads and writes them all as one type.
-fn stored_alike(tensors: &[Loc]) -> Result<Loc> {
-    let half = |l: &Loc| l.space == Space::Half;
-    ensure!(tensors.iter().all(|l| half(l) == half(&tensors[0])), "a batch norm's tensors must be stored alike (all as bfloat16 or none): {tensors:?}");
-    Ok(tensors[0])
-}
-
 /// Where the coefficients go: the scratch for a batch norm that applies them itself, the
 /// planned location for one whose consumer does.
 fn coefficients_at(on: &OnGpu, y: BnOutput, scratch: Arg) -> Result<Arg> {
@@ -64,7 +55,7 @@ fn coefficients_at(on: &OnGpu, y: BnOutput, scratch: Arg) -> Result<Arg> {
 fn apply(on: &OnGpu, g: &BnGeom, splits: usize, x: Loc, coef: Arg, y: BnOutput) -> Result<()> {
     match y {
         BnOutput::Normalised(y) => {
-            let name = stored_variant("fear_bn_apply", stored_alike(&[x, y])?);
+            let name = stored_variant("fear_bn_apply", stored_alike("batch norm", &[x, y])?);
             on.per_item(name, g.c * splits, FEAR_BN_THREADS, &[&[on.p(x)?, coef, on.p(y)?][..], &shape(g, splits)?].concat())
         }
         BnOutput::Coefficients(_) => Ok(()),
@@ -160,7 +151,7 @@ fn backward_pair(on: &OnGpu, first: &BnCoefficientBackward, second: &BnCoefficie
     if g1.n * g1.hw == 0 {
         return Ok(());
     }
-    let stored = stored_alike(&[first.x, first.dy, second.x, second.dy])?;
+    let stored = stored_alike("batch norm pair", &[first.x, first.dy, second.x, second.dy])?;
     let (a, b) = (first.stats(on)?, second.stats(on)?);
     let (base, bytes) = on.mem.reduce_scratch();
     let need = partials_bytes(a.c * a.splits + b.c * b.splits);
@@ -251,7 +242,7 @@ impl BnKernel {
                     dbeta: on.opt(dbeta)?,
                     coef,
                 };
-                let stored = stored_alike(&[&[x, dy][..], dx.as_slice()].concat())?;
+                let stored = stored_alike("batch norm backward", &[&[x, dy][..], dx.as_slice()].concat())?;
                 backward_statistics(on, g.n, g.hw, partial, stored, &bn, &BackwardStats::NONE)?;
                 match dx {
                     Some(dx) => {

@@ -8,8 +8,8 @@ use anyhow::{bail, ensure, Result};
 
 use super::{BnGradient, BnStatistics, ConvGeom, ConvKernel, PendingSum, SiblingBackward, SiblingForward, WeightSums};
 use crate::engine::cuda::launch::threads::{FEAR_CONV_THREADS, FEAR_WGRAD_THREADS};
-use crate::engine::cuda::launch::{launch_bounded_with_shared, stored_variant, Arg, Backend, DevicePtr, Dims, GpuAddresses, OnGpu};
-use crate::engine::kernel::{Loc, Space};
+use crate::engine::cuda::launch::{launch_bounded_with_shared, stored_alike, stored_variant, Arg, Backend, DevicePtr, Dims, GpuAddresses, OnGpu};
+use crate::engine::kernel::Loc;
 use crate::engine::ops::batchnorm::launch::{bn_scratch, train_finalize, train_finalize_pair};
 use crate::engine::ops::BnGeom;
 use crate::engine::precision::Precision;
@@ -481,8 +481,9 @@ impl ConvKernel {
     /// Refuses tensors of two storages: each kernel takes one type for all of them.
     fn check_storage(&self) -> Result<()> {
         let tensors = self.tensors();
-        let half = tensors.iter().filter(|t| t.space == Space::Half).count();
-        ensure!(half == 0 || half == tensors.len(), "{}: its tensors must be stored alike (all bfloat16 or all f32), not {tensors:?}", self.name());
+        if !tensors.is_empty() {
+            stored_alike(self.name(), &tensors)?;
+        }
         Ok(())
     }
 

@@ -29,7 +29,19 @@ pub(crate) fn cases(cases: &mut Cases) {
     for (mode, accumulate) in [("", true), ("_assign", false)] {
         cases.add(&format!("linear_backward{mode}"), REDUCTION_TOLERANCE, |c| {
             let (x, w, dy) = (c.loc(21), c.loc(70), c.loc(30));
-            LinearKernel::Backward { g, x, w, dy, dx: Some(c.loc(21)), dw: Some(c.loc(70)), db: Some(c.loc(10)), accumulate }.into()
+            LinearKernel::Backward { g, x, w, dy, dx: Some(c.loc(21)), dw: Some(c.loc(70)), db: Some(c.loc(10)), accumulate, precision: Precision::Fp32 }.into()
         });
+    }
+    // The tensor-core gradients on the same odd shape: dx's K (d_out = 10) and dw's rows (d_out)
+    // end inside a tile, dw's K (n = 19) inside an 8-step; each gradient alone, and all three.
+    for precision in [Precision::Tf32, Precision::Bf16] {
+        for (mode, accumulate, dx, dw) in [("", true, true, true), ("_assign", false, true, false), ("_weight", true, false, true)] {
+            let name = format!("linear_backward_{}{mode}", precision.name());
+            cases.add(&name, REDUCTION_TOLERANCE, |c| {
+                let (x, w, dy) = (c.loc(19 * 13), c.loc(10 * 13), c.loc(19 * 10));
+                let (dx, dw) = (dx.then(|| c.loc(19 * 13)), dw.then(|| c.loc(10 * 13)));
+                LinearKernel::Backward { g: tiles, x, w, dy, dx, dw, db: Some(c.loc(10)), accumulate, precision }.into()
+            });
+        }
     }
 }

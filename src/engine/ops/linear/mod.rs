@@ -29,8 +29,9 @@ pub enum LinearKernel {
     /// and `Bf16`: the tensor-core kernel, FP32 accumulate).
     Forward { g: LinearGeom, x: Loc, w: Loc, b: Option<Loc>, y: Loc, precision: Precision },
     /// dx += dy w (dx = 0 + that without `accumulate`), dw += dy^T x, db += the column sums of
-    /// dy (each when present).
-    Backward { g: LinearGeom, x: Loc, w: Loc, dy: Loc, dx: Option<Loc>, dw: Option<Loc>, db: Option<Loc>, accumulate: bool },
+    /// dy (each when present). The two products' operands are rounded to `precision` as the
+    /// forward's are (the tensor-core kernels); the bias gradient sums dy as it is.
+    Backward { g: LinearGeom, x: Loc, w: Loc, dy: Loc, dx: Option<Loc>, dw: Option<Loc>, db: Option<Loc>, accumulate: bool, precision: Precision },
 }
 
 impl LinearKernel {
@@ -78,9 +79,11 @@ impl LinearKernel {
                 let (x, w) = (precision.round_all(Cow::Borrowed(m.r(x))), precision.round_all(Cow::Borrowed(m.r(w))));
                 linear_forward(&g, &x, &w, b.map(|l| m.r(l)), m.w(y))
             }
-            LinearKernel::Backward { g, x, w, dy, dx, dw, db, accumulate } => {
+            LinearKernel::Backward { g, x, w, dy, dx, dw, db, accumulate, precision } => {
                 let dx = dx.map(|l| assign_or_add(m.w(l), accumulate));
-                linear_backward(&g, m.r(x), m.r(w), m.r(dy), dx, dw.map(|l| m.w(l)), db.map(|l| m.w(l)))
+                let rounded = |l: Loc| precision.round_all(Cow::Borrowed(m.r(l)));
+                linear_backward(&g, &rounded(x), &rounded(w), &rounded(dy), dx, dw.map(|l| m.w(l)), None);
+                linear_backward(&g, m.r(x), m.r(w), m.r(dy), None, None, db.map(|l| m.w(l)))
             }
         }
     }
