@@ -327,6 +327,96 @@ fn the_tf32_convolution_rounds_its_operands_as_the_cpu_face_does() {
     }
 }
 
+/// Whole training steps at a reduced precision (`PlanOptions::at_precision`), planned fused on the
+/// emulated GPU and unfused on the CPU, beside two CPU runs that size the comparison: the same
+/// precision on images nudged by `nudge` ulps of f32 (the spread rounding itself gives: a step
+/// function, so trajectories part as far as a one-ulp change of input parts them) and FP32 (how far
+/// the precision moves the steps, to show it is live). Shared by the TF32 and BF16 tests, which
+/// assert different things of the gaps.
+struct PrecisionRuns {
+    cpu: fear::engine::Session<f32, fear::engine::Cpu>,
+    moved: fear::engine::Session<f32, fear::engine::Cpu>,
+    fp32: fear::engine::Session<f32, fear::engine::Cpu>,
+    gpu: fear::engine::Session<f32, Gpu>,
+    images: Vec<f32>,
+    nudged: Vec<f32>,
+    labels: Vec<u32>,
+}
+
+/// One step of [`PrecisionRuns`]: the CPU's, GPU's and nudged run's losses, and the parameters'
+/// relative gaps after it (GPU and nudged run against the CPU, FP32 against it).
+struct StepGaps {
+    loss: f64,
+    gpu_loss: f64,
+    moved_loss: f64,
+    err: f64,
+    spread: f64,
+    apart: f64,
+}
+
+impl PrecisionRuns {
+    /// `arch` on TinyNetwork C = 8, N = 1, 12-pixel images, batch 3, gradient clip 0.5; images and
+    /// labels drawn from `data_seed`, parameters from `param_seed`.
+    fn new(arch: &str, precision: fear::engine::precision::Precision, data_seed: u64, param_seed: u64, nudge: u32) -> PrecisionRuns {
+        use fear::engine::precision::Precision;
+        use fear::engine::{Cpu, Device, PlanOptions, Session};
+        use fear::net::{tiny_network, NetConfig};
+        use rand::{Rng, SeedableRng};
+
+        let arch = fear::space::parse_arch(arch).unwrap();
+        let cfg = NetConfig { c: 8, n: 1, classes: 10, image_size: 12 };
+        let batch = 3;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(data_seed);
+        let images: Vec<f32> = (0..batch * 3 * 12 * 12).map(|_| rng.random_range(-2.0..2.0)).collect();
+        let nudged = images.iter().map(|v| f32::from_bits(v.to_bits() + nudge)).collect();
+        let labels = (0..batch).map(|_| rng.random_range(0..10)).collect();
+        fn session<D: Device<f32>>(device: D, arch: fear::space::Arch, cfg: NetConfig, batch: usize, p: Precision, seed: u64) -> Session<f32, D> {
+            let opts = PlanOptions { grad_clip: Some(0.5), ..PlanOptions::default() }.at_precision(p).unwrap();
+            let mut s = Session::new(device, Box::new(move |b| tiny_network(&arch, &cfg, b)), batch, opts).unwrap();
+            s.init_params(seed).unwrap();
+            s
+        }
+        PrecisionRuns {
+            cpu: session(Cpu, arch, cfg, batch, precision, param_seed),
+            moved: session(Cpu, arch, cfg, batch, precision, param_seed),
+            fp32: session(Cpu, arch, cfg, batch, Precision::Fp32, param_seed),
+            gpu: session(Gpu::emulated(), arch, cfg, batch, precision, param_seed),
+            images,
+            nudged,
+            labels,
+        }
+    }
+
+    /// One training step (learning rate 0.1) of every run.
+    fn step(&mut self, what: &str) -> StepGaps {
+        let (c, g) = (self.cpu.train_step(&self.images, &self.labels, 0.1).unwrap(), self.gpu.train_step(&self.images, &self.labels, 0.1).unwrap());
+        let m = self.moved.train_step(&self.nudged, &self.labels, 0.1).unwrap();
+        self.fp32.train_step(&self.images, &self.labels, 0.1).unwrap();
+        let want = self.cpu.read_all_params().unwrap();
+        let gaps = StepGaps {
+            loss: c.loss,
+            gpu_loss: g.loss,
+            moved_loss: m.loss,
+            err: selftest::relative_error(&self.gpu.read_all_params().unwrap(), &want),
+            spread: selftest::relative_error(&self.moved.read_all_params().unwrap(), &want),
+            apart: selftest::relative_error(&self.fp32.read_all_params().unwrap(), &want),
+        };
+        eprintln!(
+            "{what}: loss {} vs {}; parameters: GPU vs CPU {:.2e}, nudged spread {:.2e}, against FP32 {:.2e}",
+            gaps.loss, gaps.gpu_loss, gaps.err, gaps.spread, gaps.apart
+        );
+        gaps
+    }
+
+    /// Stage 2: every run trains only `keep`.
+    fn train_only(&mut self, keep: &[String]) {
+        for s in [&mut self.cpu, &mut self.moved, &mut self.fp32] {
+            s.train_only(keep);
+        }
+        self.gpu.train_only(keep);
+    }
+}
+
 /// Whole training steps with TF32 convolution forwards (`PlanOptions::conv_precision`): the
 /// emulated GPU (the tensor-core kernels) against the CPU, which rounds at the same points.
 /// One step from the same parameters agrees within TF32's tolerance (1e-3; its loss, computed
@@ -341,43 +431,19 @@ fn the_tf32_convolution_rounds_its_operands_as_the_cpu_face_does() {
 fn tf32_training_steps_on_the_emulated_gpu_match_the_cpu() {
     use fear::engine::ops::conv::ConvKernel;
     use fear::engine::precision::Precision;
-    use fear::engine::{Cpu, Kernel, PlanOptions, Session};
-    use fear::net::{tiny_network, NetConfig};
-    use rand::{Rng, SeedableRng};
+    use fear::engine::Kernel;
 
-    let arch = fear::space::parse_arch("|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|").unwrap();
-    let cfg = NetConfig { c: 8, n: 1, classes: 10, image_size: 12 };
-    let batch = 3;
-    let build = move |b| tiny_network(&arch, &cfg, b);
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
-    let images: Vec<f32> = (0..batch * 3 * 12 * 12).map(|_| rng.random_range(-2.0..2.0)).collect();
-    let nudged: Vec<f32> = images.iter().map(|v| f32::from_bits(v.to_bits() + 1)).collect();
-    let labels: Vec<u32> = (0..batch).map(|_| rng.random_range(0..10)).collect();
-    let opts = |conv_precision| PlanOptions { grad_clip: Some(0.5), conv_precision, ..PlanOptions::default() };
-    let cpu_session = |precision| -> Session<f32, Cpu> {
-        let mut s = Session::new(Cpu, Box::new(build), batch, opts(precision)).unwrap();
-        s.init_params(11).unwrap();
-        s
-    };
-    let (mut cpu, mut moved, mut fp32) = (cpu_session(Precision::Tf32), cpu_session(Precision::Tf32), cpu_session(Precision::Fp32));
-    let mut gpu: Session<f32, Gpu> = Session::new(Gpu::emulated(), Box::new(build), batch, opts(Precision::Tf32)).unwrap();
-    gpu.init_params(11).unwrap();
+    let arch = "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|";
+    let mut runs = PrecisionRuns::new(arch, Precision::Tf32, 6, 11, 1);
     for step in 0..3 {
-        let (c, g) = (cpu.train_step(&images, &labels, 0.1).unwrap(), gpu.train_step(&images, &labels, 0.1).unwrap());
-        let m = moved.train_step(&nudged, &labels, 0.1).unwrap();
-        fp32.train_step(&images, &labels, 0.1).unwrap();
-        let want = cpu.read_all_params().unwrap();
-        let err = selftest::relative_error(&gpu.read_all_params().unwrap(), &want);
-        let spread = selftest::relative_error(&moved.read_all_params().unwrap(), &want);
-        let apart = selftest::relative_error(&fp32.read_all_params().unwrap(), &want);
-        eprintln!("step {step}: loss {} vs {}; parameters: GPU vs CPU {err:.2e}, one-ulp spread {spread:.2e}, TF32 vs FP32 {apart:.2e}", c.loss, g.loss);
-        let loss_bound = if step == 0 { 1e-4 } else { 1e-3f64.max(3.0 * (m.loss - c.loss).abs()) } * c.loss.abs().max(1.0);
-        assert!((c.loss - g.loss).abs() < loss_bound, "step {step}: loss {} vs {} (moved images: {})", c.loss, g.loss, m.loss);
-        let bound = if step == 0 { 1e-3 } else { 1e-3f64.max(3.0 * spread) };
-        assert!(err < bound, "step {step}: parameters differ by {err:e} (relative; bound {bound:e})");
-        assert!(apart > 1e-4, "step {step}: TF32 steps left the parameters of FP32 ones ({apart:e} apart)");
+        let s = runs.step(&format!("step {step}"));
+        let loss_bound = if step == 0 { 1e-4 } else { 1e-3f64.max(3.0 * (s.moved_loss - s.loss).abs()) } * s.loss.abs().max(1.0);
+        assert!((s.loss - s.gpu_loss).abs() < loss_bound, "step {step}: loss {} vs {} (moved images: {})", s.loss, s.gpu_loss, s.moved_loss);
+        let bound = if step == 0 { 1e-3 } else { 1e-3f64.max(3.0 * s.spread) };
+        assert!(s.err < bound, "step {step}: parameters differ by {:e} (relative; bound {bound:e})", s.err);
+        assert!(s.apart > 1e-4, "step {step}: TF32 steps left the parameters of FP32 ones ({:e} apart)", s.apart);
     }
-    let program = gpu.program(batch, true).unwrap();
+    let program = runs.gpu.program(3, true).unwrap();
     let tf32 = program.forward.iter().filter(|k| matches!(k, Kernel::Conv(ConvKernel::Forward { precision: Precision::Tf32, .. }))).count();
     assert!(tf32 >= 5, "{tf32} TF32 convolutions in the GPU step");
 }
@@ -452,31 +518,15 @@ fn bf16_storage_training_steps_on_the_emulated_gpu_match_the_cpu() {
     use fear::engine::kernel::Space;
     use fear::engine::ops::conv::ConvKernel;
     use fear::engine::precision::Precision;
-    use fear::engine::{Cpu, Kernel, PlanOptions, Session};
-    use fear::net::{stage2_prefixes, tiny_network, NetConfig};
-    use rand::{Rng, SeedableRng};
+    use fear::engine::Kernel;
+    use fear::net::{stage2_prefixes, NetConfig};
 
     // Every op kind the cells have: 3x3 and 1x1 convolutions (siblings at node 0), a pool, skips.
-    let arch = fear::space::parse_arch("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|skip_connect~2|").unwrap();
-    let cfg = NetConfig { c: 8, n: 1, classes: 10, image_size: 12 };
-    let batch = 3;
-    let build = move |b| tiny_network(&arch, &cfg, b);
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
-    let images: Vec<f32> = (0..batch * 3 * 12 * 12).map(|_| rng.random_range(-2.0..2.0)).collect();
-    // One bfloat16 ulp up: the smallest change the stored input can see.
-    let nudged: Vec<f32> = images.iter().map(|v| f32::from_bits(v.to_bits() + (1 << 16))).collect();
-    let labels: Vec<u32> = (0..batch).map(|_| rng.random_range(0..10)).collect();
-    let opts = |p| PlanOptions { grad_clip: Some(0.5), ..PlanOptions::default() }.at_precision(p).unwrap();
-    let cpu_session = |p| -> Session<f32, Cpu> {
-        let mut s = Session::new(Cpu, Box::new(build), batch, opts(p)).unwrap();
-        s.init_params(17).unwrap();
-        s
-    };
-    let (mut cpu, mut moved, mut fp32) = (cpu_session(Precision::Bf16), cpu_session(Precision::Bf16), cpu_session(Precision::Fp32));
-    let mut gpu: Session<f32, Gpu> = Session::new(Gpu::emulated(), Box::new(build), batch, opts(Precision::Bf16)).unwrap();
-    gpu.init_params(17).unwrap();
+    // The nudge is one bfloat16 ulp: the smallest change the stored input can see.
+    let arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|skip_connect~2|";
+    let mut runs = PrecisionRuns::new(arch, Precision::Bf16, 9, 17, 1 << 16);
 
-    let program = gpu.program(batch, true).unwrap();
+    let program = runs.gpu.program(3, true).unwrap();
     assert!(program.layout.half > 0, "a bf16 step stores tensors in Half");
     let convs: Vec<_> =
         program.forward.iter().filter_map(|k| if let Kernel::Conv(ConvKernel::Forward { x, y, .. }) = k { Some((*x, *y)) } else { None }).collect();
@@ -484,31 +534,20 @@ fn bf16_storage_training_steps_on_the_emulated_gpu_match_the_cpu() {
     assert!(program.forward.iter().chain(&program.backward).flat_map(Kernel::launch_names).any(|n| n == "fear_conv_backward_bf16"));
 
     let tolerance = Precision::Bf16.tolerance();
-    let step =
-        |what: &str, first: bool, cpu: &mut Session<f32, Cpu>, gpu: &mut Session<f32, Gpu>, moved: &mut Session<f32, Cpu>, fp32: &mut Session<f32, Cpu>| {
-            let (c, g) = (cpu.train_step(&images, &labels, 0.1).unwrap(), gpu.train_step(&images, &labels, 0.1).unwrap());
-            let m = moved.train_step(&nudged, &labels, 0.1).unwrap();
-            fp32.train_step(&images, &labels, 0.1).unwrap();
-            let want = cpu.read_all_params().unwrap();
-            let err = selftest::relative_error(&gpu.read_all_params().unwrap(), &want);
-            let spread = selftest::relative_error(&moved.read_all_params().unwrap(), &want);
-            let apart = selftest::relative_error(&fp32.read_all_params().unwrap(), &want);
-            eprintln!("{what}: loss {} vs {}; parameters: GPU vs CPU {err:.2e}, one-ulp spread {spread:.2e}, BF16 vs FP32 {apart:.2e}", c.loss, g.loss);
-            let bound = if first { tolerance } else { tolerance.max(3.0 * spread) };
-            let loss_bound = if first { tolerance } else { tolerance.max(3.0 * (m.loss - c.loss).abs()) } * c.loss.abs().max(1.0);
-            assert!((c.loss - g.loss).abs() < loss_bound, "{what}: loss {} vs {} (moved images: {})", c.loss, g.loss, m.loss);
-            assert!(err < bound, "{what}: parameters differ by {err:e} (relative; bound {bound:e})");
-            assert!(apart > 1e-5, "{what}: BF16 steps left the parameters of FP32 ones only {apart:e} apart");
-        };
+    let check = |what: &str, first: bool, s: StepGaps| {
+        let bound = if first { tolerance } else { tolerance.max(3.0 * s.spread) };
+        let loss_bound = if first { tolerance } else { tolerance.max(3.0 * (s.moved_loss - s.loss).abs()) } * s.loss.abs().max(1.0);
+        assert!((s.loss - s.gpu_loss).abs() < loss_bound, "{what}: loss {} vs {} (moved images: {})", s.loss, s.gpu_loss, s.moved_loss);
+        assert!(s.err < bound, "{what}: parameters differ by {:e} (relative; bound {bound:e})", s.err);
+        assert!(s.apart > 1e-5, "{what}: BF16 steps left the parameters of FP32 ones only {:e} apart", s.apart);
+    };
     for i in 0..3 {
-        step(&format!("full step {i}"), i == 0, &mut cpu, &mut gpu, &mut moved, &mut fp32);
+        let what = format!("full step {i}");
+        check(&what, i == 0, runs.step(&what));
     }
-    let keep = stage2_prefixes(&cfg, 0);
-    for s in [&mut cpu, &mut moved, &mut fp32] {
-        s.train_only(&keep);
-    }
-    gpu.train_only(&keep);
+    runs.train_only(&stage2_prefixes(&NetConfig { c: 8, n: 1, classes: 10, image_size: 12 }, 0));
     for i in 0..2 {
-        step(&format!("frozen step {i}"), false, &mut cpu, &mut gpu, &mut moved, &mut fp32);
+        let what = format!("frozen step {i}");
+        check(&what, false, runs.step(&what));
     }
 }
