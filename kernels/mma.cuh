@@ -69,6 +69,11 @@ __device__ __forceinline__ float fear_f16_to_f32(unsigned h) {
 
 // Two 16-bit values in one register: `lo` (the lower-indexed element) in the low half.
 __device__ __forceinline__ unsigned fear_pack_bf16(float lo, float hi) { return fear_f32_to_bf16(lo) | (fear_f32_to_bf16(hi) << 16); }
+// fear_pack_bf16 of two floats that are bfloat16 values already (rounded where they were staged):
+// their high halves as they are, without the rounding's arithmetic.
+__device__ __forceinline__ unsigned fear_pack_bf16_exact(float lo, float hi) {
+    return ((unsigned)__float_as_int(lo) >> 16) | ((unsigned)__float_as_int(hi) & 0xffff0000u);
+}
 __device__ __forceinline__ unsigned fear_pack_f16(float lo, float hi) { return fear_f32_to_f16(lo) | (fear_f32_to_f16(hi) << 16); }
 
 // ---- fragment layouts: (row, column) of element i of `lane`'s fragment --------------------

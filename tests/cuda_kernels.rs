@@ -279,11 +279,11 @@ fn an_emulated_warp_collective_without_all_its_lanes_is_an_error() {
     assert!(err.contains("whole warps"), "{err}");
 }
 
-/// The TF32 forward really rounds: on the emulated GPU (the tensor-core path), it differs from the
-/// FP32 kernel by about TF32's precision (2^-11 per operand), and from the CPU face that rounds
-/// at the same points only by the order of the f32 sums.
+/// The TF32 and BF16 forwards really round: on the emulated GPU (the tensor-core paths), each
+/// differs from the FP32 kernel by about its precision (2^-11, 2^-8 per operand), and from the
+/// CPU face that rounds at the same points only by the order of the f32 sums.
 #[test]
-fn the_tf32_convolution_rounds_its_operands_as_the_cpu_face_does() {
+fn the_tensor_core_convolutions_round_their_operands_as_the_cpu_face_does() {
     use fear::engine::ops::conv::{ConvGeom, ConvKernel};
     use fear::engine::precision::Precision;
     use fear::engine::{Cpu, Device, Kernel, Loc, MemoryLayout, Space};
@@ -314,16 +314,21 @@ fn the_tf32_convolution_rounds_its_operands_as_the_cpu_face_does() {
             gpu.launch(&mut m, &forward(precision)).unwrap();
             gpu.read(&m, y).unwrap()
         };
-        let (cpu32, cpu_tf32, gpu32, gpu_tf32) = (on_cpu(Precision::Fp32), on_cpu(Precision::Tf32), on_gpu(Precision::Fp32), on_gpu(Precision::Tf32));
-        let (rounding, cpu_rounding) = (selftest::relative_error(&gpu_tf32, &gpu32), selftest::relative_error(&cpu_tf32, &cpu32));
-        let order = selftest::relative_error(&gpu_tf32, &cpu_tf32);
-        eprintln!(
-            "{g:?}: TF32 vs FP32 on the GPU {rounding:.2e}, on the CPU {cpu_rounding:.2e}; TF32 GPU vs CPU {order:.2e}; FP32 GPU vs CPU {:.2e}",
-            selftest::relative_error(&gpu32, &cpu32)
-        );
-        assert!((5e-5..2e-3).contains(&rounding), "{g:?}: TF32 against FP32: {rounding:e}, not TF32's precision");
-        assert!((5e-5..2e-3).contains(&cpu_rounding), "{g:?}: the CPU face does not round as TF32 does");
-        assert!(order < 1e-5, "{g:?}: the TF32 kernel and its CPU face differ by {order:e}: more than the order of the sums");
+        let (cpu32, gpu32) = (on_cpu(Precision::Fp32), on_gpu(Precision::Fp32));
+        // Each product's distance from FP32: about its operands' unit roundoff (TF32 2^-11,
+        // bfloat16 2^-8), a range apart for the two.
+        for (p, expected) in [(Precision::Tf32, 5e-5..2e-3), (Precision::Bf16, 4e-4..2e-2)] {
+            let (cpu_p, gpu_p) = (on_cpu(p), on_gpu(p));
+            let (rounding, cpu_rounding) = (selftest::relative_error(&gpu_p, &gpu32), selftest::relative_error(&cpu_p, &cpu32));
+            let order = selftest::relative_error(&gpu_p, &cpu_p);
+            eprintln!(
+                "{g:?}: {p:?} vs FP32 on the GPU {rounding:.2e}, on the CPU {cpu_rounding:.2e}; {p:?} GPU vs CPU {order:.2e}; FP32 GPU vs CPU {:.2e}",
+                selftest::relative_error(&gpu32, &cpu32)
+            );
+            assert!(expected.contains(&rounding), "{g:?}: {p:?} against FP32: {rounding:e}, not {p:?}'s precision");
+            assert!(expected.contains(&cpu_rounding), "{g:?}: the CPU face does not round as {p:?} does");
+            assert!(order < 1e-5, "{g:?}: the {p:?} kernel and its CPU face differ by {order:e}: more than the order of the sums");
+        }
     }
 }
 
@@ -509,7 +514,7 @@ fn sibling_convolutions_train_like_separate_ones_on_the_emulated_gpu() {
 }
 
 /// `--precision bf16`: whole training steps with every activation and activation gradient stored
-/// as bfloat16, planned fused on the emulated GPU and unfused on the CPU (which rounds at every
+/// as bfloat16 and the convolutions' and classifier's forwards multiplied in BF16, planned fused on the emulated GPU and unfused on the CPU (which rounds at every
 /// store): the same loss, hits and parameters within bfloat16's tolerance (or three times the
 /// spread one ulp of input moves the CPU's own steps, as the TF32 test bounds it), full and
 /// frozen; the tensors really are in `Space::Half` and the steps really leave FP32's.
@@ -532,6 +537,9 @@ fn bf16_storage_training_steps_on_the_emulated_gpu_match_the_cpu() {
         program.forward.iter().filter_map(|k| if let Kernel::Conv(ConvKernel::Forward { x, y, .. }) = k { Some((*x, *y)) } else { None }).collect();
     assert!(convs.len() >= 5 && convs.iter().all(|(x, y)| x.space == Space::Half && y.space == Space::Half), "convolution tensors in Half: {convs:?}");
     assert!(program.forward.iter().chain(&program.backward).flat_map(Kernel::launch_names).any(|n| n == "fear_conv_backward_bf16"));
+    // The convolutions' forwards multiply in BF16 on the tensor cores, on the bfloat16 tensors.
+    let forwards: Vec<_> = program.forward.iter().filter(|k| matches!(k, Kernel::Conv(ConvKernel::Forward { .. }))).flat_map(Kernel::launch_names).collect();
+    assert!(forwards.iter().filter(|n| n.starts_with("fear_conv_forward")).all(|n| *n == "fear_conv_forward_bf16mma_bf16"), "{forwards:?}");
 
     let tolerance = Precision::Bf16.tolerance();
     let check = |what: &str, first: bool, s: StepGaps| {

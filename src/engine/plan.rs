@@ -79,9 +79,10 @@ pub struct PlanOptions {
     /// the probes, which read ReLU values.
     pub fuse: bool,
     /// What the convolutions' and the classifier's forward products round their operands to
-    /// ([`ConvKernel::Forward`], [`LinearKernel::Forward`]): `Fp32` (none, the default) or `Tf32`
-    /// (the tensor-core kernels on the GPU; the same rounding on the CPU). The classifier's
-    /// gradient products round alike ([`LinearKernel::Backward`]); the convolutions' stay f32.
+    /// ([`ConvKernel::Forward`], [`LinearKernel::Forward`]): `Fp32` (none, the default), `Tf32`
+    /// or `Bf16` (the tensor-core kernels on the GPU; the same rounding on the CPU). The
+    /// classifier's gradient products round alike ([`LinearKernel::Backward`]); the
+    /// convolutions' gradients stay f32.
     pub conv_precision: Precision,
     /// What the step stores its activations and activation gradients in (the tensors with a
     /// batch, channels and positions; per-channel statistics, the classifier's values, the loss,
@@ -114,15 +115,17 @@ impl Default for PlanOptions {
 
 impl PlanOptions {
     /// These options at a run's `--precision`: `fp32` stores and multiplies in f32; `tf32`
-    /// rounds the convolution forwards' operands to TF32 (f32 storage); `bf16` stores the
-    /// activations and activation gradients as bfloat16 ([`PlanOptions::storage`]) with the
-    /// products in f32 on the stored values (the bfloat16 tensor-core convolutions are still to
-    /// come). fp16 (sm_70's tensor cores) is not built yet: an error.
+    /// rounds the convolution forwards' and the classifier's operands to TF32 (f32 storage);
+    /// `bf16` stores the activations and activation gradients as bfloat16
+    /// ([`PlanOptions::storage`]) and rounds
+    /// the convolutions' and the classifier's forward operands, and the classifier's gradient
+    /// products' operands, to bfloat16 (their tensor-core kernels; the convolutions' gradients
+    /// multiply in f32). fp16 (sm_70's tensor cores) is not built yet: an error.
     pub fn at_precision(self, precision: Precision) -> anyhow::Result<PlanOptions> {
         let (conv_precision, storage) = match precision {
             Precision::Fp32 => (Precision::Fp32, Precision::Fp32),
             Precision::Tf32 => (Precision::Tf32, Precision::Fp32),
-            Precision::Bf16 => (Precision::Fp32, Precision::Bf16),
+            Precision::Bf16 => (Precision::Bf16, Precision::Bf16),
             Precision::F16 => anyhow::bail!("--precision fp16 (sm_70's half-precision storage) is not built yet: use fp32, tf32 or bf16"),
         };
         Ok(PlanOptions { conv_precision, storage, ..self })

@@ -34,16 +34,19 @@
 // and a convolution whose input is a batch norm's output that its readers apply reads the batch
 // norm's input through fear_bn_normalise (x as staged, the ReLU mask in the epilogue).
 //
-// TF32 tensor cores (fear_conv_forward_tf32, issue 14): the same block, tile, staging and
-// epilogue, with TF32 set in fear_conv_tile. Staging rounds each operand once (x after the fused
-// ReLU, and w) to TF32 with fear_round_tf32, the CPU face's rounding point; the MAC loop becomes
-// fear_conv_mma_chunk: the block's M (pixel slots) x N (channels of the pass) output tile is
-// 32 m16n8 tiles, 8 per warp, and K runs over (8 input channels of the chunk, tap), each k-step
-// one mma.sync.m16n8k8.tf32 per tile with fragments read straight from the staged tiles (lane
-// maps of mma.cuh; channels past the chunk read as zeros). fear_conv_mma_unpark then moves the
-// accumulators through shared memory to the threads the FP32 epilogue assigns them to, so y's
-// stores and the batch-norm statistics are the FP32 path's code. Without tf32 MMA (the sm_70
-// build) the kernel keeps the FMA loop over the same rounded operands: same rounding points.
+// Tensor cores (issue 14): fear_conv_forward_tf32 and fear_conv_forward_bf16mma, the same block,
+// tile, staging and epilogue, with fear_conv_tile's product (MMA) FEAR_CONV_TF32 or
+// FEAR_CONV_BF16. Staging rounds each operand once (x after the fused ReLU, and w) to the
+// product's type (fear_conv_round), the CPU face's rounding point; the shared tiles stay f32
+// (holding those rounded values). The MAC loop becomes fear_conv_mma_chunk: the block's M (pixel
+// slots) x N (channels of the pass) output tile is 32 m16n8 tiles, 8 per warp, and K runs over
+// (8 input channels of the chunk, tap), each k-step one mma.sync.m16n8k8 (.tf32 or .bf16, FP32
+// accumulate) per tile with fragments read straight from the staged tiles (lane maps of mma.cuh:
+// a32/b32 for tf32, a16/b16 for bf16, whose registers pack two channels; channels past the chunk
+// read as zeros). fear_conv_mma_unpark then moves the accumulators through shared memory to the
+// threads the FP32 epilogue assigns them to, so y's stores and the batch-norm statistics are the
+// FP32 path's code. Without tf32/bf16 MMA (the sm_70 build) the kernel keeps the FMA loop over
+// the same rounded operands: same rounding points.
 //
 // Tensors stored as bfloat16 (`--precision bf16`, kernels/storage.cuh): every kernel reading or
 // writing the (image, channel, row, column) tensors is a template over their storage type E
@@ -65,16 +68,29 @@
 #define FEAR_WGRAD_CI 8  // input channels per block of the weight gradient
 #define FEAR_WGRAD_COP 64  // output channels per block of the weight gradient
 #define FEAR_WGRAD_DY_STRIDE 68  // floats per pixel of the staged dy tile (a multiple of 4: float4 loads)
-#define FEAR_CONV_MMA_TILES 8  // m16n8 output tiles per warp of the TF32 forward
+#define FEAR_CONV_MMA_TILES 8  // m16n8 output tiles per warp of the tensor-core forwards
 static_assert(FEAR_CONV_PIX * FEAR_CONV_CO == 4 * FEAR_CONV_MMA_TILES, "a warp's m16n8 tiles hold its threads' outputs");
 
-// Whether this build multiplies the TF32 forward on tensor cores (mma.sync tf32 is sm_80+; the
-// host emulation claims sm_80).
+// Whether this build multiplies the TF32 and BF16 forwards on tensor cores (mma.sync m16n8k8
+// tf32 and bf16 are both sm_80+; the host emulation claims sm_80).
 #if defined(__CUDACC_EMULATED__) || (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800)
 #define FEAR_CONV_MMA 1
 #else
 #define FEAR_CONV_MMA 0
 #endif
+
+// The forward product's precision (fear_conv_tile's MMA): FP32 FMAs on the operands as read, or
+// both operands rounded to TF32 / bfloat16 and multiplied on tensor cores, FP32 accumulate.
+enum FearConvProduct { FEAR_CONV_FP32, FEAR_CONV_TF32, FEAR_CONV_BF16 };
+
+// v rounded to the product's operand type (to nearest even; f32 holds it exactly): the one
+// rounding of each staged operand, where the CPU face rounds (Precision::round_all).
+template <int MMA>
+__device__ __forceinline__ float fear_conv_round(float v) {
+    if constexpr (MMA == FEAR_CONV_TF32) return fear_round_tf32(v);
+    else if constexpr (MMA == FEAR_CONV_BF16) return fear_bf16_to_f32(fear_f32_to_bf16(v));
+    else return v;
+}
 
 // One block's output tile: images b0 .. b0 + ti (several only when a whole image is smaller than
 // the block), channels from co0 (pass width cw = 8 << glog2), the phase (py, px) of the
@@ -169,22 +185,26 @@ __device__ __forceinline__ void fear_conv_bn_partials(float* parked, const bool 
     }
 }
 
-// The TF32 forward's MAC loop over one staged chunk (see the header): warp tile i is m16n8 tile
-// t = warp * 8 + i of the block's output, rows 16 (t >> glog2) (pixel slots), columns
+// The tensor-core forwards' MAC loop over one staged chunk (see the header): warp tile i is m16n8
+// tile t = warp * 8 + i of the block's output, rows 16 (t >> glog2) (pixel slots), columns
 // 8 (t % groups) (channels of the pass). rows[i][h]: the staged-tile offset of the window of A's
-// row fear_m16n8k8_a32_row(lane, h) (the tf32 A map: an element's row from i & 1, its column
-// from i >> 1); B's column fear_m16n8k8_b32_col is recomputed per use (an array of them spilled).
-// `plane`: floats per staged channel (ti * halo). Operands are already TF32 (rounded as staged),
-// so their bits go as they are.
-template <int T>
+// row h of this lane (fear_conv_mma_row); B's column is recomputed per use (an array of them
+// spilled). `plane`: floats per staged channel (ti * halo). Operands are already rounded to the
+// product's type as staged, so their bits go as they are: tf32 one per register (the a32/b32
+// maps: an A element's row from i & 1, its column from i >> 1), bf16 two channels per register
+// (the a16/b16 maps: A's register h is row h at channels ka0, ka1; B's register is rows kb0, kb1).
+template <int T, int MMA>
 __device__ __forceinline__ void fear_conv_mma_chunk(float (&d)[FEAR_CONV_MMA_TILES][4], const float* xs, const float* wsh,
                                                     const int (&rows)[FEAR_CONV_MMA_TILES][2], int cn, int plane, int hc, int cw, int glog2) {
+    constexpr bool bf16 = MMA == FEAR_CONV_BF16;
     const int lane = threadIdx.x & 31, t0 = (threadIdx.x >> 5) * FEAR_CONV_MMA_TILES, gmask = (1 << glog2) - 1;
     auto bits = [](float v) { return (unsigned)__float_as_int(v); };
     for (int c8 = 0; c8 < cn; c8 += 8) {
         // This lane's two channels of the k-step: A's columns and B's rows (the same pair).
-        const int ka0 = c8 + fear_m16n8k8_a32_col(lane, 0), ka1 = c8 + fear_m16n8k8_a32_col(lane, 2);
-        const int kb0 = c8 + fear_m16n8k8_b32_row(lane, 0), kb1 = c8 + fear_m16n8k8_b32_row(lane, 1);
+        const int ka0 = c8 + (bf16 ? fear_m16n8k8_a16_col(lane, 0) : fear_m16n8k8_a32_col(lane, 0));
+        const int ka1 = c8 + (bf16 ? fear_m16n8k8_a16_col(lane, 1) : fear_m16n8k8_a32_col(lane, 2));
+        const int kb0 = c8 + (bf16 ? fear_m16n8k8_b16_row(lane, 0) : fear_m16n8k8_b32_row(lane, 0));
+        const int kb1 = c8 + (bf16 ? fear_m16n8k8_b16_row(lane, 1) : fear_m16n8k8_b32_row(lane, 1));
         const bool a0 = ka0 < cn, a1 = ka1 < cn, b0 = kb0 < cn, b1 = kb1 < cn;
         const float* xa0 = xs + ka0 * plane;
         const float* xa1 = xs + ka1 * plane;
@@ -198,18 +218,34 @@ __device__ __forceinline__ void fear_conv_mma_chunk(float (&d)[FEAR_CONV_MMA_TIL
                 const int shift = ty * hc + tx, tap = (ty * T + tx) * cw;
 #pragma unroll
                 for (int i = 0; i < FEAR_CONV_MMA_TILES; ++i) {
-                    const int col = 8 * ((t0 + i) & gmask) + fear_m16n8k8_b32_col(lane, 0);
-                    const unsigned a[4] = {a0 ? bits(xa0[rows[i][0] + shift]) : 0u, a0 ? bits(xa0[rows[i][1] + shift]) : 0u,
-                                           a1 ? bits(xa1[rows[i][0] + shift]) : 0u, a1 ? bits(xa1[rows[i][1] + shift]) : 0u};
-                    const unsigned b[2] = {b0 ? bits(wb0[tap + col]) : 0u, b1 ? bits(wb1[tap + col]) : 0u};
-                    fear_mma_tf32_m16n8k8(d[i], a, b, d[i]);
+                    if constexpr (bf16) {
+                        const int col = 8 * ((t0 + i) & gmask) + fear_m16n8k8_b16_col(lane, 0);
+                        const unsigned a[2] = {fear_pack_bf16_exact(a0 ? xa0[rows[i][0] + shift] : 0.0f, a1 ? xa1[rows[i][0] + shift] : 0.0f),
+                                               fear_pack_bf16_exact(a0 ? xa0[rows[i][1] + shift] : 0.0f, a1 ? xa1[rows[i][1] + shift] : 0.0f)};
+                        const unsigned b = fear_pack_bf16_exact(b0 ? wb0[tap + col] : 0.0f, b1 ? wb1[tap + col] : 0.0f);
+                        fear_mma_bf16_m16n8k8(d[i], a, b, d[i]);
+                    } else {
+                        const int col = 8 * ((t0 + i) & gmask) + fear_m16n8k8_b32_col(lane, 0);
+                        const unsigned a[4] = {a0 ? bits(xa0[rows[i][0] + shift]) : 0u, a0 ? bits(xa0[rows[i][1] + shift]) : 0u,
+                                               a1 ? bits(xa1[rows[i][0] + shift]) : 0u, a1 ? bits(xa1[rows[i][1] + shift]) : 0u};
+                        const unsigned b[2] = {b0 ? bits(wb0[tap + col]) : 0u, b1 ? bits(wb1[tap + col]) : 0u};
+                        fear_mma_tf32_m16n8k8(d[i], a, b, d[i]);
+                    }
                 }
             }
         }
     }
 }
 
-// The TF32 forward's accumulators to the FP32 epilogue's layout: each fragment element (pixel
+// The pixel slot (of the block's tile) of A's row h (0: rows 0-7, 1: rows 8-15 of the m16n8 tile
+// starting at row `base`) for this lane: the product's A lane map (tf32: element h; bf16: register
+// h, elements 2h and 2h + 1, which share the row).
+template <int MMA>
+__device__ __forceinline__ int fear_conv_mma_row(int base, int lane, int h) {
+    return base + (MMA == FEAR_CONV_BF16 ? fear_m16n8k8_a16_row(lane, 2 * h) : fear_m16n8k8_a32_row(lane, h));
+}
+
+// The tensor-core forwards' accumulators to the FP32 epilogue's layout: each fragment element (pixel
 // slot p, pass channel n) goes to the thread that owns it there (channel group n / 8, pixel
 // thread p % tp, its slot j = p / tp, channel c = n % 8), parked as fear_conv_park parks, and
 // each thread reads back its acc[j][c]. Needs FEAR_CONV_THREADS * 32 floats of shared memory.
@@ -261,7 +297,7 @@ struct FearDxTerms {
     const E* pooled;
 };
 
-template <typename E, int T, int S, int P, bool DGRAD, bool TF32 = false>
+template <typename E, int T, int S, int P, bool DGRAD, int MMA = FEAR_CONV_FP32>
 __device__ __forceinline__ void fear_conv_tile(int block, const E* __restrict__ src, const float* __restrict__ wt,
                                                E* __restrict__ dst, int n, int c_src, int hs, int ws, int c_dst,
                                                int hd, int wd, int k, int pad, int cin, int ti, int tr, int tc,
@@ -317,17 +353,18 @@ __device__ __forceinline__ void fear_conv_tile(int block, const E* __restrict__ 
         for (int c = 0; c < FEAR_CONV_CO; ++c) acc[j][c] = 0.0f;
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
-    // The TF32 forward's accumulators and operand offsets (fear_conv_mma_chunk); unused otherwise.
+    // The tensor-core forwards' accumulators and operand offsets (fear_conv_mma_chunk); unused otherwise.
+    constexpr bool on_mma = MMA != FEAR_CONV_FP32 && FEAR_CONV_MMA;
     float mma_acc[FEAR_CONV_MMA_TILES][4];
     int mma_rows[FEAR_CONV_MMA_TILES][2];
-    if constexpr (TF32 && FEAR_CONV_MMA) {
+    if constexpr (on_mma) {
 #pragma unroll
         for (int i = 0; i < FEAR_CONV_MMA_TILES; ++i) {
             const int t = warp * FEAR_CONV_MMA_TILES + i;
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
                 int img, oy, ox;
-                mma_rows[i][h] = max(window(16 * (t >> glog2) + fear_m16n8k8_a32_row(lane, h), img, oy, ox), 0);
+                mma_rows[i][h] = max(window(fear_conv_mma_row<MMA>(16 * (t >> glog2), lane, h), img, oy, ox), 0);
             }
 #pragma unroll
             for (int e = 0; e < 4; ++e) mma_acc[i][e] = 0.0f;
@@ -357,7 +394,7 @@ __device__ __forceinline__ void fear_conv_tile(int block, const E* __restrict__ 
                         const float* coef = second ? sib.bn_coef : bn_coef;
                         if (in && coef != nullptr) v = fear_bn_grad(v, second ? sib.bn_x : bn_x, coef, i, ch);
                         v = relu_src ? (v > 0.0f ? v : 0.0f) : v;
-                        tile_s[r * hc + c] = TF32 ? fear_round_tf32(v) : v;
+                        tile_s[r * hc + c] = fear_conv_round<MMA>(v);
                     }
                 }
             }
@@ -382,11 +419,11 @@ __device__ __forceinline__ void fear_conv_tile(int block, const E* __restrict__ 
                 const int ck = second ? c0 + cil - sib.split : c0 + cil;
                 if (co0 + co < c_dst && ky < k && kx < k) v = wk[(((long long)ck * cin + co0 + co) * k + ky) * k + kx];
             }
-            wsh[e] = TF32 ? fear_round_tf32(v) : v;
+            wsh[e] = fear_conv_round<MMA>(v);
         }
         __syncthreads();
-        if constexpr (TF32 && FEAR_CONV_MMA) {
-            fear_conv_mma_chunk<T>(mma_acc, xs, wsh, mma_rows, cn, ti * halo, hc, cw, glog2);
+        if constexpr (on_mma) {
+            fear_conv_mma_chunk<T, MMA>(mma_acc, xs, wsh, mma_rows, cn, ti * halo, hc, cw, glog2);
             continue;
         }
         // The MAC loop: FEAR_CONV_PIX x FEAR_CONV_CO outer products per (channel, tap).
@@ -412,7 +449,7 @@ __device__ __forceinline__ void fear_conv_tile(int block, const E* __restrict__ 
             }
         }
     }
-    if constexpr (TF32 && FEAR_CONV_MMA) fear_conv_mma_unpark(mma_acc, acc, smem, glog2);
+    if constexpr (on_mma) fear_conv_mma_unpark(mma_acc, acc, smem, glog2);
     // With the forward's batch-norm statistics, the accumulators are parked in shared memory first.
     const bool take_stats = !DGRAD && stats != nullptr;
     if (take_stats) fear_conv_park(acc, smem, dst);
@@ -477,32 +514,41 @@ __device__ __forceinline__ void fear_conv_tile(int block, const E* __restrict__ 
 // applied as x is staged, not by a pass of its own.
 //
 // The kernel's parameters over the tensors' storage type E, the body, then one kernel per
-// (storage, precision): fear_conv_forward, fear_conv_forward_bf16, and the TF32 pair below.
+// (storage, product): fear_conv_forward, fear_conv_forward_bf16, and the TF32 and BF16 pairs below.
 #define FEAR_CONV_FORWARD_PARAMS(E)                                                                                                     \
     const E* __restrict__ x, const float* __restrict__ wt, E* __restrict__ y, int n, int cin, int h, int w, int cout, int k, int stride, \
         int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int relu, double* __restrict__ stats,                       \
         const float* __restrict__ wt2, E* __restrict__ y2, int split, const float* __restrict__ x_coef
 #define FEAR_CONV_FORWARD_ARGS x, wt, y, n, cin, h, w, cout, k, stride, pad, oh, ow, ti, tr, tc, chunk, glog2, relu, stats, wt2, y2, split, x_coef
 
-template <typename E, bool TF32>
+template <typename E, int MMA>
 __device__ __forceinline__ void fear_conv_forward_body(FEAR_CONV_FORWARD_PARAMS(E)) {
     const FearConvSibling<E> sib{nullptr, wt2, y2, nullptr, nullptr, split};
     const FearDxTerms<E> none{nullptr, nullptr};
-    if (k == 3 && stride == 1) fear_conv_tile<E, 3, 1, 1, false, TF32>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, none, x_coef);
-    else if (k == 3 && stride == 2) fear_conv_tile<E, 3, 2, 1, false, TF32>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, none, x_coef);
-    else if (k == 1 && stride == 1) fear_conv_tile<E, 1, 1, 1, false, TF32>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, none, x_coef);
-    else if (k == 1 && stride == 2) fear_conv_tile<E, 1, 2, 1, false, TF32>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, none, x_coef);
+    if (k == 3 && stride == 1) fear_conv_tile<E, 3, 1, 1, false, MMA>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, none, x_coef);
+    else if (k == 3 && stride == 2) fear_conv_tile<E, 3, 2, 1, false, MMA>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, none, x_coef);
+    else if (k == 1 && stride == 1) fear_conv_tile<E, 1, 1, 1, false, MMA>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, none, x_coef);
+    else if (k == 1 && stride == 2) fear_conv_tile<E, 1, 2, 1, false, MMA>(blockIdx.x, x, wt, y, n, cin, h, w, cout, oh, ow, k, pad, cin, ti, tr, tc, chunk, glog2, 0, relu, nullptr, nullptr, nullptr, stats, sib, none, x_coef);
 }
 
-extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward(FEAR_CONV_FORWARD_PARAMS(float)) { fear_conv_forward_body<float, false>(FEAR_CONV_FORWARD_ARGS); }
-extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward_bf16(FEAR_CONV_FORWARD_PARAMS(fear_bf16)) { fear_conv_forward_body<fear_bf16, false>(FEAR_CONV_FORWARD_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward(FEAR_CONV_FORWARD_PARAMS(float)) { fear_conv_forward_body<float, FEAR_CONV_FP32>(FEAR_CONV_FORWARD_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward_bf16(FEAR_CONV_FORWARD_PARAMS(fear_bf16)) { fear_conv_forward_body<fear_bf16, FEAR_CONV_FP32>(FEAR_CONV_FORWARD_ARGS); }
 
 // fear_conv_forward with both operands rounded to TF32 (x after the ReLU, and w) and multiplied on
 // tensor cores (sm_80+; the FMA loop on the sm_70 build): the same launch shape and arguments,
 // and at least FEAR_CONV_THREADS * 32 floats of dynamic shared memory (launch.rs). A bfloat16 x is
 // exact in TF32: only w's rounding is left.
-extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward_tf32(FEAR_CONV_FORWARD_PARAMS(float)) { fear_conv_forward_body<float, true>(FEAR_CONV_FORWARD_ARGS); }
-extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward_tf32_bf16(FEAR_CONV_FORWARD_PARAMS(fear_bf16)) { fear_conv_forward_body<fear_bf16, true>(FEAR_CONV_FORWARD_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward_tf32(FEAR_CONV_FORWARD_PARAMS(float)) { fear_conv_forward_body<float, FEAR_CONV_TF32>(FEAR_CONV_FORWARD_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward_tf32_bf16(FEAR_CONV_FORWARD_PARAMS(fear_bf16)) { fear_conv_forward_body<fear_bf16, FEAR_CONV_TF32>(FEAR_CONV_FORWARD_ARGS); }
+
+// fear_conv_forward with both operands rounded to bfloat16 (x after the ReLU, and w) and multiplied
+// with mma.sync.m16n8k8.bf16, FP32 accumulate (sm_80+; the FMA loop over the same rounded operands
+// on the sm_70 build); launched as the TF32 pair is. Named for its product, "bf16mma", because the
+// `_bf16` suffix names the tensors' storage (stored_variant appends it): fear_conv_forward_bf16 is
+// the FP32 product on bfloat16 tensors, fear_conv_forward_bf16mma_bf16 the BF16 product on them
+// (where x is already a bfloat16: only w's rounding is left).
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward_bf16mma(FEAR_CONV_FORWARD_PARAMS(float)) { fear_conv_forward_body<float, FEAR_CONV_BF16>(FEAR_CONV_FORWARD_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward_bf16mma_bf16(FEAR_CONV_FORWARD_PARAMS(fear_bf16)) { fear_conv_forward_body<fear_bf16, FEAR_CONV_BF16>(FEAR_CONV_FORWARD_ARGS); }
 
 // dx += conv-transpose of dy (dx = 0 + it without `accumulate`), where mask > 0 when a mask is
 // given (the fused ReLU's input). One block per (ti images, phase of dx, tile of its phase grid,

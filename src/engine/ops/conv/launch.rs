@@ -251,15 +251,18 @@ const STATS_SHARED_BYTES: usize = FEAR_CONV_THREADS as usize * (PIX * CO * 4 + 2
 /// block's outputs, parked to move from the fragments' owners to the epilogue's.
 const MMA_SHARED_BYTES: usize = FEAR_CONV_THREADS as usize * PIX * CO * 4;
 
-/// The forward kernel of a precision. `fear_conv_forward_tf32` rounds both operands to TF32 as it
-/// stages them and multiplies them with `mma.sync.m16n8k8.tf32` on sm_80 and newer; its sm_70
-/// build (no tf32 tensor cores there) multiplies the same rounded operands with FP32 FMAs, so
-/// every GPU rounds where the CPU face does and the host launches it everywhere.
+/// The forward kernel of a precision. `fear_conv_forward_tf32` (`fear_conv_forward_bf16mma`)
+/// rounds both operands to TF32 (bfloat16) as it stages them and multiplies them with
+/// `mma.sync.m16n8k8.tf32` (`.bf16`) on sm_80 and newer; their sm_70 builds (no tf32 or bf16
+/// tensor cores there) multiply the same rounded operands with FP32 FMAs, so every GPU rounds
+/// where the CPU face does and the host launches them everywhere. The BF16 one is named for its
+/// product ("bf16mma"): a `_bf16` suffix names the tensors' storage ([`ConvKernel::stored`]).
 fn forward_kernel(precision: Precision) -> Result<&'static str> {
     match precision {
         Precision::Fp32 => Ok("fear_conv_forward"),
         Precision::Tf32 => Ok("fear_conv_forward_tf32"),
-        other => bail!("the CUDA convolution has no {other:?} forward (Fp32 and Tf32 only)"),
+        Precision::Bf16 => Ok("fear_conv_forward_bf16mma"),
+        other => bail!("the CUDA convolution has no {other:?} forward (Fp32, Tf32 and Bf16 only)"),
     }
 }
 
@@ -295,7 +298,7 @@ pub fn forward(
     if !matches!(stats, Arg::Ptr(0)) {
         plan.shared_bytes = plan.shared_bytes.max(STATS_SHARED_BYTES);
     }
-    if precision == Precision::Tf32 {
+    if precision != Precision::Fp32 {
         plan.shared_bytes = plan.shared_bytes.max(MMA_SHARED_BYTES);
     }
     launch_tiles(b, name, g, plan, [x[0], w, y], &[Arg::I32(relu as i32), stats, sib.w, sib.y, sib.split()?, x[1]])
@@ -605,13 +608,12 @@ mod tests {
     }
 
     #[test]
-    fn the_forward_has_fp32_and_tf32_kernels_and_refuses_other_precisions() {
+    fn the_forward_has_fp32_tf32_and_bf16_kernels_and_refuses_f16() {
         assert_eq!(forward_kernel(Precision::Fp32).unwrap(), "fear_conv_forward");
         assert_eq!(forward_kernel(Precision::Tf32).unwrap(), "fear_conv_forward_tf32");
-        for p in [Precision::Bf16, Precision::F16] {
-            let e = forward_kernel(p).unwrap_err().to_string();
-            assert!(e.contains(&format!("{p:?}")), "{e}");
-        }
+        assert_eq!(forward_kernel(Precision::Bf16).unwrap(), "fear_conv_forward_bf16mma");
+        let e = forward_kernel(Precision::F16).unwrap_err().to_string();
+        assert!(e.contains("F16"), "{e}");
     }
 
     #[test]

@@ -176,7 +176,8 @@ pub struct WeightSums {
 pub enum ConvKernel {
     /// y = conv(x, w), or conv(relu(x), w); with `bn`, also that batch norm's statistics of y.
     /// `precision`: what the product's operands (x after the ReLU, and w) are rounded to first
-    /// (`Fp32`: nothing; `Tf32`: the tensor-core kernel); storage and sums stay f32.
+    /// (`Fp32`: nothing; `Tf32` or `Bf16`: the tensor-core kernels, `fear_conv_forward_tf32` or
+    /// `fear_conv_forward_bf16mma`); the sums stay f32, and y is stored as the tensors are.
     /// With `sibling`, also that convolution of x in the same launch.
     Forward {
         g: ConvGeom,
