@@ -22,7 +22,7 @@ fn main() -> ExitCode {
 /// `fear ... | head` closes the pipe before fear has printed everything. Rust ignores SIGPIPE, so
 /// the next print would panic on the write error; with the default disposition restored, the
 /// process ends silently there, as other command-line tools do. Files already written (results
-/// lines are appended and flushed one at a time) are kept.
+/// lines are appended and synced one at a time) are kept.
 fn end_quietly_on_a_closed_pipe() {
     #[cfg(unix)]
     // SAFETY: sets a signal disposition before any thread starts; no handler code runs.

@@ -9,16 +9,44 @@ use crate::engine::cuda::launch::threads::FEAR_MMA_THREADS;
 use crate::engine::cuda::launch::{flag, len, Arg, OnGpu};
 use crate::engine::precision::Precision;
 
+/// One of the layer's products: its FP32 kernel (a thread per element of the m x n result) and
+/// its tensor-core twin (a warp per m16n8 tile, taking the `bf16` flag after the FP32 one's
+/// arguments).
+struct Product {
+    fp32: &'static str,
+    tensor: &'static str,
+}
+
+const FORWARD: Product = Product { fp32: "fear_linear_forward", tensor: "fear_linear_forward_tensor" };
+const INPUT_GRADIENT: Product = Product { fp32: "fear_linear_backward_input", tensor: "fear_linear_backward_input_tensor" };
+const WEIGHT_GRADIENT: Product = Product { fp32: "fear_linear_backward_weight", tensor: "fear_linear_backward_weight_tensor" };
+
+impl Product {
+    /// The kernel that computes it at `precision`.
+    fn kernel(&self, precision: Precision) -> &'static str {
+        if precision == Precision::Fp32 {
+            self.fp32
+        } else {
+            self.tensor
+        }
+    }
+
+    /// Launches that kernel over an `m` x `n` result.
+    fn launch(&self, on: &OnGpu, precision: Precision, (m, n): (usize, usize), args: &[Arg]) -> Result<()> {
+        match bf16_flag(precision)? {
+            None => on.elementwise(self.fp32, m * n, args),
+            Some(bf16) => on.per_item(self.tensor, tiles(m, n), FEAR_MMA_THREADS, &[args, &[bf16]].concat()),
+        }
+    }
+}
+
 impl LinearKernel {
     /// The CUDA kernels [`LinearKernel::launch`] launches, in order.
     pub fn launch_names(&self) -> Vec<&'static str> {
         match *self {
-            LinearKernel::Forward { precision: Precision::Fp32, .. } => vec!["fear_linear_forward"],
-            LinearKernel::Forward { .. } => vec!["fear_linear_forward_tensor"],
+            LinearKernel::Forward { precision, .. } => vec![FORWARD.kernel(precision)],
             LinearKernel::Backward { dx, dw, db, precision, .. } => {
-                let tensor = precision != Precision::Fp32;
-                let input = if tensor { "fear_linear_backward_input_tensor" } else { "fear_linear_backward_input" };
-                let weight = if tensor { "fear_linear_backward_weight_tensor" } else { "fear_linear_backward_weight" };
+                let (input, weight) = (INPUT_GRADIENT.kernel(precision), WEIGHT_GRADIENT.kernel(precision));
                 [dx.map(|_| input), dw.map(|_| weight), db.map(|_| "fear_linear_backward_bias")].into_iter().flatten().collect()
             }
         }
@@ -28,32 +56,16 @@ impl LinearKernel {
         match *self {
             LinearKernel::Forward { g, x, w, b, y, precision } => {
                 let args = [on.p(x)?, on.p(w)?, on.opt(b)?, on.p(y)?, len(g.n)?, len(g.d_in)?, len(g.d_out)?];
-                match bf16_flag(precision)? {
-                    None => on.elementwise("fear_linear_forward", g.n * g.d_out, &args),
-                    Some(bf16) => on.per_item("fear_linear_forward_tensor", tiles(g.n, g.d_out), FEAR_MMA_THREADS, &[&args[..], &[bf16]].concat()),
-                }
+                FORWARD.launch(on, precision, (g.n, g.d_out), &args)
             }
             LinearKernel::Backward { g, x, w, dy, dx, dw, db, accumulate, precision } => {
-                let bf16 = bf16_flag(precision)?;
                 if let Some(dx) = dx {
                     let args = [on.p(dy)?, on.p(w)?, on.p(dx)?, len(g.n)?, len(g.d_in)?, len(g.d_out)?, flag(accumulate)];
-                    match bf16 {
-                        None => on.elementwise("fear_linear_backward_input", g.n * g.d_in, &args)?,
-                        Some(bf16) => {
-                            let args = [&args[..], &[bf16]].concat();
-                            on.per_item("fear_linear_backward_input_tensor", tiles(g.n, g.d_in), FEAR_MMA_THREADS, &args)?
-                        }
-                    }
+                    INPUT_GRADIENT.launch(on, precision, (g.n, g.d_in), &args)?;
                 }
                 if let Some(dw) = dw {
                     let args = [on.p(x)?, on.p(dy)?, on.p(dw)?, len(g.n)?, len(g.d_in)?, len(g.d_out)?];
-                    match bf16 {
-                        None => on.elementwise("fear_linear_backward_weight", g.d_out * g.d_in, &args)?,
-                        Some(bf16) => {
-                            let args = [&args[..], &[bf16]].concat();
-                            on.per_item("fear_linear_backward_weight_tensor", tiles(g.d_out, g.d_in), FEAR_MMA_THREADS, &args)?
-                        }
-                    }
+                    WEIGHT_GRADIENT.launch(on, precision, (g.d_out, g.d_in), &args)?;
                 }
                 if let Some(db) = db {
                     on.elementwise("fear_linear_backward_bias", g.d_out, &[on.p(dy)?, on.p(db)?, len(g.n)?, len(g.d_out)?])?;
