@@ -75,6 +75,18 @@ __device__ __forceinline__ unsigned fear_pack_bf16_exact(float lo, float hi) {
     return ((unsigned)__float_as_int(lo) >> 16) | ((unsigned)__float_as_int(hi) & 0xffff0000u);
 }
 __device__ __forceinline__ unsigned fear_pack_f16(float lo, float hi) { return fear_f32_to_f16(lo) | (fear_f32_to_f16(hi) << 16); }
+// fear_pack_f16 of two floats that are halves' values already (rounded where they were staged):
+// on a GPU two conversions that are exact whatever their rounding mode, without the integer
+// code's branches; elsewhere (the emulation, whose bits must be the CPU's) that code.
+__device__ __forceinline__ unsigned fear_pack_f16_exact(float lo, float hi) {
+#if !defined(__CUDACC_EMULATED__) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
+    unsigned r;
+    asm("{ .reg .f16 l, h; cvt.rn.f16.f32 l, %1; cvt.rn.f16.f32 h, %2; mov.b32 %0, {l, h}; }\n" : "=r"(r) : "f"(lo), "f"(hi));
+    return r;
+#else
+    return fear_pack_f16(lo, hi);
+#endif
+}
 
 // ---- fragment layouts: (row, column) of element i of `lane`'s fragment --------------------
 // groupID = lane / 4, threadID_in_group = lane % 4 in the PTX ISA's words.
@@ -141,6 +153,19 @@ static inline unsigned fear_emu_half(unsigned reg, int i) { return (reg >> (16 *
 #endif
 
 __device__ __forceinline__ float fear_nan() { return __int_as_float(0x7fc00000); }
+
+// Whether this build has the instructions (the host emulation, claiming sm_80, has both):
+// mma.sync.m8n8k4.f16 (sm_70+), and m16n8k8 tf32 and bf16, ldmatrix and cp.async (sm_80+).
+#if defined(__CUDACC_EMULATED__) || (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700)
+#define FEAR_HAS_MMA_M8N8K4 1
+#else
+#define FEAR_HAS_MMA_M8N8K4 0
+#endif
+#if defined(__CUDACC_EMULATED__) || (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800)
+#define FEAR_HAS_MMA_M16N8K8 1
+#else
+#define FEAR_HAS_MMA_M16N8K8 0
+#endif
 
 // ---- mma ----------------------------------------------------------------------------------
 

@@ -315,9 +315,9 @@ fn the_tensor_core_convolutions_round_their_operands_as_the_cpu_face_does() {
             gpu.read(&m, y).unwrap()
         };
         let (cpu32, gpu32) = (on_cpu(Precision::Fp32), on_gpu(Precision::Fp32));
-        // Each product's distance from FP32: about its operands' unit roundoff (TF32 2^-11,
-        // bfloat16 2^-8), a range apart for the two.
-        for (p, expected) in [(Precision::Tf32, 5e-5..2e-3), (Precision::Bf16, 4e-4..2e-2)] {
+        // Each product's distance from FP32: about its operands' unit roundoff (TF32 and IEEE
+        // half 2^-11, bfloat16 2^-8), a range apart.
+        for (p, expected) in [(Precision::Tf32, 5e-5..2e-3), (Precision::Bf16, 4e-4..2e-2), (Precision::F16, 5e-5..2e-3)] {
             let (cpu_p, gpu_p) = (on_cpu(p), on_gpu(p));
             let (rounding, cpu_rounding) = (selftest::relative_error(&gpu_p, &gpu32), selftest::relative_error(&cpu_p, &cpu32));
             let order = selftest::relative_error(&gpu_p, &cpu_p);
@@ -362,9 +362,17 @@ struct StepGaps {
 }
 
 impl PrecisionRuns {
-    /// `arch` on TinyNetwork C = 8, N = 1, 12-pixel images, batch 3, gradient clip 0.5; images and
-    /// labels drawn from `data_seed`, parameters from `param_seed`.
+    /// `arch` on TinyNetwork C = 8, N = 1, 12-pixel images, batch 3, gradient clip 0.5, at
+    /// `--precision` `precision`; images and labels drawn from `data_seed`, parameters from
+    /// `param_seed`.
     fn new(arch: &str, precision: fear::engine::precision::Precision, data_seed: u64, param_seed: u64, nudge: u32) -> PrecisionRuns {
+        let opts = fear::engine::PlanOptions { grad_clip: Some(0.5), ..Default::default() }.at_precision(precision).unwrap();
+        PrecisionRuns::planned(arch, opts, data_seed, param_seed, nudge)
+    }
+
+    /// [`PrecisionRuns::new`] with the runs' plan options `opts` (the FP32 companion's: the same
+    /// at FP32 products and storage).
+    fn planned(arch: &str, opts: fear::engine::PlanOptions, data_seed: u64, param_seed: u64, nudge: u32) -> PrecisionRuns {
         use fear::engine::precision::Precision;
         use fear::engine::{Cpu, Device, PlanOptions, Session};
         use fear::net::{tiny_network, NetConfig};
@@ -378,17 +386,17 @@ impl PrecisionRuns {
         let nudged =
             [images.iter().map(|v| f32::from_bits(v.to_bits() + nudge)).collect(), images.iter().map(|v| f32::from_bits(v.to_bits() - nudge)).collect()];
         let labels = (0..batch).map(|_| rng.random_range(0..10)).collect();
-        fn session<D: Device<f32>>(device: D, arch: fear::space::Arch, cfg: NetConfig, batch: usize, p: Precision, seed: u64) -> Session<f32, D> {
-            let opts = PlanOptions { grad_clip: Some(0.5), ..PlanOptions::default() }.at_precision(p).unwrap();
+        fn session<D: Device<f32>>(device: D, arch: fear::space::Arch, cfg: NetConfig, batch: usize, opts: PlanOptions, seed: u64) -> Session<f32, D> {
             let mut s = Session::new(device, Box::new(move |b| tiny_network(&arch, &cfg, b)), batch, opts).unwrap();
             s.init_params(seed).unwrap();
             s
         }
+        let fp32 = PlanOptions { conv_precision: Precision::Fp32, storage: Precision::Fp32, ..opts };
         PrecisionRuns {
-            cpu: session(Cpu, arch, cfg, batch, precision, param_seed),
-            moved: [session(Cpu, arch, cfg, batch, precision, param_seed), session(Cpu, arch, cfg, batch, precision, param_seed)],
-            fp32: session(Cpu, arch, cfg, batch, Precision::Fp32, param_seed),
-            gpu: session(Gpu::emulated(), arch, cfg, batch, precision, param_seed),
+            cpu: session(Cpu, arch, cfg, batch, opts, param_seed),
+            moved: [session(Cpu, arch, cfg, batch, opts, param_seed), session(Cpu, arch, cfg, batch, opts, param_seed)],
+            fp32: session(Cpu, arch, cfg, batch, fp32, param_seed),
+            gpu: session(Gpu::emulated(), arch, cfg, batch, opts, param_seed),
             images,
             nudged,
             labels,
@@ -455,6 +463,35 @@ fn tf32_training_steps_on_the_emulated_gpu_match_the_cpu() {
     let program = runs.gpu.program(3, true).unwrap();
     let tf32 = program.forward.iter().filter(|k| matches!(k, Kernel::Conv(ConvKernel::Forward { precision: Precision::Tf32, .. }))).count();
     assert!(tf32 >= 5, "{tf32} TF32 convolutions in the GPU step");
+}
+
+/// Whole training steps with FP16 products (`PlanOptions::conv_precision` F16, f32 storage: the
+/// convolution forwards on `mma.sync.m8n8k4.f16`, and the classifier's forward and gradient
+/// products), held as the TF32 steps are: IEEE halves keep TF32's 10 mantissa bits, so the same
+/// bounds. The GPU plan's convolution forwards are the FP16 ones.
+#[test]
+fn f16_product_training_steps_on_the_emulated_gpu_match_the_cpu() {
+    use fear::engine::ops::conv::ConvKernel;
+    use fear::engine::ops::linear::LinearKernel;
+    use fear::engine::precision::Precision;
+    use fear::engine::{Kernel, PlanOptions};
+
+    let arch = "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|";
+    let opts = PlanOptions { grad_clip: Some(0.5), conv_precision: Precision::F16, ..PlanOptions::default() };
+    let mut runs = PrecisionRuns::planned(arch, opts, 6, 11, 1);
+    for step in 0..3 {
+        let s = runs.step(&format!("step {step}"));
+        let loss_bound = if step == 0 { 1e-4 } else { 1e-3f64.max(3.0 * s.moved_loss_gap) } * s.loss.abs().max(1.0);
+        assert!((s.loss - s.gpu_loss).abs() < loss_bound, "step {step}: loss {} vs {} (nudged runs up to {} apart)", s.loss, s.gpu_loss, s.moved_loss_gap);
+        let bound = if step == 0 { 1e-3 } else { 1e-3f64.max(3.0 * s.spread) };
+        assert!(s.err < bound, "step {step}: parameters differ by {:e} (relative; bound {bound:e})", s.err);
+        assert!(s.apart > 1e-4, "step {step}: FP16 steps left the parameters of FP32 ones ({:e} apart)", s.apart);
+    }
+    let program = runs.gpu.program(3, true).unwrap();
+    let f16 = program.forward.iter().filter(|k| matches!(k, Kernel::Conv(ConvKernel::Forward { precision: Precision::F16, .. }))).count();
+    assert!(f16 >= 5, "{f16} FP16 convolutions in the GPU step");
+    let classifier = program.backward.iter().filter(|k| matches!(k, Kernel::Linear(LinearKernel::Backward { precision: Precision::F16, .. }))).count();
+    assert_eq!(classifier, 1, "the classifier's gradients are FP16 products");
 }
 
 /// Sibling convolutions (the two 3x3 edges leaving each cell's node 0 in arch 1) run as one wider

@@ -79,10 +79,10 @@ pub struct PlanOptions {
     /// the probes, which read ReLU values.
     pub fuse: bool,
     /// What the convolutions' and the classifier's forward products round their operands to
-    /// ([`ConvKernel::Forward`], [`LinearKernel::Forward`]): `Fp32` (none, the default), `Tf32`
-    /// or `Bf16` (the tensor-core kernels on the GPU; the same rounding on the CPU). The
-    /// classifier's gradient products round alike ([`LinearKernel::Backward`]); the
-    /// convolutions' gradients stay f32.
+    /// ([`ConvKernel::Forward`], [`LinearKernel::Forward`]): `Fp32` (none, the default), `Tf32`,
+    /// `Bf16` or `F16` (the tensor-core kernels on the GPU, F16's on sm_70's `mma.m8n8k4`; the
+    /// same rounding on the CPU). The classifier's gradient products round alike
+    /// ([`LinearKernel::Backward`]); the convolutions' gradients stay f32.
     pub conv_precision: Precision,
     /// What the step stores its activations and activation gradients in (the tensors with a
     /// batch, channels and positions; per-channel statistics, the classifier's values, the loss,

@@ -21,10 +21,16 @@ impl std::fmt::Display for Storage {
 }
 
 /// The forward's products, each case's name tagged so: FP32, and the tensor-core kernels (TF32,
-/// BF16) held to the CPU face that rounds both operands at the same points, so only the order of
-/// the f32 sums differs (a product of two bfloat16 or TF32 values is exact in f32): each storage's
-/// tolerance holds them all.
-const PRODUCTS: [(&str, Precision); 3] = [("", Precision::Fp32), ("_tf32", Precision::Tf32), ("_bf16mma", Precision::Bf16)];
+/// BF16, FP16) held to the CPU face that rounds both operands at the same points, so only the
+/// order of the f32 sums differs (a product of two bfloat16, TF32 or half values is exact in f32):
+/// each storage's tolerance holds them all.
+const PRODUCTS: [(&str, Precision); 4] = [("", Precision::Fp32), ("_tf32", Precision::Tf32), ("_bf16mma", Precision::Bf16), ("_f16mma", Precision::F16)];
+
+/// The products with a kernel at storage `st`: FP16's (the V100's) multiplies f32 tensors or
+/// halves, never bfloat16 ones.
+fn products(st: Storage) -> impl Iterator<Item = (&'static str, Precision)> {
+    PRODUCTS.into_iter().filter(move |&(_, p)| !(st.half && p == Precision::F16))
+}
 
 /// Every case at both storages. Stored as bfloat16, the kernels round where the CPU faces do
 /// (the device's rounding of each output, and the faces' rounding of the values the unfused plan
@@ -61,7 +67,7 @@ fn storage_cases(cases: &mut Cases, st: Storage) {
         // Each kernel plain and with a fused ReLU (the random inputs are half negative).
         for (fused, relu) in [("", false), ("_relu", true)] {
             // The forward in each precision (PRODUCTS).
-            for (tag, precision) in PRODUCTS {
+            for (tag, precision) in products(st) {
                 cases.add(&format!("{name}_forward{fused}{tag}{st}"), st.tolerance, |c| {
                     let (x, w, y) = (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
                     ConvKernel::Forward { g, x, x_norm: None, w, y, relu, bn: None, precision, sibling: None }.into()
@@ -168,7 +174,7 @@ fn sibling_cases(cases: &mut Cases, st: Storage) {
         let g = ConvGeom { n: 3, c_in, h: side, w: side, c_out: c_first, k, stride, pad: k / 2 };
         let gs = ConvGeom { c_out: c_second, ..g };
         for (fused, relu) in [("", false), ("_relu", true)] {
-            for (tag, precision) in PRODUCTS {
+            for (tag, precision) in products(st) {
                 for (stats, with_bn) in [("", false), ("_bn_statistics", true)] {
                     cases.add(&format!("{name}_sibling_forward{fused}{tag}{stats}{st}"), st.tolerance, |c| {
                         let (x, w, y) = (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
@@ -322,7 +328,7 @@ fn deferred_sum_cases(cases: &mut Cases, st: Storage) {
 fn normalised_input_cases(cases: &mut Cases, st: Storage) {
     for (name, k, stride, c_in, c_out, side) in [("conv3x3", 3, 1, 7, 8, 5), ("conv3x3_s2_9x9", 3, 2, 7, 5, 9), ("conv1x1_9x9", 1, 1, 20, 8, 9)] {
         let g = ConvGeom { n: 3, c_in, h: side, w: side, c_out, k, stride, pad: k / 2 };
-        for (tag, precision) in PRODUCTS {
+        for (tag, precision) in products(st) {
             cases.add(&format!("{name}_forward_relu_normalised{tag}{st}"), st.tolerance, |c| {
                 let (x, x_norm, w, y) = (c.tensor(g.x_len(), st.half), Some(c.loc(4 * c_in)), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
                 ConvKernel::Forward { g, x, x_norm, w, y, relu: true, bn: Some(bn_statistics(c, c_out)), precision, sibling: None }.into()

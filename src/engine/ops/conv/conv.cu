@@ -46,7 +46,10 @@
 // read as zeros). fear_conv_mma_unpark then moves the accumulators through shared memory to the
 // threads the FP32 epilogue assigns them to, so y's stores and the batch-norm statistics are the
 // FP32 path's code. Without tf32/bf16 MMA (the sm_70 build) the kernel keeps the FMA loop over
-// the same rounded operands: same rounding points.
+// the same rounded operands: same rounding points. fear_conv_forward_f16mma (FEAR_CONV_F16, the
+// V100's product) rounds to IEEE halves and runs mma.sync.m8n8k4.f16 (sm_70+) in
+// fear_conv_mma_chunk_f16: the same 8 m16n8 tiles per warp, as 4 pairs whose halves the four
+// quadpairs of one m8n8k4 compute, k-steps of 4 channels.
 //
 // Tensors stored as bfloat16 (`--precision bf16`, kernels/storage.cuh): every kernel reading or
 // writing the (image, channel, row, column) tensors is a template over their storage type E
@@ -80,8 +83,16 @@ static_assert(FEAR_CONV_PIX * FEAR_CONV_CO == 4 * FEAR_CONV_MMA_TILES, "a warp's
 #endif
 
 // The forward product's precision (fear_conv_tile's MMA): FP32 FMAs on the operands as read, or
-// both operands rounded to TF32 / bfloat16 and multiplied on tensor cores, FP32 accumulate.
-enum FearConvProduct { FEAR_CONV_FP32, FEAR_CONV_TF32, FEAR_CONV_BF16 };
+// both operands rounded to TF32 / bfloat16 / IEEE half and multiplied on tensor cores, FP32
+// accumulate.
+enum FearConvProduct { FEAR_CONV_FP32, FEAR_CONV_TF32, FEAR_CONV_BF16, FEAR_CONV_F16 };
+
+// Whether this build multiplies product MMA on tensor cores (else the FMA loop over the same
+// rounded operands): FP16's m8n8k4 is sm_70+ (the V100's instruction; later GPUs run it too).
+template <int MMA>
+__device__ __forceinline__ constexpr bool fear_conv_on_mma() {
+    return MMA == FEAR_CONV_F16 ? FEAR_HAS_MMA_M8N8K4 : MMA != FEAR_CONV_FP32 && FEAR_CONV_MMA;
+}
 
 // v rounded to the product's operand type (to nearest even; f32 holds it exactly): the one
 // rounding of each staged operand, where the CPU face rounds (Precision::round_all).
@@ -89,6 +100,7 @@ template <int MMA>
 __device__ __forceinline__ float fear_conv_round(float v) {
     if constexpr (MMA == FEAR_CONV_TF32) return fear_round_tf32(v);
     else if constexpr (MMA == FEAR_CONV_BF16) return fear_bf16_to_f32(fear_f32_to_bf16(v));
+    else if constexpr (MMA == FEAR_CONV_F16) return fear_f16_to_f32(fear_f32_to_f16(v));
     else return v;
 }
 
@@ -237,28 +249,100 @@ __device__ __forceinline__ void fear_conv_mma_chunk(float (&d)[FEAR_CONV_MMA_TIL
     }
 }
 
-// The pixel slot (of the block's tile) of A's row h (0: rows 0-7, 1: rows 8-15 of the m16n8 tile
-// starting at row `base`) for this lane: the product's A lane map (tf32: element h; bf16: register
-// h, elements 2h and 2h + 1, which share the row).
+// The pixel slot (of the block's tile) of A's row h (0: rows 0-7, 1: rows 8-15) of the warp's
+// m16n8 tile i, for this lane: the product's A lane map (tf32: element h; bf16: register h,
+// elements 2h and 2h + 1, which share the row). FP16 (m8n8k4, see fear_conv_mma_chunk_f16): the
+// one row of the lane's quadpair in its tile pair i (i < 4; h unused).
 template <int MMA>
-__device__ __forceinline__ int fear_conv_mma_row(int base, int lane, int h) {
+__device__ __forceinline__ int fear_conv_mma_row(int warp, int i, int lane, int h, int glog2) {
+    if constexpr (MMA == FEAR_CONV_F16) {
+        const int q = fear_m8n8k4_quadpair(lane), t = warp * FEAR_CONV_MMA_TILES + 2 * i + (q >> 1);
+        return 16 * (t >> glog2) + 8 * (q & 1) + fear_m8n8k4_thread(lane);
+    }
+    const int base = 16 * ((warp * FEAR_CONV_MMA_TILES + i) >> glog2);
     return base + (MMA == FEAR_CONV_BF16 ? fear_m16n8k8_a16_row(lane, 2 * h) : fear_m16n8k8_a32_row(lane, h));
+}
+
+// Where accumulator e of the lane's tile i lies in the block's output tile: pixel slot p, pass
+// channel n. m16n8k8: the C lane map of warp tile i. FP16 (m8n8k4): d[i] holds elements
+// 4 (i & 1) .. + 3 of tile pair i / 2's accumulators of the lane's quadpair q, whose product is
+// rows 8 (q & 1) .. + 7 of m16n8 tile 2 (i / 2) + q / 2 (see fear_conv_mma_chunk_f16).
+template <int MMA>
+__device__ __forceinline__ void fear_conv_mma_at(int warp, int i, int e, int lane, int glog2, int& p, int& n) {
+    const int gmask = (1 << glog2) - 1;
+    if constexpr (MMA == FEAR_CONV_F16) {
+        const int q = fear_m8n8k4_quadpair(lane), t = warp * FEAR_CONV_MMA_TILES + 2 * (i >> 1) + (q >> 1), el = 4 * (i & 1) + e;
+        p = 16 * (t >> glog2) + 8 * (q & 1) + fear_m8n8k4_c_row(lane, el);
+        n = 8 * (t & gmask) + fear_m8n8k4_c_col(lane, el);
+    } else {
+        const int t = warp * FEAR_CONV_MMA_TILES + i;
+        p = 16 * (t >> glog2) + fear_m16n8k8_c_row(lane, e);
+        n = 8 * (t & gmask) + fear_m16n8k8_c_col(lane, e);
+    }
+}
+
+// The FP16 forward's MAC loop over one staged chunk: mma.sync.m8n8k4.f16 (sm_70+), FP32
+// accumulate. One instruction is four 8x8x4 products, one per quadpair q; here they are the four
+// 8-row halves of a pair of the warp's m16n8 tiles (2 pair + q / 2, rows 8 (q & 1) .. + 7), so
+// the warp's 8 tiles are 4 pairs, each lane keeps 8 accumulators per pair (d[2 pair] and
+// d[2 pair + 1]: 32 in all, as m16n8k8 keeps), and a k-step is 4 channels. Thread th of a
+// quadpair holds A's row th (its pixel slot's window: rows[pair][0]) at the step's 4 channels and
+// B's column th (its pass channel) at the same 4: one register per two channels, operands
+// already rounded to halves as staged (fear_pack_f16_exact); channels past the chunk read as
+// zeros.
+template <int T>
+__device__ __forceinline__ void fear_conv_mma_chunk_f16(float (&d)[FEAR_CONV_MMA_TILES][4], const float* xs, const float* wsh,
+                                                        const int (&rows)[FEAR_CONV_MMA_TILES][2], int cn, int plane, int hc, int cw, int glog2) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, q = fear_m8n8k4_quadpair(lane), th = fear_m8n8k4_thread(lane);
+    const int gmask = (1 << glog2) - 1;
+    for (int c4 = 0; c4 < cn; c4 += 4) {
+        bool in[4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) in[j] = c4 + j < cn;
+        // One tap per iteration, as in fear_conv_mma_chunk.
+#pragma unroll 1
+        for (int ty = 0; ty < T; ++ty) {
+#pragma unroll 1
+            for (int tx = 0; tx < T; ++tx) {
+                const int shift = ty * hc + tx, tap = (ty * T + tx) * cw;
+#pragma unroll
+                for (int pair = 0; pair < FEAR_CONV_MMA_TILES / 2; ++pair) {
+                    const int col = 8 * ((warp * FEAR_CONV_MMA_TILES + 2 * pair + (q >> 1)) & gmask) + th;
+                    float av[4], bv[4];
+#pragma unroll
+                    for (int j = 0; j < 4; ++j) {
+                        av[j] = in[j] ? xs[(c4 + j) * plane + rows[pair][0] + shift] : 0.0f;
+                        bv[j] = in[j] ? wsh[(c4 + j) * (T * T) * cw + tap + col] : 0.0f;
+                    }
+                    const unsigned a[2] = {fear_pack_f16_exact(av[0], av[1]), fear_pack_f16_exact(av[2], av[3])};
+                    const unsigned b[2] = {fear_pack_f16_exact(bv[0], bv[1]), fear_pack_f16_exact(bv[2], bv[3])};
+                    float acc[8];
+#pragma unroll
+                    for (int e = 0; e < 8; ++e) acc[e] = d[2 * pair + (e >> 2)][e & 3];
+                    fear_mma_f16_m8n8k4(acc, a, b, acc);
+#pragma unroll
+                    for (int e = 0; e < 8; ++e) d[2 * pair + (e >> 2)][e & 3] = acc[e];
+                }
+            }
+        }
+    }
 }
 
 // The tensor-core forwards' accumulators to the FP32 epilogue's layout: each fragment element (pixel
 // slot p, pass channel n) goes to the thread that owns it there (channel group n / 8, pixel
 // thread p % tp, its slot j = p / tp, channel c = n % 8), parked as fear_conv_park parks, and
 // each thread reads back its acc[j][c]. Needs FEAR_CONV_THREADS * 32 floats of shared memory.
+template <int MMA>
 __device__ __forceinline__ void fear_conv_mma_unpark(const float (&d)[FEAR_CONV_MMA_TILES][4], float (&acc)[FEAR_CONV_PIX][FEAR_CONV_CO],
                                                      float* parked, int glog2) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, tp = FEAR_CONV_THREADS >> glog2;
     __syncthreads();  // the last chunk's readers of shared memory are done
 #pragma unroll
     for (int i = 0; i < FEAR_CONV_MMA_TILES; ++i) {
-        const int t = warp * FEAR_CONV_MMA_TILES + i;
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-            const int p = 16 * (t >> glog2) + fear_m16n8k8_c_row(lane, e), n = 8 * (t & ((1 << glog2) - 1)) + fear_m16n8k8_c_col(lane, e);
+            int p, n;
+            fear_conv_mma_at<MMA>(warp, i, e, lane, glog2, p, n);
             const int owner = (n / FEAR_CONV_CO) * tp + p % tp;
             parked[((p / tp) * FEAR_CONV_CO + n % FEAR_CONV_CO) * FEAR_CONV_THREADS + owner] = d[i][e];
         }
@@ -354,17 +438,16 @@ __device__ __forceinline__ void fear_conv_tile(int block, const E* __restrict__ 
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
     // The tensor-core forwards' accumulators and operand offsets (fear_conv_mma_chunk); unused otherwise.
-    constexpr bool on_mma = MMA != FEAR_CONV_FP32 && FEAR_CONV_MMA;
+    constexpr bool on_mma = fear_conv_on_mma<MMA>();
     float mma_acc[FEAR_CONV_MMA_TILES][4];
     int mma_rows[FEAR_CONV_MMA_TILES][2];
     if constexpr (on_mma) {
 #pragma unroll
         for (int i = 0; i < FEAR_CONV_MMA_TILES; ++i) {
-            const int t = warp * FEAR_CONV_MMA_TILES + i;
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
                 int img, oy, ox;
-                mma_rows[i][h] = max(window(fear_conv_mma_row<MMA>(16 * (t >> glog2), lane, h), img, oy, ox), 0);
+                mma_rows[i][h] = max(window(fear_conv_mma_row<MMA>(warp, i, lane, h, glog2), img, oy, ox), 0);
             }
 #pragma unroll
             for (int e = 0; e < 4; ++e) mma_acc[i][e] = 0.0f;
@@ -423,7 +506,8 @@ __device__ __forceinline__ void fear_conv_tile(int block, const E* __restrict__ 
         }
         __syncthreads();
         if constexpr (on_mma) {
-            fear_conv_mma_chunk<T, MMA>(mma_acc, xs, wsh, mma_rows, cn, ti * halo, hc, cw, glog2);
+            if constexpr (MMA == FEAR_CONV_F16) fear_conv_mma_chunk_f16<T>(mma_acc, xs, wsh, mma_rows, cn, ti * halo, hc, cw, glog2);
+            else fear_conv_mma_chunk<T, MMA>(mma_acc, xs, wsh, mma_rows, cn, ti * halo, hc, cw, glog2);
             continue;
         }
         // The MAC loop: FEAR_CONV_PIX x FEAR_CONV_CO outer products per (channel, tap).
@@ -449,7 +533,7 @@ __device__ __forceinline__ void fear_conv_tile(int block, const E* __restrict__ 
             }
         }
     }
-    if constexpr (on_mma) fear_conv_mma_unpark(mma_acc, acc, smem, glog2);
+    if constexpr (on_mma) fear_conv_mma_unpark<MMA>(mma_acc, acc, smem, glog2);
     // With the forward's batch-norm statistics, the accumulators are parked in shared memory first.
     const bool take_stats = !DGRAD && stats != nullptr;
     if (take_stats) fear_conv_park(acc, smem, dst);
@@ -549,6 +633,12 @@ extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BL
 // (where x is already a bfloat16: only w's rounding is left).
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward_bf16mma(FEAR_CONV_FORWARD_PARAMS(float)) { fear_conv_forward_body<float, FEAR_CONV_BF16>(FEAR_CONV_FORWARD_ARGS); }
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward_bf16mma_bf16(FEAR_CONV_FORWARD_PARAMS(fear_bf16)) { fear_conv_forward_body<fear_bf16, FEAR_CONV_BF16>(FEAR_CONV_FORWARD_ARGS); }
+
+// fear_conv_forward with both operands rounded to IEEE halves (x after the ReLU, and w) and
+// multiplied with mma.sync.m8n8k4.f16, FP32 accumulate (sm_70+: the V100's tensor cores; later
+// GPUs run the instruction too, bf16 being their natural 16-bit product); launched as the TF32
+// pair is.
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward_f16mma(FEAR_CONV_FORWARD_PARAMS(float)) { fear_conv_forward_body<float, FEAR_CONV_F16>(FEAR_CONV_FORWARD_ARGS); }
 
 // dx += conv-transpose of dy (dx = 0 + it without `accumulate`), where mask > 0 when a mask is
 // given (the fused ReLU's input). One block per (ti images, phase of dx, tile of its phase grid,

@@ -4,7 +4,7 @@
 //! geometry, so the plan is the same on every run (and the weight gradient's fixed-order
 //! reduction gives the same bits).
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{ensure, Result};
 
 use super::{BnGradient, BnStatistics, ConvGeom, ConvKernel, PendingSum, SiblingBackward, SiblingForward, WeightSums};
 use crate::engine::cuda::launch::threads::{FEAR_CONV_THREADS, FEAR_WGRAD_THREADS};
@@ -255,14 +255,16 @@ const MMA_SHARED_BYTES: usize = FEAR_CONV_THREADS as usize * PIX * CO * 4;
 /// rounds both operands to TF32 (bfloat16) as it stages them and multiplies them with
 /// `mma.sync.m16n8k8.tf32` (`.bf16`) on sm_80 and newer; their sm_70 builds (no tf32 or bf16
 /// tensor cores there) multiply the same rounded operands with FP32 FMAs, so every GPU rounds
-/// where the CPU face does and the host launches them everywhere. The BF16 one is named for its
-/// product ("bf16mma"): a `_bf16` suffix names the tensors' storage ([`ConvKernel::stored`]).
-fn forward_kernel(precision: Precision) -> Result<&'static str> {
+/// where the CPU face does and the host launches them everywhere. `fear_conv_forward_f16mma`
+/// rounds them to IEEE halves and multiplies with `mma.sync.m8n8k4.f16` (sm_70 and newer). The
+/// 16-bit ones are named for their product ("bf16mma", "f16mma"): a `_bf16` suffix names the
+/// tensors' storage ([`ConvKernel::stored`]).
+fn forward_kernel(precision: Precision) -> &'static str {
     match precision {
-        Precision::Fp32 => Ok("fear_conv_forward"),
-        Precision::Tf32 => Ok("fear_conv_forward_tf32"),
-        Precision::Bf16 => Ok("fear_conv_forward_bf16mma"),
-        other => bail!("the CUDA convolution has no {other:?} forward (Fp32, Tf32 and Bf16 only)"),
+        Precision::Fp32 => "fear_conv_forward",
+        Precision::Tf32 => "fear_conv_forward_tf32",
+        Precision::Bf16 => "fear_conv_forward_bf16mma",
+        Precision::F16 => "fear_conv_forward_f16mma",
     }
 }
 
@@ -495,7 +497,7 @@ impl ConvKernel {
     pub fn launch_names(&self) -> Vec<&'static str> {
         match *self {
             ConvKernel::Forward { g, bn, precision, sibling, .. } if ConvKernel::gemm_geom(&g, sibling.map(|s| s.c_out)).y_len() > 0 => {
-                let mut names = vec![self.stored(forward_kernel(precision).unwrap_or("fear_conv_forward"))];
+                let mut names = vec![self.stored(forward_kernel(precision))];
                 // One finalize launch for the batch norm(s): a sibling pair's are finalized together.
                 names.extend(bn.map(|_| "fear_bn_train_finalize"));
                 names
@@ -522,12 +524,12 @@ impl ConvKernel {
             ConvKernel::Forward { g, x, x_norm, w, y, relu, bn: None, precision, sibling } => {
                 ensure!(sibling.is_none_or(|s| s.bn.is_none()), "a sibling forward takes both batch norms' statistics or neither");
                 let gemm = ConvKernel::gemm_geom(&g, sibling.map(|s| s.c_out));
-                let (name, x) = (self.stored(forward_kernel(precision)?), [on.p(x)?, on.opt(x_norm)?]);
+                let (name, x) = (self.stored(forward_kernel(precision)), [on.p(x)?, on.opt(x_norm)?]);
                 forward(on.backend, name, &gemm, x, on.p(w)?, on.p(y)?, relu, Arg::Ptr(0), precision, &forward_sibling(on, &g, sibling.as_ref())?)
             }
             ConvKernel::Forward { g, x, x_norm, w, y, relu, bn: Some(bn), precision, sibling } => {
                 ensure!(sibling.is_none_or(|s| s.bn.is_some()), "a sibling forward takes both batch norms' statistics or neither");
-                let name = self.stored(forward_kernel(precision)?);
+                let name = self.stored(forward_kernel(precision));
                 forward_with_statistics(on, name, &g, [on.p(x)?, on.opt(x_norm)?], w, y, relu, &bn, precision, sibling.as_ref())
             }
             ConvKernel::BackwardInput { g, dy, bn, w, mask, mask_norm, dx, accumulate } => {
@@ -608,12 +610,14 @@ mod tests {
     }
 
     #[test]
-    fn the_forward_has_fp32_tf32_and_bf16_kernels_and_refuses_f16() {
-        assert_eq!(forward_kernel(Precision::Fp32).unwrap(), "fear_conv_forward");
-        assert_eq!(forward_kernel(Precision::Tf32).unwrap(), "fear_conv_forward_tf32");
-        assert_eq!(forward_kernel(Precision::Bf16).unwrap(), "fear_conv_forward_bf16mma");
-        let e = forward_kernel(Precision::F16).unwrap_err().to_string();
-        assert!(e.contains("F16"), "{e}");
+    fn every_precision_has_its_forward_kernel() {
+        assert_eq!(forward_kernel(Precision::Fp32), "fear_conv_forward");
+        assert_eq!(forward_kernel(Precision::Tf32), "fear_conv_forward_tf32");
+        assert_eq!(forward_kernel(Precision::Bf16), "fear_conv_forward_bf16mma");
+        assert_eq!(forward_kernel(Precision::F16), "fear_conv_forward_f16mma");
+        for p in [Precision::Fp32, Precision::Tf32, Precision::Bf16, Precision::F16] {
+            assert!(crate::engine::cuda::artifacts::KERNEL_NAMES.contains(&forward_kernel(p)), "{p:?}");
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub(crate) fn cases(cases: &mut Cases) {
     // The tensor-core forward: two row tiles (the second partial), d_in not a multiple of 8, two
     // column tiles of which the second is partial; against the CPU face rounding alike.
     let tiles = LinearGeom { n: 19, d_in: 13, d_out: 10 };
-    for precision in [Precision::Tf32, Precision::Bf16] {
+    for precision in [Precision::Tf32, Precision::Bf16, Precision::F16] {
         for bias in [true, false] {
             let name = format!("linear_forward_{}{}", precision.name(), if bias { "" } else { "_no_bias" });
             cases.add(&name, REDUCTION_TOLERANCE, |c| {
@@ -34,7 +34,7 @@ pub(crate) fn cases(cases: &mut Cases) {
     }
     // The tensor-core gradients on the same odd shape: dx's K (d_out = 10) and dw's rows (d_out)
     // end inside a tile, dw's K (n = 19) inside an 8-step; each gradient alone, and all three.
-    for precision in [Precision::Tf32, Precision::Bf16] {
+    for precision in [Precision::Tf32, Precision::Bf16, Precision::F16] {
         for (mode, accumulate, dx, dw) in [("", true, true, true), ("_assign", false, true, false), ("_weight", true, false, true)] {
             let name = format!("linear_backward_{}{mode}", precision.name());
             cases.add(&name, REDUCTION_TOLERANCE, |c| {

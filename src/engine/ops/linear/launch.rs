@@ -1,8 +1,8 @@
 //! The linear layer as launches of linear.cu: in FP32 one thread per output element, on tensor
-//! cores (TF32, BF16) one warp per m16n8 tile of the result; the backward is a kernel per gradient
-//! asked for, so each thread (or warp) owns the elements it writes.
+//! cores (TF32, BF16, FP16) one warp per m16n8 tile of the result; the backward is a kernel per
+//! gradient asked for, so each thread (or warp) owns the elements it writes.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use super::LinearKernel;
 use crate::engine::cuda::launch::threads::FEAR_MMA_THREADS;
@@ -10,8 +10,8 @@ use crate::engine::cuda::launch::{flag, len, Arg, OnGpu};
 use crate::engine::precision::Precision;
 
 /// One of the layer's products: its FP32 kernel (a thread per element of the m x n result) and
-/// its tensor-core twin (a warp per m16n8 tile, taking the `bf16` flag after the FP32 one's
-/// arguments).
+/// its tensor-core twin (a warp per m16n8 tile, taking the product's operand type after the FP32
+/// one's arguments).
 struct Product {
     fp32: &'static str,
     tensor: &'static str,
@@ -33,9 +33,9 @@ impl Product {
 
     /// Launches that kernel over an `m` x `n` result.
     fn launch(&self, on: &OnGpu, precision: Precision, (m, n): (usize, usize), args: &[Arg]) -> Result<()> {
-        match bf16_flag(precision)? {
+        match tensor_product(precision) {
             None => on.elementwise(self.fp32, m * n, args),
-            Some(bf16) => on.per_item(self.tensor, tiles(m, n), FEAR_MMA_THREADS, &[args, &[bf16]].concat()),
+            Some(product) => on.per_item(self.tensor, tiles(m, n), FEAR_MMA_THREADS, &[args, &[product]].concat()),
         }
     }
 }
@@ -76,14 +76,14 @@ impl LinearKernel {
     }
 }
 
-/// The tensor-core kernels' `bf16` argument for `precision` (1: bf16 operands, 0: TF32), or None
-/// for the FP32 kernels.
-fn bf16_flag(precision: Precision) -> Result<Option<Arg>> {
+/// The tensor-core kernels' `product` argument for `precision` (linear.cu's FearLinearProduct:
+/// 0 TF32, 1 BF16, 2 FP16 operands), or None for the FP32 kernels.
+fn tensor_product(precision: Precision) -> Option<Arg> {
     match precision {
-        Precision::Fp32 => Ok(None),
-        Precision::Tf32 => Ok(Some(Arg::I32(0))),
-        Precision::Bf16 => Ok(Some(Arg::I32(1))),
-        Precision::F16 => bail!("the classifier has no fp16 tensor-core kernels (fp32, tf32 and bf16 only)"),
+        Precision::Fp32 => None,
+        Precision::Tf32 => Some(Arg::I32(0)),
+        Precision::Bf16 => Some(Arg::I32(1)),
+        Precision::F16 => Some(Arg::I32(2)),
     }
 }
 
