@@ -80,9 +80,9 @@ pub struct PlanOptions {
     pub fuse: bool,
     /// What the convolutions' and the classifier's forward products round their operands to
     /// ([`ConvKernel::Forward`], [`LinearKernel::Forward`]): `Fp32` (none, the default), `Tf32`
-    /// or `Bf16` (the tensor-core kernels on the GPU; the same rounding on the CPU). The
-    /// classifier's gradient products round alike ([`LinearKernel::Backward`]); the
-    /// convolutions' gradients stay f32.
+    /// or `Bf16` (the tensor-core kernels on the GPU; the same rounding on the CPU). Their
+    /// gradient products round alike ([`ConvKernel::Backward`] and its halves,
+    /// [`LinearKernel::Backward`]).
     pub conv_precision: Precision,
     /// What the step stores its activations and activation gradients in (the tensors with a
     /// batch, channels and positions; per-channel statistics, the classifier's values, the loss,
@@ -758,6 +758,8 @@ impl<'g> Planner<'g> {
                 let ((x, x_norm), w) = (self.conv_source(xv), self.act(ins[1]));
                 let dw = self.grad_if_needed(ins[1]);
                 let dx = self.grad_to_write(xv);
+                // Both products at the forward's precision (operands rounded, FP32 sums).
+                let precision = self.opts.conv_precision;
                 // The GPU plan computes both in one kernel.
                 if let (Some(dw), Some((dx, accumulate)), true) = (dw, dx, self.opts.fuse && !probed(self.opts)) {
                     self.kernels.push(Kernel::Conv(ConvKernel::Backward {
@@ -774,15 +776,16 @@ impl<'g> Planner<'g> {
                         sibling: None,
                         dx_terms: DxTerms::default(),
                         sums: WeightSums::default(), // deferred (or not) once the backward is planned
+                        precision,
                     }));
                     return true;
                 }
                 if let Some(dw) = dw {
-                    self.kernels.push(Kernel::Conv(ConvKernel::BackwardWeight { g, x, x_norm, dy, bn, dw, relu }));
+                    self.kernels.push(Kernel::Conv(ConvKernel::BackwardWeight { g, x, x_norm, dy, bn, dw, relu, precision }));
                 }
                 if let Some((dx, accumulate)) = dx {
                     let (mask, mask_norm) = (relu.then_some(x), x_norm.filter(|_| relu));
-                    self.kernels.push(Kernel::Conv(ConvKernel::BackwardInput { g, dy, bn, w, mask, mask_norm, dx, accumulate }));
+                    self.kernels.push(Kernel::Conv(ConvKernel::BackwardInput { g, dy, bn, w, mask, mask_norm, dx, accumulate, precision }));
                 }
             }
             Op::BatchNorm { .. } => {
