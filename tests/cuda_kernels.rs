@@ -305,7 +305,9 @@ fn the_tensor_core_convolutions_round_their_operands_as_the_cpu_face_does() {
         let init: Vec<f32> = (0..dw.end()).map(|i| if i < dw.offset { rng.random_range(-1.0f32..1.0) } else { 0.0 }).collect();
         let all = Loc::new(Space::Work, 0, dw.end());
         // Each product's kernel and its output: y, then dx (y as dy), then dw.
-        let kernels: [(&str, Loc, Box<dyn Fn(Precision) -> Kernel>); 3] = [
+        // (what, its output, its kernel at a precision)
+        type ByPrecision = Box<dyn Fn(Precision) -> Kernel>;
+        let kernels: [(&str, Loc, ByPrecision); 3] = [
             ("forward", y, Box::new(move |precision| ConvKernel::Forward { g, x, x_norm: None, w, y, relu: true, bn: None, precision, sibling: None }.into())),
             (
                 "input gradient",
