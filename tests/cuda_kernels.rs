@@ -279,9 +279,10 @@ fn an_emulated_warp_collective_without_all_its_lanes_is_an_error() {
     assert!(err.contains("whole warps"), "{err}");
 }
 
-/// The TF32 and BF16 forwards really round: on the emulated GPU (the tensor-core paths), each
-/// differs from the FP32 kernel by about its precision (2^-11, 2^-8 per operand), and from the
-/// CPU face that rounds at the same points only by the order of the f32 sums.
+/// The TF32 and BF16 forwards, input gradients and weight gradients really round: on the emulated
+/// GPU (the tensor-core paths), each differs from the FP32 kernel by about its precision (2^-11,
+/// 2^-8 per operand), and from the CPU face that rounds at the same points only by the order of
+/// the f32 sums.
 #[test]
 fn the_tensor_core_convolutions_round_their_operands_as_the_cpu_face_does() {
     use fear::engine::ops::conv::{ConvGeom, ConvKernel};
@@ -296,38 +297,60 @@ fn the_tensor_core_convolutions_round_their_operands_as_the_cpu_face_does() {
     {
         let g = ConvGeom { n: 3, c_in, h: side, w: side, c_out, k, stride, pad: k / 2 };
         let (x, w) = (Loc::new(Space::Work, 0, g.x_len()), Loc::new(Space::Work, g.x_len(), g.w_len()));
-        let y = Loc::new(Space::Work, g.x_len() + g.w_len(), g.y_len());
-        let layout = MemoryLayout { params: 0, state: 0, work: y.end(), half: 0, labels: 8 };
+        let y = Loc::new(Space::Work, w.end(), g.y_len());
+        let (dx, dw) = (Loc::new(Space::Work, y.end(), g.x_len()), Loc::new(Space::Work, y.end() + g.x_len(), g.w_len()));
+        let layout = MemoryLayout { params: 0, state: 0, work: dw.end(), half: 0, labels: 8 };
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-        let init: Vec<f32> = (0..y.end()).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-        let all = Loc::new(Space::Work, 0, y.end());
-        let forward = |precision| -> Kernel { ConvKernel::Forward { g, x, x_norm: None, w, y, relu: true, bn: None, precision, sibling: None }.into() };
-        let on_cpu = |precision| {
-            let mut m = <Cpu as Device<f32>>::alloc(&Cpu, &layout).unwrap();
-            Cpu.write(&mut m, all, &init).unwrap();
-            Cpu.launch(&mut m, &forward(precision)).unwrap();
-            Cpu.read(&m, y).unwrap()
-        };
-        let on_gpu = |precision| {
-            let mut m = gpu.alloc(&layout).unwrap();
-            gpu.write(&mut m, all, &init).unwrap();
-            gpu.launch(&mut m, &forward(precision)).unwrap();
-            gpu.read(&m, y).unwrap()
-        };
-        let (cpu32, gpu32) = (on_cpu(Precision::Fp32), on_gpu(Precision::Fp32));
-        // Each product's distance from FP32: about its operands' unit roundoff (TF32 and IEEE
-        // half 2^-11, bfloat16 2^-8), a range apart.
-        for (p, expected) in [(Precision::Tf32, 5e-5..2e-3), (Precision::Bf16, 4e-4..2e-2), (Precision::F16, 5e-5..2e-3)] {
-            let (cpu_p, gpu_p) = (on_cpu(p), on_gpu(p));
-            let (rounding, cpu_rounding) = (selftest::relative_error(&gpu_p, &gpu32), selftest::relative_error(&cpu_p, &cpu32));
-            let order = selftest::relative_error(&gpu_p, &cpu_p);
-            eprintln!(
-                "{g:?}: {p:?} vs FP32 on the GPU {rounding:.2e}, on the CPU {cpu_rounding:.2e}; {p:?} GPU vs CPU {order:.2e}; FP32 GPU vs CPU {:.2e}",
-                selftest::relative_error(&gpu32, &cpu32)
-            );
-            assert!(expected.contains(&rounding), "{g:?}: {p:?} against FP32: {rounding:e}, not {p:?}'s precision");
-            assert!(expected.contains(&cpu_rounding), "{g:?}: the CPU face does not round as {p:?} does");
-            assert!(order < 1e-5, "{g:?}: the {p:?} kernel and its CPU face differ by {order:e}: more than the order of the sums");
+        // dw starts at zero: the weight gradient adds into it.
+        let init: Vec<f32> = (0..dw.end()).map(|i| if i < dw.offset { rng.random_range(-1.0f32..1.0) } else { 0.0 }).collect();
+        let all = Loc::new(Space::Work, 0, dw.end());
+        // Each product's kernel and its output: y, then dx (y as dy), then dw.
+        // (what, its output, its kernel at a precision)
+        type ByPrecision = Box<dyn Fn(Precision) -> Kernel>;
+        let kernels: [(&str, Loc, ByPrecision); 3] = [
+            ("forward", y, Box::new(move |precision| ConvKernel::Forward { g, x, x_norm: None, w, y, relu: true, bn: None, precision, sibling: None }.into())),
+            (
+                "input gradient",
+                dx,
+                Box::new(move |precision| {
+                    ConvKernel::BackwardInput { g, dy: y, bn: None, w, mask: None, mask_norm: None, dx, accumulate: false, precision }.into()
+                }),
+            ),
+            (
+                "weight gradient",
+                dw,
+                Box::new(move |precision| ConvKernel::BackwardWeight { g, x, x_norm: None, dy: y, bn: None, dw, relu: true, precision }.into()),
+            ),
+        ];
+        for (what, out, kernel) in &kernels {
+            let on_cpu = |precision| {
+                let mut m = <Cpu as Device<f32>>::alloc(&Cpu, &layout).unwrap();
+                Cpu.write(&mut m, all, &init).unwrap();
+                Cpu.launch(&mut m, &kernel(precision)).unwrap();
+                Cpu.read(&m, *out).unwrap()
+            };
+            let on_gpu = |precision| {
+                let mut m = gpu.alloc(&layout).unwrap();
+                gpu.write(&mut m, all, &init).unwrap();
+                gpu.launch(&mut m, &kernel(precision)).unwrap();
+                gpu.read(&m, *out).unwrap()
+            };
+            let (cpu32, gpu32) = (on_cpu(Precision::Fp32), on_gpu(Precision::Fp32));
+            // Each product's distance from FP32: about its operands' unit roundoff (TF32 and IEEE
+            // half 2^-11, bfloat16 2^-8), a range apart; FP16 has a forward only.
+            let products = [(Precision::Tf32, 5e-5..2e-3), (Precision::Bf16, 4e-4..2e-2), (Precision::F16, 5e-5..2e-3)];
+            for (p, expected) in products.into_iter().filter(|(p, _)| *p != Precision::F16 || *what == "forward") {
+                let (cpu_p, gpu_p) = (on_cpu(p), on_gpu(p));
+                let (rounding, cpu_rounding) = (selftest::relative_error(&gpu_p, &gpu32), selftest::relative_error(&cpu_p, &cpu32));
+                let order = selftest::relative_error(&gpu_p, &cpu_p);
+                eprintln!(
+                    "{g:?} {what}: {p:?} vs FP32 on the GPU {rounding:.2e}, on the CPU {cpu_rounding:.2e}; {p:?} GPU vs CPU {order:.2e}; FP32 GPU vs CPU {:.2e}",
+                    selftest::relative_error(&gpu32, &cpu32)
+                );
+                assert!(expected.contains(&rounding), "{g:?} {what}: {p:?} against FP32: {rounding:e}, not {p:?}'s precision");
+                assert!(expected.contains(&cpu_rounding), "{g:?} {what}: the CPU face does not round as {p:?} does");
+                assert!(order < 1e-5, "{g:?} {what}: the {p:?} kernel and its CPU face differ by {order:e}: more than the order of the sums");
+            }
         }
     }
 }
@@ -463,6 +486,18 @@ fn tf32_training_steps_on_the_emulated_gpu_match_the_cpu() {
     let program = runs.gpu.program(3, true).unwrap();
     let tf32 = program.forward.iter().filter(|k| matches!(k, Kernel::Conv(ConvKernel::Forward { precision: Precision::Tf32, .. }))).count();
     assert!(tf32 >= 5, "{tf32} TF32 convolutions in the GPU step");
+    // Both gradients of every convolution multiply in TF32 too (the two-gradient launches, and the
+    // stem's weight gradient).
+    let gradients = conv_gradient_launches(&program.backward);
+    assert!(gradients.len() >= 5 && gradients.iter().all(|n| n.ends_with("_tf32")), "{gradients:?}");
+}
+
+/// The convolution gradients' kernels a backward launches (not their weight-gradient sums).
+fn conv_gradient_launches(backward: &[fear::engine::Kernel]) -> Vec<&'static str> {
+    use fear::engine::ops::conv::ConvKernel;
+    use fear::engine::Kernel;
+    let gradient = |k: &&Kernel| matches!(k, Kernel::Conv(ConvKernel::Backward { .. } | ConvKernel::BackwardInput { .. } | ConvKernel::BackwardWeight { .. }));
+    backward.iter().filter(gradient).flat_map(Kernel::launch_names).filter(|n| *n != "fear_conv_backward_weight_reduce").collect()
 }
 
 /// Whole training steps with FP16 products (`PlanOptions::conv_precision` F16, f32 storage: the
@@ -492,6 +527,9 @@ fn f16_product_training_steps_on_the_emulated_gpu_match_the_cpu() {
     assert!(f16 >= 5, "{f16} FP16 convolutions in the GPU step");
     let classifier = program.backward.iter().filter(|k| matches!(k, Kernel::Linear(LinearKernel::Backward { precision: Precision::F16, .. }))).count();
     assert_eq!(classifier, 1, "the classifier's gradients are FP16 products");
+    // The convolutions' gradients multiply in FP32 (FP16's tensor-core kernels are the forward's).
+    let gradients = conv_gradient_launches(&program.backward);
+    assert!(gradients.len() >= 5 && gradients.iter().all(|n| !n.ends_with("_tf32") && !n.ends_with("mma")), "{gradients:?}");
 }
 
 /// Sibling convolutions (the two 3x3 edges leaving each cell's node 0 in arch 1) run as one wider
@@ -577,7 +615,9 @@ fn bf16_storage_training_steps_on_the_emulated_gpu_match_the_cpu() {
     let convs: Vec<_> =
         program.forward.iter().filter_map(|k| if let Kernel::Conv(ConvKernel::Forward { x, y, .. }) = k { Some((*x, *y)) } else { None }).collect();
     assert!(convs.len() >= 5 && convs.iter().all(|(x, y)| x.space == Space::Half && y.space == Space::Half), "convolution tensors in Half: {convs:?}");
-    assert!(program.forward.iter().chain(&program.backward).flat_map(Kernel::launch_names).any(|n| n == "fear_conv_backward_bf16"));
+    // Both gradients of every convolution multiply in BF16 on the tensor cores, on the bfloat16 tensors.
+    let gradients = conv_gradient_launches(&program.backward);
+    assert!(gradients.len() >= 5 && gradients.iter().all(|n| n.ends_with("_bf16mma_bf16")), "{gradients:?}");
     // The convolutions' forwards multiply in BF16 on the tensor cores, on the bfloat16 tensors.
     let forwards: Vec<_> = program.forward.iter().filter(|k| matches!(k, Kernel::Conv(ConvKernel::Forward { .. }))).flat_map(Kernel::launch_names).collect();
     assert!(forwards.iter().filter(|n| n.starts_with("fear_conv_forward")).all(|n| *n == "fear_conv_forward_bf16mma_bf16"), "{forwards:?}");

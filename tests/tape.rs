@@ -285,7 +285,19 @@ fn assign_mode_is_zero_then_accumulate_bit_for_bit_and_ignores_what_dx_held() {
     let cases: Vec<Case> = vec![
         (
             cx,
-            Box::new(move |accumulate| Kernel::Conv(ConvKernel::BackwardInput { g, dy: cy, bn: None, w: cw, mask: None, mask_norm: None, dx: cx, accumulate })),
+            Box::new(move |accumulate| {
+                Kernel::Conv(ConvKernel::BackwardInput {
+                    g,
+                    dy: cy,
+                    bn: None,
+                    w: cw,
+                    mask: None,
+                    mask_norm: None,
+                    dx: cx,
+                    accumulate,
+                    precision: fear::engine::precision::Precision::Fp32,
+                })
+            }),
         ),
         (
             bdx,

@@ -80,6 +80,7 @@ mod tests {
             sibling: None,
             dx_terms: DxTerms::default(),
             sums: WeightSums::default(),
+            precision: crate::engine::precision::Precision::Fp32,
         })
     }
 

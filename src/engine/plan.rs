@@ -80,9 +80,10 @@ pub struct PlanOptions {
     pub fuse: bool,
     /// What the convolutions' and the classifier's forward products round their operands to
     /// ([`ConvKernel::Forward`], [`LinearKernel::Forward`]): `Fp32` (none, the default), `Tf32`,
-    /// `Bf16` or `F16` (the tensor-core kernels on the GPU, F16's on sm_70's `mma.m8n8k4`; the
-    /// same rounding on the CPU). The classifier's gradient products round alike
-    /// ([`LinearKernel::Backward`]); the convolutions' gradients stay f32.
+    /// `Bf16` or `F16` (the tensor-core kernels on the GPU, F16's on `mma.sync.m8n8k4`; the same
+    /// rounding on the CPU). Their gradient products round alike ([`ConvKernel::Backward`] and its
+    /// halves, [`LinearKernel::Backward`]), except the convolutions' at `F16`, which multiply in
+    /// f32 ([`PlanOptions::conv_gradient_precision`]).
     pub conv_precision: Precision,
     /// What the step stores its activations and activation gradients in (the tensors with a
     /// batch, channels and positions; per-channel statistics, the classifier's values, the loss,
@@ -114,6 +115,15 @@ impl Default for PlanOptions {
 }
 
 impl PlanOptions {
+    /// What the convolutions' gradient products round their operands to: the forward's
+    /// precision, but FP32 with FP16 forwards (FP16's tensor-core kernels are the forward's only).
+    pub fn conv_gradient_precision(&self) -> Precision {
+        match self.conv_precision {
+            Precision::F16 => Precision::Fp32,
+            p => p,
+        }
+    }
+
     /// These options at a run's `--precision`: `fp32` stores and multiplies in f32; `tf32`
     /// rounds the convolution forwards' and the classifier's operands to TF32 (f32 storage);
     /// `bf16` stores the activations and activation gradients as bfloat16
@@ -758,6 +768,9 @@ impl<'g> Planner<'g> {
                 let ((x, x_norm), w) = (self.conv_source(xv), self.act(ins[1]));
                 let dw = self.grad_if_needed(ins[1]);
                 let dx = self.grad_to_write(xv);
+                // Both products at the forward's precision (operands rounded, FP32 sums) where
+                // they have tensor-core kernels.
+                let precision = self.opts.conv_gradient_precision();
                 // The GPU plan computes both in one kernel.
                 if let (Some(dw), Some((dx, accumulate)), true) = (dw, dx, self.opts.fuse && !probed(self.opts)) {
                     self.kernels.push(Kernel::Conv(ConvKernel::Backward {
@@ -774,15 +787,16 @@ impl<'g> Planner<'g> {
                         sibling: None,
                         dx_terms: DxTerms::default(),
                         sums: WeightSums::default(), // deferred (or not) once the backward is planned
+                        precision,
                     }));
                     return true;
                 }
                 if let Some(dw) = dw {
-                    self.kernels.push(Kernel::Conv(ConvKernel::BackwardWeight { g, x, x_norm, dy, bn, dw, relu }));
+                    self.kernels.push(Kernel::Conv(ConvKernel::BackwardWeight { g, x, x_norm, dy, bn, dw, relu, precision }));
                 }
                 if let Some((dx, accumulate)) = dx {
                     let (mask, mask_norm) = (relu.then_some(x), x_norm.filter(|_| relu));
-                    self.kernels.push(Kernel::Conv(ConvKernel::BackwardInput { g, dy, bn, w, mask, mask_norm, dx, accumulate }));
+                    self.kernels.push(Kernel::Conv(ConvKernel::BackwardInput { g, dy, bn, w, mask, mask_norm, dx, accumulate, precision }));
                 }
             }
             Op::BatchNorm { .. } => {

@@ -109,6 +109,7 @@ mod tests {
             mask_norm: None,
             dx: v(dx, g.x_len()),
             accumulate: true,
+            precision: crate::engine::precision::Precision::Fp32,
         })
     }
 

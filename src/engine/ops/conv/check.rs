@@ -20,16 +20,17 @@ impl std::fmt::Display for Storage {
     }
 }
 
-/// The forward's products, each case's name tagged so: FP32, and the tensor-core kernels (TF32,
-/// BF16, FP16) held to the CPU face that rounds both operands at the same points, so only the
-/// order of the f32 sums differs (a product of two bfloat16, TF32 or half values is exact in f32):
-/// each storage's tolerance holds them all.
-const PRODUCTS: [(&str, Precision); 4] = [("", Precision::Fp32), ("_tf32", Precision::Tf32), ("_bf16mma", Precision::Bf16), ("_f16mma", Precision::F16)];
+/// The products of every kernel (forward, input and weight gradients), each case's name tagged
+/// so: FP32, and the tensor-core kernels (TF32, BF16) held to the CPU face that rounds both
+/// operands at the same points, so only the order of the f32 sums differs (a product of two
+/// bfloat16, TF32 or half values is exact in f32): each storage's tolerance holds them all.
+const PRODUCTS: [(&str, Precision); 3] = [("", Precision::Fp32), ("_tf32", Precision::Tf32), ("_bf16mma", Precision::Bf16)];
 
-/// The products with a kernel at storage `st`: FP16's (the V100's) multiplies f32 tensors or
-/// halves, never bfloat16 ones.
-fn products(st: Storage) -> impl Iterator<Item = (&'static str, Precision)> {
-    PRODUCTS.into_iter().filter(move |&(_, p)| !(st.half && p == Precision::F16))
+/// The forward's products at storage `st`: [`PRODUCTS`] and, at f32 storage, FP16's (the V100's
+/// tensor cores, forward only; it multiplies f32 tensors or halves, never bfloat16 ones).
+fn forward_products(st: Storage) -> impl Iterator<Item = (&'static str, Precision)> {
+    let f16 = (!st.half).then_some(("_f16mma", Precision::F16));
+    PRODUCTS.into_iter().chain(f16)
 }
 
 /// Every case at both storages. Stored as bfloat16, the kernels round where the CPU faces do
@@ -66,8 +67,8 @@ fn storage_cases(cases: &mut Cases, st: Storage) {
         let g = ConvGeom { n: 3, c_in, h: side, w: side, c_out, k, stride, pad: k / 2 };
         // Each kernel plain and with a fused ReLU (the random inputs are half negative).
         for (fused, relu) in [("", false), ("_relu", true)] {
-            // The forward in each precision (PRODUCTS).
-            for (tag, precision) in products(st) {
+            // The forward in each precision (forward_products).
+            for (tag, precision) in forward_products(st) {
                 cases.add(&format!("{name}_forward{fused}{tag}{st}"), st.tolerance, |c| {
                     let (x, w, y) = (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
                     ConvKernel::Forward { g, x, x_norm: None, w, y, relu, bn: None, precision, sibling: None }.into()
@@ -80,70 +81,75 @@ fn storage_cases(cases: &mut Cases, st: Storage) {
                     ConvKernel::Forward { g, x, x_norm: None, w, y, relu, bn: Some(bn), precision, sibling: None }.into()
                 });
             }
-            // Both modes: assign must ignore the random values already in dx.
-            for (mode, accumulate) in [("", true), ("_assign", false)] {
-                cases.add(&format!("{name}_backward_input{fused}{mode}{st}"), st.tolerance, |c| {
-                    let (dx, w, dy) = (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
-                    let mask = relu.then(|| c.tensor(g.x_len(), st.half));
-                    ConvKernel::BackwardInput { g, dy, bn: None, w, mask, mask_norm: None, dx, accumulate }.into()
+            // The gradients in each precision (PRODUCTS).
+            for (tag, precision) in PRODUCTS {
+                // Both modes: assign must ignore the random values already in dx.
+                for (mode, accumulate) in [("", true), ("_assign", false)] {
+                    cases.add(&format!("{name}_backward_input{fused}{mode}{tag}{st}"), st.tolerance, |c| {
+                        let (dx, w, dy) = (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
+                        let mask = relu.then(|| c.tensor(g.x_len(), st.half));
+                        ConvKernel::BackwardInput { g, dy, bn: None, w, mask, mask_norm: None, dx, accumulate, precision }.into()
+                    });
+                }
+                cases.add(&format!("{name}_backward_weight{fused}{tag}{st}"), st.tolerance, |c| {
+                    let (x, dw, dy) = (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
+                    ConvKernel::BackwardWeight { g, x, x_norm: None, dy, bn: None, dw, relu, precision }.into()
                 });
-            }
-            cases.add(&format!("{name}_backward_weight{fused}{st}"), st.tolerance, |c| {
-                let (x, dw, dy) = (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
-                ConvKernel::BackwardWeight { g, x, x_norm: None, dy, bn: None, dw, relu }.into()
-            });
-            // Both gradients in one launch, each mode.
-            for (mode, accumulate) in [("", true), ("_assign", false)] {
-                cases.add(&format!("{name}_backward{fused}{mode}{st}"), st.tolerance, |c| {
+                // Both gradients in one launch, each mode.
+                for (mode, accumulate) in [("", true), ("_assign", false)] {
+                    cases.add(&format!("{name}_backward{fused}{mode}{tag}{st}"), st.tolerance, |c| {
+                        let (x, w, dy, dw, dx) = backward_locs(c, st, &g);
+                        ConvKernel::Backward {
+                            g,
+                            x,
+                            x_norm: None,
+                            dy,
+                            bn: None,
+                            w,
+                            relu,
+                            dw,
+                            dx,
+                            accumulate,
+                            sibling: None,
+                            dx_terms: DxTerms::default(),
+                            sums: WeightSums::default(),
+                            precision,
+                        }
+                        .into()
+                    });
+                }
+                // The gradients reading dy through a batch norm's backward (random coefficients).
+                let bn = |c: &mut Case| Some(BnGradient { x: c.tensor(g.y_len(), st.half), coef: c.loc(4 * g.c_out) });
+                cases.add(&format!("{name}_backward_input{fused}_bn{tag}{st}"), st.tolerance, |c| {
+                    let (dx, w, dy) = (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
+                    let (bn, mask) = (bn(c), relu.then(|| c.tensor(g.x_len(), st.half)));
+                    ConvKernel::BackwardInput { g, dy, bn, w, mask, mask_norm: None, dx, accumulate: false, precision }.into()
+                });
+                cases.add(&format!("{name}_backward_weight{fused}_bn{tag}{st}"), st.tolerance, |c| {
+                    let (x, dw, dy) = (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
+                    ConvKernel::BackwardWeight { g, x, x_norm: None, dy, bn: bn(c), dw, relu, precision }.into()
+                });
+                cases.add(&format!("{name}_backward{fused}_bn{tag}{st}"), st.tolerance, |c| {
                     let (x, w, dy, dw, dx) = backward_locs(c, st, &g);
                     ConvKernel::Backward {
                         g,
                         x,
                         x_norm: None,
                         dy,
-                        bn: None,
+                        bn: bn(c),
                         w,
                         relu,
                         dw,
                         dx,
-                        accumulate,
+                        accumulate: false,
                         sibling: None,
                         dx_terms: DxTerms::default(),
                         sums: WeightSums::default(),
+                        precision,
                     }
                     .into()
                 });
             }
-            // The gradients reading dy through a batch norm's backward (random coefficients).
-            let bn = |c: &mut Case| Some(BnGradient { x: c.tensor(g.y_len(), st.half), coef: c.loc(4 * g.c_out) });
-            cases.add(&format!("{name}_backward_input{fused}_bn{st}"), st.tolerance, |c| {
-                let (dx, w, dy) = (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
-                let (bn, mask) = (bn(c), relu.then(|| c.tensor(g.x_len(), st.half)));
-                ConvKernel::BackwardInput { g, dy, bn, w, mask, mask_norm: None, dx, accumulate: false }.into()
-            });
-            cases.add(&format!("{name}_backward_weight{fused}_bn{st}"), st.tolerance, |c| {
-                let (x, dw, dy) = (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
-                ConvKernel::BackwardWeight { g, x, x_norm: None, dy, bn: bn(c), dw, relu }.into()
-            });
-            cases.add(&format!("{name}_backward{fused}_bn{st}"), st.tolerance, |c| {
-                let (x, w, dy, dw, dx) = backward_locs(c, st, &g);
-                ConvKernel::Backward {
-                    g,
-                    x,
-                    x_norm: None,
-                    dy,
-                    bn: bn(c),
-                    w,
-                    relu,
-                    dw,
-                    dx,
-                    accumulate: false,
-                    sibling: None,
-                    dx_terms: DxTerms::default(),
-                    sums: WeightSums::default(),
-                }
-                .into()
-            });
         }
     }
     sibling_cases(cases, st);
@@ -174,7 +180,7 @@ fn sibling_cases(cases: &mut Cases, st: Storage) {
         let g = ConvGeom { n: 3, c_in, h: side, w: side, c_out: c_first, k, stride, pad: k / 2 };
         let gs = ConvGeom { c_out: c_second, ..g };
         for (fused, relu) in [("", false), ("_relu", true)] {
-            for (tag, precision) in products(st) {
+            for (tag, precision) in forward_products(st) {
                 for (stats, with_bn) in [("", false), ("_bn_statistics", true)] {
                     cases.add(&format!("{name}_sibling_forward{fused}{tag}{stats}{st}"), st.tolerance, |c| {
                         let (x, w, y) = (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
@@ -185,65 +191,86 @@ fn sibling_cases(cases: &mut Cases, st: Storage) {
                     });
                 }
             }
-            for (mode, accumulate, with_bn) in [("", true, false), ("_assign", false, false), ("_bn", true, true)] {
-                cases.add(&format!("{name}_sibling_backward{fused}{mode}{st}"), st.tolerance, |c| {
-                    let (x, w, dy, dw, dx) = backward_locs(c, st, &g);
-                    let bn = with_bn.then(|| BnGradient { x: c.tensor(g.y_len(), st.half), coef: c.loc(4 * c_first) });
-                    let (w2, dy2, dw2) = (c.loc(gs.w_len()), c.tensor(gs.y_len(), st.half), c.loc(gs.w_len()));
-                    let bn2 = with_bn.then(|| BnGradient { x: c.tensor(gs.y_len(), st.half), coef: c.loc(4 * c_second) });
-                    let sibling = SiblingBackward { c_out: c_second, dy: dy2, bn: bn2, w: w2, dw: dw2 };
-                    ConvKernel::Backward {
-                        g,
-                        x,
-                        x_norm: None,
-                        dy,
-                        bn,
-                        w,
-                        relu,
-                        dw,
-                        dx,
-                        accumulate,
-                        sibling: Some(sibling),
-                        dx_terms: DxTerms::default(),
-                        sums: WeightSums::default(),
-                    }
-                    .into()
-                });
-            }
-            // dx's other terms in the epilogue (3x3 pools of stride-1 shapes only: dx's shape).
-            for (terms, added, pooled, accumulate) in [("_added", true, false, false), ("_pooled", false, true, true), ("_added_pooled", true, true, true)] {
-                if pooled && stride != 1 {
-                    continue;
-                }
-                cases.add(&format!("{name}_sibling_backward{fused}{terms}{st}"), st.tolerance, |c| {
-                    let (x, w, dy, dw, dx) = backward_locs(c, st, &g);
-                    let (w2, dy2, dw2) = (c.loc(gs.w_len()), c.tensor(gs.y_len(), st.half), c.loc(gs.w_len()));
-                    let sibling = SiblingBackward { c_out: c_second, dy: dy2, bn: None, w: w2, dw: dw2 };
-                    let dx_terms = DxTerms { added: added.then(|| c.tensor(g.x_len(), st.half)), pooled: pooled.then(|| c.tensor(g.x_len(), st.half)) };
-                    ConvKernel::Backward {
-                        g,
-                        x,
-                        x_norm: None,
-                        dy,
-                        bn: None,
-                        w,
-                        relu,
-                        dw,
-                        dx,
-                        accumulate,
-                        sibling: Some(sibling),
-                        dx_terms,
-                        sums: WeightSums::default(),
-                    }
-                    .into()
-                });
-                cases.add(&format!("{name}_backward{fused}{terms}{st}"), st.tolerance, |c| {
-                    let (x, w, dy, dw, dx) = backward_locs(c, st, &g);
-                    let bn = Some(BnGradient { x: c.tensor(g.y_len(), st.half), coef: c.loc(4 * c_first) });
-                    let dx_terms = DxTerms { added: added.then(|| c.tensor(g.x_len(), st.half)), pooled: pooled.then(|| c.tensor(g.x_len(), st.half)) };
-                    ConvKernel::Backward { g, x, x_norm: None, dy, bn, w, relu, dw, dx, accumulate, sibling: None, dx_terms, sums: WeightSums::default() }
+            // The gradients in each precision (PRODUCTS), with dx's terms too.
+            for (tag, precision) in PRODUCTS {
+                for (mode, accumulate, with_bn) in [("", true, false), ("_assign", false, false), ("_bn", true, true)] {
+                    cases.add(&format!("{name}_sibling_backward{fused}{mode}{tag}{st}"), st.tolerance, |c| {
+                        let (x, w, dy, dw, dx) = backward_locs(c, st, &g);
+                        let bn = with_bn.then(|| BnGradient { x: c.tensor(g.y_len(), st.half), coef: c.loc(4 * c_first) });
+                        let (w2, dy2, dw2) = (c.loc(gs.w_len()), c.tensor(gs.y_len(), st.half), c.loc(gs.w_len()));
+                        let bn2 = with_bn.then(|| BnGradient { x: c.tensor(gs.y_len(), st.half), coef: c.loc(4 * c_second) });
+                        let sibling = SiblingBackward { c_out: c_second, dy: dy2, bn: bn2, w: w2, dw: dw2 };
+                        ConvKernel::Backward {
+                            g,
+                            x,
+                            x_norm: None,
+                            dy,
+                            bn,
+                            w,
+                            relu,
+                            dw,
+                            dx,
+                            accumulate,
+                            sibling: Some(sibling),
+                            dx_terms: DxTerms::default(),
+                            sums: WeightSums::default(),
+                            precision,
+                        }
                         .into()
-                });
+                    });
+                }
+                // dx's other terms in the epilogue (3x3 pools of stride-1 shapes only: dx's shape).
+                for (terms, added, pooled, accumulate) in [("_added", true, false, false), ("_pooled", false, true, true), ("_added_pooled", true, true, true)]
+                {
+                    if pooled && stride != 1 {
+                        continue;
+                    }
+                    cases.add(&format!("{name}_sibling_backward{fused}{terms}{tag}{st}"), st.tolerance, |c| {
+                        let (x, w, dy, dw, dx) = backward_locs(c, st, &g);
+                        let (w2, dy2, dw2) = (c.loc(gs.w_len()), c.tensor(gs.y_len(), st.half), c.loc(gs.w_len()));
+                        let sibling = SiblingBackward { c_out: c_second, dy: dy2, bn: None, w: w2, dw: dw2 };
+                        let dx_terms = DxTerms { added: added.then(|| c.tensor(g.x_len(), st.half)), pooled: pooled.then(|| c.tensor(g.x_len(), st.half)) };
+                        ConvKernel::Backward {
+                            g,
+                            x,
+                            x_norm: None,
+                            dy,
+                            bn: None,
+                            w,
+                            relu,
+                            dw,
+                            dx,
+                            accumulate,
+                            sibling: Some(sibling),
+                            dx_terms,
+                            sums: WeightSums::default(),
+                            precision,
+                        }
+                        .into()
+                    });
+                    cases.add(&format!("{name}_backward{fused}{terms}{tag}{st}"), st.tolerance, |c| {
+                        let (x, w, dy, dw, dx) = backward_locs(c, st, &g);
+                        let bn = Some(BnGradient { x: c.tensor(g.y_len(), st.half), coef: c.loc(4 * c_first) });
+                        let dx_terms = DxTerms { added: added.then(|| c.tensor(g.x_len(), st.half)), pooled: pooled.then(|| c.tensor(g.x_len(), st.half)) };
+                        ConvKernel::Backward {
+                            g,
+                            x,
+                            x_norm: None,
+                            dy,
+                            bn,
+                            w,
+                            relu,
+                            dw,
+                            dx,
+                            accumulate,
+                            sibling: None,
+                            dx_terms,
+                            sums: WeightSums::default(),
+                            precision,
+                        }
+                        .into()
+                    });
+                }
             }
         }
     }
@@ -256,8 +283,8 @@ fn backward_locs(c: &mut Case, st: Storage, g: &ConvGeom) -> (Loc, Loc, Loc, Loc
 
 /// A two-gradient backward of shape `g` (with a sibling of `sibling` output channels) reading dy
 /// through batch norms with `with_bn`, x through a ReLU with `relu`, its locations laid out in `c`
-/// (its tensors stored as `st` says).
-fn two_gradient_backward(c: &mut Case, st: Storage, g: ConvGeom, sibling: Option<usize>, relu: bool, with_bn: bool) -> ConvKernel {
+/// (its tensors stored as `st` says), its products at `precision`.
+fn two_gradient_backward(c: &mut Case, st: Storage, g: ConvGeom, sibling: Option<usize>, relu: bool, with_bn: bool, precision: Precision) -> ConvKernel {
     let bn = |c: &mut Case, g: &ConvGeom| with_bn.then(|| BnGradient { x: c.tensor(g.y_len(), st.half), coef: c.loc(4 * g.c_out) });
     let (x, w, dy, dw, dx) = backward_locs(c, st, &g);
     let bn1 = bn(c, &g);
@@ -280,6 +307,7 @@ fn two_gradient_backward(c: &mut Case, st: Storage, g: ConvGeom, sibling: Option
         sibling,
         dx_terms: DxTerms::default(),
         sums: WeightSums::default(),
+        precision,
     }
 }
 
@@ -301,12 +329,12 @@ fn deferred_sum_cases(cases: &mut Cases, st: Storage) {
     let geom = |(k, stride, c_in, c_out, _, side): Shape| ConvGeom { n: 3, c_in, h: side, w: side, c_out, k, stride, pad: k / 2 };
     for (name, first, second, chain) in sequences {
         for (fused, relu) in [("", false), ("_relu", true)] {
-            for (tag, with_bn) in [("", false), ("_bn", true)] {
-                cases.add_sequence(&format!("conv_{name}{fused}{tag}{st}"), st.tolerance, |c| {
-                    let a = two_gradient_backward(c, st, geom(first), first.4, relu, with_bn);
+            for ((bn_tag, with_bn), (tag, precision)) in [("", false), ("_bn", true)].into_iter().flat_map(|b| PRODUCTS.map(|p| (b, p))) {
+                cases.add_sequence(&format!("conv_{name}{fused}{bn_tag}{tag}{st}"), st.tolerance, |c| {
+                    let a = two_gradient_backward(c, st, geom(first), first.4, relu, with_bn, precision);
                     let (a, sum) = a.deferring_to(1).expect("a two-gradient backward defers");
                     let Some(second) = second else { return vec![a.into(), ConvKernel::WeightSum { sum }.into()] };
-                    let b = two_gradient_backward(c, st, geom(second), second.4, relu, with_bn).performing(sum).expect("a backward performs a sum");
+                    let b = two_gradient_backward(c, st, geom(second), second.4, relu, with_bn, precision).performing(sum).expect("a backward performs a sum");
                     let mut ks: Vec<Kernel> = vec![a.into()];
                     match chain {
                         true => {
@@ -328,29 +356,31 @@ fn deferred_sum_cases(cases: &mut Cases, st: Storage) {
 fn normalised_input_cases(cases: &mut Cases, st: Storage) {
     for (name, k, stride, c_in, c_out, side) in [("conv3x3", 3, 1, 7, 8, 5), ("conv3x3_s2_9x9", 3, 2, 7, 5, 9), ("conv1x1_9x9", 1, 1, 20, 8, 9)] {
         let g = ConvGeom { n: 3, c_in, h: side, w: side, c_out, k, stride, pad: k / 2 };
-        for (tag, precision) in products(st) {
+        for (tag, precision) in forward_products(st) {
             cases.add(&format!("{name}_forward_relu_normalised{tag}{st}"), st.tolerance, |c| {
                 let (x, x_norm, w, y) = (c.tensor(g.x_len(), st.half), Some(c.loc(4 * c_in)), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
                 ConvKernel::Forward { g, x, x_norm, w, y, relu: true, bn: Some(bn_statistics(c, c_out)), precision, sibling: None }.into()
             });
         }
-        cases.add(&format!("{name}_backward_input_relu_normalised{st}"), st.tolerance, |c| {
-            let (dx, w, dy, mask, mask_norm) =
-                (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half), Some(c.tensor(g.x_len(), st.half)), Some(c.loc(4 * c_in)));
-            ConvKernel::BackwardInput { g, dy, bn: None, w, mask, mask_norm, dx, accumulate: true }.into()
-        });
-        cases.add(&format!("{name}_backward_weight_relu_normalised{st}"), st.tolerance, |c| {
-            let (x, x_norm, dw, dy) = (c.tensor(g.x_len(), st.half), Some(c.loc(4 * c_in)), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
-            ConvKernel::BackwardWeight { g, x, x_norm, dy, bn: None, dw, relu: true }.into()
-        });
-        for (pair, sibling) in [("", None), ("_sibling", Some(3))] {
-            cases.add(&format!("{name}{pair}_backward_relu_normalised{st}"), st.tolerance, |c| {
-                let mut k = two_gradient_backward(c, st, g, sibling, true, true);
-                if let ConvKernel::Backward { x_norm, .. } = &mut k {
-                    *x_norm = Some(c.loc(4 * c_in));
-                }
-                k.into()
+        for (tag, precision) in PRODUCTS {
+            cases.add(&format!("{name}_backward_input_relu_normalised{tag}{st}"), st.tolerance, |c| {
+                let (dx, w, dy, mask, mask_norm) =
+                    (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half), Some(c.tensor(g.x_len(), st.half)), Some(c.loc(4 * c_in)));
+                ConvKernel::BackwardInput { g, dy, bn: None, w, mask, mask_norm, dx, accumulate: true, precision }.into()
             });
+            cases.add(&format!("{name}_backward_weight_relu_normalised{tag}{st}"), st.tolerance, |c| {
+                let (x, x_norm, dw, dy) = (c.tensor(g.x_len(), st.half), Some(c.loc(4 * c_in)), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
+                ConvKernel::BackwardWeight { g, x, x_norm, dy, bn: None, dw, relu: true, precision }.into()
+            });
+            for (pair, sibling) in [("", None), ("_sibling", Some(3))] {
+                cases.add(&format!("{name}{pair}_backward_relu_normalised{tag}{st}"), st.tolerance, |c| {
+                    let mut k = two_gradient_backward(c, st, g, sibling, true, true, precision);
+                    if let ConvKernel::Backward { x_norm, .. } = &mut k {
+                        *x_norm = Some(c.loc(4 * c_in));
+                    }
+                    k.into()
+                });
+            }
         }
     }
 }

@@ -51,6 +51,14 @@
 // fear_conv_mma_chunk_f16: the same 8 m16n8 tiles per warp, as 4 pairs whose halves the four
 // quadpairs of one m8n8k4 compute, k-steps of 4 channels.
 //
+// The gradients take the same products (fear_conv_backward_input_tf32 / _bf16mma, the weight
+// gradient's and the two-gradient launch's of those names). The input gradient is fear_conv_tile
+// again: dy rounded as staged (after the fused batch norm's backward), w as staged, the MMA loop
+// and the unpark above, then its own epilogue (mask, dx's terms). The weight gradient rounds dy
+// and x as it stages them (x normalised and through the ReLU first) and runs its own MMA loop
+// (fear_conv_wgrad_mma_item): each warp's 16 output channels by the 8 input channels of every tap,
+// K over the item's pixels; its accumulators go straight to the split's partial slot.
+//
 // Tensors stored as bfloat16 (`--precision bf16`, kernels/storage.cuh): every kernel reading or
 // writing the (image, channel, row, column) tensors is a template over their storage type E
 // (float, or fear_bf16 for the `_bf16` instantiations): x, y, dy, dx, the ReLU mask, a batch
@@ -328,13 +336,15 @@ __device__ __forceinline__ void fear_conv_mma_chunk_f16(float (&d)[FEAR_CONV_MMA
     }
 }
 
-// The tensor-core forwards' accumulators to the FP32 epilogue's layout: each fragment element (pixel
-// slot p, pass channel n) goes to the thread that owns it there (channel group n / 8, pixel
-// thread p % tp, its slot j = p / tp, channel c = n % 8), parked as fear_conv_park parks, and
-// each thread reads back its acc[j][c]. Needs FEAR_CONV_THREADS * 32 floats of shared memory.
+// The tensor-core kernels' accumulators to the FP32 epilogue's layout: each fragment element (pixel
+// slot p, pass channel n: fear_conv_mma_at) goes to the thread that owns it there (channel group
+// n / 8, pixel thread p % tp, its slot j = p / tp, channel c = n % 8), parked as fear_conv_park
+// parks: that thread's acc[j][c] is fear_conv_parked(parked, j, c) after this. Needs
+// FEAR_CONV_THREADS * 32 floats of shared memory.
+__device__ __forceinline__ float& fear_conv_parked(float* parked, int j, int c) { return parked[(j * FEAR_CONV_CO + c) * FEAR_CONV_THREADS + threadIdx.x]; }
+
 template <int MMA>
-__device__ __forceinline__ void fear_conv_mma_unpark(const float (&d)[FEAR_CONV_MMA_TILES][4], float (&acc)[FEAR_CONV_PIX][FEAR_CONV_CO],
-                                                     float* parked, int glog2) {
+__device__ __forceinline__ void fear_conv_mma_park(const float (&d)[FEAR_CONV_MMA_TILES][4], float* parked, int glog2) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, tp = FEAR_CONV_THREADS >> glog2;
     __syncthreads();  // the last chunk's readers of shared memory are done
 #pragma unroll
@@ -348,10 +358,18 @@ __device__ __forceinline__ void fear_conv_mma_unpark(const float (&d)[FEAR_CONV_
         }
     }
     __syncthreads();
+}
+
+// fear_conv_mma_park, then each thread's acc[j][c] read back (the forward's epilogue and
+// statistics take them in registers).
+template <int MMA>
+__device__ __forceinline__ void fear_conv_mma_unpark(const float (&d)[FEAR_CONV_MMA_TILES][4], float (&acc)[FEAR_CONV_PIX][FEAR_CONV_CO],
+                                                     float* parked, int glog2) {
+    fear_conv_mma_park<MMA>(d, parked, glog2);
 #pragma unroll
     for (int j = 0; j < FEAR_CONV_PIX; ++j)
 #pragma unroll
-        for (int c = 0; c < FEAR_CONV_CO; ++c) acc[j][c] = parked[(j * FEAR_CONV_CO + c) * FEAR_CONV_THREADS + threadIdx.x];
+        for (int c = 0; c < FEAR_CONV_CO; ++c) acc[j][c] = fear_conv_parked(parked, j, c);
 }
 
 // The second convolution of a sibling pair (see the header), or none: null pointers and split = the
@@ -533,7 +551,11 @@ __device__ __forceinline__ void fear_conv_tile(int block, const E* __restrict__ 
             }
         }
     }
-    if constexpr (on_mma) fear_conv_mma_unpark<MMA>(mma_acc, acc, smem, glog2);
+    // The tensor-core input gradient's epilogue reads each parked sum as it adds it: the 32 held in
+    // registers besides dx's terms spilled on sm_90 (the two-gradient launch at f32 storage).
+    constexpr bool parked_sums = on_mma && DGRAD;
+    if constexpr (parked_sums) fear_conv_mma_park<MMA>(mma_acc, smem, glog2);
+    else if constexpr (on_mma) fear_conv_mma_unpark<MMA>(mma_acc, acc, smem, glog2);
     // With the forward's batch-norm statistics, the accumulators are parked in shared memory first.
     const bool take_stats = !DGRAD && stats != nullptr;
     if (take_stats) fear_conv_park(acc, smem, dst);
@@ -558,7 +580,7 @@ __device__ __forceinline__ void fear_conv_tile(int block, const E* __restrict__ 
             const long long e = (long long)c * hd * wd;
             if (DGRAD) {
                 const long long i = at - out + e;
-                float g = 0.0f + acc[j][c];
+                float g = 0.0f + (parked_sums ? fear_conv_parked(smem, j, c) : acc[j][c]);
                 if (mask != nullptr) {
                     const float m = fear_load(mask, i);
                     g = (in_coef != nullptr ? fear_stored(mask, fear_bn_normalise(m, in_coef, out_ch0 + c)) : m) > 0.0f ? g : 0.0f;
@@ -646,16 +668,16 @@ extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BL
 // With a sibling (dy2 not null), cout counts both convolutions' output channels and dx is the sum
 // of both input gradients: K channels from `split` on are dy2's, through wt2 and its batch norm.
 // With `mask_coef`, the mask is a batch norm's input, compared through it (fear_bn_normalise).
-template <typename E>
+template <typename E, int MMA>
 __device__ __forceinline__ void fear_conv_dgrad(int block, const E* __restrict__ dy, const float* __restrict__ wt, E* __restrict__ dx, int n,
                                                 int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int ti, int tr, int tc, int chunk,
                                                 int glog2, int accumulate, const E* __restrict__ mask, const E* __restrict__ bn_x,
                                                 const float* __restrict__ bn_coef, FearConvSibling<E> sib, FearDxTerms<E> terms,
                                                 const float* __restrict__ mask_coef) {
-    if (k == 3 && stride == 1) fear_conv_tile<E, 3, 1, 1, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib, terms, mask_coef);
-    else if (k == 3 && stride == 2) fear_conv_tile<E, 2, 1, 2, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib, terms, mask_coef);
-    else if (k == 1 && stride == 1) fear_conv_tile<E, 1, 1, 1, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib, terms, mask_coef);
-    else if (k == 1 && stride == 2) fear_conv_tile<E, 1, 1, 2, true>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib, terms, mask_coef);
+    if (k == 3 && stride == 1) fear_conv_tile<E, 3, 1, 1, true, MMA>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib, terms, mask_coef);
+    else if (k == 3 && stride == 2) fear_conv_tile<E, 2, 1, 2, true, MMA>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib, terms, mask_coef);
+    else if (k == 1 && stride == 1) fear_conv_tile<E, 1, 1, 1, true, MMA>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib, terms, mask_coef);
+    else if (k == 1 && stride == 2) fear_conv_tile<E, 1, 1, 2, true, MMA>(block, dy, wt, dx, n, cout, oh, ow, cin, h, w, k, pad, cin, ti, tr, tc, chunk, glog2, accumulate, 0, mask, bn_x, bn_coef, nullptr, sib, terms, mask_coef);
 }
 
 #define FEAR_CONV_BACKWARD_INPUT_PARAMS(E)                                                                                                  \
@@ -666,21 +688,97 @@ __device__ __forceinline__ void fear_conv_dgrad(int block, const E* __restrict__
 #define FEAR_CONV_BACKWARD_INPUT_ARGS \
     dy, wt, dx, n, cin, h, w, cout, k, stride, pad, oh, ow, ti, tr, tc, chunk, glog2, accumulate, mask, bn_x, bn_coef, dy2, wt2, bn_x2, bn_coef2, split, mask_coef
 
-template <typename E>
+template <typename E, int MMA>
 __device__ __forceinline__ void fear_conv_backward_input_body(FEAR_CONV_BACKWARD_INPUT_PARAMS(E)) {
     const FearConvSibling<E> sib{dy2, wt2, nullptr, bn_x2, bn_coef2, split};
-    fear_conv_dgrad<E>(blockIdx.x, dy, wt, dx, n, cin, h, w, cout, k, stride, pad, oh, ow, ti, tr, tc, chunk, glog2, accumulate, mask, bn_x, bn_coef, sib,
+    fear_conv_dgrad<E, MMA>(blockIdx.x, dy, wt, dx, n, cin, h, w, cout, k, stride, pad, oh, ow, ti, tr, tc, chunk, glog2, accumulate, mask, bn_x, bn_coef, sib,
                        FearDxTerms<E>{nullptr, nullptr}, mask_coef);
 }
 
-extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input(FEAR_CONV_BACKWARD_INPUT_PARAMS(float)) { fear_conv_backward_input_body<float>(FEAR_CONV_BACKWARD_INPUT_ARGS); }
-extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input_bf16(FEAR_CONV_BACKWARD_INPUT_PARAMS(fear_bf16)) { fear_conv_backward_input_body<fear_bf16>(FEAR_CONV_BACKWARD_INPUT_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input(FEAR_CONV_BACKWARD_INPUT_PARAMS(float)) { fear_conv_backward_input_body<float, FEAR_CONV_FP32>(FEAR_CONV_BACKWARD_INPUT_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input_bf16(FEAR_CONV_BACKWARD_INPUT_PARAMS(fear_bf16)) { fear_conv_backward_input_body<fear_bf16, FEAR_CONV_FP32>(FEAR_CONV_BACKWARD_INPUT_ARGS); }
+
+// The input gradient with both operands (dy as read, through the batch norm's backward, and w)
+// rounded to TF32 / bfloat16 as staged and multiplied on tensor cores (sm_80+; the FMA loop over
+// the same rounded operands on sm_70), as the forwards of those names are: the same tile, with
+// at least FEAR_CONV_THREADS * 32 floats of dynamic shared memory (launch.rs).
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input_tf32(FEAR_CONV_BACKWARD_INPUT_PARAMS(float)) { fear_conv_backward_input_body<float, FEAR_CONV_TF32>(FEAR_CONV_BACKWARD_INPUT_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input_tf32_bf16(FEAR_CONV_BACKWARD_INPUT_PARAMS(fear_bf16)) { fear_conv_backward_input_body<fear_bf16, FEAR_CONV_TF32>(FEAR_CONV_BACKWARD_INPUT_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input_bf16mma(FEAR_CONV_BACKWARD_INPUT_PARAMS(float)) { fear_conv_backward_input_body<float, FEAR_CONV_BF16>(FEAR_CONV_BACKWARD_INPUT_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input_bf16mma_bf16(FEAR_CONV_BACKWARD_INPUT_PARAMS(fear_bf16)) { fear_conv_backward_input_body<fear_bf16, FEAR_CONV_BF16>(FEAR_CONV_BACKWARD_INPUT_ARGS); }
+
+// The tensor-core weight gradients' MAC loop over one staged item (tr x tc pixels): the block's
+// FEAR_WGRAD_COP x (FEAR_WGRAD_CI x K*K) output tile is, per warp, the m16n8 tiles of 16 output
+// channels (rows 16 warp ..) by the 8 input channels of each tap (one tile per tap), and K runs
+// over the item's pixels, 8 per k-step (pixels past `pixels` read as zeros on both sides). A is
+// dy transposed ([channel][pixel], staged as [pixel][FEAR_WGRAD_DY_STRIDE]), fetched once per
+// k-step for every tap; B is x at each pixel's window shifted by the tap. The operands are
+// rounded as staged, so their bits go as they are (tf32: one per register; bf16: two pixels
+// per register, the lower in the low half).
+template <int K, int S, int MMA>
+__device__ __forceinline__ void fear_conv_wgrad_mma_item(float (&d)[K * K][4], const float* dys, const float* xs, int pixels, int tc, int hc, int halo) {
+    constexpr bool bf16 = MMA == FEAR_CONV_BF16;
+    const int lane = threadIdx.x & 31, co_base = 16 * (threadIdx.x >> 5);
+    auto bits = [](float v) { return (unsigned)__float_as_int(v); };
+    // B's column (an input channel) is the lane's whole k-loop through.
+    const float* xc = xs + (bf16 ? fear_m16n8k8_b16_col(lane, 0) : fear_m16n8k8_b32_col(lane, 0)) * halo;
+    auto window = [&](int p) { return (p / tc) * S * hc + (p % tc) * S; };
+#pragma unroll 1
+    for (int p0 = 0; p0 < pixels; p0 += 8) {
+        // A: dy at this lane's pixels (columns) and output channels (rows).
+        auto a_at = [&](int row, int col) { return p0 + col < pixels ? dys[(p0 + col) * FEAR_WGRAD_DY_STRIDE + co_base + row] : 0.0f; };
+        // B: this lane's two pixels (rows) and their windows.
+        const int pb0 = p0 + (bf16 ? fear_m16n8k8_b16_row(lane, 0) : fear_m16n8k8_b32_row(lane, 0));
+        const int pb1 = p0 + (bf16 ? fear_m16n8k8_b16_row(lane, 1) : fear_m16n8k8_b32_row(lane, 1));
+        const bool b0 = pb0 < pixels, b1 = pb1 < pixels;
+        const float* xb0 = xc + (b0 ? window(pb0) : 0);
+        const float* xb1 = xc + (b1 ? window(pb1) : 0);
+        if constexpr (bf16) {
+            unsigned a[2];
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+                a[h] = fear_pack_bf16_exact(a_at(fear_m16n8k8_a16_row(lane, 2 * h), fear_m16n8k8_a16_col(lane, 2 * h)),
+                                            a_at(fear_m16n8k8_a16_row(lane, 2 * h + 1), fear_m16n8k8_a16_col(lane, 2 * h + 1)));
+#pragma unroll
+            for (int t = 0; t < K * K; ++t) {
+                const int shift = (t / K) * hc + t % K;
+                const unsigned b = fear_pack_bf16_exact(b0 ? xb0[shift] : 0.0f, b1 ? xb1[shift] : 0.0f);
+                fear_mma_bf16_m16n8k8(d[t], a, b, d[t]);
+            }
+        } else {
+            unsigned a[4];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) a[i] = bits(a_at(fear_m16n8k8_a32_row(lane, i), fear_m16n8k8_a32_col(lane, i)));
+#pragma unroll
+            for (int t = 0; t < K * K; ++t) {
+                const int shift = (t / K) * hc + t % K;
+                const unsigned b[2] = {b0 ? bits(xb0[shift]) : 0u, b1 ? bits(xb1[shift]) : 0u};
+                fear_mma_tf32_m16n8k8(d[t], a, b, d[t]);
+            }
+        }
+    }
+}
+
+// The tensor-core weight gradients' accumulators into the split's slot [cout][cin][K * K]: tile t
+// of the warp is tap t, row = output channel co0 + 16 warp + the C map's row, column = input
+// channel ci0 + its column.
+template <int K>
+__device__ __forceinline__ void fear_conv_wgrad_mma_store(const float (&d)[K * K][4], float* __restrict__ slot, int co0, int ci0, int cout, int cin) {
+    const int lane = threadIdx.x & 31, co_base = co0 + 16 * (threadIdx.x >> 5);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+        const int co = co_base + fear_m16n8k8_c_row(lane, e), ci = ci0 + fear_m16n8k8_c_col(lane, e);
+        if (co >= cout || ci >= cin) continue;
+#pragma unroll
+        for (int t = 0; t < K * K; ++t) slot[((long long)co * cin + ci) * K * K + t] = d[t][e];
+    }
+}
 
 // Partial dw of one block: FEAR_WGRAD_COP output channels x FEAR_WGRAD_CI input channels x K*K
 // taps, summed over the block's share of (image, pixel tile) items. Each thread owns
 // FEAR_WGRAD_CO output channels of one input channel for every tap; per pixel it reads one float4
 // of dy and K*K inputs from shared memory for 4*K*K FMAs.
-template <typename E, int K, int S>
+template <typename E, int K, int S, int MMA>
 __device__ __forceinline__ void fear_conv_wgrad_tile(int block, const E* __restrict__ x, const E* __restrict__ dy,
                                                      float* __restrict__ partial, int n, int cin, int h, int w,
                                                      int cout, int pad, int oh, int ow, int tr, int tc, int splits,
@@ -707,6 +805,14 @@ __device__ __forceinline__ void fear_conv_wgrad_tile(int block, const E* __restr
     for (int c = 0; c < FEAR_WGRAD_CO; ++c)
 #pragma unroll
         for (int t = 0; t < K * K; ++t) acc[c][t] = 0.0f;
+    // The tensor-core kernels' accumulators (fear_conv_wgrad_mma_item); unused otherwise.
+    static_assert(MMA != FEAR_CONV_F16, "the weight gradient has no FP16 (m8n8k4) loop");
+    constexpr bool on_mma = MMA != FEAR_CONV_FP32 && FEAR_CONV_MMA;
+    float mma_acc[K * K][4];
+#pragma unroll
+    for (int t = 0; t < K * K; ++t)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) mma_acc[t][e] = 0.0f;
 
     for (int item = first; item < last; ++item) {
         const int b = item / tiles, tile = item % tiles;
@@ -730,7 +836,7 @@ __device__ __forceinline__ void fear_conv_wgrad_tile(int block, const E* __restr
                     bool in = co_in && oy < oh && ox < ow;
                     float v = in ? fear_load(from, plane0 + oy * ow + ox) : 0.0f;
                     if (in && from_bn_coef != nullptr) v = fear_bn_grad(v, from_bn_x, from_bn_coef, plane0 + oy * ow + ox, ch);
-                    dys[(ty * tc + tx) * FEAR_WGRAD_DY_STRIDE + co] = v;
+                    dys[(ty * tc + tx) * FEAR_WGRAD_DY_STRIDE + co] = fear_conv_round<MMA>(v);
                 }
             }
         }
@@ -746,11 +852,15 @@ __device__ __forceinline__ void fear_conv_wgrad_tile(int block, const E* __restr
                     const bool in = row_in && ix >= 0 && ix < w;
                     float v = in ? fear_load(plane, iy * w + ix) : 0.0f;
                     if (in && x_coef != nullptr) v = fear_stored(x, fear_bn_normalise(v, x_coef, ci0 + ci));
-                    xs[ci * halo + r * hc + c] = relu_x ? (v > 0.0f ? v : 0.0f) : v;
+                    xs[ci * halo + r * hc + c] = fear_conv_round<MMA>(relu_x ? (v > 0.0f ? v : 0.0f) : v);
                 }
             }
         }
         __syncthreads();
+        if constexpr (on_mma) {
+            fear_conv_wgrad_mma_item<K, S, MMA>(mma_acc, dys, xs, tr * tc, tc, hc, halo);
+            continue;
+        }
         const float* xc = xs + cil * halo;
         for (int ty = 0; ty < tr; ++ty) {
             for (int tx = 0; tx < tc; ++tx) {
@@ -770,9 +880,13 @@ __device__ __forceinline__ void fear_conv_wgrad_tile(int block, const E* __restr
         }
     }
     // This split's slot of the workspace, laid out like dw: [cout][cin][K * K].
+    float* slot = partial + (long long)split * cout * cin * K * K;
+    if constexpr (on_mma) {
+        fear_conv_wgrad_mma_store<K>(mma_acc, slot, co0, ci0, cout, cin);
+        return;
+    }
     const int ci = ci0 + cil;
     if (ci >= cin) return;
-    float* slot = partial + (long long)split * cout * cin * K * K;
 #pragma unroll
     for (int c = 0; c < FEAR_WGRAD_CO; ++c) {
         int co = co0 + cq * FEAR_WGRAD_CO + c;
@@ -787,15 +901,15 @@ __device__ __forceinline__ void fear_conv_wgrad_tile(int block, const E* __restr
 // relu(x) with `relu` (a fused ReLU). With a sibling (dy2 not null), cout counts both
 // convolutions' rows, those from `split` on from dy2 through its batch norm. With `x_coef`, x is
 // read through a batch norm (fear_bn_normalise) before the ReLU.
-template <typename E>
+template <typename E, int MMA>
 __device__ __forceinline__ void fear_conv_wgrad(int block, const E* __restrict__ x, const E* __restrict__ dy, float* __restrict__ partial, int n,
                                                 int cin, int h, int w, int cout, int k, int stride, int pad, int oh, int ow, int tr, int tc, int splits, int relu,
                                                 const E* __restrict__ bn_x, const float* __restrict__ bn_coef, FearConvSibling<E> sib,
                                                 const float* __restrict__ x_coef) {
-    if (k == 3 && stride == 1) fear_conv_wgrad_tile<E, 3, 1>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib, x_coef);
-    else if (k == 3 && stride == 2) fear_conv_wgrad_tile<E, 3, 2>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib, x_coef);
-    else if (k == 1 && stride == 1) fear_conv_wgrad_tile<E, 1, 1>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib, x_coef);
-    else if (k == 1 && stride == 2) fear_conv_wgrad_tile<E, 1, 2>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib, x_coef);
+    if (k == 3 && stride == 1) fear_conv_wgrad_tile<E, 3, 1, MMA>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib, x_coef);
+    else if (k == 3 && stride == 2) fear_conv_wgrad_tile<E, 3, 2, MMA>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib, x_coef);
+    else if (k == 1 && stride == 1) fear_conv_wgrad_tile<E, 1, 1, MMA>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib, x_coef);
+    else if (k == 1 && stride == 2) fear_conv_wgrad_tile<E, 1, 2, MMA>(block, x, dy, partial, n, cin, h, w, cout, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib, x_coef);
 }
 
 #define FEAR_CONV_BACKWARD_WEIGHT_PARAMS(E)                                                                                                 \
@@ -804,14 +918,22 @@ __device__ __forceinline__ void fear_conv_wgrad(int block, const E* __restrict__
         const E* __restrict__ dy2, const E* __restrict__ bn_x2, const float* __restrict__ bn_coef2, int split, const float* __restrict__ x_coef
 #define FEAR_CONV_BACKWARD_WEIGHT_ARGS x, dy, partial, n, cin, h, w, cout, k, stride, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, dy2, bn_x2, bn_coef2, split, x_coef
 
-template <typename E>
+template <typename E, int MMA>
 __device__ __forceinline__ void fear_conv_backward_weight_body(FEAR_CONV_BACKWARD_WEIGHT_PARAMS(E)) {
     const FearConvSibling<E> sib{dy2, nullptr, nullptr, bn_x2, bn_coef2, split};
-    fear_conv_wgrad<E>(blockIdx.x, x, dy, partial, n, cin, h, w, cout, k, stride, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib, x_coef);
+    fear_conv_wgrad<E, MMA>(blockIdx.x, x, dy, partial, n, cin, h, w, cout, k, stride, pad, oh, ow, tr, tc, splits, relu, bn_x, bn_coef, sib, x_coef);
 }
 
-extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_BLOCKS) fear_conv_backward_weight(FEAR_CONV_BACKWARD_WEIGHT_PARAMS(float)) { fear_conv_backward_weight_body<float>(FEAR_CONV_BACKWARD_WEIGHT_ARGS); }
-extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_BLOCKS) fear_conv_backward_weight_bf16(FEAR_CONV_BACKWARD_WEIGHT_PARAMS(fear_bf16)) { fear_conv_backward_weight_body<fear_bf16>(FEAR_CONV_BACKWARD_WEIGHT_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_BLOCKS) fear_conv_backward_weight(FEAR_CONV_BACKWARD_WEIGHT_PARAMS(float)) { fear_conv_backward_weight_body<float, FEAR_CONV_FP32>(FEAR_CONV_BACKWARD_WEIGHT_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_BLOCKS) fear_conv_backward_weight_bf16(FEAR_CONV_BACKWARD_WEIGHT_PARAMS(fear_bf16)) { fear_conv_backward_weight_body<fear_bf16, FEAR_CONV_FP32>(FEAR_CONV_BACKWARD_WEIGHT_ARGS); }
+
+// The weight gradient with both operands (dy as read, through the batch norm's backward, and x as
+// read: normalised, after the ReLU) rounded to TF32 / bfloat16 as staged and multiplied on tensor
+// cores (fear_conv_wgrad_mma_item; sm_80+, the FMA loop over the same rounded operands on sm_70).
+extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_BLOCKS) fear_conv_backward_weight_tf32(FEAR_CONV_BACKWARD_WEIGHT_PARAMS(float)) { fear_conv_backward_weight_body<float, FEAR_CONV_TF32>(FEAR_CONV_BACKWARD_WEIGHT_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_BLOCKS) fear_conv_backward_weight_tf32_bf16(FEAR_CONV_BACKWARD_WEIGHT_PARAMS(fear_bf16)) { fear_conv_backward_weight_body<fear_bf16, FEAR_CONV_TF32>(FEAR_CONV_BACKWARD_WEIGHT_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_BLOCKS) fear_conv_backward_weight_bf16mma(FEAR_CONV_BACKWARD_WEIGHT_PARAMS(float)) { fear_conv_backward_weight_body<float, FEAR_CONV_BF16>(FEAR_CONV_BACKWARD_WEIGHT_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_BLOCKS) fear_conv_backward_weight_bf16mma_bf16(FEAR_CONV_BACKWARD_WEIGHT_PARAMS(fear_bf16)) { fear_conv_backward_weight_body<fear_bf16, FEAR_CONV_BF16>(FEAR_CONV_BACKWARD_WEIGHT_ARGS); }
 
 // dw += the sum of the splits' partials, split 0 first: the same bits on every run, and whichever
 // launch runs it (each element's sum is one thread's, in one order). With a sibling (dw2 not null),
@@ -853,21 +975,41 @@ static_assert(FEAR_CONV_THREADS == FEAR_WGRAD_THREADS, "fear_conv_backward runs 
         bn_x, bn_coef, input_blocks, dy2, wt2, bn_x2, bn_coef2, split, wgrad_blocks, sum_partial, sum_dw, sum_len, sum_splits, sum_dw2, sum_split,   \
         sum_blocks, dx_added, dx_pooled, x_coef
 
-template <typename E>
+template <typename E, int MMA>
 __device__ __forceinline__ void fear_conv_backward_body(FEAR_CONV_BACKWARD_PARAMS(E)) {
     const int block = blockIdx.x;
     const FearConvSibling<E> sib{dy2, wt2, nullptr, bn_x2, bn_coef2, split};
     if (block < input_blocks)
-        fear_conv_dgrad<E>(block, dy, wt, dx, n, cin, h, w, cout, k, stride, pad, oh, ow, ti, tr, tc, chunk, glog2, accumulate, mask, bn_x, bn_coef, sib,
+        fear_conv_dgrad<E, MMA>(block, dy, wt, dx, n, cin, h, w, cout, k, stride, pad, oh, ow, ti, tr, tc, chunk, glog2, accumulate, mask, bn_x, bn_coef, sib,
                            FearDxTerms<E>{dx_added, dx_pooled}, x_coef);
     else if (block < input_blocks + wgrad_blocks)
-        fear_conv_wgrad<E>(block - input_blocks, x, dy, partial, n, cin, h, w, cout, k, stride, pad, oh, ow, wgrad_tr, wgrad_tc, splits, relu, bn_x, bn_coef, sib, x_coef);
+        fear_conv_wgrad<E, MMA>(block - input_blocks, x, dy, partial, n, cin, h, w, cout, k, stride, pad, oh, ow, wgrad_tr, wgrad_tc, splits, relu, bn_x, bn_coef, sib, x_coef);
     else
         fear_conv_sum_partials(block - input_blocks - wgrad_blocks, sum_blocks, sum_partial, sum_dw, sum_len, sum_splits, sum_dw2, sum_split);
 }
 
-extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward(FEAR_CONV_BACKWARD_PARAMS(float)) { fear_conv_backward_body<float>(FEAR_CONV_BACKWARD_ARGS); }
-extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_bf16(FEAR_CONV_BACKWARD_PARAMS(fear_bf16)) { fear_conv_backward_body<fear_bf16>(FEAR_CONV_BACKWARD_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward(FEAR_CONV_BACKWARD_PARAMS(float)) { fear_conv_backward_body<float, FEAR_CONV_FP32>(FEAR_CONV_BACKWARD_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_bf16(FEAR_CONV_BACKWARD_PARAMS(fear_bf16)) { fear_conv_backward_body<fear_bf16, FEAR_CONV_FP32>(FEAR_CONV_BACKWARD_ARGS); }
+
+// Both gradients with their products on tensor cores (TF32 / BF16, as fear_conv_backward_input_tf32
+// and fear_conv_backward_weight_tf32 multiply): the same launch, with at least
+// FEAR_CONV_THREADS * 32 floats of dynamic shared memory (launch.rs).
+//
+// One of them, fear_conv_backward_bf16mma (BF16 products on f32 tensors: the plan's `--precision
+// bf16` stores the tensors as bfloat16 and takes fear_conv_backward_bf16mma_bf16), needs a few
+// registers more than 128 on sm_90 and newer: its input gradient's bf16 MMA loop with dx's terms
+// left 4 bytes spilled there (the epilogue reading the parked sums one at a time, and the tf32 and
+// bf16-storage twins, fit). It is bounded to 3 blocks per SM there (168 registers) rather than
+// spill; sm_80 holds it in 128.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define FEAR_CONV_BACKWARD_BF16MMA_F32_MIN_BLOCKS 3
+#else
+#define FEAR_CONV_BACKWARD_BF16MMA_F32_MIN_BLOCKS FEAR_CONV_MIN_BLOCKS
+#endif
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_tf32(FEAR_CONV_BACKWARD_PARAMS(float)) { fear_conv_backward_body<float, FEAR_CONV_TF32>(FEAR_CONV_BACKWARD_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_tf32_bf16(FEAR_CONV_BACKWARD_PARAMS(fear_bf16)) { fear_conv_backward_body<fear_bf16, FEAR_CONV_TF32>(FEAR_CONV_BACKWARD_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_BACKWARD_BF16MMA_F32_MIN_BLOCKS) fear_conv_backward_bf16mma(FEAR_CONV_BACKWARD_PARAMS(float)) { fear_conv_backward_body<float, FEAR_CONV_BF16>(FEAR_CONV_BACKWARD_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_bf16mma_bf16(FEAR_CONV_BACKWARD_PARAMS(fear_bf16)) { fear_conv_backward_body<fear_bf16, FEAR_CONV_BF16>(FEAR_CONV_BACKWARD_ARGS); }
 
 // dw += the sum of the splits' partials (fear_conv_sum_partials): a backward's own sum, or the
 // last deferred one of a backward pass.

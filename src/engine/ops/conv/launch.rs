@@ -4,7 +4,7 @@
 //! geometry, so the plan is the same on every run (and the weight gradient's fixed-order
 //! reduction gives the same bits).
 
-use anyhow::{ensure, Result};
+use anyhow::{bail, ensure, Result};
 
 use super::{BnGradient, BnStatistics, ConvGeom, ConvKernel, PendingSum, SiblingBackward, SiblingForward, WeightSums};
 use crate::engine::cuda::launch::threads::{FEAR_CONV_THREADS, FEAR_WGRAD_THREADS};
@@ -247,24 +247,54 @@ fn launch_tiles(b: &dyn Backend, name: &str, g: &ConvGeom, t: TilePlan, ptrs: [A
 /// parked accumulators, then two doubles per thread and channel.
 const STATS_SHARED_BYTES: usize = FEAR_CONV_THREADS as usize * (PIX * CO * 4 + 2 * CO * 8);
 
-/// Shared memory the tensor-core forward needs at least (fear_conv_mma_unpark in conv.cu): the
-/// block's outputs, parked to move from the fragments' owners to the epilogue's.
+/// Shared memory the tensor-core forward and input gradient need at least
+/// (fear_conv_mma_unpark in conv.cu): the block's outputs, parked to move from the fragments'
+/// owners to the epilogue's.
 const MMA_SHARED_BYTES: usize = FEAR_CONV_THREADS as usize * PIX * CO * 4;
 
-/// The forward kernel of a precision. `fear_conv_forward_tf32` (`fear_conv_forward_bf16mma`)
-/// rounds both operands to TF32 (bfloat16) as it stages them and multiplies them with
-/// `mma.sync.m16n8k8.tf32` (`.bf16`) on sm_80 and newer; their sm_70 builds (no tf32 or bf16
-/// tensor cores there) multiply the same rounded operands with FP32 FMAs, so every GPU rounds
-/// where the CPU face does and the host launches them everywhere. `fear_conv_forward_f16mma`
-/// rounds them to IEEE halves and multiplies with `mma.sync.m8n8k4.f16` (sm_70 and newer). The
-/// 16-bit ones are named for their product ("bf16mma", "f16mma"): a `_bf16` suffix names the
-/// tensors' storage ([`ConvKernel::stored`]).
-fn forward_kernel(precision: Precision) -> &'static str {
+/// The convolution kernels, each with its FP32, TF32 and BF16 product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Product {
+    Forward,
+    BackwardInput,
+    BackwardWeight,
+    /// Both gradients in one launch.
+    Backward,
+}
+
+impl Product {
+    /// The kernel of a precision. The `_tf32` (`_bf16mma`) kernels round both operands to TF32
+    /// (bfloat16) as they stage them and multiply them with `mma.sync.m16n8k8.tf32` (`.bf16`) on
+    /// sm_80 and newer; their sm_70 builds (no tf32 or bf16 tensor cores there) multiply the same
+    /// rounded operands with FP32 FMAs, so every GPU rounds where the CPU face does and the host
+    /// launches them everywhere. `fear_conv_forward_f16mma` rounds them to IEEE halves and
+    /// multiplies with `mma.sync.m8n8k4.f16` (sm_70 and newer): FP16 has a forward only (the plan
+    /// multiplies its gradients in FP32: `PlanOptions::conv_gradient_precision`). The 16-bit ones are named for
+    /// their product ("bf16mma", "f16mma"): a `_bf16` suffix names the tensors' storage
+    /// ([`ConvKernel::stored`]).
+    fn kernel(self, precision: Precision) -> Result<&'static str> {
+        let names = match self {
+            Product::Forward => ["fear_conv_forward", "fear_conv_forward_tf32", "fear_conv_forward_bf16mma"],
+            Product::BackwardInput => ["fear_conv_backward_input", "fear_conv_backward_input_tf32", "fear_conv_backward_input_bf16mma"],
+            Product::BackwardWeight => ["fear_conv_backward_weight", "fear_conv_backward_weight_tf32", "fear_conv_backward_weight_bf16mma"],
+            Product::Backward => ["fear_conv_backward", "fear_conv_backward_tf32", "fear_conv_backward_bf16mma"],
+        };
+        match (precision, self) {
+            (Precision::Fp32, _) => Ok(names[0]),
+            (Precision::Tf32, _) => Ok(names[1]),
+            (Precision::Bf16, _) => Ok(names[2]),
+            (Precision::F16, Product::Forward) => Ok("fear_conv_forward_f16mma"),
+            (Precision::F16, _) => bail!("the CUDA convolution has no F16 {self:?} (its FP16 product is the forward's only)"),
+        }
+    }
+}
+
+/// The shared memory a forward or input-gradient tile takes at `precision`: the tensor-core
+/// kernels park their outputs through it.
+fn tile_shared_bytes(t: &TilePlan, precision: Precision) -> usize {
     match precision {
-        Precision::Fp32 => "fear_conv_forward",
-        Precision::Tf32 => "fear_conv_forward_tf32",
-        Precision::Bf16 => "fear_conv_forward_bf16mma",
-        Precision::F16 => "fear_conv_forward_f16mma",
+        Precision::Fp32 => t.shared_bytes,
+        _ => t.shared_bytes.max(MMA_SHARED_BYTES),
     }
 }
 
@@ -300,9 +330,7 @@ pub fn forward(
     if !matches!(stats, Arg::Ptr(0)) {
         plan.shared_bytes = plan.shared_bytes.max(STATS_SHARED_BYTES);
     }
-    if precision != Precision::Fp32 {
-        plan.shared_bytes = plan.shared_bytes.max(MMA_SHARED_BYTES);
-    }
+    plan.shared_bytes = tile_shared_bytes(&plan, precision);
     launch_tiles(b, name, g, plan, [x[0], w, y], &[Arg::I32(relu as i32), stats, sib.w, sib.y, sib.split()?, x[1]])
 }
 
@@ -365,24 +393,37 @@ fn forward_sibling(on: &OnGpu, g: &ConvGeom, sibling: Option<&SiblingForward>) -
 }
 
 /// dx += conv_transpose(dy, w), or dx = 0 + ... without `accumulate`; where `mask` > 0 only when
-/// it is not null (a fused ReLU's input). `name`: fear_conv_backward_input for the tensors'
-/// storage ([`ConvKernel::stored`]).
+/// it is not null (a fused ReLU's input). `name`: fear_conv_backward_input of `precision` for
+/// the tensors' storage ([`ConvKernel::stored`]), its operands rounded to `precision`.
 /// `bn`: (x, coef) of a batch norm whose backward the gradient applies to dy, or null pointers.
 /// `mask`: the mask, and the coefficients of a batch norm it is the input of, or nulls.
 #[allow(clippy::too_many_arguments)]
-pub fn backward_input(b: &dyn Backend, name: &str, g: &ConvGeom, dy: Arg, w: Arg, dx: Arg, accumulate: bool, mask: [Arg; 2], bn: [Arg; 2]) -> Result<()> {
+pub fn backward_input(
+    b: &dyn Backend,
+    name: &str,
+    g: &ConvGeom,
+    dy: Arg,
+    w: Arg,
+    dx: Arg,
+    accumulate: bool,
+    mask: [Arg; 2],
+    bn: [Arg; 2],
+    precision: Precision,
+) -> Result<()> {
     check_shape(g)?;
     if g.x_len() == 0 {
         return Ok(());
     }
     let sib = Sibling::none(g.c_out);
     let extra = [Arg::I32(accumulate as i32), mask[0], bn[0], bn[1], sib.dy, sib.w, sib.bn[0], sib.bn[1], sib.split()?, mask[1]];
-    launch_tiles(b, name, g, backward_input_plan(g), [dy, w, dx], &extra)
+    let mut plan = backward_input_plan(g);
+    plan.shared_bytes = tile_shared_bytes(&plan, precision);
+    launch_tiles(b, name, g, plan, [dy, w, dx], &extra)
 }
 
 /// dw += the weight gradient (x read as relu(x) with `relu`, normalised first by the coefficients
 /// `x[1]` when not null): partials per split into the scratch by `name` (fear_conv_backward_weight
-/// for the tensors' storage), then their fixed-order sum.
+/// of the product's precision for the tensors' storage), then their fixed-order sum.
 #[allow(clippy::too_many_arguments)]
 pub fn backward_weight(
     b: &dyn Backend,
@@ -415,7 +456,8 @@ pub fn backward_weight(
 /// masked by x). With a sibling, `g` is the pair's GEMM: both weight gradients, and the sum of
 /// both input gradients. `dx_terms`: ([`super::DxTerms`]) added and pooled, or null
 /// pointers. `x_norm`: the coefficients of a batch norm x is the input of (the kernels read x
-/// normalised), or null. `name`: fear_conv_backward for the tensors' storage.
+/// normalised), or null. `name`: fear_conv_backward of `precision` (both products') for the
+/// tensors' storage.
 #[allow(clippy::too_many_arguments)]
 fn backward(
     b: &dyn Backend,
@@ -435,9 +477,11 @@ fn backward(
     pending: &WeightSumArgs,
     dx_terms: [Arg; 2],
     x_norm: Arg,
+    precision: Precision,
 ) -> Result<()> {
     check_shape(g)?;
-    let t = backward_input_plan(g);
+    let mut t = backward_input_plan(g);
+    t.shared_bytes = tile_shared_bytes(&t, precision);
     let (p, scratch) = weight_plan_in(partials_scratch(mem, defer_to)?, g)?;
     let mask = if relu { x } else { Arg::Ptr(0) };
     let args = [
@@ -497,16 +541,20 @@ impl ConvKernel {
     pub fn launch_names(&self) -> Vec<&'static str> {
         match *self {
             ConvKernel::Forward { g, bn, precision, sibling, .. } if ConvKernel::gemm_geom(&g, sibling.map(|s| s.c_out)).y_len() > 0 => {
-                let mut names = vec![self.stored(forward_kernel(precision))];
+                let mut names = vec![self.stored(Product::Forward.kernel(precision).unwrap_or("fear_conv_forward"))];
                 // One finalize launch for the batch norm(s): a sibling pair's are finalized together.
                 names.extend(bn.map(|_| "fear_bn_train_finalize"));
                 names
             }
-            ConvKernel::BackwardInput { g, .. } if g.x_len() > 0 => vec![self.stored("fear_conv_backward_input")],
-            ConvKernel::BackwardWeight { g, .. } if g.w_len() > 0 => vec![self.stored("fear_conv_backward_weight"), "fear_conv_backward_weight_reduce"],
+            ConvKernel::BackwardInput { g, precision, .. } if g.x_len() > 0 => {
+                vec![self.stored(Product::BackwardInput.kernel(precision).unwrap_or("fear_conv_backward_input"))]
+            }
+            ConvKernel::BackwardWeight { g, precision, .. } if g.w_len() > 0 => {
+                vec![self.stored(Product::BackwardWeight.kernel(precision).unwrap_or("fear_conv_backward_weight")), "fear_conv_backward_weight_reduce"]
+            }
             ConvKernel::WeightSum { sum } if sum.g.w_len() > 0 => vec!["fear_conv_backward_weight_reduce"],
-            ConvKernel::Backward { g, sums, .. } if g.x_len() > 0 && g.w_len() > 0 => {
-                let mut names = vec![self.stored("fear_conv_backward")];
+            ConvKernel::Backward { g, sums, precision, .. } if g.x_len() > 0 && g.w_len() > 0 => {
+                let mut names = vec![self.stored(Product::Backward.kernel(precision).unwrap_or("fear_conv_backward"))];
                 names.extend(sums.defer_to.is_none().then_some("fear_conv_backward_weight_reduce"));
                 names
             }
@@ -524,23 +572,25 @@ impl ConvKernel {
             ConvKernel::Forward { g, x, x_norm, w, y, relu, bn: None, precision, sibling } => {
                 ensure!(sibling.is_none_or(|s| s.bn.is_none()), "a sibling forward takes both batch norms' statistics or neither");
                 let gemm = ConvKernel::gemm_geom(&g, sibling.map(|s| s.c_out));
-                let (name, x) = (self.stored(forward_kernel(precision)), [on.p(x)?, on.opt(x_norm)?]);
+                let (name, x) = (self.stored(Product::Forward.kernel(precision)?), [on.p(x)?, on.opt(x_norm)?]);
                 forward(on.backend, name, &gemm, x, on.p(w)?, on.p(y)?, relu, Arg::Ptr(0), precision, &forward_sibling(on, &g, sibling.as_ref())?)
             }
             ConvKernel::Forward { g, x, x_norm, w, y, relu, bn: Some(bn), precision, sibling } => {
                 ensure!(sibling.is_none_or(|s| s.bn.is_some()), "a sibling forward takes both batch norms' statistics or neither");
-                let name = self.stored(forward_kernel(precision));
+                let name = self.stored(Product::Forward.kernel(precision)?);
                 forward_with_statistics(on, name, &g, [on.p(x)?, on.opt(x_norm)?], w, y, relu, &bn, precision, sibling.as_ref())
             }
-            ConvKernel::BackwardInput { g, dy, bn, w, mask, mask_norm, dx, accumulate } => {
-                let (name, mask) = (self.stored("fear_conv_backward_input"), [on.opt(mask)?, on.opt(mask_norm)?]);
-                backward_input(on.backend, name, &g, on.p(dy)?, on.p(w)?, on.p(dx)?, accumulate, mask, bn_args(on, bn)?)
+            ConvKernel::BackwardInput { g, dy, bn, w, mask, mask_norm, dx, accumulate, precision } => {
+                let (name, mask) = (self.stored(Product::BackwardInput.kernel(precision)?), [on.opt(mask)?, on.opt(mask_norm)?]);
+                backward_input(on.backend, name, &g, on.p(dy)?, on.p(w)?, on.p(dx)?, accumulate, mask, bn_args(on, bn)?, precision)
             }
-            ConvKernel::BackwardWeight { g, x, x_norm, dy, bn, dw, relu } => {
-                let (name, x) = (self.stored("fear_conv_backward_weight"), [on.p(x)?, on.opt(x_norm)?]);
+            ConvKernel::BackwardWeight { g, x, x_norm, dy, bn, dw, relu, precision } => {
+                let (name, x) = (self.stored(Product::BackwardWeight.kernel(precision)?), [on.p(x)?, on.opt(x_norm)?]);
                 backward_weight(on.backend, name, on.mem, &g, x, on.p(dy)?, on.p(dw)?, relu, bn_args(on, bn)?)
             }
-            ConvKernel::Backward { g, x, x_norm, dy, bn, w, relu, dw, dx, accumulate, sibling, dx_terms, sums } if g.x_len() > 0 && g.w_len() > 0 => {
+            ConvKernel::Backward { g, x, x_norm, dy, bn, w, relu, dw, dx, accumulate, sibling, dx_terms, sums, precision }
+                if g.x_len() > 0 && g.w_len() > 0 =>
+            {
                 let gemm = ConvKernel::gemm_geom(&g, sibling.map(|s| s.c_out));
                 let sib = backward_sibling(on, &g, sibling.as_ref())?;
                 let apart = sums.performs.is_none_or(|s| sums.defer_to != Some(s.slot));
@@ -548,7 +598,7 @@ impl ConvKernel {
                 let pending = sums.performs.map_or(Ok(WeightSumArgs::none()), |s| WeightSumArgs::pending(on, &s))?;
                 let terms = [on.opt(dx_terms.added)?, on.opt(dx_terms.pooled)?];
                 let (x, dy, w, dw, dx) = (on.p(x)?, on.p(dy)?, on.p(w)?, on.p(dw)?, on.p(dx)?);
-                let name = self.stored("fear_conv_backward");
+                let name = self.stored(Product::Backward.kernel(precision)?);
                 backward(
                     on.backend,
                     name,
@@ -567,6 +617,7 @@ impl ConvKernel {
                     &pending,
                     terms,
                     on.opt(x_norm)?,
+                    precision,
                 )
             }
             ConvKernel::Backward { sums, .. } => {
@@ -610,13 +661,25 @@ mod tests {
     }
 
     #[test]
-    fn every_precision_has_its_forward_kernel() {
-        assert_eq!(forward_kernel(Precision::Fp32), "fear_conv_forward");
-        assert_eq!(forward_kernel(Precision::Tf32), "fear_conv_forward_tf32");
-        assert_eq!(forward_kernel(Precision::Bf16), "fear_conv_forward_bf16mma");
-        assert_eq!(forward_kernel(Precision::F16), "fear_conv_forward_f16mma");
-        for p in [Precision::Fp32, Precision::Tf32, Precision::Bf16, Precision::F16] {
-            assert!(crate::engine::cuda::artifacts::KERNEL_NAMES.contains(&forward_kernel(p)), "{p:?}");
+    fn every_product_has_fp32_tf32_and_bf16_kernels_and_the_forward_f16() {
+        for (p, base) in [
+            (Product::Forward, "fear_conv_forward"),
+            (Product::BackwardInput, "fear_conv_backward_input"),
+            (Product::BackwardWeight, "fear_conv_backward_weight"),
+            (Product::Backward, "fear_conv_backward"),
+        ] {
+            assert_eq!(p.kernel(Precision::Fp32).unwrap(), base);
+            assert_eq!(p.kernel(Precision::Tf32).unwrap(), format!("{base}_tf32"));
+            assert_eq!(p.kernel(Precision::Bf16).unwrap(), format!("{base}_bf16mma"));
+            match p {
+                Product::Forward => assert_eq!(p.kernel(Precision::F16).unwrap(), "fear_conv_forward_f16mma"),
+                _ => assert!(p.kernel(Precision::F16).unwrap_err().to_string().contains("F16")),
+            }
+            for precision in [Precision::Fp32, Precision::Tf32, Precision::Bf16, Precision::F16] {
+                if let Ok(name) = p.kernel(precision) {
+                    assert!(crate::engine::cuda::artifacts::KERNEL_NAMES.contains(&name), "{name}");
+                }
+            }
         }
     }
 

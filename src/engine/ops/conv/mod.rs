@@ -191,17 +191,31 @@ pub enum ConvKernel {
         sibling: Option<SiblingForward>,
     },
     /// dx (+)= the input gradient of dy (through `bn` with one), where mask > 0 with a mask
-    /// (normalised by `mask_norm` with one).
-    BackwardInput { g: ConvGeom, dy: Loc, bn: Option<BnGradient>, w: Loc, mask: Option<Loc>, mask_norm: Option<Loc>, dx: Loc, accumulate: bool },
+    /// (normalised by `mask_norm` with one). `precision`: what the product's operands (dy as read,
+    /// after the batch norm's backward, and w) are rounded to first, as the forward's.
+    BackwardInput {
+        g: ConvGeom,
+        dy: Loc,
+        bn: Option<BnGradient>,
+        w: Loc,
+        mask: Option<Loc>,
+        mask_norm: Option<Loc>,
+        dx: Loc,
+        accumulate: bool,
+        precision: Precision,
+    },
     /// dw += the weight gradient of dy (through `bn` with one), x read as relu(x) with `relu`.
-    BackwardWeight { g: ConvGeom, x: Loc, x_norm: Option<Loc>, dy: Loc, bn: Option<BnGradient>, dw: Loc, relu: bool },
+    /// `precision`: what the product's operands (dy as read, and x as read: normalised, after the
+    /// ReLU) are rounded to first, as the forward's.
+    BackwardWeight { g: ConvGeom, x: Loc, x_norm: Option<Loc>, dy: Loc, bn: Option<BnGradient>, dw: Loc, relu: bool, precision: Precision },
     /// Both gradients in one kernel (the GPU plan, when both are needed): [`ConvKernel::BackwardWeight`]
     /// into `dw`, and [`ConvKernel::BackwardInput`] into `dx` (masked by x with `relu`). With
     /// `sibling`, also that convolution's weight gradient, and its input gradient summed into dx;
     /// with `dx_terms`, those terms of dx too. `sums`: whether the launch leaves its weight
     /// gradients' sum to a later launch, and which earlier one's it performs. The CPU face ignores
     /// them: it writes dw in full (what the deferral and the later sum leave together), and a
-    /// performed sum is its deferrer's.
+    /// performed sum is its deferrer's. `precision`: both products' (and the sibling's), as
+    /// [`ConvKernel::BackwardInput`]'s and [`ConvKernel::BackwardWeight`]'s.
     Backward {
         g: ConvGeom,
         x: Loc,
@@ -216,6 +230,7 @@ pub enum ConvKernel {
         sibling: Option<SiblingBackward>,
         dx_terms: DxTerms,
         sums: WeightSums,
+        precision: Precision,
     },
     /// The last pending weight-gradient sum of a backward, in a launch of its own (the GPU plan:
     /// no later backward to perform it). Its CPU face does nothing: the deferring backward's wrote
@@ -349,33 +364,36 @@ impl ConvKernel {
                     ConvKernel::Forward { g, x, x_norm, w: s.w, y: s.y, relu, bn: s.bn, precision, sibling: None }.run_cpu(m);
                 }
             }
-            ConvKernel::BackwardInput { g, dy, bn, w, mask: None, dx, accumulate, .. } => {
-                conv_backward_input(&g, &through_bn(m, &g, dy, bn), m.r(w), assign_or_add(m.w(dx), accumulate))
+            ConvKernel::BackwardInput { g, dy, bn, w, mask: None, dx, accumulate, precision, .. } => {
+                input_gradient(m, &g, dy, bn, w, precision, assign_or_add(m.w(dx), accumulate))
             }
-            ConvKernel::BackwardInput { g, dy, bn, w, mask: Some(mask), mask_norm, dx, accumulate } => {
+            ConvKernel::BackwardInput { g, dy, bn, w, mask: Some(mask), mask_norm, dx, accumulate, precision } => {
                 // The unfused pair: the convolution's input gradient into a zeroed buffer, then
                 // the ReLU's backward (relu(mask) > 0 exactly where mask > 0).
                 let mut t = vec![T::zero(); g.x_len()];
-                conv_backward_input(&g, &through_bn(m, &g, dy, bn), m.r(w), &mut t);
+                input_gradient(m, &g, dy, bn, w, precision, &mut t);
                 relu_backward(&normalised(m, &g, mask, mask_norm), &t, assign_or_add(m.w(dx), accumulate));
             }
-            ConvKernel::BackwardWeight { g, x, x_norm, dy, bn, dw, relu } => {
-                conv_backward_weight(&g, &relu_if(normalised(m, &g, x, x_norm), relu), &through_bn(m, &g, dy, bn), m.w(dw))
+            ConvKernel::BackwardWeight { g, x, x_norm, dy, bn, dw, relu, precision } => {
+                // The kernel's rounding points: x as read (normalised, after the ReLU), and dy as
+                // read (after the batch norm's backward), just before the product.
+                let x_in = precision.round_all(relu_if(normalised(m, &g, x, x_norm), relu));
+                conv_backward_weight(&g, &x_in, &precision.round_all(through_bn(m, &g, dy, bn)), m.w(dw))
             }
             ConvKernel::Backward { sibling: None, dx_terms, .. } if dx_terms.is_empty() => {
                 let (weight, input) = self.halves();
                 weight.run_cpu(m);
                 input.run_cpu(m);
             }
-            ConvKernel::Backward { g, x, x_norm, dy, bn, w, relu, dw, dx, accumulate, sibling, dx_terms, .. } => {
-                ConvKernel::BackwardWeight { g, x, x_norm, dy, bn, dw, relu }.run_cpu(m);
+            ConvKernel::Backward { g, x, x_norm, dy, bn, w, relu, dw, dx, accumulate, sibling, dx_terms, precision, .. } => {
+                ConvKernel::BackwardWeight { g, x, x_norm, dy, bn, dw, relu, precision }.run_cpu(m);
                 // The input gradient (with a sibling, the two summed) into a zeroed buffer.
                 let mut t = vec![T::zero(); g.x_len()];
-                conv_backward_input(&g, &through_bn(m, &g, dy, bn), m.r(w), &mut t);
+                input_gradient(m, &g, dy, bn, w, precision, &mut t);
                 if let Some(s) = sibling {
                     let gs = ConvGeom { c_out: s.c_out, ..g };
-                    ConvKernel::BackwardWeight { g: gs, x, x_norm, dy: s.dy, bn: s.bn, dw: s.dw, relu }.run_cpu(m);
-                    conv_backward_input(&gs, &through_bn(m, &gs, s.dy, s.bn), m.r(s.w), &mut t);
+                    ConvKernel::BackwardWeight { g: gs, x, x_norm, dy: s.dy, bn: s.bn, dw: s.dw, relu, precision }.run_cpu(m);
+                    input_gradient(m, &gs, s.dy, s.bn, s.w, precision, &mut t);
                 }
                 // dx's terms in the kernel's order: added, the input gradient (masked by x with
                 // a fused ReLU), the pooled term's adjoint; stored as bfloat16, dx is rounded once,
@@ -416,10 +434,12 @@ impl ConvKernel {
     /// `self` (a two-gradient backward) with `earlier`, one of a sibling planned before it, as
     /// its sibling (one launch at `self`'s place: the planner checks `earlier` may move down).
     /// None unless both compute both gradients of convolutions of the same input (same ReLU and
-    /// shape but their output channels) into the same dx, which `self` adds to (it comes after
+    /// shape but their output channels, and at the same precision) into the same dx, which `self` adds to (it comes after
     /// `earlier`'s write, or whatever wrote first); the pair writes dx in `earlier`'s mode.
     pub fn with_earlier_sibling(&self, earlier: &ConvKernel) -> Option<ConvKernel> {
-        let ConvKernel::Backward { g, x, x_norm, dy, bn, w, relu, dw, dx, accumulate: true, sibling: None, dx_terms, sums } = *self else { return None };
+        let ConvKernel::Backward { g, x, x_norm, dy, bn, w, relu, dw, dx, accumulate: true, sibling: None, dx_terms, sums, precision } = *self else {
+            return None;
+        };
         let no_terms = dx_terms.is_empty();
         let ConvKernel::Backward {
             g: g1,
@@ -435,6 +455,7 @@ impl ConvKernel {
             sibling: None,
             dx_terms: DxTerms { added: None, pooled: None },
             sums: sums1,
+            precision: precision1,
         } = *earlier
         else {
             return None;
@@ -442,6 +463,7 @@ impl ConvKernel {
         let same = x == x1
             && x_norm == x_norm1
             && relu == relu1
+            && precision == precision1
             && dx == dx1
             && ConvGeom { c_out: g.c_out, ..g1 } == g
             && g.x_len() > 0
@@ -463,6 +485,7 @@ impl ConvKernel {
             sibling: Some(sibling),
             dx_terms,
             sums,
+            precision,
         })
     }
 
@@ -500,13 +523,28 @@ impl ConvKernel {
 
     /// A [`ConvKernel::Backward`] as its two gradients' kernels (weight, input).
     pub fn halves(&self) -> (ConvKernel, ConvKernel) {
-        let ConvKernel::Backward { g, x, x_norm, dy, bn, w, relu, dw, dx, accumulate, sibling: None, dx_terms: DxTerms { added: None, pooled: None }, .. } =
-            *self
+        let ConvKernel::Backward {
+            g,
+            x,
+            x_norm,
+            dy,
+            bn,
+            w,
+            relu,
+            dw,
+            dx,
+            accumulate,
+            sibling: None,
+            dx_terms: DxTerms { added: None, pooled: None },
+            precision,
+            ..
+        } = *self
         else {
             unreachable!("only the two-gradient kernel of one convolution has halves")
         };
-        let weight = ConvKernel::BackwardWeight { g, x, x_norm, dy, bn, dw, relu };
-        (weight, ConvKernel::BackwardInput { g, dy, bn, w, mask: relu.then_some(x), mask_norm: x_norm.filter(|_| relu), dx, accumulate })
+        let weight = ConvKernel::BackwardWeight { g, x, x_norm, dy, bn, dw, relu, precision };
+        let (mask, mask_norm) = (relu.then_some(x), x_norm.filter(|_| relu));
+        (weight, ConvKernel::BackwardInput { g, dy, bn, w, mask, mask_norm, dx, accumulate, precision })
     }
 }
 
@@ -519,6 +557,13 @@ impl PendingSum {
     fn dws(&self) -> usize {
         1 + self.sibling_dw.is_some() as usize
     }
+}
+
+/// out += the input gradient of dy (through `bn` with one) by w, both operands rounded to
+/// `precision` first: the kernels' rounding points (dy as read, and w, as staged).
+fn input_gradient<T: Float>(m: &CpuView<T>, g: &ConvGeom, dy: Loc, bn: Option<BnGradient>, w: Loc, precision: Precision, out: &mut [T]) {
+    let w = precision.round_all(std::borrow::Cow::Borrowed(m.r(w)));
+    conv_backward_input(g, &precision.round_all(through_bn(m, g, dy, bn)), &w, out)
 }
 
 /// `x`, or relu(x) in a new buffer: the CPU face of a fused ReLU is the unfused pair.

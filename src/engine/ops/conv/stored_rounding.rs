@@ -68,28 +68,31 @@ fn fused_kernels(g: ConvGeom) -> Vec<ConvKernel> {
         let sibling = Some(SiblingForward { c_out: gs.c_out, w: w2, y: y2, bn: Some(l.statistics(gs.c_out)) });
         kernels.push(ConvKernel::Forward { g, x, x_norm: None, w, y, relu: false, bn: Some(l.statistics(g.c_out)), precision, sibling });
     }
-    let l = &mut Layout::default();
-    let (dy, bn, w, dx) = (l.tensor(g.y_len()), l.gradient(&g), l.f32(g.w_len()), l.tensor(g.x_len()));
-    let (mask, mask_norm) = (Some(l.tensor(g.x_len())), Some(l.f32(4 * g.c_in)));
-    kernels.push(ConvKernel::BackwardInput { g, dy, bn, w, mask, mask_norm, dx, accumulate: true });
-    let l = &mut Layout::default();
-    let (x, x_norm, dy, bn, dw) = (l.tensor(g.x_len()), Some(l.f32(4 * g.c_in)), l.tensor(g.y_len()), l.gradient(&g), l.f32(g.w_len()));
-    kernels.push(ConvKernel::BackwardWeight { g, x, x_norm, dy, bn, dw, relu: true });
-    // A sibling, or dx's terms (stride-1 convolutions only, as in the self-test's cases).
-    let term_modes: &[bool] = if g.stride == 1 { &[false, true] } else { &[false] };
-    for &with_terms in term_modes {
+    // The gradients at each product's precision: its operands rounded where the stored ones are read.
+    for precision in [Precision::Fp32, Precision::Tf32, Precision::Bf16] {
         let l = &mut Layout::default();
-        let (x, x_norm, dy, bn) = (l.tensor(g.x_len()), Some(l.f32(4 * g.c_in)), l.tensor(g.y_len()), l.gradient(&g));
-        let (w, dw, dx) = (l.f32(g.w_len()), l.f32(g.w_len()), l.tensor(g.x_len()));
-        let (sibling, dx_terms) = match with_terms {
-            false => {
-                let (dy, bn, w, dw) = (l.tensor(gs.y_len()), l.gradient(&gs), l.f32(gs.w_len()), l.f32(gs.w_len()));
-                (Some(SiblingBackward { c_out: gs.c_out, dy, bn, w, dw }), DxTerms::default())
-            }
-            true => (None, DxTerms { added: Some(l.tensor(g.x_len())), pooled: Some(l.tensor(g.x_len())) }),
-        };
-        let sums = WeightSums::default();
-        kernels.push(ConvKernel::Backward { g, x, x_norm, dy, bn, w, relu: true, dw, dx, accumulate: true, sibling, dx_terms, sums });
+        let (dy, bn, w, dx) = (l.tensor(g.y_len()), l.gradient(&g), l.f32(g.w_len()), l.tensor(g.x_len()));
+        let (mask, mask_norm) = (Some(l.tensor(g.x_len())), Some(l.f32(4 * g.c_in)));
+        kernels.push(ConvKernel::BackwardInput { g, dy, bn, w, mask, mask_norm, dx, accumulate: true, precision });
+        let l = &mut Layout::default();
+        let (x, x_norm, dy, bn, dw) = (l.tensor(g.x_len()), Some(l.f32(4 * g.c_in)), l.tensor(g.y_len()), l.gradient(&g), l.f32(g.w_len()));
+        kernels.push(ConvKernel::BackwardWeight { g, x, x_norm, dy, bn, dw, relu: true, precision });
+        // A sibling, or dx's terms (stride-1 convolutions only, as in the self-test's cases).
+        let term_modes: &[bool] = if g.stride == 1 { &[false, true] } else { &[false] };
+        for &with_terms in term_modes {
+            let l = &mut Layout::default();
+            let (x, x_norm, dy, bn) = (l.tensor(g.x_len()), Some(l.f32(4 * g.c_in)), l.tensor(g.y_len()), l.gradient(&g));
+            let (w, dw, dx) = (l.f32(g.w_len()), l.f32(g.w_len()), l.tensor(g.x_len()));
+            let (sibling, dx_terms) = match with_terms {
+                false => {
+                    let (dy, bn, w, dw) = (l.tensor(gs.y_len()), l.gradient(&gs), l.f32(gs.w_len()), l.f32(gs.w_len()));
+                    (Some(SiblingBackward { c_out: gs.c_out, dy, bn, w, dw }), DxTerms::default())
+                }
+                true => (None, DxTerms { added: Some(l.tensor(g.x_len())), pooled: Some(l.tensor(g.x_len())) }),
+            };
+            let sums = WeightSums::default();
+            kernels.push(ConvKernel::Backward { g, x, x_norm, dy, bn, w, relu: true, dw, dx, accumulate: true, sibling, dx_terms, sums, precision });
+        }
     }
     kernels
 }
