@@ -86,8 +86,9 @@ pub struct PlanOptions {
     pub conv_precision: Precision,
     /// What the step stores its activations and activation gradients in (the tensors with a
     /// batch, channels and positions; per-channel statistics, the classifier's values, the loss,
-    /// parameters, their gradients and momentum stay f32): `Fp32` (the default) in `Work`, or
-    /// `Bf16` in [`Space::Half`], each value rounded to a bfloat16 where a kernel stores it.
+    /// parameters, their gradients and momentum stay f32): `Fp32` (the default) in `Work`, `Bf16`
+    /// in [`Space::Half`], each value rounded to a bfloat16 where a kernel stores it, or `F16` in
+    /// [`Space::HalfF16`], each rounded to an IEEE half.
     pub storage: Precision,
 }
 
@@ -120,13 +121,14 @@ impl PlanOptions {
     /// ([`PlanOptions::storage`]) and rounds
     /// the convolutions' and the classifier's forward operands, and the classifier's gradient
     /// products' operands, to bfloat16 (their tensor-core kernels; the convolutions' gradients
-    /// multiply in f32). fp16 (sm_70's tensor cores) is not built yet: an error.
+    /// multiply in f32); `fp16` (the V100's mode) stores them as IEEE half and multiplies in f32
+    /// (sm_70's FP16 tensor-core products are not built yet).
     pub fn at_precision(self, precision: Precision) -> anyhow::Result<PlanOptions> {
         let (conv_precision, storage) = match precision {
             Precision::Fp32 => (Precision::Fp32, Precision::Fp32),
             Precision::Tf32 => (Precision::Tf32, Precision::Fp32),
             Precision::Bf16 => (Precision::Bf16, Precision::Bf16),
-            Precision::F16 => anyhow::bail!("--precision fp16 (sm_70's half-precision storage) is not built yet: use fp32, tf32 or bf16"),
+            Precision::F16 => (Precision::Fp32, Precision::F16),
         };
         Ok(PlanOptions { conv_precision, storage, ..self })
     }
@@ -214,7 +216,7 @@ pub fn plan(graph: &Graph, trainable: &[bool], opts: &PlanOptions) -> Program {
     let pinned: Vec<Loc> = [Some(p.acts[graph.logits.0].unwrap()), input_grad].into_iter().flatten().chain(probes).collect();
     let mut kernels = std::mem::take(&mut p.kernels);
     let n_forward = if opts.fuse && !probed(opts) { merge_launches(&mut kernels, n_forward) } else { n_forward };
-    let placed = place_buffers(&mut kernels, &p.vbufs, p.acts[graph.input.0].unwrap(), &pinned, n_forward);
+    let placed = place_buffers(&mut kernels, &p.vbufs, p.acts[graph.input.0].unwrap(), &pinned, n_forward, Space::for_tensors(opts.storage));
     let backward = kernels.split_off(n_forward);
     let update = if opts.train { update_kernels(graph, trainable, opts, &p.scalars) } else { Vec::new() };
     Program {
@@ -370,7 +372,8 @@ enum BufKind {
 struct VBuf {
     len: usize,
     kind: BufKind,
-    /// Placed in `Space::Half` (a tensor stored in 16 bits), else in `Work`.
+    /// Placed in the step's 16-bit space (`Half` or `HalfF16`: a tensor stored in 16 bits), else
+    /// in `Work`.
     half: bool,
 }
 
@@ -472,11 +475,11 @@ impl<'g> Planner<'g> {
         Loc::new(Space::Virtual, self.vbufs.len() - 1, len)
     }
 
-    /// A buffer for value `v` or its gradient: in `Half` when the step stores tensors in 16 bits
-    /// ([`PlanOptions::storage`]) and `v` is one (batch, channels, height, width).
+    /// A buffer for value `v` or its gradient: in `Half` or `HalfF16` when the step stores tensors
+    /// in 16 bits ([`PlanOptions::storage`]) and `v` is one (batch, channels, height, width).
     fn value_buf(&mut self, v: ValueId, kind: BufKind) -> Loc {
         let value = &self.graph.values[v.0];
-        let half = self.opts.storage != Precision::Fp32 && value.shape.len() == 4;
+        let half = Space::for_tensors(self.opts.storage).is_16bit() && value.shape.len() == 4;
         self.vbufs.push(VBuf { len: value.len(), kind, half });
         Loc::new(Space::Virtual, self.vbufs.len() - 1, value.len())
     }
@@ -981,7 +984,7 @@ fn update_kernels(graph: &Graph, trainable: &[bool], opts: &PlanOptions, s: &Sca
 
 /// The placed virtual buffers.
 struct Placement {
-    /// Per virtual buffer, its space (`Work` or `Half`) and offset there.
+    /// Per virtual buffer, its space (`Work`, `Half` or `HalfF16`) and offset there.
     places: Vec<(Space, usize)>,
     work_len: usize,
     half_len: usize,
@@ -1004,10 +1007,10 @@ impl Placement {
 /// stay aligned.
 const ALIGN: usize = 16;
 
-/// Gives every virtual buffer an offset in its space (`Work`, or `Half` for a tensor stored in
-/// 16 bits) such that buffers of one space alive at the same time never overlap (first fit, in
+/// Gives every virtual buffer an offset in its space (`Work`, or `half`, the step's 16-bit space,
+/// for a tensor stored in 16 bits) such that buffers of one space alive at the same time never overlap (first fit, in
 /// order of first use), and rewrites the kernels to use them.
-fn place_buffers(kernels: &mut [Kernel], vbufs: &[VBuf], input: Loc, pinned: &[Loc], n_forward: usize) -> Placement {
+fn place_buffers(kernels: &mut [Kernel], vbufs: &[VBuf], input: Loc, pinned: &[Loc], n_forward: usize, half: Space) -> Placement {
     let end = kernels.len();
     let mut life = vec![(usize::MAX, 0usize); vbufs.len()];
     for (i, k) in kernels.iter_mut().enumerate() {
@@ -1031,7 +1034,7 @@ fn place_buffers(kernels: &mut [Kernel], vbufs: &[VBuf], input: Loc, pinned: &[L
     let mut saved_bytes = 0;
     for b in order {
         let (first, last) = life[b];
-        let (space, s) = if vbufs[b].half { (Space::Half, 1) } else { (Space::Work, 0) };
+        let (space, s) = if vbufs[b].half { (half, 1) } else { (Space::Work, 0) };
         let live = &mut live[s];
         live.retain(|&(_, _, l)| l >= first);
         live.sort_unstable();

@@ -17,6 +17,7 @@ use super::device::{Device, MemoryLayout};
 use super::graph::{Graph, Init, ParamSpec};
 use super::kernel::{Kernel, Loc, Space};
 use super::plan::{plan, PlanOptions, Program};
+use super::precision::Precision;
 use super::Float;
 
 /// Builds the network's graph for a batch size.
@@ -181,6 +182,10 @@ impl<T: Float, D: Device<T>> Session<T, D> {
     /// The planned step for `batch` images in train or eval mode.
     pub fn program(&mut self, batch: usize, train: bool) -> Result<&Program> {
         ensure!(batch > 0, "a batch needs at least one image");
+        ensure!(
+            !(train && self.opts.storage == Precision::F16),
+            "--precision fp16 stores activation gradients as IEEE half, which underflow without loss scaling (not built yet): train with bf16 or fp32"
+        );
         if !self.programs.contains_key(&(batch, train)) {
             let graph = if batch == self.graph.batch() { self.graph.clone() } else { (self.build)(batch) };
             let p = plan(&graph, &self.trainable, &PlanOptions { train, ..self.opts });

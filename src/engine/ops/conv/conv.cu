@@ -48,9 +48,9 @@
 // FP32 path's code. Without tf32/bf16 MMA (the sm_70 build) the kernel keeps the FMA loop over
 // the same rounded operands: same rounding points.
 //
-// Tensors stored as bfloat16 (`--precision bf16`, kernels/storage.cuh): every kernel reading or
+// Tensors stored as bfloat16 or IEEE half (`--precision bf16`, `fp16`: kernels/storage.cuh): every kernel reading or
 // writing the (image, channel, row, column) tensors is a template over their storage type E
-// (float, or fear_bf16 for the `_bf16` instantiations): x, y, dy, dx, the ReLU mask, a batch
+// (float, or fear_bf16 / fear_f16 for the `_bf16` / `_f16` instantiations): x, y, dy, dx, the ReLU mask, a batch
 // norm's x, dx's terms, and the sibling's. Weights, their gradients and partials, batch-norm
 // coefficients and statistics stay f32. Staging widens each element to f32 (fear_load), so the
 // shared tiles, the MAC loops and the accumulators are the f32 kernels'; the epilogue rounds once
@@ -514,7 +514,7 @@ __device__ __forceinline__ void fear_conv_tile(int block, const E* __restrict__ 
 // applied as x is staged, not by a pass of its own.
 //
 // The kernel's parameters over the tensors' storage type E, the body, then one kernel per
-// (storage, product): fear_conv_forward, fear_conv_forward_bf16, and the TF32 and BF16 pairs below.
+// (storage, product): fear_conv_forward, fear_conv_forward_bf16, fear_conv_forward_f16, and the TF32 and BF16 pairs below.
 #define FEAR_CONV_FORWARD_PARAMS(E)                                                                                                     \
     const E* __restrict__ x, const float* __restrict__ wt, E* __restrict__ y, int n, int cin, int h, int w, int cout, int k, int stride, \
         int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int relu, double* __restrict__ stats,                       \
@@ -533,6 +533,7 @@ __device__ __forceinline__ void fear_conv_forward_body(FEAR_CONV_FORWARD_PARAMS(
 
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward(FEAR_CONV_FORWARD_PARAMS(float)) { fear_conv_forward_body<float, FEAR_CONV_FP32>(FEAR_CONV_FORWARD_ARGS); }
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward_bf16(FEAR_CONV_FORWARD_PARAMS(fear_bf16)) { fear_conv_forward_body<fear_bf16, FEAR_CONV_FP32>(FEAR_CONV_FORWARD_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward_f16(FEAR_CONV_FORWARD_PARAMS(fear_f16)) { fear_conv_forward_body<fear_f16, FEAR_CONV_FP32>(FEAR_CONV_FORWARD_ARGS); }
 
 // fear_conv_forward with both operands rounded to TF32 (x after the ReLU, and w) and multiplied on
 // tensor cores (sm_80+; the FMA loop on the sm_70 build): the same launch shape and arguments,
@@ -585,6 +586,7 @@ __device__ __forceinline__ void fear_conv_backward_input_body(FEAR_CONV_BACKWARD
 
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input(FEAR_CONV_BACKWARD_INPUT_PARAMS(float)) { fear_conv_backward_input_body<float>(FEAR_CONV_BACKWARD_INPUT_ARGS); }
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input_bf16(FEAR_CONV_BACKWARD_INPUT_PARAMS(fear_bf16)) { fear_conv_backward_input_body<fear_bf16>(FEAR_CONV_BACKWARD_INPUT_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input_f16(FEAR_CONV_BACKWARD_INPUT_PARAMS(fear_f16)) { fear_conv_backward_input_body<fear_f16>(FEAR_CONV_BACKWARD_INPUT_ARGS); }
 
 // Partial dw of one block: FEAR_WGRAD_COP output channels x FEAR_WGRAD_CI input channels x K*K
 // taps, summed over the block's share of (image, pixel tile) items. Each thread owns
@@ -722,6 +724,7 @@ __device__ __forceinline__ void fear_conv_backward_weight_body(FEAR_CONV_BACKWAR
 
 extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_BLOCKS) fear_conv_backward_weight(FEAR_CONV_BACKWARD_WEIGHT_PARAMS(float)) { fear_conv_backward_weight_body<float>(FEAR_CONV_BACKWARD_WEIGHT_ARGS); }
 extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_BLOCKS) fear_conv_backward_weight_bf16(FEAR_CONV_BACKWARD_WEIGHT_PARAMS(fear_bf16)) { fear_conv_backward_weight_body<fear_bf16>(FEAR_CONV_BACKWARD_WEIGHT_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_BLOCKS) fear_conv_backward_weight_f16(FEAR_CONV_BACKWARD_WEIGHT_PARAMS(fear_f16)) { fear_conv_backward_weight_body<fear_f16>(FEAR_CONV_BACKWARD_WEIGHT_ARGS); }
 
 // dw += the sum of the splits' partials, split 0 first: the same bits on every run, and whichever
 // launch runs it (each element's sum is one thread's, in one order). With a sibling (dw2 not null),
@@ -778,6 +781,7 @@ __device__ __forceinline__ void fear_conv_backward_body(FEAR_CONV_BACKWARD_PARAM
 
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward(FEAR_CONV_BACKWARD_PARAMS(float)) { fear_conv_backward_body<float>(FEAR_CONV_BACKWARD_ARGS); }
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_bf16(FEAR_CONV_BACKWARD_PARAMS(fear_bf16)) { fear_conv_backward_body<fear_bf16>(FEAR_CONV_BACKWARD_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_f16(FEAR_CONV_BACKWARD_PARAMS(fear_f16)) { fear_conv_backward_body<fear_f16>(FEAR_CONV_BACKWARD_ARGS); }
 
 // dw += the sum of the splits' partials (fear_conv_sum_partials): a backward's own sum, or the
 // last deferred one of a backward pass.
