@@ -22,6 +22,7 @@
 use super::device::MemoryLayout;
 use super::graph::{Graph, Op, Source, ValueId};
 use super::kernel::{Kernel, Loc, Space};
+use super::loss_scale::{self, LossScaling};
 use super::ops::batchnorm::merge_batch_norm_backwards;
 use super::ops::elementwise::{NodeSumTerm, NODE_SUM_TERMS};
 use super::ops::{
@@ -90,6 +91,11 @@ pub struct PlanOptions {
     /// in [`Space::Half`], each value rounded to a bfloat16 where a kernel stores it, or `F16` in
     /// [`Space::HalfF16`], each rounded to an IEEE half.
     pub storage: Precision,
+    /// Dynamic loss scaling ([`crate::engine::loss_scale`]): the loss gradient multiplied by the
+    /// scale kept in `Space::State`, the parameter gradients unscaled and checked before the
+    /// update, a step with a non-finite one skipped. `--precision fp16` turns it on (its
+    /// activation gradients would underflow without it); None (the default) plans none of it.
+    pub loss_scaling: Option<LossScaling>,
 }
 
 impl Default for PlanOptions {
@@ -110,6 +116,7 @@ impl Default for PlanOptions {
             fuse: true,
             conv_precision: Precision::Fp32,
             storage: Precision::Fp32,
+            loss_scaling: None,
         }
     }
 }
@@ -121,8 +128,9 @@ impl PlanOptions {
     /// ([`PlanOptions::storage`]) and rounds
     /// the convolutions' and the classifier's forward operands, and the classifier's gradient
     /// products' operands, to bfloat16 (their tensor-core kernels; the convolutions' gradients
-    /// multiply in f32); `fp16` (the V100's mode) stores them as IEEE half and multiplies in f32
-    /// (sm_70's FP16 tensor-core products are not built yet).
+    /// multiply in f32); `fp16` (the V100's mode) stores them as IEEE half, with dynamic loss
+    /// scaling ([`PlanOptions::loss_scaling`], PyTorch's defaults), and multiplies in f32 (sm_70's
+    /// FP16 tensor-core products are not built yet).
     pub fn at_precision(self, precision: Precision) -> anyhow::Result<PlanOptions> {
         let (conv_precision, storage) = match precision {
             Precision::Fp32 => (Precision::Fp32, Precision::Fp32),
@@ -130,8 +138,14 @@ impl PlanOptions {
             Precision::Bf16 => (Precision::Bf16, Precision::Bf16),
             Precision::F16 => (Precision::Fp32, Precision::F16),
         };
-        Ok(PlanOptions { conv_precision, storage, ..self })
+        let loss_scaling = (precision == Precision::F16).then(LossScaling::default);
+        Ok(PlanOptions { conv_precision, storage, loss_scaling, ..self })
     }
+}
+
+/// Where every step of `graph` keeps loss scaling's state ([`Program::loss_scale`]).
+pub fn loss_scale_loc(graph: &Graph) -> Loc {
+    Scalars::after(graph.state_len()).loss_scale
 }
 
 /// One planned step: its kernels, its memory layout, and where to find its inputs and outputs.
@@ -150,6 +164,9 @@ pub struct Program {
     pub correct: Loc,
     pub lr: Loc,
     pub grad_sum_sq: Loc,
+    /// Loss scaling's state ([`crate::engine::loss_scale::SLOTS`] slots of `Space::State`), kept
+    /// whether the step scales or not.
+    pub loss_scale: Loc,
     pub input_grad: Option<Loc>,
     /// Per conv or linear layer whose output got a gradient (with `fisher`): the index of its
     /// weight in `graph.params` and its per-output-channel Fisher term, `[c_out]`.
@@ -231,6 +248,7 @@ pub fn plan(graph: &Graph, trainable: &[bool], opts: &PlanOptions) -> Program {
         correct: p.scalars.correct,
         lr: p.scalars.lr,
         grad_sum_sq: p.scalars.grad_sum_sq,
+        loss_scale: p.scalars.loss_scale,
         input_grad: input_grad.map(|l| placed.resolve(l)),
         fisher: p.fisher.iter().map(|&(w, l)| (w, placed.resolve(l))).collect(),
         code_gram: p.code_gram.map(|l| placed.resolve(l)),
@@ -352,13 +370,22 @@ struct Scalars {
     correct: Loc,
     lr: Loc,
     grad_sum_sq: Loc,
+    /// Loss scaling's state: allocated in every step (so a session's state keeps its length
+    /// whatever its options), used only by a step planned with [`PlanOptions::loss_scaling`].
+    loss_scale: Loc,
     end: usize,
 }
 
 impl Scalars {
     fn after(offset: usize) -> Scalars {
         let slot = |i| Loc::new(Space::State, offset + i, 1);
-        Scalars { loss: slot(0), correct: slot(1), lr: slot(2), grad_sum_sq: slot(3), end: offset + 4 }
+        let loss_scale = Loc::new(Space::State, offset + 4, loss_scale::SLOTS);
+        Scalars { loss: slot(0), correct: slot(1), lr: slot(2), grad_sum_sq: slot(3), loss_scale, end: loss_scale.end() }
+    }
+
+    /// Slot `i` of the loss-scaling state.
+    fn loss_scale_slot(&self, i: usize) -> Loc {
+        Loc::new(Space::State, self.loss_scale.offset + i, 1)
     }
 }
 
@@ -735,7 +762,9 @@ impl<'g> Planner<'g> {
             // The loss seeds the backward pass: d loss / d loss = 1.
             let s = self.shape(ins[0]);
             let (dlogits, accumulate) = self.grad_to_write(ins[0]).expect("the loss's input needs a gradient when the loss does");
-            self.kernels.push(Kernel::Loss(LossKernel::SoftmaxXentBackward { n: s[0], classes: s[1], probs: self.aux[i][0], dlogits, accumulate }));
+            // Under loss scaling, the seed is the scale S: every gradient below carries it.
+            let scale = self.opts.loss_scaling.map(|_| self.scalars.loss_scale_slot(loss_scale::SCALE));
+            self.kernels.push(Kernel::Loss(LossKernel::SoftmaxXentBackward { n: s[0], classes: s[1], probs: self.aux[i][0], dlogits, accumulate, scale }));
             return true;
         }
         if node.op == Op::SumAll {
@@ -952,10 +981,15 @@ pub fn cotangent_seed(seed: u64, j: usize) -> u64 {
 }
 
 /// Clipping, then one SGD kernel per contiguous run of trainable parameters (frozen ones must
-/// not see weight decay).
+/// not see weight decay). Under loss scaling, first the gradients unscaled (so clipping and SGD
+/// see true values), the SGD kernels skipped after a non-finite one, and the scale updated last.
 fn update_kernels(graph: &Graph, trainable: &[bool], opts: &PlanOptions, s: &Scalars) -> Vec<Kernel> {
     let mut kernels = Vec::new();
     let all = Loc::new(Space::ParamGrads, 0, graph.param_len());
+    if opts.loss_scaling.is_some() {
+        kernels.push(Kernel::Optim(OptimKernel::UnscaleGrads { grads: all, state: s.loss_scale }));
+    }
+    let skip = opts.loss_scaling.map(|_| s.loss_scale_slot(loss_scale::FOUND_INF));
     if let Some(max_norm) = opts.grad_clip {
         // Frozen gradients are zero, so the whole buffer's norm is the trainable parameters' norm.
         kernels.push(Kernel::Optim(OptimKernel::SumSquares { x: all, out: s.grad_sum_sq }));
@@ -977,7 +1011,11 @@ fn update_kernels(graph: &Graph, trainable: &[bool], opts: &PlanOptions, s: &Sca
             momentum: opts.momentum,
             weight_decay: opts.weight_decay,
             nesterov: opts.nesterov,
+            skip,
         }));
+    }
+    if let Some(rules) = opts.loss_scaling {
+        kernels.push(Kernel::Optim(OptimKernel::UpdateLossScale { state: s.loss_scale, loss: s.loss, rules }));
     }
     kernels
 }

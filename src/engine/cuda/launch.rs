@@ -464,8 +464,8 @@ pub unsafe fn launch_bounded_opting_in(b: &dyn Backend, name: &str, dims: Dims, 
 #[cfg(test)]
 mod bound_tests {
     use super::*;
-    use crate::engine::kernel::Space;
     use crate::engine::cuda::emulated::Emulated;
+    use crate::engine::kernel::Space;
 
     #[test]
     fn tensors_stored_as_bfloat16_get_bfloat16_kernels_or_none() {

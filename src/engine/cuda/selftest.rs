@@ -150,7 +150,7 @@ fn add_f16_twins(cases: &mut Cases) {
         if !half || product {
             continue;
         }
-        let at = name.rfind("_bf16").map_or(name.len(), |i| i);
+        let at = name.rfind("_bf16").unwrap_or(name.len());
         let twin = format!("{}_f16{}", &name[..at], name[at..].strip_prefix("_bf16").unwrap_or(""));
         twins.push((twin, *tolerance, kernels, presets.clone()));
     }

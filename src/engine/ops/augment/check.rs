@@ -9,7 +9,6 @@ use crate::engine::cuda::selftest::relative_error;
 use crate::engine::cuda::Gpu;
 use crate::engine::device::{Device, MemoryLayout, ResidentImages};
 use crate::engine::kernel::{Loc, Space};
-use crate::engine::precision::Precision;
 
 /// The data kernel against [`Augment::apply`] with the same counter-drawn choices (must be exact),
 /// writing an f32 batch, a bfloat16 one (`Space::Half`) and an IEEE-half one (`Space::HalfF16`):
