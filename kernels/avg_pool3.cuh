@@ -25,7 +25,7 @@ __device__ __forceinline__ float fear_pool3_window_sum(int i, int j, int h, int 
 
 // Output `o` of planes of h x w (plane o / (h w), row and column within it), of the values
 // value(v) of x (a node sum pooling a batch norm's output reads it normalised). x is stored as S
-// (float or fear_bf16, kernels/storage.cuh).
+// (float, fear_bf16 or fear_f16: kernels/storage.cuh).
 template <typename S, typename F>
 __device__ __forceinline__ float fear_avg_pool3_of(const S* __restrict__ x, int o, int h, int w, F value) {
     int hw = h * w;

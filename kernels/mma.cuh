@@ -17,54 +17,14 @@
 
 // ---- rounding (integer code; identical in src/engine/precision.rs) ------------------------
 
-// fear_f32_to_bf16 and fear_bf16_to_f32 are in storage.cuh (tensors stored as bfloat16 use them too).
+// fear_f32_to_bf16, fear_bf16_to_f32, fear_f32_to_f16 and fear_f16_to_f32 are in storage.cuh (tensors
+// stored as bfloat16 or IEEE half use them too).
 
 // x rounded to TF32 (ties to even): the low 13 mantissa bits cleared.
 __device__ __forceinline__ float fear_round_tf32(float x) {
     unsigned u = (unsigned)__float_as_int(x);
     if ((u & 0x7f800000u) == 0x7f800000u) return __int_as_float((int)((u & 0x007fffffu) ? ((u | 0x00400000u) & 0xffffe000u) : u));
     return __int_as_float((int)((u + 0xfffu + ((u >> 13) & 1u)) & 0xffffe000u));
-}
-
-// The IEEE half nearest to x (ties to even, subnormals included); NaN stays a quiet NaN,
-// |x| >= 65520 gives infinity.
-__device__ __forceinline__ unsigned fear_f32_to_f16(float x) {
-    unsigned u = (unsigned)__float_as_int(x);
-    unsigned sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
-    if (a >= 0x7f800000u) return sign | 0x7c00u | (a > 0x7f800000u ? 0x0200u | ((a >> 13) & 0x03ffu) : 0u);
-    if (a >= 0x477ff000u) return sign | 0x7c00u;
-    if (a < 0x33000000u) return sign;
-    unsigned kept, dropped, half;
-    if (a >= 0x38800000u) {
-        kept = (a - 0x38000000u) >> 13;
-        dropped = a & 0x1fffu;
-        half = 0x1000u;
-    } else {
-        unsigned mantissa = (a & 0x007fffffu) | 0x00800000u, shift = 126u - (a >> 23);
-        kept = mantissa >> shift;
-        dropped = mantissa & ((1u << shift) - 1u);
-        half = 1u << (shift - 1u);
-    }
-    return sign | (kept + (dropped > half || (dropped == half && (kept & 1u))));
-}
-
-__device__ __forceinline__ float fear_f16_to_f32(unsigned h) {
-    unsigned sign = (h & 0x8000u) << 16, exponent = (h >> 10) & 0x1fu, mantissa = h & 0x03ffu, bits;
-    if (exponent == 0 && mantissa == 0) {
-        bits = sign;
-    } else if (exponent == 0) {
-        unsigned e = 113u;
-        while (!(mantissa & 0x0400u)) {
-            mantissa <<= 1;
-            e -= 1;
-        }
-        bits = sign | (e << 23) | ((mantissa & 0x03ffu) << 13);
-    } else if (exponent == 0x1fu) {
-        bits = sign | 0x7f800000u | (mantissa << 13);
-    } else {
-        bits = sign | ((exponent + 112u) << 23) | (mantissa << 13);
-    }
-    return __int_as_float((int)bits);
 }
 
 // Two 16-bit values in one register: `lo` (the lower-indexed element) in the low half.

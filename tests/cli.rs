@@ -229,3 +229,36 @@ fn the_precision_is_recorded_and_never_mixed() {
     let fp32 = rank(&[], "1,123");
     assert!(fp32.status.success(), "{}", String::from_utf8_lossy(&fp32.stderr));
 }
+
+/// `--precision fp16` stores like bf16 (the same bytes: 2 an element of the same tensors) and adds
+/// loss scaling's two launches to the update; its kernels are the IEEE-half instantiations.
+#[test]
+fn fp16_plan_stats_store_like_bf16_with_two_loss_scaling_launches() {
+    let stats = |precision: &str| -> serde_json::Value {
+        let out = fear(&["bench", "--plan-stats", "--device", "emulated", "--arch", "1", "--batch", "256", "--precision", precision, "--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (fp16, bf16) = (stats("fp16"), stats("bf16"));
+    assert_eq!(fp16["precision"], "fp16");
+    let launches = |v: &serde_json::Value, key: &str| v[key].as_u64().unwrap();
+    assert_eq!(launches(&fp16, "launches_full"), launches(&bf16, "launches_full") + 2);
+    assert!(launches(&fp16, "launches_full") <= 250);
+    let bytes = |v: &serde_json::Value| v["planned_bytes_full"].as_f64().unwrap();
+    assert!(bytes(&fp16) <= 3.5e9, "{} bytes", bytes(&fp16));
+    let rows = fp16["kernels"].as_array().unwrap();
+    // FP16 products on the forwards and the classifier, the convolutions' gradients in FP32 on
+    // the stored halves.
+    let names = [
+        "fear_node_sum_f16",
+        "fear_conv_forward_f16mma_f16",
+        "fear_conv_backward_f16",
+        "fear_linear_forward_tensor",
+        "fear_unscale_grads",
+        "fear_update_loss_scale",
+    ];
+    for name in names {
+        assert!(rows.iter().any(|r| r["kernel"] == name), "{name} in the plan");
+    }
+    assert!(!rows.iter().any(|r| r["kernel"].as_str().unwrap().ends_with("_bf16")), "no bfloat16 kernel in an fp16 plan");
+}

@@ -148,20 +148,21 @@ pub struct RunArgs {
     pub cells_per_stage: Option<usize>,
     /// What the network computes and stores in: fp32; tf32 (convolution forwards' operands rounded
     /// to TF32, FP32 accumulate and storage: tensor cores on sm_80+, the same rounding on the CPU
-    /// and sm_70); or bf16 (activations and activation gradients stored as bfloat16, everything
-    /// else FP32: weights, BN statistics, loss, optimiser; the CPU rounds at the same stores).
+    /// and sm_70); bf16 (activations and activation gradients stored as bfloat16, everything
+    /// else FP32: weights, BN statistics, loss, optimiser; the CPU rounds at the same stores); or
+    /// fp16 (the V100's mode: the same, stored as IEEE half, products in FP32).
     /// Written into the results lines; a file of another precision is not appended to.
     #[arg(long, value_enum, default_value_t = PrecisionArg::Fp32)]
     pub precision: PrecisionArg,
 }
 
-/// `--precision`'s values: the precisions the engine runs end to end so far (fp16 storage, for
-/// sm_70, is issue 14's next step).
+/// `--precision`'s values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum PrecisionArg {
     Fp32,
     Tf32,
     Bf16,
+    Fp16,
 }
 
 impl From<PrecisionArg> for Precision {
@@ -170,6 +171,7 @@ impl From<PrecisionArg> for Precision {
             PrecisionArg::Fp32 => Precision::Fp32,
             PrecisionArg::Tf32 => Precision::Tf32,
             PrecisionArg::Bf16 => Precision::Bf16,
+            PrecisionArg::Fp16 => Precision::F16,
         }
     }
 }

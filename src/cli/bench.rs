@@ -60,7 +60,7 @@ pub struct BenchArgs {
     /// GPU device or --plan-stats, to see what the fused plan buys.
     #[arg(long)]
     pub no_fuse: bool,
-    /// What the step computes and stores in (see `fear rank --precision`): fp32, tf32 or bf16.
+    /// What the step computes and stores in (see `fear rank --precision`): fp32, tf32, bf16 or fp16.
     #[arg(long, value_enum, default_value_t = super::args::PrecisionArg::Fp32)]
     pub precision: super::args::PrecisionArg,
 }

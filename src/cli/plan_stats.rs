@@ -26,7 +26,7 @@ pub struct PlanStats {
     /// `cpu` (one call per planned kernel) or `gpu` (CUDA launches; emulated and real alike).
     pub device: String,
     pub batch: usize,
-    /// The precision planned (`fp32`, `tf32`, `bf16`: see `PlanOptions::at_precision`).
+    /// The precision planned (`fp32`, `tf32`, `bf16`, `fp16`: see `PlanOptions::at_precision`).
     pub precision: &'static str,
     pub launches_full: usize,
     pub launches_frozen: usize,

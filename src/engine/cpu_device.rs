@@ -14,9 +14,9 @@ use super::Float;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Cpu;
 
-/// A step's memory on the CPU: one vector per space plus the labels. `Half` holds elements of
-/// the element type too, each rounded to a bfloat16's value where it is written (see
-/// [`store_rounded`]).
+/// A step's memory on the CPU: one vector per space plus the labels. `Half` (`HalfF16`) holds
+/// elements of the element type too, each rounded to a bfloat16's (IEEE half's) value where it is
+/// written (see [`store_rounded`]).
 pub struct CpuMemory<T> {
     spaces: [Vec<T>; SPACES],
     labels: Vec<u32>,
@@ -99,14 +99,16 @@ impl<T: Float> Device<T> for Cpu {
     }
 }
 
-/// Rounds what was just written to `space` to what that space stores: for `Half`, each value to
-/// the nearest bfloat16 (ties to even, the kernels' `fear_store` rounding), so the CPU reference
-/// rounds where a GPU kernel's store does; other spaces keep their values. A fused kernel's CPU
-/// face also rounds with it each value the unfused kernels would have stored in between.
+/// Rounds what was just written to `space` to what that space stores: for `Half` (`HalfF16`),
+/// each value to the nearest bfloat16 (IEEE half; ties to even, the kernels' `fear_store`
+/// rounding), so the CPU reference rounds where a GPU kernel's store does; other spaces keep
+/// their values. A fused kernel's CPU face also rounds with it each value the unfused kernels
+/// would have stored in between.
 pub(crate) fn store_rounded<T: Float>(space: Space, values: &mut [T]) {
-    if space == Space::Half {
+    let storage = space.storage();
+    if storage != Precision::Fp32 {
         for v in values {
-            *v = T::from_f64(Precision::Bf16.round(v.as_f64() as f32) as f64);
+            *v = T::from_f64(storage.round(v.as_f64() as f32) as f64);
         }
     }
 }

@@ -19,7 +19,8 @@ pub struct MemoryLayout {
     pub params: usize,
     pub state: usize,
     pub work: usize,
-    /// Elements of `Space::Half` (tensors stored in 16 bits; 0 for an f32 step).
+    /// Elements of `Space::Half` or `Space::HalfF16`, one allocation (tensors stored in 16 bits; 0
+    /// for an f32 step).
     pub half: usize,
     /// Capacity of the label buffer (the batch size).
     pub labels: usize,
@@ -31,7 +32,7 @@ impl MemoryLayout {
             Space::Params | Space::ParamGrads | Space::Momentum => self.params,
             Space::State => self.state,
             Space::Work => self.work,
-            Space::Half => self.half,
+            Space::Half | Space::HalfF16 => self.half,
             Space::Virtual => 0,
         }
     }

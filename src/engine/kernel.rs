@@ -14,6 +14,7 @@ use anyhow::{bail, Result};
 use super::ops::{
     BnKernel, ConvKernel, CpuView, ElementwiseKernel, FeatureProbeKernel, LinearKernel, LossKernel, MmaKernel, OptimKernel, PoolKernel, ProbeKernel,
 };
+use super::precision::Precision;
 use super::Float;
 
 /// The separately allocated regions of a device's memory.
@@ -33,6 +34,10 @@ pub enum Space {
     /// `Bf16`): each element a bfloat16 on a GPU (2 bytes); on the CPU an f32 holding a bfloat16's
     /// value (every kernel's output here is rounded to one), so both devices hold the same values.
     Half,
+    /// As `Half`, each element an IEEE half (binary16) instead: a step planned with storage `F16`
+    /// (`--precision fp16`). The same allocation as `Half` (a step stores its tensors in one
+    /// format), told apart so that every location says how its elements are stored.
+    HalfF16,
     /// Not yet placed: `offset` is a virtual-buffer id (only while a step is being planned).
     Virtual,
 }
@@ -54,7 +59,7 @@ impl Space {
             Space::Momentum => 2,
             Space::State => 3,
             Space::Work => 4,
-            Space::Half => 5,
+            Space::Half | Space::HalfF16 => 5,
             Space::Virtual => panic!("a kernel still addresses a virtual buffer: the step was not planned"),
         }
     }
@@ -67,12 +72,48 @@ impl Space {
     /// The spaces a step allocates, in [`Space::index`] order.
     pub const ALLOCATED: [Space; SPACES] = [Space::Params, Space::ParamGrads, Space::Momentum, Space::State, Space::Work, Space::Half];
 
-    /// Bytes an element of this space takes on a GPU: 2 for `Half` (bfloat16), else 4 (f32).
+    /// Bytes an element of this space takes on a GPU: 2 for the 16-bit spaces, else 4 (f32).
     pub fn gpu_bytes(self) -> usize {
-        if self == Space::Half {
+        if self.is_16bit() {
             2
         } else {
             4
+        }
+    }
+
+    /// What an element of this space is stored as: `Bf16` in `Half`, `F16` in `HalfF16`, else
+    /// `Fp32`.
+    pub fn storage(self) -> Precision {
+        match self {
+            Space::Half => Precision::Bf16,
+            Space::HalfF16 => Precision::F16,
+            _ => Precision::Fp32,
+        }
+    }
+
+    /// Whether elements here are 16 bits on a GPU (`Half` or `HalfF16`).
+    pub fn is_16bit(self) -> bool {
+        self.storage() != Precision::Fp32
+    }
+
+    /// Where a step storing its tensors as `storage` ([`super::PlanOptions::storage`]) puts them:
+    /// `Half` (bfloat16), `HalfF16` (IEEE half), else `Work` (f32; TF32 is a products' precision
+    /// only, its values f32s).
+    pub fn for_tensors(storage: Precision) -> Space {
+        match storage {
+            Precision::Bf16 => Space::Half,
+            Precision::F16 => Space::HalfF16,
+            Precision::Fp32 | Precision::Tf32 => Space::Work,
+        }
+    }
+
+    /// The suffix of a kernel's instantiation over this space's storage (kernels/storage.cuh):
+    /// `""` (f32), `"_bf16"` or `"_f16"`.
+    pub fn kernel_suffix(self) -> &'static str {
+        match self.storage() {
+            Precision::Bf16 => "_bf16",
+            Precision::F16 => "_f16",
+            _ => "",
         }
     }
 }

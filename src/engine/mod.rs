@@ -10,6 +10,7 @@ pub mod float;
 pub mod gradient_terms;
 pub mod graph;
 pub mod kernel;
+pub mod loss_scale;
 pub mod ops;
 pub mod plan;
 pub mod precision;

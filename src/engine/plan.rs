@@ -22,6 +22,7 @@
 use super::device::MemoryLayout;
 use super::graph::{Graph, Op, Source, ValueId};
 use super::kernel::{Kernel, Loc, Space};
+use super::loss_scale::{self, LossScaling};
 use super::ops::batchnorm::merge_batch_norm_backwards;
 use super::ops::elementwise::{NodeSumTerm, NODE_SUM_TERMS};
 use super::ops::{
@@ -87,9 +88,15 @@ pub struct PlanOptions {
     pub conv_precision: Precision,
     /// What the step stores its activations and activation gradients in (the tensors with a
     /// batch, channels and positions; per-channel statistics, the classifier's values, the loss,
-    /// parameters, their gradients and momentum stay f32): `Fp32` (the default) in `Work`, or
-    /// `Bf16` in [`Space::Half`], each value rounded to a bfloat16 where a kernel stores it.
+    /// parameters, their gradients and momentum stay f32): `Fp32` (the default) in `Work`, `Bf16`
+    /// in [`Space::Half`], each value rounded to a bfloat16 where a kernel stores it, or `F16` in
+    /// [`Space::HalfF16`], each rounded to an IEEE half.
     pub storage: Precision,
+    /// Dynamic loss scaling ([`crate::engine::loss_scale`]): the loss gradient multiplied by the
+    /// scale kept in `Space::State`, the parameter gradients unscaled and checked before the
+    /// update, a step with a non-finite one skipped. `--precision fp16` turns it on (its
+    /// activation gradients would underflow without it); None (the default) plans none of it.
+    pub loss_scaling: Option<LossScaling>,
 }
 
 impl Default for PlanOptions {
@@ -110,6 +117,7 @@ impl Default for PlanOptions {
             fuse: true,
             conv_precision: Precision::Fp32,
             storage: Precision::Fp32,
+            loss_scaling: None,
         }
     }
 }
@@ -125,21 +133,29 @@ impl PlanOptions {
     }
 
     /// These options at a run's `--precision`: `fp32` stores and multiplies in f32; `tf32`
-    /// rounds the convolution forwards' and the classifier's operands to TF32 (f32 storage);
-    /// `bf16` stores the activations and activation gradients as bfloat16
-    /// ([`PlanOptions::storage`]) and rounds
-    /// the convolutions' and the classifier's forward operands, and the classifier's gradient
-    /// products' operands, to bfloat16 (their tensor-core kernels; the convolutions' gradients
-    /// multiply in f32). fp16 (sm_70's tensor cores) is not built yet: an error.
+    /// rounds the operands of the convolutions' and the classifier's products (forward and both
+    /// gradients) to TF32 (f32 storage); `bf16` stores the activations and activation gradients
+    /// as bfloat16 ([`PlanOptions::storage`]) and rounds the same products' operands to bfloat16
+    /// (their tensor-core kernels); `fp16` (the V100's mode) stores them as IEEE half, with
+    /// dynamic loss scaling ([`PlanOptions::loss_scaling`], PyTorch's defaults), and rounds the
+    /// convolutions' forwards' and the classifier's products' operands to IEEE half (sm_70's
+    /// `mma.m8n8k4`; the convolutions' gradients multiply in f32:
+    /// [`PlanOptions::conv_gradient_precision`]).
     pub fn at_precision(self, precision: Precision) -> anyhow::Result<PlanOptions> {
         let (conv_precision, storage) = match precision {
             Precision::Fp32 => (Precision::Fp32, Precision::Fp32),
             Precision::Tf32 => (Precision::Tf32, Precision::Fp32),
             Precision::Bf16 => (Precision::Bf16, Precision::Bf16),
-            Precision::F16 => anyhow::bail!("--precision fp16 (sm_70's half-precision storage) is not built yet: use fp32, tf32 or bf16"),
+            Precision::F16 => (Precision::F16, Precision::F16),
         };
-        Ok(PlanOptions { conv_precision, storage, ..self })
+        let loss_scaling = (precision == Precision::F16).then(LossScaling::default);
+        Ok(PlanOptions { conv_precision, storage, loss_scaling, ..self })
     }
+}
+
+/// Where every step of `graph` keeps loss scaling's state ([`Program::loss_scale`]).
+pub fn loss_scale_loc(graph: &Graph) -> Loc {
+    Scalars::after(graph.state_len()).loss_scale
 }
 
 /// One planned step: its kernels, its memory layout, and where to find its inputs and outputs.
@@ -158,6 +174,9 @@ pub struct Program {
     pub correct: Loc,
     pub lr: Loc,
     pub grad_sum_sq: Loc,
+    /// Loss scaling's state ([`crate::engine::loss_scale::SLOTS`] slots of `Space::State`), kept
+    /// whether the step scales or not.
+    pub loss_scale: Loc,
     pub input_grad: Option<Loc>,
     /// Per conv or linear layer whose output got a gradient (with `fisher`): the index of its
     /// weight in `graph.params` and its per-output-channel Fisher term, `[c_out]`.
@@ -224,7 +243,7 @@ pub fn plan(graph: &Graph, trainable: &[bool], opts: &PlanOptions) -> Program {
     let pinned: Vec<Loc> = [Some(p.acts[graph.logits.0].unwrap()), input_grad].into_iter().flatten().chain(probes).collect();
     let mut kernels = std::mem::take(&mut p.kernels);
     let n_forward = if opts.fuse && !probed(opts) { merge_launches(&mut kernels, n_forward) } else { n_forward };
-    let placed = place_buffers(&mut kernels, &p.vbufs, p.acts[graph.input.0].unwrap(), &pinned, n_forward);
+    let placed = place_buffers(&mut kernels, &p.vbufs, p.acts[graph.input.0].unwrap(), &pinned, n_forward, Space::for_tensors(opts.storage));
     let backward = kernels.split_off(n_forward);
     let update = if opts.train { update_kernels(graph, trainable, opts, &p.scalars) } else { Vec::new() };
     Program {
@@ -239,6 +258,7 @@ pub fn plan(graph: &Graph, trainable: &[bool], opts: &PlanOptions) -> Program {
         correct: p.scalars.correct,
         lr: p.scalars.lr,
         grad_sum_sq: p.scalars.grad_sum_sq,
+        loss_scale: p.scalars.loss_scale,
         input_grad: input_grad.map(|l| placed.resolve(l)),
         fisher: p.fisher.iter().map(|&(w, l)| (w, placed.resolve(l))).collect(),
         code_gram: p.code_gram.map(|l| placed.resolve(l)),
@@ -360,13 +380,22 @@ struct Scalars {
     correct: Loc,
     lr: Loc,
     grad_sum_sq: Loc,
+    /// Loss scaling's state: allocated in every step (so a session's state keeps its length
+    /// whatever its options), used only by a step planned with [`PlanOptions::loss_scaling`].
+    loss_scale: Loc,
     end: usize,
 }
 
 impl Scalars {
     fn after(offset: usize) -> Scalars {
         let slot = |i| Loc::new(Space::State, offset + i, 1);
-        Scalars { loss: slot(0), correct: slot(1), lr: slot(2), grad_sum_sq: slot(3), end: offset + 4 }
+        let loss_scale = Loc::new(Space::State, offset + 4, loss_scale::SLOTS);
+        Scalars { loss: slot(0), correct: slot(1), lr: slot(2), grad_sum_sq: slot(3), loss_scale, end: loss_scale.end() }
+    }
+
+    /// Slot `i` of the loss-scaling state.
+    fn loss_scale_slot(&self, i: usize) -> Loc {
+        Loc::new(Space::State, self.loss_scale.offset + i, 1)
     }
 }
 
@@ -380,7 +409,8 @@ enum BufKind {
 struct VBuf {
     len: usize,
     kind: BufKind,
-    /// Placed in `Space::Half` (a tensor stored in 16 bits), else in `Work`.
+    /// Placed in the step's 16-bit space (`Half` or `HalfF16`: a tensor stored in 16 bits), else
+    /// in `Work`.
     half: bool,
 }
 
@@ -482,11 +512,11 @@ impl<'g> Planner<'g> {
         Loc::new(Space::Virtual, self.vbufs.len() - 1, len)
     }
 
-    /// A buffer for value `v` or its gradient: in `Half` when the step stores tensors in 16 bits
-    /// ([`PlanOptions::storage`]) and `v` is one (batch, channels, height, width).
+    /// A buffer for value `v` or its gradient: in `Half` or `HalfF16` when the step stores tensors
+    /// in 16 bits ([`PlanOptions::storage`]) and `v` is one (batch, channels, height, width).
     fn value_buf(&mut self, v: ValueId, kind: BufKind) -> Loc {
         let value = &self.graph.values[v.0];
-        let half = self.opts.storage != Precision::Fp32 && value.shape.len() == 4;
+        let half = Space::for_tensors(self.opts.storage).is_16bit() && value.shape.len() == 4;
         self.vbufs.push(VBuf { len: value.len(), kind, half });
         Loc::new(Space::Virtual, self.vbufs.len() - 1, value.len())
     }
@@ -742,7 +772,9 @@ impl<'g> Planner<'g> {
             // The loss seeds the backward pass: d loss / d loss = 1.
             let s = self.shape(ins[0]);
             let (dlogits, accumulate) = self.grad_to_write(ins[0]).expect("the loss's input needs a gradient when the loss does");
-            self.kernels.push(Kernel::Loss(LossKernel::SoftmaxXentBackward { n: s[0], classes: s[1], probs: self.aux[i][0], dlogits, accumulate }));
+            // Under loss scaling, the seed is the scale S: every gradient below carries it.
+            let scale = self.opts.loss_scaling.map(|_| self.scalars.loss_scale_slot(loss_scale::SCALE));
+            self.kernels.push(Kernel::Loss(LossKernel::SoftmaxXentBackward { n: s[0], classes: s[1], probs: self.aux[i][0], dlogits, accumulate, scale }));
             return true;
         }
         if node.op == Op::SumAll {
@@ -963,10 +995,15 @@ pub fn cotangent_seed(seed: u64, j: usize) -> u64 {
 }
 
 /// Clipping, then one SGD kernel per contiguous run of trainable parameters (frozen ones must
-/// not see weight decay).
+/// not see weight decay). Under loss scaling, first the gradients unscaled (so clipping and SGD
+/// see true values), the SGD kernels skipped after a non-finite one, and the scale updated last.
 fn update_kernels(graph: &Graph, trainable: &[bool], opts: &PlanOptions, s: &Scalars) -> Vec<Kernel> {
     let mut kernels = Vec::new();
     let all = Loc::new(Space::ParamGrads, 0, graph.param_len());
+    if opts.loss_scaling.is_some() {
+        kernels.push(Kernel::Optim(OptimKernel::UnscaleGrads { grads: all, state: s.loss_scale }));
+    }
+    let skip = opts.loss_scaling.map(|_| s.loss_scale_slot(loss_scale::FOUND_INF));
     if let Some(max_norm) = opts.grad_clip {
         // Frozen gradients are zero, so the whole buffer's norm is the trainable parameters' norm.
         kernels.push(Kernel::Optim(OptimKernel::SumSquares { x: all, out: s.grad_sum_sq }));
@@ -988,14 +1025,18 @@ fn update_kernels(graph: &Graph, trainable: &[bool], opts: &PlanOptions, s: &Sca
             momentum: opts.momentum,
             weight_decay: opts.weight_decay,
             nesterov: opts.nesterov,
+            skip,
         }));
+    }
+    if let Some(rules) = opts.loss_scaling {
+        kernels.push(Kernel::Optim(OptimKernel::UpdateLossScale { state: s.loss_scale, loss: s.loss, rules }));
     }
     kernels
 }
 
 /// The placed virtual buffers.
 struct Placement {
-    /// Per virtual buffer, its space (`Work` or `Half`) and offset there.
+    /// Per virtual buffer, its space (`Work`, `Half` or `HalfF16`) and offset there.
     places: Vec<(Space, usize)>,
     work_len: usize,
     half_len: usize,
@@ -1018,10 +1059,10 @@ impl Placement {
 /// stay aligned.
 const ALIGN: usize = 16;
 
-/// Gives every virtual buffer an offset in its space (`Work`, or `Half` for a tensor stored in
-/// 16 bits) such that buffers of one space alive at the same time never overlap (first fit, in
+/// Gives every virtual buffer an offset in its space (`Work`, or `half`, the step's 16-bit space,
+/// for a tensor stored in 16 bits) such that buffers of one space alive at the same time never overlap (first fit, in
 /// order of first use), and rewrites the kernels to use them.
-fn place_buffers(kernels: &mut [Kernel], vbufs: &[VBuf], input: Loc, pinned: &[Loc], n_forward: usize) -> Placement {
+fn place_buffers(kernels: &mut [Kernel], vbufs: &[VBuf], input: Loc, pinned: &[Loc], n_forward: usize, half: Space) -> Placement {
     let end = kernels.len();
     let mut life = vec![(usize::MAX, 0usize); vbufs.len()];
     for (i, k) in kernels.iter_mut().enumerate() {
@@ -1045,7 +1086,7 @@ fn place_buffers(kernels: &mut [Kernel], vbufs: &[VBuf], input: Loc, pinned: &[L
     let mut saved_bytes = 0;
     for b in order {
         let (first, last) = life[b];
-        let (space, s) = if vbufs[b].half { (Space::Half, 1) } else { (Space::Work, 0) };
+        let (space, s) = if vbufs[b].half { (half, 1) } else { (Space::Work, 0) };
         let live = &mut live[s];
         live.retain(|&(_, _, l)| l >= first);
         live.sort_unstable();

@@ -1,8 +1,9 @@
 //! The reduced precisions the tensor cores multiply in, as round-to-nearest-even conversions
-//! from f32 written in plain integer code. `kernels/mma.cuh` holds the same algorithm line for
-//! line (`fear_f32_to_bf16`, `fear_round_tf32`, `fear_f32_to_f16`), so the CPU reference and the
-//! kernels round at the same points to the same bits; neither depends on a compiler's or a
-//! CPU's conversion instructions (the device's `cvt.rna.tf32.f32` rounds ties away from zero).
+//! from f32 written in plain integer code. `kernels/storage.cuh` and `kernels/mma.cuh` hold the
+//! same algorithm line for line (`fear_f32_to_bf16`, `fear_f32_to_f16`, `fear_round_tf32`), so the
+//! CPU reference and the kernels round at the same points to the same bits; no rounding depends
+//! on a compiler's or a CPU's conversion instructions (the device's `cvt.rna.tf32.f32` rounds ties
+//! away from zero). Only the exact widening of an IEEE half uses one on a GPU (`cvt.f32.f16`).
 
 /// A product's input precision: what an f32 operand is rounded to before the product (`Fp32`:
 /// nothing, the SIMT kernels; the others: the tensor cores' inputs).

@@ -16,7 +16,8 @@ use rand_chacha::ChaCha8Rng;
 use super::device::{Device, MemoryLayout};
 use super::graph::{Graph, Init, ParamSpec};
 use super::kernel::{Kernel, Loc, Space};
-use super::plan::{plan, PlanOptions, Program};
+use super::loss_scale::{LossScaleState, LossScaling};
+use super::plan::{loss_scale_loc, plan, PlanOptions, Program};
 use super::Float;
 
 /// Builds the network's graph for a batch size.
@@ -47,6 +48,9 @@ pub struct Session<T: Float, D: Device<T>> {
     capture: bool,
     /// The captured steps: valid while their program and the memory's buffers are.
     captured: HashMap<StepKind, D::Captured>,
+    /// The loss-scaling rules whose initial state is in memory (None: not written since the last
+    /// reset): written before the first step that scales.
+    loss_scale_written: Option<LossScaling>,
 }
 
 /// Which kernels a step launches: its program's (batch, train) and whether it updates.
@@ -84,8 +88,20 @@ impl<T: Float, D: Device<T>> Session<T, D> {
         let first = plan(&graph, &trainable, &opts);
         let layout = first.layout;
         let mem = device.alloc(&layout).context("allocating the network's memory")?;
-        let mut s =
-            Session { device, build, graph, trainable, opts, programs: HashMap::new(), mem, layout, profile: None, capture: false, captured: HashMap::new() };
+        let mut s = Session {
+            device,
+            build,
+            graph,
+            trainable,
+            opts,
+            programs: HashMap::new(),
+            mem,
+            layout,
+            profile: None,
+            capture: false,
+            captured: HashMap::new(),
+            loss_scale_written: None,
+        };
         s.programs.insert((batch, opts.train), first);
         s.reset_state()?;
         Ok(s)
@@ -147,8 +163,10 @@ impl<T: Float, D: Device<T>> Session<T, D> {
         self.reset_momentum()
     }
 
-    /// BN running statistics back to mean 0, variance 1.
+    /// BN running statistics back to mean 0, variance 1 (and loss scaling, if any, back to its
+    /// initial scale before the next step).
     pub fn reset_state(&mut self) -> Result<()> {
+        self.loss_scale_written = None;
         let mut values = vec![T::zero(); self.graph.state_len()];
         for spec in &self.graph.states {
             fill(&mut values[spec.offset..spec.offset + spec.len()], spec.init, &mut ChaCha8Rng::seed_from_u64(0));
@@ -197,9 +215,32 @@ impl<T: Float, D: Device<T>> Session<T, D> {
         Ok(&self.programs[&(batch, train)])
     }
 
-    /// Train-mode forward and backward (gradients left in place, no update).
+    /// Train-mode forward and backward (gradients left in place, no update). Refused under loss
+    /// scaling, whose gradients are unscaled by the update.
     pub fn forward_backward(&mut self, images: &[T], labels: &[u32]) -> Result<StepOutput> {
+        ensure!(self.opts.loss_scaling.is_none(), "a forward and backward without the update leaves loss-scaled gradients: not with --precision fp16");
         self.run(Input::Host(images), labels, true, None)
+    }
+
+    /// Loss scaling's state as it stands (None for a session whose steps do not scale).
+    /// Before its first step, the state is not written yet: None too (nothing skipped).
+    pub fn loss_scale(&self) -> Result<Option<LossScaleState>> {
+        if self.opts.loss_scaling.is_none() || self.loss_scale_written.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(LossScaleState::from_slots(&self.device.read(&self.mem, loss_scale_loc(&self.graph))?)))
+    }
+
+    /// Writes loss scaling's initial state before the first step that scales (after a reset or
+    /// a change of rules).
+    fn init_loss_scale(&mut self, state: Loc) -> Result<()> {
+        if let Some(rules) = self.opts.loss_scaling {
+            if self.loss_scale_written != Some(rules) {
+                self.device.write(&mut self.mem, state, &rules.initial_slots::<T>())?;
+                self.loss_scale_written = Some(rules);
+            }
+        }
+        Ok(())
     }
 
     /// One training step: forward, backward, clipping if configured, SGD at learning rate `lr`.
@@ -223,7 +264,8 @@ impl<T: Float, D: Device<T>> Session<T, D> {
     #[allow(clippy::too_many_arguments)]
     pub fn train_step_queued(&mut self, split: &D::Resident, seed: u64, epoch: u64, start: usize, n: usize, lr: f64, slot: usize) -> Result<()> {
         let p = self.program(n, true)?;
-        let (input, lr_at, loss, correct) = (p.input, p.lr, p.loss, p.correct);
+        let (input, lr_at, loss, correct, scaler) = (p.input, p.lr, p.loss, p.correct, p.loss_scale);
+        self.init_loss_scale(scaler)?;
         self.device.feed_resident(&mut self.mem, split, seed, epoch, start, n, input, lr_at, T::from_f64(lr))?;
         self.launch_step(StepKind { batch: n, train: true, update: true })?;
         self.device.record_step(&mut self.mem, loss, correct, slot)
@@ -266,6 +308,8 @@ impl<T: Float, D: Device<T>> Session<T, D> {
         self.device.write_labels(&mut self.mem, labels)?;
         if let Some(lr) = lr {
             self.device.write(&mut self.mem, p.lr, &[T::from_f64(lr)])?;
+            let scaler = p.loss_scale;
+            self.init_loss_scale(scaler)?;
         }
         self.launch_step(StepKind { batch: n, train, update: lr.is_some() })?;
         let p = &self.programs[&(n, train)];
@@ -410,6 +454,11 @@ impl<T: Float, D: Device<T>> Session<T, D> {
     /// All parameter gradients, flat, in parameter order.
     pub fn read_all_grads(&self) -> Result<Vec<T>> {
         self.device.read(&self.mem, Loc::new(Space::ParamGrads, 0, self.graph.param_len()))
+    }
+
+    /// All momentum buffers, flat, in parameter order.
+    pub fn read_all_momentum(&self) -> Result<Vec<T>> {
+        self.device.read(&self.mem, Loc::new(Space::Momentum, 0, self.graph.param_len()))
     }
 
     /// Sets every parameter at once (flat, in parameter order).

@@ -39,18 +39,26 @@ pub fn fear_one(arch: &Arch, data: &Dataset, net: &NetConfig, dev: &AnyDevice, c
             });
         };
         let outcome = run_fear(&mut session, data, net, cfg, seed, &mut on_progress)?;
-        let reason = (outcome.status == Status::Capped).then(|| format!("threshold {} not reached in {} epochs", cfg.threshold, outcome.stage1_epochs));
+        let gave_up = outcome.stage1.iter().chain(&outcome.stage2).find_map(|r| r.diverged_because.clone());
+        let reason = match outcome.status {
+            Status::Capped => Some(format!("threshold {} not reached in {} epochs", cfg.threshold, outcome.stage1_epochs)),
+            Status::Diverged => gave_up,
+            _ => None,
+        };
         (outcome, reason)
     };
+    let skipped: u64 = outcome.stage1.iter().chain(&outcome.stage2).map(|r| r.skipped_steps).sum();
     bar.println(format!(
-        "arch {:>5}  {:<9} score {}  time {:.1}s (stage 1: {} epochs {:.1}s, stage 2: {:.1}s)",
+        "arch {:>5}  {:<9} score {}  time {:.1}s (stage 1: {} epochs {:.1}s, stage 2: {:.1}s){}{}",
         arch.index(),
         format!("{:?}", outcome.status).to_lowercase(),
         outcome.score.map_or("-".into(), |s| format!("{s:.4}")),
         outcome.time_s,
         outcome.stage1_epochs,
         outcome.stage1_s,
-        outcome.stage2_s
+        outcome.stage2_s,
+        if skipped > 0 { format!(", {skipped} steps skipped by fp16 loss scaling") } else { String::new() },
+        reason.as_ref().filter(|_| outcome.status == Status::Diverged).map_or(String::new(), |r| format!(": {r}"))
     ));
     Ok(FearRun { outcome, reason })
 }

@@ -28,6 +28,10 @@ pub struct EpochReport {
     pub images: usize,
     /// A step's loss was NaN or infinite; the epoch stopped there.
     pub diverged: bool,
+    /// Steps whose update loss scaling skipped (a non-finite gradient; `--precision fp16` only).
+    pub skipped_steps: u64,
+    /// Why the epoch diverged, when loss scaling gave up (its scale collapsed).
+    pub diverged_because: Option<String>,
 }
 
 /// Where an epoch is, for progress displays.
@@ -50,6 +54,7 @@ pub fn train_epoch<D: Device<f32>>(
     on_step: &mut dyn FnMut(StepProgress),
 ) -> Result<EpochReport> {
     let start = Instant::now();
+    let skipped_before = session.loss_scale()?.map_or(0, |s| s.skipped);
     let batcher = Batcher::train(data.split, data.aug, batch, seed, epoch as u64);
     if let Some(resident) = data.resident.as_mut() {
         resident.set_order(batcher.order())?;
@@ -102,7 +107,20 @@ pub fn train_epoch<D: Device<f32>>(
         }
     }
     let per = |v: f64| if seen > 0 { v / seen as f64 } else { f64::NAN };
-    Ok(EpochReport { epoch, lr, train_acc: per(correct as f64), train_loss: per(loss_sum), seconds: start.elapsed().as_secs_f64(), images: seen, diverged })
+    let scaler = session.loss_scale()?;
+    let skipped_steps = scaler.map_or(0, |s| s.skipped.saturating_sub(skipped_before));
+    let diverged_because = scaler.zip(session.options().loss_scaling).and_then(|(s, rules)| s.gave_up(&rules)).filter(|_| diverged);
+    Ok(EpochReport {
+        epoch,
+        lr,
+        train_acc: per(correct as f64),
+        train_loss: per(loss_sum),
+        seconds: start.elapsed().as_secs_f64(),
+        images: seen,
+        diverged,
+        skipped_steps,
+        diverged_because,
+    })
 }
 
 /// Every training step of an epoch queued on the device with no host synchronisation between

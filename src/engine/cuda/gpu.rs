@@ -18,7 +18,7 @@ use super::resident::{ResidentSplit, StepFeed};
 use crate::engine::device::{Device, MemoryLayout};
 use crate::engine::kernel::{Kernel, Loc, Space, SPACES};
 use crate::engine::ops::augment::Augment;
-use crate::engine::precision::{bf16_to_f32, f32_to_bf16};
+use crate::engine::precision::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16, Precision};
 
 /// Bytes of the scratch buffer each step's memory keeps for the batch-norm kernels' per-block
 /// partial sums and per-channel coefficients (see ops/batchnorm/batchnorm.cu), and for the weight
@@ -238,8 +238,8 @@ impl Device<f32> for Gpu {
         let at = mem.address(loc)?;
         // Queued on this stream, before the kernels that read it; the memory is this stream's.
         // SAFETY: `at` addresses loc.len elements inside its space (checked above).
-        if loc.space == Space::Half {
-            let half: Vec<u16> = data.iter().map(|&v| f32_to_bf16(v)).collect();
+        if let Some((to_16, _)) = conversions(loc.space) {
+            let half: Vec<u16> = data.iter().map(|&v| to_16(v)).collect();
             return unsafe { self.backend.upload_async(at, bytemuck::cast_slice(&half)) };
         }
         unsafe { self.backend.upload_async(at, bytemuck::cast_slice(data)) }
@@ -247,10 +247,10 @@ impl Device<f32> for Gpu {
 
     fn read(&self, mem: &GpuMemory, loc: Loc) -> Result<Vec<f32>> {
         let at = mem.address(loc)?;
-        if loc.space == Space::Half {
+        if let Some((_, from_16)) = conversions(loc.space) {
             let mut half = vec![0u16; loc.len];
             self.backend.download(at, bytemuck::cast_slice_mut(&mut half))?;
-            return Ok(half.into_iter().map(bf16_to_f32).collect());
+            return Ok(half.into_iter().map(from_16).collect());
         }
         let mut out = vec![0f32; loc.len];
         self.backend.download(at, bytemuck::cast_slice_mut(&mut out))?;
@@ -340,5 +340,19 @@ impl Device<f32> for Gpu {
         // SAFETY: the capture's launches address this memory's buffers (same generation), all still
         // allocated; each location was bounds-checked when captured.
         unsafe { captured.launches.replay() }
+    }
+}
+
+/// A 16-bit format's conversions: to its bits (rounding), and back to f32 (exact).
+type Conversions = (fn(f32) -> u16, fn(u16) -> f32);
+
+/// The host's conversions (to 16 bits, back to f32) of a space stored in 16 bits: precision.rs's
+/// integer code, the kernels' line for line (tested against the `half` crate there), so an upload
+/// rounds as a kernel's store does; None for an f32 space.
+fn conversions(space: Space) -> Option<Conversions> {
+    match space.storage() {
+        Precision::Bf16 => Some((f32_to_bf16, bf16_to_f32)),
+        Precision::F16 => Some((f32_to_f16, f16_to_f32)),
+        _ => None,
     }
 }

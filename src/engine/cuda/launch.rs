@@ -12,7 +12,8 @@ use std::sync::Arc;
 use anyhow::{ensure, Context, Result};
 
 use super::capture::CapturedLaunches;
-use crate::engine::kernel::{Loc, Space};
+use crate::engine::kernel::Loc;
+use crate::engine::precision::Precision;
 
 /// A device address: a `CUdeviceptr` on a GPU, a host address under emulation.
 pub type DevicePtr = u64;
@@ -364,41 +365,52 @@ impl OnGpu<'_> {
 }
 
 /// The kernel of `base`'s family for tensors stored where `tensor` lies: `base` (f32) outside
-/// `Space::Half`, in it `base` + `_bf16`, the instantiation over bfloat16 storage
-/// (kernels/storage.cuh). A kernel with no such instantiation keeps its name; [`stored_variants_exist`]
-/// then refuses the launch, so an f32 kernel is never handed bfloat16 memory.
+/// the 16-bit spaces, in them `base` + the space's [`crate::engine::kernel::Space::kernel_suffix`] (`_bf16` in `Half`,
+/// `_f16` in `HalfF16`), the instantiation over that storage (kernels/storage.cuh). A kernel
+/// with no such instantiation keeps its name; [`stored_variants_exist`] then refuses the launch,
+/// so an f32 kernel is never handed 16-bit memory.
 pub fn stored_variant(base: &'static str, tensor: Loc) -> &'static str {
-    if tensor.space != Space::Half {
+    let suffix = tensor.space.kernel_suffix();
+    if suffix.is_empty() {
         return base;
     }
-    super::artifacts::KERNEL_NAMES.iter().copied().find(|n| n.strip_suffix("_bf16") == Some(base)).unwrap_or(base)
+    super::artifacts::KERNEL_NAMES.iter().copied().find(|n| n.strip_suffix(suffix) == Some(base)).unwrap_or(base)
 }
 
 /// The tensor whose space picks the instantiation of a kernel that reads and writes all of
 /// `tensors` as one type (see [`stored_variant`]): the first, after checking that the others are
-/// stored alike (all as bfloat16 or none). `op` names the op in the error.
+/// stored alike (all as f32, all as bfloat16 or all as IEEE half). `op` names the op in the error.
 pub fn stored_alike(op: &str, tensors: &[Loc]) -> Result<Loc> {
     let first = *tensors.first().with_context(|| format!("{op}: no tensor to pick its kernels' storage by"))?;
-    let half = |l: &Loc| l.space == Space::Half;
-    ensure!(tensors.iter().all(|l| half(l) == half(&first)), "{op}: its tensors must be stored alike (all as bfloat16 or none), not {tensors:?}");
+    let storage = |l: &Loc| l.space.storage();
+    ensure!(
+        tensors.iter().all(|l| storage(l) == storage(&first)),
+        "{op}: its tensors must be stored alike (all as f32, bfloat16 or IEEE half), not {tensors:?}"
+    );
     Ok(first)
 }
 
 /// The kernels that read and write no tensor, only f32 statistics, coefficients and partial
-/// sums: launched as they are by ops whose tensors are stored as bfloat16.
+/// sums: launched as they are by ops whose tensors are stored in 16 bits.
 const TOUCHES_NO_TENSOR: &[&str] = &["fear_bn_train_finalize", "fear_bn_eval_coefficients", "fear_bn_backward_finalize", "fear_conv_backward_weight_reduce"];
 
-/// Refuses an op that names `Space::Half` memory (a tensor stored as bfloat16) but launches a
-/// kernel other than a bfloat16 instantiation or one that touches no tensor (`names`: its
-/// [`crate::engine::Kernel::launch_names`]): an f32 kernel would read those bytes as floats.
+/// Refuses an op that names 16-bit memory (a tensor stored as bfloat16 in `Space::Half`, or as
+/// IEEE half in `Space::HalfF16`) but launches a kernel other than that storage's instantiation
+/// or one that touches no tensor (`names`: its [`crate::engine::Kernel::launch_names`]): another
+/// instantiation would read those bytes as another type.
 pub fn stored_variants_exist(op: &str, locs: &[Loc], names: &[&str]) -> Result<()> {
-    if let Some(half) = locs.iter().find(|l| l.space == Space::Half) {
-        let f32_kernel = names.iter().find(|n| !n.ends_with("_bf16") && !TOUCHES_NO_TENSOR.contains(n));
+    if let Some(half) = locs.iter().find(|l| l.space.is_16bit()) {
+        let suffix = half.space.kernel_suffix();
+        let wrong = names.iter().find(|n| !n.ends_with(suffix) && !TOUCHES_NO_TENSOR.contains(n));
+        let storage = match half.space.storage() {
+            Precision::F16 => "IEEE half",
+            _ => "bfloat16",
+        };
         ensure!(
-            f32_kernel.is_none(),
-            "{op} has no kernel for tensors stored as bfloat16 ({half:?} is; it launches {names:?}, {} among them reads f32): \
-             run this step with --precision fp32",
-            f32_kernel.unwrap()
+            wrong.is_none(),
+            "{op} has no kernel for tensors stored as {storage} ({half:?} is; it launches {names:?}, {} among them is not a \
+             `{suffix}` instantiation): run this step with --precision fp32",
+            wrong.unwrap()
         );
     }
     Ok(())
@@ -453,6 +465,7 @@ pub unsafe fn launch_bounded_opting_in(b: &dyn Backend, name: &str, dims: Dims, 
 mod bound_tests {
     use super::*;
     use crate::engine::cuda::emulated::Emulated;
+    use crate::engine::kernel::Space;
 
     #[test]
     fn tensors_stored_as_bfloat16_get_bfloat16_kernels_or_none() {
@@ -465,7 +478,22 @@ mod bound_tests {
         assert!(stored_variants_exist("forward", &[bf16_loc], &["fear_relu_bf16", "fear_bn_train_finalize"]).is_ok());
         assert!(stored_variants_exist("relu", &[f32_loc], &["fear_relu"]).is_ok());
         let err = stored_variants_exist("relu", &[f32_loc, bf16_loc], &["fear_relu_bf16", "fear_relu"]).unwrap_err().to_string();
-        assert!(err.contains("fear_relu among them reads f32"), "{err}");
+        assert!(err.contains("fear_relu among them is not a `_bf16` instantiation"), "{err}");
+    }
+
+    #[test]
+    fn tensors_stored_as_ieee_half_get_their_own_kernels() {
+        let (bf16_loc, f16_loc) = (Loc::new(Space::Half, 0, 8), Loc::new(Space::HalfF16, 0, 8));
+        assert_eq!(stored_variant("fear_relu", f16_loc), "fear_relu_f16");
+        assert_eq!(stored_variant("fear_conv_forward", f16_loc), "fear_conv_forward_f16");
+        // A product with no IEEE-half instantiation keeps its name and is refused.
+        assert_eq!(stored_variant("fear_conv_forward_tf32", f16_loc), "fear_conv_forward_tf32");
+        assert!(stored_variants_exist("relu", &[f16_loc], &["fear_relu_f16", "fear_bn_train_finalize"]).is_ok());
+        let err = stored_variants_exist("relu", &[f16_loc], &["fear_relu_bf16"]).unwrap_err().to_string();
+        assert!(err.contains("stored as IEEE half") && err.contains("fear_relu_bf16 among them is not a `_f16` instantiation"), "{err}");
+        let err = stored_alike("add", &[bf16_loc, f16_loc]).unwrap_err().to_string();
+        assert!(err.contains("stored alike"), "{err}");
+        assert!(stored_alike("add", &[f16_loc, f16_loc]).is_ok());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use anyhow::{bail, ensure, Result};
 use super::gpu::{Buffer, Gpu, GpuMemory};
 use super::launch::{DevicePtr, GpuAddresses};
 use crate::engine::device::ResidentImages;
-use crate::engine::kernel::{Loc, Space};
+use crate::engine::kernel::Loc;
 use crate::engine::ops::augment::launch::{launch_augment, AugmentBuffers};
 use crate::engine::ops::augment::Augment;
 
@@ -150,7 +150,7 @@ impl Gpu {
             order: order.ptr() + (start * 4) as u64,
             lut: split.lut.ptr(),
             out: mem.address(out)?,
-            out_bf16: out.space == Space::Half,
+            out_storage: out.space.storage(),
             feed,
         };
         // SAFETY: every index in the order was checked against the images held; positions

@@ -34,7 +34,8 @@ pub struct OpCheck {
 }
 
 /// A kernel (or a sequence of kernels) with its locations laid out one after another in the
-/// Work space (f32) and the Half space (tensors stored as bfloat16).
+/// Work space (f32) and the Half space (tensors stored as bfloat16; [`add_f16_twins`] moves a
+/// case's Half locations to `HalfF16` to check the IEEE-half kernels).
 pub(crate) struct Case {
     /// The next free element of Work and of Half.
     next: [usize; 2],
@@ -123,7 +124,37 @@ fn cases() -> Cases {
     ops::optim::check::cases(&mut cases);
     ops::probe::check::cases(&mut cases);
     ops::feature_probe::check::cases(&mut cases);
+    add_f16_twins(&mut cases);
     cases
+}
+
+/// Every case with tensors stored as bfloat16 (in `Space::Half`), again with them stored as IEEE
+/// half (`Space::HalfF16`, `--precision fp16`): the `_f16` instantiations of the same kernels on
+/// the same shapes, named with `_f16` for the storage's `_bf16`, held to the same tolerance (an
+/// IEEE half keeps 11 significant bits to bfloat16's 8, and the cases' values lie well inside its
+/// range). Left out: the cases of a tensor-core product (TF32, BF16), whose kernels exist for
+/// bfloat16 tensors only; every other case gets its twin, so a kernel missing its `_f16`
+/// instantiation fails its check.
+fn add_f16_twins(cases: &mut Cases) {
+    let mut twins = Vec::new();
+    for (name, tolerance, kernels, presets) in &cases.out {
+        let mut kernels = kernels.clone();
+        let mut half = false;
+        for loc in kernels.iter_mut().flat_map(Kernel::locs_mut) {
+            if loc.space == Space::Half {
+                loc.space = Space::HalfF16;
+                half = true;
+            }
+        }
+        let product = kernels.iter().flat_map(Kernel::launch_names).any(|n| n.contains("_tf32") || n.contains("mma"));
+        if !half || product {
+            continue;
+        }
+        let at = name.rfind("_bf16").unwrap_or(name.len());
+        let twin = format!("{}_f16{}", &name[..at], name[at..].strip_prefix("_bf16").unwrap_or(""));
+        twins.push((twin, *tolerance, kernels, presets.clone()));
+    }
+    cases.out.extend(twins);
 }
 
 /// max|a - b| / max|b| (0 when both are all zero; infinite on a NaN mismatch).
@@ -145,25 +176,27 @@ pub fn relative_error(got: &[f32], want: &[f32]) -> f64 {
     }
 }
 
-/// The Work and Half spaces a case's memory spans.
-const CASE_SPACES: [Space; 2] = [Space::Work, Space::Half];
-
 fn check_case(gpu: &Gpu, kernels: &[Kernel], presets: &[(Loc, Vec<f32>)], seed: u64) -> Result<f64> {
     let locs: Vec<Loc> = kernels.iter().flat_map(Kernel::locs).collect();
+    // The Work space and the 16-bit one (`Half` or `HalfF16`, as the case's tensors are stored)
+    // the case's memory spans; index 1 is the 16-bit one.
+    let half_space = locs.iter().map(|l| l.space).find(|s| s.is_16bit()).unwrap_or(Space::Half);
+    let case_spaces = [Space::Work, half_space];
+    let index = |l: &Loc| l.space.is_16bit() as usize;
     let extent = |space: Space| locs.iter().filter(|l| l.space == space).map(|l| l.end() + 7).max().unwrap_or(0);
-    let (work, half) = (extent(Space::Work).max(7), extent(Space::Half));
+    let (work, half) = (extent(Space::Work).max(7), extent(half_space));
     let layout = MemoryLayout { params: 0, state: 0, work, half, labels: 8 };
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    // Each space's initial values; Half's as the bfloat16s both devices store.
-    let mut init: Vec<Vec<f32>> = CASE_SPACES.iter().map(|&s| (0..layout.len(s)).map(|_| rng.random_range(-1.0f32..1.0)).collect()).collect();
+    // Each space's initial values; the 16-bit space's as the 16-bit values both devices store.
+    let mut init: Vec<Vec<f32>> = case_spaces.iter().map(|&s| (0..layout.len(s)).map(|_| rng.random_range(-1.0f32..1.0)).collect()).collect();
     for (l, v) in presets {
-        init[(l.space == Space::Half) as usize][l.offset..l.end()].copy_from_slice(v);
+        init[index(l)][l.offset..l.end()].copy_from_slice(v);
     }
     for v in &mut init[1] {
-        *v = crate::engine::precision::Precision::Bf16.round(*v);
+        *v = half_space.storage().round(*v);
     }
     let labels: Vec<u32> = (0..8).map(|_| rng.random_range(0..10)).collect();
-    let whole = |i: usize| Loc::new(CASE_SPACES[i], 0, layout.len(CASE_SPACES[i]));
+    let whole = |i: usize| Loc::new(case_spaces[i], 0, layout.len(case_spaces[i]));
 
     let cpu = Cpu;
     let mut cm = <Cpu as Device<f32>>::alloc(&cpu, &layout)?;
@@ -203,9 +236,8 @@ fn check_case(gpu: &Gpu, kernels: &[Kernel], presets: &[(Loc, Vec<f32>)], seed: 
 
     // Per location (so a large tensor does not hide a small one's error); the gaps between
     // locations must keep their bits.
-    let index = |l: &Loc| (l.space == Space::Half) as usize;
     let worst = locs.iter().map(|l| relative_error(&got[index(l)][l.offset..l.end()], &want[index(l)][l.offset..l.end()])).fold(0f64, f64::max);
-    for (i, &space) in CASE_SPACES.iter().enumerate() {
+    for (i, &space) in case_spaces.iter().enumerate() {
         let inside = |e: &usize| locs.iter().any(|l| l.space == space && (l.offset..l.end()).contains(e));
         if (0..init[i].len()).filter(|e| !inside(e)).any(|e| got[i][e].to_bits() != init[i][e].to_bits()) {
             anyhow::bail!("the kernel wrote outside its locations in {space:?}");

@@ -1,5 +1,5 @@
 // The data kernel: uint8 images resident on the device -> a normalised, randomly cropped and
-// flipped (optionally Cutout) batch, f32 or (a step storing its tensors so) bfloat16. Mirrors src/data/augment.rs bit for bit: the random
+// flipped (optionally Cutout) batch, f32 or (a step storing its tensors so) bfloat16 or IEEE half. Mirrors src/data/augment.rs bit for bit: the random
 // choices of the image at position `p` of epoch `e` come from a counter-based generator keyed by
 // (seed, e, p), so a captured step can be replayed with only the counters changed.
 
@@ -25,14 +25,14 @@ __device__ __forceinline__ int fear_aug_uniform(unsigned long long draw, unsigne
 
 // One block per image of the batch. images: [*, 3, size, size] bytes; indices: which image each
 // batch row takes; lut: [3][256] normalised value of each byte per channel; out: [batch, 3, size, size],
-// f32, or bfloat16 (rounded to nearest even, as the host's upload of a batch rounds) where
-// out_bf16 is set: one flag rather than two instantiations, the kernel being one pass of a few
+// f32, or (out_storage 1) bfloat16 or (2) IEEE half, rounded to nearest even as the host's upload
+// of a batch rounds: one flag rather than three instantiations, the kernel being one pass of a few
 // stores per thread.
 // Where a training step is fed from the device alone (no upload, so it can follow a replayed step
 // without waiting), also label_out[r] = labels[indices[r]] when labels is not null, and
 // *lr_out = lr when lr_out is not null: everything the step reads that changes between steps.
 extern "C" __global__ void __launch_bounds__(FEAR_AUGMENT_THREADS) fear_augment(const unsigned char* __restrict__ images, const unsigned* __restrict__ indices,
-                                        const float* __restrict__ lut, void* __restrict__ out, int out_bf16, int batch, int size,
+                                        const float* __restrict__ lut, void* __restrict__ out, int out_storage, int batch, int size,
                                         int pad, int flip, int cutout, int fill,
                                         unsigned long long seed, unsigned long long epoch,
                                         unsigned long long first_position, const unsigned* __restrict__ labels,
@@ -67,8 +67,10 @@ extern "C" __global__ void __launch_bounds__(FEAR_AUGMENT_THREADS) fear_augment(
             bool inside = sy >= 0 && sy < size && sx >= 0 && sx < size;
             float v = lut[c * 256 + (inside ? src[c * plane + sy * size + sx] : fill)];
             if (y >= y0 && y < y1 && x >= x0 && x < x1) v = 0.0f;
-            if (out_bf16) {
+            if (out_storage == 1) {
                 fear_store((fear_bf16*)out, first + i, v);
+            } else if (out_storage == 2) {
+                fear_store((fear_f16*)out, first + i, v);
             } else {
                 fear_store((float*)out, first + i, v);
             }

@@ -9,10 +9,10 @@ use crate::engine::cuda::selftest::relative_error;
 use crate::engine::cuda::Gpu;
 use crate::engine::device::{Device, MemoryLayout, ResidentImages};
 use crate::engine::kernel::{Loc, Space};
-use crate::engine::precision::Precision;
 
 /// The data kernel against [`Augment::apply`] with the same counter-drawn choices (must be exact),
-/// writing an f32 batch and a bfloat16 one (`Space::Half`: the CPU's values rounded to nearest even).
+/// writing an f32 batch, a bfloat16 one (`Space::Half`) and an IEEE-half one (`Space::HalfF16`):
+/// the CPU's values rounded to nearest even, each as its space stores them.
 pub(crate) fn check(gpu: &Gpu, seed: u64) -> Result<f64> {
     let (size, count) = (8, 5);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -35,10 +35,10 @@ pub(crate) fn check(gpu: &Gpu, seed: u64) -> Result<f64> {
     resident.set_order(&order)?;
     let mem = gpu.alloc(&MemoryLayout { params: 0, state: 0, work: want.len(), half: want.len(), labels: 0 })?;
     let mut worst = 0f64;
-    for space in [Space::Work, Space::Half] {
+    for space in [Space::Work, Space::Half, Space::HalfF16] {
         let out = Loc::new(space, 0, want.len());
         gpu.augment_batch(&resident, aug_seed, epoch, first as usize, indices.len(), &mem, out)?;
-        let stored: Vec<f32> = if space == Space::Half { want.iter().map(|&v| Precision::Bf16.round(v)).collect() } else { want.clone() };
+        let stored: Vec<f32> = want.iter().map(|&v| space.storage().round(v)).collect();
         worst = worst.max(relative_error(&gpu.read(&mem, out)?, &stored));
     }
     Ok(worst)

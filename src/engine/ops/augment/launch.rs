@@ -6,6 +6,17 @@ use anyhow::Result;
 use super::Augment;
 use crate::engine::cuda::launch::threads::FEAR_AUGMENT_THREADS;
 use crate::engine::cuda::launch::{launch_bounded, Arg, Backend, DevicePtr, Dims};
+use crate::engine::precision::Precision;
+
+/// augment.cu's `out_storage` for a batch stored as `storage`.
+fn storage_code(storage: Precision) -> Result<i32> {
+    match storage {
+        Precision::Fp32 => Ok(0),
+        Precision::Bf16 => Ok(1),
+        Precision::F16 => Ok(2),
+        Precision::Tf32 => anyhow::bail!("no tensor is stored as TF32"),
+    }
+}
 
 /// The device buffers one launch of the data kernel reads and writes.
 #[derive(Clone, Copy, Debug)]
@@ -16,10 +27,11 @@ pub struct AugmentBuffers {
     pub order: DevicePtr,
     /// The normalisation table, `[3][256]` floats ([`super::Normalization::lut`]).
     pub lut: DevicePtr,
-    /// The batch, `[n, 3, size, size]` floats, or bfloat16s where `out_bf16`.
+    /// The batch, `[n, 3, size, size]`, stored as `out_storage` says.
     pub out: DevicePtr,
-    /// Whether the batch is stored as bfloat16 (in `Space::Half`).
-    pub out_bf16: bool,
+    /// What the batch is stored as: f32 (`Fp32`), bfloat16 or IEEE half (the space of `out`,
+    /// [`crate::engine::kernel::Space::storage`]).
+    pub out_storage: Precision,
     /// For a step fed from the device alone: (every image's label, where the batch's go), and
     /// (where the learning rate goes, its value).
     pub feed: Option<((DevicePtr, DevicePtr), (DevicePtr, f32))>,
@@ -39,7 +51,7 @@ pub unsafe fn launch_augment(b: &dyn Backend, aug: &Augment, seed: u64, epoch: u
         Arg::Ptr(bufs.order),
         Arg::Ptr(bufs.lut),
         Arg::Ptr(bufs.out),
-        Arg::I32(bufs.out_bf16 as i32),
+        Arg::I32(storage_code(bufs.out_storage)?),
         Arg::len(n)?,
         Arg::len(aug.size)?,
         Arg::len(aug.pad)?,

@@ -2,7 +2,7 @@
 // double, as the CPU op does.
 //
 // The kernels reading or writing a tensor (x, y, dy, dx) are templates over its storage type S
-// (kernels/storage.cuh), instantiated as `fear_bn_x` (float) and `fear_bn_x_bf16` (bfloat16):
+// (kernels/storage.cuh), instantiated as `fear_bn_x` (float), `fear_bn_x_bf16` (bfloat16) and `fear_bn_x_f16` (IEEE half):
 // every access goes through fear_load / fear_store, all arithmetic stays f32/f64, and a stored
 // output is rounded once, where it is stored. Statistics, coefficients and partials stay f32/f64.
 //
@@ -66,6 +66,7 @@ __device__ __forceinline__ void fear_bn_stats_body(const S* __restrict__ x, doub
 
 extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_stats(const float* __restrict__ x, double* __restrict__ partial, int n, int c, int hw, int splits) { fear_bn_stats_body(x, partial, n, c, hw, splits); }
 extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_stats_bf16(const fear_bf16* __restrict__ x, double* __restrict__ partial, int n, int c, int hw, int splits) { fear_bn_stats_body(x, partial, n, c, hw, splits); }
+extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_stats_f16(const fear_f16* __restrict__ x, double* __restrict__ partial, int n, int c, int hw, int splits) { fear_bn_stats_body(x, partial, n, c, hw, splits); }
 
 // Train-mode statistics, pass 2: one block per channel merges the channel's `parts` partials
 // (count, mean, squared deviations; at partial[3 * (ch * parts + p)]) as one two-pass sum would
@@ -151,6 +152,7 @@ __device__ __forceinline__ void fear_bn_apply_body(const S* __restrict__ x, cons
 
 extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_apply(const float* __restrict__ x, const float* __restrict__ coef, float* __restrict__ y, int n, int c, int hw, int splits) { fear_bn_apply_body(x, coef, y, n, c, hw, splits); }
 extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_apply_bf16(const fear_bf16* __restrict__ x, const float* __restrict__ coef, fear_bf16* __restrict__ y, int n, int c, int hw, int splits) { fear_bn_apply_body(x, coef, y, n, c, hw, splits); }
+extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_apply_f16(const fear_f16* __restrict__ x, const float* __restrict__ coef, fear_f16* __restrict__ y, int n, int c, int hw, int splits) { fear_bn_apply_body(x, coef, y, n, c, hw, splits); }
 
 // Backward of train mode, pass 1: per (channel, split) block, sum(dy) and sum(dy * (x - mean))
 // over the share, to partial[2 * (ch * splits + s)].
@@ -190,6 +192,7 @@ __device__ __forceinline__ void fear_bn_backward_stats_body(const S* __restrict_
 
 extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_backward_stats(const float* __restrict__ x1, const float* __restrict__ dy1, const float* __restrict__ mean1, double* __restrict__ partial, int n, int c1, int hw, int splits1, const float* __restrict__ x2, const float* __restrict__ dy2, const float* __restrict__ mean2, int c2, int splits2) { fear_bn_backward_stats_body(x1, dy1, mean1, partial, n, c1, hw, splits1, x2, dy2, mean2, c2, splits2); }
 extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_backward_stats_bf16(const fear_bf16* __restrict__ x1, const fear_bf16* __restrict__ dy1, const float* __restrict__ mean1, double* __restrict__ partial, int n, int c1, int hw, int splits1, const fear_bf16* __restrict__ x2, const fear_bf16* __restrict__ dy2, const float* __restrict__ mean2, int c2, int splits2) { fear_bn_backward_stats_body(x1, dy1, mean1, partial, n, c1, hw, splits1, x2, dy2, mean2, c2, splits2); }
+extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_backward_stats_f16(const fear_f16* __restrict__ x1, const fear_f16* __restrict__ dy1, const float* __restrict__ mean1, double* __restrict__ partial, int n, int c1, int hw, int splits1, const fear_f16* __restrict__ x2, const fear_f16* __restrict__ dy2, const float* __restrict__ mean2, int c2, int splits2) { fear_bn_backward_stats_body(x1, dy1, mean1, partial, n, c1, hw, splits1, x2, dy2, mean2, c2, splits2); }
 
 // Backward pass 2, one thread per channel: sums the partials in split order; dgamma += invstd *
 // sum(dy*(x-mean)) and dbeta += sum(dy), each skipped when null; coef[4*ch..] = (a, b, k, mean)
@@ -240,3 +243,4 @@ __device__ __forceinline__ void fear_bn_backward_apply_body(const S* __restrict_
 
 extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_backward_apply(const float* __restrict__ x, const float* __restrict__ dy, const float* __restrict__ coef, float* __restrict__ dx, int n, int c, int hw, int splits, int accumulate) { fear_bn_backward_apply_body(x, dy, coef, dx, n, c, hw, splits, accumulate); }
 extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_backward_apply_bf16(const fear_bf16* __restrict__ x, const fear_bf16* __restrict__ dy, const float* __restrict__ coef, fear_bf16* __restrict__ dx, int n, int c, int hw, int splits, int accumulate) { fear_bn_backward_apply_body(x, dy, coef, dx, n, c, hw, splits, accumulate); }
+extern "C" __global__ void __launch_bounds__(FEAR_BN_THREADS) fear_bn_backward_apply_f16(const fear_f16* __restrict__ x, const fear_f16* __restrict__ dy, const float* __restrict__ coef, fear_f16* __restrict__ dx, int n, int c, int hw, int splits, int accumulate) { fear_bn_backward_apply_body(x, dy, coef, dx, n, c, hw, splits, accumulate); }

@@ -59,9 +59,9 @@
 // (fear_conv_wgrad_mma_item): each warp's 16 output channels by the 8 input channels of every tap,
 // K over the item's pixels; its accumulators go straight to the split's partial slot.
 //
-// Tensors stored as bfloat16 (`--precision bf16`, kernels/storage.cuh): every kernel reading or
+// Tensors stored as bfloat16 or IEEE half (`--precision bf16`, `fp16`: kernels/storage.cuh): every kernel reading or
 // writing the (image, channel, row, column) tensors is a template over their storage type E
-// (float, or fear_bf16 for the `_bf16` instantiations): x, y, dy, dx, the ReLU mask, a batch
+// (float, or fear_bf16 / fear_f16 for the `_bf16` / `_f16` instantiations): x, y, dy, dx, the ReLU mask, a batch
 // norm's x, dx's terms, and the sibling's. Weights, their gradients and partials, batch-norm
 // coefficients and statistics stay f32. Staging widens each element to f32 (fear_load), so the
 // shared tiles, the MAC loops and the accumulators are the f32 kernels'; the epilogue rounds once
@@ -620,7 +620,7 @@ __device__ __forceinline__ void fear_conv_tile(int block, const E* __restrict__ 
 // applied as x is staged, not by a pass of its own.
 //
 // The kernel's parameters over the tensors' storage type E, the body, then one kernel per
-// (storage, product): fear_conv_forward, fear_conv_forward_bf16, and the TF32 and BF16 pairs below.
+// (storage, product): fear_conv_forward, fear_conv_forward_bf16, fear_conv_forward_f16, and the TF32 and BF16 pairs below.
 #define FEAR_CONV_FORWARD_PARAMS(E)                                                                                                     \
     const E* __restrict__ x, const float* __restrict__ wt, E* __restrict__ y, int n, int cin, int h, int w, int cout, int k, int stride, \
         int pad, int oh, int ow, int ti, int tr, int tc, int chunk, int glog2, int relu, double* __restrict__ stats,                       \
@@ -639,6 +639,7 @@ __device__ __forceinline__ void fear_conv_forward_body(FEAR_CONV_FORWARD_PARAMS(
 
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward(FEAR_CONV_FORWARD_PARAMS(float)) { fear_conv_forward_body<float, FEAR_CONV_FP32>(FEAR_CONV_FORWARD_ARGS); }
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward_bf16(FEAR_CONV_FORWARD_PARAMS(fear_bf16)) { fear_conv_forward_body<fear_bf16, FEAR_CONV_FP32>(FEAR_CONV_FORWARD_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward_f16(FEAR_CONV_FORWARD_PARAMS(fear_f16)) { fear_conv_forward_body<fear_f16, FEAR_CONV_FP32>(FEAR_CONV_FORWARD_ARGS); }
 
 // fear_conv_forward with both operands rounded to TF32 (x after the ReLU, and w) and multiplied on
 // tensor cores (sm_80+; the FMA loop on the sm_70 build): the same launch shape and arguments,
@@ -659,8 +660,9 @@ extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BL
 // fear_conv_forward with both operands rounded to IEEE halves (x after the ReLU, and w) and
 // multiplied with mma.sync.m8n8k4.f16, FP32 accumulate (sm_70+: the V100's tensor cores; later
 // GPUs run the instruction too, bf16 being their natural 16-bit product); launched as the TF32
-// pair is.
+// pair is. `_f16`: on tensors stored as halves (`--precision fp16`), where only w's rounding is left.
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward_f16mma(FEAR_CONV_FORWARD_PARAMS(float)) { fear_conv_forward_body<float, FEAR_CONV_F16>(FEAR_CONV_FORWARD_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_forward_f16mma_f16(FEAR_CONV_FORWARD_PARAMS(fear_f16)) { fear_conv_forward_body<fear_f16, FEAR_CONV_F16>(FEAR_CONV_FORWARD_ARGS); }
 
 // dx += conv-transpose of dy (dx = 0 + it without `accumulate`), where mask > 0 when a mask is
 // given (the fused ReLU's input). One block per (ti images, phase of dx, tile of its phase grid,
@@ -697,6 +699,7 @@ __device__ __forceinline__ void fear_conv_backward_input_body(FEAR_CONV_BACKWARD
 
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input(FEAR_CONV_BACKWARD_INPUT_PARAMS(float)) { fear_conv_backward_input_body<float, FEAR_CONV_FP32>(FEAR_CONV_BACKWARD_INPUT_ARGS); }
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input_bf16(FEAR_CONV_BACKWARD_INPUT_PARAMS(fear_bf16)) { fear_conv_backward_input_body<fear_bf16, FEAR_CONV_FP32>(FEAR_CONV_BACKWARD_INPUT_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input_f16(FEAR_CONV_BACKWARD_INPUT_PARAMS(fear_f16)) { fear_conv_backward_input_body<fear_f16, FEAR_CONV_FP32>(FEAR_CONV_BACKWARD_INPUT_ARGS); }
 
 // The input gradient with both operands (dy as read, through the batch norm's backward, and w)
 // rounded to TF32 / bfloat16 as staged and multiplied on tensor cores (sm_80+; the FMA loop over
@@ -926,6 +929,7 @@ __device__ __forceinline__ void fear_conv_backward_weight_body(FEAR_CONV_BACKWAR
 
 extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_BLOCKS) fear_conv_backward_weight(FEAR_CONV_BACKWARD_WEIGHT_PARAMS(float)) { fear_conv_backward_weight_body<float, FEAR_CONV_FP32>(FEAR_CONV_BACKWARD_WEIGHT_ARGS); }
 extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_BLOCKS) fear_conv_backward_weight_bf16(FEAR_CONV_BACKWARD_WEIGHT_PARAMS(fear_bf16)) { fear_conv_backward_weight_body<fear_bf16, FEAR_CONV_FP32>(FEAR_CONV_BACKWARD_WEIGHT_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_BLOCKS) fear_conv_backward_weight_f16(FEAR_CONV_BACKWARD_WEIGHT_PARAMS(fear_f16)) { fear_conv_backward_weight_body<fear_f16, FEAR_CONV_FP32>(FEAR_CONV_BACKWARD_WEIGHT_ARGS); }
 
 // The weight gradient with both operands (dy as read, through the batch norm's backward, and x as
 // read: normalised, after the ReLU) rounded to TF32 / bfloat16 as staged and multiplied on tensor
@@ -990,6 +994,7 @@ __device__ __forceinline__ void fear_conv_backward_body(FEAR_CONV_BACKWARD_PARAM
 
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward(FEAR_CONV_BACKWARD_PARAMS(float)) { fear_conv_backward_body<float, FEAR_CONV_FP32>(FEAR_CONV_BACKWARD_ARGS); }
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_bf16(FEAR_CONV_BACKWARD_PARAMS(fear_bf16)) { fear_conv_backward_body<fear_bf16, FEAR_CONV_FP32>(FEAR_CONV_BACKWARD_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_f16(FEAR_CONV_BACKWARD_PARAMS(fear_f16)) { fear_conv_backward_body<fear_f16, FEAR_CONV_FP32>(FEAR_CONV_BACKWARD_ARGS); }
 
 // Both gradients with their products on tensor cores (TF32 / BF16, as fear_conv_backward_input_tf32
 // and fear_conv_backward_weight_tf32 multiply): the same launch, with at least

@@ -1,7 +1,8 @@
 // Elementwise ops and the global average pool; mirror cpu.rs.
 // One thread per element, grid-stride loops so any grid size covers any length.
 // Forward kernels overwrite their output; backward kernels accumulate into it.
-// Tensors are stored as S (float, or fear_bf16 in the `_bf16` instantiations: kernels/storage.cuh);
+// Tensors are stored as S (float, fear_bf16 or fear_f16 in the `_bf16` and `_f16` instantiations:
+// kernels/storage.cuh);
 // the arithmetic is f32 and each store rounds once.
 
 template <typename S> __device__ __forceinline__ void fear_relu_body(const S* __restrict__ x, S* __restrict__ y, int n) {
@@ -12,6 +13,7 @@ template <typename S> __device__ __forceinline__ void fear_relu_body(const S* __
 }
 extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_relu(const float* __restrict__ x, float* __restrict__ y, int n) { fear_relu_body(x, y, n); }
 extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_relu_bf16(const fear_bf16* __restrict__ x, fear_bf16* __restrict__ y, int n) { fear_relu_body(x, y, n); }
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_relu_f16(const fear_f16* __restrict__ x, fear_f16* __restrict__ y, int n) { fear_relu_body(x, y, n); }
 
 // dx += dy where y > 0 (y is the ReLU output); without `accumulate`, dx = 0 + that (the bits a
 // zeroed dx would hold, without reading it).
@@ -25,6 +27,8 @@ extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_relu
                                               float* __restrict__ dx, int n, int accumulate) { fear_relu_backward_body(y, dy, dx, n, accumulate); }
 extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_relu_backward_bf16(const fear_bf16* __restrict__ y, const fear_bf16* __restrict__ dy,
                                               fear_bf16* __restrict__ dx, int n, int accumulate) { fear_relu_backward_body(y, dy, dx, n, accumulate); }
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_relu_backward_f16(const fear_f16* __restrict__ y, const fear_f16* __restrict__ dy,
+                                              fear_f16* __restrict__ dx, int n, int accumulate) { fear_relu_backward_body(y, dy, dx, n, accumulate); }
 
 template <typename S> __device__ __forceinline__ void fear_add_body(const S* __restrict__ a, const S* __restrict__ b, S* __restrict__ y, int n) {
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
@@ -35,6 +39,8 @@ extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_add(
                                     float* __restrict__ y, int n) { fear_add_body(a, b, y, n); }
 extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_add_bf16(const fear_bf16* __restrict__ a, const fear_bf16* __restrict__ b,
                                     fear_bf16* __restrict__ y, int n) { fear_add_body(a, b, y, n); }
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_add_f16(const fear_f16* __restrict__ a, const fear_f16* __restrict__ b,
+                                    fear_f16* __restrict__ y, int n) { fear_add_body(a, b, y, n); }
 
 // acc += x; without `accumulate`, acc = 0 + x.
 template <typename S> __device__ __forceinline__ void fear_accumulate_body(S* __restrict__ acc, const S* __restrict__ x, int n, int accumulate) {
@@ -48,6 +54,9 @@ extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_accu
 extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_accumulate_bf16(fear_bf16* __restrict__ acc, const fear_bf16* __restrict__ x, int n, int accumulate) {
     fear_accumulate_body(acc, x, n, accumulate);
 }
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_accumulate_f16(fear_f16* __restrict__ acc, const fear_f16* __restrict__ x, int n, int accumulate) {
+    fear_accumulate_body(acc, x, n, accumulate);
+}
 
 template <typename S> __device__ __forceinline__ void fear_zero_body(S* __restrict__ y, int n) {
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
@@ -56,6 +65,7 @@ template <typename S> __device__ __forceinline__ void fear_zero_body(S* __restri
 }
 extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_zero(float* __restrict__ y, int n) { fear_zero_body(y, n); }
 extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_zero_bf16(fear_bf16* __restrict__ y, int n) { fear_zero_body(y, n); }
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_zero_f16(fear_f16* __restrict__ y, int n) { fear_zero_body(y, n); }
 
 // y[p] = mean of plane p of x (planes = n * c, each hw long), summed in double as the CPU op does.
 // y (the classifier's features) is f32 whatever x is stored as.
@@ -73,6 +83,9 @@ extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_gap_
 extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_gap_forward_bf16(const fear_bf16* __restrict__ x, float* __restrict__ y, int planes, int hw) {
     fear_gap_forward_body(x, y, planes, hw);
 }
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_gap_forward_f16(const fear_f16* __restrict__ x, float* __restrict__ y, int planes, int hw) {
+    fear_gap_forward_body(x, y, planes, hw);
+}
 
 // dx[p, i] += dy[p] / hw (without `accumulate`, dx = 0 + that); dy is f32 (the features').
 template <typename S> __device__ __forceinline__ void fear_gap_backward_body(const float* __restrict__ dy, S* __restrict__ dx, int planes, int hw, int accumulate) {
@@ -86,6 +99,9 @@ extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_gap_
     fear_gap_backward_body(dy, dx, planes, hw, accumulate);
 }
 extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_gap_backward_bf16(const float* __restrict__ dy, fear_bf16* __restrict__ dx, int planes, int hw, int accumulate) {
+    fear_gap_backward_body(dy, dx, planes, hw, accumulate);
+}
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_gap_backward_f16(const float* __restrict__ dy, fear_f16* __restrict__ dx, int planes, int hw, int accumulate) {
     fear_gap_backward_body(dy, dx, planes, hw, accumulate);
 }
 
@@ -132,5 +148,11 @@ extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_node
     const fear_bf16* __restrict__ x0, const float* __restrict__ k0, const fear_bf16* __restrict__ x1, const float* __restrict__ k1,
     const fear_bf16* __restrict__ x2, const float* __restrict__ k2, const fear_bf16* __restrict__ x3, const float* __restrict__ k3,
     int terms, int pools, fear_bf16* __restrict__ y, int n, int c, int h, int w) {
+    fear_node_sum_body(x0, k0, x1, k1, x2, k2, x3, k3, terms, pools, y, n, c, h, w);
+}
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_node_sum_f16(
+    const fear_f16* __restrict__ x0, const float* __restrict__ k0, const fear_f16* __restrict__ x1, const float* __restrict__ k1,
+    const fear_f16* __restrict__ x2, const float* __restrict__ k2, const fear_f16* __restrict__ x3, const float* __restrict__ k3,
+    int terms, int pools, fear_f16* __restrict__ y, int n, int c, int h, int w) {
     fear_node_sum_body(x0, k0, x1, k1, x2, k2, x3, k3, terms, pools, y, n, c, h, w);
 }

@@ -25,9 +25,9 @@ impl LossKernel {
                 // One block, whatever n: per_item with one item (the labels buffer holds n labels, checked above).
                 on.per_item("fear_softmax_xent_forward", 1, FEAR_LOSS_THREADS, &args)
             }
-            LossKernel::SoftmaxXentBackward { n, classes, probs, dlogits, accumulate } => {
+            LossKernel::SoftmaxXentBackward { n, classes, probs, dlogits, accumulate, scale } => {
                 ensure!(n <= capacity, "softmax over {n} rows but the label buffer holds {capacity}");
-                let args = [on.p(probs)?, Arg::Ptr(labels), on.p(dlogits)?, len(n)?, len(classes)?, flag(accumulate)];
+                let args = [on.p(probs)?, Arg::Ptr(labels), on.p(dlogits)?, len(n)?, len(classes)?, flag(accumulate), on.opt(scale)?];
                 on.elementwise("fear_softmax_xent_backward", n * classes, &args)
             }
         }

@@ -44,10 +44,12 @@ extern "C" __global__ void __launch_bounds__(FEAR_LOSS_THREADS) fear_softmax_xen
     }
 }
 
-// dlogits += (probs - onehot(labels)) / n (dlogits = 0 + that without `accumulate`).
+// dlogits += (probs - onehot(labels)) * (S / n) (dlogits = 0 + that without `accumulate`): S is
+// 1, or the loss scale at loss_scale[0] when that is not null (src/engine/loss_scale.rs).
 extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_softmax_xent_backward(const float* __restrict__ probs, const unsigned* __restrict__ labels,
-                                                      float* __restrict__ dlogits, int n, int classes, int accumulate) {
-    float scale = 1.0f / (float)n;
+                                                      float* __restrict__ dlogits, int n, int classes, int accumulate,
+                                                      const float* __restrict__ loss_scale) {
+    float scale = (loss_scale ? loss_scale[0] : 1.0f) / (float)n;
     int total = n * classes;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
         int r = i / classes, j = i % classes;

@@ -17,8 +17,10 @@ pub enum LossKernel {
     /// Softmax probabilities into `probs`; mean loss into `loss` and the top-1 count into `correct`
     /// (both one-element locations).
     SoftmaxXentForward { n: usize, classes: usize, logits: Loc, probs: Loc, loss: Loc, correct: Loc },
-    /// dlogits += (probs - onehot) / n (dlogits = 0 + that without `accumulate`).
-    SoftmaxXentBackward { n: usize, classes: usize, probs: Loc, dlogits: Loc, accumulate: bool },
+    /// dlogits += (probs - onehot) * (S / n) (dlogits = 0 + that without `accumulate`), where S
+    /// is 1, or with `scale` the loss scale read from that one-element location
+    /// ([`crate::engine::loss_scale`]): the gradient of S times the loss.
+    SoftmaxXentBackward { n: usize, classes: usize, probs: Loc, dlogits: Loc, accumulate: bool, scale: Option<Loc> },
 }
 
 impl LossKernel {
@@ -33,7 +35,7 @@ impl LossKernel {
     pub fn locs_mut(&mut self) -> Vec<&mut Loc> {
         match self {
             LossKernel::SoftmaxXentForward { logits, probs, loss, correct, .. } => vec![logits, probs, loss, correct],
-            LossKernel::SoftmaxXentBackward { probs, dlogits, .. } => vec![probs, dlogits],
+            LossKernel::SoftmaxXentBackward { probs, dlogits, scale, .. } => [probs].into_iter().chain(scale.as_mut()).chain([dlogits]).collect(),
         }
     }
 
@@ -58,8 +60,9 @@ impl LossKernel {
                 m.w(loss)[0] = l;
                 m.w(correct)[0] = T::from_f64(c as f64);
             }
-            LossKernel::SoftmaxXentBackward { n, classes, probs, dlogits, accumulate } => {
-                softmax_xent_backward(n, classes, m.r(probs), &m.labels[..n], T::one(), assign_or_add(m.w(dlogits), accumulate))
+            LossKernel::SoftmaxXentBackward { n, classes, probs, dlogits, accumulate, scale } => {
+                let dloss = scale.map_or(T::one(), |s| m.r(s)[0]);
+                softmax_xent_backward(n, classes, m.r(probs), &m.labels[..n], dloss, assign_or_add(m.w(dlogits), accumulate))
             }
         }
     }

@@ -1,5 +1,5 @@
 // Average pools; mirror cpu.rs. Planes are n * c images of h x w. Tensors are stored as S (float,
-// or fear_bf16 in the `_bf16` instantiations: kernels/storage.cuh).
+// fear_bf16 or fear_f16 in the `_bf16` and `_f16` instantiations: kernels/storage.cuh).
 
 // 3x3, stride 1, padding 1, count_include_pad = false: each output is the mean of the in-image
 // part of its window (fear_avg_pool3_at, kernels/avg_pool3.cuh, which fear_node_sum also reads
@@ -13,6 +13,8 @@ template <typename S> __device__ __forceinline__ void fear_avg_pool3_forward_bod
 extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool3_forward(const float* __restrict__ x, float* __restrict__ y,
                                                   int planes, int h, int w) { fear_avg_pool3_forward_body(x, y, planes, h, w); }
 extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool3_forward_bf16(const fear_bf16* __restrict__ x, fear_bf16* __restrict__ y,
+                                                  int planes, int h, int w) { fear_avg_pool3_forward_body(x, y, planes, h, w); }
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool3_forward_f16(const fear_f16* __restrict__ x, fear_f16* __restrict__ y,
                                                   int planes, int h, int w) { fear_avg_pool3_forward_body(x, y, planes, h, w); }
 
 // dx += adjoint: each input gathers dy / count from the outputs whose window holds it.
@@ -28,6 +30,8 @@ __device__ __forceinline__ void fear_avg_pool3_backward_body(const S* __restrict
 extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool3_backward(const float* __restrict__ dy, float* __restrict__ dx,
                                                    int planes, int h, int w, int accumulate) { fear_avg_pool3_backward_body(dy, dx, planes, h, w, accumulate); }
 extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool3_backward_bf16(const fear_bf16* __restrict__ dy, fear_bf16* __restrict__ dx,
+                                                   int planes, int h, int w, int accumulate) { fear_avg_pool3_backward_body(dy, dx, planes, h, w, accumulate); }
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool3_backward_f16(const fear_f16* __restrict__ dy, fear_f16* __restrict__ dx,
                                                    int planes, int h, int w, int accumulate) { fear_avg_pool3_backward_body(dy, dx, planes, h, w, accumulate); }
 
 // 2x2, stride 2: y is [planes, h/2, w/2].
@@ -46,6 +50,8 @@ extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_
                                                   int planes, int h, int w) { fear_avg_pool2_forward_body(x, y, planes, h, w); }
 extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool2_forward_bf16(const fear_bf16* __restrict__ x, fear_bf16* __restrict__ y,
                                                   int planes, int h, int w) { fear_avg_pool2_forward_body(x, y, planes, h, w); }
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool2_forward_f16(const fear_f16* __restrict__ x, fear_f16* __restrict__ y,
+                                                  int planes, int h, int w) { fear_avg_pool2_forward_body(x, y, planes, h, w); }
 
 template <typename S>
 __device__ __forceinline__ void fear_avg_pool2_backward_body(const S* __restrict__ dy, S* __restrict__ dx, int planes, int h, int w, int accumulate) {
@@ -60,4 +66,6 @@ __device__ __forceinline__ void fear_avg_pool2_backward_body(const S* __restrict
 extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool2_backward(const float* __restrict__ dy, float* __restrict__ dx,
                                                    int planes, int h, int w, int accumulate) { fear_avg_pool2_backward_body(dy, dx, planes, h, w, accumulate); }
 extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool2_backward_bf16(const fear_bf16* __restrict__ dy, fear_bf16* __restrict__ dx,
+                                                   int planes, int h, int w, int accumulate) { fear_avg_pool2_backward_body(dy, dx, planes, h, w, accumulate); }
+extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_avg_pool2_backward_f16(const fear_f16* __restrict__ dy, fear_f16* __restrict__ dx,
                                                    int planes, int h, int w, int accumulate) { fear_avg_pool2_backward_body(dy, dx, planes, h, w, accumulate); }
