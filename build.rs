@@ -369,13 +369,82 @@ impl Nvrtc {
     }
 }
 
+/// NVRTC's images and logs of earlier runs of this build script, in `target/<profile>/nvrtc-cache`,
+/// one per target: the script reruns whenever cargo compiles it anew (a `cargo clippy` after a
+/// `cargo test` compiles it under another wrapper, CI's second full NVRTC build), and an unchanged
+/// source then needs no compile. An entry is keyed by an FNV-1a hash of everything the compile
+/// reads (the joined source, the target, NVRTC's version and this cache's format); a target's
+/// entry replaces its older ones. Best effort: an entry that cannot be read or written is a
+/// compile as before.
+struct CompileCache {
+    dir: Option<PathBuf>,
+}
+
+/// One cache entry: the target's file-name stem and the hash of its inputs.
+struct CacheKey {
+    target: String,
+    hash: u64,
+}
+
+impl CompileCache {
+    /// The cache beside `out_dir` (`target/<profile>/build/<crate>-<hash>/out`).
+    fn beside(out_dir: &Path) -> CompileCache {
+        CompileCache { dir: out_dir.ancestors().nth(3).map(|profile| profile.join("nvrtc-cache")) }
+    }
+
+    fn key(&self, nvrtc: &Nvrtc, source: &str, sm: u32, cubin: bool) -> CacheKey {
+        let (major, minor) = nvrtc.version();
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for bytes in [source.as_bytes(), format!("|sm_{sm}|{cubin}|nvrtc {major}.{minor}|cache v1").as_bytes()] {
+            for &b in bytes {
+                hash = (hash ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        CacheKey { target: format!("sm{sm}_{}", if cubin { "cubin" } else { "ptx" }), hash }
+    }
+
+    fn paths(&self, key: &CacheKey) -> Option<(PathBuf, PathBuf)> {
+        let dir = self.dir.as_ref()?;
+        let stem = format!("{}-{:016x}", key.target, key.hash);
+        Some((dir.join(format!("{stem}.image")), dir.join(format!("{stem}.log"))))
+    }
+
+    fn load(&self, key: &CacheKey) -> Option<(Vec<u8>, String)> {
+        let (image, log) = self.paths(key)?;
+        Some((std::fs::read(image).ok()?, std::fs::read_to_string(log).ok()?))
+    }
+
+    /// Keeps `compiled` as the target's one entry (written under temporary names, then renamed,
+    /// the log last: an entry whose log is there is whole).
+    fn store(&self, key: &CacheKey, compiled: &(Vec<u8>, String)) {
+        let (Some(dir), Some((image, log))) = (self.dir.as_ref(), self.paths(key)) else { return };
+        if std::fs::create_dir_all(dir).is_err() {
+            return;
+        }
+        let prefix = format!("{}-", key.target);
+        let keep = [image.file_name().map(|n| n.to_owned()), log.file_name().map(|n| n.to_owned())];
+        for old in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = old.file_name();
+            if name.to_string_lossy().starts_with(&prefix) && !keep.contains(&Some(name)) {
+                let _ = std::fs::remove_file(old.path());
+            }
+        }
+        let write = |to: &Path, bytes: &[u8]| {
+            let part = to.with_extension("part");
+            std::fs::write(&part, bytes).and_then(|_| std::fs::rename(&part, to)).is_ok()
+        };
+        let _ = write(&image, &compiled.0) && write(&log, compiled.1.as_bytes());
+    }
+}
+
 /// One target's compile: Ok((image, ptxas log)) or Err(NVRTC's log).
 type Compiled = Result<(Vec<u8>, String), String>;
 
 /// `source` compiled for every target, in the order given, by as many threads at a time as cargo
 /// gives this build jobs (`NUM_JOBS`): the targets are independent programs, which NVRTC compiles
-/// concurrently, and each takes minutes.
-fn compile_all(nvrtc: &Nvrtc, source: &str, targets: &[(u32, bool)]) -> Vec<Compiled> {
+/// concurrently, and each takes minutes. A target compiled before from the same source by the
+/// same NVRTC comes from the [`CompileCache`] instead.
+fn compile_all(nvrtc: &Nvrtc, source: &str, targets: &[(u32, bool)], cache: &CompileCache) -> Vec<Compiled> {
     let jobs = std::env::var("NUM_JOBS").ok().and_then(|j| j.parse::<usize>().ok()).unwrap_or(1).clamp(1, targets.len().max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<std::sync::Mutex<Option<Compiled>>> = targets.iter().map(|_| Default::default()).collect();
@@ -384,7 +453,15 @@ fn compile_all(nvrtc: &Nvrtc, source: &str, targets: &[(u32, bool)]) -> Vec<Comp
             s.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(&(sm, cubin)) = targets.get(i) else { break };
-                *results[i].lock().unwrap() = Some(nvrtc.compile(source, sm, cubin));
+                let key = cache.key(nvrtc, source, sm, cubin);
+                let compiled = cache.load(&key).map(Ok).unwrap_or_else(|| {
+                    let fresh = nvrtc.compile(source, sm, cubin);
+                    if let Ok(done) = &fresh {
+                        cache.store(&key, done);
+                    }
+                    fresh
+                });
+                *results[i].lock().unwrap() = Some(compiled);
             });
         }
     });
@@ -469,7 +546,8 @@ fn nvrtc_artifacts(sources: &[(PathBuf, String)], out_dir: &Path) -> String {
             wanted.push((sm, cubin));
         }
     }
-    for ((sm, cubin), compiled) in wanted.iter().copied().zip(compile_all(&nvrtc, &source, &wanted)) {
+    let cache = CompileCache::beside(out_dir);
+    for ((sm, cubin), compiled) in wanted.iter().copied().zip(compile_all(&nvrtc, &source, &wanted, &cache)) {
         let kind = if cubin { "cubin" } else { "ptx" };
         match compiled {
             Ok((image, log)) => {
