@@ -247,12 +247,11 @@ fn fp16_plan_stats_store_like_bf16_with_two_loss_scaling_launches() {
     let bytes = |v: &serde_json::Value| v["planned_bytes_full"].as_f64().unwrap();
     assert!(bytes(&fp16) <= 3.5e9, "{} bytes", bytes(&fp16));
     let rows = fp16["kernels"].as_array().unwrap();
-    // FP16 products on the forwards and the classifier, the convolutions' gradients in FP32 on
-    // the stored halves.
+    // FP16 products on the convolutions (forwards and gradients) and the classifier.
     let names = [
         "fear_node_sum_f16",
         "fear_conv_forward_f16mma_f16",
-        "fear_conv_backward_f16",
+        "fear_conv_backward_f16mma_f16",
         "fear_linear_forward_tensor",
         "fear_unscale_grads",
         "fear_update_loss_scale",

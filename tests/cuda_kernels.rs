@@ -279,10 +279,10 @@ fn an_emulated_warp_collective_without_all_its_lanes_is_an_error() {
     assert!(err.contains("whole warps"), "{err}");
 }
 
-/// The TF32 and BF16 forwards, input gradients and weight gradients really round: on the emulated
-/// GPU (the tensor-core paths), each differs from the FP32 kernel by about its precision (2^-11,
-/// 2^-8 per operand), and from the CPU face that rounds at the same points only by the order of
-/// the f32 sums.
+/// The TF32, BF16 and FP16 forwards, input gradients and weight gradients really round: on the
+/// emulated GPU (the tensor-core paths), each differs from the FP32 kernel by about its precision
+/// (2^-11, 2^-8, 2^-11 per operand), and from the CPU face that rounds at the same points only by
+/// the order of the f32 sums.
 #[test]
 fn the_tensor_core_convolutions_round_their_operands_as_the_cpu_face_does() {
     use fear::engine::ops::conv::{ConvGeom, ConvKernel};
@@ -337,9 +337,9 @@ fn the_tensor_core_convolutions_round_their_operands_as_the_cpu_face_does() {
             };
             let (cpu32, gpu32) = (on_cpu(Precision::Fp32), on_gpu(Precision::Fp32));
             // Each product's distance from FP32: about its operands' unit roundoff (TF32 and IEEE
-            // half 2^-11, bfloat16 2^-8), a range apart; FP16 has a forward only.
+            // half 2^-11, bfloat16 2^-8), a range apart.
             let products = [(Precision::Tf32, 5e-5..2e-3), (Precision::Bf16, 4e-4..2e-2), (Precision::F16, 5e-5..2e-3)];
-            for (p, expected) in products.into_iter().filter(|(p, _)| *p != Precision::F16 || *what == "forward") {
+            for (p, expected) in products {
                 let (cpu_p, gpu_p) = (on_cpu(p), on_gpu(p));
                 let (rounding, cpu_rounding) = (selftest::relative_error(&gpu_p, &gpu32), selftest::relative_error(&cpu_p, &cpu32));
                 let order = selftest::relative_error(&gpu_p, &cpu_p);
@@ -501,9 +501,9 @@ fn conv_gradient_launches(backward: &[fear::engine::Kernel]) -> Vec<&'static str
 }
 
 /// Whole training steps with FP16 products (`PlanOptions::conv_precision` F16, f32 storage: the
-/// convolution forwards on `mma.sync.m8n8k4.f16`, and the classifier's forward and gradient
-/// products), held as the TF32 steps are: IEEE halves keep TF32's 10 mantissa bits, so the same
-/// bounds. The GPU plan's convolution forwards are the FP16 ones.
+/// convolutions' forwards and gradients on `mma.sync.m8n8k4.f16`, and the classifier's forward
+/// and gradient products), held as the TF32 steps are: IEEE halves keep TF32's 10 mantissa bits,
+/// so the same bounds. The GPU plan's convolutions are the FP16 ones.
 #[test]
 fn f16_product_training_steps_on_the_emulated_gpu_match_the_cpu() {
     use fear::engine::ops::conv::ConvKernel;
@@ -527,9 +527,9 @@ fn f16_product_training_steps_on_the_emulated_gpu_match_the_cpu() {
     assert!(f16 >= 5, "{f16} FP16 convolutions in the GPU step");
     let classifier = program.backward.iter().filter(|k| matches!(k, Kernel::Linear(LinearKernel::Backward { precision: Precision::F16, .. }))).count();
     assert_eq!(classifier, 1, "the classifier's gradients are FP16 products");
-    // The convolutions' gradients multiply in FP32 (FP16's tensor-core kernels are the forward's).
+    // Both gradients of every convolution multiply in FP16 on the tensor cores.
     let gradients = conv_gradient_launches(&program.backward);
-    assert!(gradients.len() >= 5 && gradients.iter().all(|n| !n.ends_with("_tf32") && !n.ends_with("mma")), "{gradients:?}");
+    assert!(gradients.len() >= 5 && gradients.iter().all(|n| n.ends_with("_f16mma")), "{gradients:?}");
 }
 
 /// Sibling convolutions (the two 3x3 edges leaving each cell's node 0 in arch 1) run as one wider
@@ -664,8 +664,8 @@ fn fp16_storage_training_steps_on_the_emulated_gpu_match_the_cpu() {
         program.forward.iter().filter_map(|k| if let Kernel::Conv(ConvKernel::Forward { x, y, .. }) = k { Some((*x, *y)) } else { None }).collect();
     assert!(convs.len() >= 5 && convs.iter().all(|(x, y)| x.space == Space::HalfF16 && y.space == Space::HalfF16), "convolution tensors in HalfF16: {convs:?}");
     let names: Vec<_> = program.forward.iter().chain(&program.backward).chain(&program.update).flat_map(Kernel::launch_names).collect();
-    // FP16 products on the forwards, the convolutions' gradients in FP32 on the stored halves.
-    assert!(names.contains(&"fear_conv_backward_f16") && names.contains(&"fear_conv_forward_f16mma_f16"), "{names:?}");
+    // FP16 products on the convolutions' forwards and gradients.
+    assert!(names.contains(&"fear_conv_backward_f16mma_f16") && names.contains(&"fear_conv_forward_f16mma_f16"), "{names:?}");
     assert!(names.contains(&"fear_unscale_grads") && names.contains(&"fear_update_loss_scale"), "{names:?}");
 
     let tolerance = Precision::F16.tolerance();

@@ -83,8 +83,7 @@ pub struct PlanOptions {
     /// ([`ConvKernel::Forward`], [`LinearKernel::Forward`]): `Fp32` (none, the default), `Tf32`,
     /// `Bf16` or `F16` (the tensor-core kernels on the GPU, F16's on `mma.sync.m8n8k4`; the same
     /// rounding on the CPU). Their gradient products round alike ([`ConvKernel::Backward`] and its
-    /// halves, [`LinearKernel::Backward`]), except the convolutions' at `F16`, which multiply in
-    /// f32 ([`PlanOptions::conv_gradient_precision`]).
+    /// halves, [`LinearKernel::Backward`]).
     pub conv_precision: Precision,
     /// What the step stores its activations and activation gradients in (the tensors with a
     /// batch, channels and positions; per-channel statistics, the classifier's values, the loss,
@@ -123,24 +122,14 @@ impl Default for PlanOptions {
 }
 
 impl PlanOptions {
-    /// What the convolutions' gradient products round their operands to: the forward's
-    /// precision, but FP32 with FP16 forwards (FP16's tensor-core kernels are the forward's only).
-    pub fn conv_gradient_precision(&self) -> Precision {
-        match self.conv_precision {
-            Precision::F16 => Precision::Fp32,
-            p => p,
-        }
-    }
-
     /// These options at a run's `--precision`: `fp32` stores and multiplies in f32; `tf32`
     /// rounds the operands of the convolutions' and the classifier's products (forward and both
     /// gradients) to TF32 (f32 storage); `bf16` stores the activations and activation gradients
     /// as bfloat16 ([`PlanOptions::storage`]) and rounds the same products' operands to bfloat16
     /// (their tensor-core kernels); `fp16` (the V100's mode) stores them as IEEE half, with
     /// dynamic loss scaling ([`PlanOptions::loss_scaling`], PyTorch's defaults), and rounds the
-    /// convolutions' forwards' and the classifier's products' operands to IEEE half (sm_70's
-    /// `mma.m8n8k4`; the convolutions' gradients multiply in f32:
-    /// [`PlanOptions::conv_gradient_precision`]).
+    /// convolutions' and the classifier's products' operands (forward and both gradients) to IEEE
+    /// half (sm_70's `mma.m8n8k4`).
     pub fn at_precision(self, precision: Precision) -> anyhow::Result<PlanOptions> {
         let (conv_precision, storage) = match precision {
             Precision::Fp32 => (Precision::Fp32, Precision::Fp32),
@@ -800,9 +789,8 @@ impl<'g> Planner<'g> {
                 let ((x, x_norm), w) = (self.conv_source(xv), self.act(ins[1]));
                 let dw = self.grad_if_needed(ins[1]);
                 let dx = self.grad_to_write(xv);
-                // Both products at the forward's precision (operands rounded, FP32 sums) where
-                // they have tensor-core kernels.
-                let precision = self.opts.conv_gradient_precision();
+                // Both products at the forward's precision (operands rounded, FP32 sums).
+                let precision = self.opts.conv_precision;
                 // The GPU plan computes both in one kernel.
                 if let (Some(dw), Some((dx, accumulate)), true) = (dw, dx, self.opts.fuse && !probed(self.opts)) {
                     self.kernels.push(Kernel::Conv(ConvKernel::Backward {

@@ -34,10 +34,10 @@ pub struct OpCheck {
 }
 
 /// A kernel (or a sequence of kernels) with its locations laid out one after another in the
-/// Work space (f32) and the Half space (tensors stored as bfloat16; [`add_f16_twins`] moves a
-/// case's Half locations to `HalfF16` to check the IEEE-half kernels).
+/// Work space (f32) and one 16-bit space: Half (tensors stored as bfloat16; [`add_f16_twins`]
+/// moves a case's Half locations to `HalfF16` to check the IEEE-half kernels) or HalfF16.
 pub(crate) struct Case {
-    /// The next free element of Work and of Half.
+    /// The next free element of Work and of the 16-bit space.
     next: [usize; 2],
     locs: Vec<Loc>,
     presets: Vec<(Loc, Vec<f32>)>,
@@ -49,11 +49,11 @@ impl Case {
     }
     /// A new location of `len` f32 elements (with a gap, so an overrun shows as a difference).
     pub fn loc(&mut self, len: usize) -> Loc {
-        self.loc_in(Space::Work, len)
+        self.tensor_in(Space::Work, len)
     }
     /// A new location of `len` elements stored as bfloat16 (`Space::Half`), with a gap.
     pub fn half(&mut self, len: usize) -> Loc {
-        self.loc_in(Space::Half, len)
+        self.tensor_in(Space::Half, len)
     }
     /// [`Case::loc`] or [`Case::half`] as `half` says: a tensor of a case run at both storages.
     pub fn tensor(&mut self, len: usize, half: bool) -> Loc {
@@ -63,8 +63,9 @@ impl Case {
             self.loc(len)
         }
     }
-    fn loc_in(&mut self, space: Space, len: usize) -> Loc {
-        let next = &mut self.next[(space == Space::Half) as usize];
+    /// A new location of `len` elements in `space` (Work, or the case's one 16-bit space), with a gap.
+    pub fn tensor_in(&mut self, space: Space, len: usize) -> Loc {
+        let next = &mut self.next[space.is_16bit() as usize];
         // Even offsets in Half keep its 4-byte words aligned, as the planner's are.
         *next = next.next_multiple_of(2);
         let l = Loc::new(space, *next, len);
@@ -134,7 +135,8 @@ fn cases() -> Cases {
 /// IEEE half keeps 11 significant bits to bfloat16's 8, and the cases' values lie well inside its
 /// range). Left out: the cases of a tensor-core product (TF32, BF16), whose kernels exist for
 /// bfloat16 tensors only; every other case gets its twin, so a kernel missing its `_f16`
-/// instantiation fails its check.
+/// instantiation fails its check. (The FP16 products' cases on halves are laid out in HalfF16
+/// by their families, as they have no bfloat16 instantiation to twin.)
 fn add_f16_twins(cases: &mut Cases) {
     let mut twins = Vec::new();
     for (name, tolerance, kernels, presets) in &cases.out {

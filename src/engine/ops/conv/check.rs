@@ -2,43 +2,58 @@
 
 use super::{BnGradient, BnStatistics, ConvGeom, ConvKernel, DxTerms, SiblingBackward, SiblingForward, WeightSums};
 use crate::engine::cuda::selftest::{Case, Cases, REDUCTION_TOLERANCE};
-use crate::engine::kernel::{Kernel, Loc};
+use crate::engine::kernel::{Kernel, Loc, Space};
 use crate::engine::precision::Precision;
 
-/// How a case's (batch, channel, height, width) tensors are stored: f32 (in Work), or bfloat16
-/// (in Half: the `_bf16` kernels, each case's name ending so). Weights, their gradients and the
-/// batch norms' statistics and coefficients are f32 in both.
+/// How a case's (batch, channel, height, width) tensors are stored: f32 (in Work), bfloat16 (in
+/// Half: the `_bf16` kernels) or IEEE half (in HalfF16: the `_f16` ones), each case's name ending
+/// so. Weights, their gradients and the batch norms' statistics and coefficients are f32 in all.
 #[derive(Clone, Copy)]
 struct Storage {
-    half: bool,
+    space: Space,
     tolerance: f64,
+}
+
+impl Storage {
+    /// A new tensor of `len` elements in the case, stored as this storage says.
+    fn tensor(self, c: &mut Case, len: usize) -> Loc {
+        c.tensor_in(self.space, len)
+    }
 }
 
 impl std::fmt::Display for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.half { "_bf16" } else { "" })
+        f.write_str(self.space.kernel_suffix())
     }
 }
 
-/// The products of every kernel (forward, input and weight gradients), each case's name tagged
-/// so: FP32, and the tensor-core kernels (TF32, BF16) held to the CPU face that rounds both
-/// operands at the same points, so only the order of the f32 sums differs (a product of two
-/// bfloat16, TF32 or half values is exact in f32): each storage's tolerance holds them all.
-const PRODUCTS: [(&str, Precision); 3] = [("", Precision::Fp32), ("_tf32", Precision::Tf32), ("_bf16mma", Precision::Bf16)];
-
-/// The forward's products at storage `st`: [`PRODUCTS`] and, at f32 storage, FP16's (the V100's
-/// tensor cores, forward only; it multiplies f32 tensors or halves, never bfloat16 ones).
-fn forward_products(st: Storage) -> impl Iterator<Item = (&'static str, Precision)> {
-    let f16 = (!st.half).then_some(("_f16mma", Precision::F16));
-    PRODUCTS.into_iter().chain(f16)
+/// The products of every kernel (forward, input and weight gradients) that exist at storage `st`,
+/// each case's name tagged so: at f32 storage FP32 and the tensor-core kernels (TF32, BF16,
+/// FP16); stored as bfloat16, all but FP16 (it multiplies f32 tensors or halves); stored as IEEE
+/// halves, FP16 (the FP32 kernels' cases there are the bfloat16 ones' twins: the self-test's
+/// `add_f16_twins`). The tensor-core kernels are held to the CPU face that rounds both operands
+/// at the same points, so only the order of the f32 sums differs (a product of two bfloat16, TF32
+/// or half values is exact in f32): each storage's tolerance holds them all.
+fn products(st: Storage) -> &'static [(&'static str, Precision)] {
+    const ALL: [(&str, Precision); 4] = [("", Precision::Fp32), ("_tf32", Precision::Tf32), ("_bf16mma", Precision::Bf16), ("_f16mma", Precision::F16)];
+    match st.space.storage() {
+        Precision::F16 => &ALL[3..],
+        Precision::Bf16 => &ALL[..3],
+        _ => &ALL,
+    }
 }
 
-/// Every case at both storages. Stored as bfloat16, the kernels round where the CPU faces do
-/// (the device's rounding of each output, and the faces' rounding of the values the unfused plan
+/// Every case at each storage. Stored in 16 bits, the kernels round where the CPU faces do (the
+/// device's rounding of each output, and the faces' rounding of the values the unfused plan
 /// would store), so only the order of the f32 sums differs: a value near a rounding boundary may
-/// round one bfloat16 step apart (2^-8 relative), within Bf16's tolerance.
+/// round one step apart (2^-8 relative for bfloat16, 2^-11 for a half), within the tolerance.
 pub(crate) fn cases(cases: &mut Cases) {
-    for st in [Storage { half: false, tolerance: REDUCTION_TOLERANCE }, Storage { half: true, tolerance: Precision::Bf16.tolerance() }] {
+    let storages = [
+        Storage { space: Space::Work, tolerance: REDUCTION_TOLERANCE },
+        Storage { space: Space::Half, tolerance: Precision::Bf16.tolerance() },
+        Storage { space: Space::HalfF16, tolerance: Precision::F16.tolerance() },
+    ];
+    for st in storages {
         storage_cases(cases, st);
     }
 }
@@ -67,32 +82,32 @@ fn storage_cases(cases: &mut Cases, st: Storage) {
         let g = ConvGeom { n: 3, c_in, h: side, w: side, c_out, k, stride, pad: k / 2 };
         // Each kernel plain and with a fused ReLU (the random inputs are half negative).
         for (fused, relu) in [("", false), ("_relu", true)] {
-            // The forward in each precision (forward_products).
-            for (tag, precision) in forward_products(st) {
+            // The forward in each precision (products).
+            for &(tag, precision) in products(st) {
                 cases.add(&format!("{name}_forward{fused}{tag}{st}"), st.tolerance, |c| {
-                    let (x, w, y) = (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
+                    let (x, w, y) = (st.tensor(c, g.x_len()), c.loc(g.w_len()), st.tensor(c, g.y_len()));
                     ConvKernel::Forward { g, x, x_norm: None, w, y, relu, bn: None, precision, sibling: None }.into()
                 });
                 // With the statistics of the batch norm reading y (its epilogue's partials, merged
                 // by the batch norm's finalize): every block a part of every channel.
                 cases.add(&format!("{name}_forward{fused}{tag}_bn_statistics{st}"), st.tolerance, |c| {
-                    let (x, w, y) = (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
+                    let (x, w, y) = (st.tensor(c, g.x_len()), c.loc(g.w_len()), st.tensor(c, g.y_len()));
                     let bn = bn_statistics(c, g.c_out);
                     ConvKernel::Forward { g, x, x_norm: None, w, y, relu, bn: Some(bn), precision, sibling: None }.into()
                 });
             }
-            // The gradients in each precision (PRODUCTS).
-            for (tag, precision) in PRODUCTS {
+            // The gradients in each precision (products).
+            for &(tag, precision) in products(st) {
                 // Both modes: assign must ignore the random values already in dx.
                 for (mode, accumulate) in [("", true), ("_assign", false)] {
                     cases.add(&format!("{name}_backward_input{fused}{mode}{tag}{st}"), st.tolerance, |c| {
-                        let (dx, w, dy) = (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
-                        let mask = relu.then(|| c.tensor(g.x_len(), st.half));
+                        let (dx, w, dy) = (st.tensor(c, g.x_len()), c.loc(g.w_len()), st.tensor(c, g.y_len()));
+                        let mask = relu.then(|| st.tensor(c, g.x_len()));
                         ConvKernel::BackwardInput { g, dy, bn: None, w, mask, mask_norm: None, dx, accumulate, precision }.into()
                     });
                 }
                 cases.add(&format!("{name}_backward_weight{fused}{tag}{st}"), st.tolerance, |c| {
-                    let (x, dw, dy) = (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
+                    let (x, dw, dy) = (st.tensor(c, g.x_len()), c.loc(g.w_len()), st.tensor(c, g.y_len()));
                     ConvKernel::BackwardWeight { g, x, x_norm: None, dy, bn: None, dw, relu, precision }.into()
                 });
                 // Both gradients in one launch, each mode.
@@ -119,14 +134,14 @@ fn storage_cases(cases: &mut Cases, st: Storage) {
                     });
                 }
                 // The gradients reading dy through a batch norm's backward (random coefficients).
-                let bn = |c: &mut Case| Some(BnGradient { x: c.tensor(g.y_len(), st.half), coef: c.loc(4 * g.c_out) });
+                let bn = |c: &mut Case| Some(BnGradient { x: st.tensor(c, g.y_len()), coef: c.loc(4 * g.c_out) });
                 cases.add(&format!("{name}_backward_input{fused}_bn{tag}{st}"), st.tolerance, |c| {
-                    let (dx, w, dy) = (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
-                    let (bn, mask) = (bn(c), relu.then(|| c.tensor(g.x_len(), st.half)));
+                    let (dx, w, dy) = (st.tensor(c, g.x_len()), c.loc(g.w_len()), st.tensor(c, g.y_len()));
+                    let (bn, mask) = (bn(c), relu.then(|| st.tensor(c, g.x_len())));
                     ConvKernel::BackwardInput { g, dy, bn, w, mask, mask_norm: None, dx, accumulate: false, precision }.into()
                 });
                 cases.add(&format!("{name}_backward_weight{fused}_bn{tag}{st}"), st.tolerance, |c| {
-                    let (x, dw, dy) = (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
+                    let (x, dw, dy) = (st.tensor(c, g.x_len()), c.loc(g.w_len()), st.tensor(c, g.y_len()));
                     ConvKernel::BackwardWeight { g, x, x_norm: None, dy, bn: bn(c), dw, relu, precision }.into()
                 });
                 cases.add(&format!("{name}_backward{fused}_bn{tag}{st}"), st.tolerance, |c| {
@@ -180,25 +195,25 @@ fn sibling_cases(cases: &mut Cases, st: Storage) {
         let g = ConvGeom { n: 3, c_in, h: side, w: side, c_out: c_first, k, stride, pad: k / 2 };
         let gs = ConvGeom { c_out: c_second, ..g };
         for (fused, relu) in [("", false), ("_relu", true)] {
-            for (tag, precision) in forward_products(st) {
+            for &(tag, precision) in products(st) {
                 for (stats, with_bn) in [("", false), ("_bn_statistics", true)] {
                     cases.add(&format!("{name}_sibling_forward{fused}{tag}{stats}{st}"), st.tolerance, |c| {
-                        let (x, w, y) = (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
+                        let (x, w, y) = (st.tensor(c, g.x_len()), c.loc(g.w_len()), st.tensor(c, g.y_len()));
                         let bn = with_bn.then(|| bn_statistics(c, c_first));
-                        let (w2, y2) = (c.loc(gs.w_len()), c.tensor(gs.y_len(), st.half));
+                        let (w2, y2) = (c.loc(gs.w_len()), st.tensor(c, gs.y_len()));
                         let sibling = SiblingForward { c_out: c_second, w: w2, y: y2, bn: with_bn.then(|| bn_statistics(c, c_second)) };
                         ConvKernel::Forward { g, x, x_norm: None, w, y, relu, bn, precision, sibling: Some(sibling) }.into()
                     });
                 }
             }
-            // The gradients in each precision (PRODUCTS), with dx's terms too.
-            for (tag, precision) in PRODUCTS {
+            // The gradients in each precision (products), with dx's terms too.
+            for &(tag, precision) in products(st) {
                 for (mode, accumulate, with_bn) in [("", true, false), ("_assign", false, false), ("_bn", true, true)] {
                     cases.add(&format!("{name}_sibling_backward{fused}{mode}{tag}{st}"), st.tolerance, |c| {
                         let (x, w, dy, dw, dx) = backward_locs(c, st, &g);
-                        let bn = with_bn.then(|| BnGradient { x: c.tensor(g.y_len(), st.half), coef: c.loc(4 * c_first) });
-                        let (w2, dy2, dw2) = (c.loc(gs.w_len()), c.tensor(gs.y_len(), st.half), c.loc(gs.w_len()));
-                        let bn2 = with_bn.then(|| BnGradient { x: c.tensor(gs.y_len(), st.half), coef: c.loc(4 * c_second) });
+                        let bn = with_bn.then(|| BnGradient { x: st.tensor(c, g.y_len()), coef: c.loc(4 * c_first) });
+                        let (w2, dy2, dw2) = (c.loc(gs.w_len()), st.tensor(c, gs.y_len()), c.loc(gs.w_len()));
+                        let bn2 = with_bn.then(|| BnGradient { x: st.tensor(c, gs.y_len()), coef: c.loc(4 * c_second) });
                         let sibling = SiblingBackward { c_out: c_second, dy: dy2, bn: bn2, w: w2, dw: dw2 };
                         ConvKernel::Backward {
                             g,
@@ -227,9 +242,9 @@ fn sibling_cases(cases: &mut Cases, st: Storage) {
                     }
                     cases.add(&format!("{name}_sibling_backward{fused}{terms}{tag}{st}"), st.tolerance, |c| {
                         let (x, w, dy, dw, dx) = backward_locs(c, st, &g);
-                        let (w2, dy2, dw2) = (c.loc(gs.w_len()), c.tensor(gs.y_len(), st.half), c.loc(gs.w_len()));
+                        let (w2, dy2, dw2) = (c.loc(gs.w_len()), st.tensor(c, gs.y_len()), c.loc(gs.w_len()));
                         let sibling = SiblingBackward { c_out: c_second, dy: dy2, bn: None, w: w2, dw: dw2 };
-                        let dx_terms = DxTerms { added: added.then(|| c.tensor(g.x_len(), st.half)), pooled: pooled.then(|| c.tensor(g.x_len(), st.half)) };
+                        let dx_terms = DxTerms { added: added.then(|| st.tensor(c, g.x_len())), pooled: pooled.then(|| st.tensor(c, g.x_len())) };
                         ConvKernel::Backward {
                             g,
                             x,
@@ -250,8 +265,8 @@ fn sibling_cases(cases: &mut Cases, st: Storage) {
                     });
                     cases.add(&format!("{name}_backward{fused}{terms}{tag}{st}"), st.tolerance, |c| {
                         let (x, w, dy, dw, dx) = backward_locs(c, st, &g);
-                        let bn = Some(BnGradient { x: c.tensor(g.y_len(), st.half), coef: c.loc(4 * c_first) });
-                        let dx_terms = DxTerms { added: added.then(|| c.tensor(g.x_len(), st.half)), pooled: pooled.then(|| c.tensor(g.x_len(), st.half)) };
+                        let bn = Some(BnGradient { x: st.tensor(c, g.y_len()), coef: c.loc(4 * c_first) });
+                        let dx_terms = DxTerms { added: added.then(|| st.tensor(c, g.x_len())), pooled: pooled.then(|| st.tensor(c, g.x_len())) };
                         ConvKernel::Backward {
                             g,
                             x,
@@ -278,19 +293,19 @@ fn sibling_cases(cases: &mut Cases, st: Storage) {
 
 /// A two-gradient backward's own locations, x, w, dy, dw and dx (its tensors stored as `st` says).
 fn backward_locs(c: &mut Case, st: Storage, g: &ConvGeom) -> (Loc, Loc, Loc, Loc, Loc) {
-    (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half), c.loc(g.w_len()), c.tensor(g.x_len(), st.half))
+    (st.tensor(c, g.x_len()), c.loc(g.w_len()), st.tensor(c, g.y_len()), c.loc(g.w_len()), st.tensor(c, g.x_len()))
 }
 
 /// A two-gradient backward of shape `g` (with a sibling of `sibling` output channels) reading dy
 /// through batch norms with `with_bn`, x through a ReLU with `relu`, its locations laid out in `c`
 /// (its tensors stored as `st` says), its products at `precision`.
 fn two_gradient_backward(c: &mut Case, st: Storage, g: ConvGeom, sibling: Option<usize>, relu: bool, with_bn: bool, precision: Precision) -> ConvKernel {
-    let bn = |c: &mut Case, g: &ConvGeom| with_bn.then(|| BnGradient { x: c.tensor(g.y_len(), st.half), coef: c.loc(4 * g.c_out) });
+    let bn = |c: &mut Case, g: &ConvGeom| with_bn.then(|| BnGradient { x: st.tensor(c, g.y_len()), coef: c.loc(4 * g.c_out) });
     let (x, w, dy, dw, dx) = backward_locs(c, st, &g);
     let bn1 = bn(c, &g);
     let sibling = sibling.map(|c_out| {
         let gs = ConvGeom { c_out, ..g };
-        let (w, dy, dw) = (c.loc(gs.w_len()), c.tensor(gs.y_len(), st.half), c.loc(gs.w_len()));
+        let (w, dy, dw) = (c.loc(gs.w_len()), st.tensor(c, gs.y_len()), c.loc(gs.w_len()));
         SiblingBackward { c_out, dy, bn: bn(c, &gs), w, dw }
     });
     ConvKernel::Backward {
@@ -329,7 +344,7 @@ fn deferred_sum_cases(cases: &mut Cases, st: Storage) {
     let geom = |(k, stride, c_in, c_out, _, side): Shape| ConvGeom { n: 3, c_in, h: side, w: side, c_out, k, stride, pad: k / 2 };
     for (name, first, second, chain) in sequences {
         for (fused, relu) in [("", false), ("_relu", true)] {
-            for ((bn_tag, with_bn), (tag, precision)) in [("", false), ("_bn", true)].into_iter().flat_map(|b| PRODUCTS.map(|p| (b, p))) {
+            for ((bn_tag, with_bn), (tag, precision)) in [("", false), ("_bn", true)].into_iter().flat_map(|b| products(st).iter().map(move |&p| (b, p))) {
                 cases.add_sequence(&format!("conv_{name}{fused}{bn_tag}{tag}{st}"), st.tolerance, |c| {
                     let a = two_gradient_backward(c, st, geom(first), first.4, relu, with_bn, precision);
                     let (a, sum) = a.deferring_to(1).expect("a two-gradient backward defers");
@@ -356,20 +371,20 @@ fn deferred_sum_cases(cases: &mut Cases, st: Storage) {
 fn normalised_input_cases(cases: &mut Cases, st: Storage) {
     for (name, k, stride, c_in, c_out, side) in [("conv3x3", 3, 1, 7, 8, 5), ("conv3x3_s2_9x9", 3, 2, 7, 5, 9), ("conv1x1_9x9", 1, 1, 20, 8, 9)] {
         let g = ConvGeom { n: 3, c_in, h: side, w: side, c_out, k, stride, pad: k / 2 };
-        for (tag, precision) in forward_products(st) {
+        for &(tag, precision) in products(st) {
             cases.add(&format!("{name}_forward_relu_normalised{tag}{st}"), st.tolerance, |c| {
-                let (x, x_norm, w, y) = (c.tensor(g.x_len(), st.half), Some(c.loc(4 * c_in)), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
+                let (x, x_norm, w, y) = (st.tensor(c, g.x_len()), Some(c.loc(4 * c_in)), c.loc(g.w_len()), st.tensor(c, g.y_len()));
                 ConvKernel::Forward { g, x, x_norm, w, y, relu: true, bn: Some(bn_statistics(c, c_out)), precision, sibling: None }.into()
             });
         }
-        for (tag, precision) in PRODUCTS {
+        for &(tag, precision) in products(st) {
             cases.add(&format!("{name}_backward_input_relu_normalised{tag}{st}"), st.tolerance, |c| {
                 let (dx, w, dy, mask, mask_norm) =
-                    (c.tensor(g.x_len(), st.half), c.loc(g.w_len()), c.tensor(g.y_len(), st.half), Some(c.tensor(g.x_len(), st.half)), Some(c.loc(4 * c_in)));
+                    (st.tensor(c, g.x_len()), c.loc(g.w_len()), st.tensor(c, g.y_len()), Some(st.tensor(c, g.x_len())), Some(c.loc(4 * c_in)));
                 ConvKernel::BackwardInput { g, dy, bn: None, w, mask, mask_norm, dx, accumulate: true, precision }.into()
             });
             cases.add(&format!("{name}_backward_weight_relu_normalised{tag}{st}"), st.tolerance, |c| {
-                let (x, x_norm, dw, dy) = (c.tensor(g.x_len(), st.half), Some(c.loc(4 * c_in)), c.loc(g.w_len()), c.tensor(g.y_len(), st.half));
+                let (x, x_norm, dw, dy) = (st.tensor(c, g.x_len()), Some(c.loc(4 * c_in)), c.loc(g.w_len()), st.tensor(c, g.y_len()));
                 ConvKernel::BackwardWeight { g, x, x_norm, dy, bn: None, dw, relu: true, precision }.into()
             });
             for (pair, sibling) in [("", None), ("_sibling", Some(3))] {

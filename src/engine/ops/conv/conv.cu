@@ -51,13 +51,14 @@
 // fear_conv_mma_chunk_f16: the same 8 m16n8 tiles per warp, as 4 pairs whose halves the four
 // quadpairs of one m8n8k4 compute, k-steps of 4 channels.
 //
-// The gradients take the same products (fear_conv_backward_input_tf32 / _bf16mma, the weight
-// gradient's and the two-gradient launch's of those names). The input gradient is fear_conv_tile
+// The gradients take the same products (fear_conv_backward_input_tf32 / _bf16mma / _f16mma, the
+// weight gradient's and the two-gradient launch's of those names). The input gradient is fear_conv_tile
 // again: dy rounded as staged (after the fused batch norm's backward), w as staged, the MMA loop
 // and the unpark above, then its own epilogue (mask, dx's terms). The weight gradient rounds dy
 // and x as it stages them (x normalised and through the ReLU first) and runs its own MMA loop
 // (fear_conv_wgrad_mma_item): each warp's 16 output channels by the 8 input channels of every tap,
-// K over the item's pixels; its accumulators go straight to the split's partial slot.
+// K over the item's pixels; its accumulators go straight to the split's partial slot. FP16's
+// (fear_conv_wgrad_mma_item_f16) computes the same tiles two taps per m8n8k4.
 //
 // Tensors stored as bfloat16 or IEEE half (`--precision bf16`, `fp16`: kernels/storage.cuh): every kernel reading or
 // writing the (image, channel, row, column) tensors is a template over their storage type E
@@ -82,24 +83,17 @@
 #define FEAR_CONV_MMA_TILES 8  // m16n8 output tiles per warp of the tensor-core forwards
 static_assert(FEAR_CONV_PIX * FEAR_CONV_CO == 4 * FEAR_CONV_MMA_TILES, "a warp's m16n8 tiles hold its threads' outputs");
 
-// Whether this build multiplies the TF32 and BF16 forwards on tensor cores (mma.sync m16n8k8
-// tf32 and bf16 are both sm_80+; the host emulation claims sm_80).
-#if defined(__CUDACC_EMULATED__) || (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800)
-#define FEAR_CONV_MMA 1
-#else
-#define FEAR_CONV_MMA 0
-#endif
-
 // The forward product's precision (fear_conv_tile's MMA): FP32 FMAs on the operands as read, or
 // both operands rounded to TF32 / bfloat16 / IEEE half and multiplied on tensor cores, FP32
 // accumulate.
 enum FearConvProduct { FEAR_CONV_FP32, FEAR_CONV_TF32, FEAR_CONV_BF16, FEAR_CONV_F16 };
 
 // Whether this build multiplies product MMA on tensor cores (else the FMA loop over the same
-// rounded operands): FP16's m8n8k4 is sm_70+ (the V100's instruction; later GPUs run it too).
+// rounded operands; mma.cuh says which instructions a build has): TF32 and BF16 take m16n8k8
+// (sm_80+), FP16 m8n8k4 (sm_70+: the V100's instruction; later GPUs run it too).
 template <int MMA>
 __device__ __forceinline__ constexpr bool fear_conv_on_mma() {
-    return MMA == FEAR_CONV_F16 ? FEAR_HAS_MMA_M8N8K4 : MMA != FEAR_CONV_FP32 && FEAR_CONV_MMA;
+    return MMA == FEAR_CONV_F16 ? FEAR_HAS_MMA_M8N8K4 : MMA != FEAR_CONV_FP32 && FEAR_HAS_MMA_M16N8K8;
 }
 
 // v rounded to the product's operand type (to nearest even; f32 holds it exactly): the one
@@ -709,6 +703,10 @@ extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BL
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input_tf32_bf16(FEAR_CONV_BACKWARD_INPUT_PARAMS(fear_bf16)) { fear_conv_backward_input_body<fear_bf16, FEAR_CONV_TF32>(FEAR_CONV_BACKWARD_INPUT_ARGS); }
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input_bf16mma(FEAR_CONV_BACKWARD_INPUT_PARAMS(float)) { fear_conv_backward_input_body<float, FEAR_CONV_BF16>(FEAR_CONV_BACKWARD_INPUT_ARGS); }
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input_bf16mma_bf16(FEAR_CONV_BACKWARD_INPUT_PARAMS(fear_bf16)) { fear_conv_backward_input_body<fear_bf16, FEAR_CONV_BF16>(FEAR_CONV_BACKWARD_INPUT_ARGS); }
+// The same with the operands rounded to IEEE halves and multiplied with mma.sync.m8n8k4.f16
+// (sm_70+; fear_conv_mma_chunk_f16, as the FP16 forward): on f32 tensors and, `_f16`, on halves.
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input_f16mma(FEAR_CONV_BACKWARD_INPUT_PARAMS(float)) { fear_conv_backward_input_body<float, FEAR_CONV_F16>(FEAR_CONV_BACKWARD_INPUT_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_input_f16mma_f16(FEAR_CONV_BACKWARD_INPUT_PARAMS(fear_f16)) { fear_conv_backward_input_body<fear_f16, FEAR_CONV_F16>(FEAR_CONV_BACKWARD_INPUT_ARGS); }
 
 // The tensor-core weight gradients' MAC loop over one staged item (tr x tc pixels): the block's
 // FEAR_WGRAD_COP x (FEAR_WGRAD_CI x K*K) output tile is, per warp, the m16n8 tiles of 16 output
@@ -762,18 +760,87 @@ __device__ __forceinline__ void fear_conv_wgrad_mma_item(float (&d)[K * K][4], c
     }
 }
 
-// The tensor-core weight gradients' accumulators into the split's slot [cout][cin][K * K]: tile t
-// of the warp is tap t, row = output channel co0 + 16 warp + the C map's row, column = input
-// channel ci0 + its column.
+// The FP16 weight gradient's MAC loop (mma.sync.m8n8k4.f16, sm_70+, FP32 accumulate) over one
+// staged item: the same output tile per warp as fear_conv_wgrad_mma_item (16 output channels by
+// the 8 input channels of each tap), with the taps taken two at a time: quadpair q of one m8n8k4
+// computes rows 8 (q & 1) .. + 7 of tap 2 pair + q / 2, so the K*K taps are (K*K + 1) / 2 pairs
+// (the last pair's second tap, past K*K, multiplies zeros and is not stored: half of a 1x1
+// convolution's instructions), each lane keeps 8 accumulators a pair (d[2 pair], d[2 pair + 1]:
+// as many as m16n8k8 keeps, plus the unused half), and a k-step is 4 pixels. Thread th of a
+// quadpair holds A's row th (its output channel: dy at the step's 4 pixels) and B's column th
+// (input channel th: x at those pixels' windows shifted by its tap), two pixels per register;
+// the operands are halves already as staged (fear_pack_f16_exact).
 template <int K>
-__device__ __forceinline__ void fear_conv_wgrad_mma_store(const float (&d)[K * K][4], float* __restrict__ slot, int co0, int ci0, int cout, int cin) {
+__device__ __forceinline__ constexpr int fear_conv_wgrad_f16_pairs() { return (K * K + 1) / 2; }
+
+template <int K, int S>
+__device__ __forceinline__ void fear_conv_wgrad_mma_item_f16(float (&d)[2 * fear_conv_wgrad_f16_pairs<K>()][4], const float* dys, const float* xs, int pixels, int tc,
+                                                             int hc, int halo) {
+    const int lane = threadIdx.x & 31, q = fear_m8n8k4_quadpair(lane), th = fear_m8n8k4_thread(lane);
+    const float* dyc = dys + 16 * (threadIdx.x >> 5) + 8 * (q & 1) + th;  // A's row: this thread's output channel
+    const float* xc = xs + th * halo;                                      // B's column: input channel th
+#pragma unroll 1
+    for (int p0 = 0; p0 < pixels; p0 += 4) {
+        bool in[4];
+        int win[4];
+        float av[4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            const int p = p0 + j;
+            in[j] = p < pixels;
+            win[j] = in[j] ? (p / tc) * S * hc + (p % tc) * S : 0;
+            av[j] = in[j] ? dyc[p * FEAR_WGRAD_DY_STRIDE] : 0.0f;
+        }
+        const unsigned a[2] = {fear_pack_f16_exact(av[0], av[1]), fear_pack_f16_exact(av[2], av[3])};
+#pragma unroll
+        for (int pair = 0; pair < fear_conv_wgrad_f16_pairs<K>(); ++pair) {
+            const int t = 2 * pair + (q >> 1), shift = (t / K) * hc + t % K;
+            const bool tap_in = t < K * K;
+            float bv[4];
+#pragma unroll
+            for (int j = 0; j < 4; ++j) bv[j] = in[j] && tap_in ? xc[win[j] + shift] : 0.0f;
+            const unsigned b[2] = {fear_pack_f16_exact(bv[0], bv[1]), fear_pack_f16_exact(bv[2], bv[3])};
+            float acc[8];
+#pragma unroll
+            for (int e = 0; e < 8; ++e) acc[e] = d[2 * pair + (e >> 2)][e & 3];
+            fear_mma_f16_m8n8k4(acc, a, b, acc);
+#pragma unroll
+            for (int e = 0; e < 8; ++e) d[2 * pair + (e >> 2)][e & 3] = acc[e];
+        }
+    }
+}
+
+// The tensor-core weight gradients' accumulators per lane: one m16n8 tile per tap (m16n8k8), or
+// two per tap pair (FP16's m8n8k4, fear_conv_wgrad_mma_item_f16).
+template <int K, int MMA>
+__device__ __forceinline__ constexpr int fear_conv_wgrad_mma_tiles() { return MMA == FEAR_CONV_F16 ? 2 * fear_conv_wgrad_f16_pairs<K>() : K * K; }
+
+// The tensor-core weight gradients' accumulators into the split's slot [cout][cin][K * K].
+// m16n8k8: tile t of the warp is tap t, row = output channel co0 + 16 warp + the C map's row,
+// column = input channel ci0 + its column. FP16 (m8n8k4): d[2 pair + e / 4][e % 4] is element e
+// of the lane's quadpair q, tap 2 pair + q / 2, row 8 (q & 1) + the C map's row.
+template <int K, int MMA>
+__device__ __forceinline__ void fear_conv_wgrad_mma_store(const float (&d)[fear_conv_wgrad_mma_tiles<K, MMA>()][4], float* __restrict__ slot, int co0, int ci0, int cout,
+                                                          int cin) {
     const int lane = threadIdx.x & 31, co_base = co0 + 16 * (threadIdx.x >> 5);
+    auto put = [&](int co, int ci, int t, float v) {
+        if (co < cout && ci < cin) slot[((long long)co * cin + ci) * K * K + t] = v;
+    };
+    if constexpr (MMA == FEAR_CONV_F16) {
+        const int q = fear_m8n8k4_quadpair(lane);
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-        const int co = co_base + fear_m16n8k8_c_row(lane, e), ci = ci0 + fear_m16n8k8_c_col(lane, e);
-        if (co >= cout || ci >= cin) continue;
+        for (int pair = 0; pair < fear_conv_wgrad_f16_pairs<K>(); ++pair) {
+            const int t = 2 * pair + (q >> 1);
+            if (t >= K * K) continue;
 #pragma unroll
-        for (int t = 0; t < K * K; ++t) slot[((long long)co * cin + ci) * K * K + t] = d[t][e];
+            for (int e = 0; e < 8; ++e) put(co_base + 8 * (q & 1) + fear_m8n8k4_c_row(lane, e), ci0 + fear_m8n8k4_c_col(lane, e), t, d[2 * pair + (e >> 2)][e & 3]);
+        }
+    } else {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+#pragma unroll
+            for (int t = 0; t < K * K; ++t) put(co_base + fear_m16n8k8_c_row(lane, e), ci0 + fear_m16n8k8_c_col(lane, e), t, d[t][e]);
+        }
     }
 }
 
@@ -808,12 +875,12 @@ __device__ __forceinline__ void fear_conv_wgrad_tile(int block, const E* __restr
     for (int c = 0; c < FEAR_WGRAD_CO; ++c)
 #pragma unroll
         for (int t = 0; t < K * K; ++t) acc[c][t] = 0.0f;
-    // The tensor-core kernels' accumulators (fear_conv_wgrad_mma_item); unused otherwise.
-    static_assert(MMA != FEAR_CONV_F16, "the weight gradient has no FP16 (m8n8k4) loop");
-    constexpr bool on_mma = MMA != FEAR_CONV_FP32 && FEAR_CONV_MMA;
-    float mma_acc[K * K][4];
+    // The tensor-core kernels' accumulators (fear_conv_wgrad_mma_item, _f16); unused otherwise.
+    constexpr bool on_mma = fear_conv_on_mma<MMA>();
+    constexpr int mma_tiles = fear_conv_wgrad_mma_tiles<K, MMA>();
+    float mma_acc[mma_tiles][4];
 #pragma unroll
-    for (int t = 0; t < K * K; ++t)
+    for (int t = 0; t < mma_tiles; ++t)
 #pragma unroll
         for (int e = 0; e < 4; ++e) mma_acc[t][e] = 0.0f;
 
@@ -861,7 +928,8 @@ __device__ __forceinline__ void fear_conv_wgrad_tile(int block, const E* __restr
         }
         __syncthreads();
         if constexpr (on_mma) {
-            fear_conv_wgrad_mma_item<K, S, MMA>(mma_acc, dys, xs, tr * tc, tc, hc, halo);
+            if constexpr (MMA == FEAR_CONV_F16) fear_conv_wgrad_mma_item_f16<K, S>(mma_acc, dys, xs, tr * tc, tc, hc, halo);
+            else fear_conv_wgrad_mma_item<K, S, MMA>(mma_acc, dys, xs, tr * tc, tc, hc, halo);
             continue;
         }
         const float* xc = xs + cil * halo;
@@ -885,7 +953,7 @@ __device__ __forceinline__ void fear_conv_wgrad_tile(int block, const E* __restr
     // This split's slot of the workspace, laid out like dw: [cout][cin][K * K].
     float* slot = partial + (long long)split * cout * cin * K * K;
     if constexpr (on_mma) {
-        fear_conv_wgrad_mma_store<K>(mma_acc, slot, co0, ci0, cout, cin);
+        fear_conv_wgrad_mma_store<K, MMA>(mma_acc, slot, co0, ci0, cout, cin);
         return;
     }
     const int ci = ci0 + cil;
@@ -938,6 +1006,10 @@ extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_
 extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_BLOCKS) fear_conv_backward_weight_tf32_bf16(FEAR_CONV_BACKWARD_WEIGHT_PARAMS(fear_bf16)) { fear_conv_backward_weight_body<fear_bf16, FEAR_CONV_TF32>(FEAR_CONV_BACKWARD_WEIGHT_ARGS); }
 extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_BLOCKS) fear_conv_backward_weight_bf16mma(FEAR_CONV_BACKWARD_WEIGHT_PARAMS(float)) { fear_conv_backward_weight_body<float, FEAR_CONV_BF16>(FEAR_CONV_BACKWARD_WEIGHT_ARGS); }
 extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_BLOCKS) fear_conv_backward_weight_bf16mma_bf16(FEAR_CONV_BACKWARD_WEIGHT_PARAMS(fear_bf16)) { fear_conv_backward_weight_body<fear_bf16, FEAR_CONV_BF16>(FEAR_CONV_BACKWARD_WEIGHT_ARGS); }
+// The same with the operands rounded to IEEE halves, multiplied with mma.sync.m8n8k4.f16 (sm_70+;
+// fear_conv_wgrad_mma_item_f16): on f32 tensors and, `_f16`, on halves.
+extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_BLOCKS) fear_conv_backward_weight_f16mma(FEAR_CONV_BACKWARD_WEIGHT_PARAMS(float)) { fear_conv_backward_weight_body<float, FEAR_CONV_F16>(FEAR_CONV_BACKWARD_WEIGHT_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_WGRAD_THREADS, FEAR_WGRAD_MIN_BLOCKS) fear_conv_backward_weight_f16mma_f16(FEAR_CONV_BACKWARD_WEIGHT_PARAMS(fear_f16)) { fear_conv_backward_weight_body<fear_f16, FEAR_CONV_F16>(FEAR_CONV_BACKWARD_WEIGHT_ARGS); }
 
 // dw += the sum of the splits' partials, split 0 first: the same bits on every run, and whichever
 // launch runs it (each element's sum is one thread's, in one order). With a sibling (dw2 not null),
@@ -996,8 +1068,8 @@ extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BL
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_bf16(FEAR_CONV_BACKWARD_PARAMS(fear_bf16)) { fear_conv_backward_body<fear_bf16, FEAR_CONV_FP32>(FEAR_CONV_BACKWARD_ARGS); }
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_f16(FEAR_CONV_BACKWARD_PARAMS(fear_f16)) { fear_conv_backward_body<fear_f16, FEAR_CONV_FP32>(FEAR_CONV_BACKWARD_ARGS); }
 
-// Both gradients with their products on tensor cores (TF32 / BF16, as fear_conv_backward_input_tf32
-// and fear_conv_backward_weight_tf32 multiply): the same launch, with at least
+// Both gradients with their products on tensor cores (TF32 / BF16 / FP16, as
+// fear_conv_backward_input_tf32 and fear_conv_backward_weight_tf32 multiply): the same launch, with at least
 // FEAR_CONV_THREADS * 32 floats of dynamic shared memory (launch.rs).
 //
 // One of them, fear_conv_backward_bf16mma (BF16 products on f32 tensors: the plan's `--precision
@@ -1015,6 +1087,8 @@ extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BL
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_tf32_bf16(FEAR_CONV_BACKWARD_PARAMS(fear_bf16)) { fear_conv_backward_body<fear_bf16, FEAR_CONV_TF32>(FEAR_CONV_BACKWARD_ARGS); }
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_BACKWARD_BF16MMA_F32_MIN_BLOCKS) fear_conv_backward_bf16mma(FEAR_CONV_BACKWARD_PARAMS(float)) { fear_conv_backward_body<float, FEAR_CONV_BF16>(FEAR_CONV_BACKWARD_ARGS); }
 extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_bf16mma_bf16(FEAR_CONV_BACKWARD_PARAMS(fear_bf16)) { fear_conv_backward_body<fear_bf16, FEAR_CONV_BF16>(FEAR_CONV_BACKWARD_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_f16mma(FEAR_CONV_BACKWARD_PARAMS(float)) { fear_conv_backward_body<float, FEAR_CONV_F16>(FEAR_CONV_BACKWARD_ARGS); }
+extern "C" __global__ void __launch_bounds__(FEAR_CONV_THREADS, FEAR_CONV_MIN_BLOCKS) fear_conv_backward_f16mma_f16(FEAR_CONV_BACKWARD_PARAMS(fear_f16)) { fear_conv_backward_body<fear_f16, FEAR_CONV_F16>(FEAR_CONV_BACKWARD_ARGS); }
 
 // dw += the sum of the splits' partials (fear_conv_sum_partials): a backward's own sum, or the
 // last deferred one of a backward pass.

@@ -4,7 +4,7 @@
 //! geometry, so the plan is the same on every run (and the weight gradient's fixed-order
 //! reduction gives the same bits).
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{ensure, Result};
 
 use super::{BnGradient, BnStatistics, ConvGeom, ConvKernel, PendingSum, SiblingBackward, SiblingForward, WeightSums};
 use crate::engine::cuda::launch::threads::{FEAR_CONV_THREADS, FEAR_WGRAD_THREADS};
@@ -252,7 +252,7 @@ const STATS_SHARED_BYTES: usize = FEAR_CONV_THREADS as usize * (PIX * CO * 4 + 2
 /// owners to the epilogue's.
 const MMA_SHARED_BYTES: usize = FEAR_CONV_THREADS as usize * PIX * CO * 4;
 
-/// The convolution kernels, each with its FP32, TF32 and BF16 product.
+/// The convolution kernels, each with its FP32, TF32, BF16 and FP16 product.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Product {
     Forward,
@@ -267,24 +267,26 @@ impl Product {
     /// (bfloat16) as they stage them and multiply them with `mma.sync.m16n8k8.tf32` (`.bf16`) on
     /// sm_80 and newer; their sm_70 builds (no tf32 or bf16 tensor cores there) multiply the same
     /// rounded operands with FP32 FMAs, so every GPU rounds where the CPU face does and the host
-    /// launches them everywhere. `fear_conv_forward_f16mma` rounds them to IEEE halves and
-    /// multiplies with `mma.sync.m8n8k4.f16` (sm_70 and newer): FP16 has a forward only (the plan
-    /// multiplies its gradients in FP32: `PlanOptions::conv_gradient_precision`). The 16-bit ones are named for
-    /// their product ("bf16mma", "f16mma"): a `_bf16` suffix names the tensors' storage
+    /// launches them everywhere. The `_f16mma` kernels round them to IEEE halves and multiply
+    /// with `mma.sync.m8n8k4.f16` (sm_70 and newer). The 16-bit ones are named for their product
+    /// ("bf16mma", "f16mma"): a `_bf16` or `_f16` suffix names the tensors' storage
     /// ([`ConvKernel::stored`]).
-    fn kernel(self, precision: Precision) -> Result<&'static str> {
+    fn kernel(self, precision: Precision) -> &'static str {
         let names = match self {
-            Product::Forward => ["fear_conv_forward", "fear_conv_forward_tf32", "fear_conv_forward_bf16mma"],
-            Product::BackwardInput => ["fear_conv_backward_input", "fear_conv_backward_input_tf32", "fear_conv_backward_input_bf16mma"],
-            Product::BackwardWeight => ["fear_conv_backward_weight", "fear_conv_backward_weight_tf32", "fear_conv_backward_weight_bf16mma"],
-            Product::Backward => ["fear_conv_backward", "fear_conv_backward_tf32", "fear_conv_backward_bf16mma"],
+            Product::Forward => ["fear_conv_forward", "fear_conv_forward_tf32", "fear_conv_forward_bf16mma", "fear_conv_forward_f16mma"],
+            Product::BackwardInput => {
+                ["fear_conv_backward_input", "fear_conv_backward_input_tf32", "fear_conv_backward_input_bf16mma", "fear_conv_backward_input_f16mma"]
+            }
+            Product::BackwardWeight => {
+                ["fear_conv_backward_weight", "fear_conv_backward_weight_tf32", "fear_conv_backward_weight_bf16mma", "fear_conv_backward_weight_f16mma"]
+            }
+            Product::Backward => ["fear_conv_backward", "fear_conv_backward_tf32", "fear_conv_backward_bf16mma", "fear_conv_backward_f16mma"],
         };
-        match (precision, self) {
-            (Precision::Fp32, _) => Ok(names[0]),
-            (Precision::Tf32, _) => Ok(names[1]),
-            (Precision::Bf16, _) => Ok(names[2]),
-            (Precision::F16, Product::Forward) => Ok("fear_conv_forward_f16mma"),
-            (Precision::F16, _) => bail!("the CUDA convolution has no F16 {self:?} (its FP16 product is the forward's only)"),
+        match precision {
+            Precision::Fp32 => names[0],
+            Precision::Tf32 => names[1],
+            Precision::Bf16 => names[2],
+            Precision::F16 => names[3],
         }
     }
 }
@@ -541,20 +543,20 @@ impl ConvKernel {
     pub fn launch_names(&self) -> Vec<&'static str> {
         match *self {
             ConvKernel::Forward { g, bn, precision, sibling, .. } if ConvKernel::gemm_geom(&g, sibling.map(|s| s.c_out)).y_len() > 0 => {
-                let mut names = vec![self.stored(Product::Forward.kernel(precision).unwrap_or("fear_conv_forward"))];
+                let mut names = vec![self.stored(Product::Forward.kernel(precision))];
                 // One finalize launch for the batch norm(s): a sibling pair's are finalized together.
                 names.extend(bn.map(|_| "fear_bn_train_finalize"));
                 names
             }
             ConvKernel::BackwardInput { g, precision, .. } if g.x_len() > 0 => {
-                vec![self.stored(Product::BackwardInput.kernel(precision).unwrap_or("fear_conv_backward_input"))]
+                vec![self.stored(Product::BackwardInput.kernel(precision))]
             }
             ConvKernel::BackwardWeight { g, precision, .. } if g.w_len() > 0 => {
-                vec![self.stored(Product::BackwardWeight.kernel(precision).unwrap_or("fear_conv_backward_weight")), "fear_conv_backward_weight_reduce"]
+                vec![self.stored(Product::BackwardWeight.kernel(precision)), "fear_conv_backward_weight_reduce"]
             }
             ConvKernel::WeightSum { sum } if sum.g.w_len() > 0 => vec!["fear_conv_backward_weight_reduce"],
             ConvKernel::Backward { g, sums, precision, .. } if g.x_len() > 0 && g.w_len() > 0 => {
-                let mut names = vec![self.stored(Product::Backward.kernel(precision).unwrap_or("fear_conv_backward"))];
+                let mut names = vec![self.stored(Product::Backward.kernel(precision))];
                 names.extend(sums.defer_to.is_none().then_some("fear_conv_backward_weight_reduce"));
                 names
             }
@@ -572,20 +574,20 @@ impl ConvKernel {
             ConvKernel::Forward { g, x, x_norm, w, y, relu, bn: None, precision, sibling } => {
                 ensure!(sibling.is_none_or(|s| s.bn.is_none()), "a sibling forward takes both batch norms' statistics or neither");
                 let gemm = ConvKernel::gemm_geom(&g, sibling.map(|s| s.c_out));
-                let (name, x) = (self.stored(Product::Forward.kernel(precision)?), [on.p(x)?, on.opt(x_norm)?]);
+                let (name, x) = (self.stored(Product::Forward.kernel(precision)), [on.p(x)?, on.opt(x_norm)?]);
                 forward(on.backend, name, &gemm, x, on.p(w)?, on.p(y)?, relu, Arg::Ptr(0), precision, &forward_sibling(on, &g, sibling.as_ref())?)
             }
             ConvKernel::Forward { g, x, x_norm, w, y, relu, bn: Some(bn), precision, sibling } => {
                 ensure!(sibling.is_none_or(|s| s.bn.is_some()), "a sibling forward takes both batch norms' statistics or neither");
-                let name = self.stored(Product::Forward.kernel(precision)?);
+                let name = self.stored(Product::Forward.kernel(precision));
                 forward_with_statistics(on, name, &g, [on.p(x)?, on.opt(x_norm)?], w, y, relu, &bn, precision, sibling.as_ref())
             }
             ConvKernel::BackwardInput { g, dy, bn, w, mask, mask_norm, dx, accumulate, precision } => {
-                let (name, mask) = (self.stored(Product::BackwardInput.kernel(precision)?), [on.opt(mask)?, on.opt(mask_norm)?]);
+                let (name, mask) = (self.stored(Product::BackwardInput.kernel(precision)), [on.opt(mask)?, on.opt(mask_norm)?]);
                 backward_input(on.backend, name, &g, on.p(dy)?, on.p(w)?, on.p(dx)?, accumulate, mask, bn_args(on, bn)?, precision)
             }
             ConvKernel::BackwardWeight { g, x, x_norm, dy, bn, dw, relu, precision } => {
-                let (name, x) = (self.stored(Product::BackwardWeight.kernel(precision)?), [on.p(x)?, on.opt(x_norm)?]);
+                let (name, x) = (self.stored(Product::BackwardWeight.kernel(precision)), [on.p(x)?, on.opt(x_norm)?]);
                 backward_weight(on.backend, name, on.mem, &g, x, on.p(dy)?, on.p(dw)?, relu, bn_args(on, bn)?)
             }
             ConvKernel::Backward { g, x, x_norm, dy, bn, w, relu, dw, dx, accumulate, sibling, dx_terms, sums, precision }
@@ -598,7 +600,7 @@ impl ConvKernel {
                 let pending = sums.performs.map_or(Ok(WeightSumArgs::none()), |s| WeightSumArgs::pending(on, &s))?;
                 let terms = [on.opt(dx_terms.added)?, on.opt(dx_terms.pooled)?];
                 let (x, dy, w, dw, dx) = (on.p(x)?, on.p(dy)?, on.p(w)?, on.p(dw)?, on.p(dx)?);
-                let name = self.stored(Product::Backward.kernel(precision)?);
+                let name = self.stored(Product::Backward.kernel(precision));
                 backward(
                     on.backend,
                     name,
@@ -661,24 +663,20 @@ mod tests {
     }
 
     #[test]
-    fn every_product_has_fp32_tf32_and_bf16_kernels_and_the_forward_f16() {
+    fn every_product_has_fp32_tf32_bf16_and_f16_kernels() {
         for (p, base) in [
             (Product::Forward, "fear_conv_forward"),
             (Product::BackwardInput, "fear_conv_backward_input"),
             (Product::BackwardWeight, "fear_conv_backward_weight"),
             (Product::Backward, "fear_conv_backward"),
         ] {
-            assert_eq!(p.kernel(Precision::Fp32).unwrap(), base);
-            assert_eq!(p.kernel(Precision::Tf32).unwrap(), format!("{base}_tf32"));
-            assert_eq!(p.kernel(Precision::Bf16).unwrap(), format!("{base}_bf16mma"));
-            match p {
-                Product::Forward => assert_eq!(p.kernel(Precision::F16).unwrap(), "fear_conv_forward_f16mma"),
-                _ => assert!(p.kernel(Precision::F16).unwrap_err().to_string().contains("F16")),
-            }
+            assert_eq!(p.kernel(Precision::Fp32), base);
+            assert_eq!(p.kernel(Precision::Tf32), format!("{base}_tf32"));
+            assert_eq!(p.kernel(Precision::Bf16), format!("{base}_bf16mma"));
+            assert_eq!(p.kernel(Precision::F16), format!("{base}_f16mma"));
             for precision in [Precision::Fp32, Precision::Tf32, Precision::Bf16, Precision::F16] {
-                if let Ok(name) = p.kernel(precision) {
-                    assert!(crate::engine::cuda::artifacts::KERNEL_NAMES.contains(&name), "{name}");
-                }
+                let name = p.kernel(precision);
+                assert!(crate::engine::cuda::artifacts::KERNEL_NAMES.contains(&name), "{name}");
             }
         }
     }

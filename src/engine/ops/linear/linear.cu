@@ -59,11 +59,6 @@ extern "C" __global__ void __launch_bounds__(FEAR_ELEMENTWISE_THREADS) fear_line
 // (sm_70) multiply the same rounded operands with FMAs, so every GPU rounds where the CPU face
 // does. FP16 runs mma.sync.m8n8k4 (sm_70+): its four quadpairs take the tile's two 8-row halves
 // at the step's two 4-wide k halves, and a shuffle adds the k halves.
-#if defined(__CUDACC_EMULATED__) || (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800)
-#define FEAR_LINEAR_MMA 1
-#else
-#define FEAR_LINEAR_MMA 0
-#endif
 
 // The product's operand type: the tensor-core kernels' last argument.
 enum FearLinearProduct { FEAR_LINEAR_TF32 = 0, FEAR_LINEAR_BF16 = 1, FEAR_LINEAR_F16 = 2 };
@@ -106,7 +101,7 @@ __device__ __forceinline__ void fear_linear_mma_tile(A a, B b, int k_len, int la
     float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     for (int k0 = 0; k0 < k_len; k0 += 8) {
         float d[4];
-#if FEAR_LINEAR_MMA
+#if FEAR_HAS_MMA_M16N8K8
         if constexpr (P == FEAR_LINEAR_BF16) {
             unsigned fa[2];
 #pragma unroll
