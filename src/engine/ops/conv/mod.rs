@@ -176,8 +176,8 @@ pub struct WeightSums {
 pub enum ConvKernel {
     /// y = conv(x, w), or conv(relu(x), w); with `bn`, also that batch norm's statistics of y.
     /// `precision`: what the product's operands (x after the ReLU, and w) are rounded to first
-    /// (`Fp32`: nothing; `Tf32` or `Bf16`: the tensor-core kernels, `fear_conv_forward_tf32` or
-    /// `fear_conv_forward_bf16mma`); the sums stay f32, and y is stored as the tensors are.
+    /// (`Fp32`: nothing; `Tf32`, `Bf16` or `F16`: the tensor-core kernels, `fear_conv_forward_tf32`,
+    /// `_bf16mma` or `_f16mma`); the sums stay f32, and y is stored as the tensors are.
     /// With `sibling`, also that convolution of x in the same launch.
     Forward {
         g: ConvGeom,
