@@ -592,92 +592,53 @@ fn sibling_convolutions_train_like_separate_ones_on_the_emulated_gpu() {
     }
 }
 
-/// `--precision bf16`: whole training steps with every activation and activation gradient stored
-/// as bfloat16 and the convolutions' and classifier's forwards multiplied in BF16, planned fused on the emulated GPU and unfused on the CPU (which rounds at every
-/// store): the same loss, hits and parameters within bfloat16's tolerance (or three times the
-/// spread one ulp of input moves the CPU's own steps, as the TF32 test bounds it), full and
-/// frozen; the tensors really are in `Space::Half` and the steps really leave FP32's.
-#[test]
-fn bf16_storage_training_steps_on_the_emulated_gpu_match_the_cpu() {
-    use fear::engine::kernel::Space;
+/// A 16-bit `--precision` (`bf16` or `fp16`) over whole training steps: every activation and
+/// activation gradient stored in 16 bits and every convolution's and the classifier's product
+/// multiplied at that precision, planned fused on the emulated GPU and unfused on the CPU (which
+/// rounds at every store): the same loss, hits and parameters within the precision's tolerance
+/// (or three times the spread one ulp of input moves the CPU's own steps, as the TF32 test
+/// bounds it), full and frozen; the tensors really are in the precision's space, every
+/// convolution launches its tensor-core kernels on them (`fear_conv_forward{product}{storage}`
+/// and the gradients' of that suffix), and the steps really leave FP32's. With dynamic loss
+/// scaling (`fp16`), the step launches its kernels and the CPU and the GPU keep its state (scale,
+/// skipped steps) alike after every step. `nudge`: one ulp of the stored input, in f32 ulps.
+fn stored_precision_steps_match_the_cpu(precision: fear::engine::precision::Precision, nudge: u32) {
     use fear::engine::ops::conv::ConvKernel;
-    use fear::engine::precision::Precision;
-    use fear::engine::Kernel;
+    use fear::engine::{Kernel, PlanOptions};
     use fear::net::{stage2_prefixes, NetConfig};
 
     // Every op kind the cells have: 3x3 and 1x1 convolutions (siblings at node 0), a pool, skips.
-    // The nudge is one bfloat16 ulp: the smallest change the stored input can see.
     let arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|skip_connect~2|";
-    let mut runs = PrecisionRuns::new(arch, Precision::Bf16, 9, 17, 1 << 16);
+    let mut runs = PrecisionRuns::new(arch, precision, 9, 17, nudge);
 
     let program = runs.gpu.program(3, true).unwrap();
-    assert!(program.layout.half > 0, "a bf16 step stores tensors in Half");
+    assert!(program.layout.half > 0, "a {precision:?} step stores tensors in 16 bits");
+    let space = program.forward.iter().find_map(|k| if let Kernel::Conv(ConvKernel::Forward { y, .. }) = k { Some(y.space) } else { None }).unwrap();
+    assert_eq!(space.storage(), precision, "the convolutions' outputs are stored at the precision");
     let convs: Vec<_> =
         program.forward.iter().filter_map(|k| if let Kernel::Conv(ConvKernel::Forward { x, y, .. }) = k { Some((*x, *y)) } else { None }).collect();
-    assert!(convs.len() >= 5 && convs.iter().all(|(x, y)| x.space == Space::Half && y.space == Space::Half), "convolution tensors in Half: {convs:?}");
-    // Both gradients of every convolution multiply in BF16 on the tensor cores, on the bfloat16 tensors.
+    assert!(convs.len() >= 5 && convs.iter().all(|(x, y)| x.space == space && y.space == space), "convolution tensors in {space:?}: {convs:?}");
+    let suffix = format!("{}mma{}", space.kernel_suffix(), space.kernel_suffix());
     let gradients = conv_gradient_launches(&program.backward);
-    assert!(gradients.len() >= 5 && gradients.iter().all(|n| n.ends_with("_bf16mma_bf16")), "{gradients:?}");
-    // The convolutions' forwards multiply in BF16 on the tensor cores, on the bfloat16 tensors.
+    assert!(gradients.len() >= 5 && gradients.iter().all(|n| n.ends_with(&suffix)), "{gradients:?}");
     let forwards: Vec<_> = program.forward.iter().filter(|k| matches!(k, Kernel::Conv(ConvKernel::Forward { .. }))).flat_map(Kernel::launch_names).collect();
-    assert!(forwards.iter().filter(|n| n.starts_with("fear_conv_forward")).all(|n| *n == "fear_conv_forward_bf16mma_bf16"), "{forwards:?}");
+    assert!(forwards.iter().filter(|n| n.starts_with("fear_conv_forward")).all(|n| *n == format!("fear_conv_forward{suffix}")), "{forwards:?}");
+    let scaled = PlanOptions::default().at_precision(precision).unwrap().loss_scaling.is_some();
+    let names: Vec<_> = program.backward.iter().chain(&program.update).flat_map(Kernel::launch_names).collect();
+    assert_eq!(names.contains(&"fear_unscale_grads") && names.contains(&"fear_update_loss_scale"), scaled, "loss scaling's kernels: {names:?}");
 
-    let tolerance = Precision::Bf16.tolerance();
-    let check = |what: &str, first: bool, s: StepGaps| {
-        let bound = if first { tolerance } else { tolerance.max(3.0 * s.spread) };
-        let loss_bound = if first { tolerance } else { tolerance.max(3.0 * s.moved_loss_gap) } * s.loss.abs().max(1.0);
-        assert!((s.loss - s.gpu_loss).abs() < loss_bound, "{what}: loss {} vs {} (nudged runs up to {} apart)", s.loss, s.gpu_loss, s.moved_loss_gap);
-        assert!(s.err < bound, "{what}: parameters differ by {:e} (relative; bound {bound:e})", s.err);
-        assert!(s.apart > 1e-5, "{what}: BF16 steps left the parameters of FP32 ones only {:e} apart", s.apart);
-    };
-    for i in 0..3 {
-        let what = format!("full step {i}");
-        check(&what, i == 0, runs.step(&what));
-    }
-    runs.train_only(&stage2_prefixes(&NetConfig { c: 8, n: 1, classes: 10, image_size: 12 }, 0));
-    for i in 0..2 {
-        let what = format!("frozen step {i}");
-        check(&what, false, runs.step(&what));
-    }
-}
-
-/// `--precision fp16`: whole training steps with every activation and activation gradient stored
-/// as IEEE half (`Space::HalfF16`, the `_f16` kernels) and dynamic loss scaling, planned fused on
-/// the emulated GPU and unfused on the CPU: the same loss, parameters and loss-scaling state
-/// (scale, skipped steps) within IEEE half's tolerance, full and frozen, as the BF16 test holds
-/// them; the steps really leave FP32's.
-#[test]
-fn fp16_storage_training_steps_on_the_emulated_gpu_match_the_cpu() {
-    use fear::engine::kernel::Space;
-    use fear::engine::ops::conv::ConvKernel;
-    use fear::engine::precision::Precision;
-    use fear::engine::Kernel;
-    use fear::net::{stage2_prefixes, NetConfig};
-
-    // The nudge is one IEEE-half ulp of the inputs (8192 f32 ulps).
-    let arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|skip_connect~2|";
-    let mut runs = PrecisionRuns::new(arch, Precision::F16, 9, 17, 1 << 13);
-
-    let program = runs.gpu.program(3, true).unwrap();
-    assert!(program.layout.half > 0, "an fp16 step stores tensors in 16 bits");
-    let convs: Vec<_> =
-        program.forward.iter().filter_map(|k| if let Kernel::Conv(ConvKernel::Forward { x, y, .. }) = k { Some((*x, *y)) } else { None }).collect();
-    assert!(convs.len() >= 5 && convs.iter().all(|(x, y)| x.space == Space::HalfF16 && y.space == Space::HalfF16), "convolution tensors in HalfF16: {convs:?}");
-    let names: Vec<_> = program.forward.iter().chain(&program.backward).chain(&program.update).flat_map(Kernel::launch_names).collect();
-    // FP16 products on the convolutions' forwards and gradients.
-    assert!(names.contains(&"fear_conv_backward_f16mma_f16") && names.contains(&"fear_conv_forward_f16mma_f16"), "{names:?}");
-    assert!(names.contains(&"fear_unscale_grads") && names.contains(&"fear_update_loss_scale"), "{names:?}");
-
-    let tolerance = Precision::F16.tolerance();
+    let tolerance = precision.tolerance();
     let check = |what: &str, first: bool, s: StepGaps, runs: &PrecisionRuns| {
         let bound = if first { tolerance } else { tolerance.max(3.0 * s.spread) };
         let loss_bound = if first { tolerance } else { tolerance.max(3.0 * s.moved_loss_gap) } * s.loss.abs().max(1.0);
         assert!((s.loss - s.gpu_loss).abs() < loss_bound, "{what}: loss {} vs {} (nudged runs up to {} apart)", s.loss, s.gpu_loss, s.moved_loss_gap);
         assert!(s.err < bound, "{what}: parameters differ by {:e} (relative; bound {bound:e})", s.err);
-        assert!(s.apart > 1e-5, "{what}: FP16 steps left the parameters of FP32 ones only {:e} apart", s.apart);
-        let (c, g) = (runs.cpu.loss_scale().unwrap().unwrap(), runs.gpu.loss_scale().unwrap().unwrap());
-        assert_eq!(c, g, "{what}: the loss-scaling states differ");
-        eprintln!("{what}: loss scale {} ({} steps skipped)", c.scale, c.skipped);
+        assert!(s.apart > 1e-5, "{what}: {precision:?} steps left the parameters of FP32 ones only {:e} apart", s.apart);
+        if scaled {
+            let (c, g) = (runs.cpu.loss_scale().unwrap().unwrap(), runs.gpu.loss_scale().unwrap().unwrap());
+            assert_eq!(c, g, "{what}: the loss-scaling states differ");
+            eprintln!("{what}: loss scale {} ({} steps skipped)", c.scale, c.skipped);
+        }
     };
     for i in 0..3 {
         let what = format!("full step {i}");
@@ -690,6 +651,20 @@ fn fp16_storage_training_steps_on_the_emulated_gpu_match_the_cpu() {
         let s = runs.step(&what);
         check(&what, false, s, &runs);
     }
+}
+
+/// `--precision bf16` ([`stored_precision_steps_match_the_cpu`]): bfloat16 tensors in
+/// `Space::Half`, BF16 products; the nudge is one bfloat16 ulp.
+#[test]
+fn bf16_storage_training_steps_on_the_emulated_gpu_match_the_cpu() {
+    stored_precision_steps_match_the_cpu(fear::engine::precision::Precision::Bf16, 1 << 16);
+}
+
+/// `--precision fp16` ([`stored_precision_steps_match_the_cpu`]): IEEE-half tensors in
+/// `Space::HalfF16`, FP16 products and dynamic loss scaling; the nudge is one IEEE-half ulp.
+#[test]
+fn fp16_storage_training_steps_on_the_emulated_gpu_match_the_cpu() {
+    stored_precision_steps_match_the_cpu(fear::engine::precision::Precision::F16, 1 << 13);
 }
 
 /// Loss scaling's overflow path, on both devices: a scale that doubles after every finite step
