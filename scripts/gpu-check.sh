@@ -98,7 +98,7 @@ fear_bench() {
 }
 
 # In order of what matters most, should the time run out: FP32 and BF16 storage, PyTorch eager and
-# tuned (channels_last + bf16 autocast + torch.compile) on the same GPU, then TF32 and unfused.
+# tuned (channels_last + bf16 autocast + torch.compile) on the same GPU, then TF32, unfused and FP16.
 for arch in 1 9930; do
     fear_bench "" --resident-data
     fear_bench "-bf16" --precision bf16
@@ -118,6 +118,8 @@ for arch in 1 9930; do
     fear_bench "-tf32" --precision tf32
     # What the fused plan buys: the same steps planned unfused.
     fear_bench "-unfused" --no-fuse
+    # The V100's mode (IEEE-half storage, m8n8k4 products, loss scaling), which sm_80+ run too.
+    fear_bench "-fp16" --precision fp16
 done
 
 # FEAR end to end on the GPU (training images resident on the device, batches augmented there):
@@ -219,7 +221,7 @@ print("|---|---|---|---|---|---|---|")
 for arch in (1, 9930):
     eager = load(os.path.join(out, f"bench-torch-cuda-arch{arch}.json"))
     tuned = load(os.path.join(out, f"bench-torch-cuda-arch{arch}-tuned.json"))
-    for name, tag in (("fp32", ""), ("bf16", "-bf16"), ("tf32", "-tf32"), ("fp32 unfused", "-unfused")):
+    for name, tag in (("fp32", ""), ("bf16", "-bf16"), ("tf32", "-tf32"), ("fp16", "-fp16"), ("fp32 unfused", "-unfused")):
         f = next((load(p) for p in glob.glob(os.path.join(out, f"bench-fear-*-arch{arch}{tag}.json"))), None) or {}
         full, frozen = (f.get("full_graph") or {}).get("step_ms"), (f.get("frozen_graph") or {}).get("step_ms")
         speedup = lambda t: f"{t['full_step_ms'] / full:.2f}" if t and full else "-"
