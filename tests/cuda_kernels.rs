@@ -77,12 +77,14 @@ fn training_steps_on_the_emulated_gpu_match_the_cpu() {
     assert!(Device::<f32>::name(gpu.device()).starts_with("emulated"));
 }
 
-/// Two emulated-GPU sessions with the same seed and data train to the same bits: the weight
-/// gradients' per-split partials are summed in a fixed order and nothing uses atomics. Wider
-/// channels (8/16/32) than the test above, so the convolutions take several channel groups,
-/// input chunks and weight-gradient splits.
+/// Two emulated-GPU sessions with the same seed and data train to the same bits, at every
+/// `--precision` (the tensor-core kernels, 16-bit storage, loss scaling): the weight gradients'
+/// per-split partials are summed in a fixed order and nothing uses atomics. Wider channels
+/// (8/16/32) than the test above, so the convolutions take several channel groups, input chunks
+/// and weight-gradient splits.
 #[test]
 fn training_steps_on_the_emulated_gpu_are_bit_identical_run_to_run() {
+    use fear::engine::precision::Precision;
     use fear::engine::{PlanOptions, Session};
     use fear::net::{tiny_network, NetConfig};
     use rand::{Rng, SeedableRng};
@@ -93,16 +95,19 @@ fn training_steps_on_the_emulated_gpu_are_bit_identical_run_to_run() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
     let images: Vec<f32> = (0..batch * 3 * 12 * 12).map(|_| rng.random_range(-2.0..2.0)).collect();
     let labels: Vec<u32> = (0..batch).map(|_| rng.random_range(0..10)).collect();
-    let run = || {
+    let run = |precision| {
         let build = move |b| tiny_network(&arch, &cfg, b);
-        let mut gpu: Session<f32, Gpu> = Session::new(Gpu::emulated(), Box::new(build), batch, PlanOptions::default()).unwrap();
+        let opts = PlanOptions::default().at_precision(precision).unwrap();
+        let mut gpu: Session<f32, Gpu> = Session::new(Gpu::emulated(), Box::new(build), batch, opts).unwrap();
         gpu.init_params(3).unwrap();
         let losses: Vec<u64> = (0..2).map(|_| gpu.train_step(&images, &labels, 0.1).unwrap().loss.to_bits()).collect();
         (losses, gpu.read_all_params().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<u32>>())
     };
-    let (first, second) = (run(), run());
-    assert_eq!(first.0, second.0, "losses differ run to run");
-    assert!(first.1 == second.1, "parameters differ run to run");
+    for precision in [Precision::Fp32, Precision::Tf32, Precision::Bf16, Precision::F16] {
+        let (first, second) = (run(precision), run(precision));
+        assert_eq!(first.0, second.0, "{precision:?}: losses differ run to run");
+        assert!(first.1 == second.1, "{precision:?}: parameters differ run to run");
+    }
 }
 
 /// The GPU plan fuses each ReLU that feeds only a convolution into it (the forward and the weight
