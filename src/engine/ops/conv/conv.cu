@@ -283,6 +283,19 @@ __device__ __forceinline__ void fear_conv_mma_at(int warp, int i, int e, int lan
     }
 }
 
+// d += one mma.sync.m8n8k4.f16 of A fragment a and B fragment b into tile pair `pair`, whose 8
+// accumulators a lane keeps as d[2 pair] (elements 0-3) and d[2 pair + 1] (4-7): the layout of
+// every FP16 loop here (fear_conv_mma_chunk_f16, fear_conv_wgrad_mma_item_f16).
+template <int N>
+__device__ __forceinline__ void fear_conv_mma_pair_f16(float (&d)[N][4], int pair, const unsigned (&a)[2], const unsigned (&b)[2]) {
+    float acc[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) acc[e] = d[2 * pair + (e >> 2)][e & 3];
+    fear_mma_f16_m8n8k4(acc, a, b, acc);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) d[2 * pair + (e >> 2)][e & 3] = acc[e];
+}
+
 // The FP16 forward's MAC loop over one staged chunk: mma.sync.m8n8k4.f16 (sm_70+), FP32
 // accumulate. One instruction is four 8x8x4 products, one per quadpair q; here they are the four
 // 8-row halves of a pair of the warp's m16n8 tiles (2 pair + q / 2, rows 8 (q & 1) .. + 7), so
@@ -318,12 +331,7 @@ __device__ __forceinline__ void fear_conv_mma_chunk_f16(float (&d)[FEAR_CONV_MMA
                     }
                     const unsigned a[2] = {fear_pack_f16_exact(av[0], av[1]), fear_pack_f16_exact(av[2], av[3])};
                     const unsigned b[2] = {fear_pack_f16_exact(bv[0], bv[1]), fear_pack_f16_exact(bv[2], bv[3])};
-                    float acc[8];
-#pragma unroll
-                    for (int e = 0; e < 8; ++e) acc[e] = d[2 * pair + (e >> 2)][e & 3];
-                    fear_mma_f16_m8n8k4(acc, a, b, acc);
-#pragma unroll
-                    for (int e = 0; e < 8; ++e) d[2 * pair + (e >> 2)][e & 3] = acc[e];
+                    fear_conv_mma_pair_f16(d, pair, a, b);
                 }
             }
         }
@@ -800,12 +808,7 @@ __device__ __forceinline__ void fear_conv_wgrad_mma_item_f16(float (&d)[2 * fear
 #pragma unroll
             for (int j = 0; j < 4; ++j) bv[j] = in[j] && tap_in ? xc[win[j] + shift] : 0.0f;
             const unsigned b[2] = {fear_pack_f16_exact(bv[0], bv[1]), fear_pack_f16_exact(bv[2], bv[3])};
-            float acc[8];
-#pragma unroll
-            for (int e = 0; e < 8; ++e) acc[e] = d[2 * pair + (e >> 2)][e & 3];
-            fear_mma_f16_m8n8k4(acc, a, b, acc);
-#pragma unroll
-            for (int e = 0; e < 8; ++e) d[2 * pair + (e >> 2)][e & 3] = acc[e];
+            fear_conv_mma_pair_f16(d, pair, a, b);
         }
     }
 }
