@@ -480,14 +480,7 @@ fn tf32_training_steps_on_the_emulated_gpu_match_the_cpu() {
 
     let arch = "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|";
     let mut runs = PrecisionRuns::new(arch, Precision::Tf32, 6, 11, 1);
-    for step in 0..3 {
-        let s = runs.step(&format!("step {step}"));
-        let loss_bound = if step == 0 { 1e-4 } else { 1e-3f64.max(3.0 * s.moved_loss_gap) } * s.loss.abs().max(1.0);
-        assert!((s.loss - s.gpu_loss).abs() < loss_bound, "step {step}: loss {} vs {} (nudged runs up to {} apart)", s.loss, s.gpu_loss, s.moved_loss_gap);
-        let bound = if step == 0 { 1e-3 } else { 1e-3f64.max(3.0 * s.spread) };
-        assert!(s.err < bound, "step {step}: parameters differ by {:e} (relative; bound {bound:e})", s.err);
-        assert!(s.apart > 1e-4, "step {step}: TF32 steps left the parameters of FP32 ones ({:e} apart)", s.apart);
-    }
+    product_steps_match_the_cpu(&mut runs, "TF32");
     let program = runs.gpu.program(3, true).unwrap();
     let tf32 = program.forward.iter().filter(|k| matches!(k, Kernel::Conv(ConvKernel::Forward { precision: Precision::Tf32, .. }))).count();
     assert!(tf32 >= 5, "{tf32} TF32 convolutions in the GPU step");
@@ -495,6 +488,21 @@ fn tf32_training_steps_on_the_emulated_gpu_match_the_cpu() {
     // stem's weight gradient).
     let gradients = conv_gradient_launches(&program.backward);
     assert!(gradients.len() >= 5 && gradients.iter().all(|n| n.ends_with("_tf32")), "{gradients:?}");
+}
+
+/// Three full steps of `runs` (products rounded to `product`, f32 storage) held to the bounds of
+/// the TF32 test's header: loss within 1e-4 and parameters within 1e-3 at the first step, then
+/// within three times the spread of the nudged CPU runs (at least 1e-3); and the steps leave
+/// FP32's by more than 1e-4.
+fn product_steps_match_the_cpu(runs: &mut PrecisionRuns, product: &str) {
+    for step in 0..3 {
+        let s = runs.step(&format!("step {step}"));
+        let loss_bound = if step == 0 { 1e-4 } else { 1e-3f64.max(3.0 * s.moved_loss_gap) } * s.loss.abs().max(1.0);
+        assert!((s.loss - s.gpu_loss).abs() < loss_bound, "step {step}: loss {} vs {} (nudged runs up to {} apart)", s.loss, s.gpu_loss, s.moved_loss_gap);
+        let bound = if step == 0 { 1e-3 } else { 1e-3f64.max(3.0 * s.spread) };
+        assert!(s.err < bound, "step {step}: parameters differ by {:e} (relative; bound {bound:e})", s.err);
+        assert!(s.apart > 1e-4, "step {step}: {product} steps left the parameters of FP32 ones ({:e} apart)", s.apart);
+    }
 }
 
 /// The convolution gradients' kernels a backward launches (not their weight-gradient sums).
@@ -519,14 +527,7 @@ fn f16_product_training_steps_on_the_emulated_gpu_match_the_cpu() {
     let arch = "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|";
     let opts = PlanOptions { grad_clip: Some(0.5), conv_precision: Precision::F16, ..PlanOptions::default() };
     let mut runs = PrecisionRuns::planned(arch, opts, 6, 11, 1);
-    for step in 0..3 {
-        let s = runs.step(&format!("step {step}"));
-        let loss_bound = if step == 0 { 1e-4 } else { 1e-3f64.max(3.0 * s.moved_loss_gap) } * s.loss.abs().max(1.0);
-        assert!((s.loss - s.gpu_loss).abs() < loss_bound, "step {step}: loss {} vs {} (nudged runs up to {} apart)", s.loss, s.gpu_loss, s.moved_loss_gap);
-        let bound = if step == 0 { 1e-3 } else { 1e-3f64.max(3.0 * s.spread) };
-        assert!(s.err < bound, "step {step}: parameters differ by {:e} (relative; bound {bound:e})", s.err);
-        assert!(s.apart > 1e-4, "step {step}: FP16 steps left the parameters of FP32 ones ({:e} apart)", s.apart);
-    }
+    product_steps_match_the_cpu(&mut runs, "FP16");
     let program = runs.gpu.program(3, true).unwrap();
     let f16 = program.forward.iter().filter(|k| matches!(k, Kernel::Conv(ConvKernel::Forward { precision: Precision::F16, .. }))).count();
     assert!(f16 >= 5, "{f16} FP16 convolutions in the GPU step");
